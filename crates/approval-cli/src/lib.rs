@@ -1,0 +1,11 @@
+//! Plumbing shared by the binaries: common flags, logging, one printer for stdout/stderr, the
+//! error-to-exit-code edge, and human rendering of core results. No business logic here.
+
+pub mod approve_cmd;
+pub mod common;
+pub mod logging;
+pub mod printer;
+pub mod render;
+
+pub use common::{Common, run};
+pub use printer::Printer;

@@ -1,0 +1,311 @@
+//! The single-request operations behind `first-level-approve`, `second-level-approve` and
+//! `get-inco-req`: one logon per run for every id, a result per id, and on a failed confirm
+//! the request as PVWA now shows it (who confirmed and when).
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use crate::config::{AccountRole, Loaded};
+use crate::exit::{Classify, Exit};
+use crate::pvwa::view::RequestView;
+use crate::pvwa::{Pvwa, PvwaError, Session};
+use crate::secret::Resolver;
+
+/// Longest reason sent to PVWA.
+pub const MAX_REASON: usize = 1000;
+
+/// The reason text: `--reason`, `--on-behalf-of`, both, or a default naming the tool.
+pub fn reason_text(
+    reason: Option<&str>,
+    on_behalf_of: Option<&str>,
+    tool: &str,
+) -> Result<String, String> {
+    if let Some(e) = on_behalf_of {
+        let e = e.trim();
+        if e.is_empty()
+            || e.chars().any(char::is_control)
+            || e.chars().any(char::is_whitespace)
+            || !e.contains('@')
+            || e.len() > 254
+        {
+            return Err(format!(
+                "--on-behalf-of `{}` is not a mail address",
+                crate::pvwa::printable(e)
+            ));
+        }
+    }
+    let text = match (
+        reason.map(str::trim).filter(|r| !r.is_empty()),
+        on_behalf_of.map(str::trim),
+    ) {
+        (Some(r), Some(e)) => format!("Approved on behalf of {e}: {r}"),
+        (Some(r), None) => r.to_string(),
+        (None, Some(e)) => format!("Approved on behalf of {e}"),
+        (None, None) => format!("Approved with {tool}"),
+    };
+    if text.chars().any(|c| c.is_control()) {
+        return Err("the reason must be one line without control characters".into());
+    }
+    if text.chars().count() > MAX_REASON {
+        return Err(format!("the reason is longer than {MAX_REASON} characters"));
+    }
+    Ok(text)
+}
+
+/// Ids from arguments, or from stdin lines when the only argument is `-` (blank lines and
+/// `#` comments skipped). Returns (line number or argument index, id).
+pub fn collect_ids(
+    args: &[String],
+    stdin: impl std::io::BufRead,
+) -> Result<Vec<(usize, String)>, std::io::Error> {
+    if args.len() == 1 && args[0] == "-" {
+        let mut out = Vec::new();
+        for (n, line) in stdin.lines().enumerate() {
+            let line = line?;
+            let t = line.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            out.push((n + 1, t.to_string()));
+        }
+        Ok(out)
+    } else {
+        Ok(args
+            .iter()
+            .enumerate()
+            .map(|(n, a)| (n + 1, a.clone()))
+            .collect())
+    }
+}
+
+/// What happened to one id.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApproveResult {
+    pub request_id: String,
+    /// `confirmed`, `would_confirm`, `failed`, `invalid`.
+    pub outcome: &'static str,
+    pub level: u8,
+    pub account: String,
+    pub reason: String,
+    /// Exit class of this id.
+    #[serde(skip)]
+    pub exit: Exit,
+    pub error: Option<ErrorView>,
+    /// The request as PVWA shows it (dry run, or after a failed confirm).
+    pub request: Option<RequestView>,
+}
+
+/// A serialisable error for JSON output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorView {
+    pub kind: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ErrorView {
+    pub fn of<E: Classify + std::fmt::Display>(e: &E, code: Option<String>) -> Self {
+        ErrorView {
+            kind: e.exit().name(),
+            code,
+            message: e.to_string(),
+            hint: e.hint(),
+        }
+    }
+}
+
+/// Resolve an account's password.
+pub async fn credentials(
+    loaded: &Loaded,
+    resolver: &Resolver,
+    role: AccountRole,
+) -> crate::error::Result<(String, SecretString)> {
+    let acc = loaded.account(role)?;
+    let pw = resolver.resolve(&acc.password).await?;
+    Ok((acc.username.clone(), pw))
+}
+
+/// Confirm (or, with `dry_run`, look at) each id with the level's account, one session for all.
+/// `emit` is called with each result as soon as it is known.
+pub async fn approve_batch(
+    loaded: &Loaded,
+    level: u8,
+    ids: &[(usize, String)],
+    reason: &str,
+    dry_run: bool,
+    mut emit: impl FnMut(&ApproveResult),
+) -> crate::error::Result<Exit> {
+    let role = AccountRole::for_level(level)
+        .ok_or_else(|| crate::error::Error::Usage("level must be 1 or 2".into()))?;
+    let pvwa = Pvwa::new(loaded.pvwa()?)?;
+    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+    let (user, pw) = credentials(loaded, &resolver, role).await?;
+    resolver.close().await;
+    let now = chrono::Utc::now().timestamp();
+    let mut worst = Exit::Ok;
+    pvwa.with_session(
+        &user,
+        &pw,
+        async |s: &Session| -> crate::error::Result<()> {
+            for (_, id) in ids {
+                let mut r = ApproveResult {
+                    request_id: id.clone(),
+                    outcome: "confirmed",
+                    level,
+                    account: user.clone(),
+                    reason: reason.to_string(),
+                    exit: Exit::Ok,
+                    error: None,
+                    request: None,
+                };
+                if let Err(e) = crate::pvwa::encode_id(id) {
+                    r.outcome = "invalid";
+                    r.exit = e.exit();
+                    r.error = Some(ErrorView::of(&e, None));
+                } else if dry_run {
+                    match s.get_request(id).await {
+                        Ok(req) => {
+                            r.outcome = "would_confirm";
+                            r.request = Some(RequestView::new(&req, now));
+                        }
+                        Err(e) => fail(&mut r, &e),
+                    }
+                } else {
+                    match s.confirm(id, reason).await {
+                        Ok(()) => log::info!("confirmed {id} at level {level} as {user}"),
+                        Err(e) => {
+                            fail(&mut r, &e);
+                            if let Ok(req) = s.get_request(id).await {
+                                r.request = Some(RequestView::new(&req, now));
+                            }
+                        }
+                    }
+                }
+                worst = worst.worst(r.exit);
+                emit(&r);
+                // A dead session or an unreachable PVWA fails every later id the same way: stop.
+                if matches!(r.exit, Exit::NoPerm | Exit::Unavailable) {
+                    break;
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(worst)
+}
+
+fn fail(r: &mut ApproveResult, e: &PvwaError) {
+    r.outcome = "failed";
+    r.exit = e.exit();
+    r.error = Some(ErrorView::of(e, e.code().map(str::to_string)));
+}
+
+/// Look up requests by id with the lookup account; a result per id.
+pub async fn lookup(
+    loaded: &Loaded,
+    ids: &[(usize, String)],
+    mut emit: impl FnMut(&str, Result<RequestView, ErrorView>, Exit),
+) -> crate::error::Result<Exit> {
+    let pvwa = Pvwa::new(loaded.pvwa()?)?;
+    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+    let (user, pw) = credentials(loaded, &resolver, AccountRole::Lookup).await?;
+    resolver.close().await;
+    let now = chrono::Utc::now().timestamp();
+    let mut worst = Exit::Ok;
+    pvwa.with_session(
+        &user,
+        &pw,
+        async |s: &Session| -> crate::error::Result<()> {
+            for (_, id) in ids {
+                match s.get_request(id).await {
+                    Ok(req) => emit(id, Ok(RequestView::new(&req, now)), Exit::Ok),
+                    Err(e) => {
+                        worst = worst.worst(e.exit());
+                        emit(
+                            id,
+                            Err(ErrorView::of(&e, e.code().map(str::to_string))),
+                            e.exit(),
+                        );
+                        if matches!(e.exit(), Exit::NoPerm | Exit::Unavailable) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(worst)
+}
+
+/// Pending incoming requests: those the lookup account sees, or with `level`, those waiting at
+/// that level for that level's account.
+pub async fn waiting(
+    loaded: &Loaded,
+    include_expired: bool,
+    level: Option<u8>,
+) -> crate::error::Result<Vec<RequestView>> {
+    let pvwa = Pvwa::new(loaded.pvwa()?)?;
+    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+    let role = match level {
+        Some(l) => AccountRole::for_level(l)
+            .ok_or_else(|| crate::error::Error::Usage("--level must be 1 or 2".into()))?,
+        None => AccountRole::Lookup,
+    };
+    let (user, pw) = credentials(loaded, &resolver, role).await?;
+    resolver.close().await;
+    let now = chrono::Utc::now().timestamp();
+    let list = pvwa
+        .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {
+            s.list_incoming(true, include_expired).await
+        })
+        .await?;
+    Ok(list
+        .iter()
+        .filter(|r| level.is_none_or(|l| r.current_confirmation_level == i64::from(l)))
+        .map(|r| RequestView::new(r, now))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons() {
+        assert_eq!(
+            reason_text(None, Some("bob@example.com"), "t").expect("ok"),
+            "Approved on behalf of bob@example.com"
+        );
+        assert_eq!(
+            reason_text(Some("change 42"), None, "t").expect("ok"),
+            "change 42"
+        );
+        assert_eq!(
+            reason_text(Some("x"), Some("b@e.c"), "t").expect("ok"),
+            "Approved on behalf of b@e.c: x"
+        );
+        assert_eq!(
+            reason_text(None, None, "first-level-approve").expect("ok"),
+            "Approved with first-level-approve"
+        );
+        assert!(reason_text(None, Some("not an address"), "t").is_err());
+        assert!(reason_text(Some("two\nlines"), None, "t").is_err());
+        assert!(reason_text(Some(&"x".repeat(2000)), None, "t").is_err());
+    }
+
+    #[test]
+    fn ids_from_stdin_skip_blanks_and_comments() {
+        let input = "Safe_1\n\n# comment\n  Safe_2  \n";
+        let ids = collect_ids(&["-".into()], input.as_bytes()).expect("read");
+        assert_eq!(
+            ids,
+            vec![(1, "Safe_1".to_string()), (4, "Safe_2".to_string())]
+        );
+        let ids = collect_ids(&["A_1".into(), "B_2".into()], &b""[..]).expect("args");
+        assert_eq!(ids.len(), 2);
+    }
+}

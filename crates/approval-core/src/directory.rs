@@ -1,0 +1,10 @@
+//! Directory (LDAP / Active Directory): users, nested groups, approvers of a safe.
+//!
+//! Not built yet: see the open issue that owns this module.
+
+use serde::Deserialize;
+
+/// Configuration section (filled in by the issue that builds this module).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {}

@@ -1,0 +1,41 @@
+//! The core's top-level error: one variant per client or layer, each classified by its own
+//! type. Operations that span several clients (approve, the watcher) return this.
+
+use crate::exit::{Classify, Exit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Pvwa(#[from] crate::pvwa::PvwaError),
+    #[error(transparent)]
+    Secret(#[from] crate::secret::SecretError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Classify for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Config(e) => e.exit(),
+            Error::Pvwa(e) => e.exit(),
+            Error::Secret(e) => e.exit(),
+            Error::Tls(e) => e.exit(),
+            Error::Usage(_) => Exit::Usage,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        match self {
+            Error::Config(e) => e.hint(),
+            Error::Pvwa(e) => e.hint(),
+            Error::Secret(e) => e.hint(),
+            Error::Tls(e) => e.hint(),
+            Error::Usage(_) => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! The SQLite journal: one row per message, a state machine, the audit trail.

@@ -1,0 +1,1 @@
+//! The approval decision, as a pure function over the facts gathered for one mail.

@@ -1,0 +1,778 @@
+//! PVWA REST client (self-hosted, Gen2 API): logon/logoff, incoming requests, confirm/reject,
+//! safe members. See reference/pvwa.md.
+//!
+//! - The session token goes raw into `Authorization` (no `Bearer`), and each session has its own
+//!   cookie jar and connection pool (sticky load balancers).
+//! - Reads and logon are retried with backoff on transient faults; confirm and reject are never
+//!   repeated once they may have reached the server.
+//! - Logoff happens on every path: use [`Pvwa::with_session`], or call [`Session::logoff`];
+//!   a dropped session logs itself off in the background as a last resort.
+
+pub mod model;
+pub mod view;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use secrecy::{ExposeSecret, SecretString};
+
+pub use model::{
+    AccountDetails, Confirmer, ConfirmerMember, Request, SafeMember, SafePermissions,
+    TicketProperties,
+};
+
+use crate::config::{AuthMethod, PvwaConfig};
+use crate::exit::{Classify, Exit};
+use crate::http::{self, Backoff, HttpSettings};
+
+/// Errors from PVWA. Never carry a password or a session token.
+#[derive(Debug, thiserror::Error)]
+pub enum PvwaError {
+    #[error("PVWA at {url} is unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("PVWA at {url} did not answer within {secs}s ({what})")]
+    Timeout {
+        url: String,
+        secs: u64,
+        what: String,
+    },
+    #[error("PVWA refused the logon of {user}: {detail}")]
+    LogonRefused { user: String, detail: String },
+    #[error("PVWA session of {user} is no longer valid ({detail})")]
+    SessionInvalid { user: String, detail: String },
+    #[error("request {id} not found in PVWA{}", detail_suffix(.detail))]
+    NotFound { id: String, detail: String },
+    #[error("PVWA answered {status} to {what}: {detail}")]
+    Api {
+        what: String,
+        status: u16,
+        code: Option<String>,
+        detail: String,
+    },
+    #[error("PVWA answered {what} with something unreadable: {detail}")]
+    Protocol { what: String, detail: String },
+    #[error("{what} may or may not have been carried out: {detail}")]
+    OutcomeUnknown { what: String, detail: String },
+    #[error("request id `{id}`: {reason}")]
+    BadId { id: String, reason: String },
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+}
+
+fn detail_suffix(d: &str) -> String {
+    if d.is_empty() {
+        String::new()
+    } else {
+        format!(" ({d})")
+    }
+}
+
+impl PvwaError {
+    /// The PVWA error code (`ErrorCode`), when the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            PvwaError::Api { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// A fault worth retrying later (the watcher leaves the mail pending on these).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PvwaError::Unreachable { .. }
+            | PvwaError::Timeout { .. }
+            | PvwaError::OutcomeUnknown { .. } => true,
+            PvwaError::Api { status, code, .. } => {
+                http::status_is_transient(*status) || (*status >= 500 && code.is_none())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Classify for PvwaError {
+    fn exit(&self) -> Exit {
+        match self {
+            PvwaError::Unreachable { .. } => Exit::Unavailable,
+            PvwaError::Timeout { .. } | PvwaError::OutcomeUnknown { .. } => Exit::TempFail,
+            PvwaError::LogonRefused { .. } | PvwaError::SessionInvalid { .. } => Exit::NoPerm,
+            PvwaError::NotFound { .. } => Exit::Refused,
+            PvwaError::Api { status, code, .. } => match status {
+                401 | 403 => Exit::NoPerm,
+                405 => Exit::Unavailable,
+                429 | 503 => Exit::TempFail,
+                s if *s >= 500 && code.is_none() => Exit::Unavailable,
+                _ => Exit::Refused,
+            },
+            PvwaError::Protocol { .. } => Exit::Unavailable,
+            PvwaError::BadId { .. } => Exit::DataErr,
+            PvwaError::Tls(_) => Exit::Config,
+        }
+    }
+
+    fn hint(&self) -> Option<String> {
+        match self {
+            PvwaError::Unreachable { detail, .. } if detail.contains("certificate") || detail.contains("Certificate") => {
+                Some("the server's TLS certificate is not trusted: set pvwa.ca_bundle to your CA's PEM bundle".into())
+            }
+            PvwaError::Unreachable { .. } => Some("check pvwa.url and that the PVWA is up and reachable from this host".into()),
+            PvwaError::LogonRefused { .. } => Some("check the account's user name, password reference and pvwa.auth_method".into()),
+            PvwaError::OutcomeUnknown { .. } => Some("look at the request with get-inco-req before trying again".into()),
+            PvwaError::Api { status: 405, .. } => Some("this PVWA version may not support the call (IncomingRequests needs 9.10+)".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Characters kept as they are in a path segment: RFC 3986 unreserved.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Check a request id and encode it as one path segment. Ids are opaque (`<Safe>_<n>`), but
+/// PVWA cannot address `+ & %` in a URL, and control characters are never valid.
+pub fn encode_id(id: &str) -> Result<String, PvwaError> {
+    let bad = |reason: &str| PvwaError::BadId {
+        id: printable(id),
+        reason: reason.into(),
+    };
+    if id.trim().is_empty() {
+        return Err(bad("empty"));
+    }
+    if id.len() > 512 {
+        return Err(bad("longer than 512 bytes"));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(bad("contains control characters"));
+    }
+    if id.trim() != id {
+        return Err(bad("has leading or trailing spaces"));
+    }
+    if id.contains(['+', '&', '%']) {
+        return Err(bad(
+            "contains `+`, `&` or `%`, which PVWA cannot address in a URL",
+        ));
+    }
+    if id.contains(['/', '\\']) {
+        return Err(bad("contains a slash"));
+    }
+    let mut s = utf8_percent_encode(id, SEGMENT).to_string();
+    // CyberArk: "If the URL contains a dot, add a trailing /".
+    if id.contains('.') {
+        s.push('/');
+    }
+    Ok(s)
+}
+
+/// A printable, bounded form of untrusted text for messages.
+pub fn printable(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(120)
+        .collect();
+    if s.chars().count() > 120 {
+        format!("{clean}…")
+    } else {
+        clean
+    }
+}
+
+/// PVWA endpoint and behaviour settings; cheap to clone.
+#[derive(Clone)]
+pub struct Pvwa {
+    api: url::Url,
+    auth: AuthMethod,
+    concurrent_session: bool,
+    settings: HttpSettings,
+    tls: rustls::ClientConfig,
+    backoff: Backoff,
+    page_size: u32,
+}
+
+impl std::fmt::Debug for Pvwa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pvwa")
+            .field("api", &self.api.as_str())
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+impl Pvwa {
+    /// Build from `[pvwa]`. The URL may be the host or end in `/PasswordVault`.
+    pub fn new(cfg: &PvwaConfig) -> Result<Self, PvwaError> {
+        let url = crate::tls::check_url(&cfg.url).map_err(|m| PvwaError::Protocol {
+            what: "pvwa.url".into(),
+            detail: m,
+        })?;
+        let mut base = url.as_str().trim_end_matches('/').to_string();
+        if !base.to_ascii_lowercase().ends_with("/passwordvault") {
+            base.push_str("/PasswordVault");
+        }
+        let api = url::Url::parse(&format!("{base}/API/")).map_err(|e| PvwaError::Protocol {
+            what: "pvwa.url".into(),
+            detail: e.to_string(),
+        })?;
+        let settings = HttpSettings {
+            ca_bundle: cfg.ca_bundle.clone(),
+            connect_timeout: Duration::from_secs(cfg.connect_timeout_secs),
+            request_timeout: Duration::from_secs(cfg.request_timeout_secs),
+            ..HttpSettings::default()
+        };
+        let tls = crate::tls::client_config(cfg.ca_bundle.as_deref())?;
+        Ok(Pvwa {
+            api,
+            auth: cfg.auth_method,
+            concurrent_session: cfg.concurrent_session,
+            settings,
+            tls,
+            backoff: Backoff::new(cfg.retries, cfg.backoff_ms),
+            page_size: cfg.page_size,
+        })
+    }
+
+    /// The base URL of the API (`…/PasswordVault/API/`).
+    pub fn api_url(&self) -> &url::Url {
+        &self.api
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.api, path)
+    }
+
+    /// Log on with an account. One connection pool and cookie jar per session.
+    pub async fn logon(
+        &self,
+        username: &str,
+        password: &SecretString,
+    ) -> Result<Session, PvwaError> {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let http = http::builder_with_tls(&self.settings, self.tls.clone())
+            .cookie_provider(jar)
+            .build()
+            .map_err(|e| PvwaError::Protocol {
+                what: "client setup".into(),
+                detail: e.to_string(),
+            })?;
+        let url = self.url(&format!("auth/{}/Logon", self.auth.path_segment()));
+        let body = zeroize::Zeroizing::new(
+            serde_json::json!({
+                "username": username,
+                "password": password.expose_secret(),
+                "concurrentSession": self.concurrent_session,
+            })
+            .to_string(),
+        );
+        log::debug!("PVWA logon of {username} ({:?})", self.auth);
+        let mut attempt = 0;
+        let resp = loop {
+            let r = http
+                .post(&url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string())
+                .send()
+                .await;
+            match r {
+                Ok(resp)
+                    if http::status_is_transient(resp.status().as_u16())
+                        && attempt < self.backoff.retries =>
+                {
+                    attempt += 1;
+                    let d = http::retry_after(resp.headers())
+                        .map(|d| self.backoff.suggested(d))
+                        .unwrap_or(self.backoff.delay(attempt));
+                    log::warn!(
+                        "PVWA logon answered {}; retry {attempt} in {d:?}",
+                        resp.status().as_u16()
+                    );
+                    tokio::time::sleep(d).await;
+                }
+                Ok(resp) => break resp,
+                Err(e) if (e.is_connect() || e.is_timeout()) && attempt < self.backoff.retries => {
+                    attempt += 1;
+                    let d = self.backoff.delay(attempt);
+                    log::warn!(
+                        "PVWA logon failed ({}); retry {attempt} in {d:?}",
+                        http::error_chain(&e)
+                    );
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) => return Err(self.transport_error(e, "logon")),
+            }
+        };
+        let status = resp.status().as_u16();
+        let text = zeroize::Zeroizing::new(resp.text().await.unwrap_or_default());
+        if status != 200 {
+            let (code, detail) = error_detail(&text);
+            let detail = match &code {
+                Some(c) => format!("{status} {c}: {detail}"),
+                None => format!("{status}: {detail}"),
+            };
+            return Err(match status {
+                400 | 401 | 403 | 409 => PvwaError::LogonRefused {
+                    user: username.into(),
+                    detail,
+                },
+                500 if code
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("PASWS013") || c.starts_with("ITATS542")) =>
+                {
+                    PvwaError::LogonRefused {
+                        user: username.into(),
+                        detail,
+                    }
+                }
+                _ => PvwaError::Api {
+                    what: "logon".into(),
+                    status,
+                    code,
+                    detail,
+                },
+            });
+        }
+        let token = parse_token(&text).ok_or_else(|| PvwaError::Protocol {
+            what: "logon".into(),
+            detail: "the answer holds no session token".into(),
+        })?;
+        log::debug!("PVWA logon of {username}: session opened");
+        Ok(Session {
+            pvwa: self.clone(),
+            http,
+            user: username.to_string(),
+            token: Some(token),
+        })
+    }
+
+    /// Run `f` with a session of this account and log off afterwards, whatever `f` returned.
+    pub async fn with_session<T, E, F>(
+        &self,
+        username: &str,
+        password: &SecretString,
+        f: F,
+    ) -> Result<T, E>
+    where
+        F: AsyncFnOnce(&Session) -> Result<T, E>,
+        E: From<PvwaError>,
+    {
+        let mut session = self.logon(username, password).await?;
+        let result = f(&session).await;
+        session.logoff_in_place().await;
+        result
+    }
+
+    fn transport_error(&self, e: reqwest::Error, what: &str) -> PvwaError {
+        let url = self.api.as_str().trim_end_matches("API/").to_string();
+        if e.is_timeout() {
+            PvwaError::Timeout {
+                url,
+                secs: self.settings.request_timeout.as_secs(),
+                what: what.into(),
+            }
+        } else {
+            PvwaError::Unreachable {
+                url,
+                detail: http::error_chain(&e),
+            }
+        }
+    }
+}
+
+fn parse_token(text: &str) -> Option<SecretString> {
+    let t = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(o)) => o
+            .get("CyberArkLogonResult")
+            .or_else(|| o.get("token"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)?,
+        _ => text.trim().trim_matches('"').to_string(),
+    };
+    let ok = !t.is_empty() && t.len() < 16 * 1024 && t.chars().all(|c| c.is_ascii_graphic());
+    ok.then(|| SecretString::from(t))
+}
+
+/// `(ErrorCode, readable detail)` from an error body: JSON parsed, HTML reduced, capped.
+fn error_detail(text: &str) -> (Option<String>, String) {
+    if let Ok(b) = serde_json::from_str::<model::ErrorBody>(text)
+        && (b.code.is_some() || b.message.is_some())
+    {
+        let mut msg = b.message.clone().unwrap_or_default();
+        for d in b.detail_messages() {
+            msg.push_str("; ");
+            msg.push_str(&d);
+        }
+        return (b.code.map(|c| printable(&c)), http::body_excerpt(&msg, 400));
+    }
+    let excerpt = http::body_excerpt(text, 200);
+    (
+        None,
+        if excerpt.is_empty() {
+            "empty body".into()
+        } else {
+            excerpt
+        },
+    )
+}
+
+/// A logged-on PVWA session.
+pub struct Session {
+    pvwa: Pvwa,
+    http: reqwest::Client,
+    user: String,
+    token: Option<SecretString>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("open", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// Whether a call may be repeated after it may have reached the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    No,
+}
+
+impl Session {
+    /// The account of this session.
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn token(&self) -> Result<&SecretString, PvwaError> {
+        self.token
+            .as_ref()
+            .ok_or_else(|| PvwaError::SessionInvalid {
+                user: self.user.clone(),
+                detail: "logged off".into(),
+            })
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+        idem: Idempotent,
+    ) -> Result<(u16, String), PvwaError> {
+        let url = self.pvwa.url(path);
+        let mut attempt = 0;
+        loop {
+            let mut req = self.http.request(method.clone(), &url).header(
+                reqwest::header::AUTHORIZATION,
+                self.token()?.expose_secret(),
+            );
+            if let Some(b) = &body {
+                req = req.json(b);
+            }
+            log::debug!("PVWA {method} {path} as {}", self.user);
+            match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = http::retry_after(resp.headers());
+                    if idem == Idempotent::Yes
+                        && http::status_is_transient(status)
+                        && attempt < self.pvwa.backoff.retries
+                    {
+                        attempt += 1;
+                        let d = retry_after
+                            .map(|d| self.pvwa.backoff.suggested(d))
+                            .unwrap_or(self.pvwa.backoff.delay(attempt));
+                        log::warn!("PVWA {what}: {status}; retry {attempt} in {d:?}");
+                        tokio::time::sleep(d).await;
+                        continue;
+                    }
+                    let text = resp.text().await.map_err(|e| match idem {
+                        Idempotent::Yes => self.pvwa.transport_error(e, what),
+                        Idempotent::No => PvwaError::OutcomeUnknown {
+                            what: what.into(),
+                            detail: http::error_chain(&e),
+                        },
+                    })?;
+                    log::debug!("PVWA {what}: {status}");
+                    return Ok((status, text));
+                }
+                // Not connected: nothing was sent, so even a confirm may be tried again.
+                Err(e) if e.is_connect() && attempt < self.pvwa.backoff.retries => {
+                    attempt += 1;
+                    let d = self.pvwa.backoff.delay(attempt);
+                    log::warn!(
+                        "PVWA {what}: {}; retry {attempt} in {d:?}",
+                        http::error_chain(&e)
+                    );
+                    tokio::time::sleep(d).await;
+                }
+                Err(e)
+                    if e.is_timeout()
+                        && idem == Idempotent::Yes
+                        && attempt < self.pvwa.backoff.retries =>
+                {
+                    attempt += 1;
+                    let d = self.pvwa.backoff.delay(attempt);
+                    log::warn!("PVWA {what}: timed out; retry {attempt} in {d:?}");
+                    tokio::time::sleep(d).await;
+                }
+                Err(e) if idem == Idempotent::No && !e.is_connect() => {
+                    return Err(PvwaError::OutcomeUnknown {
+                        what: what.into(),
+                        detail: http::error_chain(&e),
+                    });
+                }
+                Err(e) => return Err(self.pvwa.transport_error(e, what)),
+            }
+        }
+    }
+
+    fn fail(&self, what: &str, status: u16, text: &str, id: Option<&str>) -> PvwaError {
+        let (code, detail) = error_detail(text);
+        match status {
+            401 => PvwaError::SessionInvalid {
+                user: self.user.clone(),
+                detail: format!("401: {detail}"),
+            },
+            404 if id.is_some() => PvwaError::NotFound {
+                id: id.map(printable).unwrap_or_default(),
+                detail: join_code(&code, &detail),
+            },
+            _ => PvwaError::Api {
+                what: what.into(),
+                status,
+                code,
+                detail,
+            },
+        }
+    }
+
+    fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        text: &str,
+    ) -> Result<T, PvwaError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de).map_err(|e| PvwaError::Protocol {
+            what: what.into(),
+            detail: format!("at `{}`: {}", e.path(), e.inner()),
+        })
+    }
+
+    /// `GET /API/IncomingRequests/{id}`
+    pub async fn get_request(&self, id: &str) -> Result<Request, PvwaError> {
+        let seg = encode_id(id)?;
+        let what = format!("get request {}", printable(id));
+        let (status, text) = self
+            .call(
+                reqwest::Method::GET,
+                &format!("IncomingRequests/{seg}"),
+                None,
+                &what,
+                Idempotent::Yes,
+            )
+            .await?;
+        if status != 200 {
+            return Err(self.fail(&what, status, &text, Some(id)));
+        }
+        self.parse(&what, &text)
+    }
+
+    /// `GET /API/IncomingRequests?onlywaiting=…&expired=…`
+    pub async fn list_incoming(
+        &self,
+        only_waiting: bool,
+        expired: bool,
+    ) -> Result<Vec<Request>, PvwaError> {
+        let what = "list incoming requests";
+        let path = format!("IncomingRequests?onlywaiting={only_waiting}&expired={expired}");
+        let (status, text) = self
+            .call(reqwest::Method::GET, &path, None, what, Idempotent::Yes)
+            .await?;
+        if status != 200 {
+            return Err(self.fail(what, status, &text, None));
+        }
+        Ok(self.parse::<model::RequestList>(what, &text)?.into_vec())
+    }
+
+    /// `POST /API/IncomingRequests/{id}/Confirm` with `{"Reason": …}`. Never repeated once sent.
+    pub async fn confirm(&self, id: &str, reason: &str) -> Result<(), PvwaError> {
+        self.act(id, reason, "Confirm").await
+    }
+
+    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`.
+    pub async fn reject(&self, id: &str, reason: &str) -> Result<(), PvwaError> {
+        self.act(id, reason, "Reject").await
+    }
+
+    async fn act(&self, id: &str, reason: &str, verb: &str) -> Result<(), PvwaError> {
+        let seg = encode_id(id)?;
+        let seg = seg.trim_end_matches('/');
+        let what = format!("{} request {}", verb.to_ascii_lowercase(), printable(id));
+        let body = serde_json::json!({ "Reason": reason });
+        let (status, text) = self
+            .call(
+                reqwest::Method::POST,
+                &format!("IncomingRequests/{seg}/{verb}"),
+                Some(body),
+                &what,
+                Idempotent::No,
+            )
+            .await?;
+        match status {
+            200 | 204 => Ok(()),
+            _ => Err(self.fail(&what, status, &text, Some(id))),
+        }
+    }
+
+    /// Every member of a safe (`GET /API/Safes/{safe}/Members`, paged).
+    pub async fn safe_members(&self, safe: &str) -> Result<Vec<SafeMember>, PvwaError> {
+        let seg = encode_id(safe).map_err(|e| match e {
+            PvwaError::BadId { id, reason } => PvwaError::BadId {
+                id: format!("safe {id}"),
+                reason,
+            },
+            other => other,
+        })?;
+        let seg = seg.trim_end_matches('/');
+        let what = format!("list members of safe {}", printable(safe));
+        let limit = self.pvwa.page_size;
+        let mut out: Vec<SafeMember> = Vec::new();
+        let mut offset: u64 = 0;
+        // A server that never stops paging must not loop forever.
+        for _ in 0..10_000 {
+            let path = format!("Safes/{seg}/Members?limit={limit}&offset={offset}");
+            let (status, text) = self
+                .call(reqwest::Method::GET, &path, None, &what, Idempotent::Yes)
+                .await?;
+            if status == 404 {
+                return Err(PvwaError::NotFound {
+                    id: format!("safe {}", printable(safe)),
+                    detail: error_detail(&text).1,
+                });
+            }
+            if status != 200 {
+                return Err(self.fail(&what, status, &text, None));
+            }
+            let page: model::SafeMemberPage = self.parse(&what, &text)?;
+            let n = page.value.len() as u64;
+            out.extend(page.value);
+            offset += n;
+            let total_reached = page.count.is_some_and(|c| offset >= c);
+            if n == 0 || total_reached || (page.count.is_none() && page.next_link.is_none()) {
+                return Ok(out);
+            }
+        }
+        Err(PvwaError::Protocol {
+            what,
+            detail: "paging did not end".into(),
+        })
+    }
+
+    /// `POST /API/Auth/Logoff`. Errors are logged, not returned: the work is already done.
+    pub async fn logoff(mut self) {
+        self.logoff_in_place().await;
+    }
+
+    async fn logoff_in_place(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        let r = self
+            .http
+            .post(self.pvwa.url("Auth/Logoff"))
+            .header(reqwest::header::AUTHORIZATION, token.expose_secret())
+            .header(reqwest::header::CONTENT_LENGTH, "0")
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => log::debug!("PVWA logoff of {}", self.user),
+            Ok(resp) => log::warn!(
+                "PVWA logoff of {} answered {}",
+                self.user,
+                resp.status().as_u16()
+            ),
+            Err(e) => log::warn!(
+                "PVWA logoff of {} failed: {}",
+                self.user,
+                http::error_chain(&e)
+            ),
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some(token) = self.token.take() else {
+            return;
+        };
+        // Last resort for a session dropped on an error path: log off in the background.
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let http = self.http.clone();
+            let url = self.pvwa.url("Auth/Logoff");
+            let user = self.user.clone();
+            handle.spawn(async move {
+                let _ = http
+                    .post(url)
+                    .header(reqwest::header::AUTHORIZATION, token.expose_secret())
+                    .header(reqwest::header::CONTENT_LENGTH, "0")
+                    .send()
+                    .await;
+                log::debug!("PVWA logoff of {user} (on drop)");
+            });
+        }
+    }
+}
+
+fn join_code(code: &Option<String>, detail: &str) -> String {
+    match code {
+        Some(c) => format!("{c}: {detail}"),
+        None => detail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_encoded_as_one_segment() {
+        assert_eq!(encode_id("InfraSafe_12").expect("ok"), "InfraSafe_12");
+        assert_eq!(encode_id("My Safe_3").expect("ok"), "My%20Safe_3");
+        assert_eq!(encode_id("Safe.v2_3").expect("ok"), "Safe.v2_3/");
+        assert_eq!(encode_id("Säfe_1").expect("ok"), "S%C3%A4fe_1");
+        for bad in [
+            "", " x_1", "a+b_1", "a&b_1", "a%20_1", "x/../y_1", "a\nb_1", "a\\b",
+        ] {
+            assert!(encode_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn token_forms() {
+        assert_eq!(
+            parse_token("\"abc.def\"").expect("json").expose_secret(),
+            "abc.def"
+        );
+        assert_eq!(parse_token("abc").expect("raw").expose_secret(), "abc");
+        assert!(parse_token("\"\"").is_none());
+        assert!(parse_token("<html>oops</html>").is_none());
+    }
+
+    #[test]
+    fn error_bodies() {
+        let (c, d) = error_detail(r#"{"ErrorCode":"ITATS001E","ErrorMessage":"Request expired"}"#);
+        assert_eq!(c.as_deref(), Some("ITATS001E"));
+        assert_eq!(d, "Request expired");
+        let (c, d) = error_detail("<html><title>Server Error</title></html>");
+        assert!(c.is_none());
+        assert_eq!(d, "HTML page: Server Error");
+        assert_eq!(error_detail("").1, "empty body");
+    }
+}

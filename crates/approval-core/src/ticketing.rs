@@ -1,0 +1,10 @@
+//! Ticket validation against ServiceNow and BMC Remedy.
+//!
+//! Not built yet: see the open issue that owns this module.
+
+use serde::Deserialize;
+
+/// Configuration section (filled in by the issue that builds this module).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketingConfig {}

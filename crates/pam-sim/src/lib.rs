@@ -1,0 +1,26 @@
+//! pam-sim: loopback stand-ins for the servers that cannot run on a test machine — PVWA,
+//! Exchange (EWS), ServiceNow, BMC Remedy and CyberArk Remote Access.
+//!
+//! One HTTP(S) listener serves every stand-in under its real path prefix
+//! (`/PasswordVault/…`, `/EWS/Exchange.asmx`, `/api/now/…`, `/api/jwt/…` + `/api/arsys/…`,
+//! Remote Access under `/ra/…`), plus an admin API under `/sim/…` to seed state, inject faults and
+//! read what happened. What the real servers do where public material is silent is listed in
+//! `ASSUMPTIONS.md` beside this crate: that list is the one place such guesses live.
+//!
+//! Used in-process by tests ([`Sim::start`]) and as the `pam-sim` binary by the demo and the
+//! benchmark.
+
+pub mod admin;
+pub mod clock;
+pub mod ews;
+pub mod faults;
+pub mod pvwa;
+pub mod remedy;
+pub mod remote_access;
+pub mod scenario;
+pub mod server;
+pub mod servicenow;
+pub mod tls;
+
+pub use scenario::Scenario;
+pub use server::{Sim, SimOptions};

@@ -1,0 +1,917 @@
+//! Stand-in: the PVWA REST API (self-hosted, Gen2) as reference/pvwa.md describes it.
+//!
+//! Logon/logoff with a raw session token in `Authorization` and a sticky load-balancer cookie;
+//! incoming requests with Dual Control levels; confirm/reject with the checks a vault makes;
+//! safe members with level permissions, paged. Codes and statuses the public material does not
+//! fix are listed in ASSUMPTIONS.md (section PVWA).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::server::SimState;
+
+pub const PREFIXES: &[&str] = &["/passwordvault/"];
+
+/// Status numbers (unverified in the real product; ASSUMPTIONS.md).
+pub const STATUS_WAITING: i64 = 1;
+pub const STATUS_CONFIRMED: i64 = 2;
+pub const STATUS_REJECTED: i64 = 3;
+pub const STATUS_EXPIRED: i64 = 4;
+
+/// Name of the load balancer's stickiness cookie.
+pub const LB_COOKIE: &str = "PAMSIM_LB";
+
+// ---------------------------------------------------------------- scenario
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PvwaScenario {
+    /// Require the stickiness cookie set at logon on every later call.
+    #[serde(default = "yes")]
+    pub sticky_cookie: bool,
+    #[serde(default)]
+    pub users: Vec<UserDef>,
+    #[serde(default)]
+    pub safes: Vec<SafeDef>,
+    #[serde(default)]
+    pub requests: Vec<RequestDef>,
+}
+
+impl Default for PvwaScenario {
+    fn default() -> Self {
+        PvwaScenario {
+            sticky_cookie: true,
+            users: vec![],
+            safes: vec![],
+            requests: vec![],
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserDef {
+    pub name: String,
+    pub password: String,
+    /// Logon methods this user may use (`ldap`, `cyberark`, `radius`, `windows`); all when empty.
+    #[serde(default)]
+    pub auth: Vec<String>,
+    /// Vault groups (as safe members name them) the user belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SafeDef {
+    pub name: String,
+    #[serde(default)]
+    pub members: Vec<MemberDef>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberDef {
+    pub name: String,
+    /// `user` or `group`.
+    #[serde(default = "group")]
+    pub r#type: String,
+    #[serde(default)]
+    pub level1: bool,
+    #[serde(default)]
+    pub level2: bool,
+    /// May list the safe's members (default true).
+    #[serde(default = "yes")]
+    pub view_members: bool,
+    /// Unix seconds; membership ends then.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+}
+
+fn group() -> String {
+    "group".into()
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDef {
+    /// The number in the mail's `Request Id:`; the RequestID is `<safe>_<number>`.
+    pub number: u64,
+    pub safe: String,
+    pub requester: String,
+    #[serde(default)]
+    pub requester_full_name: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Account (object) name.
+    #[serde(default)]
+    pub account: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// Confirmers required at level 1 and level 2 (0 at level 2 = single level).
+    #[serde(default = "default_levels")]
+    pub levels: [u32; 2],
+    /// Expires this many seconds after the simulator starts (negative: already expired).
+    #[serde(default = "default_expiry")]
+    pub expires_in_secs: i64,
+    #[serde(default)]
+    pub ticket_system: Option<String>,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// Access window, seconds from start (0 = none).
+    #[serde(default)]
+    pub access_from_in_secs: i64,
+    #[serde(default)]
+    pub access_to_in_secs: i64,
+}
+
+fn default_levels() -> [u32; 2] {
+    [1, 1]
+}
+fn default_expiry() -> i64 {
+    7 * 24 * 3600
+}
+
+// ---------------------------------------------------------------- state
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionRecord {
+    pub time_ms: i64,
+    pub request_id: String,
+    pub user: String,
+    pub action: String,
+    pub reason: String,
+    pub level: i64,
+}
+
+#[derive(Debug, Clone)]
+struct ReqState {
+    def: RequestDef,
+    id: String,
+    created: i64,
+    expires: i64,
+    level: i64,
+    left: i64,
+    status: i64,
+    deleted: bool,
+    /// (level, acting user, member name it acted through, action 1 confirm / 3 reject, reason, time)
+    acts: Vec<(i64, String, String, i64, String, i64)>,
+}
+
+#[derive(Debug, Clone)]
+struct SessionInfo {
+    user: String,
+    lb: String,
+}
+
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct SessionStats {
+    pub open: usize,
+    pub logons: u64,
+    pub logoffs: u64,
+    pub failed_logons: u64,
+    /// Calls refused because the Authorization header carried `Bearer`.
+    pub bearer_refused: u64,
+    /// Calls refused because the stickiness cookie was missing.
+    pub cookie_refused: u64,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    sticky: bool,
+    users: BTreeMap<String, UserDef>,
+    safes: BTreeMap<String, SafeDef>,
+    requests: BTreeMap<String, ReqState>,
+    sessions: HashMap<String, SessionInfo>,
+    stats: SessionStats,
+    actions: Vec<ActionRecord>,
+}
+
+#[derive(Debug, Default)]
+pub struct PvwaSim {
+    inner: Mutex<Inner>,
+}
+
+fn key(s: &str) -> String {
+    s.to_lowercase()
+}
+
+impl PvwaSim {
+    pub fn new(s: &PvwaScenario) -> anyhow::Result<Self> {
+        let sim = PvwaSim::default();
+        sim.load(s, chrono::Utc::now().timestamp())?;
+        Ok(sim)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace the whole state with a scenario.
+    pub fn load(&self, s: &PvwaScenario, now: i64) -> anyhow::Result<()> {
+        let mut i = Inner {
+            sticky: s.sticky_cookie,
+            ..Inner::default()
+        };
+        for u in &s.users {
+            i.users.insert(key(&u.name), u.clone());
+        }
+        for safe in &s.safes {
+            i.safes.insert(key(&safe.name), safe.clone());
+        }
+        for r in &s.requests {
+            add_request(&mut i, r.clone(), now)?;
+        }
+        *self.lock() = i;
+        Ok(())
+    }
+
+    /// Every confirm/reject carried out, in order.
+    pub fn actions(&self) -> Vec<ActionRecord> {
+        self.lock().actions.clone()
+    }
+
+    pub fn stats(&self) -> SessionStats {
+        let i = self.lock();
+        SessionStats {
+            open: i.sessions.len(),
+            ..i.stats.clone()
+        }
+    }
+
+    /// Add a request; returns its RequestID.
+    pub fn add(&self, r: RequestDef, now: i64) -> anyhow::Result<String> {
+        add_request(&mut self.lock(), r, now)
+    }
+}
+
+fn add_request(i: &mut Inner, r: RequestDef, now: i64) -> anyhow::Result<String> {
+    if !i.safes.contains_key(&key(&r.safe)) {
+        anyhow::bail!("request {}: safe {} is not defined", r.number, r.safe);
+    }
+    if r.levels[0] == 0 {
+        anyhow::bail!("request {}: level 1 needs at least one confirmer", r.number);
+    }
+    let id = format!("{}_{}", r.safe, r.number);
+    if i.requests.contains_key(&id) {
+        anyhow::bail!("request {id} is defined twice");
+    }
+    let st = ReqState {
+        id: id.clone(),
+        created: now - 60,
+        expires: now + r.expires_in_secs,
+        level: 1,
+        left: r.levels[0] as i64,
+        status: STATUS_WAITING,
+        deleted: false,
+        acts: vec![],
+        def: r,
+    };
+    i.requests.insert(id.clone(), st);
+    Ok(id)
+}
+
+// ---------------------------------------------------------------- helpers
+
+fn err(status: StatusCode, code: &str, msg: &str) -> Response {
+    (
+        status,
+        Json(json!({"ErrorCode": code, "ErrorMessage": msg})),
+    )
+        .into_response()
+}
+
+fn unauthorized() -> Response {
+    err(
+        StatusCode::UNAUTHORIZED,
+        "PASWS006E",
+        "Your session token is invalid or has expired. Log on again.",
+    )
+}
+
+impl Inner {
+    fn user_groups(&self, user: &str) -> Vec<String> {
+        self.users
+            .get(&key(user))
+            .map(|u| u.groups.iter().map(|g| key(g)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Safe members through which `user` belongs to the safe (direct user entry or group).
+    fn memberships<'a>(&'a self, safe: &'a SafeDef, user: &str) -> Vec<&'a MemberDef> {
+        let groups = self.user_groups(user);
+        safe.members
+            .iter()
+            .filter(|m| {
+                if m.r#type.eq_ignore_ascii_case("user") {
+                    key(&m.name) == key(user)
+                } else {
+                    groups.contains(&key(&m.name))
+                }
+            })
+            .collect()
+    }
+
+    fn authorised_at<'a>(
+        &'a self,
+        safe: &'a SafeDef,
+        user: &str,
+        level: i64,
+        now: i64,
+    ) -> Option<&'a MemberDef> {
+        self.memberships(safe, user).into_iter().find(|m| {
+            let lv = if level == 1 {
+                m.level1
+            } else if level == 2 {
+                m.level2
+            } else {
+                false
+            };
+            lv && m.expires_at.is_none_or(|t| t > now)
+        })
+    }
+
+    fn refresh(&mut self, now: i64) {
+        for r in self.requests.values_mut() {
+            if r.status == STATUS_WAITING && now >= r.expires {
+                r.status = STATUS_EXPIRED;
+            }
+        }
+    }
+}
+
+fn status_title(r: &ReqState) -> String {
+    match r.status {
+        STATUS_WAITING => format!("Waiting: {} more user(s) must confirm the request", r.left),
+        STATUS_CONFIRMED => "Confirmed".into(),
+        STATUS_REJECTED => "Rejected".into(),
+        STATUS_EXPIRED => "Expired".into(),
+        _ => "Unknown".into(),
+    }
+}
+
+fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
+    let d = &r.def;
+    let user = i.users.get(&key(&d.requester));
+    let safe = i.safes.get(&key(&d.safe));
+    let mut confirmers = Vec::new();
+    if with_confirmers && let Some(safe) = safe {
+        for level in 1..=2i64 {
+            if d.levels[(level - 1) as usize] == 0 {
+                continue;
+            }
+            for (n, m) in safe.members.iter().enumerate() {
+                let lv = if level == 1 { m.level1 } else { m.level2 };
+                if !lv {
+                    continue;
+                }
+                let acts: Vec<_> = r
+                    .acts
+                    .iter()
+                    .filter(|a| a.0 == level && key(&a.2) == key(&m.name))
+                    .collect();
+                let last = acts.last();
+                confirmers.push(json!({
+                    "Type": if m.r#type.eq_ignore_ascii_case("user") { 1 } else { 2 },
+                    "ID": 100 + n as i64 + level * 1000,
+                    "Name": m.name,
+                    "Action": last.map(|a| a.3).unwrap_or(0),
+                    "Reason": last.map(|a| a.4.clone()).unwrap_or_default(),
+                    "ActionDate": last.map(|a| a.5).unwrap_or(0),
+                    "AdditionalDetails": {},
+                    "Members": if acts.is_empty() { Value::Null } else {
+                        Value::Array(acts.iter().map(|a| json!({"UserID": 500 + a.1.len() as i64, "UserName": a.1, "AdditionalDetails": {}})).collect())
+                    },
+                }));
+            }
+        }
+    }
+    let account = d.account.clone().unwrap_or_else(|| "root".into());
+    let address = d
+        .address
+        .clone()
+        .unwrap_or_else(|| "server01.example.test".into());
+    let reason = d.reason.clone().unwrap_or_else(|| "Maintenance".into());
+    json!({
+        "RequestorFullName": d.requester_full_name.clone().or_else(|| user.and_then(|u| u.full_name.clone())).unwrap_or_else(|| d.requester.clone()),
+        "RequestID": r.id,
+        "SafeName": d.safe,
+        "RequestorUserName": d.requester,
+        "RequestorReason": format!("(ConnectionClient=PSM-SSH) {reason}"),
+        "UserReason": reason,
+        "CreationDate": r.created,
+        "Operation": format!("Connect to {account}@{address}"),
+        "ExpirationDate": r.expires,
+        "OperationType": 4,
+        "AccessType": "OneTime",
+        "ConfirmationsLeft": if r.status == STATUS_WAITING { r.left } else { 0 },
+        "AccessFrom": if d.access_from_in_secs != 0 { r.created + 60 + d.access_from_in_secs } else { 0 },
+        "AccessTo": if d.access_to_in_secs != 0 { r.created + 60 + d.access_to_in_secs } else { 0 },
+        "Status": r.status,
+        "StatusTitle": status_title(r),
+        "InvalidRequestReason": if r.status == STATUS_EXPIRED { 1 } else { 0 },
+        "CurrentConfirmationLevel": r.level,
+        "RequiredConfirmersCountLevel2": d.levels[1],
+        "TicketingSystemProperties": {"Name": d.ticket_system, "Number": d.ticket, "Status": Value::Null},
+        "AdditionalInfo": {},
+        "AccountDetails": {"AccountID": format!("{}_{}", 10 + d.number % 90, d.number), "Properties": {
+            "Address": address, "Safe": d.safe, "Name": format!("{account}-{address}"), "UserName": account,
+            "PlatformName": d.platform.clone().unwrap_or_else(|| "Unix via SSH".into()), "DeviceType": "Operating System"
+        }},
+        "Confirmers": confirmers,
+    })
+}
+
+// ---------------------------------------------------------------- dispatch
+
+/// Entry point for every `/PasswordVault/…` call.
+pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+    let method = req.method().clone();
+    let headers = req.headers().clone();
+    let raw_path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+        Ok(b) => b,
+        Err(_) => {
+            return err(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PAMSIM_BODY",
+                "Request body too large",
+            );
+        }
+    };
+    let segs: Vec<String> = raw_path
+        .trim_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .collect();
+    let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let l: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let now = state.clock.now();
+    let sim = &state.pvwa;
+    // segs[0] = PasswordVault, segs[1] = API
+    if l.len() < 3 || l[1] != "api" {
+        return html_404();
+    }
+    match (&method, &l[2..]) {
+        (&Method::POST, ["auth", kind, "logon"]) => logon(sim, kind, &body),
+        (&Method::POST, ["auth", "logoff"]) => with_session(sim, &headers, |i, _s, token| {
+            i.sessions.remove(token);
+            i.stats.logoffs += 1;
+            Json(json!({"LogoffUrl": ""})).into_response()
+        }),
+        (&Method::GET, ["incomingrequests"]) => {
+            let q = parse_query(&query);
+            let only_waiting = q
+                .get("onlywaiting")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            let expired = q
+                .get("expired")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+            with_session(sim, &headers, |i, s, _| {
+                i.refresh(now);
+                let list: Vec<Value> = i
+                    .requests
+                    .values()
+                    .filter(|r| !r.deleted)
+                    .filter(|r| !only_waiting || r.status == STATUS_WAITING)
+                    .filter(|r| expired || r.status != STATUS_EXPIRED)
+                    .filter(|r| {
+                        i.safes.get(&key(&r.def.safe)).is_some_and(|safe| {
+                            key(&r.def.requester) != key(&s.user)
+                                && (i.authorised_at(safe, &s.user, 1, now).is_some()
+                                    || i.authorised_at(safe, &s.user, 2, now).is_some())
+                        })
+                    })
+                    .map(|r| {
+                        let mut v = request_json(i, r, false);
+                        v["Confirmers"] = Value::Array(vec![]);
+                        v
+                    })
+                    .collect();
+                let total = list.len();
+                Json(json!({"IncomingRequests": list, "Total": total})).into_response()
+            })
+        }
+        (&Method::GET, ["incomingrequests", _]) => {
+            let id = segs[3].clone();
+            with_session(sim, &headers, |i, s, _| {
+                i.refresh(now);
+                let Some(r) = i.requests.get(&id).filter(|r| !r.deleted) else {
+                    return not_found(&id);
+                };
+                let visible = i
+                    .safes
+                    .get(&key(&r.def.safe))
+                    .is_some_and(|safe| !i.memberships(safe, &s.user).is_empty());
+                if !visible {
+                    return not_found(&id);
+                }
+                Json(request_json(i, r, true)).into_response()
+            })
+        }
+        (&Method::POST, ["incomingrequests", _, verb @ ("confirm" | "reject")]) => {
+            let id = segs[3].clone();
+            let reason = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| {
+                    v.get("Reason")
+                        .or_else(|| v.get("reason"))
+                        .and_then(|r| r.as_str())
+                        .map(str::to_string)
+                })
+                .unwrap_or_default();
+            let confirm = *verb == "confirm";
+            let now_ms = state.clock.now_ms();
+            with_session(sim, &headers, |i, s, _| {
+                act(i, &s.user, &id, &reason, confirm, now, now_ms)
+            })
+        }
+        (&Method::GET, ["safes", _, "members"]) => {
+            let safe_name = segs[3].clone();
+            let q = parse_query(&query);
+            let limit = q
+                .get("limit")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(25)
+                .clamp(1, 1000);
+            let offset = q
+                .get("offset")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            with_session(sim, &headers, |i, s, _| {
+                let Some(safe) = i.safes.get(&key(&safe_name)) else {
+                    return err(
+                        StatusCode::NOT_FOUND,
+                        "SFWS0007",
+                        &format!("Safe {safe_name} was not found."),
+                    );
+                };
+                if !i.memberships(safe, &s.user).iter().any(|m| m.view_members) {
+                    return err(
+                        StatusCode::FORBIDDEN,
+                        "SFWS0015",
+                        "You are not authorized to view the members of this safe.",
+                    );
+                }
+                let total = safe.members.len();
+                let page: Vec<Value> = safe
+                    .members
+                    .iter()
+                    .enumerate()
+                    .skip(offset)
+                    .take(limit)
+                    .map(|(n, m)| member_json(safe, n, m, now))
+                    .collect();
+                let mut out = json!({"value": page, "count": total});
+                if offset + limit < total {
+                    out["nextLink"] = json!(format!(
+                        "api/Safes/{}/Members?offset={}&limit={limit}",
+                        safe.name,
+                        offset + limit
+                    ));
+                }
+                Json(out).into_response()
+            })
+        }
+        _ if method != Method::GET && method != Method::POST => err(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PAMSIM_METHOD",
+            "The requested resource does not support this method.",
+        ),
+        _ => html_404(),
+    }
+}
+
+fn html_404() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html")],
+        "<html><head><title>404 - File or directory not found.</title></head><body><h2>404 - File or directory not found.</h2></body></html>",
+    )
+        .into_response()
+}
+
+fn not_found(id: &str) -> Response {
+    err(
+        StatusCode::NOT_FOUND,
+        "PAMSIM_NOTFOUND",
+        &format!("Request {id} was not found."),
+    )
+}
+
+fn parse_query(q: &str) -> HashMap<String, String> {
+    q.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned(),
+            )
+        })
+        .collect()
+}
+
+fn member_json(safe: &SafeDef, n: usize, m: &MemberDef, now: i64) -> Value {
+    json!({
+        "safeUrlId": safe.name, "safeName": safe.name, "safeNumber": 10,
+        "memberId": format!("{}", 200 + n), "memberName": m.name,
+        "memberType": if m.r#type.eq_ignore_ascii_case("user") { "User" } else { "Group" },
+        "membershipExpirationDate": m.expires_at,
+        "isExpiredMembershipEnable": m.expires_at.is_some_and(|t| t <= now),
+        "isPredefinedUser": false, "isReadOnly": false,
+        "permissions": {
+            "useAccounts": false, "retrieveAccounts": false, "listAccounts": true, "addAccounts": false,
+            "updateAccountContent": false, "updateAccountProperties": false,
+            "initiateCPMAccountManagementOperations": false, "specifyNextAccountContent": false,
+            "renameAccounts": false, "deleteAccounts": false, "unlockAccounts": false, "manageSafe": false,
+            "manageSafeMembers": false, "backupSafe": false, "viewAuditLog": false, "viewSafeMembers": m.view_members,
+            "accessWithoutConfirmation": false, "createFolders": false, "deleteFolders": false,
+            "moveAccountsAndFolders": false, "requestsAuthorizationLevel1": m.level1, "requestsAuthorizationLevel2": m.level2
+        }
+    })
+}
+
+fn logon(sim: &PvwaSim, kind: &str, body: &[u8]) -> Response {
+    if !["cyberark", "ldap", "radius", "windows"].contains(&kind) {
+        return html_404();
+    }
+    let v: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(_) => {
+            return err(
+                StatusCode::BAD_REQUEST,
+                "PASWS167E",
+                "There are some invalid parameters",
+            );
+        }
+    };
+    let user = v.get("username").and_then(|x| x.as_str()).unwrap_or("");
+    let pass = v.get("password").and_then(|x| x.as_str()).unwrap_or("");
+    let concurrent = v
+        .get("concurrentSession")
+        .and_then(|x| x.as_bool())
+        .unwrap_or(false);
+    let mut i = sim.lock();
+    let ok = i.users.get(&key(user)).is_some_and(|u| {
+        u.password == pass
+            && (u.auth.is_empty() || u.auth.iter().any(|a| a.eq_ignore_ascii_case(kind)))
+    });
+    if user.is_empty() || !ok {
+        i.stats.failed_logons += 1;
+        return err(
+            StatusCode::FORBIDDEN,
+            "PASWS013E",
+            "Authentication failure for User.",
+        );
+    }
+    let name = i
+        .users
+        .get(&key(user))
+        .map(|u| u.name.clone())
+        .unwrap_or_default();
+    if !concurrent {
+        i.sessions.retain(|_, s| key(&s.user) != key(&name));
+    }
+    let token: String = {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..200)
+            .map(|_| {
+                const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                A[rng.random_range(0..A.len())] as char
+            })
+            .collect()
+    };
+    let lb = format!("node{}", 1 + i.stats.logons % 2);
+    i.sessions.insert(
+        token.clone(),
+        SessionInfo {
+            user: name,
+            lb: lb.clone(),
+        },
+    );
+    i.stats.logons += 1;
+    let mut r = Json(Value::String(token)).into_response();
+    if let Ok(v) = format!("{LB_COOKIE}={lb}; Path=/PasswordVault; HttpOnly").parse() {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
+fn with_session(
+    sim: &PvwaSim,
+    headers: &HeaderMap,
+    f: impl FnOnce(&mut Inner, &SessionInfo, &str) -> Response,
+) -> Response {
+    let mut i = sim.lock();
+    let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return unauthorized();
+    };
+    if auth.starts_with("Bearer ") {
+        i.stats.bearer_refused += 1;
+        return unauthorized();
+    }
+    let Some(s) = i.sessions.get(auth).cloned() else {
+        return unauthorized();
+    };
+    if i.sticky {
+        let cookie_ok = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .any(|c| c.trim() == format!("{LB_COOKIE}={}", s.lb));
+        if !cookie_ok {
+            // Without stickiness the balancer sends the call to a node that never saw the token.
+            i.stats.cookie_refused += 1;
+            return unauthorized();
+        }
+    }
+    f(&mut i, &s, auth)
+}
+
+fn act(
+    i: &mut Inner,
+    user: &str,
+    id: &str,
+    reason: &str,
+    confirm: bool,
+    now: i64,
+    now_ms: i64,
+) -> Response {
+    i.refresh(now);
+    let Some(r) = i.requests.get(id).filter(|r| !r.deleted).cloned() else {
+        return not_found(id);
+    };
+    let Some(safe) = i.safes.get(&key(&r.def.safe)).cloned() else {
+        return not_found(id);
+    };
+    let fail = |code: &str, msg: String| err(StatusCode::INTERNAL_SERVER_ERROR, code, &msg);
+    if key(&r.def.requester) == key(user) {
+        return fail(
+            "PAMSIM_SELF",
+            format!("User {user} cannot confirm or reject a request they created."),
+        );
+    }
+    match r.status {
+        STATUS_CONFIRMED => {
+            return fail(
+                "PAMSIM_DONE",
+                format!("Request {id} has already been confirmed."),
+            );
+        }
+        STATUS_REJECTED => {
+            return fail(
+                "PAMSIM_REJECTED",
+                format!("Request {id} has already been rejected."),
+            );
+        }
+        STATUS_EXPIRED => return fail("PAMSIM_EXPIRED", format!("Request {id} has expired.")),
+        _ => {}
+    }
+    if r.acts.iter().any(|a| key(&a.1) == key(user)) {
+        return fail(
+            "PAMSIM_ALREADY",
+            format!("User {user} has already responded to request {id}."),
+        );
+    }
+    let Some(member) = i
+        .authorised_at(&safe, user, r.level, now)
+        .map(|m| m.name.clone())
+    else {
+        return fail(
+            "PAMSIM_NOTAUTH",
+            format!(
+                "User {user} is not authorized to respond to request {id} at confirmation level {}.",
+                r.level
+            ),
+        );
+    };
+    let Some(st) = i.requests.get_mut(id) else {
+        return not_found(id);
+    };
+    let level = st.level;
+    st.acts.push((
+        level,
+        user.to_string(),
+        member,
+        if confirm { 1 } else { 3 },
+        reason.to_string(),
+        now,
+    ));
+    if confirm {
+        st.left -= 1;
+        if st.left <= 0 {
+            if st.level == 1 && st.def.levels[1] > 0 {
+                st.level = 2;
+                st.left = st.def.levels[1] as i64;
+            } else {
+                st.status = STATUS_CONFIRMED;
+                st.left = 0;
+            }
+        }
+    } else {
+        st.status = STATUS_REJECTED;
+    }
+    i.actions.push(ActionRecord {
+        time_ms: now_ms,
+        request_id: id.to_string(),
+        user: user.to_string(),
+        action: if confirm { "confirm" } else { "reject" }.into(),
+        reason: reason.to_string(),
+        level,
+    });
+    (StatusCode::OK, Body::empty()).into_response()
+}
+
+// ---------------------------------------------------------------- admin
+
+pub fn admin_routes() -> Router<Arc<SimState>> {
+    Router::new()
+        .route("/requests", get(admin_requests).post(admin_add_request))
+        .route(
+            "/requests/{id}",
+            axum::routing::delete(admin_delete_request),
+        )
+        .route(
+            "/actions",
+            get(|State(s): State<Arc<SimState>>| async move { Json(s.pvwa.actions()) }),
+        )
+        .route(
+            "/sessions",
+            get(|State(s): State<Arc<SimState>>| async move { Json(s.pvwa.stats()) }),
+        )
+        .route("/scenario", post(admin_load))
+}
+
+async fn admin_requests(State(s): State<Arc<SimState>>) -> Json<Value> {
+    let now = s.clock.now();
+    let mut i = s.pvwa.lock();
+    i.refresh(now);
+    let list: Vec<Value> = i
+        .requests
+        .values()
+        .map(|r| {
+            let mut v = request_json(&i, r, true);
+            v["Deleted"] = json!(r.deleted);
+            v
+        })
+        .collect();
+    Json(Value::Array(list))
+}
+
+async fn admin_add_request(State(s): State<Arc<SimState>>, Json(r): Json<RequestDef>) -> Response {
+    match s.pvwa.add(r, s.clock.now()) {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"RequestID": id}))).into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn admin_delete_request(
+    State(s): State<Arc<SimState>>,
+    Path(id): Path<String>,
+) -> StatusCode {
+    match s.pvwa.lock().requests.get_mut(&id) {
+        Some(r) => {
+            r.deleted = true;
+            StatusCode::NO_CONTENT
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}
+
+async fn admin_load(State(s): State<Arc<SimState>>, Json(sc): Json<PvwaScenario>) -> Response {
+    match s.pvwa.load(&sc, s.clock.now()) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,43 @@
+//! Stand-in: ServiceNow Table API.
+//!
+//! Not built yet: see the open issue that owns it. Answers 501 until then.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::server::SimState;
+
+/// Lowercase path prefixes served by this stand-in.
+pub const PREFIXES: &[&str] = &["/api/now/", "/oauth_token.do"];
+
+/// Scenario section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNowScenario {}
+
+/// State of the stand-in.
+#[derive(Debug, Default)]
+pub struct ServiceNowSim {}
+
+impl ServiceNowSim {
+    pub fn new(_s: &ServiceNowScenario) -> anyhow::Result<Self> {
+        Ok(ServiceNowSim {})
+    }
+}
+
+pub async fn handle(_state: Arc<SimState>, _req: Request) -> Response {
+    (
+        StatusCode::NOT_IMPLEMENTED,
+        "pam-sim: this stand-in is not built yet",
+    )
+        .into_response()
+}
+
+pub fn admin_routes() -> Router<Arc<SimState>> {
+    Router::new()
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then runs the format check, clippy,
+# every test (unit, against pam-sim, against real slapd/OpenBao), and the scripted checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PAMTEST_VENV="${PAMTEST_VENV:-$PWD/.venv-test}"
+# Tests that need a real server fail (instead of skipping) when it cannot be started.
+export PAMTEST_REQUIRE_SERVERS=1
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "installing test dependencies"
+scripts/install-test-deps.sh
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast
+
+for check in scripts/checks/*.sh; do
+  [[ -e "$check" ]] || continue
+  step "$check"
+  bash "$check"
+done
+step "all checks passed"
