@@ -51,7 +51,7 @@ pub fn main(level: u8, tool: &'static str) -> ExitCode {
     run(&args.common, async |p| {
         let reason =
             approve::reason_text(args.reason.as_deref(), args.on_behalf_of.as_deref(), tool)
-                .map_err(|m| approval_core::error::Error::Usage(m))?;
+                .map_err(approval_core::error::Error::Usage)?;
         let ids = approve::collect_ids(&args.ids, std::io::stdin().lock())?;
         if ids.is_empty() {
             p.note("no request ids given");

@@ -2,7 +2,9 @@
 //! error-to-exit-code edge, and human rendering of core results. No business logic here.
 
 pub mod approve_cmd;
+pub mod check_sender;
 pub mod common;
+pub mod explain;
 pub mod logging;
 pub mod printer;
 pub mod render;

@@ -123,25 +123,6 @@ pub fn help_footer() -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn worst_prefers_service_faults_over_refusals() {
-        assert_eq!(Exit::Ok.worst(Exit::Refused), Exit::Refused);
-        assert_eq!(Exit::Refused.worst(Exit::Unavailable), Exit::Unavailable);
-        assert_eq!(Exit::Unavailable.worst(Exit::Refused), Exit::Unavailable);
-        assert_eq!(Exit::Config.worst(Exit::NoPerm), Exit::Config);
-    }
-
-    #[test]
-    fn codes_match_the_documented_table() {
-        let codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
-        assert_eq!(codes, vec![0, 1, 2, 65, 69, 70, 75, 77, 78]);
-    }
-}
-
 /// Classify an error chain: the first error in it that knows its exit code decides. Every error
 /// type of the core is listed here (one place), so binaries need no table of their own.
 pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>) {
@@ -175,4 +156,23 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
         cur = err.source();
     }
     (Exit::Software, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worst_prefers_service_faults_over_refusals() {
+        assert_eq!(Exit::Ok.worst(Exit::Refused), Exit::Refused);
+        assert_eq!(Exit::Refused.worst(Exit::Unavailable), Exit::Unavailable);
+        assert_eq!(Exit::Unavailable.worst(Exit::Refused), Exit::Unavailable);
+        assert_eq!(Exit::Config.worst(Exit::NoPerm), Exit::Config);
+    }
+
+    #[test]
+    fn codes_match_the_documented_table() {
+        let codes: Vec<u8> = Exit::TABLE.iter().map(|(e, _)| e.code()).collect();
+        assert_eq!(codes, vec![0, 1, 2, 65, 69, 70, 75, 77, 78]);
+    }
 }

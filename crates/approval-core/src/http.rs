@@ -163,37 +163,6 @@ pub fn is_readable_file(p: &Path) -> bool {
     std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        let b = Backoff::new(5, 100);
-        for attempt in 1..=5 {
-            let d = b.delay(attempt);
-            let nominal = Duration::from_millis(100 * (1 << (attempt - 1)));
-            assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d:?}");
-        }
-        assert!(b.delay(40) <= b.max);
-    }
-
-    #[test]
-    fn html_bodies_are_reduced_to_their_title() {
-        let html =
-            "<html><head><title>Service Unavailable</title></head><body><h1>503</h1></body></html>";
-        assert_eq!(body_excerpt(html, 200), "HTML page: Service Unavailable");
-        let html = "<HTML><BODY>Guru <b>Meditation</b></BODY></HTML>";
-        assert_eq!(body_excerpt(html, 200), "HTML page: Guru Meditation");
-    }
-
-    #[test]
-    fn long_bodies_are_cut() {
-        let s = "x".repeat(1000);
-        assert_eq!(body_excerpt(&s, 10).chars().count(), 11);
-    }
-}
-
 /// A reqwest builder on an already-built TLS configuration (clients that make many builders,
 /// such as one per PVWA session, read the CA bundle once).
 pub fn builder_with_tls(
@@ -224,4 +193,35 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = err.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let b = Backoff::new(5, 100);
+        for attempt in 1..=5 {
+            let d = b.delay(attempt);
+            let nominal = Duration::from_millis(100 * (1 << (attempt - 1)));
+            assert!(d >= nominal / 2 && d <= nominal, "attempt {attempt}: {d:?}");
+        }
+        assert!(b.delay(40) <= b.max);
+    }
+
+    #[test]
+    fn html_bodies_are_reduced_to_their_title() {
+        let html =
+            "<html><head><title>Service Unavailable</title></head><body><h1>503</h1></body></html>";
+        assert_eq!(body_excerpt(html, 200), "HTML page: Service Unavailable");
+        let html = "<HTML><BODY>Guru <b>Meditation</b></BODY></HTML>";
+        assert_eq!(body_excerpt(html, 200), "HTML page: Guru Meditation");
+    }
+
+    #[test]
+    fn long_bodies_are_cut() {
+        let s = "x".repeat(1000);
+        assert_eq!(body_excerpt(&s, 10).chars().count(), 11);
+    }
 }

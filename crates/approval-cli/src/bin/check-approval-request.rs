@@ -1,18 +1,38 @@
-//! The mail watcher. Not built yet: it says so and exits 69 until its issue lands.
+//! The mail watcher, and its by-hand checks (`--explain`, `--check-sender`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use approval_cli::{Common, run};
 use approval_core::exit::Exit;
 use clap::Parser;
 
-/// Watch the approval mailbox and confirm forwarded Dual Control requests.
+const EXAMPLES: &str = "  check-approval-request --once
+  check-approval-request --explain forwarded.eml --json
+  check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1";
+
+/// Watch the approval mailbox and confirm the Dual Control requests approvers forward to it.
 #[derive(Debug, Parser)]
-#[command(name = "check-approval-request", version, after_help = approval_cli::common::after_help("  check-approval-request --once"))]
+#[command(name = "check-approval-request", version, after_help = approval_cli::common::after_help(EXAMPLES))]
 struct Args {
     /// One pass over the mailbox, then exit (for cron).
     #[arg(long)]
     once: bool,
+    /// Decide, but confirm nothing, send nothing, file nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print what the watcher would read from this mail and its verdict; contacts no server.
+    #[arg(long, value_name = "FILE.eml", conflicts_with_all = ["once", "check_sender"])]
+    explain: Option<PathBuf>,
+    /// Check whether this address may approve --safe at --level, and through which group.
+    #[arg(long, value_name = "EMAIL", requires_all = ["safe", "level"], conflicts_with = "once")]
+    check_sender: Option<String>,
+    /// With --check-sender: the safe.
+    #[arg(long, value_name = "SAFE")]
+    safe: Option<String>,
+    /// With --check-sender: the confirmation level (1 or 2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    level: Option<u8>,
     #[command(flatten)]
     common: Common,
 }
@@ -20,7 +40,15 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     run(&args.common, async |p| {
-        let _ = args.once;
+        let loaded = approval_core::config::load(args.common.config.as_deref())?;
+        if let Some(file) = &args.explain {
+            return approval_cli::explain::run(p, &loaded, file).await;
+        }
+        if let (Some(email), Some(safe), Some(level)) = (&args.check_sender, &args.safe, args.level)
+        {
+            return approval_cli::check_sender::run(p, &loaded, email, safe, level).await;
+        }
+        let _ = (args.once, args.dry_run);
         p.note("check-approval-request: the mail watcher is not built yet in this version");
         Ok(Exit::Unavailable)
     })

@@ -219,7 +219,7 @@ impl VaultClient {
         let what = if e.is_timeout() {
             "timed out".to_string()
         } else {
-            format!("{}", crate::http::error_chain(&e))
+            crate::http::error_chain(&e)
         };
         SecretError::Unavailable {
             reference: reference.to_string(),
