@@ -519,10 +519,9 @@ password = "env:L1_PW"
 
     #[test]
     fn unknown_key_is_refused_and_named() {
-        let text = format!("{MINIMAL}\n[pvwa.extra]\n");
-        let bad = text.replace("[pvwa]\n", "[pvwa]\nurll = \"x\"\n");
+        let bad = MINIMAL.replace("[pvwa]\n", "[pvwa]\nurll = \"x\"\n");
         let e = load_from_parts(Some(&bad), Some("/etc/x.toml".into()), &[]).expect_err("refused");
-        assert_eq!(e.key.as_deref(), Some("pvwa"));
+        assert_eq!(e.key.as_deref(), Some("pvwa.urll"));
         assert!(e.message.contains("urll"), "{e}");
         assert!(e.to_string().contains("/etc/x.toml"), "{e}");
     }
