@@ -204,6 +204,7 @@ struct Inner {
     sessions: HashMap<String, SessionInfo>,
     stats: SessionStats,
     actions: Vec<ActionRecord>,
+    issued_tokens: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -248,6 +249,11 @@ impl PvwaSim {
     /// Every confirm/reject carried out, in order.
     pub fn actions(&self) -> Vec<ActionRecord> {
         self.lock().actions.clone()
+    }
+
+    /// Every session token handed out (for tests that check tokens never leak into logs).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.lock().issued_tokens.clone()
     }
 
     pub fn stats(&self) -> SessionStats {
@@ -716,6 +722,7 @@ fn logon(sim: &PvwaSim, kind: &str, body: &[u8]) -> Response {
             lb: lb.clone(),
         },
     );
+    i.issued_tokens.push(token.clone());
     i.stats.logons += 1;
     let mut r = Json(Value::String(token)).into_response();
     if let Ok(v) = format!("{LB_COOKIE}={lb}; Path=/PasswordVault; HttpOnly").parse() {

@@ -392,7 +392,10 @@ fn parse_token(text: &str) -> Option<SecretString> {
         _ => text.trim().trim_matches('"').to_string(),
     };
     // Gen2 tokens are base64 text; anything else (an HTML page from a proxy) is not a token.
-    let ok = !t.is_empty() && t.len() < 16 * 1024 && t.chars().all(|c| c.is_ascii_alphanumeric() || "+/=._-".contains(c));
+    let ok = !t.is_empty()
+        && t.len() < 16 * 1024
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=._-".contains(c));
     ok.then(|| SecretString::from(t))
 }
 
@@ -493,34 +496,45 @@ impl Session {
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    let text = resp.text().await.map_err(|e| match idem {
-                        Idempotent::Yes => self.pvwa.transport_error(e, what),
-                        Idempotent::No => PvwaError::OutcomeUnknown {
-                            what: what.into(),
-                            detail: http::error_chain(&e),
-                        },
-                    })?;
-                    log::debug!("PVWA {what}: {status}");
-                    return Ok((status, text));
+                    match resp.text().await {
+                        Ok(text) => {
+                            log::debug!("PVWA {what}: {status}");
+                            return Ok((status, text));
+                        }
+                        Err(e)
+                            if idem == Idempotent::Yes && attempt < self.pvwa.backoff.retries =>
+                        {
+                            attempt += 1;
+                            let d = self.pvwa.backoff.delay(attempt);
+                            log::warn!(
+                                "PVWA {what}: answer cut off ({}); retry {attempt} in {d:?}",
+                                http::error_chain(&e)
+                            );
+                            tokio::time::sleep(d).await;
+                        }
+                        Err(e) if idem == Idempotent::Yes => {
+                            return Err(self.pvwa.transport_error(e, what));
+                        }
+                        Err(e) => {
+                            return Err(PvwaError::OutcomeUnknown {
+                                what: what.into(),
+                                detail: http::error_chain(&e),
+                            });
+                        }
+                    }
                 }
-                // Not connected: nothing was sent, so even a confirm may be tried again.
-                Err(e) if e.is_connect() && attempt < self.pvwa.backoff.retries => {
+                // Not connected: nothing was sent, so even a confirm may be tried again. A read
+                // may be repeated after any transport failure.
+                Err(e)
+                    if (e.is_connect() || idem == Idempotent::Yes)
+                        && attempt < self.pvwa.backoff.retries =>
+                {
                     attempt += 1;
                     let d = self.pvwa.backoff.delay(attempt);
                     log::warn!(
                         "PVWA {what}: {}; retry {attempt} in {d:?}",
                         http::error_chain(&e)
                     );
-                    tokio::time::sleep(d).await;
-                }
-                Err(e)
-                    if e.is_timeout()
-                        && idem == Idempotent::Yes
-                        && attempt < self.pvwa.backoff.retries =>
-                {
-                    attempt += 1;
-                    let d = self.pvwa.backoff.delay(attempt);
-                    log::warn!("PVWA {what}: timed out; retry {attempt} in {d:?}");
                     tokio::time::sleep(d).await;
                 }
                 Err(e) if idem == Idempotent::No && !e.is_connect() => {
@@ -685,10 +699,13 @@ impl Session {
         let Some(token) = self.token.take() else {
             return;
         };
+        let Ok(auth) = auth_header(&token) else {
+            return;
+        };
         let r = self
             .http
             .post(self.pvwa.url("Auth/Logoff"))
-            .header(reqwest::header::AUTHORIZATION, token.expose_secret())
+            .header(reqwest::header::AUTHORIZATION, auth)
             .header(reqwest::header::CONTENT_LENGTH, "0")
             .send()
             .await;
@@ -729,6 +746,18 @@ impl Drop for Session {
             });
         }
     }
+}
+
+/// The raw session token as a header value marked sensitive (kept out of debug output).
+fn auth_header(token: &SecretString) -> Result<reqwest::header::HeaderValue, PvwaError> {
+    let mut v = reqwest::header::HeaderValue::from_str(token.expose_secret()).map_err(|_| {
+        PvwaError::Protocol {
+            what: "logon".into(),
+            detail: "the session token is not a valid header value".into(),
+        }
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 fn join_code(code: &Option<String>, detail: &str) -> String {

@@ -1,0 +1,67 @@
+//! Every shipped example configuration parses, with the same loader the tools use, and the main
+//! example validates section by section.
+
+use std::path::{Path, PathBuf};
+
+use approval_core::config::{self, AccountRole};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn config_examples() -> Vec<PathBuf> {
+    let mut out = vec![repo().join("examples/config.toml")];
+    for dir in ["examples/config.d", "examples/demo"] {
+        let Ok(rd) = std::fs::read_dir(repo().join(dir)) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            // Scenario files are pam-sim's, not ours (pam-sim's tests parse them).
+            if p.extension().is_some_and(|x| x == "toml") && !name.contains("scenario") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_shipped_config_example_parses() {
+    let files = config_examples();
+    assert!(!files.is_empty());
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("read example");
+        if let Err(e) = config::load_from_parts(Some(&text), Some(f.clone()), &[]) {
+            panic!("{e}");
+        }
+    }
+}
+
+#[test]
+fn the_main_example_validates() {
+    let f = repo().join("examples/config.toml");
+    let text = std::fs::read_to_string(&f).expect("read");
+    let l = config::load_from_parts(Some(&text), Some(f), &[]).expect("parses");
+    l.pvwa().expect("[pvwa] valid");
+    for role in [
+        AccountRole::Level1,
+        AccountRole::Level2,
+        AccountRole::Lookup,
+    ] {
+        l.account(role).expect("account present");
+    }
+    assert!(l.config.vault.is_some());
+}
+
+#[test]
+fn a_typo_in_an_example_would_be_caught() {
+    let f = repo().join("examples/config.toml");
+    let text = std::fs::read_to_string(&f)
+        .expect("read")
+        .replace("request_timeout_secs", "request_timeout_sec");
+    let e = config::load_from_parts(Some(&text), Some(f), &[]).expect_err("refused");
+    assert_eq!(e.key.as_deref(), Some("pvwa.request_timeout_sec"));
+}

@@ -1,0 +1,420 @@
+//! The PVWA client against pam-sim's PVWA over HTTPS with the simulator's CA: the Dual Control
+//! flow, logoff on every path, cookies, id encoding, error bodies, retries for reads only, and no
+//! blind repeat of a confirm.
+
+use std::time::Duration;
+
+use approval_core::config::{self, PvwaConfig};
+use approval_core::exit::{Classify, Exit};
+use approval_core::pvwa::{Pvwa, PvwaError};
+use pam_sim::faults::{FailNext, Faults};
+use pam_sim::{Scenario, Sim, SimOptions};
+use secrecy::SecretString;
+
+const SCENARIO: &str = r#"
+[pvwa]
+[[pvwa.users]]
+name = "svc_l1"
+password = "pw-l1"
+groups = ["Infra_L1"]
+[[pvwa.users]]
+name = "svc_l2"
+password = "pw-l2"
+groups = ["All_L2"]
+[[pvwa.users]]
+name = "alice"
+password = "pw-alice"
+groups = ["Infra_L1"]
+[[pvwa.safes]]
+name = "InfraSafe"
+members = [
+  { name = "Infra_L1", level1 = true },
+  { name = "All_L2", level2 = true },
+  { name = "M1" }, { name = "M2" }, { name = "M3" },
+]
+[[pvwa.safes]]
+name = "My Safe.v2"
+members = [{ name = "Infra_L1", level1 = true }]
+[[pvwa.safes]]
+name = "OtherSafe"
+members = [{ name = "Other_L1", level1 = true }, { name = "All_L2", level2 = true }]
+[[pvwa.requests]]
+number = 1
+safe = "InfraSafe"
+requester = "alice"
+levels = [1, 1]
+[[pvwa.requests]]
+number = 2
+safe = "InfraSafe"
+requester = "bob"
+levels = [1, 0]
+expires_in_secs = -10
+[[pvwa.requests]]
+number = 3
+safe = "My Safe.v2"
+requester = "bob"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 4
+safe = "OtherSafe"
+requester = "bob"
+[[pvwa.requests]]
+number = 5
+safe = "InfraSafe"
+requester = "bob"
+levels = [1, 0]
+"#;
+
+struct Env {
+    sim: Sim,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = Sim::start(
+        Scenario::from_toml(SCENARIO).expect("scenario"),
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sim starts");
+    Env { sim, _dir: dir }
+}
+
+fn cfg(env: &Env, extra: &str) -> PvwaConfig {
+    let text = format!(
+        "[pvwa]\nurl = \"{}\"\nca_bundle = \"{}\"\nbackoff_ms = 10\n{extra}\n",
+        env.sim.url(),
+        env.sim.ca_cert.as_ref().expect("ca").display()
+    );
+    let loaded = config::load_from_parts(Some(&text), None, &[]).expect("config");
+    loaded.pvwa().expect("pvwa").clone()
+}
+
+fn pw(s: &str) -> SecretString {
+    SecretString::from(s.to_string())
+}
+
+#[tokio::test]
+async fn two_level_flow_with_logoff_and_sticky_cookie() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        let r = s.get_request("InfraSafe_1").await?;
+        assert_eq!(r.current_confirmation_level, 1);
+        assert_eq!(r.requestor_user_name, "alice");
+        s.confirm("InfraSafe_1", "Approved on behalf of bob@example.test")
+            .await?;
+        let r = s.get_request("InfraSafe_1").await?;
+        assert_eq!(r.current_confirmation_level, 2, "moved to level 2");
+        assert_eq!(r.confirmers.iter().filter(|c| c.acted()).count(), 1);
+        Ok(())
+    })
+    .await
+    .expect("level 1");
+    pvwa.with_session("svc_l2", &pw("pw-l2"), async |s| {
+        s.confirm("InfraSafe_1", "level two").await
+    })
+    .await
+    .expect("level 2");
+    let actions = env.sim.state.pvwa.actions();
+    assert_eq!(actions.len(), 2);
+    assert_eq!((actions[0].level, actions[0].user.as_str()), (1, "svc_l1"));
+    assert_eq!(actions[0].reason, "Approved on behalf of bob@example.test");
+    assert_eq!((actions[1].level, actions[1].user.as_str()), (2, "svc_l2"));
+    let stats = env.sim.state.pvwa.stats();
+    assert_eq!((stats.logons, stats.logoffs, stats.open), (2, 2, 0));
+    assert_eq!(
+        stats.cookie_refused, 0,
+        "the cookie jar kept the load balancer cookie"
+    );
+    assert_eq!(stats.bearer_refused, 0, "the token is sent raw");
+}
+
+#[tokio::test]
+async fn logoff_happens_on_error_paths_and_on_drop() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    let r = pvwa
+        .with_session("svc_l1", &pw("pw-l1"), async |s| {
+            s.get_request("InfraSafe_999").await
+        })
+        .await;
+    let e = r.expect_err("not found");
+    assert!(matches!(e, PvwaError::NotFound { .. }), "{e}");
+    assert_eq!(e.exit(), Exit::Refused);
+    assert_eq!(env.sim.state.pvwa.stats().logoffs, 1);
+
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    drop(s);
+    for _ in 0..100 {
+        if env.sim.state.pvwa.stats().logoffs == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        env.sim.state.pvwa.stats().logoffs,
+        2,
+        "a dropped session logs off in the background"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_auth_error() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    let e = pvwa
+        .logon("svc_l1", &pw("wrong-password-123"))
+        .await
+        .expect_err("refused");
+    assert!(matches!(e, PvwaError::LogonRefused { .. }), "{e}");
+    assert_eq!(e.exit(), Exit::NoPerm);
+    assert!(!e.to_string().contains("wrong-password-123"));
+    assert!(e.to_string().contains("PASWS013E"), "{e}");
+}
+
+#[tokio::test]
+async fn refusals_are_final_answers_with_the_request_readable_afterwards() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        // expired
+        let e = s.confirm("InfraSafe_2", "x").await.expect_err("expired");
+        assert_eq!(e.exit(), Exit::Refused, "{e}");
+        assert!(!e.is_transient());
+        let r = s.get_request("InfraSafe_2").await?;
+        assert_eq!(r.status_title, "Expired");
+        // not an authorised confirmer of that safe at level 1
+        let e = s
+            .confirm("OtherSafe_4", "x")
+            .await
+            .expect_err("not authorised");
+        assert_eq!(e.exit(), Exit::Refused, "{e}");
+        // already confirmed
+        s.confirm("InfraSafe_5", "x").await?;
+        let e = s.confirm("InfraSafe_5", "x").await.expect_err("already");
+        assert_eq!(e.code(), Some("PAMSIM_DONE"));
+        Ok(())
+    })
+    .await
+    .expect("flow");
+    // the requester cannot confirm her own request
+    let e = pvwa
+        .with_session("alice", &pw("pw-alice"), async |s| {
+            s.confirm("InfraSafe_1", "mine").await
+        })
+        .await
+        .expect_err("self");
+    assert_eq!(e.code(), Some("PAMSIM_SELF"));
+    assert_eq!(
+        env.sim.state.pvwa.actions().len(),
+        1,
+        "only the one valid confirm happened"
+    );
+}
+
+#[tokio::test]
+async fn ids_with_spaces_and_dots_are_encoded() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        let r = s.get_request("My Safe.v2_3").await?;
+        assert_eq!(r.safe_name, "My Safe.v2");
+        s.confirm("My Safe.v2_3", "ok").await?;
+        Ok(())
+    })
+    .await
+    .expect("encoded ids work");
+    assert_eq!(env.sim.state.pvwa.actions()[0].request_id, "My Safe.v2_3");
+}
+
+#[tokio::test]
+async fn safe_members_are_paged_and_listing_filters_waiting() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "page_size = 2")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        let members = s.safe_members("InfraSafe").await?;
+        let names: Vec<_> = members.iter().map(|m| m.member_name.as_str()).collect();
+        assert_eq!(names, ["Infra_L1", "All_L2", "M1", "M2", "M3"]);
+        assert!(members[0].approves_at(1, 0) && !members[0].approves_at(2, 0));
+        let e = s
+            .safe_members("NoSuchSafe")
+            .await
+            .expect_err("missing safe");
+        assert_eq!(e.exit(), Exit::Refused);
+        let waiting = s.list_incoming(true, false).await?;
+        let ids: Vec<_> = waiting.iter().map(|r| r.request_id.as_str()).collect();
+        assert!(
+            ids.contains(&"InfraSafe_5") && ids.contains(&"My Safe.v2_3"),
+            "{ids:?}"
+        );
+        assert!(!ids.contains(&"InfraSafe_2"), "expired left out");
+        assert!(
+            !ids.contains(&"OtherSafe_4"),
+            "another team's safe left out"
+        );
+        Ok(())
+    })
+    .await
+    .expect("members");
+}
+
+#[tokio::test]
+async fn reads_are_retried_on_transient_faults() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "retries = 3")).expect("client");
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            fail: Some(FailNext {
+                status: 503,
+                count: 2,
+                body: None,
+                content_type: None,
+                headers: Default::default(),
+            }),
+            path_contains: Some("incomingrequests".into()),
+            ..Default::default()
+        },
+    );
+    let r = s
+        .get_request("InfraSafe_1")
+        .await
+        .expect("third attempt succeeds");
+    assert_eq!(r.request_id, "InfraSafe_1");
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            drop_next: 1,
+            path_contains: Some("incomingrequests".into()),
+            ..Default::default()
+        },
+    );
+    s.get_request("InfraSafe_1")
+        .await
+        .expect("a dropped read is repeated");
+    s.logoff().await;
+}
+
+#[tokio::test]
+async fn a_confirm_is_never_repeated_blindly() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "retries = 3")).expect("client");
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    // A 503 on confirm: reported, not retried.
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            fail: Some(FailNext {
+                status: 503,
+                count: 5,
+                body: None,
+                content_type: None,
+                headers: Default::default(),
+            }),
+            path_contains: Some("/confirm".into()),
+            ..Default::default()
+        },
+    );
+    let e = s.confirm("InfraSafe_5", "x").await.expect_err("503");
+    assert!(e.is_transient(), "{e}");
+    let left = env.sim.state.faults.snapshot()["pvwa"]
+        .fail
+        .as_ref()
+        .map(|f| f.count);
+    assert_eq!(left, Some(4), "exactly one attempt was made");
+    // A connection dropped mid-answer: outcome unknown, not retried.
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            drop_next: 1,
+            path_contains: Some("/confirm".into()),
+            ..Default::default()
+        },
+    );
+    let e = s.confirm("InfraSafe_5", "x").await.expect_err("dropped");
+    assert!(matches!(e, PvwaError::OutcomeUnknown { .. }), "{e}");
+    assert_eq!(e.exit(), Exit::TempFail);
+    assert!(
+        env.sim.state.pvwa.actions().is_empty(),
+        "no second, blind confirm reached the server"
+    );
+    s.logoff().await;
+}
+
+#[tokio::test]
+async fn timeouts_and_html_error_pages() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "retries = 0\nrequest_timeout_secs = 1")).expect("client");
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            latency_ms: 1500,
+            path_contains: Some("incomingrequests".into()),
+            ..Default::default()
+        },
+    );
+    let e = s.get_request("InfraSafe_1").await.expect_err("timeout");
+    assert!(matches!(e, PvwaError::Timeout { .. }), "{e}");
+    assert_eq!(e.exit(), Exit::TempFail);
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            fail: Some(FailNext {
+                status: 500,
+                count: 1,
+                body: Some(
+                    "<html><head><title>Runtime Error</title></head><body>stack…</body></html>"
+                        .into(),
+                ),
+                content_type: Some("text/html".into()),
+                headers: Default::default(),
+            }),
+            path_contains: Some("incomingrequests".into()),
+            ..Default::default()
+        },
+    );
+    let e = s.get_request("InfraSafe_1").await.expect_err("html");
+    assert!(e.to_string().contains("HTML page: Runtime Error"), "{e}");
+    assert_eq!(e.exit(), Exit::Unavailable);
+    env.sim.state.faults.clear();
+    s.logoff().await;
+}
+
+#[tokio::test]
+async fn down_server_and_untrusted_certificate() {
+    let env = start().await;
+    // Untrusted: the system store does not know the simulator's CA.
+    let text = format!("[pvwa]\nurl = \"{}\"\nretries = 0\n", env.sim.url());
+    let loaded = config::load_from_parts(Some(&text), None, &[]).expect("config");
+    let pvwa = Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
+    let e = pvwa
+        .logon("svc_l1", &pw("pw-l1"))
+        .await
+        .expect_err("untrusted");
+    assert_eq!(e.exit(), Exit::Unavailable, "{e}");
+    assert!(
+        e.hint().unwrap_or_default().contains("ca_bundle"),
+        "{e} / {:?}",
+        e.hint()
+    );
+    // Down: nothing listens there any more.
+    let url = env.sim.url();
+    let ca = env.sim.ca_cert.clone().expect("ca");
+    env.sim.stop().await;
+    let text = format!(
+        "[pvwa]\nurl = \"{url}\"\nca_bundle = \"{}\"\nretries = 1\nbackoff_ms = 10\n",
+        ca.display()
+    );
+    let loaded = config::load_from_parts(Some(&text), None, &[]).expect("config");
+    let pvwa = Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
+    let e = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect_err("down");
+    assert!(matches!(e, PvwaError::Unreachable { .. }), "{e}");
+    assert_eq!(e.exit(), Exit::Unavailable);
+}
