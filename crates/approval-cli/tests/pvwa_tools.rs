@@ -348,10 +348,7 @@ async fn very_verbose_output_holds_no_password_and_no_session_token() {
         tokens.len(),
         3,
         "{}",
-        runs.iter()
-            .map(|o| err(o))
-            .collect::<Vec<_>>()
-            .join("\n---\n")
+        runs.iter().map(err).collect::<Vec<_>>().join("\n---\n")
     );
     let mut saw_debug = false;
     for o in &runs {
