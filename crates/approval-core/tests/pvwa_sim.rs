@@ -418,3 +418,133 @@ async fn down_server_and_untrusted_certificate() {
     assert!(matches!(e, PvwaError::Unreachable { .. }), "{e}");
     assert_eq!(e.exit(), Exit::Unavailable);
 }
+
+#[tokio::test]
+async fn reject_ends_the_request() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        s.reject("InfraSafe_5", "not during the freeze").await?;
+        let r = s.get_request("InfraSafe_5").await?;
+        assert_eq!(r.status_title, "Rejected");
+        let c = r
+            .confirmers
+            .iter()
+            .find(|c| c.acted())
+            .expect("the rejecter is listed");
+        assert_eq!(c.reason, "not during the freeze");
+        let e = s
+            .confirm("InfraSafe_5", "x")
+            .await
+            .expect_err("rejected requests cannot be confirmed");
+        assert_eq!(e.code(), Some("PAMSIM_REJECTED"));
+        Ok(())
+    })
+    .await
+    .expect("reject");
+    let a = env.sim.state.pvwa.actions();
+    assert_eq!((a.len(), a[0].action.as_str()), (1, "reject"));
+}
+
+#[tokio::test]
+async fn the_logon_method_selects_the_endpoint() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = "[[pvwa.users]]\nname = \"vaultuser\"\npassword = \"pw\"\nauth = [\"cyberark\"]\n[[pvwa.users]]\nname = \"radiususer\"\npassword = \"pw\"\nauth = [\"radius\"]\n";
+    let sim = Sim::start(
+        Scenario::from_toml(scenario).expect("scenario"),
+        SimOptions {
+            tls_dir: Some(dir.path().into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sim");
+    let env = Env { sim, _dir: dir };
+    for (method, user, ok) in [
+        ("cyberark", "vaultuser", true),
+        ("ldap", "vaultuser", false),
+        ("radius", "radiususer", true),
+        ("cyberark", "radiususer", false),
+    ] {
+        let pvwa = Pvwa::new(&cfg(&env, &format!("auth_method = \"{method}\""))).expect("client");
+        let r = pvwa.logon(user, &pw("pw")).await;
+        assert_eq!(r.is_ok(), ok, "{method} {user}: {r:?}");
+        if let Ok(s) = r {
+            s.logoff().await;
+        }
+    }
+    let e = config::load_from_parts(
+        Some("[pvwa]\nurl = \"https://x.test\"\nauth_method = \"saml\"\n"),
+        None,
+        &[],
+    )
+    .expect_err("unknown method");
+    assert_eq!(e.key.as_deref(), Some("pvwa.auth_method"));
+}
+
+#[tokio::test]
+async fn the_admin_api_seeds_requests_and_injects_faults_over_http() {
+    let env = start().await;
+    let http = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(
+            &std::fs::read(env.sim.ca_cert.as_ref().expect("ca")).expect("ca"),
+        )
+        .expect("pem")])
+        .build()
+        .expect("client");
+    let base = env.sim.url();
+    let r = http
+        .post(format!("{base}/sim/pvwa/requests"))
+        .json(&serde_json::json!({"number": 77, "safe": "InfraSafe", "requester": "carol", "levels": [1, 0]}))
+        .send()
+        .await
+        .expect("seed");
+    assert_eq!(r.status().as_u16(), 201);
+    let r = http
+        .post(format!("{base}/sim/faults/pvwa"))
+        .json(
+            &serde_json::json!({"fail": {"status": 503, "count": 1}, "path_contains": "/confirm"}),
+        )
+        .send()
+        .await
+        .expect("fault");
+    assert_eq!(r.status().as_u16(), 204);
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    let e = s
+        .confirm("InfraSafe_77", "x")
+        .await
+        .expect_err("injected 503");
+    assert!(e.is_transient());
+    s.confirm("InfraSafe_77", "x").await.expect("fault used up");
+    s.logoff().await;
+    let actions: serde_json::Value = http
+        .get(format!("{base}/sim/pvwa/actions"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(actions[0]["request_id"], "InfraSafe_77");
+    assert!(actions[0]["time_ms"].as_i64().expect("ms") > 0);
+    let sessions: serde_json::Value = http
+        .get(format!("{base}/sim/pvwa/sessions"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(sessions["open"], 0);
+    let r = http
+        .delete(format!("{base}/sim/pvwa/requests/InfraSafe_77"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status().as_u16(), 204);
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    let e = s.get_request("InfraSafe_77").await.expect_err("deleted");
+    assert!(matches!(e, PvwaError::NotFound { .. }), "{e}");
+    s.logoff().await;
+}
