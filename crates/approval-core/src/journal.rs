@@ -1,1 +1,603 @@
-//! The SQLite journal: one row per message, a state machine, the audit trail.
+//! The journal: one SQLite row per mail, a state machine, and the audit trail.
+//!
+//! States move forward only:
+//!
+//! ```text
+//! seen -> decided -> confirmed | refused -> notified -> filed
+//!   \______________________________/
+//!            (refused without a decision to confirm: seen -> refused)
+//! ```
+//!
+//! `decided` is written *before* the confirm is sent, with a unique marker that goes into the
+//! PVWA reason. After a crash, a row found in `decided` is resolved by reading the request's
+//! confirmers for that marker — never by confirming again. A mail is keyed by its Internet
+//! Message-ID (or a digest of its bytes), so the same forward arriving twice is recognised.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use sha2::Digest;
+
+use crate::exit::{Classify, Exit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("journal: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("journal: row {row} cannot move from {from} to {to}")]
+    Transition { row: i64, from: String, to: String },
+}
+
+impl Classify for JournalError {
+    fn exit(&self) -> Exit {
+        match self {
+            JournalError::Open { .. } => Exit::Config,
+            JournalError::Sql(_) => Exit::TempFail,
+            JournalError::Transition { .. } => Exit::Software,
+        }
+    }
+}
+
+/// A mail's place in the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Seen,
+    Decided,
+    Confirmed,
+    Refused,
+    Notified,
+    Filed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Seen => "seen",
+            State::Decided => "decided",
+            State::Confirmed => "confirmed",
+            State::Refused => "refused",
+            State::Notified => "notified",
+            State::Filed => "filed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<State> {
+        Some(match s {
+            "seen" => State::Seen,
+            "decided" => State::Decided,
+            "confirmed" => State::Confirmed,
+            "refused" => State::Refused,
+            "notified" => State::Notified,
+            "filed" => State::Filed,
+            _ => return None,
+        })
+    }
+
+    /// Whether `self -> to` is a legal step.
+    pub fn may_become(self, to: State) -> bool {
+        use State::*;
+        matches!(
+            (self, to),
+            (Seen, Decided)
+                | (Seen, Refused)
+                | (Decided, Confirmed)
+                | (Decided, Refused)
+                | (Confirmed, Notified)
+                | (Refused, Notified)
+                | (Notified, Filed)
+        )
+    }
+}
+
+/// One journal row.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Entry {
+    pub row: i64,
+    pub key: String,
+    pub message_id: Option<String>,
+    pub mailbox_item: Option<String>,
+    pub state: State,
+    /// `confirmed`, `refused`, or null while undecided.
+    pub outcome: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    pub level: Option<u8>,
+    pub forwarder: Option<String>,
+    /// Unique text placed in the PVWA reason of our confirmation.
+    pub marker: Option<String>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// The key of a mail: its Message-ID when it has a sane one, else a digest of its bytes.
+pub fn mail_key(message_id: Option<&str>, raw: &[u8]) -> String {
+    match message_id
+        .map(str::trim)
+        .filter(|m| !m.is_empty() && m.len() <= 998 && !m.chars().any(char::is_control))
+    {
+        Some(m) => format!(
+            "mid:{}",
+            m.trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_ascii_lowercase()
+        ),
+        None => format!("sha256:{}", hex::encode(sha2::Sha256::digest(raw))),
+    }
+}
+
+/// What `begin` found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Begin {
+    /// A new mail: a row in `seen`.
+    New(Entry),
+    /// Known already: its row, in whatever state it reached.
+    Known(Entry),
+}
+
+pub struct Journal {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS mail (
+    row            INTEGER PRIMARY KEY AUTOINCREMENT,
+    key            TEXT NOT NULL UNIQUE,
+    message_id     TEXT,
+    mailbox_item   TEXT,
+    state          TEXT NOT NULL,
+    outcome        TEXT,
+    reason_code    TEXT,
+    reason         TEXT,
+    request_id     TEXT,
+    level          INTEGER,
+    forwarder      TEXT,
+    marker         TEXT UNIQUE,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    last_error     TEXT,
+    first_seen_ms  INTEGER NOT NULL,
+    updated_ms     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mail_state ON mail(state);
+CREATE INDEX IF NOT EXISTS mail_request ON mail(request_id);
+CREATE TABLE IF NOT EXISTS history (
+    row      INTEGER NOT NULL REFERENCES mail(row),
+    at_ms    INTEGER NOT NULL,
+    state    TEXT NOT NULL,
+    note     TEXT
+);
+CREATE TABLE IF NOT EXISTS kv (
+    name   TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"#;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Journal {
+    /// Open (creating) the journal at `path`; the directory is created owner-only.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let open_err = |m: String| JournalError::Open {
+            path: path.to_path_buf(),
+            message: m,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| open_err(format!("cannot create its directory: {e}")))?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| open_err(e.to_string()))?;
+        // WAL + synchronous=FULL: a committed state survives a crash or power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| open_err(e.to_string()))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| open_err(format!("cannot create the schema: {e}")))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// An in-memory journal (tests).
+    pub fn in_memory() -> Result<Journal, JournalError> {
+        let conn = Connection::open_in_memory()?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Journal {
+            path: PathBuf::from(":memory:"),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Record a mail as seen, or return what is known about it.
+    pub fn begin(
+        &self,
+        key: &str,
+        message_id: Option<&str>,
+        mailbox_item: Option<&str>,
+    ) -> Result<Begin, JournalError> {
+        let mut c = self.lock();
+        let tx = c.transaction()?;
+        if let Some(e) = get_by_key(&tx, key)? {
+            // The item id changes when a mail is moved; remember the newest one.
+            if let Some(item) = mailbox_item
+                && e.mailbox_item.as_deref() != Some(item)
+            {
+                tx.execute(
+                    "UPDATE mail SET mailbox_item = ?1 WHERE row = ?2",
+                    params![item, e.row],
+                )?;
+            }
+            let e = get_by_key(&tx, key)?.unwrap_or(e);
+            tx.commit()?;
+            return Ok(Begin::Known(e));
+        }
+        let now = now_ms();
+        tx.execute(
+            "INSERT INTO mail (key, message_id, mailbox_item, state, first_seen_ms, updated_ms) VALUES (?1, ?2, ?3, 'seen', ?4, ?4)",
+            params![key, message_id, mailbox_item, now],
+        )?;
+        let row = tx.last_insert_rowid();
+        tx.execute(
+            "INSERT INTO history (row, at_ms, state) VALUES (?1, ?2, 'seen')",
+            params![row, now],
+        )?;
+        let e = get_by_key(&tx, key)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        tx.commit()?;
+        Ok(Begin::New(e))
+    }
+
+    /// Move a row to `to`, checking the transition, with the fields that go with it.
+    fn advance(
+        &self,
+        row: i64,
+        to: State,
+        set: &[(&str, &dyn rusqlite::ToSql)],
+        note: Option<&str>,
+    ) -> Result<Entry, JournalError> {
+        let mut c = self.lock();
+        let tx = c.transaction()?;
+        let cur = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        if !cur.state.may_become(to) {
+            return Err(JournalError::Transition {
+                row,
+                from: cur.state.as_str().into(),
+                to: to.as_str().into(),
+            });
+        }
+        let now = now_ms();
+        let mut sql = String::from("UPDATE mail SET state = ?1, updated_ms = ?2");
+        let state = to.as_str();
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&state, &now];
+        for (i, (col, v)) in set.iter().enumerate() {
+            sql.push_str(&format!(", {col} = ?{}", i + 3));
+            values.push(*v);
+        }
+        sql.push_str(&format!(" WHERE row = ?{}", set.len() + 3));
+        values.push(&row);
+        tx.execute(&sql, values.as_slice())?;
+        tx.execute(
+            "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
+            params![row, now, to.as_str(), note],
+        )?;
+        let e = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+        tx.commit()?;
+        Ok(e)
+    }
+
+    /// The decision to confirm, written before the confirm is sent.
+    pub fn decided(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+    ) -> Result<Entry, JournalError> {
+        self.advance(
+            row,
+            State::Decided,
+            &[
+                ("request_id", &request_id),
+                ("level", &level),
+                ("forwarder", &forwarder),
+                ("marker", &marker),
+            ],
+            None,
+        )
+    }
+
+    /// PVWA accepted (or already holds) our confirmation.
+    pub fn confirmed(&self, row: i64, note: &str) -> Result<Entry, JournalError> {
+        self.advance(
+            row,
+            State::Confirmed,
+            &[("outcome", &"confirmed")],
+            Some(note),
+        )
+    }
+
+    /// A final refusal with its stable code and sentence.
+    pub fn refused(
+        &self,
+        row: i64,
+        code: &str,
+        reason: &str,
+        request_id: Option<&str>,
+        forwarder: Option<&str>,
+    ) -> Result<Entry, JournalError> {
+        self.advance(
+            row,
+            State::Refused,
+            &[
+                ("outcome", &"refused"),
+                ("reason_code", &code),
+                ("reason", &reason),
+                ("request_id", &request_id),
+                ("forwarder", &forwarder),
+            ],
+            Some(code),
+        )
+    }
+
+    pub fn notified(&self, row: i64) -> Result<Entry, JournalError> {
+        self.advance(row, State::Notified, &[], None)
+    }
+
+    pub fn filed(&self, row: i64, folder: &str) -> Result<Entry, JournalError> {
+        self.advance(row, State::Filed, &[], Some(folder))
+    }
+
+    /// Count a failed attempt (a transient fault); returns the new count.
+    pub fn attempt_failed(&self, row: i64, error: &str) -> Result<u32, JournalError> {
+        let c = self.lock();
+        let cut: String = error.chars().take(500).collect();
+        c.execute("UPDATE mail SET attempts = attempts + 1, last_error = ?1, updated_ms = ?2 WHERE row = ?3", params![cut, now_ms(), row])?;
+        Ok(c.query_row(
+            "SELECT attempts FROM mail WHERE row = ?1",
+            params![row],
+            |r| r.get::<_, u32>(0),
+        )?)
+    }
+
+    /// Rows not yet filed (work to finish after a restart), oldest first.
+    pub fn unfinished(&self) -> Result<Vec<Entry>, JournalError> {
+        let c = self.lock();
+        let mut st = c.prepare(&format!(
+            "SELECT {COLS} FROM mail WHERE state != 'filed' ORDER BY row"
+        ))?;
+        let rows = st.query_map([], entry)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn get(&self, row: i64) -> Result<Option<Entry>, JournalError> {
+        get_by_row(&self.lock(), row)
+    }
+
+    pub fn by_key(&self, key: &str) -> Result<Option<Entry>, JournalError> {
+        get_by_key(&self.lock(), key)
+    }
+
+    /// Every row (audit export), oldest first.
+    pub fn all(&self) -> Result<Vec<Entry>, JournalError> {
+        let c = self.lock();
+        let mut st = c.prepare(&format!("SELECT {COLS} FROM mail ORDER BY row"))?;
+        let rows = st.query_map([], entry)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// The states a row went through, with times.
+    pub fn history(&self, row: i64) -> Result<Vec<(i64, String, Option<String>)>, JournalError> {
+        let c = self.lock();
+        let mut st =
+            c.prepare("SELECT at_ms, state, note FROM history WHERE row = ?1 ORDER BY rowid")?;
+        let rows = st
+            .query_map(params![row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// A small persistent value (sync state of the mailbox, etc.).
+    pub fn get_value(&self, name: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT value FROM kv WHERE name = ?1", params![name], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_value(&self, name: &str, value: &str) -> Result<(), JournalError> {
+        self.lock().execute(
+            "INSERT INTO kv (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+}
+
+const COLS: &str = "row, key, message_id, mailbox_item, state, outcome, reason_code, reason, request_id, level, forwarder, marker, attempts, last_error, first_seen_ms, updated_ms";
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
+    let state: String = r.get(4)?;
+    Ok(Entry {
+        row: r.get(0)?,
+        key: r.get(1)?,
+        message_id: r.get(2)?,
+        mailbox_item: r.get(3)?,
+        state: State::parse(&state).ok_or_else(|| {
+            rusqlite::Error::InvalidColumnType(4, state.clone(), rusqlite::types::Type::Text)
+        })?,
+        outcome: r.get(5)?,
+        reason_code: r.get(6)?,
+        reason: r.get(7)?,
+        request_id: r.get(8)?,
+        level: r.get(9)?,
+        forwarder: r.get(10)?,
+        marker: r.get(11)?,
+        attempts: r.get(12)?,
+        last_error: r.get(13)?,
+        first_seen_ms: r.get(14)?,
+        updated_ms: r.get(15)?,
+    })
+}
+
+fn get_by_key(c: &Connection, key: &str) -> Result<Option<Entry>, JournalError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLS} FROM mail WHERE key = ?1"),
+        params![key],
+        entry,
+    )
+    .optional()?)
+}
+
+fn get_by_row(c: &Connection, row: i64) -> Result<Option<Entry>, JournalError> {
+    Ok(c.query_row(
+        &format!("SELECT {COLS} FROM mail WHERE row = ?1"),
+        params![row],
+        entry,
+    )
+    .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_prefer_the_message_id() {
+        assert_eq!(mail_key(Some("<ABC@x.test>"), b"x"), "mid:abc@x.test");
+        assert_eq!(mail_key(Some("  "), b"x"), mail_key(None, b"x"));
+        assert!(mail_key(None, b"x").starts_with("sha256:"));
+        assert_ne!(mail_key(None, b"x"), mail_key(None, b"y"));
+        assert!(
+            mail_key(Some("a\r\nb"), b"x").starts_with("sha256:"),
+            "a header-injected id is not trusted"
+        );
+    }
+
+    #[test]
+    fn the_state_machine_moves_forward_only() {
+        let j = Journal::in_memory().expect("journal");
+        let Begin::New(e) = j.begin("mid:a", Some("<a>"), Some("item1")).expect("begin") else {
+            panic!("new")
+        };
+        assert_eq!(e.state, State::Seen);
+        let e = j
+            .decided(e.row, "Safe_1", 1, "bob@x.test", "ref-1")
+            .expect("decided");
+        assert_eq!(
+            (e.state, e.level, e.marker.as_deref()),
+            (State::Decided, Some(1), Some("ref-1"))
+        );
+        assert!(matches!(
+            j.filed(e.row, "Processed"),
+            Err(JournalError::Transition { .. })
+        ));
+        let e = j.confirmed(e.row, "200").expect("confirmed");
+        assert!(
+            j.refused(e.row, "x", "y", None, None).is_err(),
+            "no going back"
+        );
+        j.notified(e.row).expect("notified");
+        let e = j.filed(e.row, "Processed").expect("filed");
+        assert_eq!(e.state, State::Filed);
+        let states: Vec<String> = j
+            .history(e.row)
+            .expect("history")
+            .into_iter()
+            .map(|h| h.1)
+            .collect();
+        assert_eq!(
+            states,
+            ["seen", "decided", "confirmed", "notified", "filed"]
+        );
+        assert!(j.unfinished().expect("unfinished").is_empty());
+    }
+
+    #[test]
+    fn the_same_mail_twice_is_known() {
+        let j = Journal::in_memory().expect("journal");
+        let Begin::New(e) = j.begin("mid:a", Some("<a>"), Some("item1")).expect("begin") else {
+            panic!("new")
+        };
+        j.refused(
+            e.row,
+            "self_approval",
+            "You asked for it yourself.",
+            Some("S_1"),
+            Some("alice@x"),
+        )
+        .expect("refused");
+        match j.begin("mid:a", Some("<a>"), Some("item2")).expect("again") {
+            Begin::Known(k) => {
+                assert_eq!(k.state, State::Refused);
+                assert_eq!(k.reason_code.as_deref(), Some("self_approval"));
+                assert_eq!(
+                    k.mailbox_item.as_deref(),
+                    Some("item2"),
+                    "the new item id is kept"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn state_survives_reopening_and_markers_are_unique() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("state/journal.sqlite");
+        {
+            let j = Journal::open(&p).expect("open");
+            let Begin::New(e) = j.begin("mid:a", None, None).expect("begin") else {
+                panic!("new")
+            };
+            j.decided(e.row, "S_1", 2, "b@x", "ref-a").expect("decided");
+            let Begin::New(e2) = j.begin("mid:b", None, None).expect("begin") else {
+                panic!("new")
+            };
+            assert!(
+                j.decided(e2.row, "S_1", 2, "b@x", "ref-a").is_err(),
+                "a marker identifies one mail"
+            );
+            assert_eq!(j.attempt_failed(e2.row, "503").expect("attempt"), 1);
+            j.set_value("sync", "state-1").expect("kv");
+        }
+        let j = Journal::open(&p).expect("reopen");
+        let open = j.unfinished().expect("unfinished");
+        assert_eq!(open.len(), 2);
+        assert_eq!(open[0].state, State::Decided);
+        assert_eq!(open[1].attempts, 1);
+        assert_eq!(j.get_value("sync").expect("kv").as_deref(), Some("state-1"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p.parent().expect("dir"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the state directory is private");
+    }
+}
