@@ -1,10 +1,469 @@
-//! Reply mails from templates.
+//! Reply mails from templates: to the forwarder on success and on refusal, with the request,
+//! safe, requester and level, and on a failed confirm who confirmed and when; the PAM team in
+//! CC on failures. Templates are built in and can be overridden by files.
 //!
-//! Not built yet: see the open issue that owns this module.
+//! Nothing from the incoming mail reaches a header unsanitised: every value placed in the
+//! subject is one line without control characters, addresses are checked one by one, and HTML
+//! bodies escape every value.
 
-use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-/// Configuration section (filled in by the issue that builds this module).
-#[derive(Debug, Clone, Default, Deserialize)]
+use serde::{Deserialize, Serialize};
+
+/// `[notify]`
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NotifyConfig {}
+pub struct NotifyConfig {
+    /// Addresses copied on failures and refusals (the PAM team).
+    #[serde(default)]
+    pub pam_team: Vec<String>,
+    /// When to copy the PAM team: `failures` (default: failed confirms and faults),
+    /// `refusals` (failures and every refusal), `never`.
+    #[serde(default)]
+    pub cc_team_on: CcPolicy,
+    /// Directory with template files overriding the built-in ones: `<outcome>.subject`,
+    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`.
+    pub templates_dir: Option<PathBuf>,
+    /// Quote the forwarded mail's text under the reply.
+    #[serde(default = "yes")]
+    pub quote_original: bool,
+    /// Send replies at all (off: decisions are still journaled and logged).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            pam_team: vec![],
+            cc_team_on: CcPolicy::Failures,
+            templates_dir: None,
+            quote_original: true,
+            enabled: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CcPolicy {
+    #[default]
+    Failures,
+    Refusals,
+    Never,
+}
+
+/// The kind of reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Confirmed in PVWA.
+    Approved,
+    /// Refused by policy (a final answer about the mail or the request).
+    Refused,
+    /// The confirm failed, or the mail kept failing: the PAM team should look.
+    Failed,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Refused => "refused",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A mail to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reply {
+    pub to: Vec<String>,
+    pub cc: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("reply address `{0}` is not a single plain mail address")]
+    BadAddress(String),
+    #[error("template {path}: {message}")]
+    Template { path: PathBuf, message: String },
+}
+
+impl crate::exit::Classify for NotifyError {
+    fn exit(&self) -> crate::exit::Exit {
+        match self {
+            NotifyError::BadAddress(_) => crate::exit::Exit::DataErr,
+            NotifyError::Template { .. } => crate::exit::Exit::Config,
+        }
+    }
+}
+
+/// Values for the placeholders `{name}`.
+pub type Values = BTreeMap<&'static str, String>;
+
+const SUBJECTS: [(&str, &str); 3] = [
+    (
+        "approved",
+        "Approved: Dual Control request {request_id} ({safe}, level {level})",
+    ),
+    ("refused", "Not approved: Dual Control request {request_id}"),
+    (
+        "failed",
+        "Failed to approve: Dual Control request {request_id}",
+    ),
+];
+
+const TEXTS: [(&str, &str); 3] = [
+    (
+        "approved",
+        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n\n{status}\n",
+    ),
+    (
+        "refused",
+        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+    ),
+    (
+        "failed",
+        "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
+    ),
+];
+
+/// Make one header-safe line: no control characters (CR, LF, NUL, …), runs of spaces folded,
+/// capped in length.
+pub fn one_line(s: &str, max: usize) -> String {
+    let cleaned: String = s
+        .chars()
+        .map(|c| {
+            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let folded = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() > max {
+        let cut: String = folded.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        folded
+    }
+}
+
+/// Check a single plain address (`local@domain`), with nothing that could add a recipient or a
+/// header: no spaces, commas, semicolons, angle brackets, quotes or control characters.
+pub fn check_address(a: &str) -> Result<String, NotifyError> {
+    let a = a.trim();
+    let bad = a.is_empty()
+        || a.len() > 254
+        || a.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || ",;<>\"()[]\\:".contains(c))
+        || a.matches('@').count() != 1
+        || a.starts_with('@')
+        || a.ends_with('@')
+        || !a
+            .rsplit('@')
+            .next()
+            .is_some_and(|d| d.contains('.') || d.eq_ignore_ascii_case("localhost"));
+    if bad {
+        return Err(NotifyError::BadAddress(one_line(a, 80)));
+    }
+    Ok(a.to_string())
+}
+
+fn escape_html(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&#39;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// Replace `{name}` placeholders; unknown names stay as they are (so a typo shows in the mail
+/// rather than silently vanishing); `escape` is applied to every value.
+fn fill(template: &str, values: &Values, escape: impl Fn(&str) -> String) -> String {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end)
+                if after[..end]
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_')
+                    && end > 0 =>
+            {
+                let name = &after[..end];
+                match values.get(name) {
+                    Some(v) => out.push_str(&escape(v)),
+                    None => out.push_str(&rest[start..start + end + 2]),
+                }
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The renderer: built-in templates, overridden by files when configured.
+pub struct Notifier {
+    cfg: NotifyConfig,
+    subjects: BTreeMap<String, String>,
+    texts: BTreeMap<String, String>,
+    htmls: BTreeMap<String, String>,
+}
+
+impl Notifier {
+    /// Load templates (files override built-ins) and check the PAM team addresses.
+    pub fn new(cfg: &NotifyConfig) -> Result<Notifier, NotifyError> {
+        for a in &cfg.pam_team {
+            check_address(a)?;
+        }
+        let mut n = Notifier {
+            cfg: cfg.clone(),
+            subjects: SUBJECTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            texts: TEXTS
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            htmls: BTreeMap::new(),
+        };
+        if let Some(dir) = &cfg.templates_dir {
+            for outcome in ["approved", "refused", "failed"] {
+                for (ext, map) in [
+                    ("subject", &mut n.subjects),
+                    ("txt", &mut n.texts),
+                    ("html", &mut n.htmls),
+                ] {
+                    let p = dir.join(format!("{outcome}.{ext}"));
+                    match std::fs::read_to_string(&p) {
+                        Ok(t) => {
+                            map.insert(outcome.to_string(), t);
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            return Err(NotifyError::Template {
+                                path: p,
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.cfg.enabled
+    }
+
+    /// Build the reply for `outcome` to `forwarder`. `values` come from PVWA and the mail; each
+    /// is sanitised here. `original` is the forwarded mail's text, quoted when configured.
+    pub fn render(
+        &self,
+        outcome: Outcome,
+        forwarder: &str,
+        values: &Values,
+        original: Option<&str>,
+    ) -> Result<Reply, NotifyError> {
+        let to = vec![check_address(forwarder)?];
+        let cc = match (self.cfg.cc_team_on, outcome) {
+            (CcPolicy::Never, _) | (_, Outcome::Approved) => vec![],
+            (CcPolicy::Failures, Outcome::Refused) => vec![],
+            _ => self.cfg.pam_team.clone(),
+        };
+        let key = outcome.name();
+        let subject = one_line(
+            &fill(&self.subjects[key], values, |v| one_line(v, 200)),
+            250,
+        );
+        let mut text = fill(&self.texts[key], values, |v| v.replace(['\r', '\0'], ""));
+        if self.cfg.quote_original
+            && let Some(orig) = original.filter(|o| !o.trim().is_empty())
+        {
+            text.push_str("\n-------- The mail you forwarded --------\n");
+            for line in orig.lines().take(200) {
+                text.push_str("> ");
+                text.push_str(&line.replace(['\r', '\0'], ""));
+                text.push('\n');
+            }
+        }
+        let html = self.htmls.get(key).map(|t| fill(t, values, escape_html));
+        Ok(Reply {
+            to,
+            cc,
+            subject,
+            text,
+            html,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values() -> Values {
+        let mut v = Values::new();
+        v.insert("request_id", "InfraSafe_12".into());
+        v.insert("safe", "InfraSafe".into());
+        v.insert("requester", "alice".into());
+        v.insert("level", "1".into());
+        v.insert("reason", "You made request InfraSafe_12 yourself.".into());
+        v.insert("reason_code", "self_approval".into());
+        v
+    }
+
+    #[test]
+    fn values_cannot_inject_headers_or_recipients() {
+        let n = Notifier::new(&NotifyConfig::default()).expect("notifier");
+        let mut v = values();
+        v.insert("request_id", "X_1\r\nBcc: evil@attacker.test\r\n".into());
+        let r = n
+            .render(Outcome::Refused, "bob@example.test", &v, None)
+            .expect("render");
+        assert!(
+            !r.subject.contains('\r') && !r.subject.contains('\n'),
+            "{:?}",
+            r.subject
+        );
+        assert_eq!(r.to, vec!["bob@example.test"]);
+        for bad in [
+            "bob@example.test\r\nBcc: x@y.z",
+            "a@b.c, d@e.f",
+            "Bob <bob@x.test>",
+            "bob",
+            "@x.test",
+            "a@b",
+        ] {
+            assert!(
+                n.render(Outcome::Approved, bad, &values(), None).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_team_is_copied_as_configured() {
+        let cfg = NotifyConfig {
+            pam_team: vec!["pam-team@example.test".into()],
+            ..NotifyConfig::default()
+        };
+        let n = Notifier::new(&cfg).expect("notifier");
+        assert!(
+            n.render(Outcome::Approved, "b@x.test", &values(), None)
+                .expect("r")
+                .cc
+                .is_empty()
+        );
+        assert!(
+            n.render(Outcome::Refused, "b@x.test", &values(), None)
+                .expect("r")
+                .cc
+                .is_empty()
+        );
+        assert_eq!(
+            n.render(Outcome::Failed, "b@x.test", &values(), None)
+                .expect("r")
+                .cc,
+            ["pam-team@example.test"]
+        );
+        let n = Notifier::new(&NotifyConfig {
+            cc_team_on: CcPolicy::Refusals,
+            ..cfg.clone()
+        })
+        .expect("notifier");
+        assert_eq!(
+            n.render(Outcome::Refused, "b@x.test", &values(), None)
+                .expect("r")
+                .cc
+                .len(),
+            1
+        );
+        assert!(
+            Notifier::new(&NotifyConfig {
+                pam_team: vec!["not an address".into()],
+                ..cfg
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn templates_fill_and_files_override() {
+        let n = Notifier::new(&NotifyConfig::default()).expect("notifier");
+        let r = n
+            .render(
+                Outcome::Refused,
+                "b@x.test",
+                &values(),
+                Some("Request Id: 12\r\nSafe: InfraSafe"),
+            )
+            .expect("r");
+        assert_eq!(r.subject, "Not approved: Dual Control request InfraSafe_12");
+        assert!(
+            r.text
+                .contains("Why:        You made request InfraSafe_12 yourself."),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("> Request Id: 12\n> Safe: InfraSafe"),
+            "{}",
+            r.text
+        );
+        assert!(r.html.is_none());
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(
+            dir.path().join("refused.subject"),
+            "NO for {request_id} {unknown}",
+        )
+        .expect("w");
+        std::fs::write(dir.path().join("refused.html"), "<p>{reason}</p>").expect("w");
+        let n = Notifier::new(&NotifyConfig {
+            templates_dir: Some(dir.path().into()),
+            ..NotifyConfig::default()
+        })
+        .expect("n");
+        let mut v = values();
+        v.insert("reason", "<script>alert(1)</script>".into());
+        let r = n.render(Outcome::Refused, "b@x.test", &v, None).expect("r");
+        assert_eq!(r.subject, "NO for InfraSafe_12 {unknown}");
+        assert_eq!(
+            r.html.as_deref(),
+            Some("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>")
+        );
+    }
+
+    #[test]
+    fn one_line_folds_and_caps() {
+        assert_eq!(one_line("a\r\n\tb  c\u{2028}d", 100), "a b c d");
+        assert_eq!(one_line(&"x".repeat(10), 5).chars().count(), 5);
+    }
+}
