@@ -15,6 +15,10 @@ pub enum Error {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Runtime(#[from] crate::pipeline::runtime::RuntimeError),
+    #[error(transparent)]
+    Notify(#[from] crate::notify::NotifyError),
     #[error("{0}")]
     Usage(String),
 }
@@ -27,6 +31,8 @@ impl Classify for Error {
             Error::Secret(e) => e.exit(),
             Error::Tls(e) => e.exit(),
             Error::Journal(e) => e.exit(),
+            Error::Runtime(e) => e.exit(),
+            Error::Notify(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -37,6 +43,8 @@ impl Classify for Error {
             Error::Secret(e) => e.hint(),
             Error::Tls(e) => e.hint(),
             Error::Journal(e) => e.hint(),
+            Error::Runtime(e) => e.hint(),
+            Error::Notify(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

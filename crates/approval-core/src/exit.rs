@@ -142,6 +142,8 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::secret::SecretError,
             crate::tls::TlsError,
             crate::journal::JournalError,
+            crate::pipeline::runtime::RuntimeError,
+            crate::notify::NotifyError,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (

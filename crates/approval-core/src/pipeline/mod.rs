@@ -1,10 +1,13 @@
 //! One message end to end, and the watch loop.
 //!
-//! Not built yet: see the open issue that owns this module.
+//! (The pipeline itself is built by the watcher issue; the process-level pieces live in
+//! [`runtime`].)
+
+pub mod runtime;
 
 use serde::Deserialize;
 
-/// Configuration section (filled in by the issue that builds this module).
+/// `[watcher]`
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WatcherConfig {}
