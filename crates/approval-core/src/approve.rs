@@ -126,6 +126,19 @@ pub async fn credentials(
     Ok((acc.username.clone(), pw))
 }
 
+/// The PVWA client and the credentials of `role`, resolved (Vault closed again at once).
+async fn connect(
+    loaded: &Loaded,
+    role: AccountRole,
+) -> crate::error::Result<(Pvwa, String, SecretString)> {
+    let pvwa = Pvwa::new(loaded.pvwa()?)?;
+    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+    let creds = credentials(loaded, &resolver, role).await;
+    resolver.close().await;
+    let (user, pw) = creds?;
+    Ok((pvwa, user, pw))
+}
+
 /// Confirm (or, with `dry_run`, look at) each id with the level's account, one session for all.
 /// `emit` is called with each result as soon as it is known.
 pub async fn approve_batch(
@@ -208,10 +221,7 @@ pub async fn lookup(
     ids: &[(usize, String)],
     mut emit: impl FnMut(&str, Result<RequestView, ErrorView>, Exit),
 ) -> crate::error::Result<Exit> {
-    let pvwa = Pvwa::new(loaded.pvwa()?)?;
-    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let (user, pw) = credentials(loaded, &resolver, AccountRole::Lookup).await?;
-    resolver.close().await;
+    let (pvwa, user, pw) = connect(loaded, AccountRole::Lookup).await?;
     let now = chrono::Utc::now().timestamp();
     let mut worst = Exit::Ok;
     pvwa.with_session(
@@ -248,15 +258,12 @@ pub async fn waiting(
     include_expired: bool,
     level: Option<u8>,
 ) -> crate::error::Result<Vec<RequestView>> {
-    let pvwa = Pvwa::new(loaded.pvwa()?)?;
-    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
     let role = match level {
         Some(l) => AccountRole::for_level(l)
             .ok_or_else(|| crate::error::Error::Usage("--level must be 1 or 2".into()))?,
         None => AccountRole::Lookup,
     };
-    let (user, pw) = credentials(loaded, &resolver, role).await?;
-    resolver.close().await;
+    let (pvwa, user, pw) = connect(loaded, role).await?;
     let now = chrono::Utc::now().timestamp();
     let list = pvwa
         .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {

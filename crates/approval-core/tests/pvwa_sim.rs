@@ -94,6 +94,21 @@ fn cfg(env: &Env, extra: &str) -> PvwaConfig {
     loaded.pvwa().expect("pvwa").clone()
 }
 
+/// Faults: the next `count` calls whose path contains `path` answer `status` (with a body).
+fn fail(status: u16, count: u32, path: &str, body: Option<(&str, &str)>) -> Faults {
+    Faults {
+        fail: Some(FailNext {
+            status,
+            count,
+            body: body.map(|b| b.1.to_string()),
+            content_type: body.map(|b| b.0.to_string()),
+            headers: Default::default(),
+        }),
+        path_contains: Some(path.into()),
+        ..Default::default()
+    }
+}
+
 fn pw(s: &str) -> SecretString {
     SecretString::from(s.to_string())
 }
@@ -268,20 +283,10 @@ async fn reads_are_retried_on_transient_faults() {
     let env = start().await;
     let pvwa = Pvwa::new(&cfg(&env, "retries = 3")).expect("client");
     let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
-    env.sim.state.faults.set(
-        "pvwa",
-        Faults {
-            fail: Some(FailNext {
-                status: 503,
-                count: 2,
-                body: None,
-                content_type: None,
-                headers: Default::default(),
-            }),
-            path_contains: Some("incomingrequests".into()),
-            ..Default::default()
-        },
-    );
+    env.sim
+        .state
+        .faults
+        .set("pvwa", fail(503, 2, "incomingrequests", None));
     let r = s
         .get_request("InfraSafe_1")
         .await
@@ -307,20 +312,10 @@ async fn a_confirm_is_never_repeated_blindly() {
     let pvwa = Pvwa::new(&cfg(&env, "retries = 3")).expect("client");
     let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
     // A 503 on confirm: reported, not retried.
-    env.sim.state.faults.set(
-        "pvwa",
-        Faults {
-            fail: Some(FailNext {
-                status: 503,
-                count: 5,
-                body: None,
-                content_type: None,
-                headers: Default::default(),
-            }),
-            path_contains: Some("/confirm".into()),
-            ..Default::default()
-        },
-    );
+    env.sim
+        .state
+        .faults
+        .set("pvwa", fail(503, 5, "/confirm", None));
     let e = s.confirm("InfraSafe_5", "x").await.expect_err("503");
     assert!(e.is_transient(), "{e}");
     let left = env.sim.state.faults.snapshot()["pvwa"]
@@ -365,20 +360,15 @@ async fn timeouts_and_html_error_pages() {
     assert_eq!(e.exit(), Exit::TempFail);
     env.sim.state.faults.set(
         "pvwa",
-        Faults {
-            fail: Some(FailNext {
-                status: 500,
-                count: 1,
-                body: Some(
-                    "<html><head><title>Runtime Error</title></head><body>stack…</body></html>"
-                        .into(),
-                ),
-                content_type: Some("text/html".into()),
-                headers: Default::default(),
-            }),
-            path_contains: Some("incomingrequests".into()),
-            ..Default::default()
-        },
+        fail(
+            500,
+            1,
+            "incomingrequests",
+            Some((
+                "text/html",
+                "<html><head><title>Runtime Error</title></head><body>stack…</body></html>",
+            )),
+        ),
     );
     let e = s.get_request("InfraSafe_1").await.expect_err("html");
     assert!(e.to_string().contains("HTML page: Runtime Error"), "{e}");
