@@ -19,12 +19,24 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 
+step "cargo test"
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+
+checks=0
 for check in scripts/checks/*.sh; do
   [[ -e "$check" ]] || continue
   step "$check"
   bash "$check"
+  checks=$((checks + 1))
 done
+
+# One closing line with the totals of every test binary and scripted check.
+read -r passed failed ignored < <(awk '/^test result:/ {
+    for (i = 1; i <= NF; i++) {
+      if ($(i) ~ /^passed;?$/) p += $(i-1); if ($(i) ~ /^failed;?$/) f += $(i-1); if ($(i) ~ /^ignored;?$/) g += $(i-1)
+    } } END { print p+0, f+0, g+0 }' "$log")
 step "all checks passed"
+echo "summary: $((passed + checks)) passed, $failed failed, $ignored skipped"
