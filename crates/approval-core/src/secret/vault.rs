@@ -217,6 +217,14 @@ impl VaultClient {
                 "must be a mount path such as `approle`",
             ));
         }
+        if let Some(ns) = &cfg.namespace
+            && (ns.is_empty() || !ns.chars().all(|c| c.is_ascii_graphic()))
+        {
+            return Err(config_err(
+                "namespace",
+                "must be a namespace path such as `pam` or `org/pam` (visible ASCII, no spaces)",
+            ));
+        }
         if cfg.timeout_secs == 0 {
             return Err(config_err("timeout_secs", "must be at least 1"));
         }
@@ -974,6 +982,15 @@ mod tests {
         c.approle_mount = "../sys".into();
         let e = VaultClient::new(&c).expect_err("mount");
         assert!(e.to_string().contains("vault.approle_mount"), "{e}");
+        c.approle_mount = "approle".into();
+        c.namespace = Some("pam\r\nX-Injected: 1".into());
+        let e = VaultClient::new(&c).expect_err("header injection");
+        assert!(e.to_string().contains("vault.namespace"), "{e}");
+        assert!(
+            e.hint()
+                .unwrap_or_default()
+                .contains("APPROVAL__VAULT__NAMESPACE")
+        );
     }
 
     #[test]
