@@ -168,26 +168,64 @@ fn split_words(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Errors resolving a secret. Never carries the secret value.
+/// Errors resolving a secret. Never carries the secret value (nor a Vault token or secret-id).
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
+    /// The reference points at nothing usable (missing file, field, path; bad output).
     #[error("secret {reference}: {message}")]
     Unusable { reference: String, message: String },
+    /// Vault refused: login failed, token dead, policy denies the path.
     #[error("secret {reference}: {message}")]
     Denied { reference: String, message: String },
-    #[error("secret {reference}: Vault/OpenBao unreachable: {message}")]
+    /// Vault could not be reached or answered with a server fault.
+    #[error("secret {reference}: Vault/OpenBao unavailable: {message}")]
     Unavailable { reference: String, message: String },
     #[error("secret {reference}: no [vault] section is configured")]
     NoVault { reference: String },
+    /// A `[vault]` setting is wrong.
+    #[error("configuration key `{key}`: {message}")]
+    Config { key: String, message: String },
 }
 
 impl Classify for SecretError {
     fn exit(&self) -> Exit {
         match self {
-            SecretError::Unusable { .. } | SecretError::NoVault { .. } => Exit::Config,
+            SecretError::Unusable { .. }
+            | SecretError::NoVault { .. }
+            | SecretError::Config { .. } => Exit::Config,
             SecretError::Denied { .. } => Exit::NoPerm,
             SecretError::Unavailable { .. } => Exit::Unavailable,
         }
+    }
+
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            SecretError::Unavailable { message, .. }
+                if message.contains("certificate") || message.contains("Certificate") =>
+            {
+                "Vault's TLS certificate is not trusted: set vault.ca_bundle to the PEM file of \
+                 the CA that signed it"
+                    .into()
+            }
+            SecretError::Unavailable { .. } => {
+                "check vault.addr and that Vault/OpenBao is running and unsealed".into()
+            }
+            SecretError::Denied { .. } => {
+                "check the role_id/secret_id (a secret-id expires with secret_id_ttl) or the token, \
+                 and that the policy allows read on MOUNT/data/PATH; see docs/secrets.md"
+                    .into()
+            }
+            SecretError::NoVault { .. } => {
+                "add a [vault] section (addr, role_id, secret_id), or use a file:/cred: reference; \
+                 see docs/secrets.md"
+                    .into()
+            }
+            SecretError::Config { key, .. } => format!(
+                "fix `{key}` in the config file or its environment override {}",
+                crate::env::override_name(&key.split('.').collect::<Vec<_>>())
+            ),
+            SecretError::Unusable { .. } => return None,
+        })
     }
 }
 
@@ -218,12 +256,21 @@ impl Resolver {
 
     /// A resolver with an explicit credentials directory (tests).
     pub fn with_credentials_dir(mut self, dir: Option<PathBuf>) -> Self {
+        if let Some(v) = self.vault.as_mut() {
+            v.set_credentials_dir(dir.clone());
+        }
         self.credentials_dir = dir;
         self
     }
 
+    /// The Vault client, when a `[vault]` section is configured.
+    pub fn vault(&self) -> Option<&vault::VaultClient> {
+        self.vault.as_ref()
+    }
+
     /// Resolve one reference.
     pub async fn resolve(&self, r: &SecretRef) -> Result<SecretString, SecretError> {
+        log::debug!("resolving secret {r}");
         match r {
             SecretRef::Vault { mount, path, field } => {
                 let v = self.vault.as_ref().ok_or_else(|| SecretError::NoVault {
