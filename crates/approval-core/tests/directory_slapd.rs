@@ -117,7 +117,11 @@ async fn nested_member_is_approved_through_its_team_group() {
     let g = v.granted_by.expect("grant");
     assert_eq!(g.path_names, vec!["bob", "DB_Team", "DB_PAMapprover"]);
     assert_eq!(g.path.len(), 3);
-    assert!(v.reason.contains("bob -> DB_Team -> DB_PAMapprover"), "{}", v.reason);
+    assert!(
+        v.reason.contains("bob -> DB_Team -> DB_PAMapprover"),
+        "{}",
+        v.reason
+    );
 }
 
 #[tokio::test]
@@ -172,7 +176,10 @@ async fn disabled_account_is_not_found_even_as_a_direct_member() {
         &s,
         "user_filter = \"(&(objectClass=user)(mail={mail}))\"",
     ));
-    let e = d.find_user("erin@example.test").await.expect_err("disabled");
+    let e = d
+        .find_user("erin@example.test")
+        .await
+        .expect_err("disabled");
     assert!(matches!(e, DirectoryError::UnknownUser { .. }), "{e}");
 }
 
@@ -185,7 +192,10 @@ async fn two_users_with_one_address_are_ambiguous() {
         .find_user("shared@example.test")
         .await
         .expect_err("ambiguous");
-    assert!(matches!(e, DirectoryError::Ambiguous { count: 2, .. }), "{e}");
+    assert!(
+        matches!(e, DirectoryError::Ambiguous { count: 2, .. }),
+        "{e}"
+    );
     assert_eq!(e.exit(), Exit::Refused);
     let v = authorize(&d, "shared@example.test", "DBSafe", 1, db())
         .await
@@ -209,10 +219,17 @@ async fn filter_injection_in_the_address_matches_nothing() {
             .await
             .expect("verdict");
         assert!(!v.may_approve, "{evil} approved");
-        assert_eq!(v.refusal, Some(Refusal::UnknownSender), "{evil}: {}", v.reason);
+        assert_eq!(
+            v.refusal,
+            Some(Refusal::UnknownSender),
+            "{evil}: {}",
+            v.reason
+        );
     }
     // A bare `*` is not even an address.
-    let v = authorize(&d, "*", "DBSafe", 1, db()).await.expect("verdict");
+    let v = authorize(&d, "*", "DBSafe", 1, db())
+        .await
+        .expect("verdict");
     assert_eq!(v.refusal, Some(Refusal::BadAddress));
 }
 
@@ -302,7 +319,15 @@ async fn ldaps_with_the_test_ca_and_an_untrusted_ca_fails() {
     let other = tempfile::tempdir().expect("tmp");
     let other_ca = other.path().join("ca.crt");
     let made = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
         .arg("-keyout")
         .arg(other.path().join("ca.key"))
         .arg("-out")
@@ -344,7 +369,10 @@ async fn server_refusing_plain_binds_needs_tls_and_starttls_works() {
 async fn wrong_bind_password_is_a_permission_error() {
     let s = server!(Opts::default());
     let d = LdapDirectory::new(settings(&s, ""), SecretString::from("wrong")).expect("client");
-    let e = d.find_user("alice@example.test").await.expect_err("bind refused");
+    let e = d
+        .find_user("alice@example.test")
+        .await
+        .expect_err("bind refused");
     assert!(matches!(e, DirectoryError::BindRefused { .. }), "{e}");
     assert_eq!(e.exit(), Exit::NoPerm);
     assert!(!e.to_string().contains("wrong"), "password in message: {e}");
@@ -457,9 +485,17 @@ async fn cache_answers_within_its_ttl_only() {
         .await
         .expect("from cache");
     assert!(v.may_approve);
-    assert!(authorize(&d, "bob@example.test", "DBSafe", 1, db()).await.is_err());
+    assert!(
+        authorize(&d, "bob@example.test", "DBSafe", 1, db())
+            .await
+            .is_err()
+    );
     d.clear_cache();
-    assert!(authorize(&d, "alice@example.test", "DBSafe", 1, db()).await.is_err());
+    assert!(
+        authorize(&d, "alice@example.test", "DBSafe", 1, db())
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -538,5 +574,9 @@ async fn unknown_approver_group_grants_nothing() {
     .await
     .expect("verdict");
     assert!(!v.may_approve);
-    assert!(v.groups.iter().all(|g| g.status == "not_found"), "{:?}", v.groups);
+    assert!(
+        v.groups.iter().all(|g| g.status == "not_found"),
+        "{:?}",
+        v.groups
+    );
 }

@@ -588,6 +588,22 @@ base_dn = "DC=corp,DC=example"
     }
 
     #[test]
+    fn shipped_example_parses_and_validates() {
+        let text = include_str!("../../../../examples/config.d/directory.toml");
+        let l = load_from_parts(
+            Some(text),
+            Some("examples/config.d/directory.toml".into()),
+            &[],
+        )
+        .expect("example parses");
+        let s = l.directory().expect("example validates");
+        assert_eq!(s.urls.len(), 2);
+        assert_eq!(s.static_rules.len(), 3);
+        assert_eq!(s.group_names.domains, vec!["corp.example", "CORP"]);
+        assert_eq!(s.user_filter, DEFAULT_USER_FILTER);
+    }
+
+    #[test]
     fn bounds() {
         for (k, v) in [
             ("max_depth", "0"),

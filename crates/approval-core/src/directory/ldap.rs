@@ -186,7 +186,10 @@ impl LdapDirectory {
                     });
                 }
                 Err(e @ (DirectoryError::Unreachable { .. } | DirectoryError::Timeout { .. })) => {
-                    log::warn!("{e}");
+                    // With one server the caller reports it; with several, say which failed over.
+                    if self.s.urls.len() > 1 {
+                        log::warn!("{e}; trying the next server");
+                    }
                     last = Some(e);
                 }
                 Err(e) => return Err(e),
