@@ -121,6 +121,23 @@ fn static_mode_explains_grants_and_refusals() {
         "{}",
         text(&out.stdout)
     );
+
+    // The bind password never shows, even in trace logs.
+    let out = check(
+        &cfg,
+        &[
+            "alice@example.test",
+            "--safe",
+            "DBSafe",
+            "--level",
+            "1",
+            "-vvv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    assert!(err.contains("bound to"), "trace logs expected: {err}");
+    assert!(!err.contains("svcpw"), "password in logs: {err}");
 }
 
 #[test]
