@@ -362,19 +362,20 @@ impl LdapDirectory {
     pub async fn effective_strategy(&self) -> Result<Strategy, DirectoryError> {
         self.strategy
             .get_or_try_init(|| async {
-                let is_ad = self.is_active_directory().await?;
                 let chosen = match self.s.strategy {
-                    Strategy::Auto if is_ad => Strategy::InChain,
+                    Strategy::Recursive => Strategy::Recursive,
+                    Strategy::Auto if self.is_active_directory().await? => Strategy::InChain,
                     Strategy::Auto => Strategy::Recursive,
-                    Strategy::InChain if !is_ad => {
-                        log::warn!(
-                            "directory: membership = \"in_chain\" but {} does not announce Active Directory; \
-                             in-chain checks will find no member there (use \"recursive\")",
-                            self.s.servers()
-                        );
+                    Strategy::InChain => {
+                        if let Ok(false) = self.is_active_directory().await {
+                            log::warn!(
+                                "directory: membership = \"in_chain\" but {} does not announce Active Directory; \
+                                 in-chain checks will find no member there (use \"recursive\")",
+                                self.s.servers()
+                            );
+                        }
                         Strategy::InChain
                     }
-                    s => s,
                 };
                 log::debug!("directory: membership strategy {}", chosen.name());
                 Ok(chosen)

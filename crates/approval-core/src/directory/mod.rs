@@ -320,6 +320,22 @@ pub struct UserView {
     pub display_name: Option<String>,
 }
 
+impl UserView {
+    /// [`DirUser::is_same_person`] on the identities kept in a verdict.
+    pub fn is_same_person(&self, pvwa_user: &str) -> bool {
+        DirUser {
+            dn: self.dn.clone(),
+            sam_account_name: self.sam_account_name.clone(),
+            user_principal_name: self.user_principal_name.clone(),
+            mail: self.mail.clone(),
+            aliases: self.aliases.clone(),
+            display_name: self.display_name.clone(),
+            member_of: Vec::new(),
+        }
+        .is_same_person(pvwa_user)
+    }
+}
+
 impl From<&DirUser> for UserView {
     fn from(u: &DirUser) -> Self {
         UserView {
@@ -460,6 +476,9 @@ mod tests {
         for u in ["bob", "", "alic", "CORP\\bob", "alice2@corp.example"] {
             assert!(!a.is_same_person(u), "{u}");
         }
+        let view = UserView::from(&a);
+        assert!(view.is_same_person("corp\\ALICE"));
+        assert!(!view.is_same_person("bob"));
     }
 
     /// A directory with fixed answers, to test `authorize` without a server.
