@@ -19,6 +19,8 @@ pub enum Error {
     Runtime(#[from] crate::pipeline::runtime::RuntimeError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
+    #[error(transparent)]
+    Directory(#[from] crate::directory::DirectoryError),
     #[error("{0}")]
     Usage(String),
 }
@@ -33,6 +35,7 @@ impl Classify for Error {
             Error::Journal(e) => e.exit(),
             Error::Runtime(e) => e.exit(),
             Error::Notify(e) => e.exit(),
+            Error::Directory(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -45,6 +48,7 @@ impl Classify for Error {
             Error::Journal(e) => e.hint(),
             Error::Runtime(e) => e.hint(),
             Error::Notify(e) => e.hint(),
+            Error::Directory(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

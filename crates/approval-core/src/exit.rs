@@ -144,6 +144,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::journal::JournalError,
             crate::pipeline::runtime::RuntimeError,
             crate::notify::NotifyError,
+            crate::directory::DirectoryError,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (

@@ -1,0 +1,618 @@
+//! `[directory]`: the LDAP servers, how users and groups are found, and where the approver groups
+//! of a safe come from. [`DirectoryConfig::settings`] validates it into [`Settings`], naming the
+//! key of every error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ConfigError, Loaded};
+use crate::secret::SecretRef;
+
+/// The default user filter: AD user accounts (not computers) by `mail` or an `smtp:` proxy
+/// address, disabled accounts (userAccountControl bit 2) excluded. `{mail}` is replaced by the
+/// RFC 4515-escaped address.
+pub const DEFAULT_USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user)(|(mail={mail})(proxyAddresses=smtp:{mail}))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
+
+/// The default group filter (AD's class; `group` in the test schema too).
+pub const DEFAULT_GROUP_FILTER: &str = "(objectClass=group)";
+
+/// `[directory]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// One server: `ldaps://dc1.corp.example` (TLS on connect, port 636) or
+    /// `ldap://dc1.corp.example` (StartTLS, port 389).
+    pub url: Option<String>,
+    /// Several servers, tried in order when connecting (after `url`).
+    #[serde(default)]
+    pub urls: Vec<String>,
+    /// The service account's bind name: a DN (any server) or, on AD, `user@domain`.
+    pub bind_dn: String,
+    /// Secret reference for its password (`vault:`, `file:`, `env:`, `cmd:`, `cred:`).
+    pub bind_password: SecretRef,
+    /// Where users are searched (subtree).
+    pub base_dn: String,
+    /// Where approver groups are searched (subtree); `base_dn` when absent.
+    pub group_base_dn: Option<String>,
+    /// For `ldap://` URLs: upgrade with StartTLS (default true). Turning it off needs
+    /// `allow_plain`.
+    #[serde(default = "yes")]
+    pub starttls: bool,
+    /// Allow plain, unencrypted LDAP (bind password in clear) — only to a loopback host.
+    #[serde(default)]
+    pub allow_plain: bool,
+    /// PEM bundle of the CAs to trust instead of the system store.
+    pub ca_bundle: Option<PathBuf>,
+    /// Seconds to wait for TCP connect + TLS/StartTLS handshake + bind.
+    #[serde(default = "connect_timeout")]
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for one search.
+    #[serde(default = "op_timeout")]
+    pub timeout_secs: u64,
+    /// Nested-group strategy.
+    #[serde(default)]
+    pub membership: Strategy,
+    /// Group nesting levels followed (user -> g1 is one level).
+    #[serde(default = "max_depth")]
+    pub max_depth: u32,
+    /// Seconds a user lookup or membership answer is reused (0: no cache).
+    #[serde(default)]
+    pub cache_ttl_secs: u64,
+    /// User filter template with `{mail}` (escaped before use).
+    pub user_filter: Option<String>,
+    /// Filter that selects group entries.
+    pub group_filter: Option<String>,
+    /// Where the approver groups of a safe at a level come from.
+    #[serde(default)]
+    pub approvers: ApproverMode,
+    /// How PVWA's (or the static table's) group names map to directory groups.
+    #[serde(default)]
+    pub group_names: GroupNameRule,
+    /// The static table (`approvers = "static"`): `[[directory.static]]`.
+    #[serde(default, rename = "static")]
+    pub static_rules: Vec<StaticRule>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn connect_timeout() -> u64 {
+    5
+}
+fn op_timeout() -> u64 {
+    10
+}
+fn max_depth() -> u32 {
+    8
+}
+
+/// Nested group membership strategy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// `in_chain` on Active Directory (root DSE capability 1.2.840.113556.1.4.800), else
+    /// `recursive`.
+    #[default]
+    Auto,
+    /// Server-side transitive check (`LDAP_MATCHING_RULE_IN_CHAIN`, AD only; other servers
+    /// answer "no" for everyone).
+    InChain,
+    /// Client-side walk up `memberOf`, cycle-safe and depth-limited (any server with `memberOf`).
+    Recursive,
+}
+
+impl Strategy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Auto => "auto",
+            Strategy::InChain => "in_chain",
+            Strategy::Recursive => "recursive",
+        }
+    }
+}
+
+/// Where approver groups come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApproverMode {
+    /// Groups PVWA lists as members of the safe with `requestsAuthorizationLevel1`/`2`.
+    #[default]
+    SafeMembers,
+    /// The `[[directory.static]]` table.
+    Static,
+}
+
+impl ApproverMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            ApproverMode::SafeMembers => "safe-members",
+            ApproverMode::Static => "static",
+        }
+    }
+}
+
+/// Which attribute of a directory group holds the name PVWA (or the static table) uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum GroupNameAttribute {
+    #[default]
+    #[serde(rename = "sAMAccountName", alias = "samaccountname")]
+    SamAccountName,
+    #[serde(rename = "cn", alias = "CN")]
+    Cn,
+}
+
+impl GroupNameAttribute {
+    pub fn ldap_name(self) -> &'static str {
+        match self {
+            GroupNameAttribute::SamAccountName => "sAMAccountName",
+            GroupNameAttribute::Cn => "cn",
+        }
+    }
+}
+
+/// `[directory.group_names]`: the mapping rule from a safe member name to a directory group.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupNameRule {
+    /// The group attribute compared with the name (case-insensitively).
+    #[serde(default)]
+    pub attribute: GroupNameAttribute,
+    /// Domains whose `NAME@DOMAIN` / `DOMAIN\NAME` forms are accepted and stripped to `NAME`.
+    /// A name that carries another domain is never mapped.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Map only names that carry one of `domains` (names without a domain part are ignored).
+    #[serde(default)]
+    pub require_domain: bool,
+}
+
+/// One row of the static table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRule {
+    /// Directory group name (mapped by `[directory.group_names]`).
+    pub group: String,
+    /// The confirmation level this group approves (1 or 2).
+    pub level: u8,
+    /// Safe name patterns (`*` any run, `?` one character; case-insensitive).
+    pub safes: Vec<String>,
+}
+
+/// `[directory]` validated: what the LDAP client and the approver mapping run with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub urls: Vec<url::Url>,
+    pub bind_dn: String,
+    pub bind_password: SecretRef,
+    pub base_dn: String,
+    pub group_base_dn: String,
+    pub starttls: bool,
+    pub ca_bundle: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    pub op_timeout: Duration,
+    pub strategy: Strategy,
+    pub max_depth: u32,
+    pub cache_ttl: Duration,
+    pub user_filter: String,
+    pub group_filter: String,
+    pub approvers: ApproverMode,
+    pub group_names: GroupNameRule,
+    pub static_rules: Vec<StaticRule>,
+}
+
+impl Settings {
+    /// The servers, for messages: `ldaps://dc1:636, ldaps://dc2:636`.
+    pub fn servers(&self) -> String {
+        self.urls
+            .iter()
+            .map(server_name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Whether TLS protects the connection to this URL.
+    pub fn uses_tls(&self, url: &url::Url) -> bool {
+        url.scheme() == "ldaps" || self.starttls
+    }
+}
+
+/// `scheme://host:port` of an LDAP URL (no path, no credentials).
+pub fn server_name(url: &url::Url) -> String {
+    let port = url
+        .port()
+        .unwrap_or(if url.scheme() == "ldaps" { 636 } else { 389 });
+    format!(
+        "{}://{}:{port}",
+        url.scheme(),
+        url.host_str().unwrap_or("?")
+    )
+}
+
+impl Loaded {
+    /// `[directory]`, validated, or an error naming the key.
+    pub fn directory(&self) -> Result<Settings, ConfigError> {
+        let d = self.config.directory.as_ref().ok_or_else(|| {
+            self.error(
+                "directory.url",
+                format!(
+                    "the [directory] section is missing; set directory.url, bind_dn, bind_password and base_dn (or {})",
+                    crate::env::override_name(&["directory", "url"])
+                ),
+            )
+        })?;
+        d.settings(self)
+    }
+}
+
+impl DirectoryConfig {
+    /// Validate; `loaded` names the file and environment variables in errors.
+    pub fn settings(&self, loaded: &Loaded) -> Result<Settings, ConfigError> {
+        let err = |key: &str, msg: String| loaded.error(&format!("directory.{key}"), msg);
+        let mut raw: Vec<(&str, &String)> = Vec::new();
+        if let Some(u) = &self.url {
+            raw.push(("url", u));
+        }
+        raw.extend(self.urls.iter().map(|u| ("urls", u)));
+        if raw.is_empty() {
+            return Err(err(
+                "url",
+                "no server: set directory.url (or directory.urls)".into(),
+            ));
+        }
+        let mut urls = Vec::new();
+        for (key, u) in raw {
+            let url =
+                check_ldap_url(u, self.starttls, self.allow_plain).map_err(|m| err(key, m))?;
+            urls.push(url);
+        }
+        for (key, v) in [("bind_dn", &self.bind_dn), ("base_dn", &self.base_dn)] {
+            if v.trim().is_empty() {
+                return Err(err(key, "must not be empty".into()));
+            }
+            if v.chars().any(char::is_control) {
+                return Err(err(key, "contains control characters".into()));
+            }
+        }
+        if let Some(g) = &self.group_base_dn
+            && (g.trim().is_empty() || g.chars().any(char::is_control))
+        {
+            return Err(err("group_base_dn", "must be a DN".into()));
+        }
+        if self.connect_timeout_secs == 0 || self.connect_timeout_secs > 300 {
+            return Err(err(
+                "connect_timeout_secs",
+                "must be between 1 and 300".into(),
+            ));
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            return Err(err("timeout_secs", "must be between 1 and 300".into()));
+        }
+        if self.max_depth == 0 || self.max_depth > 64 {
+            return Err(err("max_depth", "must be between 1 and 64".into()));
+        }
+        if self.cache_ttl_secs > 3600 {
+            return Err(err(
+                "cache_ttl_secs",
+                "must be at most 3600 (an hour); a removed approver keeps approving until it expires".into(),
+            ));
+        }
+        let user_filter = self
+            .user_filter
+            .clone()
+            .unwrap_or_else(|| DEFAULT_USER_FILTER.into());
+        check_filter(&user_filter, true).map_err(|m| err("user_filter", m))?;
+        let group_filter = self
+            .group_filter
+            .clone()
+            .unwrap_or_else(|| DEFAULT_GROUP_FILTER.into());
+        check_filter(&group_filter, false).map_err(|m| err("group_filter", m))?;
+        for (i, d) in self.group_names.domains.iter().enumerate() {
+            if d.trim().is_empty() || d.contains(['@', '\\']) || d.chars().any(char::is_control) {
+                return Err(err(
+                    &format!("group_names.domains[{i}]"),
+                    format!(
+                        "`{}` is not a domain name (write corp.example or CORP, without @ or \\)",
+                        d.escape_debug()
+                    ),
+                ));
+            }
+        }
+        if self.group_names.require_domain && self.group_names.domains.is_empty() {
+            return Err(err(
+                "group_names.require_domain",
+                "needs at least one entry in group_names.domains".into(),
+            ));
+        }
+        for (i, r) in self.static_rules.iter().enumerate() {
+            let k = |f: &str| format!("static[{i}].{f}");
+            if r.group.trim().is_empty() || r.group.chars().any(char::is_control) {
+                return Err(err(&k("group"), "must be a group name".into()));
+            }
+            if !matches!(r.level, 1 | 2) {
+                return Err(err(&k("level"), "must be 1 or 2".into()));
+            }
+            if r.safes.is_empty() {
+                return Err(err(&k("safes"), "needs at least one safe pattern".into()));
+            }
+            if r.safes.iter().any(|s| s.trim().is_empty()) {
+                return Err(err(&k("safes"), "holds an empty pattern".into()));
+            }
+        }
+        if self.approvers == ApproverMode::Static && self.static_rules.is_empty() {
+            return Err(err(
+                "static",
+                "approvers = \"static\" needs at least one [[directory.static]] row".into(),
+            ));
+        }
+        Ok(Settings {
+            urls,
+            bind_dn: self.bind_dn.clone(),
+            bind_password: self.bind_password.clone(),
+            base_dn: self.base_dn.clone(),
+            group_base_dn: self
+                .group_base_dn
+                .clone()
+                .unwrap_or_else(|| self.base_dn.clone()),
+            starttls: self.starttls,
+            ca_bundle: self.ca_bundle.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            op_timeout: Duration::from_secs(self.timeout_secs),
+            strategy: self.membership,
+            max_depth: self.max_depth,
+            cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+            user_filter,
+            group_filter,
+            approvers: self.approvers,
+            group_names: self.group_names.clone(),
+            static_rules: self.static_rules.clone(),
+        })
+    }
+}
+
+/// An LDAP URL we accept: `ldaps://host[:port]`, or `ldap://host[:port]` with StartTLS, or plain
+/// `ldap://` to a loopback host when explicitly allowed. No path, query or credentials (the base
+/// DN and account are their own keys).
+pub fn check_ldap_url(raw: &str, starttls: bool, allow_plain: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "ldaps" => {}
+        "ldap" if starttls => {}
+        "ldap" if allow_plain && is_loopback(&url) => {}
+        "ldap" if allow_plain => {
+            return Err(format!(
+                "`{raw}`: plain LDAP is allowed only to a loopback host; use ldaps:// or StartTLS"
+            ));
+        }
+        "ldap" => {
+            return Err(format!(
+                "`{raw}`: plain LDAP sends the bind password in clear; keep starttls = true or use ldaps://"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "`{raw}`: scheme `{other}` is not supported; use ldaps:// or ldap:// (StartTLS)"
+            ));
+        }
+    }
+    match url.host_str() {
+        None | Some("") => return Err(format!("`{raw}` has no host")),
+        Some(h) if h.starts_with('[') => {
+            // ldap3 hands the bracketed form to TLS as the server name, which cannot verify.
+            return Err(format!(
+                "`{raw}`: IPv6 literals are not supported; use a host name"
+            ));
+        }
+        Some(_) => {}
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL carries credentials; use bind_dn and bind_password instead".into());
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{raw}`: give only scheme, host and port; the base DN is directory.base_dn"
+        ));
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host_str() {
+        Some(h) if h.eq_ignore_ascii_case("localhost") => true,
+        Some(h) => h
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
+/// A filter template must be one parenthesised filter with balanced parentheses; the user
+/// filter must contain `{mail}`.
+fn check_filter(f: &str, needs_mail: bool) -> Result<(), String> {
+    let t = f.trim();
+    if !t.starts_with('(') || !t.ends_with(')') {
+        return Err("must be one filter in parentheses, e.g. (objectClass=group)".into());
+    }
+    let mut depth = 0i32;
+    let mut escaped = false;
+    for c in t.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err("has unbalanced parentheses".into());
+                }
+            }
+            c if c.is_control() => return Err("contains control characters".into()),
+            _ => {}
+        }
+    }
+    if depth != 0 {
+        return Err("has unbalanced parentheses".into());
+    }
+    if needs_mail && !t.contains("{mail}") {
+        return Err("must contain {mail} where the sender address goes".into());
+    }
+    if !needs_mail && t.contains('{') {
+        return Err("takes no placeholders".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_from_parts;
+
+    const BASE: &str = r#"
+[directory]
+url = "ldaps://dc1.corp.example"
+bind_dn = "svc_pamtool@corp.example"
+bind_password = "env:LDAP_PW"
+base_dn = "DC=corp,DC=example"
+"#;
+
+    fn settings(extra: &str) -> Result<Settings, ConfigError> {
+        let text = format!("{BASE}{extra}");
+        load_from_parts(Some(&text), None, &[])
+            .expect("parses")
+            .directory()
+    }
+
+    #[test]
+    fn defaults() {
+        let s = settings("").expect("valid");
+        assert_eq!(s.strategy, Strategy::Auto);
+        assert_eq!(s.approvers, ApproverMode::SafeMembers);
+        assert_eq!(s.group_names.attribute, GroupNameAttribute::SamAccountName);
+        assert_eq!(s.user_filter, DEFAULT_USER_FILTER);
+        assert_eq!(s.group_base_dn, "DC=corp,DC=example");
+        assert_eq!(s.servers(), "ldaps://dc1.corp.example:636");
+        assert_eq!(s.max_depth, 8);
+        assert!(s.cache_ttl.is_zero());
+    }
+
+    #[test]
+    fn plain_ldap_needs_allow_plain_and_loopback() {
+        // starttls only concerns ldap:// URLs: ldaps:// stays encrypted.
+        assert!(settings("starttls = false\n").is_ok());
+        let remote = BASE.replace("ldaps://", "ldap://");
+        let plain = |extra: &str| {
+            load_from_parts(Some(&format!("{remote}{extra}")), None, &[])
+                .expect("parses")
+                .directory()
+        };
+        let e = plain("starttls = false\n").expect_err("plain refused");
+        assert_eq!(e.key.as_deref(), Some("directory.url"), "{e}");
+        assert!(e.message.contains("clear"), "{e}");
+        let e = plain("starttls = false\nallow_plain = true\n").expect_err("remote plain");
+        assert!(e.message.contains("loopback"), "{e}");
+        let text = BASE.replace("ldaps://dc1.corp.example", "ldap://127.0.0.1:3890");
+        let l = load_from_parts(
+            Some(&format!("{text}starttls = false\nallow_plain = true\n")),
+            None,
+            &[],
+        )
+        .expect("parses");
+        assert!(l.directory().is_ok());
+        // ldap:// with StartTLS (the default) is fine to any host.
+        let text = BASE.replace("ldaps://", "ldap://");
+        let l = load_from_parts(Some(&text), None, &[]).expect("parses");
+        assert!(l.directory().expect("starttls").starttls);
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        for bad in [
+            "https://dc1",
+            "ldaps://",
+            "ldaps://u:pw@dc1",
+            "ldaps://dc1/DC=corp?x",
+            "ldaps://[::1]:636",
+            "ldapi://%2fvar%2frun",
+        ] {
+            let r = check_ldap_url(bad, true, false);
+            assert!(r.is_err(), "{bad} accepted");
+            assert!(!r.expect_err("err").contains("pw@"), "credentials echoed");
+        }
+        assert!(check_ldap_url("ldaps://dc1.corp.example:3269", true, false).is_ok());
+        assert!(check_ldap_url("ldap://localhost:3890/", false, true).is_ok());
+    }
+
+    #[test]
+    fn filters_are_checked() {
+        let e = settings("user_filter = \"(mail=x)\"\n").expect_err("no {mail}");
+        assert_eq!(e.key.as_deref(), Some("directory.user_filter"));
+        let e = settings("group_filter = \"(objectClass=group\"\n").expect_err("unbalanced");
+        assert_eq!(e.key.as_deref(), Some("directory.group_filter"));
+        assert!(
+            settings("user_filter = \"(&(objectClass=inetOrgPerson)(mail={mail}))\"\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn static_table_is_validated() {
+        let e = settings("approvers = \"static\"\n").expect_err("empty table");
+        assert_eq!(e.key.as_deref(), Some("directory.static"));
+        let e = settings(
+            "approvers = \"static\"\n[[directory.static]]\ngroup = \"G\"\nlevel = 3\nsafes = [\"*\"]\n",
+        )
+        .expect_err("level 3");
+        assert_eq!(e.key.as_deref(), Some("directory.static[0].level"));
+        let s = settings(
+            "approvers = \"static\"\n[[directory.static]]\ngroup = \"DB_PAMapprover\"\nlevel = 1\nsafes = [\"DB*\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(s.static_rules.len(), 1);
+    }
+
+    #[test]
+    fn mapping_rule_parses_both_attribute_spellings() {
+        let s = settings(
+            "[directory.group_names]\nattribute = \"cn\"\ndomains = [\"corp.example\", \"CORP\"]\n",
+        )
+        .expect("valid");
+        assert_eq!(s.group_names.attribute, GroupNameAttribute::Cn);
+        let e = settings("[directory.group_names]\ndomains = [\"@corp\"]\n").expect_err("bad");
+        assert_eq!(e.key.as_deref(), Some("directory.group_names.domains[0]"));
+        let e = settings("[directory.group_names]\nrequire_domain = true\n").expect_err("bad");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("directory.group_names.require_domain")
+        );
+    }
+
+    #[test]
+    fn shipped_example_parses_and_validates() {
+        let text = include_str!("../../../../examples/config.d/directory.toml");
+        let l = load_from_parts(
+            Some(text),
+            Some("examples/config.d/directory.toml".into()),
+            &[],
+        )
+        .expect("example parses");
+        let s = l.directory().expect("example validates");
+        assert_eq!(s.urls.len(), 2);
+        assert_eq!(s.static_rules.len(), 3);
+        assert_eq!(s.group_names.domains, vec!["corp.example", "CORP"]);
+        assert_eq!(s.user_filter, DEFAULT_USER_FILTER);
+    }
+
+    #[test]
+    fn bounds() {
+        for (k, v) in [
+            ("max_depth", "0"),
+            ("timeout_secs", "0"),
+            ("connect_timeout_secs", "0"),
+            ("cache_ttl_secs", "86400"),
+        ] {
+            let e = settings(&format!("{k} = {v}\n")).expect_err(k);
+            assert_eq!(e.key.as_deref(), Some(format!("directory.{k}").as_str()));
+        }
+    }
+}
