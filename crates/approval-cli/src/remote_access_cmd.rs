@@ -9,7 +9,9 @@ use approval_core::exit::Exit;
 use approval_core::remote_access::client::{
     Gone, INVITATION_SEARCH_FIELDS, Search, VENDOR_SEARCH_FIELDS,
 };
-use approval_core::remote_access::input::{self, AccessTimeInput, OffboardRequest, TimeInput, VendorRequest};
+use approval_core::remote_access::input::{
+    self, AccessTimeInput, OffboardRequest, TimeInput, VendorRequest,
+};
 use approval_core::remote_access::model::VendorStatus;
 use approval_core::remote_access::ops::{
     self, Catalogue, OffboardOptions, OffboardOutcome, OnboardOptions, OnboardOutcome,
@@ -49,7 +51,7 @@ pub enum Cmd {
     /// List the applications as `<site>/<application>`, the names `invite` takes.
     Applications,
     /// Send one vendor invitation (no check for an existing one: see `onboard`).
-    Invite(InviteArgs),
+    Invite(Box<InviteArgs>),
     /// Invite vendors read as JSON from stdin (one object, or JSON Lines), skipping a vendor
     /// who already has an invitation or an account unless --force. For identity-system hooks.
     Onboard {
@@ -153,7 +155,12 @@ pub struct InviteArgs {
     #[arg(long, value_name = "TIME")]
     pub start: Option<String>,
     /// End of access: YYYY-MM-DD or RFC 3339.
-    #[arg(long, value_name = "TIME", required_unless_present = "days", conflicts_with = "days")]
+    #[arg(
+        long,
+        value_name = "TIME",
+        required_unless_present = "days",
+        conflicts_with = "days"
+    )]
     pub end: Option<String>,
     /// Length of access in days.
     #[arg(long)]
@@ -208,9 +215,9 @@ impl InviteArgs {
     fn request(&self) -> anyhow::Result<VendorRequest> {
         let (from, to) = match &self.hours {
             Some(h) => {
-                let (a, b) = h
-                    .split_once('-')
-                    .ok_or_else(|| RemoteAccessError::Input("--hours must be HH:MM-HH:MM".into()))?;
+                let (a, b) = h.split_once('-').ok_or_else(|| {
+                    RemoteAccessError::Input("--hours must be HH:MM-HH:MM".into())
+                })?;
                 (Some(a.to_string()), Some(b.to_string()))
             }
             None => (None, None),
@@ -285,7 +292,8 @@ fn read_source(source: &str) -> anyhow::Result<String> {
         ))
         .into());
     }
-    String::from_utf8(buf).map_err(|_| RemoteAccessError::Input("the input is not UTF-8 text".into()).into())
+    String::from_utf8(buf)
+        .map_err(|_| RemoteAccessError::Input("the input is not UTF-8 text".into()).into())
 }
 
 fn search(args: &SearchArgs, allowed: &[&str]) -> anyhow::Result<Option<Search>> {
@@ -317,7 +325,9 @@ fn show(p: &Printer, v: &impl Serialize) -> anyhow::Result<()> {
             let text = match &v {
                 Value::Null => continue,
                 Value::String(s) => s.clone(),
-                Value::Number(n) if k.ends_with("_date") || k.ends_with("_at") || k == "last_login" => {
+                Value::Number(n)
+                    if k.ends_with("_date") || k.ends_with("_at") || k == "last_login" =>
+                {
                     when(n.as_i64())
                 }
                 other => other.to_string(),
@@ -335,7 +345,10 @@ fn print_onboard(p: &Printer, o: &OnboardOutcome) -> std::io::Result<()> {
     let at = o.line.map(|l| format!("line {l}: ")).unwrap_or_default();
     let who = o.email.as_deref().unwrap_or("?");
     let text = match o.result {
-        "invited" => format!("{at}invited {who}: invitation {}", o.invitation_id.as_deref().unwrap_or("?")),
+        "invited" => format!(
+            "{at}invited {who}: invitation {}",
+            o.invitation_id.as_deref().unwrap_or("?")
+        ),
         "would_invite" => format!(
             "{at}would invite {who}: {}",
             o.request
@@ -346,7 +359,11 @@ fn print_onboard(p: &Printer, o: &OnboardOutcome) -> std::io::Result<()> {
         "skipped" => format!("{at}skipped {who}: {}", o.reason.as_deref().unwrap_or("")),
         other => format!(
             "{}{other}: {}{}",
-            if o.reason.as_deref().is_some_and(|r| r.starts_with("line ")) { "" } else { at.as_str() },
+            if o.reason.as_deref().is_some_and(|r| r.starts_with("line ")) {
+                ""
+            } else {
+                at.as_str()
+            },
             o.reason.as_deref().unwrap_or(""),
             o.error
                 .as_ref()
@@ -374,7 +391,11 @@ fn print_offboard(p: &Printer, o: &OffboardOutcome) -> std::io::Result<()> {
             "would_do" => "would do",
             _ => "FAILED",
         };
-        let detail = a.detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default();
+        let detail = a
+            .detail
+            .as_deref()
+            .map(|d| format!(": {d}"))
+            .unwrap_or_default();
         p.line(&format!("  {what} {}: {result}{detail}", a.id))?;
     }
     p.line(&o.message)
@@ -412,12 +433,18 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
                 for a in apps {
                     let name = format!("{}/{}", or_dash(&site.display_name), or_dash(&a.name));
                     if p.json() {
-                        p.json_line(&json!({"name": name, "site": site.display_name, "application": a.name,
-                            "site_id": site.id, "application_id": a.id, "enabled": a.enabled}))?;
+                        p.json_line(
+                            &json!({"name": name, "site": site.display_name, "application": a.name,
+                            "site_id": site.id, "application_id": a.id, "enabled": a.enabled}),
+                        )?;
                     } else {
                         p.line(&format!(
                             "{name}{}",
-                            if a.enabled == Some(false) { "  (disabled)" } else { "" }
+                            if a.enabled == Some(false) {
+                                "  (disabled)"
+                            } else {
+                                ""
+                            }
                         ))?;
                     }
                 }
@@ -444,7 +471,9 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             let text = read_source(source)?;
             let records = input::read_records::<VendorRequest>(&text);
             if records.is_empty() {
-                return Err(RemoteAccessError::Input("no onboarding record in the input".into()).into());
+                return Err(
+                    RemoteAccessError::Input("no onboarding record in the input".into()).into(),
+                );
             }
             let cat = Catalogue::new(&ra);
             let opts = OnboardOptions {
@@ -505,7 +534,9 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             Ok(worst)
         }
         Cmd::Invitations(InvitationsCmd::List(s)) => {
-            let list = ra.invitations(search(s, INVITATION_SEARCH_FIELDS)?.as_ref()).await?;
+            let list = ra
+                .invitations(search(s, INVITATION_SEARCH_FIELDS)?.as_ref())
+                .await?;
             if list.is_empty() {
                 p.note("no invitations");
             }
@@ -546,7 +577,9 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             Ok(worst)
         }
         Cmd::Vendors(VendorsCmd::List(s)) => {
-            let list = ra.vendors(search(s, VENDOR_SEARCH_FIELDS)?.as_ref()).await?;
+            let list = ra
+                .vendors(search(s, VENDOR_SEARCH_FIELDS)?.as_ref())
+                .await?;
             if list.is_empty() {
                 p.note("no vendors");
             }
@@ -595,15 +628,28 @@ fn item_line(
     use approval_core::exit::Classify;
     let (result, exit, error) = match r {
         Ok(x) => (x, Exit::Ok, None),
-        Err(e) => ("failed", e.exit(), Some(approval_core::approve::ErrorView::of(&e, None))),
+        Err(e) => (
+            "failed",
+            e.exit(),
+            Some(approval_core::approve::ErrorView::of(&e, None)),
+        ),
     };
     if p.json() {
         p.json_line(&json!({"kind": kind, "id": id, "result": result, "error": error}))?;
     } else {
         let detail = error
-            .map(|e| format!(": {}{}", e.message, e.hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default()))
+            .map(|e| {
+                format!(
+                    ": {}{}",
+                    e.message,
+                    e.hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+                )
+            })
             .unwrap_or_default();
-        p.line(&format!("{kind} {id}: {}{detail}", result.replace('_', " ")))?;
+        p.line(&format!(
+            "{kind} {id}: {}{detail}",
+            result.replace('_', " ")
+        ))?;
     }
     Ok(exit)
 }

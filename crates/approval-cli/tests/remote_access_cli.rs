@@ -133,7 +133,12 @@ fn onboard_and_offboard_from_a_json_lines_pipe() {
     assert_eq!(results[0]["line"], 1);
     assert_eq!(results[1]["result"], "invalid");
     assert_eq!(results[1]["line"], 2);
-    assert!(results[1]["reason"].as_str().expect("reason").starts_with("line 2:"));
+    assert!(
+        results[1]["reason"]
+            .as_str()
+            .expect("reason")
+            .starts_with("line 2:")
+    );
     assert_eq!(results[1]["error"]["kind"], "bad_data");
     assert_eq!(results[2]["result"], "invited");
     assert_eq!(results[2]["email"], "bob@acme.example");
@@ -145,12 +150,22 @@ fn onboard_and_offboard_from_a_json_lines_pipe() {
         vendor("Jane", "jane.doe@acme.example", "+17035550100"),
         vendor("Bob", "bob@acme.example", "+17035550101")
     );
-    let out = env.cmd().args(["onboard", "-"]).write_stdin(fixed).assert().code(0).get_output().clone();
+    let out = env
+        .cmd()
+        .args(["onboard", "-"])
+        .write_stdin(fixed)
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("skipped").count(), 2, "{text}");
 
     // Jane accepts; then she is offboarded from a pipe, twice.
-    let jane = results[0]["invitation_id"].as_str().expect("id").to_string();
+    let jane = results[0]["invitation_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     env.sim().state.remote_access.accept(&jane).expect("accept");
     let out = env
         .cmd()
@@ -182,50 +197,118 @@ fn the_shell_flow() {
     let out = env
         .cmd()
         .args([
-            "invite", "--first-name", "Jane", "--last-name", "Doe", "--company", "Acme Inc.",
-            "--email", "jane.doe@acme.example", "--phone", "+1 703 555 0100", "--app",
-            "Main DC/Linux SSH", "--days", "14", "--time-zone", "Europe/Berlin", "--allowed-day",
-            "MONDAY", "--hours", "08:00-18:00",
+            "invite",
+            "--first-name",
+            "Jane",
+            "--last-name",
+            "Doe",
+            "--company",
+            "Acme Inc.",
+            "--email",
+            "jane.doe@acme.example",
+            "--phone",
+            "+1 703 555 0100",
+            "--app",
+            "Main DC/Linux SSH",
+            "--days",
+            "14",
+            "--time-zone",
+            "Europe/Berlin",
+            "--allowed-day",
+            "MONDAY",
+            "--hours",
+            "08:00-18:00",
         ])
         .assert()
         .code(0)
         .get_output()
         .clone();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(text.starts_with("invited jane.doe@acme.example: invitation "), "{text}");
+    assert!(
+        text.starts_with("invited jane.doe@acme.example: invitation "),
+        "{text}"
+    );
     let id = env.invitation_ids().pop().expect("created");
     let stored = env.sim().state.remote_access.state()["invitations"][0].clone();
     assert_eq!(stored["phoneNumber"], "+17035550100");
-    assert_eq!(stored["accessTimeDetails"]["workingHoursStartSeconds"], 28800);
+    assert_eq!(
+        stored["accessTimeDetails"]["workingHoursStartSeconds"],
+        28800
+    );
 
-    let out = env.cmd().args(["invitations", "list"]).assert().code(0).get_output().clone();
+    let out = env
+        .cmd()
+        .args(["invitations", "list"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
     assert!(String::from_utf8_lossy(&out.stdout).contains(&id));
-    let out = env.cmd().args(["invitations", "show", &id, "--json"]).assert().code(0).get_output().clone();
-    assert_eq!(lines(&out.stdout)[0]["email_address"], "jane.doe@acme.example");
+    let out = env
+        .cmd()
+        .args(["invitations", "show", &id, "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    assert_eq!(
+        lines(&out.stdout)[0]["email_address"],
+        "jane.doe@acme.example"
+    );
 
     // Unknown and ambiguous inputs are refused before anything is sent.
     env.cmd()
         .args([
-            "invite", "--first-name", "X", "--last-name", "Y", "--company", "Z", "--email",
-            "x@z.example", "--phone", "+17035550199", "--app", "Main DC/Telnet", "--days", "1",
+            "invite",
+            "--first-name",
+            "X",
+            "--last-name",
+            "Y",
+            "--company",
+            "Z",
+            "--email",
+            "x@z.example",
+            "--phone",
+            "+17035550199",
+            "--app",
+            "Main DC/Telnet",
+            "--days",
+            "1",
         ])
         .assert()
         .code(65)
         .stdout(predicates::str::contains("Main DC/Telnet"));
 
     env.sim().state.remote_access.accept(&id).expect("accept");
-    let out = env.cmd().args(["vendors", "list", "--json"]).assert().code(0).get_output().clone();
+    let out = env
+        .cmd()
+        .args(["vendors", "list", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
     let v = lines(&out.stdout);
     let vid = v[0]["id"].as_str().expect("id").to_string();
     assert_eq!(v[0]["status"], "Activated");
-    env.cmd().args(["vendors", "deactivate", &vid]).assert().code(0).stdout(predicates::str::contains("deactivated"));
+    env.cmd()
+        .args(["vendors", "deactivate", &vid])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("deactivated"));
     env.cmd()
         .args(["vendors", "deactivate", &vid])
         .assert()
         .code(0)
         .stdout(predicates::str::contains("already deactivated"));
-    env.cmd().args(["vendors", "show", "ffffffffffffffffffffffffffffffff"]).assert().code(1);
-    env.cmd().args(["invitations", "revoke", &id]).assert().code(0).stdout(predicates::str::contains("already gone"));
+    env.cmd()
+        .args(["vendors", "show", "ffffffffffffffffffffffffffffffff"])
+        .assert()
+        .code(1);
+    env.cmd()
+        .args(["invitations", "revoke", &id])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("already gone"));
 }
 
 #[test]
@@ -242,7 +325,13 @@ fn the_key_never_shows_in_output_or_logs() {
         .code(0)
         .get_output()
         .clone();
-    let out2 = env.cmd().args(["-vvv", "check"]).assert().code(0).get_output().clone();
+    let out2 = env
+        .cmd()
+        .args(["-vvv", "check"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
     let everything = format!(
         "{}{}{}{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -251,10 +340,28 @@ fn the_key_never_shows_in_output_or_logs() {
         String::from_utf8_lossy(&out2.stderr),
         std::fs::read_to_string(&log).expect("log")
     );
-    assert!(everything.contains("Remote Access"), "no logs at -vvv: {everything}");
-    let body: String = env.kp.pkcs1_pem.lines().nth(5).expect("a key line").to_string();
-    for secret in [body.as_str(), "PRIVATE KEY", "eyJhbGciOi", "client_assertion=", "Bearer "] {
-        assert!(!everything.contains(secret), "{secret} leaked:\n{everything}");
+    assert!(
+        everything.contains("Remote Access"),
+        "no logs at -vvv: {everything}"
+    );
+    let body: String = env
+        .kp
+        .pkcs1_pem
+        .lines()
+        .nth(5)
+        .expect("a key line")
+        .to_string();
+    for secret in [
+        body.as_str(),
+        "PRIVATE KEY",
+        "eyJhbGciOi",
+        "client_assertion=",
+        "Bearer ",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked:\n{everything}"
+        );
     }
     // The key is only ever read from the key file reference: no flag takes it.
     let help = env.cmd().arg("--help").output().expect("help");
@@ -268,7 +375,13 @@ fn a_bad_key_file_is_a_configuration_error_naming_the_reference() {
     let key = env.dir.path().join("sa.json");
     std::fs::remove_file(&key).expect("rm");
     keys::write_key_file(&key, "{\"serviceAccountId\":\"nope\",\"privateKey\":\"-----BEGIN RSA PRIVATE KEY-----SECRETBITS\"}").expect("w");
-    let out = env.cmd().arg("check").assert().code(78).get_output().clone();
+    let out = env
+        .cmd()
+        .arg("check")
+        .assert()
+        .code(78)
+        .get_output()
+        .clone();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("sa.json"), "{err}");
     assert!(!err.contains("SECRETBITS"), "{err}");

@@ -120,7 +120,14 @@ fn now_ms() -> i64 {
 
 async fn invite(env: &Env, email: &str, phone: &str) -> String {
     let cat = Catalogue::new(&env.ra);
-    let o = ops::onboard_one(&cat, None, Ok(jane(email, phone)), OnboardOptions::default(), now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        None,
+        Ok(jane(email, phone)),
+        OnboardOptions::default(),
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "invited", "{o:?}");
     o.invitation_id.expect("id")
 }
@@ -182,7 +189,10 @@ async fn bad_assertions_are_refused_naming_the_cause() {
     let now = chrono::Utc::now().timestamp();
 
     let good = tokens.claims(now);
-    assert_eq!(good.aud, format!("{}/auth/realms/serviceaccounts", env.sim.url()));
+    assert_eq!(
+        good.aud,
+        format!("{}/auth/realms/serviceaccounts", env.sim.url())
+    );
 
     let send = |claims: token::AssertionClaims, key: keyfile::SigningKey| async move {
         let a = token::sign(&claims, &key).expect("sign");
@@ -193,7 +203,10 @@ async fn bad_assertions_are_refused_naming_the_cause() {
     let (a, r) = send(tokens.claims(now), other.clone()).await;
     let e = r.expect_err("wrong key");
     let msg = e.to_string();
-    assert!(!msg.contains(a.expose_secret()), "the assertion leaked: {msg}");
+    assert!(
+        !msg.contains(a.expose_secret()),
+        "the assertion leaked: {msg}"
+    );
     assert!(refused(e).ends_with("Signature on JWT token failed validation"));
     // Expired.
     let mut c = tokens.claims(now - 400);
@@ -211,14 +224,21 @@ async fn bad_assertions_are_refused_naming_the_cause() {
     let mut c = tokens.claims(now);
     c.iss = format!("{TENANT}.ffffffffffffffffffffffffffffffff.ExternalServiceAccount");
     let (_, r) = send(c, key.clone()).await;
-    assert!(refused(r.expect_err("iss")).ends_with("Issuer mismatch. The issuer should match the subject"));
+    assert!(
+        refused(r.expect_err("iss"))
+            .ends_with("Issuer mismatch. The issuer should match the subject")
+    );
     // Unknown client.
     let mut c = tokens.claims(now);
     c.iss = format!("{TENANT}.ffffffffffffffffffffffffffffffff.ExternalServiceAccount");
     c.sub = c.iss.clone();
     let (_, r) = send(c, key.clone()).await;
     match r.expect_err("unknown client") {
-        RemoteAccessError::TokenRefused { status, description, .. } => {
+        RemoteAccessError::TokenRefused {
+            status,
+            description,
+            ..
+        } => {
             assert_eq!(status, 401);
             assert_eq!(description, "Invalid client or Invalid client credentials");
         }
@@ -248,21 +268,33 @@ async fn invite_list_show_revoke_accept_deactivate() {
     assert_eq!(all.len(), 2);
     let found = env
         .ra
-        .invitations(Some(&Search { field: "EMAIL".into(), text: "JANE.DOE@acme.example".into() }))
+        .invitations(Some(&Search {
+            field: "EMAIL".into(),
+            text: "JANE.DOE@acme.example".into(),
+        }))
         .await
         .expect("search");
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].invitation_id.as_deref(), Some(id.as_str()));
 
     let shown = env.ra.invitation(&id).await.expect("show");
-    assert_eq!(shown.email_address.as_deref(), Some("jane.doe@acme.example"));
+    assert_eq!(
+        shown.email_address.as_deref(),
+        Some("jane.doe@acme.example")
+    );
     assert_eq!(shown.phone_number.as_deref(), Some("+17035550100"));
     let apps = shown.applications.expect("apps");
     assert_eq!(apps.as_array().expect("array").len(), 2);
     assert_eq!(apps[0]["applicationId"], "a0000000000000000000000000000001");
 
-    assert_eq!(env.ra.revoke_invitation(&second).await.expect("revoke"), approval_core::remote_access::client::Gone::Done);
-    assert_eq!(env.ra.revoke_invitation(&second).await.expect("again"), approval_core::remote_access::client::Gone::AlreadyGone);
+    assert_eq!(
+        env.ra.revoke_invitation(&second).await.expect("revoke"),
+        approval_core::remote_access::client::Gone::Done
+    );
+    assert_eq!(
+        env.ra.revoke_invitation(&second).await.expect("again"),
+        approval_core::remote_access::client::Gone::AlreadyGone
+    );
     let e = env.ra.invitation(&second).await.expect_err("gone");
     assert_eq!(e.exit(), Exit::Refused);
     assert!(e.to_string().contains("not found"), "{e}");
@@ -270,13 +302,18 @@ async fn invite_list_show_revoke_accept_deactivate() {
     // The vendor accepts (test-control path), becoming a vendor linked to the invitation.
     let http = reqwest::Client::builder()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(&std::fs::read(env.sim.ca_cert.clone().expect("ca")).expect("read"))
-                .expect("ca"),
+            reqwest::Certificate::from_pem(
+                &std::fs::read(env.sim.ca_cert.clone().expect("ca")).expect("read"),
+            )
+            .expect("ca"),
         )
         .build()
         .expect("client");
     let r = http
-        .post(format!("{}/sim/remote_access/invitations/{id}/accept", env.sim.url()))
+        .post(format!(
+            "{}/sim/remote_access/invitations/{id}/accept",
+            env.sim.url()
+        ))
         .send()
         .await
         .expect("accept");
@@ -289,10 +326,22 @@ async fn invite_list_show_revoke_accept_deactivate() {
     assert_eq!(v.invitation_id.as_deref(), Some(id.as_str()));
     assert!(env.ra.invitations(None).await.expect("list").is_empty());
 
-    env.ra.set_vendor_status(&vid, VendorStatus::Deactivated).await.expect("deactivate");
-    assert_eq!(env.ra.vendor(&vid).await.expect("v").status.as_deref(), Some("Deactivated"));
-    env.ra.set_vendor_status(&vid, VendorStatus::Activated).await.expect("activate");
-    assert_eq!(env.ra.vendor(&vid).await.expect("v").status.as_deref(), Some("Activated"));
+    env.ra
+        .set_vendor_status(&vid, VendorStatus::Deactivated)
+        .await
+        .expect("deactivate");
+    assert_eq!(
+        env.ra.vendor(&vid).await.expect("v").status.as_deref(),
+        Some("Deactivated")
+    );
+    env.ra
+        .set_vendor_status(&vid, VendorStatus::Activated)
+        .await
+        .expect("activate");
+    assert_eq!(
+        env.ra.vendor(&vid).await.expect("v").status.as_deref(),
+        Some("Activated")
+    );
     // One token served every call.
     assert_eq!(env.ra.tokens().fetched(), 1);
 }
@@ -301,36 +350,92 @@ async fn invite_list_show_revoke_accept_deactivate() {
 async fn offboarding_twice_changes_nothing_the_second_time() {
     let env = start().await;
     let first = invite(&env, "jane.doe@acme.example", "+17035550100").await;
-    env.sim.state.remote_access.accept(&first).expect("accepted");
+    env.sim
+        .state
+        .remote_access
+        .accept(&first)
+        .expect("accepted");
     // A newer invitation is still outstanding.
     let pending = invite(&env, "Jane.Doe@acme.example", "+17035550109").await;
 
-    let o = ops::offboard_one(&env.ra, None, Ok("jane.doe@acme.example".into()), OffboardOptions::default()).await;
+    let o = ops::offboard_one(
+        &env.ra,
+        None,
+        Ok("jane.doe@acme.example".into()),
+        OffboardOptions::default(),
+    )
+    .await;
     assert_eq!(o.result, "offboarded", "{o:?}");
     assert!(o.changed);
-    let actions: Vec<(&str, &str, &str)> = o.actions.iter().map(|a| (a.action, a.id.as_str(), a.result)).collect();
+    let actions: Vec<(&str, &str, &str)> = o
+        .actions
+        .iter()
+        .map(|a| (a.action, a.id.as_str(), a.result))
+        .collect();
     assert_eq!(actions[0], ("revoke_invitation", pending.as_str(), "done"));
     assert_eq!(actions[1].0, "deactivate_vendor");
     assert_eq!(actions[1].2, "done");
     assert_eq!(o.exit, Exit::Ok);
 
-    let writes_before = env.sim.state.remote_access.calls().iter().filter(|c| c.method != "GET" && !c.path.starts_with("/auth")).count();
-    let o = ops::offboard_one(&env.ra, None, Ok("jane.doe@acme.example".into()), OffboardOptions::default()).await;
+    let writes_before = env
+        .sim
+        .state
+        .remote_access
+        .calls()
+        .iter()
+        .filter(|c| c.method != "GET" && !c.path.starts_with("/auth"))
+        .count();
+    let o = ops::offboard_one(
+        &env.ra,
+        None,
+        Ok("jane.doe@acme.example".into()),
+        OffboardOptions::default(),
+    )
+    .await;
     assert_eq!(o.result, "nothing_to_do", "{o:?}");
     assert!(!o.changed);
     assert!(o.message.contains("already offboarded"), "{}", o.message);
     assert_eq!(o.actions.len(), 1);
     assert_eq!(o.actions[0].result, "already_done");
-    let writes_after = env.sim.state.remote_access.calls().iter().filter(|c| c.method != "GET" && !c.path.starts_with("/auth")).count();
-    assert_eq!(writes_before, writes_after, "the second run wrote something");
+    let writes_after = env
+        .sim
+        .state
+        .remote_access
+        .calls()
+        .iter()
+        .filter(|c| c.method != "GET" && !c.path.starts_with("/auth"))
+        .count();
+    assert_eq!(
+        writes_before, writes_after,
+        "the second run wrote something"
+    );
 
     // --delete removes the vendor; then there is nothing left.
-    let o = ops::offboard_one(&env.ra, None, Ok("jane.doe@acme.example".into()), OffboardOptions { delete: true, dry_run: false }).await;
+    let o = ops::offboard_one(
+        &env.ra,
+        None,
+        Ok("jane.doe@acme.example".into()),
+        OffboardOptions {
+            delete: true,
+            dry_run: false,
+        },
+    )
+    .await;
     assert_eq!(o.actions[0].action, "delete_vendor");
     assert!(env.ra.vendors(None).await.expect("v").is_empty());
-    let o = ops::offboard_one(&env.ra, None, Ok("jane.doe@acme.example".into()), OffboardOptions::default()).await;
+    let o = ops::offboard_one(
+        &env.ra,
+        None,
+        Ok("jane.doe@acme.example".into()),
+        OffboardOptions::default(),
+    )
+    .await;
     assert_eq!(o.result, "nothing_to_do");
-    assert!(o.message.contains("no outstanding invitation"), "{}", o.message);
+    assert!(
+        o.message.contains("no outstanding invitation"),
+        "{}",
+        o.message
+    );
 }
 
 #[tokio::test]
@@ -338,22 +443,59 @@ async fn onboarding_an_existing_vendor_is_skipped_unless_forced() {
     let env = start().await;
     let id = invite(&env, "jane.doe@acme.example", "+17035550100").await;
     let cat = Catalogue::new(&env.ra);
-    let opts = OnboardOptions { check_existing: true, ..OnboardOptions::default() };
+    let opts = OnboardOptions {
+        check_existing: true,
+        ..OnboardOptions::default()
+    };
     // A pending invitation counts.
-    let o = ops::onboard_one(&cat, Some(1), Ok(jane("jane.doe@acme.example", "+17035550100")), opts, now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        Some(1),
+        Ok(jane("jane.doe@acme.example", "+17035550100")),
+        opts,
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "skipped", "{o:?}");
     assert_eq!(o.existing_invitations, vec![id.clone()]);
     // So does an account.
     env.sim.state.remote_access.accept(&id).expect("accept");
-    let o = ops::onboard_one(&cat, Some(2), Ok(jane("JANE.DOE@acme.example", "+17035550100")), opts, now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        Some(2),
+        Ok(jane("JANE.DOE@acme.example", "+17035550100")),
+        opts,
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "skipped");
     assert_eq!(o.existing_vendors.len(), 1);
     assert_eq!(o.exit, Exit::Ok);
     // Dry run and force.
-    let o = ops::onboard_one(&cat, Some(3), Ok(jane("new@acme.example", "+17035550111")), OnboardOptions { dry_run: true, ..opts }, now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        Some(3),
+        Ok(jane("new@acme.example", "+17035550111")),
+        OnboardOptions {
+            dry_run: true,
+            ..opts
+        },
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "would_invite");
     assert!(env.ra.invitations(None).await.expect("l").is_empty());
-    let o = ops::onboard_one(&cat, Some(4), Ok(jane("jane.doe@acme.example", "+17035550100")), OnboardOptions { force: true, ..opts }, now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        Some(4),
+        Ok(jane("jane.doe@acme.example", "+17035550100")),
+        OnboardOptions {
+            force: true,
+            ..opts
+        },
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "invited");
     // Unknown applications are refused before anything is sent.
     let mut r = jane("x@acme.example", "+17035550122");
@@ -386,7 +528,11 @@ async fn set_fault(env: &Env, status: u16, count: u32, path: &str, retry_after: 
 }
 
 fn fault_left(env: &Env) -> u32 {
-    env.sim.state.faults.snapshot()["remote_access"].fail.as_ref().expect("fail").count
+    env.sim.state.faults.snapshot()["remote_access"]
+        .fail
+        .as_ref()
+        .expect("fail")
+        .count
 }
 
 #[tokio::test]
@@ -398,7 +544,11 @@ async fn rate_limits_and_server_errors_are_retried_with_backoff() {
     let sites = env.ra.sites().await.expect("retried");
     assert_eq!(sites.len(), 2);
     assert_eq!(fault_left(&env), 0);
-    assert!(t.elapsed() >= Duration::from_secs(2), "Retry-After not honoured: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_secs(2),
+        "Retry-After not honoured: {:?}",
+        t.elapsed()
+    );
 
     set_fault(&env, 503, 2, "/v2-edge/sites", None).await;
     assert_eq!(env.ra.sites().await.expect("retried").len(), 2);
@@ -423,7 +573,14 @@ async fn client_errors_and_unsafe_writes_are_not_retried() {
     // A 503 to a create may have been carried out: it is not repeated.
     set_fault(&env, 503, 2, "vendor-invitations", None).await;
     let cat = Catalogue::new(&env.ra);
-    let o = ops::onboard_one(&cat, None, Ok(jane("j@acme.example", "+17035550100")), OnboardOptions::default(), now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        None,
+        Ok(jane("j@acme.example", "+17035550100")),
+        OnboardOptions::default(),
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.result, "failed");
     assert_eq!(o.exit, Exit::TempFail);
     assert!(o.reason.expect("r").contains("may or may not"));
@@ -449,10 +606,19 @@ async fn a_refused_token_is_renewed_once() {
 async fn paging_follows_total_count_and_stops_on_a_repeated_page() {
     let env = start_with("", "page_size = 1", None).await;
     assert_eq!(env.ra.sites().await.expect("sites").len(), 2);
-    let calls = env.sim.state.remote_access.calls().iter().filter(|c| c.path == "/v2-edge/sites").count();
+    let calls = env
+        .sim
+        .state
+        .remote_access
+        .calls()
+        .iter()
+        .filter(|c| c.path == "/v2-edge/sites")
+        .count();
     assert_eq!(calls, 2);
-    let mut s = pam_sim::remote_access::Settings::default();
-    s.ignore_offset = true;
+    let s = pam_sim::remote_access::Settings {
+        ignore_offset: true,
+        ..Default::default()
+    };
     env.sim.state.remote_access.set_settings(s);
     assert_eq!(env.ra.sites().await.expect("sites").len(), 1);
 }
@@ -462,9 +628,22 @@ async fn a_viewer_cannot_invite() {
     let env = start_with("[remote_access.settings]\nrole = \"Viewer\"", "", None).await;
     assert_eq!(env.ra.sites().await.expect("read").len(), 2);
     let cat = Catalogue::new(&env.ra);
-    let o = ops::onboard_one(&cat, None, Ok(jane("j@acme.example", "+17035550100")), OnboardOptions::default(), now_ms()).await;
+    let o = ops::onboard_one(
+        &cat,
+        None,
+        Ok(jane("j@acme.example", "+17035550100")),
+        OnboardOptions::default(),
+        now_ms(),
+    )
+    .await;
     assert_eq!(o.exit, Exit::NoPerm, "{o:?}");
-    assert!(o.error.expect("e").hint.expect("hint").contains("Administrator"));
+    assert!(
+        o.error
+            .expect("e")
+            .hint
+            .expect("hint")
+            .contains("Administrator")
+    );
 }
 
 #[tokio::test]
@@ -473,7 +652,10 @@ async fn secret_type_service_accounts_get_a_token() {
     let dir = tempfile::tempdir().expect("tmp");
     let sim = Sim::start(
         scenario(&kp.public_pem, "client_secret = \"s3cret-value\""),
-        SimOptions { tls_dir: Some(dir.path().join("tls")), ..SimOptions::default() },
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..SimOptions::default()
+        },
     )
     .await
     .expect("sim");

@@ -243,14 +243,16 @@ impl RemoteAccessSim {
         let mut s = s.clone();
         let mut public_pem = s.public_key.clone();
         if let Some(p) = &s.public_key_file {
-            public_pem = Some(
-                std::fs::read_to_string(p)
-                    .map_err(|e| anyhow::anyhow!("remote_access.public_key_file {}: {e}", p.display()))?,
-            );
+            public_pem = Some(std::fs::read_to_string(p).map_err(|e| {
+                anyhow::anyhow!("remote_access.public_key_file {}: {e}", p.display())
+            })?);
         }
         if let Some(path) = &s.generate_key_file {
             let kp = keys::generate()?;
-            keys::write_key_file(path, &keys::key_file_json(&s.service_account_id, &kp.pkcs1_pem))?;
+            keys::write_key_file(
+                path,
+                &keys::key_file_json(&s.service_account_id, &kp.pkcs1_pem),
+            )?;
             public_pem = Some(kp.public_pem);
         }
         s.public_key = public_pem;
@@ -297,7 +299,19 @@ impl RemoteAccessSim {
         }
         for v in &s.vendors {
             let id = v.id.clone().unwrap_or_else(|| new_id(&mut i));
-            let vendor = vendor_json(&id, &v.first_name, &v.last_name, v.email.as_deref(), &v.phone, &v.company, &v.status, None, &s.service_account_id, 0, 0);
+            let vendor = vendor_json(
+                &id,
+                &v.first_name,
+                &v.last_name,
+                v.email.as_deref(),
+                &v.phone,
+                &v.company,
+                &v.status,
+                None,
+                &s.service_account_id,
+                0,
+                0,
+            );
             i.vendors.insert(id, vendor);
         }
         *self.lock() = i;
@@ -362,8 +376,12 @@ impl RemoteAccessSim {
             status,
             Some(id),
             &i.scenario.service_account_id.clone(),
-            inv.get("accessStartDate").and_then(Value::as_i64).unwrap_or(0),
-            inv.get("accessEndDate").and_then(Value::as_i64).unwrap_or(0),
+            inv.get("accessStartDate")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
+            inv.get("accessEndDate")
+                .and_then(Value::as_i64)
+                .unwrap_or(0),
         );
         v["applications"] = inv.get("applications").cloned().unwrap_or(Value::Null);
         v["canInvite"] = inv.get("canInvite").cloned().unwrap_or(json!(false));
@@ -455,7 +473,13 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         .unwrap_or_default();
     let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
         Ok(b) => b,
-        Err(_) => return problem(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large", &path),
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request body too large",
+                &path,
+            );
+        }
     };
     let scheme = state
         .base_url
@@ -464,9 +488,25 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         .unwrap_or_else(|| "https".into());
     let sim = &state.remote_access;
     let resp = if path.to_ascii_lowercase().starts_with("/auth/realms/") {
-        token_endpoint(sim, &method, &headers, &path, &body, &format!("{scheme}://{authority}"), state.clock.now())
+        token_endpoint(
+            sim,
+            &method,
+            &headers,
+            &path,
+            &body,
+            &format!("{scheme}://{authority}"),
+            state.clock.now(),
+        )
     } else {
-        api(sim, &method, &headers, &path, &query, &body, state.clock.now_ms())
+        api(
+            sim,
+            &method,
+            &headers,
+            &path,
+            &query,
+            &body,
+            state.clock.now_ms(),
+        )
     };
     let mut i = sim.lock();
     i.calls.push(CallRecord {
@@ -488,12 +528,24 @@ fn token_endpoint(
 ) -> Response {
     if path != token::TOKEN_PATH {
         if path.starts_with(token::REALM_PATH) {
-            return (StatusCode::NOT_FOUND, Json(json!({"error": "Unable to find matching target resource method"}))).into_response();
+            return (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "Unable to find matching target resource method"})),
+            )
+                .into_response();
         }
-        return (StatusCode::NOT_FOUND, Json(json!({"error": "Realm does not exist"}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "Realm does not exist"})),
+        )
+            .into_response();
     }
     if method != Method::POST {
-        return (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"error": "HTTP 405 Method Not Allowed"}))).into_response();
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Json(json!({"error": "HTTP 405 Method Not Allowed"})),
+        )
+            .into_response();
     }
     let mut i = sim.lock();
     let issuer = i
@@ -525,7 +577,9 @@ fn token_endpoint(
         secret_client: secret.as_deref().map(|s| (secret_id.as_str(), s)),
     };
     let result = token::check(&check, &ct, body).and_then(|a| match &a.jti {
-        Some((jti, _)) if i.used_jti.get(jti).is_some_and(|exp| *exp > now) => Err(token::reuse(&check)),
+        Some((jti, _)) if i.used_jti.get(jti).is_some_and(|exp| *exp > now) => {
+            Err(token::reuse(&check))
+        }
         _ => Ok(a),
     });
     match result {
@@ -539,7 +593,8 @@ fn token_endpoint(
                 let mut rng = rand::rng();
                 (0..64)
                     .map(|_| {
-                        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+                        const A: &[u8] =
+                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
                         A[rng.random_range(0..A.len())] as char
                     })
                     .collect()
@@ -547,8 +602,10 @@ fn token_endpoint(
             let ttl = i.scenario.token_ttl_secs;
             i.tokens.insert(token.clone(), now + ttl);
             i.tokens_issued += 1;
-            Json(json!({"access_token": token, "expires_in": ttl, "refresh_expires_in": 0,
-                "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"}))
+            Json(
+                json!({"access_token": token, "expires_in": ttl, "refresh_expires_in": 0,
+                "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email"}),
+            )
             .into_response()
         }
         Err(r) => {
@@ -566,11 +623,15 @@ const INVITATION_FIELDS: &[&str] = &["ALL", "FULLNAME", "COMPANY", "PHONE", "EMA
 const VENDOR_FIELDS: &[&str] = &["ALL", "GROUPS", "COMPANY", "FULLNAME"];
 
 fn search_text(item: &Value, field: &str) -> String {
-    let s = |k: &str| item.get(k).map(|v| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }).unwrap_or_default();
+    let s = |k: &str| {
+        item.get(k)
+            .map(|v| match v {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default()
+    };
     match field {
         "FULLNAME" => format!("{} {} {}", s("firstName"), s("lastName"), s("fullName")),
         "COMPANY" => s("companyName"),
@@ -594,23 +655,42 @@ fn page(
         match q.get(name) {
             None => Ok(default),
             Some(v) => v.parse::<usize>().map_err(|_| {
-                problem(StatusCode::BAD_REQUEST, &format!("Failed to convert '{name}' with value: '{v}'"), path)
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Failed to convert '{name}' with value: '{v}'"),
+                    path,
+                )
             }),
         }
     };
     let limit = num("limit", 100)?;
-    let offset = if settings.ignore_offset { 0 } else { num("offset", 0)? };
+    let offset = if settings.ignore_offset {
+        0
+    } else {
+        num("offset", 0)?
+    };
     if limit > 100 {
-        return Err(problem(StatusCode::BAD_REQUEST, "limit must be less than or equal to 100", path));
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "limit must be less than or equal to 100",
+            path,
+        ));
     }
     let items: Vec<Value> = match (q.get("searchIn"), q.get("searchString")) {
         (Some(field), Some(text)) if !text.is_empty() => {
             let field = field.to_ascii_uppercase();
             if !fields.contains(&field.as_str()) {
-                return Err(problem(StatusCode::BAD_REQUEST, &format!("Invalid value '{field}' for parameter 'searchIn'"), path));
+                return Err(problem(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Invalid value '{field}' for parameter 'searchIn'"),
+                    path,
+                ));
             }
             let needle = text.to_lowercase();
-            items.into_iter().filter(|i| search_text(i, &field).to_lowercase().contains(&needle)).collect()
+            items
+                .into_iter()
+                .filter(|i| search_text(i, &field).to_lowercase().contains(&needle))
+                .collect()
         }
         _ => items,
     };
@@ -665,7 +745,11 @@ fn api(
             i.recent.pop_front();
         }
         if i.recent.len() as u32 >= rl.requests {
-            let wait_ms = i.recent.front().map(|t| t + window - now_ms).unwrap_or(1000);
+            let wait_ms = i
+                .recent
+                .front()
+                .map(|t| t + window - now_ms)
+                .unwrap_or(1000);
             let secs = ((wait_ms + 999) / 1000).max(1);
             let mut r = problem(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded", path);
             if let Ok(v) = secs.to_string().parse() {
@@ -694,81 +778,157 @@ fn api(
         .strip_prefix("/v2-edge/")
         .or_else(|| path.strip_prefix("/v1-edge/"));
     let Some(rest) = rest else {
-        return problem(StatusCode::NOT_FOUND, &format!("No endpoint {method} {path}."), path);
+        return problem(
+            StatusCode::NOT_FOUND,
+            &format!("No endpoint {method} {path}."),
+            path,
+        );
     };
     let segs: Vec<String> = rest
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
     let seg: Vec<&str> = segs.iter().map(String::as_str).collect();
     let role = i.settings.role.clone();
     let is_activities = seg.first() == Some(&"activities");
-    if (role.eq_ignore_ascii_case("viewer") || role.eq_ignore_ascii_case("auditor")) && method != Method::GET
+    if (role.eq_ignore_ascii_case("viewer") || role.eq_ignore_ascii_case("auditor"))
+        && method != Method::GET
         || role.eq_ignore_ascii_case("auditor") && !is_activities
     {
         return bare(StatusCode::FORBIDDEN, "Forbidden");
     }
     let q = query_map(query);
-    let not_found = || problem(StatusCode::NOT_FOUND, &format!("No endpoint {method} {path}."), path);
-    let not_allowed = || problem(StatusCode::METHOD_NOT_ALLOWED, &format!("Method '{method}' is not supported."), path);
+    let not_found = || {
+        problem(
+            StatusCode::NOT_FOUND,
+            &format!("No endpoint {method} {path}."),
+            path,
+        )
+    };
+    let not_allowed = || {
+        problem(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("Method '{method}' is not supported."),
+            path,
+        )
+    };
     let settings = i.settings.clone();
     let m = method.clone();
     let unwrap = |r: Result<Response, Response>| r.unwrap_or_else(|e| e);
     match seg.as_slice() {
         ["sites"] => match m {
-            Method::GET => unwrap(page(i.sites.clone(), "sites", &q, &["ALL"], &settings, path)),
+            Method::GET => unwrap(page(
+                i.sites.clone(),
+                "sites",
+                &q,
+                &["ALL"],
+                &settings,
+                path,
+            )),
             _ => not_allowed(),
         },
         ["sites", id] => match m {
             Method::GET => match i.sites.iter().find(|s| s["id"] == *id) {
                 Some(s) => Json(s.clone()).into_response(),
-                None => bare(StatusCode::NOT_FOUND, &format!("Site with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Site with id {id} not found"),
+                ),
             },
             _ => not_allowed(),
         },
         ["sites", id, "applications"] => match m {
             Method::GET => match i.apps.get(*id) {
-                Some(apps) => unwrap(page(apps.clone(), "applications", &q, &["ALL"], &settings, path)),
-                None => bare(StatusCode::NOT_FOUND, &format!("Site with id {id} not found")),
+                Some(apps) => unwrap(page(
+                    apps.clone(),
+                    "applications",
+                    &q,
+                    &["ALL"],
+                    &settings,
+                    path,
+                )),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Site with id {id} not found"),
+                ),
             },
             _ => not_allowed(),
         },
         ["groups"] => match m {
-            Method::GET => unwrap(page(i.groups.clone(), "groups", &q, &["ALL", "NAME"], &settings, path)),
+            Method::GET => unwrap(page(
+                i.groups.clone(),
+                "groups",
+                &q,
+                &["ALL", "NAME"],
+                &settings,
+                path,
+            )),
             _ => not_allowed(),
         },
         ["groups", id] => match m {
             Method::GET => match i.groups.iter().find(|g| g["id"] == *id) {
                 Some(g) => Json(g.clone()).into_response(),
-                None => bare(StatusCode::NOT_FOUND, &format!("Group with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Group with id {id} not found"),
+                ),
             },
             _ => not_allowed(),
         },
-        ["invitations", "vendor-invitations"] | ["invitations", "vendor-invitations", ""] => match m {
-            Method::POST => create_invitation(&mut i, body, path, now_ms),
-            Method::GET => {
-                let items = i.invitations.values().map(invitation_summary).collect();
-                unwrap(page(items, "invitations", &q, INVITATION_FIELDS, &settings, path))
+        ["invitations", "vendor-invitations"] | ["invitations", "vendor-invitations", ""] => {
+            match m {
+                Method::POST => create_invitation(&mut i, body, path, now_ms),
+                Method::GET => {
+                    let items = i.invitations.values().map(invitation_summary).collect();
+                    unwrap(page(
+                        items,
+                        "invitations",
+                        &q,
+                        INVITATION_FIELDS,
+                        &settings,
+                        path,
+                    ))
+                }
+                _ => not_allowed(),
             }
-            _ => not_allowed(),
-        },
+        }
         ["invitations", "vendor-invitations", id] => match m {
             Method::GET => match i.invitations.get(*id) {
                 Some(v) => Json(v.clone()).into_response(),
-                None => bare(StatusCode::NOT_FOUND, &format!("Invitation with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Invitation with id {id} not found"),
+                ),
             },
             Method::DELETE => match i.invitations.remove(*id) {
                 Some(v) => Json(v).into_response(),
-                None => bare(StatusCode::NOT_FOUND, &format!("Invitation with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Invitation with id {id} not found"),
+                ),
             },
             _ => not_allowed(),
         },
         ["vendors"] => match m {
             Method::GET => {
-                if q.get("searchIn").is_some_and(|f| f.eq_ignore_ascii_case("EMAIL")) {
-                    return problem(StatusCode::BAD_REQUEST, "Invalid value 'EMAIL' for parameter 'searchIn'", path);
+                if q.get("searchIn")
+                    .is_some_and(|f| f.eq_ignore_ascii_case("EMAIL"))
+                {
+                    return problem(
+                        StatusCode::BAD_REQUEST,
+                        "Invalid value 'EMAIL' for parameter 'searchIn'",
+                        path,
+                    );
                 }
-                let items = i.vendors.values().map(|v| vendor_summary(v, now_ms)).collect();
+                let items = i
+                    .vendors
+                    .values()
+                    .map(|v| vendor_summary(v, now_ms))
+                    .collect();
                 unwrap(page(items, "vendors", &q, VENDOR_FIELDS, &settings, path))
             }
             _ => not_allowed(),
@@ -785,36 +945,47 @@ fn api(
                     i.vendors.remove(&id);
                     bare(StatusCode::OK, "")
                 }
-                (Method::GET | Method::DELETE, None) => {
-                    bare(StatusCode::NOT_FOUND, &format!("Vendor with phone number {phone} in not found"))
-                }
+                (Method::GET | Method::DELETE, None) => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Vendor with phone number {phone} in not found"),
+                ),
                 _ => not_allowed(),
             }
         }
         ["vendors", id] => match m {
             Method::GET => match i.vendors.get(*id) {
                 Some(v) => Json(v.clone()).into_response(),
-                None => bare(StatusCode::NOT_FOUND, &format!("Vendor with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Vendor with id {id} not found"),
+                ),
             },
             Method::DELETE => match i.vendors.remove(*id) {
                 Some(_) => bare(StatusCode::OK, ""),
-                None => bare(StatusCode::NOT_FOUND, &format!("Vendor with id {id} not found")),
+                None => bare(
+                    StatusCode::NOT_FOUND,
+                    &format!("Vendor with id {id} not found"),
+                ),
             },
             _ => not_allowed(),
         },
         ["vendors", id, "status"] => match m {
             Method::PUT => {
                 let Some(v) = i.vendors.get_mut(*id) else {
-                    return bare(StatusCode::NOT_FOUND, &format!("Vendor with id {id} not found"));
+                    return bare(
+                        StatusCode::NOT_FOUND,
+                        &format!("Vendor with id {id} not found"),
+                    );
                 };
                 match serde_json::from_slice::<Value>(body) {
                     Ok(Value::String(s)) if s == "Activated" || s == "Deactivated" => {
                         v["status"] = json!(s);
                         (StatusCode::OK, Body::empty()).into_response()
                     }
-                    Ok(Value::String(s)) if s == "PendingActivation" => {
-                        bare(StatusCode::BAD_REQUEST, "Status PendingActivation cannot be set")
-                    }
+                    Ok(Value::String(s)) if s == "PendingActivation" => bare(
+                        StatusCode::BAD_REQUEST,
+                        "Status PendingActivation cannot be set",
+                    ),
                     _ => spring_default(StatusCode::BAD_REQUEST, path, now_ms),
                 }
             }
@@ -828,25 +999,51 @@ fn create_invitation(i: &mut Inner, body: &[u8], path: &str, now_ms: i64) -> Res
     let Ok(Value::Object(mut inv)) = serde_json::from_slice::<Value>(body) else {
         return spring_default(StatusCode::BAD_REQUEST, path, now_ms);
     };
-    let strings = ["companyName", "emailAddress", "firstName", "lastName", "phoneNumber", "initialStatus"];
-    let ok = strings.iter().all(|k| inv.get(*k).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
-        && ["accessStartDate", "accessEndDate"].iter().all(|k| inv.get(*k).is_some_and(Value::is_i64))
+    let strings = [
+        "companyName",
+        "emailAddress",
+        "firstName",
+        "lastName",
+        "phoneNumber",
+        "initialStatus",
+    ];
+    let ok = strings.iter().all(|k| {
+        inv.get(*k)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    }) && ["accessStartDate", "accessEndDate"]
+        .iter()
+        .all(|k| inv.get(*k).is_some_and(Value::is_i64))
         && inv.get("canInvite").is_some_and(Value::is_boolean)
-        && inv.get("applications").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
-        && ["Activated", "RequiresAdminConfirmation"].contains(&inv["initialStatus"].as_str().unwrap_or(""));
+        && inv
+            .get("applications")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+        && ["Activated", "RequiresAdminConfirmation"]
+            .contains(&inv["initialStatus"].as_str().unwrap_or(""));
     if !ok {
         return spring_default(StatusCode::BAD_REQUEST, path, now_ms);
     }
     for a in inv["applications"].as_array().cloned().unwrap_or_default() {
-        let (site, app) = (a["siteId"].as_str().unwrap_or(""), a["applicationId"].as_str().unwrap_or(""));
-        let exists = i.apps.get(site).is_some_and(|apps| apps.iter().any(|x| x["id"] == app));
+        let (site, app) = (
+            a["siteId"].as_str().unwrap_or(""),
+            a["applicationId"].as_str().unwrap_or(""),
+        );
+        let exists = i
+            .apps
+            .get(site)
+            .is_some_and(|apps| apps.iter().any(|x| x["id"] == app));
         if !exists {
-            return bare(StatusCode::BAD_REQUEST, &format!("Application {app} was not found in site {site}"));
+            return bare(
+                StatusCode::BAD_REQUEST,
+                &format!("Application {app} was not found in site {site}"),
+            );
         }
     }
     let phone = inv["phoneNumber"].clone();
     if i.invitations.values().any(|v| v["phoneNumber"] == phone) {
-        let status = StatusCode::from_u16(i.settings.duplicate_status).unwrap_or(StatusCode::CONFLICT);
+        let status =
+            StatusCode::from_u16(i.settings.duplicate_status).unwrap_or(StatusCode::CONFLICT);
         return bare(status, "An invitation for this phone number already exists");
     }
     let id = new_id(i);
@@ -859,7 +1056,12 @@ fn create_invitation(i: &mut Inner, body: &[u8], path: &str, now_ms: i64) -> Res
         inv.insert("provisioningUserName".into(), u);
     }
     i.invitations.insert(id.clone(), Value::Object(inv));
-    (StatusCode::CREATED, [(header::CONTENT_TYPE, "text/plain")], id).into_response()
+    (
+        StatusCode::CREATED,
+        [(header::CONTENT_TYPE, "text/plain")],
+        id,
+    )
+        .into_response()
 }
 
 // ---------------------------------------------------------------- admin
@@ -881,21 +1083,27 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
         )
         .route(
             "/invitations/{id}/accept",
-            post(|State(s): State<Arc<SimState>>, Path(id): Path<String>| async move {
-                match s.remote_access.accept(&id) {
-                    Some(v) => (StatusCode::CREATED, Json(v)).into_response(),
-                    None => (StatusCode::NOT_FOUND, format!("no invitation {id}")).into_response(),
-                }
-            }),
+            post(
+                |State(s): State<Arc<SimState>>, Path(id): Path<String>| async move {
+                    match s.remote_access.accept(&id) {
+                        Some(v) => (StatusCode::CREATED, Json(v)).into_response(),
+                        None => {
+                            (StatusCode::NOT_FOUND, format!("no invitation {id}")).into_response()
+                        }
+                    }
+                },
+            ),
         )
         .route(
             "/settings",
             get(|State(s): State<Arc<SimState>>| async move {
                 Json(serde_json::to_value(&s.remote_access.lock().settings).unwrap_or_default())
             })
-            .post(|State(s): State<Arc<SimState>>, Json(new): Json<Settings>| async move {
-                s.remote_access.lock().settings = new;
-                StatusCode::NO_CONTENT
-            }),
+            .post(
+                |State(s): State<Arc<SimState>>, Json(new): Json<Settings>| async move {
+                    s.remote_access.lock().settings = new;
+                    StatusCode::NO_CONTENT
+                },
+            ),
         )
 }

@@ -63,7 +63,11 @@ pub fn endpoints(
     let key_dc = match &key.discovery_url {
         Some(u) => match keyfile::datacenter_of_discovery(u) {
             Some(dc) => Some(dc),
-            None if cfg.datacenter.is_some() || (cfg.auth_url.is_some() && cfg.api_url.is_some()) => None,
+            None if cfg.datacenter.is_some()
+                || (cfg.auth_url.is_some() && cfg.api_url.is_some()) =>
+            {
+                None
+            }
             None => {
                 return Err(setup(
                     "remote_access.datacenter",
@@ -97,7 +101,10 @@ pub fn endpoints(
             if base.path().contains("/auth/realms/") {
                 parse("remote_access.auth_url", &s)?
             } else {
-                parse("remote_access.auth_url", &format!("{s}/{}", token::REALM_PATH))?
+                parse(
+                    "remote_access.auth_url",
+                    &format!("{s}/{}", token::REALM_PATH),
+                )?
             }
         }
         None => match dc {
@@ -115,7 +122,11 @@ pub fn endpoints(
     };
     let token = parse(
         "remote_access.auth_url",
-        &format!("{}/{}", realm.as_str().trim_end_matches('/'), token::TOKEN_PATH),
+        &format!(
+            "{}/{}",
+            realm.as_str().trim_end_matches('/'),
+            token::TOKEN_PATH
+        ),
     )?;
     let api_base = match &cfg.api_url {
         Some(u) => parse("remote_access.api_url", u)?
@@ -197,7 +208,10 @@ impl RemoteAccess {
     }
 
     /// Build from a validated section and a parsed key file.
-    pub fn new(cfg: &RemoteAccessConfig, key: ServiceAccountKey) -> Result<Self, RemoteAccessError> {
+    pub fn new(
+        cfg: &RemoteAccessConfig,
+        key: ServiceAccountKey,
+    ) -> Result<Self, RemoteAccessError> {
         let endpoints = endpoints(cfg, &key)?;
         let client_id = match &key.credential {
             Credential::PrivateKey(_) => {
@@ -309,8 +323,7 @@ impl RemoteAccess {
                         log::info!("Remote Access {what}: 401; trying once more with a new token");
                         continue;
                     }
-                    let transient =
-                        status == 429 || (status >= 500 && retry == Retry::Idempotent);
+                    let transient = status == 429 || (status >= 500 && retry == Retry::Idempotent);
                     if transient && attempt < self.backoff.retries {
                         attempt += 1;
                         let d = match http::retry_after(resp.headers()) {
@@ -422,9 +435,20 @@ impl RemoteAccess {
         })
     }
 
-    async fn get_one<T: DeserializeOwned>(&self, path: &str, what: &str) -> Result<T, RemoteAccessError> {
+    async fn get_one<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        what: &str,
+    ) -> Result<T, RemoteAccessError> {
         let (status, text) = self
-            .call(reqwest::Method::GET, path, &[], None, what, Retry::Idempotent)
+            .call(
+                reqwest::Method::GET,
+                path,
+                &[],
+                None,
+                what,
+                Retry::Idempotent,
+            )
             .await?;
         if status != 200 {
             return Err(self.fail(what, status, &text));
@@ -452,7 +476,14 @@ impl RemoteAccess {
                 q.push(("searchString", s.text.clone()));
             }
             let (status, text) = self
-                .call(reqwest::Method::GET, path, &q, None, what, Retry::Idempotent)
+                .call(
+                    reqwest::Method::GET,
+                    path,
+                    &q,
+                    None,
+                    what,
+                    Retry::Idempotent,
+                )
                 .await?;
             if status != 200 {
                 return Err(self.fail(what, status, &text));
@@ -542,7 +573,10 @@ impl RemoteAccess {
     }
 
     /// `POST invitations/vendor-invitations`: the new invitation's ID. Never repeated once sent.
-    pub async fn create_invitation(&self, body: &NewInvitation) -> Result<String, RemoteAccessError> {
+    pub async fn create_invitation(
+        &self,
+        body: &NewInvitation,
+    ) -> Result<String, RemoteAccessError> {
         let what = format!("invite {}", crate::pvwa::printable(&body.email_address));
         let v = serde_json::to_value(body).map_err(|e| RemoteAccessError::Input(e.to_string()))?;
         let (status, text) = self
@@ -584,8 +618,12 @@ impl RemoteAccess {
     }
 
     /// `GET vendors`
-    pub async fn vendors(&self, search: Option<&Search>) -> Result<Vec<VendorSummary>, RemoteAccessError> {
-        self.list("vendors", "vendors", search, "list vendors").await
+    pub async fn vendors(
+        &self,
+        search: Option<&Search>,
+    ) -> Result<Vec<VendorSummary>, RemoteAccessError> {
+        self.list("vendors", "vendors", search, "list vendors")
+            .await
     }
 
     /// `GET vendors/{id}`
@@ -630,7 +668,14 @@ impl RemoteAccess {
 
     async fn delete(&self, path: &str, what: &str) -> Result<Gone, RemoteAccessError> {
         let (s, text) = self
-            .call(reqwest::Method::DELETE, path, &[], None, what, Retry::Idempotent)
+            .call(
+                reqwest::Method::DELETE,
+                path,
+                &[],
+                None,
+                what,
+                Retry::Idempotent,
+            )
             .await?;
         match s {
             200..=299 => Ok(Gone::Done),
@@ -726,18 +771,46 @@ mod tests {
     #[test]
     fn paging_follows_total_count() {
         let s = page_step(&seen(&[]), &[Some("a"), Some("b")], 0, Some(3), 2);
-        assert_eq!(s, PageStep { keep: true, repeated: false, next: Some(2) });
+        assert_eq!(
+            s,
+            PageStep {
+                keep: true,
+                repeated: false,
+                next: Some(2)
+            }
+        );
         let s = page_step(&seen(&["a", "b"]), &[Some("c")], 2, Some(3), 2);
-        assert_eq!(s, PageStep { keep: true, repeated: false, next: None });
+        assert_eq!(
+            s,
+            PageStep {
+                keep: true,
+                repeated: false,
+                next: None
+            }
+        );
     }
 
     #[test]
     fn paging_stops_on_an_empty_or_repeated_page() {
         let s = page_step(&seen(&["a"]), &[], 2, Some(10), 2);
-        assert_eq!(s, PageStep { keep: false, repeated: false, next: None });
+        assert_eq!(
+            s,
+            PageStep {
+                keep: false,
+                repeated: false,
+                next: None
+            }
+        );
         // A server that ignores offset sends page one again.
         let s = page_step(&seen(&["a", "b"]), &[Some("a"), Some("b")], 2, Some(10), 2);
-        assert_eq!(s, PageStep { keep: false, repeated: true, next: None });
+        assert_eq!(
+            s,
+            PageStep {
+                keep: false,
+                repeated: true,
+                next: None
+            }
+        );
     }
 
     #[test]
@@ -751,16 +824,26 @@ mod tests {
     #[test]
     fn error_shapes() {
         assert_eq!(
-            error_detail(r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"No endpoint GET /v2-edge/vendors/.","instance":"/v2-edge/vendors/"}"#),
+            error_detail(
+                r#"{"type":"about:blank","title":"Not Found","status":404,"detail":"No endpoint GET /v2-edge/vendors/.","instance":"/v2-edge/vendors/"}"#
+            ),
             "Not Found: No endpoint GET /v2-edge/vendors/."
         );
         assert_eq!(
-            error_detail(r#"{"timestamp":1729863245810,"status":400,"error":"Bad Request","path":"/v2-edge/vendors//"}"#),
+            error_detail(
+                r#"{"timestamp":1729863245810,"status":400,"error":"Bad Request","path":"/v2-edge/vendors//"}"#
+            ),
             "Bad Request (/v2-edge/vendors//)"
         );
-        assert_eq!(error_detail(r#""User is not a Vendor Manager""#), "User is not a Vendor Manager");
+        assert_eq!(
+            error_detail(r#""User is not a Vendor Manager""#),
+            "User is not a Vendor Manager"
+        );
         assert_eq!(error_detail(""), "empty body");
-        assert_eq!(error_detail("<html><title>Bad Gateway</title></html>"), "HTML page: Bad Gateway");
+        assert_eq!(
+            error_detail("<html><title>Bad Gateway</title></html>"),
+            "HTML page: Bad Gateway"
+        );
     }
 
     #[test]
@@ -801,7 +884,10 @@ mod tests {
             &key(Some("https://auth.alero.eu/auth/realms/serviceaccounts")),
         )
         .expect("ok");
-        assert_eq!(e.realm.as_str(), "https://auth.alero.eu/auth/realms/serviceaccounts");
+        assert_eq!(
+            e.realm.as_str(),
+            "https://auth.alero.eu/auth/realms/serviceaccounts"
+        );
         assert_eq!(
             e.token.as_str(),
             "https://auth.alero.eu/auth/realms/serviceaccounts/protocol/openid-connect/token"
@@ -811,24 +897,39 @@ mod tests {
 
     #[test]
     fn endpoints_from_config_and_overrides() {
-        let e = endpoints(&cfg("datacenter = \"uk\"\napi_version = \"v1-edge\""), &key(None)).expect("ok");
+        let e = endpoints(
+            &cfg("datacenter = \"uk\"\napi_version = \"v1-edge\""),
+            &key(None),
+        )
+        .expect("ok");
         assert_eq!(e.api.as_str(), "https://api.uk.alero.io/v1-edge/");
         let e = endpoints(
             &cfg("auth_url = \"https://127.0.0.1:8443\"\napi_url = \"https://127.0.0.1:8443/\""),
             &key(Some("https://auth.alero.io/auth/realms/serviceaccounts")),
         )
         .expect("ok");
-        assert_eq!(e.realm.as_str(), "https://127.0.0.1:8443/auth/realms/serviceaccounts");
+        assert_eq!(
+            e.realm.as_str(),
+            "https://127.0.0.1:8443/auth/realms/serviceaccounts"
+        );
         assert_eq!(e.api.as_str(), "https://127.0.0.1:8443/v2-edge/");
     }
 
     #[test]
     fn unknown_or_conflicting_datacentres_are_refused() {
-        let e = endpoints(&cfg(""), &key(Some("https://auth.evil.example/auth/realms/serviceaccounts")))
-            .expect_err("unknown");
+        let e = endpoints(
+            &cfg(""),
+            &key(Some(
+                "https://auth.evil.example/auth/realms/serviceaccounts",
+            )),
+        )
+        .expect_err("unknown");
         assert!(e.to_string().contains("no known data centre"), "{e}");
-        let e = endpoints(&cfg("datacenter = \"us\""), &key(Some("https://auth.alero.eu/auth/realms/serviceaccounts")))
-            .expect_err("conflict");
+        let e = endpoints(
+            &cfg("datacenter = \"us\""),
+            &key(Some("https://auth.alero.eu/auth/realms/serviceaccounts")),
+        )
+        .expect_err("conflict");
         assert!(e.to_string().contains("alero.eu"), "{e}");
         let e = endpoints(&cfg(""), &key(None)).expect_err("none");
         assert!(e.to_string().contains("datacenter"), "{e}");

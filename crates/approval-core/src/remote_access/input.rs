@@ -192,14 +192,19 @@ pub fn check_email(v: &str) -> Result<String, String> {
                 && !domain.starts_with('.')
                 && !domain.ends_with('.')
                 && !domain.contains('@')
-                && !e.chars().any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
+                && !e
+                    .chars()
+                    .any(|c| c.is_whitespace() || "<>,;\"()[]\\".contains(c))
         }
         None => false,
     };
     if ok {
         Ok(e)
     } else {
-        Err(format!("email `{}` is not a mail address", crate::pvwa::printable(&e)))
+        Err(format!(
+            "email `{}` is not a mail address",
+            crate::pvwa::printable(&e)
+        ))
     }
 }
 
@@ -213,7 +218,10 @@ pub fn check_phone(v: &str) -> Result<String, String> {
         )
     };
     let rest = t.strip_prefix('+').ok_or_else(bad)?;
-    if !rest.chars().all(|c| c.is_ascii_digit() || " -().".contains(c)) {
+    if !rest
+        .chars()
+        .all(|c| c.is_ascii_digit() || " -().".contains(c))
+    {
         return Err(bad());
     }
     let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
@@ -232,7 +240,10 @@ fn hhmm(field: &str, v: &str) -> Result<u32, String> {
         (Ok(h), Ok(m)) if h <= 24 && m < 60 && (h < 24 || m == 0) && m.to_string().len() <= 2 => {
             Ok(h * 3600 + m * 60)
         }
-        _ => Err(format!("{field}: `{}` is not HH:MM", crate::pvwa::printable(v))),
+        _ => Err(format!(
+            "{field}: `{}` is not HH:MM",
+            crate::pvwa::printable(v)
+        )),
     }
 }
 
@@ -259,12 +270,16 @@ impl VendorRequest {
             application_names.push(a);
         }
         let start = match &self.access_start {
-            Some(t) => t.to_millis(now_ms).map_err(|e| format!("access_start: {e}"))?,
+            Some(t) => t
+                .to_millis(now_ms)
+                .map_err(|e| format!("access_start: {e}"))?,
             None => now_ms,
         };
         let end = match (&self.access_end, self.access_days) {
             (Some(_), Some(_)) => return Err("give access_end or access_days, not both".into()),
-            (Some(t), None) => t.to_millis(now_ms).map_err(|e| format!("access_end: {e}"))?,
+            (Some(t), None) => t
+                .to_millis(now_ms)
+                .map_err(|e| format!("access_end: {e}"))?,
             (None, Some(d)) if (1..=3650).contains(&d) => start + i64::from(d) * 86_400_000,
             (None, Some(_)) => return Err("access_days must be between 1 and 3650".into()),
             (None, None) => return Err("access_end or access_days is required".into()),
@@ -289,9 +304,10 @@ impl VendorRequest {
             .as_deref()
             .map(|s| one_of("provisioning_type", s, PROVISIONING))
             .transpose()?;
-        let opt_text = |field: &str, v: &Option<String>, max: usize| -> Result<Option<String>, String> {
-            v.as_deref().map(|s| text(field, s, max)).transpose()
-        };
+        let opt_text =
+            |field: &str, v: &Option<String>, max: usize| -> Result<Option<String>, String> {
+                v.as_deref().map(|s| text(field, s, max)).transpose()
+            };
         let access_time_details = match &self.access_time {
             None => None,
             Some(a) => {
@@ -300,7 +316,9 @@ impl VendorRequest {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
                 {
-                    return Err(format!("access_time.time_zone: `{tz}` is not a time zone name"));
+                    return Err(format!(
+                        "access_time.time_zone: `{tz}` is not a time zone name"
+                    ));
                 }
                 let days = if a.allowed_days.is_empty() {
                     DAYS.iter().map(|d| d.to_string()).collect()
@@ -410,8 +428,9 @@ pub fn read_records<T: DeserializeOwned>(input: &str) -> Vec<(usize, Result<T, S
             .into_iter()
             .map(|(line, v)| {
                 let r = match v {
-                    Value::Object(_) => serde_json::from_value::<T>(v)
-                        .map_err(|e| format!("line {line}: {e}")),
+                    Value::Object(_) => {
+                        serde_json::from_value::<T>(v).map_err(|e| format!("line {line}: {e}"))
+                    }
                     _ => Err(format!("line {line}: expected a JSON object")),
                 };
                 (line, r)
@@ -434,7 +453,10 @@ pub fn read_records<T: DeserializeOwned>(input: &str) -> Vec<(usize, Result<T, S
                 Ok(_) => Err(format!("line {line}: expected a JSON object")),
                 Err(e) => Err(format!(
                     "line {line}: not valid JSON ({})",
-                    e.to_string().split(" at line").next().unwrap_or("syntax error")
+                    e.to_string()
+                        .split(" at line")
+                        .next()
+                        .unwrap_or("syntax error")
                 )),
             };
             (line, r)
@@ -475,15 +497,71 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let cases: Vec<(VendorRequest, &str)> = vec![
-            (VendorRequest { email: "jane".into(), ..req() }, "email"),
-            (VendorRequest { phone: "7035550100".into(), ..req() }, "phone"),
-            (VendorRequest { applications: vec![], ..req() }, "applications"),
-            (VendorRequest { applications: vec!["SSH".into()], ..req() }, "applications"),
-            (VendorRequest { access_days: None, ..req() }, "access_end or access_days"),
-            (VendorRequest { initial_status: Some("Open".into()), ..req() }, "initial_status"),
-            (VendorRequest { first_name: " ".into(), ..req() }, "first_name"),
-            (VendorRequest { access_days: None, access_start: Some(TimeInput::Text("2024-01-01".into())), access_end: Some(TimeInput::Text("2025-01-01".into())), ..req() }, "past"),
-            (VendorRequest { access_start: Some(TimeInput::Millis(1_767_225_600)), ..req() }, "seconds"),
+            (
+                VendorRequest {
+                    email: "jane".into(),
+                    ..req()
+                },
+                "email",
+            ),
+            (
+                VendorRequest {
+                    phone: "7035550100".into(),
+                    ..req()
+                },
+                "phone",
+            ),
+            (
+                VendorRequest {
+                    applications: vec![],
+                    ..req()
+                },
+                "applications",
+            ),
+            (
+                VendorRequest {
+                    applications: vec!["SSH".into()],
+                    ..req()
+                },
+                "applications",
+            ),
+            (
+                VendorRequest {
+                    access_days: None,
+                    ..req()
+                },
+                "access_end or access_days",
+            ),
+            (
+                VendorRequest {
+                    initial_status: Some("Open".into()),
+                    ..req()
+                },
+                "initial_status",
+            ),
+            (
+                VendorRequest {
+                    first_name: " ".into(),
+                    ..req()
+                },
+                "first_name",
+            ),
+            (
+                VendorRequest {
+                    access_days: None,
+                    access_start: Some(TimeInput::Text("2024-01-01".into())),
+                    access_end: Some(TimeInput::Text("2025-01-01".into())),
+                    ..req()
+                },
+                "past",
+            ),
+            (
+                VendorRequest {
+                    access_start: Some(TimeInput::Millis(1_767_225_600)),
+                    ..req()
+                },
+                "seconds",
+            ),
         ];
         for (r, needle) in cases {
             let e = r.validate(NOW).expect_err(needle);
@@ -511,10 +589,18 @@ mod tests {
             }),
             ..req()
         };
-        let d = r.validate(NOW).expect("valid").base.access_time_details.expect("set");
+        let d = r
+            .validate(NOW)
+            .expect("valid")
+            .base
+            .access_time_details
+            .expect("set");
         assert_eq!(d.allowed_days, vec!["MONDAY", "FRIDAY"]);
         assert!(!d.all_day);
-        assert_eq!((d.working_hours_start_seconds, d.working_hours_end_seconds), (28_800, 66_600));
+        assert_eq!(
+            (d.working_hours_start_seconds, d.working_hours_end_seconds),
+            (28_800, 66_600)
+        );
     }
 
     #[test]

@@ -252,11 +252,23 @@ mod tests {
     #[test]
     fn other_pem_kinds_are_refused() {
         for (raw, needle) in [
-            ("-----BEGIN ENCRYPTED PRIVATE KEY-----QUJD-----END ENCRYPTED PRIVATE KEY-----", "encrypted"),
-            ("-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES\n\nQUJD\n-----END RSA PRIVATE KEY-----", "encrypted"),
-            ("-----BEGIN CERTIFICATE-----QUJD-----END CERTIFICATE-----", "CERTIFICATE"),
+            (
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----QUJD-----END ENCRYPTED PRIVATE KEY-----",
+                "encrypted",
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES\n\nQUJD\n-----END RSA PRIVATE KEY-----",
+                "encrypted",
+            ),
+            (
+                "-----BEGIN CERTIFICATE-----QUJD-----END CERTIFICATE-----",
+                "CERTIFICATE",
+            ),
             ("MIIEowIBAAKCAQEA", "no PEM"),
-            ("-----BEGIN PRIVATE KEY-----QU*JD-----END PRIVATE KEY-----", "base64"),
+            (
+                "-----BEGIN PRIVATE KEY-----QU*JD-----END PRIVATE KEY-----",
+                "base64",
+            ),
         ] {
             let e = normalize_pem(raw).expect_err(raw);
             assert!(e.contains(needle), "{raw}: {e}");
@@ -265,9 +277,12 @@ mod tests {
 
     #[test]
     fn key_file_errors_never_echo_the_content() {
-        let secret = "-----BEGIN RSA PRIVATE KEY-----SECRETSECRETSECRET-----END RSA PRIVATE KEY-----";
+        let secret =
+            "-----BEGIN RSA PRIVATE KEY-----SECRETSECRETSECRET-----END RSA PRIVATE KEY-----";
         for text in [
-            format!(r#"{{"serviceAccountId":"11ea6140f94d5f82a3712de9ac6f6b24","privateKey":"{secret}"}}"#),
+            format!(
+                r#"{{"serviceAccountId":"11ea6140f94d5f82a3712de9ac6f6b24","privateKey":"{secret}"}}"#
+            ),
             format!(r#"{{"privateKey":"{secret}""#),
             format!(r#"{{"privateKey":["{secret}"]}}"#),
             format!(r#"{{"serviceAccountId":"{secret}","privateKey":"x"}}"#),
@@ -283,7 +298,10 @@ mod tests {
     fn secret_type_files_are_read() {
         let text = r#"{"ClientID":"11eaab2463a4d3399816d3b7450c5b10.client1","ClientSecret":"s3cr3t","discoveryURI":"https://auth.alero.io/auth/realms/serviceaccounts"}"#;
         let k = parse("env:X", &SecretString::from(text.to_string())).expect("ok");
-        assert_eq!(k.discovery_url.as_deref(), Some("https://auth.alero.io/auth/realms/serviceaccounts"));
+        assert_eq!(
+            k.discovery_url.as_deref(),
+            Some("https://auth.alero.io/auth/realms/serviceaccounts")
+        );
         match k.credential {
             Credential::ClientSecret { client_id, secret } => {
                 assert_eq!(client_id, "11eaab2463a4d3399816d3b7450c5b10.client1");
@@ -291,7 +309,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = parse("env:X", &SecretString::from(r#"{"serviceAccountId":"11ea6140f94d5f82a3712de9ac6f6b24"}"#.to_string())).expect_err("no key");
+        let e = parse(
+            "env:X",
+            &SecretString::from(
+                r#"{"serviceAccountId":"11ea6140f94d5f82a3712de9ac6f6b24"}"#.to_string(),
+            ),
+        )
+        .expect_err("no key");
         assert!(e.to_string().contains("privateKey"), "{e}");
     }
 }

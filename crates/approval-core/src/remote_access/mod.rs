@@ -107,8 +107,7 @@ mod defaults {
 /// Whether a string is a Remote Access tenant or service-account ID (32 of `a-z0-9`).
 pub fn is_tenant_like_id(s: &str) -> bool {
     s.len() == 32
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
@@ -196,7 +195,7 @@ fn api_version_ok(v: &str) -> bool {
         && !num.is_empty()
         && num.bytes().all(|b| b.is_ascii_digit())
         && (suffix.is_empty() || suffix == "edge")
-        && (suffix.is_empty() == !rest.contains('-'))
+        && suffix.is_empty() != rest.contains('-')
 }
 
 /// Errors of the Remote Access client and operations. Never carry the key, the assertion or
@@ -220,7 +219,9 @@ pub enum RemoteAccessError {
         secs: u64,
         what: String,
     },
-    #[error("the Remote Access token service refused the service account ({status} {error}): {description}")]
+    #[error(
+        "the Remote Access token service refused the service account ({status} {error}): {description}"
+    )]
     TokenRefused {
         status: u16,
         error: String,

@@ -253,7 +253,11 @@ pub fn parse_created_id(body: &str) -> Option<String> {
             .or_else(|| o.get("id"))
             .and_then(Value::as_str)?
             .to_string(),
-        _ => t.strip_prefix('"').and_then(|s| s.strip_suffix('"')).unwrap_or(t).to_string(),
+        _ => t
+            .strip_prefix('"')
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap_or(t)
+            .to_string(),
     };
     let id = id.trim().to_string();
     super::client::check_id(&id).ok()?;

@@ -12,10 +12,10 @@
 use serde::Serialize;
 use tokio::sync::OnceCell;
 
+use super::RemoteAccessError;
 use super::client::{Gone, RemoteAccess, Search};
 use super::input::{Validated, VendorRequest};
 use super::model::{AppRef, Application, Group, NewInvitation, Site, VendorStatus};
-use super::RemoteAccessError;
 use crate::approve::ErrorView;
 use crate::exit::{Classify, Exit};
 
@@ -70,17 +70,16 @@ impl<'a> Catalogue<'a> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
-        let groups = self
-            .groups
-            .get_or_try_init(|| self.ra.groups(None))
-            .await?;
+        let groups = self.groups.get_or_try_init(|| self.ra.groups(None)).await?;
         let mut out = Vec::new();
         for name in names {
             let found: Vec<&Group> = groups
                 .iter()
                 .filter(|g| {
                     g.id.as_deref() == Some(name.as_str())
-                        || g.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(name))
+                        || g.name
+                            .as_deref()
+                            .is_some_and(|n| n.eq_ignore_ascii_case(name))
                 })
                 .collect();
             let id = match found.as_slice() {
@@ -148,7 +147,8 @@ pub fn resolve_app(
             }
             let site_id = site.id.clone().unwrap_or_default();
             let application_id = app.id.clone().unwrap_or_default();
-            super::client::check_id(&site_id).map_err(|_| fail("the site has no usable ID".into()))?;
+            super::client::check_id(&site_id)
+                .map_err(|_| fail("the site has no usable ID".into()))?;
             super::client::check_id(&application_id)
                 .map_err(|_| fail("the application has no usable ID".into()))?;
             Ok(AppRef {
@@ -196,7 +196,10 @@ pub async fn existing(ra: &RemoteAccess, email: &str) -> Result<Existing, Remote
             text: email.into(),
         }))
         .await?;
-    let same = |e: &Option<String>| e.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(email));
+    let same = |e: &Option<String>| {
+        e.as_deref()
+            .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
+    };
     Ok(Existing {
         invitations: inv
             .into_iter()
@@ -409,7 +412,10 @@ pub async fn offboard_one(
     };
     out.email = Some(email.clone());
     let mut first_error: Option<RemoteAccessError> = None;
-    let mut note = |out: &mut OffboardOutcome, action, id: &str, r: Result<&'static str, RemoteAccessError>| {
+    let mut note = |out: &mut OffboardOutcome,
+                    action,
+                    id: &str,
+                    r: Result<&'static str, RemoteAccessError>| {
         let (result, detail) = match r {
             Ok(x) => (x, None),
             Err(e) => {
@@ -506,7 +512,9 @@ pub async fn offboard_one(
     } else {
         out.result = "nothing_to_do";
         out.message = if found.is_empty() {
-            format!("nothing to change: {email} has no outstanding invitation and no vendor account")
+            format!(
+                "nothing to change: {email} has no outstanding invitation and no vendor account"
+            )
         } else {
             format!("nothing to change: {email} is already offboarded")
         };
@@ -537,9 +545,19 @@ mod tests {
 
     fn catalogue() -> Vec<(Site, Vec<Application>)> {
         vec![
-            (site("s1", "Main DC"), vec![app("a1", "Linux SSH", true), app("a2", "Old RDP", false)]),
+            (
+                site("s1", "Main DC"),
+                vec![app("a1", "Linux SSH", true), app("a2", "Old RDP", false)],
+            ),
             (site("s2", "Lab/East"), vec![app("a3", "Web", true)]),
-            (site("s3", "Lab"), vec![app("a4", "East/Web", true), app("a5", "Dup", true), app("a6", "dup", true)]),
+            (
+                site("s3", "Lab"),
+                vec![
+                    app("a4", "East/Web", true),
+                    app("a5", "Dup", true),
+                    app("a6", "dup", true),
+                ],
+            ),
         ]
     }
 
@@ -548,7 +566,10 @@ mod tests {
         let c = catalogue();
         assert_eq!(
             resolve_app(&c, "main dc/LINUX SSH").expect("found"),
-            AppRef { site_id: "s1".into(), application_id: "a1".into() }
+            AppRef {
+                site_id: "s1".into(),
+                application_id: "a1".into()
+            }
         );
     }
 

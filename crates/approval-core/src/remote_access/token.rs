@@ -242,10 +242,7 @@ impl TokenSource {
                     let issued = self.read_answer(status, &text)?;
                     self.fetched
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    log::debug!(
-                        "Remote Access: token issued, valid {} s",
-                        issued.expires_in
-                    );
+                    log::debug!("Remote Access: token issued, valid {} s", issued.expires_in);
                     return Ok(issued);
                 }
                 Err(e) if (e.is_connect() || e.is_timeout()) && attempt < self.backoff.retries => {

@@ -177,7 +177,10 @@ pub fn check(c: &TokenCheck<'_>, content_type: &str, body: &[u8]) -> Result<Acce
     if let Some(id) = param("client_id")
         && id != sub
     {
-        return Err(jwt_failed(c, "client_id parameter does not match sub claim"));
+        return Err(jwt_failed(
+            c,
+            "client_id parameter does not match sub claim",
+        ));
     }
     let Some(key) = c.public_key else {
         return Err(invalid_client("Unable to load public key".into()));
@@ -195,11 +198,7 @@ pub fn check(c: &TokenCheck<'_>, content_type: &str, body: &[u8]) -> Result<Acce
     if !sig_ok {
         return Err(jwt_failed(c, "Signature on JWT token failed validation"));
     }
-    let token_url = format!(
-        "{}{}",
-        c.issuer,
-        TOKEN_PATH.trim_start_matches(REALM_PATH)
-    );
+    let token_url = format!("{}{}", c.issuer, TOKEN_PATH.trim_start_matches(REALM_PATH));
     let auds: Vec<String> = match claims.get("aud") {
         Some(Value::String(a)) => vec![a.clone()],
         Some(Value::Array(a)) => a
