@@ -1107,3 +1107,183 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
             ),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::token::{self, TokenCheck};
+    use super::*;
+
+    #[test]
+    fn the_demo_scenario_parses() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/demo/remote-access-scenario.toml"
+        );
+        let s = crate::Scenario::load(std::path::Path::new(path)).expect("scenario");
+        assert_eq!(s.remote_access.sites.len(), 2);
+        assert!(s.remote_access.generate_key_file.is_some());
+    }
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes()
+    }
+
+    #[test]
+    fn token_requests_are_checked_in_keycloaks_order() {
+        let kp = keys::generate().expect("kg");
+        let key = jsonwebtoken::DecodingKey::from_rsa_pem(kp.public_pem.as_bytes()).expect("pub");
+        let enc = jsonwebtoken::EncodingKey::from_rsa_pem(kp.pkcs1_pem.as_bytes()).expect("priv");
+        let issuer = "https://127.0.0.1:1/auth/realms/serviceaccounts";
+        let c = TokenCheck {
+            expected_client_id: "t.s.ExternalServiceAccount",
+            public_key: Some(&key),
+            issuer,
+            now: 1_000_000,
+            legacy: false,
+            secret_client: None,
+        };
+        let jwt = |claims: Value| {
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+                &claims,
+                &enc,
+            )
+            .expect("sign")
+        };
+        let good = json!({"iss":"t.s.ExternalServiceAccount","sub":"t.s.ExternalServiceAccount",
+            "aud": issuer, "iat": 1_000_000, "exp": 1_000_300, "jti": "j1"});
+        let ft = "application/x-www-form-urlencoded";
+        let ok_form = |a: &str| {
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", token::ASSERTION_TYPE),
+                ("client_assertion", a),
+            ])
+        };
+        let a = token::check(&c, ft, &ok_form(&jwt(good.clone()))).expect("accepted");
+        assert_eq!(a.jti, Some(("j1".into(), 1_000_300)));
+        let refuse = |ct: &str, body: Vec<u8>| token::check(&c, ct, &body).expect_err("refused");
+        let r = refuse(ft, form(&[("client_assertion", "x")]));
+        assert_eq!(
+            (r.status, r.error, r.description.as_str()),
+            (400, "invalid_request", "Missing form parameter: grant_type")
+        );
+        assert_eq!(
+            refuse(ft, form(&[("grant_type", "password")])).error,
+            "unsupported_grant_type"
+        );
+        let r = refuse("application/json", b"{}".to_vec());
+        assert_eq!(r.description, "Missing form parameter: grant_type");
+        let r = refuse(ft, form(&[("grant_type", "client_credentials")]));
+        assert_eq!(r.description, "Parameter client_assertion_type is missing");
+        let r = refuse(
+            ft,
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", "x"),
+            ]),
+        );
+        assert!(
+            r.description
+                .starts_with("Parameter client_assertion_type has value 'x' but expected is 'urn:")
+        );
+        let r = refuse(
+            ft,
+            form(&[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", token::ASSERTION_TYPE),
+            ]),
+        );
+        assert_eq!(r.description, "client_assertion parameter missing");
+        let r = refuse(ft, ok_form("not.a.jwt"));
+        assert_eq!(
+            r.description,
+            "Client authentication with signed JWT failed: Parsing error"
+        );
+        let mut x = good.clone();
+        x.as_object_mut().expect("o").remove("sub");
+        assert!(
+            refuse(ft, ok_form(&jwt(x)))
+                .description
+                .ends_with("Subject missing on JWT token")
+        );
+        let mut x = good.clone();
+        x["exp"] = json!(1_000_000);
+        assert!(
+            refuse(ft, ok_form(&jwt(x)))
+                .description
+                .ends_with("Token is not active")
+        );
+        let mut x = good.clone();
+        x.as_object_mut().expect("o").remove("jti");
+        assert!(
+            refuse(ft, ok_form(&jwt(x)))
+                .description
+                .ends_with("Missing ID on the token")
+        );
+        // The order: a wrong subject is reported before a bad signature or audience.
+        let mut x = good.clone();
+        x["sub"] = json!("other");
+        x["aud"] = json!("elsewhere");
+        assert!(
+            refuse(ft, ok_form(&jwt(x)))
+                .description
+                .ends_with("Issuer mismatch. The issuer should match the subject")
+        );
+        let mut x = good.clone();
+        x["aud"] = json!("elsewhere");
+        x["exp"] = json!(1);
+        assert!(
+            refuse(ft, ok_form(&jwt(x)))
+                .description
+                .contains("Token audience doesn't match domain. Expected audiences are any of")
+        );
+        // Legacy Keycloak: unauthorized_client and the old audience text.
+        let legacy = TokenCheck { legacy: true, ..c };
+        let mut x = good.clone();
+        x["aud"] = json!(["elsewhere"]);
+        let r = token::check(&legacy, ft, &ok_form(&jwt(x))).expect_err("aud");
+        assert_eq!(r.error, "unauthorized_client");
+        assert!(r.description.contains("Realm issuer is 'https://127.0.0.1:1/auth/realms/serviceaccounts' but audience from token is '[elsewhere]'"), "{}", r.description);
+        // The token URL is accepted as audience too.
+        let mut x = good;
+        x["aud"] = json!(format!("{issuer}/protocol/openid-connect/token"));
+        assert!(token::check(&c, ft, &ok_form(&jwt(x))).is_ok());
+    }
+
+    #[test]
+    fn generated_key_files_look_like_the_portals() {
+        let dir = std::env::temp_dir().join(format!("pam-sim-ra-{}", std::process::id()));
+        let path = dir.join("k.json");
+        let s = RemoteAccessScenario {
+            generate_key_file: Some(path.clone()),
+            ..RemoteAccessScenario::default()
+        };
+        let _sim = RemoteAccessSim::new(&s).expect("sim");
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert!(
+            v["privateKey"]
+                .as_str()
+                .expect("pk")
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+        );
+        assert_eq!(v["serviceAccountId"], s.service_account_id);
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -403,6 +403,18 @@ key_file = "file:/etc/pam-approval/ra.json"
     }
 
     #[test]
+    fn the_shipped_example_parses_and_validates() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/config.d/remote-access.toml"
+        );
+        let text = std::fs::read_to_string(path).expect("example");
+        let l = load_from_parts(Some(&text), None, &[]).expect("parses");
+        let c = l.remote_access().expect("valid");
+        assert_eq!(c.datacenter.as_deref(), Some("eu"));
+    }
+
+    #[test]
     fn versions() {
         for ok in ["v2-edge", "v1-edge", "v2"] {
             let text = BASE.replace("key_file", &format!("api_version = \"{ok}\"\nkey_file"));
