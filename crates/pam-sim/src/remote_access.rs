@@ -933,6 +933,7 @@ fn api(
             }
             _ => not_allowed(),
         },
+        ["vendors", ""] => not_found(),
         ["vendors", "phone", phone] => {
             let found = i
                 .vendors
