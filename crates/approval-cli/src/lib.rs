@@ -7,6 +7,7 @@ pub mod common;
 pub mod explain;
 pub mod logging;
 pub mod printer;
+pub mod remote_access_cmd;
 pub mod render;
 
 pub use common::{Common, run};

@@ -21,6 +21,8 @@ pub enum Error {
     Notify(#[from] crate::notify::NotifyError),
     #[error(transparent)]
     Directory(#[from] crate::directory::DirectoryError),
+    #[error(transparent)]
+    RemoteAccess(#[from] crate::remote_access::RemoteAccessError),
     #[error("{0}")]
     Usage(String),
 }
@@ -36,6 +38,7 @@ impl Classify for Error {
             Error::Runtime(e) => e.exit(),
             Error::Notify(e) => e.exit(),
             Error::Directory(e) => e.exit(),
+            Error::RemoteAccess(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -49,6 +52,7 @@ impl Classify for Error {
             Error::Runtime(e) => e.hint(),
             Error::Notify(e) => e.hint(),
             Error::Directory(e) => e.hint(),
+            Error::RemoteAccess(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

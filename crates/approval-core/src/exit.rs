@@ -145,6 +145,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::pipeline::runtime::RuntimeError,
             crate::notify::NotifyError,
             crate::directory::DirectoryError,
+            crate::remote_access::RemoteAccessError,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (
