@@ -435,3 +435,72 @@ impl Classify for MailboxError {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Wrapper {
+        mailbox: MailboxConfig,
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_validates() {
+        let text = include_str!("../../../../examples/config.d/mailbox.toml");
+        let w: Wrapper = toml::from_str(text).expect("example parses");
+        w.mailbox.validate().expect("example validates");
+        assert_eq!(w.mailbox.auth, EwsAuth::Ntlm);
+        assert_eq!(
+            w.mailbox.username.as_deref(),
+            Some("EXAMPLE\\svc-pam-approval")
+        );
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let base = r#"
+            url = "https://mail.example.com/EWS/Exchange.asmx"
+            username = "u"
+            password = "env:PW"
+            mailbox = "bot@example.com"
+        "#;
+        let ok: MailboxConfig = toml::from_str(base).expect("parses");
+        ok.validate().expect("valid");
+        for (bad, key) in [
+            (base.replace("https://mail", "http://mail"), "mailbox.url"),
+            (base.replace("bot@example.com", "bot"), "mailbox.mailbox"),
+            (
+                format!("{base}\nserver_version = \"2016<x>\""),
+                "mailbox.server_version",
+            ),
+            (format!("{base}\nauth = \"oauth2\""), "mailbox.oauth"),
+            (
+                format!("{base}\nstream_timeout_minutes = 31"),
+                "mailbox.stream_timeout_minutes",
+            ),
+        ] {
+            let c: MailboxConfig = toml::from_str(&bad).expect("parses");
+            assert_eq!(c.validate().expect_err("invalid").0, key);
+        }
+        let no_pw = base.replace("password = \"env:PW\"", "");
+        let c: MailboxConfig = toml::from_str(&no_pw).expect("parses");
+        assert_eq!(c.validate().expect_err("invalid").0, "mailbox.password");
+        assert!(toml::from_str::<MailboxConfig>(&format!("{base}\nbogus = 1")).is_err());
+    }
+
+    #[test]
+    fn sync_state_file_round_trips_privately() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = FileSyncState::new(dir.path().join("sync"));
+        assert_eq!(s.load().expect("load"), None);
+        s.save("H4sIAAA=").expect("save");
+        assert_eq!(s.load().expect("load").as_deref(), Some("H4sIAAA="));
+        let mode = std::fs::metadata(dir.path().join("sync"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0);
+    }
+}
