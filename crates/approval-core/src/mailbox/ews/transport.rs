@@ -146,7 +146,10 @@ impl Transport {
                     .send()
                     .await?;
                 if first.status().as_u16() != 401 {
-                    return Ok(first);
+                    // The server let the bodiless first leg through (no authentication
+                    // needed): send the real request the same way.
+                    let _ = first.bytes().await;
+                    return base().body(envelope.to_string()).send().await;
                 }
                 let challenge = ntlm_challenge(first.headers());
                 // Read the body so the connection goes back to the pool for the second leg.
