@@ -10,6 +10,8 @@ pub enum Error {
     #[error(transparent)]
     Pvwa(#[from] crate::pvwa::PvwaError),
     #[error(transparent)]
+    Mailbox(#[from] crate::mailbox::MailboxError),
+    #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
@@ -32,6 +34,7 @@ impl Classify for Error {
         match self {
             Error::Config(e) => e.exit(),
             Error::Pvwa(e) => e.exit(),
+            Error::Mailbox(e) => e.exit(),
             Error::Secret(e) => e.exit(),
             Error::Tls(e) => e.exit(),
             Error::Journal(e) => e.exit(),
@@ -46,6 +49,7 @@ impl Classify for Error {
         match self {
             Error::Config(e) => e.hint(),
             Error::Pvwa(e) => e.hint(),
+            Error::Mailbox(e) => e.hint(),
             Error::Secret(e) => e.hint(),
             Error::Tls(e) => e.hint(),
             Error::Journal(e) => e.hint(),

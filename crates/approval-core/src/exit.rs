@@ -139,6 +139,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::error::Error,
             crate::config::ConfigError,
             crate::pvwa::PvwaError,
+            crate::mailbox::MailboxError,
             crate::secret::SecretError,
             crate::tls::TlsError,
             crate::journal::JournalError,

@@ -94,6 +94,7 @@ impl Sim {
         let (scheme, ca_cert, task) = match &opts.tls_dir {
             None => {
                 let task = tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<SocketAddr>();
                     let _ = axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = rx.await;
@@ -172,9 +173,16 @@ async fn serve_tls(
             _ = &mut rx => return,
             a = listener.accept() => a,
         };
-        let Ok((tcp, _peer)) = accepted else { continue };
+        let Ok((tcp, peer)) = accepted else { continue };
         let acceptor = acceptor.clone();
-        let app = app.clone();
+        // Stand-ins that authenticate connections (NTLM) need to know which one a request uses.
+        let app = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut r: axum::http::Request<hyper::body::Incoming>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            },
+        );
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(tcp).await else {
                 return;

@@ -1,0 +1,229 @@
+//! Every request this crate can build, in every variant, validates against Microsoft's EWS
+//! schema (one xmllint call for all of them). A deliberately broken document must fail, so the
+//! check cannot pass by validating nothing.
+
+// A skipped check says so on the test output.
+#![allow(clippy::print_stderr)]
+
+use ews_soap::ops::folders::{CreateFolder, FindFolder, GetFolder, Traversal};
+use ews_soap::ops::items::{FindItem, GetItem, MoveItem, SendMessage, SetRead};
+use ews_soap::ops::notifications::{
+    GetStreamingEvents, MAIL_EVENTS, SubscribeStreaming, Unsubscribe,
+};
+use ews_soap::ops::sync::SyncFolderItems;
+use ews_soap::schema::{self, Outcome};
+use ews_soap::soap::{RequestHeader, envelope};
+use ews_soap::{FolderRef, ItemId, Page};
+
+fn all_requests() -> Vec<(String, String)> {
+    let inbox = FolderRef::distinguished("inbox", None);
+    let shared = FolderRef::distinguished("inbox", Some("bot@example.com"));
+    let byid = FolderRef::Id(ItemId::new("AQMkF1", Some("AQAAAA==".into())));
+    let id = ItemId::new("AAMkI1", Some("CQAAAB".into()));
+    let id2 = ItemId::new("AAMkI2", None);
+    let ops: Vec<(&str, String)> = vec![
+        (
+            "GetFolder",
+            GetFolder {
+                folders: vec![inbox.clone(), shared.clone(), byid.clone()],
+            }
+            .to_xml(),
+        ),
+        (
+            "FindFolder",
+            FindFolder {
+                parent: shared.clone(),
+                traversal: Traversal::Shallow,
+                display_name: Some("Processed <&> \"x\"".into()),
+                page: Page::default(),
+            }
+            .to_xml(),
+        ),
+        (
+            "FindFolderDeep",
+            FindFolder {
+                parent: inbox.clone(),
+                traversal: Traversal::Deep,
+                display_name: None,
+                page: Page {
+                    max_entries: 10,
+                    offset: 20,
+                },
+            }
+            .to_xml(),
+        ),
+        (
+            "CreateFolder",
+            CreateFolder {
+                parent: inbox.clone(),
+                names: vec!["Processed".into(), "Refused".into()],
+            }
+            .to_xml(),
+        ),
+        (
+            "FindItem",
+            FindItem {
+                folder: shared.clone(),
+                unread_only: true,
+                page: Page::default(),
+            }
+            .to_xml(),
+        ),
+        (
+            "FindItemAll",
+            FindItem {
+                folder: byid.clone(),
+                unread_only: false,
+                page: Page {
+                    max_entries: 5,
+                    offset: 5,
+                },
+            }
+            .to_xml(),
+        ),
+        (
+            "GetItem",
+            GetItem {
+                ids: vec![id.clone(), id2.clone()],
+            }
+            .to_xml(),
+        ),
+        (
+            "UpdateItem",
+            SetRead {
+                items: vec![id.clone(), id2.clone()],
+                read: true,
+            }
+            .to_xml(),
+        ),
+        (
+            "MoveItem",
+            MoveItem {
+                to: byid.clone(),
+                items: vec![id.clone()],
+            }
+            .to_xml(),
+        ),
+        (
+            "MoveItemDistinguished",
+            MoveItem {
+                to: FolderRef::distinguished("deleteditems", None),
+                items: vec![id2],
+            }
+            .to_xml(),
+        ),
+        (
+            "CreateItemText",
+            SendMessage {
+                subject: "Request Safe1_42 confirmed".into(),
+                text: "Approved.\r\nLine two & <more>".into(),
+                html: None,
+                to: vec!["alice@example.com".into()],
+                cc: vec![],
+                save_copy: true,
+                mailbox: Some("bot@example.com".into()),
+            }
+            .to_xml(),
+        ),
+        (
+            "CreateItemHtml",
+            SendMessage {
+                subject: "Refused".into(),
+                text: "no".into(),
+                html: Some("<p>no</p>".into()),
+                to: vec!["a@example.com".into(), "b@example.com".into()],
+                cc: vec!["pam@example.com".into()],
+                save_copy: false,
+                mailbox: None,
+            }
+            .to_xml(),
+        ),
+        (
+            "Subscribe",
+            SubscribeStreaming {
+                folders: vec![shared.clone()],
+                event_types: MAIL_EVENTS.iter().map(|s| s.to_string()).collect(),
+            }
+            .to_xml(),
+        ),
+        (
+            "GetStreamingEvents",
+            GetStreamingEvents {
+                subscription_ids: vec!["JgBiSUB".into()],
+                timeout_minutes: 30,
+            }
+            .to_xml(),
+        ),
+        (
+            "Unsubscribe",
+            Unsubscribe {
+                subscription_id: "JgBiSUB".into(),
+            }
+            .to_xml(),
+        ),
+        (
+            "SyncFolderItemsFirst",
+            SyncFolderItems {
+                folder: inbox.clone(),
+                sync_state: None,
+                max_changes: 100,
+            }
+            .to_xml(),
+        ),
+        (
+            "SyncFolderItems",
+            SyncFolderItems {
+                folder: shared,
+                sync_state: Some("H4sIAAA=".into()),
+                max_changes: 512,
+            }
+            .to_xml(),
+        ),
+    ];
+    let plain = RequestHeader::default();
+    let imp = RequestHeader {
+        impersonate: Some("bot@example.com".into()),
+        version: "Exchange2013_SP1".into(),
+        utc: false,
+    };
+    let mut out = Vec::new();
+    for (name, op) in ops {
+        out.push((name.to_string(), envelope(&plain, &op)));
+        out.push((format!("{name}-impersonated"), envelope(&imp, &op)));
+    }
+    out
+}
+
+#[test]
+fn every_request_validates_against_the_ews_schema() {
+    let docs: Vec<(String, Vec<u8>)> = all_requests()
+        .into_iter()
+        .map(|(n, d)| (n, d.into_bytes()))
+        .collect();
+    match schema::validate(&docs).expect("all requests validate") {
+        Outcome::Valid(n) => assert_eq!(n, docs.len()),
+        Outcome::Skipped(why) => eprintln!("SKIPPED schema validation: {why}"),
+    }
+}
+
+#[test]
+fn a_broken_request_is_caught_by_the_schema_check() {
+    let bad = all_requests()
+        .into_iter()
+        .find(|(n, _)| n == "FindItem")
+        .map(|(_, d)| d.replace("Traversal=\"Shallow\"", "Traversal=\"Sideways\""))
+        .expect("FindItem built");
+    let reordered = all_requests()
+        .into_iter()
+        .find(|(n, _)| n == "GetItem")
+        .map(|(_, d)| d.replace("<t:BaseShape>IdOnly</t:BaseShape><t:IncludeMimeContent>true</t:IncludeMimeContent>", "<t:IncludeMimeContent>true</t:IncludeMimeContent><t:BaseShape>IdOnly</t:BaseShape>"))
+        .expect("GetItem built");
+    assert!(reordered.contains("<t:IncludeMimeContent>true</t:IncludeMimeContent><t:BaseShape>"));
+    for doc in [bad, reordered] {
+        match schema::validate(&[("bad".into(), doc.into_bytes())]) {
+            Err(msg) => assert!(msg.contains("1 of 1"), "{msg}"),
+            Ok(Outcome::Skipped(why)) => eprintln!("SKIPPED schema validation: {why}"),
+            Ok(Outcome::Valid(_)) => panic!("an invalid document validated"),
+        }
+    }
+}
