@@ -8,6 +8,7 @@ pub mod explain;
 pub mod logging;
 pub mod printer;
 pub mod render;
+pub mod validate_ticket;
 
 pub use common::{Common, run};
 pub use printer::Printer;
