@@ -209,6 +209,10 @@ impl Validator {
             }
         };
 
+        log::debug!(
+            "validating input {line} ({} bypass code(s) configured)",
+            self.cfg.bypass.len()
+        );
         // 1. Bypass: before anything else, and never echoed.
         if self.cfg.bypass.is_empty() {
             v.checks.push(Check::new(
