@@ -682,11 +682,11 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
                     "The stand-in serves reads only",
                     None,
                 ),
-                Err(r) => {
-                    if r.status() == StatusCode::UNAUTHORIZED && expired(&i, &headers) {
+                Err(why) => {
+                    if expired(&i, &headers) {
                         i.stats.expired_refused += 1;
                     }
-                    r
+                    auth_failed(why)
                 }
             };
             i.log.push(LoggedRequest {
@@ -743,14 +743,14 @@ fn expired(i: &Inner, headers: &HeaderMap) -> bool {
         .is_some()
 }
 
-fn token_user(i: &Inner, headers: &HeaderMap, now: i64) -> Result<(String, String), Response> {
+fn token_user(i: &Inner, headers: &HeaderMap, now: i64) -> Result<(String, String), &'static str> {
     let Some(tok) = bearer(headers) else {
-        return Err(auth_failed("missing AR-JWT authorization"));
+        return Err("missing AR-JWT authorization");
     };
     match i.tokens.get(&tok) {
         Some((user, exp)) if *exp > now => Ok((tok, user.clone())),
-        Some(_) => Err(auth_failed("token expired")),
-        None => Err(auth_failed("invalid token")),
+        Some(_) => Err("token expired"),
+        None => Err("invalid token"),
     }
 }
 

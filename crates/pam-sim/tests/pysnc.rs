@@ -18,6 +18,8 @@ fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+// A skipped test says so on stderr.
+#[allow(clippy::print_stderr)]
 fn python() -> Option<PathBuf> {
     let venv = std::env::var_os("PAMTEST_VENV")
         .map(PathBuf::from)
