@@ -686,6 +686,18 @@ check_requester = true
     }
 
     #[test]
+    fn shipped_examples_compile() {
+        for text in [
+            include_str!("../../../../examples/config.d/ticketing.toml"),
+            include_str!("../../../../examples/demo/ticketing-config.toml"),
+        ] {
+            let c = compile(text).expect("example compiles");
+            assert_eq!(c.types.len(), 4);
+            assert_eq!(c.bypass.len(), 1);
+        }
+    }
+
+    #[test]
     fn a_type_needs_its_system_section() {
         let text = SAMPLE.replace("[ticketing.remedy]", "[ticketing.unused]");
         // Unknown section is refused by serde first.
