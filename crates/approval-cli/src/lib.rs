@@ -9,6 +9,7 @@ pub mod logging;
 pub mod printer;
 pub mod remote_access_cmd;
 pub mod render;
+pub mod validate_ticket;
 
 pub use common::{Common, run};
 pub use printer::Printer;

@@ -25,6 +25,8 @@ pub enum Error {
     Directory(#[from] crate::directory::DirectoryError),
     #[error(transparent)]
     RemoteAccess(#[from] crate::remote_access::RemoteAccessError),
+    #[error(transparent)]
+    Ticketing(#[from] crate::ticketing::TicketingError),
     #[error("{0}")]
     Usage(String),
 }
@@ -42,6 +44,7 @@ impl Classify for Error {
             Error::Notify(e) => e.exit(),
             Error::Directory(e) => e.exit(),
             Error::RemoteAccess(e) => e.exit(),
+            Error::Ticketing(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -57,6 +60,7 @@ impl Classify for Error {
             Error::Notify(e) => e.hint(),
             Error::Directory(e) => e.hint(),
             Error::RemoteAccess(e) => e.hint(),
+            Error::Ticketing(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

@@ -147,6 +147,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::notify::NotifyError,
             crate::directory::DirectoryError,
             crate::remote_access::RemoteAccessError,
+            crate::ticketing::TicketingError,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (
