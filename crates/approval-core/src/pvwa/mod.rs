@@ -392,7 +392,10 @@ fn parse_token(text: &str) -> Option<SecretString> {
         _ => text.trim().trim_matches('"').to_string(),
     };
     // Gen2 tokens are base64 text; anything else (an HTML page from a proxy) is not a token.
-    let ok = !t.is_empty() && t.len() < 16 * 1024 && t.chars().all(|c| c.is_ascii_alphanumeric() || "+/=._-".contains(c));
+    let ok = !t.is_empty()
+        && t.len() < 16 * 1024
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+/=._-".contains(c));
     ok.then(|| SecretString::from(t))
 }
 
