@@ -13,6 +13,8 @@ pub enum Error {
     Secret(#[from] crate::secret::SecretError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Refused(#[from] crate::notice::Refusal),
     #[error("{0}")]
     Usage(String),
 }
@@ -24,6 +26,7 @@ impl Classify for Error {
             Error::Pvwa(e) => e.exit(),
             Error::Secret(e) => e.exit(),
             Error::Tls(e) => e.exit(),
+            Error::Refused(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -33,6 +36,7 @@ impl Classify for Error {
             Error::Pvwa(e) => e.hint(),
             Error::Secret(e) => e.hint(),
             Error::Tls(e) => e.hint(),
+            Error::Refused(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

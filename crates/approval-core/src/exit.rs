@@ -141,6 +141,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::pvwa::PvwaError,
             crate::secret::SecretError,
             crate::tls::TlsError,
+            crate::notice::Refusal,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (

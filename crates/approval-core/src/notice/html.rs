@@ -72,7 +72,7 @@ impl Out {
         while self.text.ends_with(' ') || self.text.ends_with('\t') {
             self.text.pop();
         }
-        if !self.text.is_empty() && !self.text.ends_with("\n\n") {
+        if !self.text.is_empty() && !self.text.ends_with('\n') {
             self.text.push('\n');
         }
         self.space = false;

@@ -287,6 +287,9 @@ pub fn parse(raw: &[u8], cfg: &NoticeConfig) -> Result<Notice, Refusal> {
     examine(raw, cfg).outcome
 }
 
+/// The sentence of a refusal caused by a panic in the reader (a bug); the fuzz test looks for it.
+pub const INTERNAL_ERROR: &str = "internal error while parsing";
+
 /// Stack for the parser thread. Nested `message/rfc822` parts are dropped and copied
 /// recursively by the MIME crate; with `MAX_MAX_BYTES` of input this is more than enough.
 const PARSER_STACK: usize = 256 * 1024 * 1024;
@@ -317,7 +320,7 @@ pub fn examine(raw: &[u8], cfg: &NoticeConfig) -> Examination {
         Ok(Ok(exam)) => exam,
         Ok(Err(_)) => refused_early(Refusal::new(
             Reason::Malformed,
-            "The mail could not be read: the MIME parser failed on it.",
+            "The mail could not be read (internal error while parsing it); it is refused.",
         )),
         Err(e) => refused_early(Refusal::new(
             Reason::Malformed,

@@ -153,6 +153,21 @@ impl fmt::Display for Refusal {
 
 impl std::error::Error for Refusal {}
 
+impl crate::exit::Classify for Refusal {
+    fn exit(&self) -> crate::exit::Exit {
+        match self.reason {
+            Reason::Malformed => crate::exit::Exit::DataErr,
+            _ => crate::exit::Exit::Refused,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Some(format!(
+            "run `check-approval-request --explain FILE.eml` on the mail to see why ({})",
+            self.reason.code()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

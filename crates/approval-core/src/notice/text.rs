@@ -88,7 +88,7 @@ pub fn normalise_line(line: &str) -> String {
             out.push(c);
         }
     }
-    let trimmed = out.trim_start_matches(|c: char| c == '>' || c == '|' || c == ' ');
+    let trimmed = out.trim_start_matches(['>', '|', ' ']);
     trimmed.trim_end().to_string()
 }
 
