@@ -4,7 +4,9 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use mail_parser::{Address, Header, HeaderValue, Message, MessageParser, MessagePart, PartType};
+use mail_parser::{
+    Address, Header, HeaderName, HeaderValue, Message, MessageParser, MessagePart, PartType,
+};
 
 use super::html;
 use super::text::clean_value;
@@ -21,6 +23,63 @@ pub fn parse(raw: &[u8]) -> Option<Message<'_>> {
         .ok()
         .flatten()
         .filter(|m| !m.parts.is_empty())
+}
+
+/// True when a `message/*` part (an attached mail) carries a transfer encoding other than
+/// 7bit/8bit/binary. RFC 2046 forbids that, no mail client does it, and `mail-parser` handles it
+/// by parsing the decoded part again and copying it once per nested level: a small mail could
+/// make it use gigabytes. So such mails are refused before the real parse. This pre-pass parses
+/// without decoding anything (Content-Transfer-Encoding ignored), which has no such cost.
+pub fn has_encoded_message_part(raw: &[u8]) -> bool {
+    let scan = catch_unwind(AssertUnwindSafe(|| {
+        let parser = MessageParser::new()
+            .with_mime_headers()
+            .ignore_header(HeaderName::ContentTransferEncoding);
+        let msg = parser.parse(raw)?;
+        let mut stack: Vec<&Message<'_>> = vec![&msg];
+        let mut seen = 0usize;
+        while let Some(m) = stack.pop() {
+            // Children of a multipart/digest default to message/rfc822.
+            let mut digest_children: Vec<u32> = Vec::new();
+            for part in &m.parts {
+                if let PartType::Multipart(ids) = &part.body
+                    && content_type(part) == "multipart/digest"
+                {
+                    digest_children.extend(ids.iter().copied());
+                }
+            }
+            for (id, part) in m.parts.iter().enumerate() {
+                seen += 1;
+                if seen > MAX_PARTS * 4 {
+                    return Some(true);
+                }
+                let has_type = part
+                    .headers
+                    .iter()
+                    .any(|h| h.name.as_str().eq_ignore_ascii_case("content-type"));
+                let is_message = content_type(part).starts_with("message/")
+                    || (!has_type && digest_children.iter().any(|c| *c as usize == id));
+                let encoded = part.headers.iter().any(|h| {
+                    h.name
+                        .as_str()
+                        .eq_ignore_ascii_case("content-transfer-encoding")
+                        && !matches!(
+                            raw_value(raw, h).to_ascii_lowercase().as_str(),
+                            "7bit" | "8bit" | "binary" | ""
+                        )
+                });
+                if is_message && encoded {
+                    return Some(true);
+                }
+                if let PartType::Message(inner) = &part.body {
+                    stack.push(inner);
+                }
+            }
+        }
+        Some(false)
+    }));
+    // A panic in the pre-pass is doubt: refuse.
+    scan.unwrap_or(Some(true)).unwrap_or(false)
 }
 
 /// A parser will read headers out of anything; a mail has at least one of these.

@@ -290,9 +290,10 @@ pub fn parse(raw: &[u8], cfg: &NoticeConfig) -> Result<Notice, Refusal> {
 /// The sentence of a refusal caused by a panic in the reader (a bug); the fuzz test looks for it.
 pub const INTERNAL_ERROR: &str = "internal error while parsing";
 
-/// Stack for the parser thread. Nested `message/rfc822` parts are dropped and copied
-/// recursively by the MIME crate; with `MAX_MAX_BYTES` of input this is more than enough.
-const PARSER_STACK: usize = 256 * 1024 * 1024;
+/// Stack for the parser thread. The MIME crate drops nested `message/rfc822` parts recursively;
+/// nesting is bounded before parsing (at most `MAX_PARTS` Content-Type lines, no encoded
+/// message parts), which needs a few MB; the rest is margin. Reserved, not committed.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// Read a forwarded notification and keep what was found on the way.
 pub fn examine(raw: &[u8], cfg: &NoticeConfig) -> Examination {
@@ -375,6 +376,13 @@ fn examine_inner(raw: &[u8], cfg: &NoticeConfig) -> Examination {
 fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice, Refusal> {
     if content_type_lines(raw) > mime::MAX_PARTS {
         return Err(too_complex());
+    }
+    if mime::has_encoded_message_part(raw) {
+        return Err(Refusal::new(
+            Reason::Malformed,
+            "The mail attaches a message with a base64 or quoted-printable transfer encoding, \
+             which no mail client produces (RFC 2046 forbids it); it is refused.",
+        ));
     }
     let Some(msg) = mime::parse(raw).filter(mime::looks_like_mail) else {
         return Err(Refusal::new(
