@@ -27,6 +27,8 @@ pub enum Error {
     RemoteAccess(#[from] crate::remote_access::RemoteAccessError),
     #[error(transparent)]
     Ticketing(#[from] crate::ticketing::TicketingError),
+    #[error(transparent)]
+    Refused(#[from] crate::notice::Refusal),
     #[error("{0}")]
     Usage(String),
 }
@@ -45,6 +47,7 @@ impl Classify for Error {
             Error::Directory(e) => e.exit(),
             Error::RemoteAccess(e) => e.exit(),
             Error::Ticketing(e) => e.exit(),
+            Error::Refused(e) => e.exit(),
             Error::Usage(_) => Exit::Usage,
         }
     }
@@ -61,6 +64,7 @@ impl Classify for Error {
             Error::Directory(e) => e.hint(),
             Error::RemoteAccess(e) => e.hint(),
             Error::Ticketing(e) => e.hint(),
+            Error::Refused(e) => e.hint(),
             Error::Usage(_) => None,
         }
     }

@@ -148,6 +148,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::directory::DirectoryError,
             crate::remote_access::RemoteAccessError,
             crate::ticketing::TicketingError,
+            crate::notice::Refusal,
         );
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return (

@@ -1,0 +1,261 @@
+//! Field extraction from the text of a notification: `Label: value` lines, matched at line
+//! start, case-insensitively, tolerant of bold markers (`*Safe:*`, `**Safe**:`), NBSP and
+//! zero-width characters, extra spaces, a space before the colon (French typography), and a
+//! value in the next table cell or on the next line.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::text::{clean_value, normalise_line};
+
+/// The fields a notification carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Field {
+    Requester,
+    Safe,
+    RequestId,
+    Account,
+    DeviceUser,
+    Reason,
+    IssuedOn,
+    StartDate,
+    EndDate,
+}
+
+impl Field {
+    pub const ALL: &'static [Field] = &[
+        Field::Requester,
+        Field::Safe,
+        Field::RequestId,
+        Field::Account,
+        Field::DeviceUser,
+        Field::Reason,
+        Field::IssuedOn,
+        Field::StartDate,
+        Field::EndDate,
+    ];
+
+    /// The config key (`notice.labels.<key>`) and JSON name.
+    pub const fn key(self) -> &'static str {
+        match self {
+            Field::Requester => "requester",
+            Field::Safe => "safe",
+            Field::RequestId => "request_id",
+            Field::Account => "account",
+            Field::DeviceUser => "device_user",
+            Field::Reason => "reason",
+            Field::IssuedOn => "issued_on",
+            Field::StartDate => "start_date",
+            Field::EndDate => "end_date",
+        }
+    }
+}
+
+/// Lines of text ready for matching: normalised, with table cells split onto their own lines.
+pub fn lines_of(text: &str) -> Vec<String> {
+    text.lines()
+        .flat_map(|l| l.split('\t'))
+        .map(normalise_line)
+        .collect()
+}
+
+/// If `line` starts with `label` (then optional spaces and bold markers, then `:`), the rest
+/// after the colon, trimmed. `label` is compared case-insensitively, a space in it matching
+/// any run of spaces.
+pub fn after_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
+    let line = line.trim_start_matches(['*', '_', ' ']);
+    let mut rest = line.char_indices().peekable();
+    let mut label_chars = label.chars().peekable();
+    while let Some(lc) = label_chars.next() {
+        if lc == ' ' {
+            // One or more spaces (at least one) in the line.
+            let mut n = 0;
+            while rest.peek().is_some_and(|(_, c)| *c == ' ') {
+                rest.next();
+                n += 1;
+            }
+            if n == 0 {
+                return None;
+            }
+            while label_chars.peek() == Some(&' ') {
+                label_chars.next();
+            }
+            continue;
+        }
+        let (_, c) = rest.next()?;
+        if !c.to_lowercase().eq(lc.to_lowercase()) {
+            return None;
+        }
+    }
+    // Optional spaces and bold/italic markers, then the colon.
+    loop {
+        match rest.peek() {
+            Some((_, ' ' | '*' | '_')) => {
+                rest.next();
+            }
+            Some((_, ':' | '\u{FF1A}')) => {
+                rest.next();
+                break;
+            }
+            _ => return None,
+        }
+    }
+    let start = rest.peek().map(|(i, _)| *i).unwrap_or(line.len());
+    let value = line.get(start..).unwrap_or("");
+    Some(strip_markers(value))
+}
+
+/// Trim spaces and surrounding bold markers from a value.
+fn strip_markers(v: &str) -> &str {
+    let v = v.trim_matches(' ');
+    let v = v.trim_start_matches(['*', '_']).trim_start();
+    v.trim_end_matches(['*', '_']).trim_end()
+}
+
+/// Labels with their trailing colon removed and spaces tidied, for matching.
+pub fn prepare_label(label: &str) -> String {
+    let l = label.trim().trim_end_matches([':', '\u{FF1A}']).trim();
+    l.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Field labels, prepared.
+#[derive(Debug, Clone)]
+pub struct LabelSet {
+    labels: Vec<(Field, String)>,
+}
+
+impl LabelSet {
+    pub fn new(pairs: impl IntoIterator<Item = (Field, String)>) -> Self {
+        let mut labels: Vec<(Field, String)> = pairs
+            .into_iter()
+            .map(|(f, l)| (f, prepare_label(&l)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        // Longer labels first, so `Request Id` wins over a configured `Request`.
+        labels.sort_by_key(|(_, l)| std::cmp::Reverse(l.chars().count()));
+        LabelSet { labels }
+    }
+
+    /// The field whose label starts this line, and the value after the colon.
+    pub fn match_line<'a>(&self, line: &'a str) -> Option<(Field, &'a str)> {
+        self.labels
+            .iter()
+            .find_map(|(f, l)| after_label(line, l).map(|v| (*f, v)))
+    }
+}
+
+/// Values found, in order of appearance, per field (cleaned; empty values dropped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    pub values: BTreeMap<Field, Vec<String>>,
+}
+
+impl Found {
+    pub fn first(&self, f: Field) -> Option<&str> {
+        self.values
+            .get(&f)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Distinct values of a field, compared case-insensitively.
+    pub fn distinct(&self, f: Field) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for v in self.values.get(&f).into_iter().flatten() {
+            if !out.iter().any(|o| o.to_lowercase() == v.to_lowercase()) {
+                out.push(v);
+            }
+        }
+        out
+    }
+}
+
+/// How far below an empty-valued label we look for its value (blank lines skipped).
+const VALUE_LOOKAHEAD: usize = 3;
+
+/// Extract the fields from lines. `is_other_label` tells lines that are labels of something
+/// else (forward headers) so they are never taken as a value.
+pub fn extract(
+    lines: &[String],
+    labels: &LabelSet,
+    is_other_label: &dyn Fn(&str) -> bool,
+) -> Found {
+    let mut found = Found::default();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((field, value)) = labels.match_line(line) else {
+            continue;
+        };
+        let value = if value.is_empty() {
+            lines
+                .iter()
+                .skip(i + 1)
+                .take(VALUE_LOOKAHEAD)
+                .find(|l| !l.trim().is_empty())
+                .filter(|l| labels.match_line(l).is_none() && !is_other_label(l))
+                .map(|l| strip_markers(l))
+                .unwrap_or("")
+        } else {
+            value
+        };
+        let value = clean_value(value);
+        if !value.is_empty() {
+            found.values.entry(field).or_default().push(value);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels() -> LabelSet {
+        LabelSet::new([
+            (Field::Safe, "Safe:".to_string()),
+            (Field::RequestId, "Request Id:".to_string()),
+            (Field::Requester, "Requester email:".to_string()),
+            (Field::Reason, "Reason".to_string()),
+        ])
+    }
+
+    #[test]
+    fn label_matching_tolerates_real_world_noise() {
+        assert_eq!(after_label("Safe: InfraSafe", "Safe"), Some("InfraSafe"));
+        assert_eq!(after_label("*Safe:* InfraSafe", "Safe"), Some("InfraSafe"));
+        assert_eq!(
+            after_label("**Safe**: *InfraSafe*", "Safe"),
+            Some("InfraSafe")
+        );
+        assert_eq!(after_label("safe :   InfraSafe", "Safe"), Some("InfraSafe"));
+        assert_eq!(after_label("REQUEST   ID: 7", "Request Id"), Some("7"));
+        assert_eq!(after_label("Safes: x", "Safe"), None);
+        assert_eq!(after_label("Unsafe: x", "Safe"), None);
+        assert_eq!(after_label("Safe", "Safe"), None);
+        assert_eq!(after_label("Saf", "Safe"), None);
+        assert_eq!(after_label("Safe:", "Safe"), Some(""));
+    }
+
+    #[test]
+    fn values_come_from_the_next_cell_or_line_but_never_from_a_label() {
+        let text = "Safe:\tInfraSafe\nRequest Id:\n\n42\nReason:\nRequester email: a@b.c\n";
+        let found = extract(&lines_of(text), &labels(), &|_| false);
+        assert_eq!(found.first(Field::Safe), Some("InfraSafe"));
+        assert_eq!(found.first(Field::RequestId), Some("42"));
+        assert_eq!(found.first(Field::Reason), None);
+        assert_eq!(found.first(Field::Requester), Some("a@b.c"));
+    }
+
+    #[test]
+    fn nbsp_zero_width_and_quotes_do_not_hide_labels() {
+        let text = "> Safe:\u{00A0}Infra\u{200B}Safe\n>> Request\u{00A0}Id: 7";
+        let found = extract(&lines_of(text), &labels(), &|_| false);
+        assert_eq!(found.first(Field::Safe), Some("InfraSafe"));
+        assert_eq!(found.first(Field::RequestId), Some("7"));
+    }
+}

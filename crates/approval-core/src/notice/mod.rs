@@ -1,0 +1,921 @@
+//! Forwarded CyberArk notification mails: MIME, nested forwards, field extraction, refusals.
+//!
+//! The watcher hands over the raw RFC 5322 bytes (EWS `MimeContent`, Graph `$value`, IMAP
+//! `BODY[]`); [`parse`] returns the [`Notice`] or a [`Refusal`] with a stable reason code.
+//! Pure: no I/O, no clock, no panic on any input (sizes and nesting are capped, the MIME parser
+//! runs on its own thread with a large stack and its panics are caught).
+//!
+//! What counts: when the notification was forwarded as an attachment (`message/rfc822`), the
+//! innermost attached message; otherwise the innermost inline-forwarded block of the body. The
+//! forwarder's own text above it never counts. The values read here are what the mail *claims*;
+//! the decision compares them with PVWA (see `sender` for who really sent the mail).
+
+mod fields;
+mod forward;
+pub mod html;
+mod mime;
+mod refusal;
+pub mod text;
+
+use serde::{Deserialize, Serialize};
+
+pub use fields::Field;
+pub use mime::Mailbox;
+pub(crate) use mime::header_block;
+pub use refusal::{Reason, Refusal};
+
+use crate::config::{ConfigError, Loaded};
+use fields::{Found, LabelSet};
+use text::{clean_value, contains_ci};
+
+/// `[notice]`: how forwarded notifications are read. Defaults follow the CyberArk ENE texts in
+/// the PVWA reference (§12); every site can customise its templates, so everything is here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoticeConfig {
+    /// Largest mail read, in bytes; larger ones are refused (`too_large`).
+    pub max_bytes: u64,
+    /// A subject containing one of these (case-insensitive) is a pending-request notification.
+    pub request_subjects: Vec<String>,
+    /// A subject containing one of these is a notice about a request that needs nothing
+    /// (confirmation, rejection, deletion). Checked before `request_subjects`, which they
+    /// usually contain.
+    pub not_actionable_subjects: Vec<String>,
+    /// When not empty, the notification text must contain one of these.
+    pub body_markers: Vec<String>,
+    /// When the notification text contains one of these, it is not actionable.
+    pub not_actionable_body_markers: Vec<String>,
+    /// Subjects of automatic replies (checked with `contains`, case-insensitive).
+    pub auto_reply_subjects: Vec<String>,
+    /// Refuse mails forwarded by a mailbox rule (`X-MS-Exchange-Inbox-Rules-Loop`,
+    /// `Auto-Submitted: auto-forwarded`): a rule is not a person approving.
+    pub refuse_auto_forwarded: bool,
+    /// The PVWA request id built from the fields: `{safe}` and `{request_id}` are replaced.
+    pub id_template: String,
+    /// Fields a notification must carry.
+    pub required: Vec<Field>,
+    /// Labels of each field, matched at line start.
+    pub labels: NoticeLabels,
+}
+
+/// `[notice.labels]`: one list of labels per field (trailing colon optional).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NoticeLabels {
+    pub requester: Vec<String>,
+    pub safe: Vec<String>,
+    pub request_id: Vec<String>,
+    pub account: Vec<String>,
+    pub device_user: Vec<String>,
+    pub reason: Vec<String>,
+    pub issued_on: Vec<String>,
+    pub start_date: Vec<String>,
+    pub end_date: Vec<String>,
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for NoticeLabels {
+    fn default() -> Self {
+        NoticeLabels {
+            requester: strings(&["Requester email:"]),
+            safe: strings(&["Safe:"]),
+            request_id: strings(&["Request Id:"]),
+            account: strings(&["Account name:", "Object:"]),
+            device_user: strings(&["Device User Name:"]),
+            reason: strings(&["Reason:"]),
+            issued_on: strings(&["Issued on:"]),
+            start_date: strings(&["Request start date:"]),
+            end_date: strings(&["Request end date:"]),
+        }
+    }
+}
+
+impl NoticeLabels {
+    pub fn for_field(&self, f: Field) -> &[String] {
+        match f {
+            Field::Requester => &self.requester,
+            Field::Safe => &self.safe,
+            Field::RequestId => &self.request_id,
+            Field::Account => &self.account,
+            Field::DeviceUser => &self.device_user,
+            Field::Reason => &self.reason,
+            Field::IssuedOn => &self.issued_on,
+            Field::StartDate => &self.start_date,
+            Field::EndDate => &self.end_date,
+        }
+    }
+
+    fn set(&self) -> LabelSet {
+        LabelSet::new(
+            Field::ALL
+                .iter()
+                .flat_map(|f| self.for_field(*f).iter().map(move |l| (*f, l.clone()))),
+        )
+    }
+}
+
+/// Default size limit: 10 MiB (a forwarded notification is a few kB; a forward with a
+/// screenshot a few hundred kB).
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Highest accepted `max_bytes`.
+pub const MAX_MAX_BYTES: u64 = 25 * 1024 * 1024;
+
+impl Default for NoticeConfig {
+    fn default() -> Self {
+        NoticeConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            request_subjects: strings(&["Notification: Password access request"]),
+            not_actionable_subjects: strings(&[
+                "Notification: Password access request confirmation",
+                "Notification: Password access request final confirmation",
+                "Notification: Password access request rejection",
+                "Notification: Password access request deletion",
+            ]),
+            body_markers: Vec::new(),
+            not_actionable_body_markers: Vec::new(),
+            auto_reply_subjects: strings(&[
+                "Automatic reply:",
+                "Auto reply:",
+                "Autoreply:",
+                "Out of Office:",
+                "Automatische Antwort:",
+                "Abwesenheitsnotiz:",
+                "Réponse automatique",
+                "Absence du bureau",
+                "Respuesta automática:",
+                "Risposta automatica:",
+            ]),
+            refuse_auto_forwarded: true,
+            id_template: "{safe}_{request_id}".into(),
+            required: vec![Field::Safe, Field::RequestId, Field::Requester],
+            labels: NoticeLabels::default(),
+        }
+    }
+}
+
+impl NoticeConfig {
+    /// Check the section; errors name the key.
+    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
+        if self.max_bytes == 0 || self.max_bytes > MAX_MAX_BYTES {
+            return Err(loaded.error(
+                "notice.max_bytes",
+                format!("must be between 1 and {MAX_MAX_BYTES}"),
+            ));
+        }
+        if !self.id_template.contains("{request_id}") {
+            return Err(loaded.error(
+                "notice.id_template",
+                "must contain {request_id} (the default is \"{safe}_{request_id}\")",
+            ));
+        }
+        let rest = self
+            .id_template
+            .replace("{safe}", "")
+            .replace("{request_id}", "");
+        if rest.contains(['{', '}']) {
+            return Err(loaded.error(
+                "notice.id_template",
+                "only {safe} and {request_id} can be used",
+            ));
+        }
+        if self.request_subjects.iter().all(|s| s.trim().is_empty()) {
+            return Err(loaded.error(
+                "notice.request_subjects",
+                "needs at least one subject marker",
+            ));
+        }
+        for f in Field::ALL {
+            let labels = self.labels.for_field(*f);
+            if labels.iter().any(|l| fields::prepare_label(l).is_empty()) {
+                return Err(loaded.error(
+                    &format!("notice.labels.{}", f.key()),
+                    "labels must not be empty",
+                ));
+            }
+            if self.required.contains(f) && labels.is_empty() {
+                return Err(loaded.error(
+                    &format!("notice.labels.{}", f.key()),
+                    format!("{} is required but has no label", f.key()),
+                ));
+            }
+        }
+        for f in [Field::Safe, Field::RequestId] {
+            let used = self.id_template.contains(&format!("{{{}}}", f.key()));
+            if used && !self.required.contains(&f) {
+                return Err(loaded.error(
+                    "notice.required",
+                    format!(
+                        "must include {} because notice.id_template uses it",
+                        f.key()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How the notification reached the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// The notification itself (redirected, or sent straight to the mailbox).
+    Direct,
+    /// Forwarded inline: the notification is quoted in the body.
+    Inline,
+    /// Forwarded as an attachment (`message/rfc822`).
+    Attachment,
+}
+
+/// The outer message: who forwarded it and what it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Envelope {
+    /// Outer `From` (first mailbox).
+    pub forwarder: Option<String>,
+    pub forwarder_name: Option<String>,
+    /// Outer `Sender`, when it differs from `From`.
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    /// RFC 3339.
+    pub date: Option<String>,
+}
+
+/// A pending-request notification read from a forwarded mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notice {
+    /// The PVWA request id, built with `notice.id_template`.
+    pub request_id: String,
+    /// The request number as the mail gives it.
+    pub request_number: String,
+    pub safe: String,
+    pub requester: Option<String>,
+    pub account: Option<String>,
+    pub device_user: Option<String>,
+    pub reason: Option<String>,
+    pub issued_on: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    /// Subject of the notification itself (innermost), when known.
+    pub notice_subject: Option<String>,
+    pub shape: Shape,
+    /// Forwards between the notification and the mailbox (0 = direct).
+    pub forward_depth: u32,
+    pub envelope: Envelope,
+}
+
+/// Everything read from a mail, whether or not it is actionable: the watcher needs the envelope
+/// to answer a refused mail, `--explain` shows the fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Examination {
+    pub envelope: Envelope,
+    /// Fields found in the chosen notification (first value of each).
+    pub fields: std::collections::BTreeMap<Field, String>,
+    pub notice_subject: Option<String>,
+    pub shape: Option<Shape>,
+    pub forward_depth: u32,
+    /// Sentences on what was found, for `--explain`.
+    pub notes: Vec<String>,
+    pub outcome: Result<Notice, Refusal>,
+}
+
+/// Read a forwarded notification. See [`examine`] for the partial results of a refused mail.
+pub fn parse(raw: &[u8], cfg: &NoticeConfig) -> Result<Notice, Refusal> {
+    examine(raw, cfg).outcome
+}
+
+/// The sentence of a refusal caused by a panic in the reader (a bug); the fuzz test looks for it.
+pub const INTERNAL_ERROR: &str = "internal error while parsing";
+
+/// Stack for the parser thread. The MIME crate drops nested `message/rfc822` parts recursively;
+/// nesting is bounded before parsing (at most `MAX_PARTS` Content-Type lines, no encoded
+/// message parts), which needs a few MB; the rest is margin. Reserved, not committed.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
+/// Read a forwarded notification and keep what was found on the way.
+pub fn examine(raw: &[u8], cfg: &NoticeConfig) -> Examination {
+    if raw.len() as u64 > cfg.max_bytes.min(MAX_MAX_BYTES) {
+        return refused_early(Refusal::new(
+            Reason::TooLarge,
+            format!(
+                "The mail is {} bytes, more than the limit of {} bytes (notice.max_bytes); a \
+                 forwarded notification is a few kB: forward it again without attachments.",
+                raw.len(),
+                cfg.max_bytes
+            ),
+        ));
+    }
+    // The MIME crate's recursion (drop and copy of nested messages) gets a big stack; a panic
+    // in it is caught by the join (fail closed).
+    let result = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("notice-parse".into())
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(s, || examine_inner(raw, cfg))
+            .map(|h| h.join())
+    });
+    match result {
+        Ok(Ok(exam)) => exam,
+        Ok(Err(_)) => refused_early(Refusal::new(
+            Reason::Malformed,
+            "The mail could not be read (internal error while parsing it); it is refused.",
+        )),
+        Err(e) => refused_early(Refusal::new(
+            Reason::Malformed,
+            format!("The mail could not be read: no parser thread could be started ({e})."),
+        )),
+    }
+}
+
+fn refused_early(r: Refusal) -> Examination {
+    Examination {
+        envelope: Envelope::default(),
+        fields: Default::default(),
+        notice_subject: None,
+        shape: None,
+        forward_depth: 0,
+        notes: Vec::new(),
+        outcome: Err(r),
+    }
+}
+
+/// Count header lines that `mail-parser` would read as `Content-Type` (it ignores whitespace
+/// inside header names), anywhere in the raw bytes. A cheap bound on MIME parts and nesting,
+/// taken before the parser builds anything.
+fn content_type_lines(raw: &[u8]) -> usize {
+    raw.split(|b| *b == b'\n')
+        .filter(|line| {
+            let name_end = line.iter().position(|b| *b == b':').unwrap_or(0);
+            let mut name = line
+                .get(..name_end)
+                .unwrap_or_default()
+                .iter()
+                .filter(|b| !b.is_ascii_whitespace());
+            let mut want = b"content-type".iter();
+            loop {
+                match (name.next(), want.next()) {
+                    (None, None) => break true,
+                    (Some(a), Some(b)) if a.to_ascii_lowercase() == *b => {}
+                    _ => break false,
+                }
+            }
+        })
+        .count()
+}
+
+fn examine_inner(raw: &[u8], cfg: &NoticeConfig) -> Examination {
+    let mut exam = refused_early(Refusal::new(Reason::Malformed, ""));
+    exam.outcome = read(raw, cfg, &mut exam);
+    exam
+}
+
+/// The steps, in order; each fills `exam` as far as it gets.
+fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice, Refusal> {
+    if content_type_lines(raw) > mime::MAX_PARTS {
+        return Err(too_complex());
+    }
+    if mime::has_encoded_message_part(raw) {
+        return Err(Refusal::new(
+            Reason::Malformed,
+            "The mail attaches a message with a base64 or quoted-printable transfer encoding, \
+             which no mail client produces (RFC 2046 forbids it); it is refused.",
+        ));
+    }
+    let Some(msg) = mime::parse(raw).filter(mime::looks_like_mail) else {
+        return Err(Refusal::new(
+            Reason::Malformed,
+            "The file is not a mail message: it has none of the headers every mail has (From, \
+             Date, Subject, Message-ID, Received, MIME-Version).",
+        ));
+    };
+    let (parts, depth) = mime::size_of_tree(&msg, 0, mime::MAX_PARTS);
+    if parts > mime::MAX_PARTS || depth > mime::MAX_DEPTH {
+        return Err(too_complex());
+    }
+    exam.envelope = envelope(&msg);
+    check_automatic(&msg, cfg, &exam.envelope)?;
+
+    let labels = cfg.labels.set();
+    let mut candidates = Vec::new();
+    collect(&msg, &labels, 0, &mut candidates);
+    let chosen = choose(candidates)?;
+    let Some(mut cand) = chosen else {
+        let subject = exam.envelope.subject.clone().unwrap_or_default();
+        if let Some(m) = marker_in(&subject, &cfg.not_actionable_subjects) {
+            return Err(not_actionable_subject(&m));
+        }
+        if marker_in(&subject, &cfg.request_subjects).is_some() {
+            return Err(Refusal::new(
+                Reason::MissingField,
+                format!(
+                    "The subject says it is a request notification, but none of its fields ({}) \
+                     was found: forward the notification again without editing it.",
+                    required_list(cfg)
+                ),
+            ));
+        }
+        return Err(Refusal::new(
+            Reason::NotARequestNotice,
+            "The mail is not a CyberArk pending-request notification: its subject has no request \
+             marker and it carries no notification fields.",
+        ));
+    };
+    if cand.subject.is_none() {
+        cand.subject = exam.envelope.subject.clone();
+    }
+    exam.fields = cand
+        .found
+        .values
+        .iter()
+        .filter_map(|(f, v)| v.first().map(|x| (*f, x.clone())))
+        .collect();
+    exam.notice_subject = cand.subject.clone();
+    exam.shape = Some(cand.shape);
+    exam.forward_depth = cand.depth;
+    exam.notes.push(match cand.shape {
+        Shape::Attachment => format!(
+            "The notification was read from a message attached to the mail ({} level(s) down).",
+            cand.depth
+        ),
+        Shape::Inline => format!(
+            "The notification was read from the innermost forwarded text ({} forward(s) deep); \
+             text above it is the forwarder's and is ignored.",
+            cand.depth
+        ),
+        Shape::Direct => "The notification was read from the mail body itself.".to_string(),
+    });
+
+    check_kind(&cand, cfg)?;
+    check_conflicts(&cand.found)?;
+    build(cand, cfg, &exam.envelope)
+}
+
+fn too_complex() -> Refusal {
+    Refusal::new(
+        Reason::TooComplex,
+        format!(
+            "The mail has more than {} MIME parts or attached messages nested more than {} deep; \
+             no real forward looks like this.",
+            mime::MAX_PARTS,
+            mime::MAX_DEPTH
+        ),
+    )
+}
+
+fn envelope(msg: &mail_parser::Message<'_>) -> Envelope {
+    let from = mime::mailboxes(msg, "from").into_iter().next();
+    let sender = mime::mailboxes(msg, "sender").into_iter().next();
+    let sender = sender
+        .filter(|s| {
+            from.as_ref()
+                .is_none_or(|f| !f.address.eq_ignore_ascii_case(&s.address))
+        })
+        .map(|s| s.address);
+    Envelope {
+        forwarder: from
+            .as_ref()
+            .map(|f| f.address.clone())
+            .filter(|a| !a.is_empty()),
+        forwarder_name: from.and_then(|f| f.name),
+        sender: sender.filter(|a| !a.is_empty()),
+        subject: mime::header_text(msg, "subject"),
+        message_id: mime::header_text(msg, "message-id"),
+        date: mime::header_text(msg, "date"),
+    }
+}
+
+/// Auto-replies, rule forwards and reports: refused before the body is read.
+fn check_automatic(
+    msg: &mail_parser::Message<'_>,
+    cfg: &NoticeConfig,
+    env: &Envelope,
+) -> Result<(), Refusal> {
+    let root_type = msg
+        .parts
+        .first()
+        .map(mime::content_type)
+        .unwrap_or_default();
+    let report = root_type == "multipart/report"
+        || msg
+            .parts
+            .iter()
+            .take(mime::MAX_PARTS)
+            .any(|p| mime::content_type(p) == "message/delivery-status")
+        || !mime::header_texts(msg, "x-ms-exchange-message-is-ndr").is_empty();
+    let daemon = env.forwarder.as_deref().is_some_and(|a| {
+        let local = a.split('@').next().unwrap_or("").to_ascii_lowercase();
+        local == "mailer-daemon" || local == "postmaster"
+    });
+    if report || daemon {
+        return Err(Refusal::new(
+            Reason::Bounce,
+            "The mail is a delivery or read report (bounce), not a forwarded notification; it is \
+             not answered.",
+        ));
+    }
+    let auto_submitted: Vec<String> = mime::header_texts(msg, "auto-submitted")
+        .iter()
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect();
+    let auto_header = auto_submitted
+        .iter()
+        .any(|v| !v.starts_with("no") && !v.starts_with("auto-forwarded"))
+        || ["x-autoreply", "x-autorespond"]
+            .iter()
+            .any(|h| !mime::header_texts(msg, h).is_empty())
+        || mime::header_texts(msg, "precedence")
+            .iter()
+            .any(|v| v.trim().eq_ignore_ascii_case("auto_reply"));
+    let subject = env.subject.as_deref().unwrap_or("");
+    if auto_header || marker_in(subject, &cfg.auto_reply_subjects).is_some() {
+        return Err(Refusal::new(
+            Reason::AutoReply,
+            "The mail is an automatic reply (out of office or similar); it is ignored and not \
+             answered.",
+        ));
+    }
+    let rules_loop = !mime::header_texts(msg, "x-ms-exchange-inbox-rules-loop").is_empty()
+        || mime::header_texts(msg, "x-ms-exchange-organization-autoforwarded")
+            .iter()
+            .any(|v| v.trim().eq_ignore_ascii_case("true"));
+    if cfg.refuse_auto_forwarded
+        && (rules_loop
+            || auto_submitted
+                .iter()
+                .any(|v| v.starts_with("auto-forwarded")))
+    {
+        return Err(Refusal::new(
+            Reason::AutoForwarded,
+            "The mail was forwarded by a mailbox rule, not by a person: a rule cannot approve a \
+             request. Forward the notification by hand.",
+        ));
+    }
+    Ok(())
+}
+
+/// A notification found somewhere in the mail.
+#[derive(Debug, Clone)]
+struct Candidate {
+    found: Found,
+    /// The notification's own subject (innermost forward header or attached message).
+    subject: Option<String>,
+    /// The notification's text, for body markers.
+    text: String,
+    shape: Shape,
+    depth: u32,
+}
+
+/// Look for notifications: attached messages first (depth-first, innermost wins); only when
+/// none is found, the body of this message.
+fn collect(
+    msg: &mail_parser::Message<'_>,
+    labels: &LabelSet,
+    depth: u32,
+    out: &mut Vec<Candidate>,
+) {
+    let before = out.len();
+    if (depth as usize) < mime::MAX_DEPTH {
+        for inner in mime::attached_messages(msg) {
+            collect(inner, labels, depth + 1, out);
+        }
+    }
+    if out.len() > before {
+        return;
+    }
+    let own_subject = mime::header_text(msg, "subject");
+    let bodies = mime::bodies(msg);
+    let plain = bodies.plain.as_deref().and_then(|t| from_text(t, labels));
+    let html = bodies.html.as_deref().and_then(|t| from_text(t, labels));
+    let picked = match (plain, html) {
+        (Some(p), Some(h)) => Some(merge_alternatives(p, h)),
+        (p, h) => p.or(h),
+    };
+    if let Some((found, subject, text, inline_depth)) = picked {
+        let shape = if depth > 0 {
+            Shape::Attachment
+        } else if inline_depth > 0 {
+            Shape::Inline
+        } else {
+            Shape::Direct
+        };
+        let subject = if inline_depth > 0 {
+            subject
+        } else {
+            own_subject
+        };
+        out.push(Candidate {
+            found,
+            subject,
+            text,
+            shape,
+            depth: depth + inline_depth,
+        });
+    }
+}
+
+type TextFind = (Found, Option<String>, String, u32);
+
+/// The innermost segment of a text that has notification fields.
+fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
+    let lines = fields::lines_of(text);
+    let segs = forward::segments(&lines);
+    let inline_depth = segs.len().saturating_sub(1);
+    for (idx, seg) in segs.iter().enumerate().rev() {
+        let seg_lines = lines.get(seg.start..seg.end).unwrap_or(&[]);
+        let found = fields::extract(seg_lines, labels, &forward::is_header_line);
+        if found.is_empty() {
+            continue;
+        }
+        let subject = seg.header.as_ref().and_then(|h| h.subject.clone());
+        let depth = u32::try_from(idx.min(inline_depth)).unwrap_or(u32::MAX);
+        return Some((found, subject, seg_lines.join("\n"), depth));
+    }
+    None
+}
+
+/// text/plain and text/html are two renderings of one message: take the plain one, fill gaps
+/// from the HTML one, and keep both values where they disagree (a conflict is refused later).
+fn merge_alternatives(plain: TextFind, html: TextFind) -> TextFind {
+    let (mut found, subject, text, depth) = plain;
+    for (f, values) in html.0.values {
+        let entry = found.values.entry(f).or_default();
+        for v in values {
+            if !entry.iter().any(|e| e.eq_ignore_ascii_case(&v)) {
+                entry.push(v);
+            }
+        }
+    }
+    (found, subject.or(html.1), text, depth.max(html.3))
+}
+
+/// One notification, or a conflict when attachments carry different ones.
+fn choose(candidates: Vec<Candidate>) -> Result<Option<Candidate>, Refusal> {
+    let mut iter = candidates.into_iter();
+    let Some(first) = iter.next() else {
+        return Ok(None);
+    };
+    for other in iter {
+        for f in [Field::Safe, Field::RequestId] {
+            if let (Some(a), Some(b)) = (first.found.first(f), other.found.first(f))
+                && !a.eq_ignore_ascii_case(b)
+            {
+                return Err(Refusal::new(
+                    Reason::ConflictingFields,
+                    format!(
+                        "The mail carries two different notifications ({} \"{a}\" and \"{b}\"): \
+                         forward one notification per mail.",
+                        f.key()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Some(first))
+}
+
+fn marker_in(text: &str, markers: &[String]) -> Option<String> {
+    markers
+        .iter()
+        .filter(|m| !m.trim().is_empty())
+        .find(|m| contains_ci(text, m.trim()))
+        .cloned()
+}
+
+fn not_actionable_subject(marker: &str) -> Refusal {
+    Refusal::new(
+        Reason::NotActionable,
+        format!(
+            "The mail is a \"{}\" notice, which needs no approval; only pending-request \
+             notifications can be approved.",
+            clean_value(marker)
+        ),
+    )
+}
+
+/// Is this a pending-request notification at all?
+fn check_kind(cand: &Candidate, cfg: &NoticeConfig) -> Result<(), Refusal> {
+    let subject = cand.subject.as_deref().unwrap_or("");
+    if let Some(m) = marker_in(subject, &cfg.not_actionable_subjects) {
+        return Err(not_actionable_subject(&m));
+    }
+    if let Some(m) = marker_in(&cand.text, &cfg.not_actionable_body_markers) {
+        return Err(Refusal::new(
+            Reason::NotActionable,
+            format!(
+                "The notification says \"{}\": it needs no approval.",
+                clean_value(&m)
+            ),
+        ));
+    }
+    if marker_in(subject, &cfg.request_subjects).is_none() {
+        return Err(Refusal::new(
+            Reason::NotARequestNotice,
+            format!(
+                "The forwarded message's subject \"{}\" is not a pending-request notification \
+                 subject (notice.request_subjects).",
+                clean_value(subject)
+            ),
+        ));
+    }
+    if !cfg.body_markers.iter().all(|m| m.trim().is_empty())
+        && marker_in(&cand.text, &cfg.body_markers).is_none()
+    {
+        return Err(Refusal::new(
+            Reason::NotARequestNotice,
+            "The forwarded text has none of the notification markers (notice.body_markers).",
+        ));
+    }
+    Ok(())
+}
+
+fn check_conflicts(found: &Found) -> Result<(), Refusal> {
+    for f in [Field::RequestId, Field::Safe, Field::Requester] {
+        let distinct = found.distinct(f);
+        if let [a, b, ..] = distinct.as_slice() {
+            return Err(Refusal::new(
+                Reason::ConflictingFields,
+                format!(
+                    "The notification gives two different values for {}: \"{a}\" and \"{b}\". \
+                     Forward the original notification without editing it.",
+                    f.key()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn required_list(cfg: &NoticeConfig) -> String {
+    cfg.required
+        .iter()
+        .map(|f| label_name(cfg, *f))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The first configured label of a field, as a human would look for it.
+fn label_name(cfg: &NoticeConfig, f: Field) -> String {
+    cfg.labels
+        .for_field(f)
+        .first()
+        .map(|l| format!("\"{}:\"", fields::prepare_label(l)))
+        .unwrap_or_else(|| f.key().to_string())
+}
+
+/// Longest safe name CyberArk allows.
+const MAX_SAFE_CHARS: usize = 28;
+
+fn valid_safe(s: &str) -> bool {
+    let n = s.chars().count();
+    (1..=MAX_SAFE_CHARS).contains(&n)
+        && s.trim() == s
+        && !s
+            .chars()
+            .any(|c| c.is_control() || "\\/:*?\"<>|\t".contains(c))
+}
+
+fn valid_number(s: &str) -> bool {
+    (1..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `Name <a@b>`, `a@b<mailto:a@b>`, `a@b [mailto:a@b]` → `a@b`, when it is one plausible
+/// address.
+fn email_of(v: &str) -> Option<String> {
+    let mut s = v.to_string();
+    for (open, close) in [("<mailto:", '>'), ("[mailto:", ']'), ("(mailto:", ')')] {
+        while let Some(start) = s.to_ascii_lowercase().find(open) {
+            let end = s
+                .get(start..)
+                .and_then(|t| t.find(close))
+                .map(|e| start + e + 1)
+                .unwrap_or(s.len());
+            s.replace_range(start..end, "");
+        }
+    }
+    let s = match (s.find('<'), s.rfind('>')) {
+        (Some(a), Some(b)) if a < b => s.get(a + 1..b).unwrap_or("").to_string(),
+        _ => s,
+    };
+    let s = s.trim().trim_matches(['"', '\'']);
+    let (local, domain) = s.split_once('@')?;
+    let ok = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && s.len() <= 254
+        && !domain.contains('@')
+        && s.chars().all(|c| c.is_ascii_graphic() || !c.is_ascii())
+        && !s.contains(['<', '>', '(', ')', '[', ']', ',', ';', ':', '\\', '"']);
+    ok.then(|| s.to_string())
+}
+
+fn build(cand: Candidate, cfg: &NoticeConfig, env: &Envelope) -> Result<Notice, Refusal> {
+    let found = &cand.found;
+    let mut safe = found.first(Field::Safe).map(str::to_string);
+    let raw_id = found.first(Field::RequestId).map(str::to_string);
+    // A full id `<Safe>_<n>` is accepted in the Request Id field.
+    let mut number = None;
+    if let Some(id) = &raw_id {
+        if valid_number(id) {
+            number = Some(id.clone());
+        } else if let Some((s, n)) = id.rsplit_once('_')
+            && valid_number(n)
+            && valid_safe(s)
+        {
+            match &safe {
+                Some(given) if !given.eq_ignore_ascii_case(s) => {
+                    return Err(Refusal::new(
+                        Reason::ConflictingFields,
+                        format!(
+                            "The request id \"{id}\" names safe \"{s}\" but the Safe field says \
+                             \"{given}\"."
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => safe = Some(s.to_string()),
+            }
+            number = Some(n.to_string());
+        } else {
+            return Err(Refusal::new(
+                Reason::InvalidField,
+                format!(
+                    "The request id \"{id}\" is neither a request number nor \"<Safe>_<number>\"."
+                ),
+            ));
+        }
+    }
+    let requester = found.first(Field::Requester).map(str::to_string);
+    let mut missing = Vec::new();
+    for f in &cfg.required {
+        let present = match f {
+            Field::Safe => safe.is_some(),
+            Field::RequestId => number.is_some(),
+            other => found.first(*other).is_some(),
+        };
+        if !present {
+            missing.push(label_name(cfg, *f));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Refusal::new(
+            Reason::MissingField,
+            format!(
+                "The notification has no {} line: forward the original notification without \
+                 removing anything from it.",
+                missing.join(", ")
+            ),
+        ));
+    }
+    let safe = safe.unwrap_or_default();
+    let number = number.unwrap_or_default();
+    if uses(cfg, Field::Safe) && !valid_safe(&safe) {
+        return Err(Refusal::new(
+            Reason::InvalidField,
+            format!(
+                "\"{safe}\" cannot be a safe name (1 to {MAX_SAFE_CHARS} characters, none of \
+                 \\ / : * ? \" < > |)."
+            ),
+        ));
+    }
+    let requester = match requester {
+        Some(r) => Some(email_of(&r).ok_or_else(|| {
+            Refusal::new(
+                Reason::InvalidField,
+                format!("The requester \"{r}\" is not one mail address."),
+            )
+        })?),
+        None => None,
+    };
+    let request_id = cfg
+        .id_template
+        .replace("{safe}", &safe)
+        .replace("{request_id}", &number);
+    let get = |f: Field| found.first(f).map(str::to_string);
+    Ok(Notice {
+        request_id,
+        request_number: number,
+        safe,
+        requester,
+        account: get(Field::Account),
+        device_user: get(Field::DeviceUser),
+        reason: get(Field::Reason),
+        issued_on: get(Field::IssuedOn),
+        start_date: get(Field::StartDate),
+        end_date: get(Field::EndDate),
+        notice_subject: cand.subject.clone(),
+        shape: cand.shape,
+        forward_depth: cand.depth,
+        envelope: env.clone(),
+    })
+}
+
+fn uses(cfg: &NoticeConfig, f: Field) -> bool {
+    cfg.id_template.contains(&format!("{{{}}}", f.key())) || cfg.required.contains(&f)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! Character-level cleaning shared by the notice and sender readers.
+//!
+//! Two jobs: `clean` makes a value safe to show, log or put in a reply (no CR/LF, no control or
+//! bidirectional-override characters, bounded length); `normalise_line` makes a body line
+//! comparable with a label (no NBSP, no zero-width characters, no quote markers).
+
+/// Longest value we keep from a mail field, in characters.
+pub const MAX_VALUE_CHARS: usize = 512;
+
+/// Characters that are invisible or reorder text: removed wherever they appear.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'              // soft hyphen
+            | '\u{034F}'        // combining grapheme joiner
+            | '\u{061C}'        // arabic letter mark
+            | '\u{180E}'        // mongolian vowel separator
+            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
+            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
+            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
+            | '\u{2066}'..='\u{2069}' // bidi isolates
+            | '\u{FEFF}'        // BOM / zero-width no-break space
+    )
+}
+
+/// Spaces that are not ASCII space: treated as one.
+fn is_odd_space(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
+}
+
+/// A value fit for logs, JSON and replies: control characters (CR, LF, TAB, C1, DEL) become
+/// spaces, invisible and bidi characters go, runs of spaces shrink to one, ends are trimmed,
+/// and the result is at most `max_chars` characters.
+pub fn clean(s: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max_chars * 4));
+    let mut count = 0usize;
+    let mut pending_space = false;
+    for c in s.chars() {
+        if is_invisible(c) {
+            continue;
+        }
+        if c.is_control() || c.is_whitespace() || is_odd_space(c) {
+            pending_space = !out.is_empty();
+            continue;
+        }
+        if pending_space {
+            if count + 1 >= max_chars {
+                break;
+            }
+            out.push(' ');
+            count += 1;
+            pending_space = false;
+        }
+        if count >= max_chars {
+            break;
+        }
+        out.push(c);
+        count += 1;
+    }
+    out
+}
+
+/// `clean` with the default bound.
+pub fn clean_value(s: &str) -> String {
+    clean(s, MAX_VALUE_CHARS)
+}
+
+/// A body line ready for label matching: odd spaces become spaces, invisible characters go,
+/// leading quote markers (`>`, `|`) and whitespace are stripped. Tabs stay (they separate
+/// table cells).
+pub fn normalise_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    for c in line.chars() {
+        if is_invisible(c) {
+            continue;
+        }
+        if is_odd_space(c) {
+            out.push(' ');
+        } else if c == '\t' {
+            out.push('\t');
+        } else if c.is_control() {
+            out.push(' ');
+        } else {
+            out.push(c);
+        }
+    }
+    let trimmed = out.trim_start_matches(['>', '|', ' ']);
+    trimmed.trim_end().to_string()
+}
+
+/// Case-insensitive `contains` on already normalised text (Unicode lower case).
+pub fn contains_ci(haystack: &str, needle: &str) -> bool {
+    if needle.is_empty() {
+        return false;
+    }
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_removes_line_breaks_controls_and_bidi() {
+        assert_eq!(
+            clean_value("a\r\nBcc: x@evil\u{202E}txt\u{0007}"),
+            "a Bcc: x@eviltxt"
+        );
+        assert_eq!(clean_value("  \u{00A0}Infra\u{200B}Safe\t "), "InfraSafe");
+        assert_eq!(clean("abcdef", 3), "abc");
+        assert_eq!(clean("ab cdef", 3), "ab");
+    }
+
+    #[test]
+    fn normalise_strips_quotes_and_odd_spaces() {
+        assert_eq!(normalise_line("> >  Safe:\u{00A0}X\u{FEFF} "), "Safe: X");
+        assert_eq!(normalise_line("Safe:\tX"), "Safe:\tX");
+    }
+}
