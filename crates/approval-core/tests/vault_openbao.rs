@@ -282,7 +282,7 @@ async fn a_renewal_capped_by_max_ttl_leads_to_a_fresh_login() {
     read(&client, r).await.expect("first read");
     let first = client.token_accessor().await.expect("accessor");
     tokio::time::sleep(Duration::from_millis(6500)).await;
-    // Renewal can give at most the 2.5 s left to max_ttl (< a third of 9 s): log in again.
+    // Renewal can give at most the 2.5 s left to max_ttl (well under the 9 s lease): log in again.
     assert_eq!(
         read(&client, r).await.expect("read"),
         bao.seeded("mailbox", "password")

@@ -489,7 +489,10 @@ impl VaultClient {
                             t.expires = Some(Instant::now() + lease);
                             t.renewable = renewable;
                             log::debug!("Vault token renewed: lease {}s", lease.as_secs());
-                            if t.own && lease < t.login_lease / 3 {
+                            // A renewal normally gives the full TTL again; one capped to well
+                            // under the login lease means max_ttl is near (Vault reports whole
+                            // seconds, so compare with half, not with the renewal threshold).
+                            if t.own && lease < t.login_lease / 2 {
                                 log::info!("Vault token is near its max_ttl; logging in again");
                                 relogin = true;
                             }
