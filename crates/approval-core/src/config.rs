@@ -200,7 +200,7 @@ impl Classify for ConfigError {
         Exit::Config
     }
     fn hint(&self) -> Option<String> {
-        Some("see examples/config.toml for every key and its meaning".into())
+        Some("see examples/config.toml and examples/config.d/ for every key and its meaning".into())
     }
 }
 
