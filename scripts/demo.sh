@@ -50,6 +50,15 @@ CONF
 export APPROVAL_CONFIG="$work/config.toml"
 echo "pam-sim runs at $url; config in $APPROVAL_CONFIG"
 
+echo; echo "# 1. What the watcher reads from forwarded mails, and why it would act or refuse (no server):"
+run check-approval-request --config examples/mails/config.toml --explain examples/mails/outlook-desktop-en.eml
+say "check-approval-request --explain … --json  (a forged internal header, a DMARC failure, an Outlook-for-iOS forward)"
+for m in forged-duplicate-authas dmarc-fail outlook-ios; do
+  check-approval-request --config examples/mails/config.toml --explain "examples/mails/$m.eml" --json \
+    | jq -c '{mail: "'"$m"'", actionable, request_id, forwarder, refusal}' || true
+done
+
+echo; echo "# 2. The operator's single-request tools against pam-sim's PVWA:"
 run get-inco-req --waiting --level 1
 run first-level-approve InfraSafe_12 --on-behalf-of bob@example.test
 run get-inco-req InfraSafe_12

@@ -191,7 +191,12 @@ fn human(e: &Explanation) -> String {
             e.verified_sender.as_deref().unwrap_or_default()
         )
     } else {
-        let codes: Vec<&str> = e.sender_refusals.iter().map(|r| r.code()).collect();
+        let mut codes: Vec<&str> = Vec::new();
+        for c in e.sender_refusals.iter().map(|r| r.code()) {
+            if !codes.contains(&c) {
+                codes.push(c);
+            }
+        }
         format!("refused ({})", codes.join(", "))
     };
     kv("sender", Some(&sender));
