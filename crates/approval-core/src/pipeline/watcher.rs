@@ -172,7 +172,11 @@ impl Pipeline {
         let resolver = Resolver::new(c.vault.as_ref())?;
         let built = async {
             let mut creds = HashMap::new();
-            for role in [AccountRole::Level1, AccountRole::Level2, AccountRole::Lookup] {
+            for role in [
+                AccountRole::Level1,
+                AccountRole::Level2,
+                AccountRole::Lookup,
+            ] {
                 creds.insert(
                     role,
                     crate::approve::credentials(loaded, &resolver, role).await?,
@@ -220,7 +224,8 @@ impl Pipeline {
 
     /// Log off every PVWA session and close the directory and ticketing connections.
     pub async fn close(&self) {
-        let sessions: Vec<Arc<Session>> = self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        let sessions: Vec<Arc<Session>> =
+            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
         for s in sessions {
             if let Ok(s) = Arc::try_unwrap(s) {
                 s.logoff().await;
@@ -274,10 +279,13 @@ impl Pipeline {
         if let Some(s) = map.get(&role) {
             return Ok(s.clone());
         }
-        let (user, pw) = self.creds.get(&role).ok_or_else(|| PvwaError::LogonRefused {
-            user: role.key().into(),
-            detail: "no account configured for this role".into(),
-        })?;
+        let (user, pw) = self
+            .creds
+            .get(&role)
+            .ok_or_else(|| PvwaError::LogonRefused {
+                user: role.key().into(),
+                detail: "no account configured for this role".into(),
+            })?;
         let s = Arc::new(self.pvwa.logon(user, pw).await?);
         map.insert(role, s.clone());
         Ok(s)
@@ -362,7 +370,10 @@ impl Pipeline {
                     if n >= self.cfg.max_attempts && matches!(e.state, State::Seen | State::Decided)
                     {
                         let reason = if e.state == State::Decided {
-                            format!("The approval could not be completed after {n} attempts ({}); whether PVWA recorded it must be checked by hand.", f.message)
+                            format!(
+                                "The approval could not be completed after {n} attempts ({}); whether PVWA recorded it must be checked by hand.",
+                                f.message
+                            )
                         } else {
                             format!(
                                 "The mail could not be processed after {n} attempts ({}); nothing was approved.",
@@ -412,7 +423,11 @@ impl Pipeline {
     fn audit(&self, p: &Processed, w: &Work<'_>) {
         let n = w.exam.as_ref().and_then(|x| x.outcome.as_ref().ok());
         Audit {
-            event: if p.pending.is_some() { "mail_pending" } else { "mail_processed" },
+            event: if p.pending.is_some() {
+                "mail_pending"
+            } else {
+                "mail_processed"
+            },
             journal_row: p.row.unwrap_or(0),
             message_id: p.message_id.clone(),
             forwarder: w.forwarder.clone(),
@@ -429,10 +444,7 @@ impl Pipeline {
                 .and_then(|r| u8::try_from(r.current_confirmation_level).ok()),
             account: None,
             group: w.group.clone(),
-            outcome: p
-                .outcome
-                .clone()
-                .unwrap_or_else(|| "pending".into()),
+            outcome: p.outcome.clone().unwrap_or_else(|| "pending".into()),
             reason_code: p.reason_code.clone(),
             reason: p.reason.clone().or_else(|| p.pending.clone()),
             dry_run: self.dry_run,
@@ -467,20 +479,29 @@ impl Pipeline {
         let rid = n.request_id.clone();
         w._guard = Some(self.locks.lock(&rid).await);
         let request = match self
-            .pvwa(AccountRole::Lookup, async |s: &Session| s.get_request(&rid).await)
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(&rid).await
+            })
             .await
         {
             Ok(r) => r,
             Err(PvwaError::NotFound { .. }) => {
                 return refuse(
                     codes::REQUEST_NOT_FOUND,
-                    format!("PVWA has no request {rid}; it may have been deleted or the mail names another vault."),
+                    format!(
+                        "PVWA has no request {rid}; it may have been deleted or the mail names another vault."
+                    ),
                     Some(rid),
                     Some(forwarder),
                 );
             }
             Err(e @ PvwaError::BadId { .. }) => {
-                return refuse(codes::INVALID_REQUEST_ID, e.to_string(), Some(rid), Some(forwarder));
+                return refuse(
+                    codes::INVALID_REQUEST_ID,
+                    e.to_string(),
+                    Some(rid),
+                    Some(forwarder),
+                );
             }
             Err(e) => return Err(Fault::of(e)),
         };
@@ -538,16 +559,29 @@ impl Pipeline {
                         ids
                     })
                     .unwrap_or_default();
-                if v.user.as_ref().is_some_and(|u| u.is_same_person(&request.requestor_user_name)) {
+                if v.user
+                    .as_ref()
+                    .is_some_and(|u| u.is_same_person(&request.requestor_user_name))
+                {
                     return refuse(
                         "self_approval",
-                        format!("You ({forwarder}) made request {rid} yourself; a request needs someone else's approval."),
+                        format!(
+                            "You ({forwarder}) made request {rid} yourself; a request needs someone else's approval."
+                        ),
                         Some(rid),
                         Some(forwarder),
                     );
                 }
                 if v.user.is_none() {
-                    return refuse(codes::UNKNOWN_SENDER, format!("The directory does not know you as one person: {}.", v.reason), Some(rid), Some(forwarder));
+                    return refuse(
+                        codes::UNKNOWN_SENDER,
+                        format!(
+                            "The directory does not know you as one person: {}.",
+                            v.reason
+                        ),
+                        Some(rid),
+                        Some(forwarder),
+                    );
                 }
                 let a = match (&v.granted_by, v.may_approve) {
                     (Some(g), true) => Approver::Granted {
@@ -555,7 +589,9 @@ impl Pipeline {
                         group: g.group.clone(),
                         path: g.path_names.clone(),
                     },
-                    _ => Approver::Denied { reason: v.reason.clone() },
+                    _ => Approver::Denied {
+                        reason: v.reason.clone(),
+                    },
                 };
                 (a, ids)
             }
@@ -601,7 +637,10 @@ impl Pipeline {
             }),
             TicketNeed::Ambiguous { candidates } => Ok(TicketCheck::Invalid {
                 code: "ticket_ambiguous".into(),
-                message: format!("the request names several tickets ({})", candidates.join(", ")),
+                message: format!(
+                    "the request names several tickets ({})",
+                    candidates.join(", ")
+                ),
             }),
             TicketNeed::Found { ticket, .. } => {
                 let ctx = ticketing::rules::Context {
@@ -611,7 +650,9 @@ impl Pipeline {
                 let v = t.validator.lock().await.validate(&ticket, 0, &ctx).await;
                 match v.outcome {
                     ticketing::validate::Outcome::Valid | ticketing::validate::Outcome::Bypass => {
-                        Ok(TicketCheck::Valid { summary: v.summary() })
+                        Ok(TicketCheck::Valid {
+                            summary: v.summary(),
+                        })
                     }
                     ticketing::validate::Outcome::Invalid => Ok(TicketCheck::Invalid {
                         code: v.reason.clone().unwrap_or_else(|| "invalid".into()),
@@ -636,7 +677,13 @@ impl Pipeline {
                 forwarder,
             } => self
                 .journal
-                .refused(e.row, &code, &reason, request_id.as_deref(), forwarder.as_deref())
+                .refused(
+                    e.row,
+                    &code,
+                    &reason,
+                    request_id.as_deref(),
+                    forwarder.as_deref(),
+                )
                 .map_err(Fault::of),
             Verdict::Approve {
                 request_id,
@@ -687,7 +734,9 @@ impl Pipeline {
             Err(err) => {
                 // A final refusal by PVWA: say who confirmed and when.
                 if let Ok(r) = self
-                    .pvwa(AccountRole::Lookup, async |s: &Session| s.get_request(rid).await)
+                    .pvwa(AccountRole::Lookup, async |s: &Session| {
+                        s.get_request(rid).await
+                    })
                     .await
                 {
                     w.request = Some(r);
@@ -707,7 +756,8 @@ impl Pipeline {
 
     /// `decided` found at the start of a call: resolve from PVWA's confirmers, never blind.
     async fn resolve(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
-        let (Some(rid), Some(level), Some(marker)) = (e.request_id.clone(), e.level, e.marker.clone())
+        let (Some(rid), Some(level), Some(marker)) =
+            (e.request_id.clone(), e.level, e.marker.clone())
         else {
             return Err(Fault {
                 message: format!("journal row {} is decided without its decision", e.row),
@@ -717,7 +767,9 @@ impl Pipeline {
         w.forwarder = e.forwarder.clone();
         w._guard = Some(self.locks.lock(&rid).await);
         let r = self
-            .pvwa(AccountRole::Lookup, async |s: &Session| s.get_request(&rid).await)
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(&rid).await
+            })
             .await;
         let r = match r {
             Ok(r) => r,
@@ -737,7 +789,10 @@ impl Pipeline {
         if ours {
             return self
                 .journal
-                .confirmed(e.row, &format!("found our marker {marker} among the confirmers"))
+                .confirmed(
+                    e.row,
+                    &format!("found our marker {marker} among the confirmers"),
+                )
                 .map_err(Fault::of);
         }
         let account = self.account(level);
@@ -821,7 +876,10 @@ impl Pipeline {
             .level
             .map(i64::from)
             .or(r.map(|r| r.current_confirmation_level));
-        v.insert("level", level.map(|l| l.to_string()).unwrap_or_else(unknown));
+        v.insert(
+            "level",
+            level.map(|l| l.to_string()).unwrap_or_else(unknown),
+        );
         v.insert("account", self.account(e.level.unwrap_or(0)));
         v.insert("reason", e.reason.clone().unwrap_or_default());
         v.insert("reason_code", e.reason_code.clone().unwrap_or_default());
@@ -832,7 +890,10 @@ impl Pipeline {
                 .or_else(|| exam.envelope.forwarder.clone())
                 .unwrap_or_else(unknown),
         );
-        v.insert("time", now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        v.insert(
+            "time",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
         v.insert(
             "status",
             r.map(|r| r.status_title.clone()).unwrap_or_default(),
@@ -844,7 +905,11 @@ impl Pipeline {
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
                 .unwrap_or_else(unknown),
         );
-        v.insert("confirmers", r.map(confirmers_text).unwrap_or_else(|| "  (not known)".into()));
+        v.insert(
+            "confirmers",
+            r.map(confirmers_text)
+                .unwrap_or_else(|| "  (not known)".into()),
+        );
         v
     }
 
@@ -862,7 +927,9 @@ impl Pipeline {
             {
                 // After a restart: the request as PVWA shows it now (best effort).
                 if let Ok(r) = self
-                    .pvwa(AccountRole::Lookup, async |s: &Session| s.get_request(&rid).await)
+                    .pvwa(AccountRole::Lookup, async |s: &Session| {
+                        s.get_request(&rid).await
+                    })
                     .await
                 {
                     w.request = Some(r);
@@ -1020,8 +1087,16 @@ fn confirmers_text(r: &Request) -> String {
             format!(
                 "  - {}{} at {when}{}",
                 c.name,
-                if who.is_empty() { String::new() } else { format!(" ({})", who.join(", ")) },
-                if c.reason.is_empty() { String::new() } else { format!(": {}", c.reason) }
+                if who.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", who.join(", "))
+                },
+                if c.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.reason)
+                }
             )
         })
         .collect();
