@@ -1,0 +1,55 @@
+//! `check-approval-request --once [--dry-run]`: one pass over the approval mailbox (unread mail
+//! plus every mail the journal still has open), each mail processed end to end. One line per
+//! mail on stdout (`--json`: one object per line, the shape of `pipeline::Processed`).
+//!
+//! Exit: 0 when every mail was answered (approved or refused) or needed nothing; otherwise the
+//! worst class of the faults that left mails pending (69 unavailable, 75 temporary, …); 75 when
+//! another watcher holds the state directory.
+
+use approval_core::config::Loaded;
+use approval_core::exit::Exit;
+use approval_core::pipeline::runtime::InstanceLock;
+use approval_core::pipeline::{Pipeline, Processed};
+
+use crate::Printer;
+
+pub async fn run(p: &Printer, loaded: &Loaded, dry_run: bool) -> anyhow::Result<Exit> {
+    // A dry run writes no state, so it may run beside a watcher.
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(InstanceLock::acquire(
+            &loaded.config.watcher.state_dir(loaded)?,
+        )?)
+    };
+    let w = Pipeline::new(loaded, dry_run).await?;
+    let result = w.run_once().await;
+    w.close().await;
+    let (out, exit) = result?;
+    for r in &out {
+        if p.json() {
+            p.json_line(r)?;
+        } else {
+            p.line(&render(r))?;
+        }
+    }
+    Ok(exit)
+}
+
+/// One line for people.
+pub fn render(r: &Processed) -> String {
+    let id = r.request_id.as_deref().unwrap_or("-");
+    let mid = r.message_id.as_deref().unwrap_or("-");
+    match (&r.pending, r.outcome.as_deref()) {
+        (Some(e), _) => format!("PENDING  {id}  {mid}  attempt {}: {e}", r.attempts),
+        (None, Some(o)) => format!(
+            "{}  {id}  {mid}{}",
+            o.to_uppercase(),
+            r.reason_code
+                .as_deref()
+                .map(|c| format!("  {c}: {}", r.reason.as_deref().unwrap_or("")))
+                .unwrap_or_default()
+        ),
+        (None, None) => format!("UNKNOWN  {id}  {mid}"),
+    }
+}

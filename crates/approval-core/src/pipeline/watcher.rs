@@ -1,0 +1,1108 @@
+//! One forwarded mail end to end, exactly once (see `docs/watcher.md`).
+//!
+//! `process` reads the mail, records it in the journal and moves its row forward, one state at
+//! a time, from wherever it is: a new mail starts at `seen`; a row left in `decided` by a crash
+//! or an unknown confirm outcome is resolved by reading the request's confirmers for our marker
+//! (never by a blind second confirm); `confirmed`/`refused` rows get their reply; `notified`
+//! rows are filed. A transient fault leaves the row where it is, counts an attempt, and the mail
+//! stays in the inbox for the next pass; after `max_attempts` it is refused (`gave_up`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::WatcherConfig;
+use super::runtime::{Audit, RequestLocks};
+use crate::config::{AccountRole, Loaded};
+use crate::directory::approvers::{self, Approvers};
+use crate::directory::config::ApproverMode;
+use crate::directory::{self, LdapDirectory};
+use crate::error::{Error, Result};
+use crate::exit::{Classify, Exit};
+use crate::journal::{self, Begin, Entry, Journal, State};
+use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
+use crate::notice::{self, Examination, NoticeConfig};
+use crate::notify::{self, Notifier, Outcome, Values};
+use crate::policy::{self, Approver, Decision, Facts, MailClaims, TicketCheck};
+use crate::pvwa::{Pvwa, PvwaError, Request, Session};
+use crate::secret::Resolver;
+use crate::sender::{self, SenderPolicyConfig};
+use crate::ticketing::{self, Applies, TicketNeed, Validator};
+
+/// Refusal codes of the pipeline itself (the policy's and the notice reader's come on top).
+pub mod codes {
+    /// PVWA does not know the request the mail names.
+    pub const REQUEST_NOT_FOUND: &str = "request_not_found";
+    /// The request id in the mail cannot be a PVWA id.
+    pub const INVALID_REQUEST_ID: &str = "invalid_request_id";
+    /// PVWA refused our confirm, or the request moved on before it could be confirmed.
+    pub const CONFIRM_FAILED: &str = "confirm_failed";
+    /// The mail kept failing on faults; nothing was approved by this mail.
+    pub const GAVE_UP: &str = "gave_up";
+    /// The same mail was already processed (a second copy).
+    pub const ALREADY_PROCESSED: &str = "already_processed";
+    /// The directory does not know the forwarder, or knows several.
+    pub const UNKNOWN_SENDER: &str = "unknown_sender";
+}
+
+/// A fault: what failed, and its exit class (TempFail/Unavailable are transient).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub message: String,
+    pub exit: Exit,
+}
+
+impl Fault {
+    pub fn of<E: Classify + std::fmt::Display>(e: E) -> Fault {
+        Fault {
+            message: e.to_string(),
+            exit: e.exit(),
+        }
+    }
+}
+
+/// What one `process` call did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Processed {
+    pub row: Option<i64>,
+    pub message_id: Option<String>,
+    /// The row's state after this call (`filed` when done).
+    pub state: Option<State>,
+    /// `confirmed`, `refused`, `already_processed`, `would_confirm`/`would_refuse` (dry run).
+    pub outcome: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    /// Set when the mail was left pending by a fault (the fault's text).
+    pub pending: Option<String>,
+    pub attempts: u32,
+    pub dry_run: bool,
+    /// Exit class: `ok` unless the mail was left pending by a fault.
+    #[serde(skip)]
+    pub exit: Exit,
+}
+
+/// What is learned about one mail during one call.
+struct Work<'a> {
+    fetched: &'a FetchedMessage,
+    exam: Option<Examination>,
+    request: Option<Request>,
+    group: Option<String>,
+    forwarder: Option<String>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Work<'_> {
+    fn exam(&mut self, cfg: &NoticeConfig) -> &Examination {
+        let raw = &self.fetched.mime;
+        self.exam.get_or_insert_with(|| notice::examine(raw, cfg))
+    }
+}
+
+/// The decision for a `seen` mail.
+enum Verdict {
+    Refuse {
+        code: String,
+        reason: String,
+        request_id: Option<String>,
+        forwarder: Option<String>,
+    },
+    Approve {
+        request_id: String,
+        level: u8,
+        forwarder: String,
+    },
+}
+
+struct Tickets {
+    applies: Applies,
+    validator: tokio::sync::Mutex<Validator>,
+}
+
+/// The watcher's pipeline, built once and used for every mail.
+pub struct Pipeline {
+    mailbox: Arc<dyn Mailbox>,
+    journal: Journal,
+    cfg: WatcherConfig,
+    notice: NoticeConfig,
+    sender: SenderPolicyConfig,
+    directory: LdapDirectory,
+    pvwa: Pvwa,
+    creds: HashMap<AccountRole, (String, SecretString)>,
+    sessions: tokio::sync::Mutex<HashMap<AccountRole, Arc<Session>>>,
+    notifier: Notifier,
+    locks: RequestLocks,
+    tickets: Option<Tickets>,
+    processed_folder: String,
+    refused_folder: String,
+    dry_run: bool,
+}
+
+impl Pipeline {
+    /// Build from the configuration: validates every section the pipeline uses, resolves the
+    /// secrets, opens the journal (an in-memory one with `dry_run`) and the mailbox.
+    pub async fn new(loaded: &Loaded, dry_run: bool) -> Result<Pipeline> {
+        let c = &loaded.config;
+        c.watcher.validate(loaded)?;
+        c.notice.validate(loaded)?;
+        c.sender.validate(loaded)?;
+        let mcfg = c.mailbox.as_ref().ok_or_else(|| {
+            loaded.error(
+                "mailbox.url",
+                "the [mailbox] section is missing; the watcher reads the approval mailbox",
+            )
+        })?;
+        let dir_settings = loaded.directory()?;
+        let pvwa = Pvwa::new(loaded.pvwa()?)?;
+        let notifier = Notifier::new(&c.notify)?;
+        let tickets = match &c.ticketing {
+            Some(t) => {
+                let compiled = t.compile(loaded)?;
+                let applies = compiled.applies.clone();
+                let resolver = Resolver::new(c.vault.as_ref())?;
+                Some(Tickets {
+                    applies,
+                    validator: tokio::sync::Mutex::new(Validator::new(compiled, resolver)),
+                })
+            }
+            None => None,
+        };
+        let resolver = Resolver::new(c.vault.as_ref())?;
+        let built = async {
+            let mut creds = HashMap::new();
+            for role in [
+                AccountRole::Level1,
+                AccountRole::Level2,
+                AccountRole::Lookup,
+            ] {
+                creds.insert(
+                    role,
+                    crate::approve::credentials(loaded, &resolver, role).await?,
+                );
+            }
+            let dir_pw = resolver.resolve(&dir_settings.bind_password).await?;
+            let mailbox = crate::mailbox::ews::EwsMailbox::new(mcfg, &resolver).await?;
+            Ok::<_, Error>((creds, dir_pw, mailbox))
+        }
+        .await;
+        resolver.close().await;
+        let (creds, dir_pw, mailbox) = built?;
+        let directory = LdapDirectory::new(dir_settings, dir_pw)?;
+        let journal = if dry_run {
+            Journal::in_memory()?
+        } else {
+            Journal::open(&c.watcher.journal_path(loaded)?)?
+        };
+        Ok(Pipeline {
+            mailbox: Arc::new(mailbox),
+            journal,
+            cfg: c.watcher.clone(),
+            notice: c.notice.clone(),
+            sender: c.sender.clone(),
+            directory,
+            pvwa,
+            creds,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            notifier,
+            locks: RequestLocks::default(),
+            tickets,
+            processed_folder: mcfg.processed_folder.clone(),
+            refused_folder: mcfg.refused_folder.clone(),
+            dry_run,
+        })
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
+        &self.mailbox
+    }
+
+    /// Log off every PVWA session and close the directory and ticketing connections.
+    pub async fn close(&self) {
+        let sessions: Vec<Arc<Session>> =
+            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                s.logoff().await;
+            }
+        }
+        self.directory.close().await;
+        if let Some(t) = &self.tickets {
+            t.validator.lock().await.close().await;
+        }
+    }
+
+    /// One pass: every unread mail of the watched folder plus every unfinished journal row
+    /// whose mail is still there, each processed. Returns the results and the worst exit class
+    /// (`ok` when every mail was answered or correctly left for later without a fault).
+    pub async fn run_once(&self) -> Result<(Vec<Processed>, Exit)> {
+        let mut refs = self.mailbox.list_new().await?;
+        for e in self.journal.unfinished()? {
+            if let Some(item) = e.mailbox_item
+                && !refs.iter().any(|r| r.id == item)
+            {
+                refs.push(MessageRef {
+                    id: item,
+                    change_key: None,
+                });
+            }
+        }
+        let mut out = Vec::new();
+        let mut worst = Exit::Ok;
+        for r in &refs {
+            match self.process(r).await {
+                Ok(p) => {
+                    worst = worst.worst(p.exit);
+                    out.push(p);
+                }
+                Err(Error::Mailbox(crate::mailbox::MailboxError::NotFound { .. })) => {
+                    log::info!("mailbox item gone since it was listed; skipped");
+                }
+                Err(e) => {
+                    log::warn!("mail could not be processed: {e}");
+                    worst = worst.worst(e.exit());
+                }
+            }
+        }
+        Ok((out, worst))
+    }
+
+    // ----- PVWA sessions: one per role, reused, renewed when PVWA drops it -----
+
+    async fn session(&self, role: AccountRole) -> Result<Arc<Session>, PvwaError> {
+        let mut map = self.sessions.lock().await;
+        if let Some(s) = map.get(&role) {
+            return Ok(s.clone());
+        }
+        let (user, pw) = self
+            .creds
+            .get(&role)
+            .ok_or_else(|| PvwaError::LogonRefused {
+                user: role.key().into(),
+                detail: "no account configured for this role".into(),
+            })?;
+        let s = Arc::new(self.pvwa.logon(user, pw).await?);
+        map.insert(role, s.clone());
+        Ok(s)
+    }
+
+    async fn forget(&self, role: AccountRole, old: &Arc<Session>) {
+        let mut map = self.sessions.lock().await;
+        if map.get(&role).is_some_and(|s| Arc::ptr_eq(s, old)) {
+            map.remove(&role);
+        }
+    }
+
+    /// Run `f` with the role's session; on `SessionInvalid` (PVWA answered 401: nothing was
+    /// done) log on again once and repeat.
+    async fn pvwa<T, F>(&self, role: AccountRole, f: F) -> Result<T, PvwaError>
+    where
+        F: AsyncFn(&Session) -> Result<T, PvwaError>,
+    {
+        let s = self.session(role).await?;
+        match f(&s).await {
+            Err(PvwaError::SessionInvalid { .. }) => {
+                self.forget(role, &s).await;
+                let s = self.session(role).await?;
+                f(&s).await
+            }
+            other => other,
+        }
+    }
+
+    fn account(&self, level: u8) -> String {
+        AccountRole::for_level(level)
+            .and_then(|r| self.creds.get(&r))
+            .map(|(u, _)| u.clone())
+            .unwrap_or_default()
+    }
+
+    // ----- one mail -----
+
+    /// Process one mail of the watched folder, from wherever its journal row stands.
+    /// `Err` only when the mail could not even be read or the journal failed.
+    pub async fn process(&self, msg: &MessageRef) -> Result<Processed> {
+        let fetched = self.mailbox.fetch(msg).await?;
+        let mid = fetched.internet_message_id.clone();
+        let key = journal::mail_key(mid.as_deref(), &fetched.mime);
+        let mut w = Work {
+            fetched: &fetched,
+            exam: None,
+            request: None,
+            group: None,
+            forwarder: None,
+            _guard: None,
+        };
+        if self.dry_run {
+            return self.dry(&mut w).await;
+        }
+        let begin = self
+            .journal
+            .begin(&key, mid.as_deref(), Some(&fetched.reference.id))?;
+        let mut e = match begin {
+            Begin::Known(e) if e.state == State::Filed => return self.duplicate(e, &mut w).await,
+            Begin::Known(e) | Begin::New(e) => e,
+        };
+        loop {
+            let step = match e.state {
+                State::Seen => self.seen(&mut w, &e).await,
+                State::Decided => self.resolve(&mut w, &e).await,
+                State::Confirmed | State::Refused => self.reply(&mut w, &e).await,
+                State::Notified => self.file(&w, &e).await,
+                State::Filed => break,
+            };
+            match step {
+                Ok(next) => e = next,
+                Err(f) => {
+                    let n = self.journal.attempt_failed(e.row, &f.message)?;
+                    log::warn!(
+                        "mail {} (journal row {}) left pending in state {} after attempt {n}: {}",
+                        mid.as_deref().unwrap_or("?"),
+                        e.row,
+                        e.state.as_str(),
+                        f.message
+                    );
+                    if n >= self.cfg.max_attempts && matches!(e.state, State::Seen | State::Decided)
+                    {
+                        let reason = if e.state == State::Decided {
+                            format!(
+                                "The approval could not be completed after {n} attempts ({}); whether PVWA recorded it must be checked by hand.",
+                                f.message
+                            )
+                        } else {
+                            format!(
+                                "The mail could not be processed after {n} attempts ({}); nothing was approved.",
+                                f.message
+                            )
+                        };
+                        e = self.journal.refused(
+                            e.row,
+                            codes::GAVE_UP,
+                            &reason,
+                            e.request_id.clone().as_deref(),
+                            e.forwarder.clone().as_deref(),
+                        )?;
+                        continue;
+                    }
+                    let e = self.journal.get(e.row)?.unwrap_or(e);
+                    let p = self.result(&e, &w, Some(f.message.clone()), f.exit);
+                    self.audit(&p, &w);
+                    return Ok(p);
+                }
+            }
+        }
+        let p = self.result(&e, &w, None, Exit::Ok);
+        self.audit(&p, &w);
+        Ok(p)
+    }
+
+    fn result(&self, e: &Entry, w: &Work<'_>, pending: Option<String>, exit: Exit) -> Processed {
+        Processed {
+            row: Some(e.row),
+            message_id: e.message_id.clone(),
+            state: Some(e.state),
+            outcome: e.outcome.clone(),
+            reason_code: e.reason_code.clone(),
+            reason: e.reason.clone(),
+            request_id: e
+                .request_id
+                .clone()
+                .or_else(|| w.request.as_ref().map(|r| r.request_id.clone())),
+            pending,
+            attempts: e.attempts,
+            dry_run: self.dry_run,
+            exit,
+        }
+    }
+
+    fn audit(&self, p: &Processed, w: &Work<'_>) {
+        let n = w.exam.as_ref().and_then(|x| x.outcome.as_ref().ok());
+        Audit {
+            event: if p.pending.is_some() {
+                "mail_pending"
+            } else {
+                "mail_processed"
+            },
+            journal_row: p.row.unwrap_or(0),
+            message_id: p.message_id.clone(),
+            forwarder: w.forwarder.clone(),
+            request_id: p.request_id.clone(),
+            safe: w
+                .request
+                .as_ref()
+                .map(|r| r.safe_name.clone())
+                .or_else(|| n.map(|n| n.safe.clone())),
+            requester: w.request.as_ref().map(|r| r.requestor_user_name.clone()),
+            level: w
+                .request
+                .as_ref()
+                .and_then(|r| u8::try_from(r.current_confirmation_level).ok()),
+            account: None,
+            group: w.group.clone(),
+            outcome: p.outcome.clone().unwrap_or_else(|| "pending".into()),
+            reason_code: p.reason_code.clone(),
+            reason: p.reason.clone().or_else(|| p.pending.clone()),
+            dry_run: self.dry_run,
+        }
+        .emit();
+    }
+
+    /// Gather the facts and decide (no journal, no confirm).
+    async fn decide(&self, w: &mut Work<'_>) -> Result<Verdict, Fault> {
+        let refuse = |code: &str, reason: String, rid: Option<String>, fw: Option<String>| {
+            Ok(Verdict::Refuse {
+                code: code.into(),
+                reason,
+                request_id: rid,
+                forwarder: fw,
+            })
+        };
+        let exam = w.exam(&self.notice).clone();
+        let n = match exam.outcome {
+            Ok(n) => n,
+            Err(r) => return refuse(r.reason.code(), r.message, None, None),
+        };
+        let headers = match &w.fetched.transport_headers {
+            Some(t) if !t.trim().is_empty() => sender::headers_from_raw(t.as_bytes()),
+            _ => sender::headers_from_raw(&w.fetched.mime),
+        };
+        let forwarder = match sender::verify(&headers, &self.sender) {
+            Ok(v) => v.address,
+            Err(r) => return refuse(r.reason.code(), r.message, Some(n.request_id), None),
+        };
+        w.forwarder = Some(forwarder.clone());
+        let rid = n.request_id.clone();
+        w._guard = Some(self.locks.lock(&rid).await);
+        let request = match self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(&rid).await
+            })
+            .await
+        {
+            Ok(r) => r,
+            Err(PvwaError::NotFound { .. }) => {
+                return refuse(
+                    codes::REQUEST_NOT_FOUND,
+                    format!(
+                        "PVWA has no request {rid}; it may have been deleted or the mail names another vault."
+                    ),
+                    Some(rid),
+                    Some(forwarder),
+                );
+            }
+            Err(e @ PvwaError::BadId { .. }) => {
+                return refuse(
+                    codes::INVALID_REQUEST_ID,
+                    e.to_string(),
+                    Some(rid),
+                    Some(forwarder),
+                );
+            }
+            Err(e) => return Err(Fault::of(e)),
+        };
+        w.request = Some(request.clone());
+        let level = u8::try_from(request.current_confirmation_level)
+            .ok()
+            .filter(|l| matches!(l, 1 | 2));
+        let (approver, identities) = match level {
+            None => (
+                Approver::Denied {
+                    reason: "the request is at no level this tool handles".into(),
+                },
+                Vec::new(),
+            ),
+            Some(level) => {
+                let s = self.directory.settings();
+                let groups: Approvers = match s.approvers {
+                    ApproverMode::Static => {
+                        directory::check::static_approvers(s, &request.safe_name, level)
+                    }
+                    ApproverMode::SafeMembers => {
+                        let safe = request.safe_name.clone();
+                        let members = self
+                            .pvwa(AccountRole::Lookup, async |x: &Session| {
+                                x.safe_members(&safe).await
+                            })
+                            .await
+                            .map_err(Fault::of)?;
+                        approvers::from_safe_members(
+                            &members,
+                            level,
+                            chrono::Utc::now().timestamp(),
+                            &s.group_names,
+                        )
+                    }
+                };
+                let v = directory::authorize(
+                    &self.directory,
+                    &forwarder,
+                    &request.safe_name,
+                    level,
+                    groups,
+                )
+                .await
+                .map_err(Fault::of)?;
+                let ids = v
+                    .user
+                    .as_ref()
+                    .map(|u| {
+                        let mut ids = vec![u.dn.clone()];
+                        ids.extend(u.sam_account_name.clone());
+                        ids.extend(u.user_principal_name.clone());
+                        ids.extend(u.mail.clone());
+                        ids.extend(u.aliases.iter().cloned());
+                        ids
+                    })
+                    .unwrap_or_default();
+                if v.user
+                    .as_ref()
+                    .is_some_and(|u| u.is_same_person(&request.requestor_user_name))
+                {
+                    return refuse(
+                        "self_approval",
+                        format!(
+                            "You ({forwarder}) made request {rid} yourself; a request needs someone else's approval."
+                        ),
+                        Some(rid),
+                        Some(forwarder),
+                    );
+                }
+                if v.user.is_none() {
+                    return refuse(
+                        codes::UNKNOWN_SENDER,
+                        format!(
+                            "The directory does not know you as one person: {}.",
+                            v.reason
+                        ),
+                        Some(rid),
+                        Some(forwarder),
+                    );
+                }
+                let a = match (&v.granted_by, v.may_approve) {
+                    (Some(g), true) => Approver::Granted {
+                        level,
+                        group: g.group.clone(),
+                        path: g.path_names.clone(),
+                    },
+                    _ => Approver::Denied {
+                        reason: v.reason.clone(),
+                    },
+                };
+                (a, ids)
+            }
+        };
+        if let Approver::Granted { group, .. } = &approver {
+            w.group = Some(group.clone());
+        }
+        let ticket = self.ticket(&request).await?;
+        let account = self.account(level.unwrap_or(0));
+        let d = policy::decide(&Facts {
+            mail: MailClaims {
+                request_id: &rid,
+                safe: &n.safe,
+                requester: n.requester.as_deref(),
+                forwarder: &forwarder,
+            },
+            forwarder_identities: &identities,
+            request: &request,
+            approver: &approver,
+            level_account: &account,
+            ticket: &ticket,
+            now: chrono::Utc::now().timestamp(),
+        });
+        match d {
+            Decision::Refuse(r) => refuse(r.code, r.message, Some(rid), Some(forwarder)),
+            Decision::Approve { level, .. } => Ok(Verdict::Approve {
+                request_id: rid,
+                level,
+                forwarder,
+            }),
+        }
+    }
+
+    async fn ticket(&self, request: &Request) -> Result<TicketCheck, Fault> {
+        let Some(t) = &self.tickets else {
+            return Ok(TicketCheck::NotRequired);
+        };
+        match t.applies.ticket_for(request) {
+            TicketNeed::NotRequired => Ok(TicketCheck::NotRequired),
+            TicketNeed::Missing => Ok(TicketCheck::Invalid {
+                code: "ticket_missing".into(),
+                message: "the request needs a ticket and names none".into(),
+            }),
+            TicketNeed::Ambiguous { candidates } => Ok(TicketCheck::Invalid {
+                code: "ticket_ambiguous".into(),
+                message: format!(
+                    "the request names several tickets ({})",
+                    candidates.join(", ")
+                ),
+            }),
+            TicketNeed::Found { ticket, .. } => {
+                let ctx = ticketing::rules::Context {
+                    user: Some(request.requestor_user_name.clone()),
+                    at: chrono::Utc::now(),
+                };
+                let v = t.validator.lock().await.validate(&ticket, 0, &ctx).await;
+                match v.outcome {
+                    ticketing::validate::Outcome::Valid | ticketing::validate::Outcome::Bypass => {
+                        Ok(TicketCheck::Valid {
+                            summary: v.summary(),
+                        })
+                    }
+                    ticketing::validate::Outcome::Invalid => Ok(TicketCheck::Invalid {
+                        code: v.reason.clone().unwrap_or_else(|| "invalid".into()),
+                        message: v.summary(),
+                    }),
+                    ticketing::validate::Outcome::CannotValidate => Err(Fault {
+                        message: format!("the ticket could not be validated: {}", v.summary()),
+                        exit: Exit::Unavailable,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// `seen`: decide, and on approval record the decision and confirm.
+    async fn seen(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        match self.decide(w).await? {
+            Verdict::Refuse {
+                code,
+                reason,
+                request_id,
+                forwarder,
+            } => self
+                .journal
+                .refused(
+                    e.row,
+                    &code,
+                    &reason,
+                    request_id.as_deref(),
+                    forwarder.as_deref(),
+                )
+                .map_err(Fault::of),
+            Verdict::Approve {
+                request_id,
+                level,
+                forwarder,
+            } => {
+                let marker = hex::encode(rand::random::<[u8; 6]>());
+                let e = self
+                    .journal
+                    .decided(e.row, &request_id, level, &forwarder, &marker)
+                    .map_err(Fault::of)?;
+                self.confirm(w, &e).await
+            }
+        }
+    }
+
+    /// Send the confirm of a `decided` row whose absence in PVWA is known.
+    async fn confirm(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let (Some(rid), Some(level), Some(fw), Some(marker)) =
+            (&e.request_id, e.level, &e.forwarder, &e.marker)
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+            });
+        };
+        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
+            message: format!("level {level} has no account"),
+            exit: Exit::Software,
+        })?;
+        let reason: String = self
+            .cfg
+            .reason_template
+            .replace("{forwarder}", &notify::one_line(fw, 254))
+            .replace("{marker}", marker)
+            .chars()
+            .take(crate::approve::MAX_REASON)
+            .collect();
+        match self
+            .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
+            .await
+        {
+            Ok(()) => self
+                .journal
+                .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
+                .map_err(Fault::of),
+            Err(err) if err.is_transient() => Err(Fault::of(err)),
+            Err(err) => {
+                // A final refusal by PVWA: say who confirmed and when.
+                if let Ok(r) = self
+                    .pvwa(AccountRole::Lookup, async |s: &Session| {
+                        s.get_request(rid).await
+                    })
+                    .await
+                {
+                    w.request = Some(r);
+                }
+                self.journal
+                    .refused(
+                        e.row,
+                        codes::CONFIRM_FAILED,
+                        &format!("PVWA refused the confirmation: {err}"),
+                        Some(rid),
+                        Some(fw),
+                    )
+                    .map_err(Fault::of)
+            }
+        }
+    }
+
+    /// `decided` found at the start of a call: resolve from PVWA's confirmers, never blind.
+    async fn resolve(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let (Some(rid), Some(level), Some(marker)) =
+            (e.request_id.clone(), e.level, e.marker.clone())
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+            });
+        };
+        w.forwarder = e.forwarder.clone();
+        w._guard = Some(self.locks.lock(&rid).await);
+        let r = self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(&rid).await
+            })
+            .await;
+        let r = match r {
+            Ok(r) => r,
+            Err(err @ PvwaError::NotFound { .. }) => {
+                return self
+                    .journal
+                    .refused(e.row, codes::CONFIRM_FAILED, &format!("The request is gone from PVWA ({err}); it was not confirmed by this mail."), Some(&rid), e.forwarder.as_deref())
+                    .map_err(Fault::of);
+            }
+            Err(err) => return Err(Fault::of(err)),
+        };
+        w.request = Some(r.clone());
+        let ours = r
+            .confirmers
+            .iter()
+            .any(|c| c.acted() && c.reason.contains(marker.as_str()));
+        if ours {
+            return self
+                .journal
+                .confirmed(
+                    e.row,
+                    &format!("found our marker {marker} among the confirmers"),
+                )
+                .map_err(Fault::of);
+        }
+        let account = self.account(level);
+        let we_acted = r.confirmers.iter().filter(|c| c.acted()).any(|c| {
+            policy::is_same_person(&c.name, std::slice::from_ref(&account))
+                || c.members
+                    .iter()
+                    .any(|m| policy::is_same_person(&m.user_name, std::slice::from_ref(&account)))
+        });
+        let now = chrono::Utc::now().timestamp();
+        let waiting = r.confirmations_left > 0
+            && r.invalid_request_reason == 0
+            && r.current_confirmation_level == i64::from(level)
+            && (r.expiration_date == 0 || r.expiration_date > now);
+        if waiting && !we_acted {
+            return self.confirm(w, e).await;
+        }
+        self.journal
+            .refused(
+                e.row,
+                codes::CONFIRM_FAILED,
+                &format!(
+                    "Request {rid} was not confirmed by this mail: it is no longer waiting for the level-{level} confirmation ({}).",
+                    if r.status_title.is_empty() { format!("status {}", r.status) } else { r.status_title.clone() }
+                ),
+                Some(&rid),
+                e.forwarder.as_deref(),
+            )
+            .map_err(Fault::of)
+    }
+
+    /// Where a reply may go: the verified forwarder, or (for a mail refused before or by the
+    /// sender check) its From address when its domain is one of ours; never outside.
+    fn reply_to(&self, w: &mut Work<'_>, e: &Entry) -> Option<String> {
+        if let Some(f) = &e.forwarder {
+            return Some(f.clone());
+        }
+        let from = w.exam(&self.notice).envelope.forwarder.clone()?;
+        let domain = from.rsplit_once('@')?.1.to_ascii_lowercase();
+        self.sender
+            .allowed_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&domain))
+            .then_some(from)
+    }
+
+    fn silent(&self, w: &mut Work<'_>, e: &Entry) -> bool {
+        match &w.exam(&self.notice).outcome {
+            Err(r) => r.reason.silent() && e.reason_code.as_deref() == Some(r.reason.code()),
+            Ok(_) => false,
+        }
+    }
+
+    fn values(&self, w: &mut Work<'_>, e: &Entry) -> Values {
+        let exam = w.exam(&self.notice).clone();
+        let n = exam.outcome.as_ref().ok();
+        let r = w.request.as_ref();
+        let now = chrono::Utc::now();
+        let mut v = Values::new();
+        let unknown = || "(unknown)".to_string();
+        v.insert(
+            "request_id",
+            e.request_id
+                .clone()
+                .or_else(|| n.map(|n| n.request_id.clone()))
+                .unwrap_or_else(unknown),
+        );
+        v.insert(
+            "safe",
+            r.map(|r| r.safe_name.clone())
+                .or_else(|| n.map(|n| n.safe.clone()))
+                .unwrap_or_else(unknown),
+        );
+        v.insert(
+            "requester",
+            r.map(|r| r.requestor_user_name.clone())
+                .or_else(|| n.and_then(|n| n.requester.clone()))
+                .unwrap_or_else(unknown),
+        );
+        let level = e
+            .level
+            .map(i64::from)
+            .or(r.map(|r| r.current_confirmation_level));
+        v.insert(
+            "level",
+            level.map(|l| l.to_string()).unwrap_or_else(unknown),
+        );
+        v.insert("account", self.account(e.level.unwrap_or(0)));
+        v.insert("reason", e.reason.clone().unwrap_or_default());
+        v.insert("reason_code", e.reason_code.clone().unwrap_or_default());
+        v.insert(
+            "forwarder",
+            e.forwarder
+                .clone()
+                .or_else(|| exam.envelope.forwarder.clone())
+                .unwrap_or_else(unknown),
+        );
+        v.insert(
+            "time",
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        v.insert(
+            "status",
+            r.map(|r| r.status_title.clone()).unwrap_or_default(),
+        );
+        v.insert(
+            "expires",
+            r.and_then(|r| chrono::DateTime::from_timestamp(r.expiration_date, 0))
+                .filter(|_| r.is_some_and(|r| r.expiration_date != 0))
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(unknown),
+        );
+        v.insert(
+            "confirmers",
+            r.map(confirmers_text)
+                .unwrap_or_else(|| "  (not known)".into()),
+        );
+        v
+    }
+
+    /// `confirmed`/`refused`: answer the forwarder (unless silent), then `notified`.
+    async fn reply(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let outcome = match (e.outcome.as_deref(), e.reason_code.as_deref()) {
+            (Some("confirmed"), _) => Outcome::Approved,
+            (_, Some(codes::CONFIRM_FAILED | codes::GAVE_UP)) => Outcome::Failed,
+            _ => Outcome::Refused,
+        };
+        if self.notifier.enabled() && !self.silent(w, e) {
+            if w.request.is_none()
+                && let Some(rid) = e.request_id.clone()
+                && (outcome != Outcome::Refused || e.forwarder.is_some())
+            {
+                // After a restart: the request as PVWA shows it now (best effort).
+                if let Ok(r) = self
+                    .pvwa(AccountRole::Lookup, async |s: &Session| {
+                        s.get_request(&rid).await
+                    })
+                    .await
+                {
+                    w.request = Some(r);
+                }
+            }
+            match self.reply_to(w, e) {
+                Some(to) => {
+                    let values = self.values(w, e);
+                    match self.notifier.render(outcome, &to, &values, None) {
+                        Ok(reply) => {
+                            let mail = OutgoingMail {
+                                to: reply.to,
+                                cc: reply.cc,
+                                subject: reply.subject,
+                                text: reply.text,
+                                html: reply.html,
+                            };
+                            self.mailbox.send(&mail).await.map_err(Fault::of)?;
+                        }
+                        Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
+                    }
+                }
+                None => log::info!("journal row {}: no address to answer; no reply sent", e.row),
+            }
+        }
+        self.journal.notified(e.row).map_err(Fault::of)
+    }
+
+    /// `notified`: file the mail (never delete it), then `filed`.
+    async fn file(&self, w: &Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let folder = if e.outcome.as_deref() == Some("confirmed") {
+            &self.processed_folder
+        } else {
+            &self.refused_folder
+        };
+        self.mailbox
+            .file(&w.fetched.reference, folder)
+            .await
+            .map_err(Fault::of)?;
+        self.journal.filed(e.row, folder).map_err(Fault::of)
+    }
+
+    /// A second copy of a mail already filed: answer "already processed" once, file it.
+    async fn duplicate(&self, e: Entry, w: &mut Work<'_>) -> Result<Processed> {
+        let kv = format!("duplicate_replied:{}", w.fetched.reference.id);
+        let pending = async {
+            if self.journal.get_value(&kv).map_err(Fault::of)?.is_none() {
+                if self.notifier.enabled()
+                    && !self.silent(w, &e)
+                    && let Some(to) = self.reply_to(w, &e)
+                {
+                    let mut values = self.values(w, &e);
+                    values.insert("reason_code", codes::ALREADY_PROCESSED.into());
+                    values.insert(
+                        "reason",
+                        format!(
+                            "This mail was already processed ({}{}); nothing more was done.",
+                            e.outcome.as_deref().unwrap_or("done"),
+                            e.reason_code
+                                .as_deref()
+                                .map(|c| format!(": {c}"))
+                                .unwrap_or_default()
+                        ),
+                    );
+                    if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values, None) {
+                        self.mailbox
+                            .send(&OutgoingMail {
+                                to: reply.to,
+                                cc: reply.cc,
+                                subject: reply.subject,
+                                text: reply.text,
+                                html: reply.html,
+                            })
+                            .await
+                            .map_err(Fault::of)?;
+                    }
+                }
+                self.journal.set_value(&kv, "replied").map_err(Fault::of)?;
+            }
+            let folder = if e.outcome.as_deref() == Some("confirmed") {
+                &self.processed_folder
+            } else {
+                &self.refused_folder
+            };
+            self.mailbox
+                .file(&w.fetched.reference, folder)
+                .await
+                .map_err(Fault::of)?;
+            Ok::<(), Fault>(())
+        }
+        .await
+        .err();
+        let mut p = self.result(&e, w, None, Exit::Ok);
+        p.outcome = Some(codes::ALREADY_PROCESSED.into());
+        if let Some(f) = pending {
+            p.exit = f.exit;
+            p.pending = Some(f.message);
+        }
+        self.audit(&p, w);
+        Ok(p)
+    }
+
+    /// `--dry-run`: decide and report; no journal row, no confirm, no reply, no filing.
+    async fn dry(&self, w: &mut Work<'_>) -> Result<Processed> {
+        let mut p = Processed {
+            row: None,
+            message_id: w.fetched.internet_message_id.clone(),
+            state: None,
+            outcome: None,
+            reason_code: None,
+            reason: None,
+            request_id: None,
+            pending: None,
+            attempts: 0,
+            dry_run: true,
+            exit: Exit::Ok,
+        };
+        match self.decide(w).await {
+            Ok(Verdict::Approve { request_id, .. }) => {
+                p.outcome = Some("would_confirm".into());
+                p.request_id = Some(request_id);
+            }
+            Ok(Verdict::Refuse {
+                code,
+                reason,
+                request_id,
+                ..
+            }) => {
+                p.outcome = Some("would_refuse".into());
+                p.reason_code = Some(code);
+                p.reason = Some(reason);
+                p.request_id = request_id;
+            }
+            Err(f) => {
+                p.pending = Some(f.message);
+                p.exit = f.exit;
+            }
+        }
+        self.audit(&p, w);
+        Ok(p)
+    }
+}
+
+/// Who acted on the request and when, one line each.
+fn confirmers_text(r: &Request) -> String {
+    let lines: Vec<String> = r
+        .confirmers
+        .iter()
+        .filter(|c| c.acted())
+        .map(|c| {
+            let who: Vec<&str> = c.members.iter().map(|m| m.user_name.as_str()).collect();
+            let when = chrono::DateTime::from_timestamp(c.action_date, 0)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_else(|| c.action_date.to_string());
+            format!(
+                "  - {}{} at {when}{}",
+                c.name,
+                if who.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", who.join(", "))
+                },
+                if c.reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", c.reason)
+                }
+            )
+        })
+        .collect();
+    if lines.is_empty() {
+        "  (nobody yet)".into()
+    } else {
+        lines.join("\n")
+    }
+}
