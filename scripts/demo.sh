@@ -2,7 +2,11 @@
 # The README's demo: builds the tools, starts pam-sim (PVWA stand-in over HTTPS with its own test
 # CA) on an embedded scenario, and runs what an operator does by hand — list what waits,
 # approve at level 1, see the request move to level 2, approve at level 2, look up who confirmed
-# and when, a failed confirm, and a shell pipeline. Nothing leaves this machine.
+# and when, a failed confirm, and a shell pipeline. Then the watcher: a local OpenLDAP
+# (scripts/start-slapd.sh) as the directory, pam-sim as PVWA + Exchange + ServiceNow
+# (examples/demo/watcher-scenario.toml), forwarded mails (examples/demo/mails/) delivered to the
+# approval mailbox, `check-approval-request --once`, and what each forwarder got back.
+# Nothing leaves this machine; servers and temporary files are removed on every exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,14 +16,34 @@ run() { say "$*"; "$@" || echo "(exit code $?)"; }
 for tool in cargo jq curl; do
   command -v "$tool" >/dev/null || { echo "the demo needs $tool (Debian: apt-get install $tool)" >&2; exit 69; }
 done
+# The watcher part needs OpenLDAP's slapd and ldap-utils (run by scripts/start-slapd.sh).
+if ! command -v ldapadd >/dev/null || ! { command -v slapd >/dev/null || [[ -x /usr/sbin/slapd ]]; }; then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "installing slapd and ldap-utils (apt-get)…" >&2
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends slapd ldap-utils >/dev/null
+    # The package starts a system instance; the demo runs its own.
+    if command -v systemctl >/dev/null 2>&1; then systemctl stop slapd >/dev/null 2>&1 || true; fi
+    pkill -x slapd -u 0 2>/dev/null || true
+  else
+    echo "the demo needs OpenLDAP: sudo apt-get install slapd ldap-utils (or sudo scripts/install-test-deps.sh)" >&2
+    exit 69
+  fi
+fi
 echo "building…" >&2
 cargo build -q --bins
-bin="$PWD/target/debug"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug"
 export PATH="$bin:$PATH"
 
 work=$(mktemp -d)
-cleanup() { [[ -n "${sim_pid:-}" ]] && kill "$sim_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+  for p in "${sim_pid:-}" "${sim2_pid:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null; done
+  [[ -d "$work/slapd" ]] && scripts/start-slapd.sh --stop "$work/slapd" >/dev/null 2>&1
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 pam-sim --scenario examples/demo/scenario.toml --bind 127.0.0.1:0 --tls-dir "$work/tls" \
   --url-file "$work/url" >"$work/pam-sim.log" 2>&1 &
@@ -72,3 +96,64 @@ say "get-inco-req --waiting --level 1 --json | jq -r .request_id | first-level-a
 get-inco-req --waiting --level 1 --json | jq -r .request_id | first-level-approve - --reason 'approved in batch'
 echo; echo "# what PVWA (pam-sim) recorded:"
 curl -fsS --cacert "$work/tls/ca.crt" "$url/sim/pvwa/actions" | jq -c '.[] | {request_id, level, user, reason}'
+
+echo; echo "# 3. The watcher: forwarded mails in the approval mailbox, one pass of check-approval-request."
+# A local OpenLDAP on a free loopback port (AD look-alike data: scripts/ldap/ad-data.ldif).
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+ldap_out=""
+for _ in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 40000))
+  port_free "$port" || continue
+  if ldap_out=$(PORT=$port scripts/start-slapd.sh "$work/slapd" 2>"$work/slapd.err"); then break; fi
+  scripts/start-slapd.sh --stop "$work/slapd" >/dev/null 2>&1 || true
+  rm -rf "$work/slapd"; ldap_out=""
+done
+[[ -n "$ldap_out" ]] || { cat "$work/slapd.err" >&2; echo "slapd did not start" >&2; exit 69; }
+ldap_url=$(sed -n 's/^url=//p' <<<"$ldap_out")
+ldap_ca=$(sed -n 's/^ca=//p' <<<"$ldap_out")
+
+pam-sim --scenario examples/demo/watcher-scenario.toml --bind 127.0.0.1:0 --tls-dir "$work/tls2" \
+  --url-file "$work/url2" >"$work/pam-sim2.log" 2>&1 &
+sim2_pid=$!
+for _ in $(seq 100); do [[ -s "$work/url2" ]] && break; sleep 0.05; done
+[[ -s "$work/url2" ]] || { cat "$work/pam-sim2.log"; echo "pam-sim did not start" >&2; exit 69; }
+url2=$(cat "$work/url2")
+ca2="$work/tls2/ca.crt"
+echo "slapd at $ldap_url, pam-sim (PVWA, Exchange, ServiceNow) at $url2"
+
+# examples/demo/watcher-config.toml with this run's addresses; passwords through env: references.
+export APPROVAL_CONFIG="$PWD/examples/demo/watcher-config.toml"
+export APPROVAL__PVWA__URL="$url2" APPROVAL__PVWA__CA_BUNDLE="$ca2"
+export APPROVAL__MAILBOX__URL="$url2/EWS/Exchange.asmx" APPROVAL__MAILBOX__CA_BUNDLE="$ca2"
+export APPROVAL__TICKETING__SERVICENOW__URL="$url2" APPROVAL__TICKETING__SERVICENOW__CA_BUNDLE="$ca2"
+export APPROVAL__DIRECTORY__URL="$ldap_url" APPROVAL__DIRECTORY__CA_BUNDLE="$ldap_ca"
+export APPROVAL__WATCHER__STATE_DIR="$work/state"
+export DEMO_LEVEL1_PASSWORD=Level1-Demo-Pass DEMO_LEVEL2_PASSWORD=Level2-Demo-Pass \
+  DEMO_LOOKUP_PASSWORD=Lookup-Demo-Pass DEMO_MAILBOX_PASSWORD=Mailbox-Demo-Pass \
+  DEMO_LDAP_PASSWORD=svcpw DEMO_SN_PASSWORD=Ticketing-Demo-Pass
+
+admin() { curl -fsS --cacert "$ca2" "$@"; }
+deliver() {
+  local m
+  for m in "$@"; do
+    printf '  %-34s %s\n' "$(basename "$m")" "$(sed -n 's/^From: \(.*\)\r$/\1/p' "$m" | head -1)"
+    admin -X POST --data-binary @"$m" "$url2/sim/ews/deliver" >/dev/null
+  done
+}
+
+echo; echo "# bob forwards dave's DBSafe request 31 (waiting at level 1):"
+deliver examples/demo/mails/01-*.eml
+run check-approval-request --once
+echo; echo "# the same request, now at level 2, forwarded by alice; and the refusals:"
+deliver examples/demo/mails/0[2-8]-*.eml
+run check-approval-request --once
+echo; echo "# a second pass finds nothing new:"
+run check-approval-request --once
+
+echo; echo "# the reply each forwarder got (pam-sim's sent mail):"
+admin "$url2/sim/ews/sent" | jq -r '.[] | "--- to \(.to | join(", "))\(if (.cc | length) > 0 then "  cc \(.cc | join(", "))" else "" end)\nSubject: \(.subject)\n\(.body | gsub("\r"; "") | split("\n") | map(select(length > 0)) | .[0:4] | join("\n"))"'
+echo; echo "# what PVWA (pam-sim) recorded: one confirm per approved level, nothing else:"
+admin "$url2/sim/pvwa/actions" | jq -c '.[] | {request_id, level, user, action, reason}'
+echo; echo "# the approval mailbox's folders (every mail filed, none deleted, the inbox empty):"
+admin "$url2/sim/ews/folders" | jq -c '.folders[] | select((.items | length) > 0 and .name != "Sent Items") | {folder: .name, mails: [.items[].message_id]}'
+echo "inbox: $(admin "$url2/sim/ews/folders" | jq '[.folders[] | select(.distinguished == "inbox") | .items[]] | length') mail(s)"
