@@ -66,10 +66,21 @@ fn transient(e: &MailboxError) -> bool {
     matches!(e.exit(), Exit::TempFail | Exit::Unavailable)
 }
 
+/// Mailbox items being handled, and items this run has finished (answered and filed): a late
+/// or repeated announcement of a finished item is stale and is not handled again.
+#[derive(Default)]
+struct Items {
+    in_flight: HashSet<String>,
+    done: HashSet<String>,
+}
+
+/// Finished items remembered; beyond this the memory is cleared (the journal still knows).
+const DONE_MAX: usize = 10_000;
+
 struct Dispatcher {
     pipeline: Arc<Pipeline>,
     permits: Arc<Semaphore>,
-    in_flight: Arc<Mutex<HashSet<String>>>,
+    in_flight: Arc<Mutex<Items>>,
     tasks: JoinSet<Option<std::result::Result<Processed, Error>>>,
     summary: WatchSummary,
 }
@@ -80,7 +91,7 @@ impl Dispatcher {
         for r in refs {
             {
                 let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                if !f.insert(r.id.clone()) {
+                if f.done.contains(&r.id) || !f.in_flight.insert(r.id.clone()) {
                     continue;
                 }
             }
@@ -93,6 +104,7 @@ impl Dispatcher {
                 self.in_flight
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
+                    .in_flight
                     .remove(&r.id);
                 return;
             };
@@ -100,10 +112,16 @@ impl Dispatcher {
             let in_flight = self.in_flight.clone();
             self.tasks.spawn_local(async move {
                 let out = p.process(&r).await;
-                in_flight
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&r.id);
+                {
+                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    f.in_flight.remove(&r.id);
+                    if matches!(&out, Ok(p) if p.pending.is_none()) {
+                        if f.done.len() >= DONE_MAX {
+                            f.done.clear();
+                        }
+                        f.done.insert(r.id.clone());
+                    }
+                }
                 drop(permit);
                 match out {
                     Err(Error::Mailbox(MailboxError::NotFound { .. })) => {
