@@ -6,7 +6,7 @@
 //! mail seen twice (a notification and a resync) is harmless. The loop never dispatches the same
 //! mailbox item twice at once, and the pipeline serialises calls per mail and per request id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -72,6 +72,15 @@ fn transient(e: &MailboxError) -> bool {
 struct Items {
     in_flight: HashSet<String>,
     done: HashSet<String>,
+    /// Items left pending by a fault, and when they may be tried again.
+    retry_at: HashMap<String, tokio::time::Instant>,
+}
+
+/// When a mail left pending by a fault after `attempts` attempts is tried again: 1 min, doubling
+/// up to 15 min, so that `max_attempts` spans an outage of several minutes, not a few polls.
+fn retry_delay(attempts: u32) -> Duration {
+    let mins = 1u64 << attempts.saturating_sub(1).min(4);
+    Duration::from_secs(60 * mins.min(15))
 }
 
 /// Finished items remembered; beyond this the memory is cleared (the journal still knows).
@@ -91,7 +100,12 @@ impl Dispatcher {
         for r in refs {
             {
                 let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                if f.done.contains(&r.id) || !f.in_flight.insert(r.id.clone()) {
+                if f.done.contains(&r.id)
+                    || f.retry_at
+                        .get(&r.id)
+                        .is_some_and(|t| tokio::time::Instant::now() < *t)
+                    || !f.in_flight.insert(r.id.clone())
+                {
                     continue;
                 }
             }
@@ -115,11 +129,19 @@ impl Dispatcher {
                 {
                     let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
                     f.in_flight.remove(&r.id);
-                    if matches!(&out, Ok(p) if p.pending.is_none()) {
-                        if f.done.len() >= DONE_MAX {
-                            f.done.clear();
+                    f.retry_at.remove(&r.id);
+                    match &out {
+                        Ok(p) if p.pending.is_none() => {
+                            if f.done.len() >= DONE_MAX {
+                                f.done.clear();
+                            }
+                            f.done.insert(r.id.clone());
                         }
-                        f.done.insert(r.id.clone());
+                        Ok(p) => {
+                            let at = tokio::time::Instant::now() + retry_delay(p.attempts);
+                            f.retry_at.insert(r.id.clone(), at);
+                        }
+                        Err(_) => {}
                     }
                 }
                 drop(permit);
@@ -329,4 +351,16 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         d.summary.failed
     );
     result.map(|()| d.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_mails_are_retried_on_a_widening_schedule() {
+        let mins: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_secs() / 60).collect();
+        assert_eq!(mins, [1, 2, 4, 8, 15, 15, 15]);
+        assert_eq!(retry_delay(0), Duration::from_secs(60));
+    }
 }
