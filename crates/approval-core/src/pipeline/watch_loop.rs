@@ -141,6 +141,10 @@ impl Dispatcher {
                             let at = tokio::time::Instant::now() + retry_delay(p.attempts);
                             f.retry_at.insert(r.id.clone(), at);
                         }
+                        // Gone from the folder (filed, or moved by someone): nothing to retry.
+                        Err(Error::Mailbox(MailboxError::NotFound { .. })) => {
+                            f.done.insert(r.id.clone());
+                        }
                         Err(_) => {}
                     }
                 }
