@@ -10,6 +10,7 @@ pub mod printer;
 pub mod remote_access_cmd;
 pub mod render;
 pub mod validate_ticket;
+pub mod watch;
 pub mod watch_once;
 
 pub use common::{Common, run};

@@ -6,21 +6,37 @@
 //! worst class of the faults that left mails pending (69 unavailable, 75 temporary, …); 75 when
 //! another watcher holds the state directory.
 
+use std::path::Path;
+
+use anyhow::Context;
 use approval_core::config::Loaded;
 use approval_core::exit::Exit;
-use approval_core::pipeline::runtime::InstanceLock;
+use approval_core::pipeline::runtime::{InstanceLock, PidFile};
 use approval_core::pipeline::{Pipeline, Processed};
 
 use crate::Printer;
 
-pub async fn run(p: &Printer, loaded: &Loaded, dry_run: bool) -> anyhow::Result<Exit> {
-    // A dry run writes no state, so it may run beside a watcher.
+pub async fn run(
+    p: &Printer,
+    loaded: &Loaded,
+    dry_run: bool,
+    pid_file: Option<&Path>,
+) -> anyhow::Result<Exit> {
+    // A dry run writes no state (nor the pid file), so it may run beside a watcher.
     let _lock = if dry_run {
         None
     } else {
         Some(InstanceLock::acquire(
             &loaded.config.watcher.state_dir(loaded)?,
         )?)
+    };
+    // Written only once the lock is held: a refused second instance leaves the first's alone.
+    let _pid = match pid_file {
+        Some(path) if !dry_run => Some(
+            PidFile::write(path)
+                .with_context(|| format!("cannot write the pid file {}", path.display()))?,
+        ),
+        _ => None,
     };
     let w = Pipeline::new(loaded, dry_run).await?;
     let result = w.run_once().await;

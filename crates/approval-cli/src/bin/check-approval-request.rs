@@ -4,10 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use approval_cli::{Common, run};
-use approval_core::exit::Exit;
 use clap::Parser;
 
-const EXAMPLES: &str = "  check-approval-request --once
+const EXAMPLES: &str = "  check-approval-request --log-file /var/log/pam-approval/pam-approval.log --pid-file /run/pam-approval/watcher.pid
+  check-approval-request --once
   check-approval-request --explain forwarded.eml --json
   check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1";
 
@@ -19,8 +19,11 @@ struct Args {
     #[arg(long)]
     once: bool,
     /// Decide, but confirm nothing, send nothing, file nothing.
-    #[arg(long)]
+    #[arg(long, requires = "once")]
     dry_run: bool,
+    /// Write this process's id here while it runs (for logrotate's SIGHUP); removed on exit.
+    #[arg(long, value_name = "PATH")]
+    pid_file: Option<PathBuf>,
     /// Print what the watcher would read from this mail and its verdict; contacts no server.
     #[arg(long, value_name = "FILE.eml", conflicts_with_all = ["once", "check_sender"])]
     explain: Option<PathBuf>,
@@ -49,9 +52,14 @@ fn main() -> ExitCode {
             return approval_cli::check_sender::run(p, &loaded, email, safe, level).await;
         }
         if args.once {
-            return approval_cli::watch_once::run(p, &loaded, args.dry_run).await;
+            return approval_cli::watch_once::run(
+                p,
+                &loaded,
+                args.dry_run,
+                args.pid_file.as_deref(),
+            )
+            .await;
         }
-        p.note("check-approval-request: the long-running watch loop is not built yet in this version; use --once (from cron or a systemd timer)");
-        Ok(Exit::Unavailable)
+        approval_cli::watch::run(p, &loaded, args.pid_file.as_deref()).await
     })
 }

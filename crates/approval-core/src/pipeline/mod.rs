@@ -5,12 +5,14 @@
 //! `refused_folder`: one place for them, where the rest of the mailbox is configured.
 
 pub mod runtime;
+pub mod watch_loop;
 pub mod watcher;
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use watch_loop::{WatchSummary, watch};
 pub use watcher::{Pipeline, Processed};
 
 /// `[watcher]`
@@ -24,10 +26,12 @@ pub struct WatcherConfig {
     /// Passes a mail may fail on transient faults before it is refused (`gave_up`).
     #[serde(default = "defaults::max_attempts")]
     pub max_attempts: u32,
-    /// Mails handled at once by the watch loop.
+    /// Mails handled at once by the watch loop (1..=64).
     #[serde(default = "defaults::concurrency")]
     pub concurrency: usize,
-    /// Poll interval of the watch loop when not streaming, in seconds.
+    /// The watch loop's longest wait for new mail, in seconds: with `[mailbox] streaming =
+    /// false` the poll interval; when streaming, how often the folder is listed anyway (mails
+    /// left pending by a fault are retried then).
     #[serde(default = "defaults::poll_secs")]
     pub poll_secs: u64,
     /// The reason sent to PVWA with a confirm: `{forwarder}` and `{marker}` (required: it is how

@@ -134,6 +134,11 @@ pub struct Pipeline {
     sessions: tokio::sync::Mutex<HashMap<AccountRole, Arc<Session>>>,
     notifier: Notifier,
     locks: RequestLocks,
+    /// One call per mail (by its journal key) at a time: two copies of a mail handled at once
+    /// must not both decide from `seen`.
+    mail_locks: RequestLocks,
+    /// Where the watch loop keeps its catch-up position (`None` in a dry run).
+    state_dir: Option<std::path::PathBuf>,
     tickets: Option<Tickets>,
     processed_folder: String,
     refused_folder: String,
@@ -207,6 +212,12 @@ impl Pipeline {
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             notifier,
             locks: RequestLocks::default(),
+            mail_locks: RequestLocks::default(),
+            state_dir: if dry_run {
+                None
+            } else {
+                c.watcher.state_dir(loaded).ok()
+            },
             tickets,
             processed_folder: mcfg.processed_folder.clone(),
             refused_folder: mcfg.refused_folder.clone(),
@@ -220,6 +231,14 @@ impl Pipeline {
 
     pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
         &self.mailbox
+    }
+
+    pub(crate) fn config(&self) -> &WatcherConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
     }
 
     /// Log off every PVWA session and close the directory and ticketing connections.
@@ -330,6 +349,7 @@ impl Pipeline {
         let fetched = self.mailbox.fetch(msg).await?;
         let mid = fetched.internet_message_id.clone();
         let key = journal::mail_key(mid.as_deref(), &fetched.mime);
+        let _mail_guard = self.mail_locks.lock(&key).await;
         let mut w = Work {
             fetched: &fetched,
             exam: None,

@@ -496,18 +496,24 @@ impl Inner {
                 {
                     Ok(batch) => {
                         let mut items: Vec<MessageRef> = Vec::new();
+                        let mut moved = false;
                         for ev in batch.notifications.iter().flat_map(|n| &n.events) {
-                            if matches!(
-                                ev.kind.as_str(),
-                                "NewMailEvent" | "CreatedEvent" | "MovedEvent"
-                            ) && let Some(i) = &ev.item
+                            if matches!(ev.kind.as_str(), "NewMailEvent" | "CreatedEvent")
+                                && let Some(i) = &ev.item
                                 && !items.iter().any(|m| m.id == i.id)
                             {
                                 items.push(to_ref(i));
                             }
+                            // A move is reported both into and out of the watched folder (our
+                            // own filing moves mails out): not new mail; the folder is listed
+                            // instead, which finds a mail moved in.
+                            moved |= ev.kind == "MovedEvent";
                         }
                         if !items.is_empty() {
                             let _ = tx.send(Signal::NewMail(items));
+                        }
+                        if moved {
+                            let _ = tx.send(Signal::Resync);
                         }
                         if !batch.error_subscription_ids.is_empty() {
                             return Ok(StreamEnd::Resubscribe);

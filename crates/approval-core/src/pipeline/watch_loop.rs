@@ -1,0 +1,370 @@
+//! The long-running watch loop (see `docs/watcher.md`): catch up at start, then wait for new
+//! mail (streaming notifications, or polling) and process it with bounded concurrency, until
+//! the shutdown token is cancelled.
+//!
+//! Every source of mail ids is only a hint: `Pipeline::process` works from the journal, so a
+//! mail seen twice (a notification and a resync) is harmless. The loop never dispatches the same
+//! mailbox item twice at once, and the pipeline serialises calls per mail and per request id.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::runtime::{InstanceLock, PidFile, RuntimeError};
+use super::watcher::{Pipeline, Processed};
+use crate::config::Loaded;
+use crate::error::{Error, Result};
+use crate::exit::{Classify, Exit};
+use crate::http::Backoff;
+use crate::mailbox::{FileSyncState, MailboxError, MessageRef, WaitOutcome};
+
+/// Name of the catch-up position file in the state directory.
+pub const SYNC_STATE_FILE: &str = "mailbox.sync";
+
+/// What a watch run did, for the final log line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchSummary {
+    /// Mails answered or filed (approved, refused, already processed).
+    pub processed: u64,
+    /// Mails left pending by a fault (retried later).
+    pub pending: u64,
+    /// Mails that could not even be read, or whose journal failed.
+    pub failed: u64,
+}
+
+/// Take the instance lock, build the pipeline, run [`run`] until `shutdown`, close.
+/// Errors: another watcher holds the state directory (75), the configuration (78), and faults of
+/// the start-up that are not transient; a transient fault while running never ends the loop.
+/// With `pid_file`, this process's id is written there once the lock is held (so a second
+/// instance never overwrites the first one's) and removed on return.
+pub async fn watch(
+    loaded: &Loaded,
+    pid_file: Option<&Path>,
+    shutdown: CancellationToken,
+) -> Result<WatchSummary> {
+    let _lock = InstanceLock::acquire(&loaded.config.watcher.state_dir(loaded)?)?;
+    let _pid = match pid_file {
+        Some(path) => Some(PidFile::write(path).map_err(|e| RuntimeError::StateDir {
+            path: path.to_path_buf(),
+            message: format!("cannot write the pid file: {e}"),
+        })?),
+        None => None,
+    };
+    let p = Arc::new(Pipeline::new(loaded, false).await?);
+    let r = run(p.clone(), shutdown).await;
+    p.close().await;
+    r
+}
+
+/// Whether a mailbox fault may go away by itself (server busy, network, timeouts).
+fn transient(e: &MailboxError) -> bool {
+    matches!(e.exit(), Exit::TempFail | Exit::Unavailable)
+}
+
+/// Mailbox items being handled, and items this run has finished (answered and filed): a late
+/// or repeated announcement of a finished item is stale and is not handled again.
+#[derive(Default)]
+struct Items {
+    in_flight: HashSet<String>,
+    done: HashSet<String>,
+    /// Items left pending by a fault, and when they may be tried again.
+    retry_at: HashMap<String, tokio::time::Instant>,
+}
+
+/// When a mail left pending by a fault after `attempts` attempts is tried again: 1 min, doubling
+/// up to 15 min, so that `max_attempts` spans an outage of several minutes, not a few polls.
+fn retry_delay(attempts: u32) -> Duration {
+    let mins = 1u64 << attempts.saturating_sub(1).min(4);
+    Duration::from_secs(60 * mins.min(15))
+}
+
+/// Finished items remembered; beyond this the memory is cleared (the journal still knows).
+const DONE_MAX: usize = 10_000;
+
+struct Dispatcher {
+    pipeline: Arc<Pipeline>,
+    permits: Arc<Semaphore>,
+    in_flight: Arc<Mutex<Items>>,
+    tasks: JoinSet<Option<std::result::Result<Processed, Error>>>,
+    summary: WatchSummary,
+}
+
+impl Dispatcher {
+    /// Start processing each mail not already in flight; waits for a free slot when all are busy.
+    async fn dispatch(&mut self, refs: Vec<MessageRef>, shutdown: &CancellationToken) {
+        for r in refs {
+            {
+                let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                if f.done.contains(&r.id)
+                    || f.retry_at
+                        .get(&r.id)
+                        .is_some_and(|t| tokio::time::Instant::now() < *t)
+                    || !f.in_flight.insert(r.id.clone())
+                {
+                    continue;
+                }
+            }
+            let permit = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => None,
+                p = self.permits.clone().acquire_owned() => p.ok(),
+            };
+            let Some(permit) = permit else {
+                self.in_flight
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .in_flight
+                    .remove(&r.id);
+                return;
+            };
+            let p = self.pipeline.clone();
+            let in_flight = self.in_flight.clone();
+            self.tasks.spawn_local(async move {
+                let out = p.process(&r).await;
+                {
+                    let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
+                    f.in_flight.remove(&r.id);
+                    f.retry_at.remove(&r.id);
+                    match &out {
+                        Ok(p) if p.pending.is_none() => {
+                            if f.done.len() >= DONE_MAX {
+                                f.done.clear();
+                            }
+                            f.done.insert(r.id.clone());
+                        }
+                        Ok(p) => {
+                            let at = tokio::time::Instant::now() + retry_delay(p.attempts);
+                            f.retry_at.insert(r.id.clone(), at);
+                        }
+                        // Gone from the folder (filed, or moved by someone): nothing to retry.
+                        Err(Error::Mailbox(MailboxError::NotFound { .. })) => {
+                            f.done.insert(r.id.clone());
+                        }
+                        Err(_) => {}
+                    }
+                }
+                drop(permit);
+                match out {
+                    Err(Error::Mailbox(MailboxError::NotFound { .. })) => {
+                        log::info!("mailbox item gone since it was announced; skipped");
+                        None
+                    }
+                    other => Some(other),
+                }
+            });
+            self.reap();
+        }
+    }
+
+    fn count(
+        &mut self,
+        r: std::result::Result<
+            Option<std::result::Result<Processed, Error>>,
+            tokio::task::JoinError,
+        >,
+    ) {
+        match r {
+            Ok(Some(Ok(p))) if p.pending.is_some() => self.summary.pending += 1,
+            Ok(Some(Ok(p))) => {
+                log::info!(
+                    "mail {} (request {}): {}",
+                    p.message_id.as_deref().unwrap_or("-"),
+                    p.request_id.as_deref().unwrap_or("-"),
+                    p.outcome.as_deref().unwrap_or("-")
+                );
+                self.summary.processed += 1;
+            }
+            Ok(Some(Err(e))) => {
+                log::warn!("mail could not be processed (left for a later pass): {e}");
+                self.summary.failed += 1;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("a mail task ended abnormally: {e}");
+                self.summary.failed += 1;
+            }
+        }
+    }
+
+    /// Collect the tasks that have finished, without waiting.
+    fn reap(&mut self) {
+        while let Some(r) = self.tasks.try_join_next() {
+            self.count(r);
+        }
+    }
+
+    /// Wait for every task still running.
+    async fn drain(&mut self) {
+        while let Some(r) = self.tasks.join_next().await {
+            self.count(r);
+        }
+    }
+}
+
+/// Every unread mail plus every unfinished journal row whose mail is still in the mailbox
+/// (with `catch_up`, also what was created since the stored sync position).
+async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
+    let mut refs = p.mailbox().list_new().await?;
+    if catch_up && let Some(dir) = p.state_dir() {
+        let store = FileSyncState::new(dir.join(SYNC_STATE_FILE));
+        match p.mailbox().catch_up(&store).await {
+            Ok(more) => {
+                for m in more {
+                    if !refs.iter().any(|r| r.id == m.id) {
+                        refs.push(m);
+                    }
+                }
+            }
+            // The unread list above already covers new mail; the position is only an aid.
+            Err(e) => log::warn!("mailbox catch-up failed ({e}); continuing with unread mail"),
+        }
+    }
+    for e in p.journal().unfinished()? {
+        if let Some(item) = e.mailbox_item
+            && !refs.iter().any(|r| r.id == item)
+        {
+            refs.push(MessageRef {
+                id: item,
+                change_key: None,
+            });
+        }
+    }
+    Ok(refs)
+}
+
+/// Sleep `d` unless shut down first; returns false on shutdown.
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = tokio::time::sleep(d) => true,
+    }
+}
+
+/// The loop itself, on a built pipeline (the caller holds the instance lock). Returns when
+/// `shutdown` is cancelled, after the mails in flight are done; or with an error when the
+/// mailbox fails in a way that will not pass by itself (a refused logon, configuration).
+///
+/// The mails are handled concurrently on the caller's thread (a `LocalSet`): the work is
+/// network-bound, and the pipeline's futures are not `Send`. So this future is not `Send` either:
+/// await it (or `block_on` it), do not `tokio::spawn` it.
+pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Result<WatchSummary> {
+    tokio::task::LocalSet::new()
+        .run_until(run_local(pipeline, shutdown))
+        .await
+}
+
+async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Result<WatchSummary> {
+    let cfg = pipeline.config().clone();
+    let wait = Duration::from_secs(cfg.poll_secs);
+    let mut d = Dispatcher {
+        pipeline: pipeline.clone(),
+        permits: Arc::new(Semaphore::new(cfg.concurrency)),
+        in_flight: Arc::default(),
+        tasks: JoinSet::new(),
+        summary: WatchSummary::default(),
+    };
+    let backoff = Backoff {
+        retries: u32::MAX,
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(300),
+    };
+    let mut failures: u32 = 0;
+    // Start (and after every mailbox fault): the full list, with the catch-up position.
+    let mut resync = true;
+    let mut catch_up = true;
+    log::info!(
+        "watch loop started (concurrency {}, poll/retry interval {}s)",
+        cfg.concurrency,
+        cfg.poll_secs
+    );
+    let result = loop {
+        if shutdown.is_cancelled() {
+            break Ok(());
+        }
+        d.reap();
+        let step: Result<()> = async {
+            if resync {
+                let refs = pending_refs(&pipeline, catch_up).await?;
+                if !refs.is_empty() {
+                    log::debug!("{} mail(s) to look at", refs.len());
+                }
+                d.dispatch(refs, &shutdown).await;
+                resync = false;
+                catch_up = false;
+            }
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                o = pipeline.mailbox().wait_for_new(wait) => o?,
+            };
+            match outcome {
+                WaitOutcome::NewMail(refs) => d.dispatch(refs, &shutdown).await,
+                // Events may be lost, or polling: list the folder. Idle: a quiet interval is
+                // when mails left pending by a fault are tried again.
+                WaitOutcome::Resync | WaitOutcome::Idle => resync = true,
+            }
+            Ok(())
+        }
+        .await;
+        match step {
+            Ok(()) => failures = 0,
+            Err(Error::Mailbox(e)) if transient(&e) => {
+                failures = failures.saturating_add(1);
+                let delay = backoff.delay(failures);
+                log::warn!(
+                    "mailbox fault ({e}); retrying in {}s (failure {failures})",
+                    delay.as_secs()
+                );
+                resync = true;
+                catch_up = true;
+                if !pause(delay, &shutdown).await {
+                    break Ok(());
+                }
+            }
+            Err(e) if matches!(e.exit(), Exit::TempFail | Exit::Unavailable) => {
+                // The journal busy, a directory hiccup while listing: same treatment.
+                failures = failures.saturating_add(1);
+                let delay = backoff.delay(failures);
+                log::warn!("fault ({e}); retrying in {}s", delay.as_secs());
+                resync = true;
+                if !pause(delay, &shutdown).await {
+                    break Ok(());
+                }
+            }
+            Err(e) => {
+                log::error!("watch loop stops: {e}");
+                break Err(e);
+            }
+        }
+    };
+    if shutdown.is_cancelled() {
+        log::info!(
+            "shutdown requested: waiting for {} mail(s) in flight",
+            d.tasks.len()
+        );
+    }
+    d.drain().await;
+    log::info!(
+        "watch loop ended: {} processed, {} pending, {} failed",
+        d.summary.processed,
+        d.summary.pending,
+        d.summary.failed
+    );
+    result.map(|()| d.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_mails_are_retried_on_a_widening_schedule() {
+        let mins: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_secs() / 60).collect();
+        assert_eq!(mins, [1, 2, 4, 8, 15, 15, 15]);
+        assert_eq!(retry_delay(0), Duration::from_secs(60));
+    }
+}

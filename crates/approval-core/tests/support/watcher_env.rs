@@ -1,0 +1,350 @@
+//! The watcher's test environment, shared by the pipeline and watch-loop tests of the core and
+//! the CLI's binary test (`#[path]`-included): pam-sim (PVWA + Exchange over HTTPS) and a real
+//! slapd (scripts/start-slapd.sh, scripts/ldap/ad-data.ldif: alice and bob approve DBSafe, bob
+//! through a nested group; dave approves InfraSafe only), the configuration for them, forwarded
+//! mails, and what pam-sim saw.
+
+#![allow(dead_code, unused_macros)]
+
+#[path = "slapd.rs"]
+pub mod slapd;
+
+use approval_core::exit::Exit;
+use approval_core::journal::State;
+use approval_core::mailbox::MessageRef;
+use approval_core::pipeline::{Pipeline, Processed};
+use pam_sim::{Scenario, Sim, SimOptions};
+use slapd::{Opts, Slapd};
+
+pub const BOX: &str = "pam-approvals@example.test";
+
+pub const SCENARIO: &str = r#"
+[ews]
+users = [ { username = "pam-approvals@example.test", password = "box-pass", mailbox = "pam-approvals@example.test" } ]
+
+[pvwa]
+[[pvwa.users]]
+name = "svc_pam_level1"
+password = "l1-pass"
+groups = ["PAM_Approvers_L1"]
+[[pvwa.users]]
+name = "svc_pam_level2"
+password = "l2-pass"
+groups = ["PAM_Approvers_L2"]
+[[pvwa.users]]
+name = "svc_pam_lookup"
+password = "lookup-pass"
+groups = ["PAM_Readers"]
+[[pvwa.users]]
+name = "alice"
+password = "x"
+email = "alice@example.test"
+[[pvwa.users]]
+name = "dave"
+password = "x"
+email = "dave@example.test"
+
+[[pvwa.safes]]
+name = "DBSafe"
+members = [
+  { name = "PAM_Approvers_L1", type = "group", level1 = true },
+  { name = "PAM_Approvers_L2", type = "group", level2 = true },
+  { name = "PAM_Readers", type = "group" },
+]
+[[pvwa.safes]]
+name = "InfraSafe"
+members = [
+  { name = "PAM_Approvers_L1", type = "group", level1 = true },
+  { name = "PAM_Approvers_L2", type = "group", level2 = true },
+  { name = "PAM_Readers", type = "group" },
+]
+
+# dave's request on DBSafe, two levels.
+[[pvwa.requests]]
+number = 7
+safe = "DBSafe"
+requester = "dave"
+levels = [1, 1]
+
+# alice's own request on DBSafe.
+[[pvwa.requests]]
+number = 8
+safe = "DBSafe"
+requester = "alice"
+levels = [1, 0]
+
+# dave's request, single level.
+[[pvwa.requests]]
+number = 9
+safe = "DBSafe"
+requester = "dave"
+levels = [1, 0]
+
+# expired.
+[[pvwa.requests]]
+number = 10
+safe = "DBSafe"
+requester = "dave"
+levels = [1, 0]
+expires_in_secs = -3600
+
+# a request on InfraSafe by alice.
+[[pvwa.requests]]
+number = 11
+safe = "InfraSafe"
+requester = "alice"
+levels = [1, 0]
+"#;
+
+pub struct Env {
+    pub sim: Sim,
+    pub slapd: Option<Slapd>,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn secret(dir: &std::path::Path, name: &str, value: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, value).expect("write secret");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!("file:{}", p.display())
+}
+
+pub async fn start() -> Option<Env> {
+    let slapd = Slapd::start(Opts::default())?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = Sim::start(
+        Scenario::from_toml(SCENARIO).expect("scenario"),
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("pam-sim starts");
+    Some(Env {
+        sim,
+        slapd: Some(slapd),
+        dir,
+    })
+}
+
+/// The configuration for `env`; `mailbox_extra` and `watcher_extra` are appended to those
+/// sections (e.g. `streaming = false`).
+pub fn config_text(env: &Env, approvers: &str, mailbox_extra: &str, watcher_extra: &str) -> String {
+    let d = env.dir.path();
+    let ca = env
+        .sim
+        .ca_cert
+        .as_ref()
+        .expect("https")
+        .display()
+        .to_string();
+    let slapd = env.slapd.as_ref().expect("slapd");
+    let text = format!(
+        r#"
+[pvwa]
+url = "{url}"
+ca_bundle = "{ca}"
+retries = 0
+backoff_ms = 10
+request_timeout_secs = 10
+
+[accounts.level1]
+username = "svc_pam_level1"
+password = "{l1}"
+[accounts.level2]
+username = "svc_pam_level2"
+password = "{l2}"
+[accounts.lookup]
+username = "svc_pam_lookup"
+password = "{lk}"
+
+[mailbox]
+url = "{url}/EWS/Exchange.asmx"
+username = "{BOX}"
+password = "{mb}"
+mailbox = "{BOX}"
+ca_bundle = "{ca}"
+retries = 0
+backoff_ms = 10
+{mailbox_extra}
+
+[sender]
+allowed_domains = ["example.test"]
+require_internal = true
+auth_sources = ["EX01.corp.example.test"]
+
+[directory]
+url = "{ldap}"
+bind_dn = "cn=svc_pamtool,ou=Users,dc=example,dc=test"
+bind_password = "{lp}"
+base_dn = "dc=example,dc=test"
+ca_bundle = "{lca}"
+connect_timeout_secs = 3
+timeout_secs = 5
+approvers = "{approvers}"
+[[directory.static]]
+group = "DB_PAMapprover"
+level = 1
+safes = ["DBSafe"]
+[[directory.static]]
+group = "DB_PAMapprover"
+level = 2
+safes = ["DBSafe"]
+[[directory.static]]
+group = "Infra_PAMapprover"
+level = 1
+safes = ["InfraSafe"]
+
+[watcher]
+state_dir = "{state}"
+max_attempts = 3
+{watcher_extra}
+
+[notify]
+pam_team = ["pam-team@example.test"]
+"#,
+        url = env.sim.url(),
+        l1 = secret(d, "l1", "l1-pass"),
+        l2 = secret(d, "l2", "l2-pass"),
+        lk = secret(d, "lk", "lookup-pass"),
+        mb = secret(d, "mb", "box-pass"),
+        lp = secret(d, "lp", "svcpw"),
+        ldap = slapd.url(),
+        lca = slapd.ca.display(),
+        state = d.join("state").display(),
+    );
+    text
+}
+
+pub fn config(env: &Env, approvers: &str) -> approval_core::config::Loaded {
+    let text = config_text(env, approvers, "", "");
+    approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config")
+}
+
+/// A forwarded notification as Exchange delivers it (internal, authenticated submission).
+pub fn mail(
+    mid: &str,
+    from: &str,
+    safe: &str,
+    number: u32,
+    requester: &str,
+    internal: bool,
+) -> Vec<u8> {
+    let auth = if internal {
+        "X-MS-Exchange-Organization-AuthSource: EX01.corp.example.test\r\n\
+X-MS-Exchange-Organization-AuthAs: Internal\r\n\
+X-MS-Exchange-Organization-AuthMechanism: 04\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "Received: from EX01.corp.example.test (10.1.2.11) by EX02.corp.example.test\r\n (10.1.2.12) with Microsoft SMTP Server; Tue, 4 Mar 2025 09:20:11 +0100\r\n\
+From: Someone <{from}>\r\n\
+To: PAM Approvals <{BOX}>\r\n\
+Subject: FW: Notification: Password access request\r\n\
+Date: Tue, 4 Mar 2025 09:20:11 +0100\r\n\
+Message-ID: <{mid}@corp.example.test>\r\n\
+{auth}MIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=\"us-ascii\"\r\n\
+\r\n\
+Please approve.\r\n\
+\r\n\
+-----Original Message-----\r\n\
+From: CyberArk Vault <vault-notifications@example.test>\r\n\
+Sent: Tuesday, March 4, 2025 9:12 AM\r\n\
+To: Someone <{from}>\r\n\
+Subject: Notification: Password access request\r\n\
+\r\n\
+The following user has requested access to an account that requires your confirmation:\r\n\
+\r\n\
+Requester email: {requester}\r\n\
+Safe: {safe}\r\n\
+Request Id: {number}\r\n\
+Account name: Operating System-UnixSSH-db01-oracle\r\n\
+Reason: Maintenance\r\n\
+\r\n\
+To confirm or reject this request, log on to the Password Vault Web Access.\r\n"
+    )
+    .into_bytes()
+}
+
+pub fn deliver(env: &Env, raw: Vec<u8>) -> MessageRef {
+    let id = env
+        .sim
+        .state
+        .ews
+        .deliver(BOX, None, raw, chrono::Utc::now().timestamp_millis())
+        .expect("deliver");
+    MessageRef {
+        id,
+        change_key: None,
+    }
+}
+
+/// Message-ids (without brackets, lower case) in the folder named `name`.
+pub fn folder(env: &Env, name: &str) -> Vec<String> {
+    let j = env.sim.state.ews.folders_json(BOX).expect("mailbox");
+    j["folders"]
+        .as_array()
+        .expect("folders")
+        .iter()
+        .filter(|f| {
+            f["name"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                || f["distinguished"].as_str() == Some(name)
+        })
+        .flat_map(|f| f["items"].as_array().cloned().unwrap_or_default())
+        .filter_map(|i| {
+            i["message_id"]
+                .as_str()
+                .map(|m| m.trim_matches(['<', '>']).to_ascii_lowercase())
+        })
+        .collect()
+}
+
+pub fn confirms(env: &Env) -> Vec<(String, String, String)> {
+    env.sim
+        .state
+        .pvwa
+        .actions()
+        .into_iter()
+        .filter(|a| a.action.eq_ignore_ascii_case("confirm"))
+        .map(|a| (a.request_id, a.user, a.reason))
+        .collect()
+}
+
+pub fn sent_to(env: &Env, who: &str) -> Vec<(String, String, Vec<String>)> {
+    env.sim
+        .state
+        .ews
+        .sent()
+        .into_iter()
+        .filter(|s| s.to.iter().any(|t| t.eq_ignore_ascii_case(who)))
+        .map(|s| (s.subject, s.body, s.cc))
+        .collect()
+}
+
+/// The environment, or return (skip) when slapd cannot run here.
+macro_rules! env {
+    () => {
+        match start().await {
+            Some(e) => e,
+            None => return,
+        }
+    };
+}
+
+pub async fn pipeline(env: &Env) -> Pipeline {
+    Pipeline::new(&config(env, "static"), false)
+        .await
+        .expect("pipeline builds")
+}
+
+pub fn done(p: &Processed, outcome: &str) {
+    assert_eq!(p.state, Some(State::Filed), "{p:?}");
+    assert_eq!(p.outcome.as_deref(), Some(outcome), "{p:?}");
+    assert_eq!(p.exit, Exit::Ok, "{p:?}");
+}
