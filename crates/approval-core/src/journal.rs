@@ -394,6 +394,16 @@ impl Journal {
         Ok(rows)
     }
 
+    /// The unfinished row whose mail was last seen as mailbox item `item`.
+    pub fn unfinished_by_item(&self, item: &str) -> Result<Option<Entry>, JournalError> {
+        let c = self.lock();
+        let mut st = c.prepare(&format!(
+            "SELECT {COLS} FROM mail WHERE mailbox_item = ?1 AND state != 'filed' ORDER BY row DESC LIMIT 1"
+        ))?;
+        let mut rows = st.query_map(params![item], entry)?;
+        Ok(rows.next().transpose()?)
+    }
+
     pub fn get(&self, row: i64) -> Result<Option<Entry>, JournalError> {
         get_by_row(&self.lock(), row)
     }

@@ -241,9 +241,22 @@ async fn the_watchers_flow_works_end_to_end() {
         subject: "Request Safe1_42 confirmed".into(),
         text: "Approved on behalf of alice.\nBye & <thanks>".into(),
         html: None,
+        send_key: Some("pam-approval-reply-0001".into()),
     })
     .await
     .expect("send");
+    // The saved copy carries the send key: the server can say the mail went out.
+    assert!(
+        mb.was_sent("pam-approval-reply-0001")
+            .await
+            .expect("FindItem by send key")
+    );
+    assert!(
+        !mb.was_sent("pam-approval-reply-0002")
+            .await
+            .expect("FindItem by send key"),
+        "another key is not found"
+    );
     let sent = env.sim.state.ews.sent();
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].to, vec!["alice@example.com"]);

@@ -66,6 +66,7 @@ fn all_requests() -> Vec<(String, String)> {
                 folder: shared.clone(),
                 unread_only: true,
                 page: Page::default(),
+                send_key: None,
             }
             .to_xml(),
         ),
@@ -78,6 +79,17 @@ fn all_requests() -> Vec<(String, String)> {
                     max_entries: 5,
                     offset: 5,
                 },
+                send_key: None,
+            }
+            .to_xml(),
+        ),
+        (
+            "FindItemSendKey",
+            FindItem {
+                folder: FolderRef::distinguished("sentitems", Some("bot@example.com")),
+                unread_only: false,
+                page: Page::default(),
+                send_key: Some("reply-3f2a9c".into()),
             }
             .to_xml(),
         ),
@@ -122,6 +134,7 @@ fn all_requests() -> Vec<(String, String)> {
                 cc: vec![],
                 save_copy: true,
                 mailbox: Some("bot@example.com".into()),
+                send_key: Some("reply-3f2a9c".into()),
             }
             .to_xml(),
         ),
@@ -135,6 +148,7 @@ fn all_requests() -> Vec<(String, String)> {
                 cc: vec!["pam@example.com".into()],
                 save_copy: false,
                 mailbox: None,
+                send_key: None,
             }
             .to_xml(),
         ),

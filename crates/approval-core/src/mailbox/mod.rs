@@ -240,6 +240,8 @@ pub struct OutgoingMail {
     pub text: String,
     /// When present, the mail is sent as HTML (the server derives a text part).
     pub html: Option<String>,
+    /// A key stored on the mail (not in its headers) by which `Mailbox::was_sent` finds it.
+    pub send_key: Option<String>,
 }
 
 /// What waiting for new mail gave.
@@ -330,6 +332,9 @@ pub trait Mailbox: Send + Sync {
     ) -> BoxFuture<'a, Result<MessageRef, MailboxError>>;
     /// Send a mail and keep a copy in Sent Items.
     fn send<'a>(&'a self, mail: &'a OutgoingMail) -> BoxFuture<'a, Result<(), MailboxError>>;
+    /// Whether a mail sent with this `send_key` is in the mailbox (Sent Items, or on its way
+    /// there): after a crash between sending and recording it, the server says, not a guess.
+    fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>>;
     /// Wait up to `max` for new mail (streaming notifications, or polling as fallback).
     fn wait_for_new(&self, max: Duration) -> BoxFuture<'_, Result<WaitOutcome, MailboxError>>;
     /// Messages created in the watched folder since the stored sync state (all current ones on

@@ -346,7 +346,16 @@ impl Pipeline {
     /// Process one mail of the watched folder, from wherever its journal row stands.
     /// `Err` only when the mail could not even be read or the journal failed.
     pub async fn process(&self, msg: &MessageRef) -> Result<Processed> {
-        let fetched = self.mailbox.fetch(msg).await?;
+        let fetched = match self.mailbox.fetch(msg).await {
+            Ok(f) => f,
+            Err(err @ crate::mailbox::MailboxError::NotFound { .. }) => {
+                if !self.dry_run {
+                    self.moved_before_interruption(&msg.id)?;
+                }
+                return Err(err.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
         let mid = fetched.internet_message_id.clone();
         let key = journal::mail_key(mid.as_deref(), &fetched.mime);
         let _mail_guard = self.mail_locks.lock(&key).await;
@@ -966,8 +975,9 @@ impl Pipeline {
                                 subject: reply.subject,
                                 text: reply.text,
                                 html: reply.html,
+                                send_key: None,
                             };
-                            self.mailbox.send(&mail).await.map_err(Fault::of)?;
+                            self.send_once(mail, send_key("reply", &e.key, "")).await?;
                         }
                         Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
                     }
@@ -978,13 +988,58 @@ impl Pipeline {
         self.journal.notified(e.row).map_err(Fault::of)
     }
 
-    /// `notified`: file the mail (never delete it), then `filed`.
+    /// A mail item the journal still has open is gone from the folder: when its row was being
+    /// filed (the move was sent, then the watcher was interrupted), the move happened; the row
+    /// is closed. Any other row is left as it is (someone moved the mail away mid-way; it is
+    /// processed again if it comes back).
+    fn moved_before_interruption(&self, item: &str) -> Result<()> {
+        let Some(e) = self.journal.unfinished_by_item(item)? else {
+            return Ok(());
+        };
+        if e.state != State::Notified {
+            return Ok(());
+        }
+        if let Some(folder) = self.journal.get_value(&format!("filing:{}", e.row))? {
+            self.journal.filed(e.row, &folder)?;
+            log::info!(
+                "mail {} (journal row {}) left the folder after its move into {folder} was sent, before an interruption; row closed",
+                e.message_id.as_deref().unwrap_or("?"),
+                e.row
+            );
+        }
+        Ok(())
+    }
+
+    /// Send `mail` at most once for `key`, across crashes too: the attempt is recorded in the
+    /// journal before the mail leaves; when a recorded attempt is found (a crash or an unknown
+    /// outcome between sending and recording it), the mailbox is asked whether the mail was
+    /// sent (it carries `key`) before it is sent again.
+    async fn send_once(&self, mut mail: OutgoingMail, key: String) -> Result<(), Fault> {
+        let kv = format!("send_attempt:{key}");
+        if self.journal.get_value(&kv).map_err(Fault::of)?.is_some()
+            && self.mailbox.was_sent(&key).await.map_err(Fault::of)?
+        {
+            log::info!("reply {key} was sent before an interruption; not sent again");
+            return Ok(());
+        }
+        self.journal
+            .set_value(&kv, &chrono::Utc::now().to_rfc3339())
+            .map_err(Fault::of)?;
+        mail.send_key = Some(key);
+        self.mailbox.send(&mail).await.map_err(Fault::of)
+    }
+
+    /// `notified`: file the mail (never delete it), then `filed`. The folder is recorded before
+    /// the move, so that a mail moved just before an interruption is recognised afterwards.
     async fn file(&self, w: &Work<'_>, e: &Entry) -> Result<Entry, Fault> {
         let folder = if e.outcome.as_deref() == Some("confirmed") {
             &self.processed_folder
         } else {
             &self.refused_folder
         };
+        self.journal
+            .set_value(&format!("filing:{}", e.row), folder)
+            .map_err(Fault::of)?;
         self.mailbox
             .file(&w.fetched.reference, folder)
             .await
@@ -1015,16 +1070,16 @@ impl Pipeline {
                         ),
                     );
                     if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values, None) {
-                        self.mailbox
-                            .send(&OutgoingMail {
-                                to: reply.to,
-                                cc: reply.cc,
-                                subject: reply.subject,
-                                text: reply.text,
-                                html: reply.html,
-                            })
-                            .await
-                            .map_err(Fault::of)?;
+                        let mail = OutgoingMail {
+                            to: reply.to,
+                            cc: reply.cc,
+                            subject: reply.subject,
+                            text: reply.text,
+                            html: reply.html,
+                            send_key: None,
+                        };
+                        let key = send_key("duplicate", &e.key, &w.fetched.reference.id);
+                        self.send_once(mail, key).await?;
                     }
                 }
                 self.journal.set_value(&kv, "replied").map_err(Fault::of)?;
@@ -1094,6 +1149,18 @@ impl Pipeline {
 }
 
 /// Who acted on the request and when, one line each.
+/// The send key of a reply: a digest of its kind, the mail's journal key and `extra`, so the
+/// same reply always has the same key and nothing of the mail shows in it.
+fn send_key(kind: &str, mail_key: &str, extra: &str) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [kind, mail_key, extra] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    format!("pam-approval-{kind}-{}", &hex::encode(h.finalize())[..32])
+}
+
 fn confirmers_text(r: &Request) -> String {
     let lines: Vec<String> = r
         .confirmers

@@ -111,10 +111,15 @@ pub fn secret(dir: &std::path::Path, name: &str, value: &str) -> String {
 }
 
 pub async fn start() -> Option<Env> {
+    start_with("").await
+}
+
+/// The environment with more scenario TOML (e.g. further `[[pvwa.requests]]`) after SCENARIO.
+pub async fn start_with(extra_scenario: &str) -> Option<Env> {
     let slapd = Slapd::start(Opts::default())?;
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(
-        Scenario::from_toml(SCENARIO).expect("scenario"),
+        Scenario::from_toml(&format!("{SCENARIO}\n{extra_scenario}")).expect("scenario"),
         SimOptions {
             tls_dir: Some(dir.path().join("tls")),
             ..SimOptions::default()

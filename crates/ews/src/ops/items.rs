@@ -11,12 +11,30 @@ use crate::xml::{Element, Writer, parse_bool};
 /// MAPI property tag of `PR_TRANSPORT_MESSAGE_HEADERS`: the full header block as received.
 pub const PR_TRANSPORT_MESSAGE_HEADERS: u32 = 0x007D;
 
+/// Name of the custom (PublicStrings) string property a sent mail carries so that it can be
+/// found again in the mailbox: whether a mail was sent is then a question the server answers
+/// (`FindItem` with `SendKey`), not a guess after a crash.
+pub const SEND_KEY_PROPERTY: &str = "PamApprovalSendKey";
+
+fn send_key_uri(w: &mut Writer) {
+    w.empty(
+        "t:ExtendedFieldURI",
+        &[
+            ("DistinguishedPropertySetId", "PublicStrings"),
+            ("PropertyName", SEND_KEY_PROPERTY),
+            ("PropertyType", "String"),
+        ],
+    );
+}
+
 /// `m:FindItem` in one folder, oldest first, ids only.
 #[derive(Debug, Clone)]
 pub struct FindItem {
     pub folder: FolderRef,
     pub unread_only: bool,
     pub page: Page,
+    /// Only items whose `SEND_KEY_PROPERTY` equals this (instead of the unread restriction).
+    pub send_key: Option<String>,
 }
 
 /// One page of FindItem.
@@ -41,7 +59,15 @@ impl FindItem {
                     ("BasePoint", "Beginning"),
                 ],
             );
-        if self.unread_only {
+        if let Some(key) = &self.send_key {
+            w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
+            send_key_uri(&mut w);
+            w.open("t:FieldURIOrConstant", &[])
+                .empty("t:Constant", &[("Value", key)])
+                .close("t:FieldURIOrConstant")
+                .close("t:IsEqualTo")
+                .close("m:Restriction");
+        } else if self.unread_only {
             w.open("m:Restriction", &[])
                 .open("t:IsEqualTo", &[])
                 .empty("t:FieldURI", &[("FieldURI", "message:IsRead")])
@@ -336,6 +362,8 @@ pub struct SendMessage {
     /// `SendAndSaveCopy` into `sentitems` of this mailbox (None: the caller's own).
     pub save_copy: bool,
     pub mailbox: Option<String>,
+    /// Stored on the mail as `SEND_KEY_PROPERTY`, so that the saved copy can be found again.
+    pub send_key: Option<String>,
 }
 
 impl SendMessage {
@@ -359,6 +387,11 @@ impl SendMessage {
             Some(html) => w.text_el_attrs("t:Body", &[("BodyType", "HTML")], html),
             None => w.text_el_attrs("t:Body", &[("BodyType", "Text")], &self.text),
         };
+        if let Some(key) = &self.send_key {
+            w.open("t:ExtendedProperty", &[]);
+            send_key_uri(&mut w);
+            w.text_el("t:Value", key).close("t:ExtendedProperty");
+        }
         for (tag, list) in [("t:ToRecipients", &self.to), ("t:CcRecipients", &self.cc)] {
             if list.is_empty() {
                 continue;

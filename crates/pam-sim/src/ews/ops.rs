@@ -1,6 +1,8 @@
 //! The EWS operations of the stand-in, over the store: each takes the operation element of the
 //! request and answers the response element (or a SOAP fault).
 
+use std::collections::BTreeMap;
+
 use base64::Engine as _;
 use roxmltree::Node;
 
@@ -277,34 +279,57 @@ pub fn create_folder(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
 
 // ------------------------------------------------------------------ items
 
-/// Restriction support: `IsEqualTo message:IsRead` with a constant; anything else is refused
-/// (fail loudly rather than return unfiltered mail).
-fn read_filter(op: Node<'_, '_>) -> Result<Option<bool>, EwsErr> {
+/// A FindItem restriction pam-sim understands.
+#[derive(Debug, Clone, PartialEq)]
+enum Filter {
+    /// `IsEqualTo message:IsRead` with a constant.
+    Read(bool),
+    /// `IsEqualTo` a `PublicStrings` string property (by name) with a constant.
+    Prop(String, String),
+}
+
+/// Restriction support: `IsEqualTo` on `message:IsRead` or on a named `PublicStrings` string
+/// property, with a constant; anything else is refused (fail loudly rather than return
+/// unfiltered mail).
+fn item_filter(op: Node<'_, '_>) -> Result<Option<Filter>, EwsErr> {
     let Some(r) = child(op, M, "Restriction") else {
         return Ok(None);
     };
     let unsupported = || {
         EwsErr::new(
             "ErrorUnsupportedQueryFilter",
-            "pam-sim supports only IsEqualTo message:IsRead restrictions.",
+            "pam-sim supports only IsEqualTo restrictions on message:IsRead or a PublicStrings string property.",
         )
     };
     let eq = child(r, T, "IsEqualTo").ok_or_else(unsupported)?;
-    let f = child(eq, T, "FieldURI").ok_or_else(unsupported)?;
-    if f.attribute("FieldURI") != Some("message:IsRead") {
-        return Err(unsupported());
-    }
-    child(eq, T, "FieldURIOrConstant")
+    let constant = child(eq, T, "FieldURIOrConstant")
         .and_then(|c| child(c, T, "Constant"))
         .and_then(|c| c.attribute("Value"))
-        .and_then(boolean)
-        .map(Some)
-        .ok_or_else(unsupported)
+        .ok_or_else(unsupported)?;
+    if let Some(f) = child(eq, T, "FieldURI") {
+        if f.attribute("FieldURI") != Some("message:IsRead") {
+            return Err(unsupported());
+        }
+        return boolean(constant)
+            .map(|b| Some(Filter::Read(b)))
+            .ok_or_else(unsupported);
+    }
+    let x = child(eq, T, "ExtendedFieldURI").ok_or_else(unsupported)?;
+    let name = public_string_name(x).ok_or_else(unsupported)?;
+    Ok(Some(Filter::Prop(name, constant.to_string())))
+}
+
+/// The property name of an `ExtendedFieldURI` naming a `PublicStrings` string property.
+fn public_string_name(x: Node<'_, '_>) -> Option<String> {
+    (x.attribute("DistinguishedPropertySetId") == Some("PublicStrings")
+        && x.attribute("PropertyType") == Some("String"))
+    .then(|| x.attribute("PropertyName").map(str::to_string))
+    .flatten()
 }
 
 pub fn find_item(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
     let (max, offset) = paging(op, "IndexedPageItemView");
-    let filter = read_filter(op);
+    let filter = item_filter(op);
     let ascending = child(op, M, "SortOrder")
         .and_then(|s| child(s, T, "FieldOrder"))
         .and_then(|f| f.attribute("Order"))
@@ -314,7 +339,7 @@ pub fn find_item(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
     let msgs: Vec<String> = elements(parents)
         .map(|n| {
             let filter = match &filter {
-                Ok(f) => *f,
+                Ok(f) => f,
                 Err(e) => return wire::err("FindItem", e, ""),
             };
             match resolve_folder(st, ctx, n) {
@@ -323,7 +348,14 @@ pub fn find_item(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                     let mut all: Vec<&Item> = m
                         .items
                         .values()
-                        .filter(|i| i.folder == fid && filter.is_none_or(|r| i.is_read == r))
+                        .filter(|i| {
+                            i.folder == fid
+                                && match filter {
+                                    None => true,
+                                    Some(Filter::Read(r)) => i.is_read == *r,
+                                    Some(Filter::Prop(n, v)) => i.props.get(n) == Some(v),
+                                }
+                        })
                         .collect();
                     all.sort_by_key(|i| (i.received_ms, i.arrived_seq));
                     if !ascending {
@@ -752,6 +784,13 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
             continue;
         }
         let subject = child_text(msg, T, "Subject").unwrap_or_default();
+        let props: BTreeMap<String, String> = elements(msg)
+            .filter(|n| n.tag_name().name() == "ExtendedProperty")
+            .filter_map(|n| {
+                let name = child(n, T, "ExtendedFieldURI").and_then(public_string_name)?;
+                Some((name, child_text(n, T, "Value").unwrap_or_default()))
+            })
+            .collect();
         let body_node = child(msg, T, "Body");
         let body = body_node.map(wire::text).unwrap_or_default();
         let body_type = body_node
@@ -813,8 +852,17 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 false,
             )
         });
+        if let Some(id) = &saved_item
+            && let Some(item) = st
+                .mailboxes
+                .get_mut(&mbx_key)
+                .and_then(|m| m.items.get_mut(id))
+        {
+            item.props = props.clone();
+        }
         if sending {
             st.sent.push(Sent {
+                props: props.clone(),
                 mailbox: from.clone(),
                 to: to.clone(),
                 cc: cc.clone(),

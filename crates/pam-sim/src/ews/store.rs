@@ -60,6 +60,8 @@ pub struct Item {
     pub arrived_seq: u64,
     pub modified_seq: u64,
     pub read_changed_seq: u64,
+    /// Custom named string properties (`PublicStrings` set), by property name.
+    pub props: BTreeMap<String, String>,
 }
 
 /// An item that left a folder (moved or deleted), for SyncFolderItems.
@@ -116,6 +118,8 @@ pub struct Sent {
     pub sent_ms: i64,
     pub saved_item: Option<String>,
     pub disposition: String,
+    /// Custom named string properties the client set on the mail.
+    pub props: BTreeMap<String, String>,
 }
 
 /// A delivery through the admin API.
@@ -249,6 +253,7 @@ impl Store {
                 arrived_seq: seq,
                 modified_seq: seq,
                 read_changed_seq: 0,
+                props: BTreeMap::new(),
             },
         );
         let parent = (folder.to_string(), fchange);

@@ -222,6 +222,7 @@ impl Inner {
                 folder: self.watched(),
                 unread_only: true,
                 page,
+                send_key: None,
             };
             let r = self.t.call("FindItem", &req.to_xml(), true).await?;
             let p = FindItem::parse(&r.body)
@@ -365,11 +366,35 @@ impl Inner {
             cc: mail.cc.clone(),
             save_copy: true,
             mailbox: Some(self.cfg.mailbox.clone()),
+            send_key: mail.send_key.clone(),
         };
         let r = self.t.call("CreateItem", &req.to_xml(), false).await?;
         SendMessage::parse(&r.body)
             .map_err(|e| protocol("CreateItem", e))?
             .map_err(|e| self.message_error("CreateItem", e))
+    }
+
+    /// A mail sent with this send key, in Sent Items or still on its way there (Outbox, Drafts).
+    async fn was_sent(&self, key: &str) -> Result<bool, MailboxError> {
+        for dist in ["sentitems", "outbox", "drafts"] {
+            let req = FindItem {
+                folder: FolderRef::distinguished(dist, Some(&self.cfg.mailbox)),
+                unread_only: false,
+                page: Page {
+                    max_entries: 1,
+                    offset: 0,
+                },
+                send_key: Some(key.to_string()),
+            };
+            let r = self.t.call("FindItem", &req.to_xml(), true).await?;
+            let p = FindItem::parse(&r.body)
+                .map_err(|e| protocol("FindItem", e))?
+                .map_err(|e| self.message_error("FindItem", e))?;
+            if !p.items.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn catch_up(&self, state: &dyn SyncStateStore) -> Result<Vec<MessageRef>, MailboxError> {
@@ -695,6 +720,9 @@ impl Mailbox for EwsMailbox {
     }
     fn send<'a>(&'a self, mail: &'a OutgoingMail) -> BoxFuture<'a, Result<(), MailboxError>> {
         Box::pin(self.inner.send(mail))
+    }
+    fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>> {
+        Box::pin(self.inner.was_sent(key))
     }
     fn wait_for_new(&self, max: Duration) -> BoxFuture<'_, Result<WaitOutcome, MailboxError>> {
         Box::pin(self.wait(max))
