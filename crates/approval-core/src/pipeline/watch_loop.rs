@@ -76,12 +76,32 @@ struct Items {
     retry_at: HashMap<String, tokio::time::Instant>,
 }
 
-/// When a mail left pending by a fault after `attempts` attempts is tried again: 1 min, doubling
-/// up to 15 min, so that `max_attempts` spans an outage of several minutes, not a few polls.
-fn retry_delay(attempts: u32) -> Duration {
-    let mins = 1u64 << attempts.saturating_sub(1).min(4);
-    Duration::from_secs(60 * mins.min(15))
+impl Items {
+    /// When the earliest retry of a mail not in flight is due. Mails left pending by a fault
+    /// are tried again on `[watcher] retry_first_secs`..`retry_max_secs` (so that
+    /// `max_attempts` spans an outage of several minutes, not a few polls), whatever else the
+    /// mailbox reports meanwhile.
+    fn next_retry(&self) -> Option<tokio::time::Instant> {
+        self.retry_at
+            .iter()
+            .filter(|(id, _)| !self.in_flight.contains(*id))
+            .map(|(_, t)| *t)
+            .min()
+    }
+
+    /// After a listing: a due retry of a mail the listing no longer has (filed or moved by
+    /// someone else, its journal row finished) is dropped, so it does not keep the loop listing.
+    fn forget_vanished(&mut self, listed: &[MessageRef]) {
+        let now = tokio::time::Instant::now();
+        let in_flight = &self.in_flight;
+        self.retry_at.retain(|id, t| {
+            *t > now || in_flight.contains(id) || listed.iter().any(|r| &r.id == id)
+        });
+    }
 }
+
+/// The shortest wait for new mail: a retry falling due a moment ago does not make the loop spin.
+const MIN_WAIT: Duration = Duration::from_millis(50);
 
 /// Finished items remembered; beyond this the memory is cleared (the journal still knows).
 const DONE_MAX: usize = 10_000;
@@ -126,6 +146,7 @@ impl Dispatcher {
             let in_flight = self.in_flight.clone();
             self.tasks.spawn_local(async move {
                 let out = p.process(&r).await;
+                let cfg = p.config();
                 {
                     let mut f = in_flight.lock().unwrap_or_else(|p| p.into_inner());
                     f.in_flight.remove(&r.id);
@@ -138,14 +159,21 @@ impl Dispatcher {
                             f.done.insert(r.id.clone());
                         }
                         Ok(p) => {
-                            let at = tokio::time::Instant::now() + retry_delay(p.attempts);
+                            let at = tokio::time::Instant::now() + cfg.retry_delay(p.attempts);
                             f.retry_at.insert(r.id.clone(), at);
                         }
                         // Gone from the folder (filed, or moved by someone): nothing to retry.
                         Err(Error::Mailbox(MailboxError::NotFound { .. })) => {
                             f.done.insert(r.id.clone());
                         }
-                        Err(_) => {}
+                        // Not even read (mailbox busy, journal fault): no attempt was counted;
+                        // tried again after the first retry interval, or at the next listing
+                        // when that comes sooner.
+                        Err(_) => {
+                            let d = cfg.retry_delay(1).min(Duration::from_secs(cfg.poll_secs));
+                            f.retry_at
+                                .insert(r.id.clone(), tokio::time::Instant::now() + d);
+                        }
                     }
                 }
                 drop(permit);
@@ -189,6 +217,29 @@ impl Dispatcher {
                 self.summary.failed += 1;
             }
         }
+    }
+
+    /// How long to wait for new mail: until the next listing (`poll` after the last one) or the
+    /// next retry falls due, whichever comes first.
+    fn next_wait(&self, poll: Duration, last_list: tokio::time::Instant) -> Duration {
+        let now = tokio::time::Instant::now();
+        let mut w = (last_list + poll).saturating_duration_since(now);
+        if let Some(t) = self.items().next_retry() {
+            w = w.min(t.saturating_duration_since(now));
+        }
+        w.max(MIN_WAIT)
+    }
+
+    /// Whether the folder must be listed now although the mailbox reported only new mail: the
+    /// listing interval has passed, or a retry is due. (Under steady new mail the stream never
+    /// goes idle; without this, mails left pending would never be tried again.)
+    fn listing_due(&self, poll: Duration, last_list: tokio::time::Instant) -> bool {
+        let now = tokio::time::Instant::now();
+        now >= last_list + poll || self.items().next_retry().is_some_and(|t| t <= now)
+    }
+
+    fn items(&self) -> std::sync::MutexGuard<'_, Items> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Collect the tasks that have finished, without waiting.
@@ -274,13 +325,16 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         max: Duration::from_secs(300),
     };
     let mut failures: u32 = 0;
+    let mut last_list = tokio::time::Instant::now();
     // Start (and after every mailbox fault): the full list, with the catch-up position.
     let mut resync = true;
     let mut catch_up = true;
     log::info!(
-        "watch loop started (concurrency {}, poll/retry interval {}s)",
+        "watch loop started (concurrency {}, listing interval {}s, pending mails retried after {}s doubling up to {}s)",
         cfg.concurrency,
-        cfg.poll_secs
+        cfg.poll_secs,
+        cfg.retry_first_secs,
+        cfg.retry_max_secs
     );
     let result = loop {
         if shutdown.is_cancelled() {
@@ -290,23 +344,32 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         let step: Result<()> = async {
             if resync {
                 let refs = pending_refs(&pipeline, catch_up).await?;
+                last_list = tokio::time::Instant::now();
                 if !refs.is_empty() {
                     log::debug!("{} mail(s) to look at", refs.len());
                 }
+                d.items().forget_vanished(&refs);
                 d.dispatch(refs, &shutdown).await;
                 resync = false;
                 catch_up = false;
             }
+            let timeout = d.next_wait(wait, last_list);
+            // A mail finishing (perhaps left pending, with its retry time) ends the wait early,
+            // so the next wait accounts for its retry. Waiting again is harmless: the stream's
+            // events stay queued.
             let outcome = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                o = pipeline.mailbox().wait_for_new(wait) => o?,
+                Some(r) = d.tasks.join_next(), if !d.tasks.is_empty() => Err(r),
+                o = pipeline.mailbox().wait_for_new(timeout) => Ok(o?),
             };
             match outcome {
-                WaitOutcome::NewMail(refs) => d.dispatch(refs, &shutdown).await,
-                // Events may be lost, or polling: list the folder. Idle: a quiet interval is
-                // when mails left pending by a fault are tried again.
-                WaitOutcome::Resync | WaitOutcome::Idle => resync = true,
+                Err(finished) => d.count(finished),
+                Ok(WaitOutcome::NewMail(refs)) => d.dispatch(refs, &shutdown).await,
+                // Events may be lost, or polling: list the folder. Idle: the listing interval
+                // passed or a retry fell due.
+                Ok(WaitOutcome::Resync | WaitOutcome::Idle) => resync = true,
             }
+            resync |= d.listing_due(wait, last_list);
             Ok(())
         }
         .await;
@@ -355,16 +418,4 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         d.summary.failed
     );
     result.map(|()| d.summary)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pending_mails_are_retried_on_a_widening_schedule() {
-        let mins: Vec<u64> = (1..=7).map(|n| retry_delay(n).as_secs() / 60).collect();
-        assert_eq!(mins, [1, 2, 4, 8, 15, 15, 15]);
-        assert_eq!(retry_delay(0), Duration::from_secs(60));
-    }
 }
