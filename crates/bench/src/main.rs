@@ -32,7 +32,11 @@ use watcher_env::{BOX, Env};
 /// Benchmark the watcher and the approval tools against pam-sim (with an injected latency on
 /// every call) and a local OpenLDAP; print tables and write the figures as JSON.
 #[derive(Debug, Parser)]
-#[command(name = "pam-bench", version, after_help = "Run it through scripts/bench.sh (builds the release binaries first). See docs/benchmarks.md.")]
+#[command(
+    name = "pam-bench",
+    version,
+    after_help = "Run it through scripts/bench.sh (builds the release binaries first). See docs/benchmarks.md."
+)]
 struct Args {
     /// Mails per latency run, streaming and poll [default: 200; --quick: 10].
     #[arg(long)]
@@ -56,7 +60,7 @@ struct Args {
     /// poll_interval_secs) [default: the product's, 15; --quick: 2].
     #[arg(long)]
     poll_secs: Option<u64>,
-    /// [watcher] concurrency for the runs [default: the product's, 4].
+    /// [watcher] concurrency for the runs [default: the product's, 8].
     #[arg(long)]
     concurrency: Option<usize>,
     /// Runs of `get-inco-req --help` for the start-up time [default: 21; --quick: 5].
@@ -184,8 +188,11 @@ async fn run(a: &Args) -> Result<()> {
     let plan = Plan::of(a);
     let bins = Bins::find(a.bin_dir.as_deref())?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let load0 = loadavg();
     let env = watcher_env::start().await.ok_or_else(|| {
-        anyhow!("slapd is not installed: run scripts/install-test-deps.sh (Debian: slapd ldap-utils)")
+        anyhow!(
+            "slapd is not installed: run scripts/install-test-deps.sh (Debian: slapd ldap-utils)"
+        )
     })?;
     env.sim.state.faults.set(
         "all",
@@ -253,7 +260,7 @@ async fn run(a: &Args) -> Result<()> {
     let mut report = Report {
         schema: 1,
         started_at,
-        machine: machine(),
+        machine: machine(load0),
         options: RunOptions {
             quick: a.quick,
             mails: plan.mails,
@@ -422,9 +429,12 @@ impl Bench<'_> {
             self.verbose,
         )?;
         let ews = &self.env.sim.state.ews;
-        wait_until("the watcher is ready", Duration::from_secs(30), &mut w, |w| {
-            Ok(w.caught_up() && (!streaming || ews.subscription_count() > subs))
-        })
+        wait_until(
+            "the watcher is ready",
+            Duration::from_secs(30),
+            &mut w,
+            |w| Ok(w.caught_up() && (!streaming || ews.subscription_count() > subs)),
+        )
         .await?;
         // Let the notification stream connect (GetStreamingEvents follows Subscribe).
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -477,6 +487,8 @@ impl Bench<'_> {
         let mut w = self.watcher("burst", cfg, true).await?;
         let idle = w.memory_kib().0;
         let sent0 = self.env.sim.state.ews.sent().len();
+        let ops0 = self.ews_ops();
+        let cpu0 = w.cpu_ms();
         let t = Instant::now();
         let mut t0 = None;
         for raw in mails {
@@ -525,6 +537,16 @@ impl Bench<'_> {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let peak = w.memory_kib().1.or(Some(peak_seen).filter(|p| *p > 0));
+        let cpu = w.cpu_ms().zip(cpu0).map(|(b, a)| (b - a) / n as f64);
+        let calls = ops0.zip(self.ews_ops()).map(|(a, b)| {
+            b.into_iter()
+                .map(|(op, c)| {
+                    let d = c - a.get(&op).copied().unwrap_or(0);
+                    (op, d as f64 / n as f64)
+                })
+                .filter(|(_, v)| *v > 0.0)
+                .collect()
+        });
         self.check_exactly_once(&reqs)?;
         stop(w)?;
         let secs = |t: Option<i64>| t.map(|t| (t - t0) as f64 / 1000.0).unwrap_or(f64::NAN);
@@ -532,16 +554,34 @@ impl Bench<'_> {
         Ok((
             Burst {
                 mails: n,
-                delivered: "while the watcher runs (streaming), after its start-up catch-up".into(),
+                delivered: "while the watcher runs, streaming, after its start-up catch-up".into(),
                 deliver_ms,
                 confirmed_s: secs(confirmed),
                 answered_s: secs(answered),
                 filed_s,
                 mails_per_s: n as f64 / filed_s,
+                watcher_cpu_ms_per_mail: cpu,
+                ews_calls_per_mail: calls,
             },
             peak,
             idle,
         ))
+    }
+
+    /// EWS requests received so far, by operation; `None` once the transcript has dropped
+    /// old entries (the counts would be wrong).
+    fn ews_ops(&self) -> Option<std::collections::BTreeMap<String, usize>> {
+        let t = self.env.sim.state.ews.transcript();
+        if t.len() >= 19_000 {
+            return None;
+        }
+        let mut m = std::collections::BTreeMap::new();
+        for (name, _) in &t {
+            if let Some(op) = name.strip_prefix("request-") {
+                *m.entry(op.to_string()).or_insert(0) += 1;
+            }
+        }
+        Some(m)
     }
 
     /// `get-inco-req --help` wall times (one warm-up run first, not counted).
@@ -646,7 +686,17 @@ async fn wait_until(
     }
 }
 
-fn machine() -> Machine {
+/// The three load averages of `/proc/loadavg`.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn machine(loadavg_start: String) -> Machine {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
         .lines()
@@ -670,6 +720,8 @@ fn machine() -> Machine {
         mem_total_mib: mem,
         kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
         rustc,
+        loadavg_start,
+        loadavg_end: loadavg(),
     }
 }
 
@@ -692,8 +744,14 @@ mod tests {
         assert_eq!((p.mails, p.burst, p.batch, p.poll_secs), (10, 7, 10, 2));
         let full = Plan::of(&Args::parse_from(["pam-bench"]));
         assert_eq!(
-            (full.mails, full.burst, full.batch, full.poll_secs, full.concurrency),
-            (200, 1000, 100, 15, 4)
+            (
+                full.mails,
+                full.burst,
+                full.batch,
+                full.poll_secs,
+                full.concurrency
+            ),
+            (200, 1000, 100, 15, 8)
         );
     }
 }

@@ -92,6 +92,12 @@ impl Watcher {
         (status_kib(&s, "VmRSS"), status_kib(&s, "VmHWM"))
     }
 
+    /// CPU time used so far (user + system), in milliseconds, from `/proc/PID/stat`.
+    pub fn cpu_ms(&self) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
+        stat_cpu_ticks(&s).map(|t| t as f64 * 1000.0 / clock_ticks() as f64)
+    }
+
     /// SIGTERM, then wait (it finishes the mails in flight); the exit status.
     pub fn stop(mut self, timeout: Duration) -> Result<ExitStatus> {
         let Some(mut child) = self.child.take() else {
@@ -142,6 +148,29 @@ pub fn status_kib(status: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line, in clock ticks. The command
+/// name (field 2) is in parentheses and may hold spaces: count fields after its `)`.
+pub fn stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3 (state): utime is field 14, stime 15.
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// USER_HZ (`getconf CLK_TCK`; 100 on Linux in practice).
+fn clock_ticks() -> u64 {
+    static T: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *T.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(100)
+    })
+}
+
 /// The last `n` lines of a file (for error messages).
 pub fn tail(path: &Path, n: usize) -> String {
     let s = std::fs::read_to_string(path).unwrap_or_default();
@@ -179,6 +208,15 @@ mod tests {
         assert_eq!(status_kib(s, "VmRSS"), Some(13980));
         assert_eq!(status_kib(s, "VmSwap"), None);
         assert_eq!(status_kib("Vm", "VmRSS"), None);
+    }
+
+    #[test]
+    fn reads_cpu_ticks_past_a_command_name_with_spaces() {
+        let s = "4242 (check approval) S 1 4242 4242 0 -1 4194560 500 0 0 0 37 12 0 0 20 0 2 0";
+        assert_eq!(stat_cpu_ticks(s), Some(49));
+        assert_eq!(stat_cpu_ticks("4242 (x) S 1"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").expect("proc");
+        assert!(stat_cpu_ticks(&own).is_some(), "{own}");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct Machine {
     pub mem_total_mib: u64,
     pub kernel: String,
     pub rustc: String,
+    /// `/proc/loadavg` (1, 5, 15 minutes) when the run started and when it ended: other work
+    /// on the machine shows here (the figures are only as quiet as the machine was).
+    pub loadavg_start: String,
+    pub loadavg_end: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -68,6 +72,11 @@ pub struct Burst {
     pub filed_s: f64,
     /// Mails per second, delivery to filed.
     pub mails_per_s: f64,
+    /// CPU time the watcher used per mail during the burst (user + system).
+    pub watcher_cpu_ms_per_mail: Option<f64>,
+    /// EWS operations the watcher sent per mail during the burst, by operation (pam-sim's
+    /// transcript; absent when the transcript overflowed).
+    pub ews_calls_per_mail: Option<std::collections::BTreeMap<String, f64>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,7 +191,14 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         out.trim_end().to_string() + "\n"
     };
     let mut out = line(headers.to_vec());
-    out.push_str(&line(w.iter().map(|n| "-".repeat(*n)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
+    out.push_str(&line(
+        w.iter()
+            .map(|n| "-".repeat(*n))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect(),
+    ));
     for r in rows {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
@@ -205,8 +221,17 @@ pub fn render(r: &Report) -> String {
     let m = &r.machine;
     let o = &r.options;
     out.push_str(&format!(
-        "pam-bench: {} cores ({}), {} MiB RAM, {}; pam-sim latency {} ms per call, seed {}, watcher concurrency {}\n\n",
-        m.nproc, m.cpu, m.mem_total_mib, m.rustc, o.latency_ms, o.seed, o.concurrency
+        "pam-bench: {} cores ({}), {} MiB RAM, {}; load average {} at the start, {} at the end\n\
+         pam-sim latency {} ms per call, seed {}, watcher concurrency {}\n\n",
+        m.nproc,
+        m.cpu,
+        m.mem_total_mib,
+        m.rustc,
+        m.loadavg_start,
+        m.loadavg_end,
+        o.latency_ms,
+        o.seed,
+        o.concurrency
     ));
 
     out.push_str(&format!(
@@ -244,20 +269,45 @@ pub fn render(r: &Report) -> String {
             ms(b.deliver_ms)
         ));
         let rows = vec![
-            vec!["all confirmed (PVWA)".into(), format!("{:.2}", b.confirmed_s)],
-            vec!["all answered (reply sent)".into(), format!("{:.2}", b.answered_s)],
-            vec!["all filed (inbox empty)".into(), format!("{:.2}", b.filed_s)],
-            vec!["throughput, mails/s".into(), format!("{:.1}", b.mails_per_s)],
+            vec![
+                "all confirmed (PVWA)".into(),
+                format!("{:.2}", b.confirmed_s),
+            ],
+            vec![
+                "all answered (reply sent)".into(),
+                format!("{:.2}", b.answered_s),
+            ],
+            vec![
+                "all filed (in Processed)".into(),
+                format!("{:.2}", b.filed_s),
+            ],
+            vec![
+                "throughput, mails/s".into(),
+                format!("{:.1}", b.mails_per_s),
+            ],
         ];
         out.push_str(&table(&["from the first delivery until", "seconds"], &rows));
+        if let Some(c) = b.watcher_cpu_ms_per_mail {
+            out.push_str(&format!("watcher CPU per mail: {c:.2} ms\n"));
+        }
+        if let Some(calls) = &b.ews_calls_per_mail {
+            let list: Vec<String> = calls.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+            out.push_str(&format!("EWS calls per mail: {}\n", list.join(", ")));
+        }
     }
 
     let f = &r.footprint;
     out.push_str("\nFootprint\n");
     let kib = |v: Option<u64>| v.map(|k| format!("{:.1}", mib(k))).unwrap_or("-".into());
     let rows = vec![
-        vec!["watcher peak RSS during the burst (VmHWM), MiB".into(), kib(f.peak_rss_kib)],
-        vec!["watcher RSS after start-up (VmRSS), MiB".into(), kib(f.idle_rss_kib)],
+        vec![
+            "watcher peak RSS during the burst (VmHWM), MiB".into(),
+            kib(f.peak_rss_kib),
+        ],
+        vec![
+            "watcher RSS after start-up (VmRSS), MiB".into(),
+            kib(f.idle_rss_kib),
+        ],
         vec![
             format!("get-inco-req --help, median of {} runs, ms", f.startup_runs),
             ms(f.startup_median_ms),
@@ -318,6 +368,8 @@ mod tests {
                 mem_total_mib: 23_000,
                 kernel: "6.1".into(),
                 rustc: "rustc 1.95.0".into(),
+                loadavg_start: "0.1 0.1 0.1".into(),
+                loadavg_end: "0.2 0.1 0.1".into(),
             },
             options: RunOptions {
                 quick: false,
@@ -345,6 +397,8 @@ mod tests {
                 answered_s: 0.07,
                 filed_s: 0.08,
                 mails_per_s: 125.0,
+                watcher_cpu_ms_per_mail: Some(4.0),
+                ews_calls_per_mail: None,
             }),
             footprint: Footprint {
                 peak_rss_kib: Some(40 * 1024),
