@@ -67,7 +67,7 @@ mod defaults {
         5
     }
     pub fn concurrency() -> usize {
-        4
+        8
     }
     pub fn poll_secs() -> u64 {
         15
