@@ -80,23 +80,6 @@ fn assert_clean(out: &Output, secrets: &[String]) {
     }
 }
 
-/// AppRole tokens of role `pamtool` that are still valid on the server.
-fn live_approle_tokens(bao: &OpenBao) -> usize {
-    let (code, list) = bao.root("LIST", "auth/token/accessors", None);
-    assert_eq!(code, 200, "{list}");
-    list["data"]["keys"]
-        .as_array()
-        .expect("accessors")
-        .iter()
-        .filter_map(|a| a.as_str())
-        .filter(|a| {
-            let body = serde_json::json!({ "accessor": a }).to_string();
-            let (code, v) = bao.root("POST", "auth/token/lookup-accessor", Some(&body));
-            code == 200 && v["data"]["meta"]["role_name"] == "pamtool"
-        })
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_inco_req_reads_the_password_from_openbao_by_approle_and_logs_no_secret() {
     let Some(bao) = OpenBao::start(true) else {
@@ -134,7 +117,7 @@ async fn get_inco_req_reads_the_password_from_openbao_by_approle_and_logs_no_sec
         "{stats:?}"
     );
     assert_eq!(
-        live_approle_tokens(&bao),
+        bao.live_approle_tokens("pamtool"),
         0,
         "the run's Vault token is revoked"
     );

@@ -205,6 +205,24 @@ impl OpenBao {
     }
 
     /// Whether the token behind `accessor` is still valid.
+    /// Tokens of AppRole `role` that are still valid on the server (a tool revokes its own on
+    /// exit, so this is 0 after a run).
+    pub fn live_approle_tokens(&self, role: &str) -> usize {
+        let (code, list) = self.root("LIST", "auth/token/accessors", None);
+        assert_eq!(code, 200, "{list}");
+        list["data"]["keys"]
+            .as_array()
+            .expect("accessors")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .filter(|a| {
+                let body = serde_json::json!({ "accessor": a }).to_string();
+                let (code, v) = self.root("POST", "auth/token/lookup-accessor", Some(&body));
+                code == 200 && v["data"]["meta"]["role_name"] == role
+            })
+            .count()
+    }
+
     pub fn accessor_valid(&self, accessor: &str) -> bool {
         let body = serde_json::json!({ "accessor": accessor }).to_string();
         self.root("POST", "auth/token/lookup-accessor", Some(&body))
