@@ -379,7 +379,7 @@ async fn pvwa_503_for_a_while_leaves_the_mail_pending_then_it_is_confirmed_and_a
         );
         env.sim.state.faults.clear();
         eventually(6, "confirmed and filed after PVWA recovered", || {
-            has(env, "Processed", "f1")
+            has(env, "Processed", "f1") && row(&p, "f1").is_some_and(|e| e.state == State::Filed)
         })
         .await;
         assert_confirmed_once(
@@ -410,7 +410,7 @@ async fn pvwa_503_for_a_while_leaves_the_mail_pending_then_it_is_confirmed_and_a
             ),
         );
         eventually(10, "confirmed after two failed confirms", || {
-            has(env, "Processed", "f2")
+            has(env, "Processed", "f2") && row(&p, "f2").is_some_and(|e| e.state == State::Filed)
         })
         .await;
         assert_confirmed_once(
