@@ -6,7 +6,7 @@
 #![allow(clippy::print_stderr)]
 
 use ews_soap::ops::folders::{CreateFolder, FindFolder, GetFolder, Traversal};
-use ews_soap::ops::items::{FindItem, GetItem, MoveItem, SendMessage, SetRead};
+use ews_soap::ops::items::{FindItem, GetItem, ItemFilter, MoveItem, SendMessage, SetRead};
 use ews_soap::ops::notifications::{
     GetStreamingEvents, MAIL_EVENTS, SubscribeStreaming, Unsubscribe,
 };
@@ -64,9 +64,8 @@ fn all_requests() -> Vec<(String, String)> {
             "FindItem",
             FindItem {
                 folder: shared.clone(),
-                unread_only: true,
+                filter: Some(ItemFilter::Unread),
                 page: Page::default(),
-                send_key: None,
             }
             .to_xml(),
         ),
@@ -74,12 +73,11 @@ fn all_requests() -> Vec<(String, String)> {
             "FindItemAll",
             FindItem {
                 folder: byid.clone(),
-                unread_only: false,
+                filter: None,
                 page: Page {
                     max_entries: 5,
                     offset: 5,
                 },
-                send_key: None,
             }
             .to_xml(),
         ),
@@ -87,9 +85,8 @@ fn all_requests() -> Vec<(String, String)> {
             "FindItemSendKey",
             FindItem {
                 folder: FolderRef::distinguished("sentitems", Some("bot@example.com")),
-                unread_only: false,
+                filter: Some(ItemFilter::SendKey("reply-3f2a9c".into())),
                 page: Page::default(),
-                send_key: Some("reply-3f2a9c".into()),
             }
             .to_xml(),
         ),

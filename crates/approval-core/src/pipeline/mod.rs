@@ -91,13 +91,11 @@ impl WatcherConfig {
     /// `retry_first_secs`, doubling after each further failure, at most `retry_max_secs`
     /// (with the defaults 1, 2, 4, 8, then every 15 minutes).
     pub fn retry_delay(&self, attempts: u32) -> std::time::Duration {
+        // `validate` guarantees 1 <= first <= max; a config built in code may not have run it.
+        let first = self.retry_first_secs.max(1);
+        let max = self.retry_max_secs.max(first);
         let doublings = attempts.saturating_sub(1).min(63);
-        let secs = self
-            .retry_first_secs
-            .max(1)
-            .saturating_mul(1u64 << doublings)
-            .min(self.retry_max_secs.max(self.retry_first_secs.max(1)));
-        std::time::Duration::from_secs(secs)
+        std::time::Duration::from_secs(first.saturating_mul(1 << doublings).min(max))
     }
 
     /// Check the values; errors name the key.

@@ -93,11 +93,17 @@ impl Items {
     /// someone else, its journal row finished) is dropped, so it does not keep the loop listing.
     fn forget_vanished(&mut self, listed: &[MessageRef]) {
         let now = tokio::time::Instant::now();
+        let listed: HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
         let in_flight = &self.in_flight;
-        self.retry_at.retain(|id, t| {
-            *t > now || in_flight.contains(id) || listed.iter().any(|r| &r.id == id)
-        });
+        self.retry_at
+            .retain(|id, t| *t > now || in_flight.contains(id) || listed.contains(id.as_str()));
     }
+}
+
+/// What ended a wait for new mail: a mail's task finished, or the mailbox answered.
+enum Woke<T> {
+    Finished(T),
+    Mailbox(WaitOutcome),
 }
 
 /// The shortest wait for new mail: a retry falling due a moment ago does not make the loop spin.
@@ -275,17 +281,7 @@ async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
             Err(e) => log::warn!("mailbox catch-up failed ({e}); continuing with unread mail"),
         }
     }
-    for e in p.journal().unfinished()? {
-        if let Some(item) = e.mailbox_item
-            && !refs.iter().any(|r| r.id == item)
-        {
-            refs.push(MessageRef {
-                id: item,
-                change_key: None,
-            });
-        }
-    }
-    Ok(refs)
+    p.with_unfinished(refs)
 }
 
 /// Sleep `d` unless shut down first; returns false on shutdown.
@@ -357,17 +353,17 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
             // A mail finishing (perhaps left pending, with its retry time) ends the wait early,
             // so the next wait accounts for its retry. Waiting again is harmless: the stream's
             // events stay queued.
-            let outcome = tokio::select! {
+            let woke = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                Some(r) = d.tasks.join_next(), if !d.tasks.is_empty() => Err(r),
-                o = pipeline.mailbox().wait_for_new(timeout) => Ok(o?),
+                Some(r) = d.tasks.join_next(), if !d.tasks.is_empty() => Woke::Finished(r),
+                o = pipeline.mailbox().wait_for_new(timeout) => Woke::Mailbox(o?),
             };
-            match outcome {
-                Err(finished) => d.count(finished),
-                Ok(WaitOutcome::NewMail(refs)) => d.dispatch(refs, &shutdown).await,
+            match woke {
+                Woke::Finished(task) => d.count(task),
+                Woke::Mailbox(WaitOutcome::NewMail(refs)) => d.dispatch(refs, &shutdown).await,
                 // Events may be lost, or polling: list the folder. Idle: the listing interval
                 // passed or a retry fell due.
-                Ok(WaitOutcome::Resync | WaitOutcome::Idle) => resync = true,
+                Woke::Mailbox(WaitOutcome::Resync | WaitOutcome::Idle) => resync = true,
             }
             resync |= d.listing_due(wait, last_list);
             Ok(())

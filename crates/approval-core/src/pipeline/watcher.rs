@@ -256,11 +256,9 @@ impl Pipeline {
         }
     }
 
-    /// One pass: every unread mail of the watched folder plus every unfinished journal row
-    /// whose mail is still there, each processed. Returns the results and the worst exit class
-    /// (`ok` when every mail was answered or correctly left for later without a fault).
-    pub async fn run_once(&self) -> Result<(Vec<Processed>, Exit)> {
-        let mut refs = self.mailbox.list_new().await?;
+    /// `refs` and, after them, the mailbox item of every unfinished journal row not among them
+    /// (a mail left pending, or interrupted mid-way, is resumed even when it is no longer unread).
+    pub fn with_unfinished(&self, mut refs: Vec<MessageRef>) -> Result<Vec<MessageRef>> {
         for e in self.journal.unfinished()? {
             if let Some(item) = e.mailbox_item
                 && !refs.iter().any(|r| r.id == item)
@@ -271,6 +269,15 @@ impl Pipeline {
                 });
             }
         }
+        Ok(refs)
+    }
+
+    /// One pass: every unread mail of the watched folder plus every unfinished journal row
+    /// whose mail is still there, each processed. Returns the results and the worst exit class
+    /// (`ok` when every mail was answered or correctly left for later without a fault).
+    pub async fn run_once(&self) -> Result<(Vec<Processed>, Exit)> {
+        let refs = self.mailbox.list_new().await?;
+        let refs = self.with_unfinished(refs)?;
         let mut out = Vec::new();
         let mut worst = Exit::Ok;
         for r in &refs {
@@ -969,15 +976,7 @@ impl Pipeline {
                     let values = self.values(w, e);
                     match self.notifier.render(outcome, &to, &values, None) {
                         Ok(reply) => {
-                            let mail = OutgoingMail {
-                                to: reply.to,
-                                cc: reply.cc,
-                                subject: reply.subject,
-                                text: reply.text,
-                                html: reply.html,
-                                send_key: None,
-                            };
-                            self.send_once(mail, send_key("reply", &e.key, "")).await?;
+                            self.send_once(reply, send_key("reply", &e.key, "")).await?;
                         }
                         Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
                     }
@@ -1010,11 +1009,11 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Send `mail` at most once for `key`, across crashes too: the attempt is recorded in the
-    /// journal before the mail leaves; when a recorded attempt is found (a crash or an unknown
-    /// outcome between sending and recording it), the mailbox is asked whether the mail was
-    /// sent (it carries `key`) before it is sent again.
-    async fn send_once(&self, mut mail: OutgoingMail, key: String) -> Result<(), Fault> {
+    /// Send `reply` at most once for `key`, across crashes too: the attempt is recorded in the
+    /// journal before the mail leaves, and the mail carries `key`; when a recorded attempt is
+    /// found (a crash or an unknown outcome between sending and recording it), the mailbox is
+    /// asked whether the mail was sent before it is sent again.
+    async fn send_once(&self, reply: notify::Reply, key: String) -> Result<(), Fault> {
         let kv = format!("send_attempt:{key}");
         if self.journal.get_value(&kv).map_err(Fault::of)?.is_some()
             && self.mailbox.was_sent(&key).await.map_err(Fault::of)?
@@ -1025,7 +1024,14 @@ impl Pipeline {
         self.journal
             .set_value(&kv, &chrono::Utc::now().to_rfc3339())
             .map_err(Fault::of)?;
-        mail.send_key = Some(key);
+        let mail = OutgoingMail {
+            to: reply.to,
+            cc: reply.cc,
+            subject: reply.subject,
+            text: reply.text,
+            html: reply.html,
+            send_key: Some(key),
+        };
         self.mailbox.send(&mail).await.map_err(Fault::of)
     }
 
@@ -1070,16 +1076,8 @@ impl Pipeline {
                         ),
                     );
                     if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values, None) {
-                        let mail = OutgoingMail {
-                            to: reply.to,
-                            cc: reply.cc,
-                            subject: reply.subject,
-                            text: reply.text,
-                            html: reply.html,
-                            send_key: None,
-                        };
                         let key = send_key("duplicate", &e.key, &w.fetched.reference.id);
-                        self.send_once(mail, key).await?;
+                        self.send_once(reply, key).await?;
                     }
                 }
                 self.journal.set_value(&kv, "replied").map_err(Fault::of)?;
@@ -1148,7 +1146,6 @@ impl Pipeline {
     }
 }
 
-/// Who acted on the request and when, one line each.
 /// The send key of a reply: a digest of its kind, the mail's journal key and `extra`, so the
 /// same reply always has the same key and nothing of the mail shows in it.
 fn send_key(kind: &str, mail_key: &str, extra: &str) -> String {
@@ -1161,6 +1158,7 @@ fn send_key(kind: &str, mail_key: &str, extra: &str) -> String {
     format!("pam-approval-{kind}-{}", &hex::encode(h.finalize())[..32])
 }
 
+/// Who acted on the request and when, one line each.
 fn confirmers_text(r: &Request) -> String {
     let lines: Vec<String> = r
         .confirmers

@@ -288,6 +288,15 @@ pub fn deliver(env: &Env, raw: Vec<u8>) -> MessageRef {
     }
 }
 
+/// `from` forwards, from inside the organisation, the notification of dave's DBSafe request
+/// `number` (Message-ID `<mid@corp.example.test>`).
+pub fn forward(env: &Env, mid: &str, from: &str, number: u32) -> MessageRef {
+    deliver(
+        env,
+        mail(mid, from, "DBSafe", number, "dave@example.test", true),
+    )
+}
+
 /// Message-ids (without brackets, lower case) in the folder named `name`.
 pub fn folder(env: &Env, name: &str) -> Vec<String> {
     let j = env.sim.state.ews.folders_json(BOX).expect("mailbox");

@@ -27,14 +27,21 @@ fn send_key_uri(w: &mut Writer) {
     );
 }
 
+/// Which items a FindItem returns (none: every item of the folder).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemFilter {
+    /// Unread items only (`message:IsRead` equal to false).
+    Unread,
+    /// Items whose `SEND_KEY_PROPERTY` equals this key.
+    SendKey(String),
+}
+
 /// `m:FindItem` in one folder, oldest first, ids only.
 #[derive(Debug, Clone)]
 pub struct FindItem {
     pub folder: FolderRef,
-    pub unread_only: bool,
+    pub filter: Option<ItemFilter>,
     pub page: Page,
-    /// Only items whose `SEND_KEY_PROPERTY` equals this (instead of the unread restriction).
-    pub send_key: Option<String>,
 }
 
 /// One page of FindItem.
@@ -59,20 +66,20 @@ impl FindItem {
                     ("BasePoint", "Beginning"),
                 ],
             );
-        if let Some(key) = &self.send_key {
+        if let Some(filter) = &self.filter {
             w.open("m:Restriction", &[]).open("t:IsEqualTo", &[]);
-            send_key_uri(&mut w);
+            let value = match filter {
+                ItemFilter::Unread => {
+                    w.empty("t:FieldURI", &[("FieldURI", "message:IsRead")]);
+                    "false"
+                }
+                ItemFilter::SendKey(key) => {
+                    send_key_uri(&mut w);
+                    key.as_str()
+                }
+            };
             w.open("t:FieldURIOrConstant", &[])
-                .empty("t:Constant", &[("Value", key)])
-                .close("t:FieldURIOrConstant")
-                .close("t:IsEqualTo")
-                .close("m:Restriction");
-        } else if self.unread_only {
-            w.open("m:Restriction", &[])
-                .open("t:IsEqualTo", &[])
-                .empty("t:FieldURI", &[("FieldURI", "message:IsRead")])
-                .open("t:FieldURIOrConstant", &[])
-                .empty("t:Constant", &[("Value", "false")])
+                .empty("t:Constant", &[("Value", value)])
                 .close("t:FieldURIOrConstant")
                 .close("t:IsEqualTo")
                 .close("m:Restriction");

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ews_soap::ops::folders::{CreateFolder, FindFolder, Traversal};
-use ews_soap::ops::items::{FindItem, GetItem, MoveItem, SendMessage, SetRead};
+use ews_soap::ops::items::{FindItem, GetItem, ItemFilter, MoveItem, SendMessage, SetRead};
 use ews_soap::ops::notifications::{
     ConnectionStatus, DocumentSplitter, GetStreamingEvents, MAIL_EVENTS, SubscribeStreaming,
     Unsubscribe,
@@ -220,9 +220,8 @@ impl Inner {
         loop {
             let req = FindItem {
                 folder: self.watched(),
-                unread_only: true,
+                filter: Some(ItemFilter::Unread),
                 page,
-                send_key: None,
             };
             let r = self.t.call("FindItem", &req.to_xml(), true).await?;
             let p = FindItem::parse(&r.body)
@@ -379,12 +378,11 @@ impl Inner {
         for dist in ["sentitems", "outbox", "drafts"] {
             let req = FindItem {
                 folder: FolderRef::distinguished(dist, Some(&self.cfg.mailbox)),
-                unread_only: false,
+                filter: Some(ItemFilter::SendKey(key.to_string())),
                 page: Page {
                     max_entries: 1,
                     offset: 0,
                 },
-                send_key: Some(key.to_string()),
             };
             let r = self.t.call("FindItem", &req.to_xml(), true).await?;
             let p = FindItem::parse(&r.body)
