@@ -253,6 +253,25 @@ impl Loaded {
         Ok(p)
     }
 
+    /// Dual Control needs two people: one account confirming at both levels would let one
+    /// forward supply both confirmations, so such a configuration is refused at load time.
+    fn check_separate_level_accounts(&self) -> Result<(), ConfigError> {
+        let a = &self.config.accounts;
+        if let (Some(l1), Some(l2)) = (&a.level1, &a.level2)
+            && !l1.username.trim().is_empty()
+            && same_account_name(&l1.username, &l2.username)
+        {
+            return Err(self.error(
+                "accounts.level2.username",
+                format!(
+                    "names the same user as accounts.level1.username ({}): one account would supply both confirmations of a request; use two different service accounts",
+                    l2.username.trim()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The account for a role, or an error naming the missing section.
     pub fn account(&self, role: AccountRole) -> Result<&AccountConfig, ConfigError> {
         let a = &self.config.accounts;
@@ -278,6 +297,18 @@ impl Loaded {
         }
         Ok(acc)
     }
+}
+
+/// Whether two configured PVWA user names name one user: case-insensitive, `DOMAIN\` and an
+/// `@domain` suffix ignored (PVWA may know an LDAP user under either form).
+fn same_account_name(a: &str, b: &str) -> bool {
+    let base = |s: &str| {
+        let s = s.trim();
+        let s = s.rsplit_once('\\').map_or(s, |(_, u)| u);
+        let s = s.split_once('@').map_or(s, |(u, _)| u);
+        s.to_lowercase()
+    };
+    base(a) == base(b)
 }
 
 /// Which service account.
@@ -383,11 +414,13 @@ pub fn load_from_parts(
     for _ in 0..=from_env.len() {
         match serde_path_to_error::deserialize::<_, Config>(value.clone()) {
             Ok(config) => {
-                return Ok(Loaded {
+                let loaded = Loaded {
                     config,
                     file,
                     from_env,
-                });
+                };
+                loaded.check_separate_level_accounts()?;
+                return Ok(loaded);
             }
             Err(e) => {
                 let key = e.path().to_string();
@@ -515,6 +548,33 @@ password = "env:L1_PW"
             l.account(AccountRole::Level1).expect("l1").username,
             "svc_l1"
         );
+    }
+
+    #[test]
+    fn one_account_for_both_levels_is_refused_at_load() {
+        for l2 in ["svc_l1", "CORP\\SVC_L1", "svc_l1@corp.example", " svc_l1 "] {
+            let text = format!(
+                "{MINIMAL}[accounts.level2]\nusername = '{l2}'\npassword = \"env:L2_PW\"\n"
+            );
+            let e = load_from_parts(Some(&text), None, &[]).expect_err(l2);
+            assert_eq!(e.key.as_deref(), Some("accounts.level2.username"), "{l2}");
+            assert!(e.message.contains("both confirmations"), "{e}");
+        }
+        let two = format!(
+            "{MINIMAL}[accounts.level2]\nusername = \"svc_l2\"\npassword = \"env:L2_PW\"\n"
+        );
+        assert!(load_from_parts(Some(&two), None, &[]).is_ok());
+        // Set through the environment, the error names the variable.
+        let e = load_from_parts(
+            Some(MINIMAL),
+            None,
+            &[
+                ov("APPROVAL__ACCOUNTS__LEVEL2__USERNAME", "svc_l1"),
+                ov("APPROVAL__ACCOUNTS__LEVEL2__PASSWORD", "env:L2_PW"),
+            ],
+        )
+        .expect_err("same account from env");
+        assert!(e.to_string().contains("APPROVAL__ACCOUNTS__LEVEL2__USERNAME"), "{e}");
     }
 
     #[test]

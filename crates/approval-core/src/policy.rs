@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::pvwa::Request;
+use crate::pvwa::{Confirmer, Request};
 
 /// A refusal: a stable code (for logs, JSON and tests) and a sentence a person understands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -69,6 +69,9 @@ pub struct Facts<'a> {
     pub approver: &'a Approver,
     /// User name of the service account that would confirm at the current level.
     pub level_account: &'a str,
+    /// The reason this tool writes with a confirm (`{forwarder}`, `{marker}`): how a
+    /// confirmation given through a service account is traced back to the person.
+    pub reason_template: &'a str,
     pub ticket: &'a TicketCheck,
     /// Unix seconds.
     pub now: i64,
@@ -174,13 +177,24 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             ),
         );
     }
-    if r.confirmations_left <= 0 {
+    if r.status != STATUS_WAITING || r.confirmations_left <= 0 {
         return refuse(
             "not_waiting",
             format!(
                 "Request {} is not waiting for approval ({}).",
                 r.request_id,
                 title_or(r)
+            ),
+        );
+    }
+    if let Some(c) = confirmed_by_person(r, &me, f.reason_template) {
+        return refuse(
+            "already_confirmed_by_you",
+            format!(
+                "You ({}) already acted on request {} ({}); Dual Control needs another person's approval, and one person counts once.",
+                f.mail.forwarder,
+                r.request_id,
+                confirmer_text(c)
             ),
         );
     }
@@ -250,6 +264,79 @@ pub fn decide(f: &Facts<'_>) -> Decision {
     Decision::Approve { level, group }
 }
 
+/// PVWA's `Status` for a request waiting for confirmations, the one value known for sure
+/// (`reference/pvwa.md` §9: `1` with "Waiting: N more user(s) must confirm the request"). Any
+/// other value is treated as not waiting: the enumeration is not documented, so fail closed.
+pub const STATUS_WAITING: i64 = 1;
+
+/// The first confirmer that acted and is the person `me` names: directly (the confirmer, a
+/// listed member or its e-mail detail is one of `me`), or through a service account whose
+/// reason carries this tool's "on behalf of" text for one of `me`.
+pub fn confirmed_by_person<'r>(
+    r: &'r Request,
+    me: &[String],
+    reason_template: &str,
+) -> Option<&'r Confirmer> {
+    r.confirmers.iter().filter(|c| c.acted()).find(|c| {
+        is_same_person(&c.name, me)
+            || c.members.iter().any(|m| is_same_person(&m.user_name, me))
+            || c
+                .additional_details
+                .iter()
+                .any(|(k, v)| k.eq_ignore_ascii_case("email") && is_same_person(v, me))
+            || reason_names(&c.reason, reason_template, me)
+    })
+}
+
+/// Whether a confirm reason was written for one of `me`: it matches `template` with
+/// `{forwarder}` set to one of them (any marker), or it says "on behalf of <one of them>"
+/// (the default wording, kept recognisable after a template change).
+pub fn reason_names(reason: &str, template: &str, me: &[String]) -> bool {
+    let reason = reason.trim().to_lowercase();
+    if reason.is_empty() {
+        return false;
+    }
+    me.iter()
+        .map(|i| i.trim().to_lowercase())
+        .filter(|i| !i.is_empty())
+        .any(|i| {
+            let rendered = template.to_lowercase().replace("{forwarder}", &i);
+            let by_template = match rendered.split_once("{marker}") {
+                Some((a, b)) => {
+                    template.contains("{forwarder}")
+                        && reason.len() >= a.len() + b.len()
+                        && reason.starts_with(a)
+                        && reason.ends_with(b)
+                }
+                None => template.contains("{forwarder}") && reason == rendered,
+            };
+            by_template || says_on_behalf_of(&reason, &i)
+        })
+}
+
+/// "on behalf of <who>" followed by the end or a character no address holds.
+fn says_on_behalf_of(reason: &str, who: &str) -> bool {
+    let needle = format!("on behalf of {who}");
+    let continues = |c: char| c.is_alphanumeric() || "@_-+'".contains(c);
+    reason.match_indices(&needle).any(|(at, _)| {
+        let mut rest = reason[at + needle.len()..].chars();
+        match rest.next() {
+            None => true,
+            // A full stop ends the sentence unless the address goes on after it.
+            Some('.') => rest.next().is_none_or(|c| !continues(c) && c != '.'),
+            Some(c) => !continues(c),
+        }
+    })
+}
+
+/// "confirmed by X at <time>, reason …" for a refusal naming an earlier action.
+fn confirmer_text(c: &Confirmer) -> String {
+    let when = crate::pvwa::view::Time::from_unix(c.action_date)
+        .map(|t| t.utc)
+        .unwrap_or_else(|| c.action_date.to_string());
+    format!("{} acted at {when}", c.name)
+}
+
 /// PVWA does not say at which level a confirmer acted; the level-1 and level-2 accounts differ,
 /// so an action of `account` means an action at the level that account serves.
 fn acted_at_current_level(r: &Request, account: &str) -> bool {
@@ -288,6 +375,22 @@ mod tests {
             status: 1,
             status_title: "Waiting: 1 more user(s) must confirm the request".into(),
             ..Request::default()
+        }
+    }
+
+    fn acted(name: &str, reason: &str, members: Vec<&str>) -> Confirmer {
+        Confirmer {
+            name: name.into(),
+            reason: reason.into(),
+            action_date: NOW - 120,
+            members: members
+                .into_iter()
+                .map(|m| ConfirmerMember {
+                    user_id: 7,
+                    user_name: m.into(),
+                })
+                .collect(),
+            ..Confirmer::default()
         }
     }
 
@@ -337,6 +440,7 @@ mod tests {
             request: &r,
             approver: &appr,
             level_account: m.account.unwrap_or("svc_pam_level1"),
+            reason_template: "Approved on behalf of {forwarder} by mail [ref {marker}]",
             ticket: &ticket,
             now: NOW,
         };
@@ -411,6 +515,78 @@ mod tests {
                     r.status_title = "Confirmed".into();
                 },
                 want: Err("not_waiting"),
+            },
+            Case {
+                name: "status other than waiting, confirmations left",
+                edit: |r, _, _, _, _| {
+                    r.status = 2;
+                    r.status_title = "Confirmed".into();
+                },
+                want: Err("not_waiting"),
+            },
+            Case {
+                name: "already_confirmed_by_you: confirmed in the portal, forwards for a second",
+                edit: |r, _, _, _, _| {
+                    r.confirmers = vec![acted("CORP\\Bob", "", vec![])];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: as a member of a group confirmer",
+                edit: |r, _, _, _, _| {
+                    r.confirmers = vec![acted("PAM_Infra_Approvers", "", vec!["bob@example.test"])];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: level 1 by mail, now forwards at level 2",
+                edit: |r, _, a, _, m| {
+                    r.current_confirmation_level = 2;
+                    *a = granted(2);
+                    m.account = Some("svc_pam_level2");
+                    r.confirmers = vec![acted(
+                        "svc_pam_level1",
+                        "Approved on behalf of BOB@example.test by mail [ref 0a1b2c3d4e5f]",
+                        vec![],
+                    )];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: through an alias, older wording",
+                edit: |r, i, _, _, _| {
+                    i.push("robert@example.test".into());
+                    r.confirmers = vec![acted(
+                        "svc_pam_level1",
+                        "ok on behalf of robert@example.test.",
+                        vec![],
+                    )];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "someone else confirmed through the service account",
+                edit: |r, _, a, _, m| {
+                    r.current_confirmation_level = 2;
+                    *a = granted(2);
+                    m.account = Some("svc_pam_level2");
+                    r.confirmers = vec![acted(
+                        "svc_pam_level1",
+                        "Approved on behalf of bobby@example.test by mail [ref 0a1b2c3d4e5f]",
+                        vec![],
+                    )];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "a confirmer listed but not acted does not count",
+                edit: |r, _, _, _, _| {
+                    r.confirmers = vec![Confirmer {
+                        name: "bob".into(),
+                        ..Confirmer::default()
+                    }];
+                },
+                want: Ok(1),
             },
             Case {
                 name: "invalid request",

@@ -84,6 +84,37 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
     w.close().await;
 }
 
+#[tokio::test]
+async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
+    // alice approves DBSafe at both levels (DB_PAMapprover is the group of level 1 and 2).
+    let env = env!();
+    let w = pipeline(&env).await;
+    let first = mail("a1", "alice@example.test", "DBSafe", 7, "dave@example.test", true);
+    let p = w.process(&deliver(&env, first)).await.expect("process");
+    done(&p, "confirmed");
+    // The same notice forwarded again (a new mail): the request now waits at level 2, and the
+    // only confirmation so far came from alice through the level-1 account.
+    let again = mail("a2", "alice@example.test", "DBSafe", 7, "dave@example.test", true);
+    let p = w.process(&deliver(&env, again)).await.expect("process");
+    done(&p, "refused");
+    assert_eq!(
+        p.reason_code.as_deref(),
+        Some("already_confirmed_by_you"),
+        "{p:?}"
+    );
+    let c = confirms(&env);
+    assert_eq!(c.len(), 1, "one person, one confirmation: {c:?}");
+    let replies = sent_to(&env, "alice@example.test");
+    assert_eq!(replies.len(), 2);
+    assert!(replies[1].1.contains("already_confirmed_by_you"), "{}", replies[1].1);
+    // Someone else still can: bob confirms level 2.
+    let bob = mail("b2", "bob@example.test", "DBSafe", 7, "dave@example.test", true);
+    let p = w.process(&deliver(&env, bob)).await.expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 2);
+    w.close().await;
+}
+
 async fn refused_case(from: &str, number: u32, requester: &str, internal: bool, code: &str) {
     let env = env!();
     let w = pipeline(&env).await;

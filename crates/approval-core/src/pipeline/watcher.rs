@@ -648,6 +648,7 @@ impl Pipeline {
             request: &request,
             approver: &approver,
             level_account: &account,
+            reason_template: &self.cfg.reason_template,
             ticket: &ticket,
             now: chrono::Utc::now().timestamp(),
         });
