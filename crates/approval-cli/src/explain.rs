@@ -21,7 +21,8 @@ pub struct Explanation {
     pub file: String,
     /// The watcher would go on to check this request with PVWA and the directory.
     pub actionable: bool,
-    /// The deciding refusal code (notice first, then sender), or null.
+    /// The deciding refusal code (the sender check first, then the notice, as the watcher
+    /// decides), or null.
     pub refusal: Option<Reason>,
     /// Sentences: where the notification was found, and every reason for refusing.
     pub reasons: Vec<String>,
@@ -70,16 +71,19 @@ pub fn explain(
     let notice = exam.outcome.as_ref().ok();
     let notice_refusal = exam.outcome.as_ref().err();
     let sender_ok = assessment.refusals.is_empty() && assessment.address.is_some();
-    let mut reasons = exam.notes.clone();
-    if let Some(r) = notice_refusal {
-        reasons.push(r.message.clone());
-    }
+    // The watcher's order: the sender check first (an unauthenticated mail is refused before
+    // its notice is read), then the notice.
     let malformed = matches!(
         notice_refusal.map(|r| r.reason),
         Some(Reason::Malformed | Reason::TooLarge)
     );
+    let mut reasons = Vec::new();
     if !malformed {
         reasons.extend(assessment.refusals.iter().map(|r| r.message.clone()));
+    }
+    reasons.extend(exam.notes.iter().cloned());
+    if let Some(r) = notice_refusal {
+        reasons.push(r.message.clone());
     }
     let actionable = notice.is_some() && sender_ok;
     if actionable {
@@ -90,9 +94,13 @@ pub fn explain(
                 .into(),
         );
     }
-    let refusal = notice_refusal
-        .map(|r| r.reason)
-        .or_else(|| assessment.refusals.first().map(|r| r.reason))
+    let sender_refusal = if malformed {
+        None
+    } else {
+        assessment.refusals.first().map(|r| r.reason)
+    };
+    let refusal = sender_refusal
+        .or(notice_refusal.map(|r| r.reason))
         .or(if sender_ok {
             None
         } else {

@@ -72,23 +72,29 @@ pub fn level(verbose: u8, quiet: u8) -> log::LevelFilter {
     }
 }
 
+/// The crates whose log lines `-v`, `-vv` and `-vvv` open: this workspace's own. Every other
+/// crate (HTTP, TLS, cookies, LDAP, SQLite, ...) stays at `warn` whatever the verbosity: their
+/// debug and trace output prints headers and cookies (PVWA's session cookie among them). An
+/// operator who needs them asks explicitly through `RUST_LOG`.
+pub const OWN_CRATES: &[&str] = &[
+    "approval_core",
+    "approval_cli",
+    "ews_soap",
+    "check_approval_request",
+    "first_level_approve",
+    "second_level_approve",
+    "get_inco_req",
+    "validate_ticket",
+    "remote_access",
+];
+
 /// Initialise logging once per process.
 pub fn init(common: &Common) -> Result<()> {
     let mut b = env_logger::Builder::new();
-    b.filter_level(level(common.verbose, common.quiet));
-    // Libraries' wire-level chatter stays out unless RUST_LOG asks for it: at trace level they
-    // would print headers, which carry session tokens.
-    for noisy in [
-        "hyper",
-        "hyper_util",
-        "reqwest",
-        "rustls",
-        "h2",
-        "tokio_util",
-        "ldap3",
-        "tower",
-    ] {
-        b.filter_module(noisy, log::LevelFilter::Warn);
+    let own = level(common.verbose, common.quiet);
+    b.filter_level(own.min(log::LevelFilter::Warn));
+    for krate in OWN_CRATES {
+        b.filter_module(krate, own);
     }
     if let Some(spec) = approval_core::env::var(approval_core::env::RUST_LOG) {
         b.parse_filters(&spec);

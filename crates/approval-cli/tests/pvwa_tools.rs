@@ -329,10 +329,17 @@ async fn pvwa_down_exits_69_and_bad_config_exits_78_naming_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn very_verbose_output_holds_no_password_and_no_session_token() {
+async fn no_password_session_token_or_cookie_at_any_verbosity() {
     let env = start().await;
     let mut runs = Vec::new();
-    runs.push(
+    for v in ["-q", "-v", "-vv", "-vvv"] {
+        runs.push((
+            v,
+            tool(&env, "get-inco-req", &[v, "InfraSafe_12"], "").await,
+        ));
+    }
+    runs.push((
+        "-vvv",
         tool(
             &env,
             "first-level-approve",
@@ -340,28 +347,58 @@ async fn very_verbose_output_holds_no_password_and_no_session_token() {
             "",
         )
         .await,
-    );
-    runs.push(tool(&env, "get-inco-req", &["-vvv", "InfraSafe_12"], "").await);
-    runs.push(tool(&env, "first-level-approve", &["-vvv", "InfraSafe_12"], "").await); // fails: already acted
+    ));
+    // Fails (already acted): the error path at full verbosity.
+    runs.push((
+        "-vvv",
+        tool(&env, "first-level-approve", &["-vvv", "InfraSafe_12"], "").await,
+    ));
     let tokens = env.sim.state.pvwa.issued_tokens();
+    let cookies = env.sim.state.pvwa.issued_cookies();
     assert_eq!(
-        tokens.len(),
-        3,
-        "{}",
-        runs.iter().map(err).collect::<Vec<_>>().join("\n---\n")
+        (tokens.len(), cookies.len()),
+        (runs.len(), runs.len()),
+        "one logon per run: {}",
+        runs.iter()
+            .map(|(_, o)| err(o))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
     );
-    let mut saw_debug = false;
-    for o in &runs {
+    let mut saw = std::collections::BTreeSet::new();
+    for (v, o) in &runs {
         let all = format!("{}{}", out(o), err(o));
-        saw_debug |= all.contains("DEBUG") || all.contains("TRACE");
+        for (level, tag) in [("debug", "DEBUG"), ("trace", "TRACE")] {
+            if all.contains(tag) {
+                saw.insert((*v, level));
+            }
+        }
         for secret in ["Level1-Demo-Pass", "Lookup-Demo-Pass"] {
-            assert!(!all.contains(secret), "password leaked:\n{all}");
+            assert!(!all.contains(secret), "{v}: password leaked:\n{all}");
         }
         for t in &tokens {
-            assert!(!all.contains(t.as_str()), "session token leaked:\n{all}");
+            assert!(
+                !all.contains(t.as_str()),
+                "{v}: session token leaked:\n{all}"
+            );
         }
+        for c in &cookies {
+            let value = c.split_once('=').map_or(c.as_str(), |(_, v)| v);
+            assert!(!all.contains(value), "{v}: cookie {c} leaked:\n{all}");
+        }
+        assert!(
+            !all.to_ascii_lowercase().contains("set-cookie"),
+            "{v}: a Set-Cookie header was logged:\n{all}"
+        );
     }
-    assert!(saw_debug, "-vvv produced debug output");
+    assert!(saw.contains(&("-vv", "debug")), "-vv gives debug: {saw:?}");
+    assert!(
+        !saw.contains(&("-vv", "trace")),
+        "-vv is not trace: {saw:?}"
+    );
+    assert!(
+        saw.contains(&("-vvv", "trace")),
+        "-vvv adds trace detail: {saw:?}"
+    );
 }
 
 #[test]

@@ -574,7 +574,11 @@ password = "env:L1_PW"
             ],
         )
         .expect_err("same account from env");
-        assert!(e.to_string().contains("APPROVAL__ACCOUNTS__LEVEL2__USERNAME"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("APPROVAL__ACCOUNTS__LEVEL2__USERNAME"),
+            "{e}"
+        );
     }
 
     #[test]

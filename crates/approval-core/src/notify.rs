@@ -25,9 +25,11 @@ pub struct NotifyConfig {
     /// Directory with template files overriding the built-in ones: `<outcome>.subject`,
     /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`.
     pub templates_dir: Option<PathBuf>,
-    /// Quote the forwarded mail's text under the reply.
+    /// Report to `pam_team` each mail refused because its sender could not be verified (such
+    /// a mail gets no reply: its claimed sender may not have written it). The report names the
+    /// refusal and the mail's Message-ID, never its subject or text.
     #[serde(default = "yes")]
-    pub quote_original: bool,
+    pub report_unauthentic: bool,
     /// Send replies at all (off: decisions are still journaled and logged).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -39,7 +41,7 @@ impl Default for NotifyConfig {
             pam_team: vec![],
             cc_team_on: CcPolicy::Failures,
             templates_dir: None,
-            quote_original: true,
+            report_unauthentic: true,
             enabled: true,
         }
     }
@@ -125,17 +127,20 @@ const SUBJECTS: [(&str, &str); 3] = [
 const TEXTS: [(&str, &str); 3] = [
     (
         "approved",
-        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n\n{status}\n",
+        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Reason:     {request_reason}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n",
     ),
     (
         "refused",
-        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
     ),
     (
         "failed",
         "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
     ),
 ];
+
+const REPORT_SUBJECT: &str = "Refused unverified mail in the approval mailbox ({reason_code})";
+const REPORT_TEXT: &str = "Hello,\n\na mail in the approval mailbox was refused because its sender could not be verified.\nIts claimed sender got no reply. Nothing was changed in CyberArk.\n\n  Why:        {reason}\n  Code:       {reason_code}\n  Message-ID: {message_id}\n  Journal:    row {row}\n  Filed in:   {folder}\n\nIts subject and text are not repeated here; open it in the mailbox if needed.\n";
 
 /// Make one header-safe line: no control characters (CR, LF, NUL, …), runs of spaces folded,
 /// capped in length.
@@ -283,14 +288,31 @@ impl Notifier {
         self.cfg.enabled
     }
 
-    /// Build the reply for `outcome` to `forwarder`. `values` come from PVWA and the mail; each
-    /// is sanitised here. `original` is the forwarded mail's text, quoted when configured.
+    /// The PAM team's report on a mail refused because its sender is not authentic, or `None`
+    /// when no team is configured or reports are off. Values: `reason_code`, `reason`,
+    /// `message_id`, `row`, `folder`; nothing of the mail's subject or text.
+    pub fn render_report(&self, values: &Values) -> Option<Reply> {
+        if !self.cfg.report_unauthentic || self.cfg.pam_team.is_empty() {
+            return None;
+        }
+        let subject = one_line(&fill(REPORT_SUBJECT, values, |v| one_line(v, 100)), 250);
+        let text = fill(REPORT_TEXT, values, |v| one_line(v, 400));
+        Some(Reply {
+            to: self.cfg.pam_team.clone(),
+            cc: vec![],
+            subject,
+            text,
+            html: None,
+        })
+    }
+
+    /// Build the reply for `outcome` to `forwarder`. `values` come from PVWA and the fields read
+    /// from the mail (never more of its text); each is sanitised here.
     pub fn render(
         &self,
         outcome: Outcome,
         forwarder: &str,
         values: &Values,
-        original: Option<&str>,
     ) -> Result<Reply, NotifyError> {
         let to = vec![check_address(forwarder)?];
         let cc = match (self.cfg.cc_team_on, outcome) {
@@ -303,17 +325,7 @@ impl Notifier {
             &fill(&self.subjects[key], values, |v| one_line(v, 200)),
             250,
         );
-        let mut text = fill(&self.texts[key], values, |v| v.replace(['\r', '\0'], ""));
-        if self.cfg.quote_original
-            && let Some(orig) = original.filter(|o| !o.trim().is_empty())
-        {
-            text.push_str("\n-------- The mail you forwarded --------\n");
-            for line in orig.lines().take(200) {
-                text.push_str("> ");
-                text.push_str(&line.replace(['\r', '\0'], ""));
-                text.push('\n');
-            }
-        }
+        let text = fill(&self.texts[key], values, |v| v.replace(['\r', '\0'], ""));
         let html = self.htmls.get(key).map(|t| fill(t, values, escape_html));
         Ok(Reply {
             to,
@@ -346,7 +358,7 @@ mod tests {
         let mut v = values();
         v.insert("request_id", "X_1\r\nBcc: evil@attacker.test\r\n".into());
         let r = n
-            .render(Outcome::Refused, "bob@example.test", &v, None)
+            .render(Outcome::Refused, "bob@example.test", &v)
             .expect("render");
         assert!(
             !r.subject.contains('\r') && !r.subject.contains('\n'),
@@ -363,7 +375,7 @@ mod tests {
             "a@b",
         ] {
             assert!(
-                n.render(Outcome::Approved, bad, &values(), None).is_err(),
+                n.render(Outcome::Approved, bad, &values()).is_err(),
                 "{bad:?}"
             );
         }
@@ -377,19 +389,19 @@ mod tests {
         };
         let n = Notifier::new(&cfg).expect("notifier");
         assert!(
-            n.render(Outcome::Approved, "b@x.test", &values(), None)
+            n.render(Outcome::Approved, "b@x.test", &values())
                 .expect("r")
                 .cc
                 .is_empty()
         );
         assert!(
-            n.render(Outcome::Refused, "b@x.test", &values(), None)
+            n.render(Outcome::Refused, "b@x.test", &values())
                 .expect("r")
                 .cc
                 .is_empty()
         );
         assert_eq!(
-            n.render(Outcome::Failed, "b@x.test", &values(), None)
+            n.render(Outcome::Failed, "b@x.test", &values())
                 .expect("r")
                 .cc,
             ["pam-team@example.test"]
@@ -400,7 +412,7 @@ mod tests {
         })
         .expect("notifier");
         assert_eq!(
-            n.render(Outcome::Refused, "b@x.test", &values(), None)
+            n.render(Outcome::Refused, "b@x.test", &values())
                 .expect("r")
                 .cc
                 .len(),
@@ -416,25 +428,57 @@ mod tests {
     }
 
     #[test]
+    fn the_team_report_on_an_unverified_mail_names_the_refusal_only() {
+        let mut v = Values::new();
+        v.insert("reason_code", "dmarc_fail".into());
+        v.insert("reason", "DMARC failed\r\nBcc: x@evil.test".into());
+        v.insert("message_id", "<m1@x.test>".into());
+        v.insert("row", "4".into());
+        v.insert("folder", "Refused".into());
+        let off = Notifier::new(&NotifyConfig::default()).expect("n");
+        assert!(off.render_report(&v).is_none(), "no team, no report");
+        let cfg = NotifyConfig {
+            pam_team: vec!["pam@x.test".into()],
+            ..NotifyConfig::default()
+        };
+        let r = Notifier::new(&cfg)
+            .expect("n")
+            .render_report(&v)
+            .expect("report");
+        assert_eq!(r.to, vec!["pam@x.test"]);
+        assert!(r.subject.contains("dmarc_fail"), "{}", r.subject);
+        assert!(
+            r.text.contains("<m1@x.test>") && r.text.contains("row 4"),
+            "{}",
+            r.text
+        );
+        assert!(
+            !r.text.contains("\nBcc:"),
+            "values are one line: {}",
+            r.text
+        );
+        let quiet = NotifyConfig {
+            report_unauthentic: false,
+            ..cfg
+        };
+        assert!(
+            Notifier::new(&quiet)
+                .expect("n")
+                .render_report(&v)
+                .is_none()
+        );
+    }
+
+    #[test]
     fn templates_fill_and_files_override() {
         let n = Notifier::new(&NotifyConfig::default()).expect("notifier");
         let r = n
-            .render(
-                Outcome::Refused,
-                "b@x.test",
-                &values(),
-                Some("Request Id: 12\r\nSafe: InfraSafe"),
-            )
+            .render(Outcome::Refused, "b@x.test", &values())
             .expect("r");
         assert_eq!(r.subject, "Not approved: Dual Control request InfraSafe_12");
         assert!(
             r.text
                 .contains("Why:        You made request InfraSafe_12 yourself."),
-            "{}",
-            r.text
-        );
-        assert!(
-            r.text.contains("> Request Id: 12\n> Safe: InfraSafe"),
             "{}",
             r.text
         );
@@ -453,7 +497,7 @@ mod tests {
         .expect("n");
         let mut v = values();
         v.insert("reason", "<script>alert(1)</script>".into());
-        let r = n.render(Outcome::Refused, "b@x.test", &v, None).expect("r");
+        let r = n.render(Outcome::Refused, "b@x.test", &v).expect("r");
         assert_eq!(r.subject, "NO for InfraSafe_12 {unknown}");
         assert_eq!(
             r.html.as_deref(),

@@ -280,8 +280,7 @@ pub fn confirmed_by_person<'r>(
     r.confirmers.iter().filter(|c| c.acted()).find(|c| {
         is_same_person(&c.name, me)
             || c.members.iter().any(|m| is_same_person(&m.user_name, me))
-            || c
-                .additional_details
+            || c.additional_details
                 .iter()
                 .any(|(k, v)| k.eq_ignore_ascii_case("email") && is_same_person(v, me))
             || reason_names(&c.reason, reason_template, me)

@@ -81,6 +81,15 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
         folder(&env, "inbox").is_empty(),
         "nothing left, nothing deleted"
     );
+    // The reply names what was confirmed, from PVWA, and the status after the confirm: the
+    // request is now fully confirmed, not "waiting".
+    let bob = sent_to(&env, "bob@example.test");
+    assert_eq!(bob.len(), 1);
+    let body = &bob[0].1;
+    assert!(body.contains("Status now: Confirmed"), "{body}");
+    assert!(!body.contains("Waiting"), "a stale status: {body}");
+    assert!(body.contains("DBSafe_7") && body.contains("dave"), "{body}");
+    assert!(!body.contains("(unknown)"), "every field from PVWA: {body}");
     w.close().await;
 }
 
@@ -89,12 +98,26 @@ async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
     // alice approves DBSafe at both levels (DB_PAMapprover is the group of level 1 and 2).
     let env = env!();
     let w = pipeline(&env).await;
-    let first = mail("a1", "alice@example.test", "DBSafe", 7, "dave@example.test", true);
+    let first = mail(
+        "a1",
+        "alice@example.test",
+        "DBSafe",
+        7,
+        "dave@example.test",
+        true,
+    );
     let p = w.process(&deliver(&env, first)).await.expect("process");
     done(&p, "confirmed");
     // The same notice forwarded again (a new mail): the request now waits at level 2, and the
     // only confirmation so far came from alice through the level-1 account.
-    let again = mail("a2", "alice@example.test", "DBSafe", 7, "dave@example.test", true);
+    let again = mail(
+        "a2",
+        "alice@example.test",
+        "DBSafe",
+        7,
+        "dave@example.test",
+        true,
+    );
     let p = w.process(&deliver(&env, again)).await.expect("process");
     done(&p, "refused");
     assert_eq!(
@@ -104,11 +127,34 @@ async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
     );
     let c = confirms(&env);
     assert_eq!(c.len(), 1, "one person, one confirmation: {c:?}");
+    // The refusal names who acted and when, from PVWA, in the reply and in the result
+    // (`--json`).
+    assert_eq!(p.confirmers.len(), 1, "{p:?}");
+    assert_eq!(p.confirmers[0].members, vec!["svc_pam_level1"], "{p:?}");
+    let when = p.confirmers[0].time.as_ref().expect("a time").utc.clone();
+    let json = serde_json::to_value(&p).expect("json");
+    assert_eq!(
+        json["confirmers"][0]["members"][0], "svc_pam_level1",
+        "{json}"
+    );
     let replies = sent_to(&env, "alice@example.test");
     assert_eq!(replies.len(), 2);
-    assert!(replies[1].1.contains("already_confirmed_by_you"), "{}", replies[1].1);
+    let body = &replies[1].1;
+    assert!(body.contains("already_confirmed_by_you"), "{body}");
+    assert!(body.contains("Who acted on the request and when"), "{body}");
+    assert!(
+        body.contains("svc_pam_level1") && body.contains(&when),
+        "{body}"
+    );
     // Someone else still can: bob confirms level 2.
-    let bob = mail("b2", "bob@example.test", "DBSafe", 7, "dave@example.test", true);
+    let bob = mail(
+        "b2",
+        "bob@example.test",
+        "DBSafe",
+        7,
+        "dave@example.test",
+        true,
+    );
     let p = w.process(&deliver(&env, bob)).await.expect("process");
     done(&p, "confirmed");
     assert_eq!(confirms(&env).len(), 2);
@@ -183,16 +229,90 @@ async fn an_edited_forward_is_refused() {
     .await;
 }
 
+/// A mail whose sender is not authentic: refused with `code`, filed in Refused, no reply to
+/// the claimed sender (an attacker must not be able to mail a colleague through the watcher),
+/// and a report to the PAM team that quotes neither the subject nor the text.
+async fn unauthentic_case(env: &Env, w: &Pipeline, m: &MessageRef, mid: &str, code: &str) {
+    let p = w.process(m).await.expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some(code), "{p:?}");
+    assert!(confirms(env).is_empty(), "nothing confirmed");
+    assert_eq!(
+        folder(env, "Refused"),
+        vec![format!("{mid}@corp.example.test")]
+    );
+    assert!(
+        sent_to(env, "alice@example.test").is_empty(),
+        "no reply to the claimed sender"
+    );
+    let reports = sent_to(env, "pam-team@example.test");
+    assert_eq!(reports.len(), 1, "one report to the team");
+    let (subject, body, _) = &reports[0];
+    assert!(subject.contains(code), "{subject}");
+    assert!(
+        body.contains(&format!("<{mid}@corp.example.test>")),
+        "{body}"
+    );
+    for quoted in [
+        "Please approve",
+        "Password access request",
+        "Maintenance",
+        "DBSafe",
+    ] {
+        assert!(
+            !subject.contains(quoted) && !body.contains(quoted),
+            "the report quotes the mail ({quoted}): {subject}\n{body}"
+        );
+    }
+    // Processing it again (a restart) sends nothing more.
+    let again = w.process(m).await;
+    assert!(again.is_err() || sent_to(env, "pam-team@example.test").len() == 1);
+}
+
 #[tokio::test]
-async fn a_forged_sender_is_refused() {
-    refused_case(
+async fn a_forged_sender_is_refused_without_a_reply_to_the_claimed_sender() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let raw = mail(
+        "f",
         "alice@example.test",
+        "DBSafe",
         9,
         "dave@example.test",
         false,
-        "not_internal",
-    )
-    .await;
+    );
+    let m = deliver(&env, raw);
+    unauthentic_case(&env, &w, &m, "f", "not_internal").await;
+    w.close().await;
+}
+
+#[tokio::test]
+async fn no_transport_headers_an_item_put_into_the_folder_is_refused() {
+    // Someone with write access to the folder creates an item whose MIME headers claim an
+    // internal, authenticated sender: without the transport headers Exchange stamps on
+    // delivery, nothing in it can be believed.
+    let env = env!();
+    let w = pipeline(&env).await;
+    let raw = mail(
+        "t",
+        "alice@example.test",
+        "DBSafe",
+        9,
+        "dave@example.test",
+        true,
+    );
+    let id = env
+        .sim
+        .state
+        .ews
+        .import(BOX, None, raw, chrono::Utc::now().timestamp_millis())
+        .expect("import");
+    let m = MessageRef {
+        id,
+        change_key: None,
+    };
+    unauthentic_case(&env, &w, &m, "t", "no_transport_headers").await;
+    w.close().await;
 }
 
 #[tokio::test]

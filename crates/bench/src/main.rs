@@ -11,6 +11,7 @@
 #[path = "../../approval-core/tests/support/watcher_env.rs"]
 mod watcher_env;
 
+mod hostile;
 mod proc;
 mod report;
 mod stats;
@@ -84,6 +85,9 @@ struct Args {
     /// Keep the working directory (watcher logs, journals, configuration) and print its path.
     #[arg(long)]
     keep: bool,
+    /// Only time the notice reader on hostile 10 MiB mails (no servers needed).
+    #[arg(long)]
+    hostile_only: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -185,6 +189,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(a: &Args) -> Result<()> {
+    let hostile_runs = if a.quick { 1 } else { 5 };
+    if a.hostile_only {
+        say("hostile mails: the notice reader on 10 MiB mails");
+        let h = hostile::run(hostile_runs);
+        write!(std::io::stdout().lock(), "{}", report::render_hostile(&h))?;
+        return Ok(());
+    }
     let plan = Plan::of(a);
     let bins = Bins::find(a.bin_dir.as_deref())?;
     let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -257,6 +268,9 @@ async fn run(a: &Args) -> Result<()> {
     say(&format!("batch approvals: {} ids", plan.batch));
     let batch = b.batch(&cfg_stream, plan.batch)?;
 
+    say("hostile mails: the notice reader on 10 MiB mails");
+    let hostile = hostile::run(hostile_runs);
+
     let mut report = Report {
         schema: 1,
         started_at,
@@ -283,6 +297,7 @@ async fn run(a: &Args) -> Result<()> {
             startup_runs: startup.len(),
         },
         batch: Some(batch),
+        hostile,
         goals: vec![],
     };
     report.goals = report::goals(&report);

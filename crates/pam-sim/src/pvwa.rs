@@ -205,6 +205,8 @@ struct Inner {
     stats: SessionStats,
     actions: Vec<ActionRecord>,
     issued_tokens: Vec<String>,
+    /// Every `Set-Cookie` value (name=value) sent at logon.
+    issued_cookies: Vec<String>,
 }
 
 #[derive(Debug, Default)]
@@ -254,6 +256,11 @@ impl PvwaSim {
     /// Every session token handed out (for tests that check tokens never leak into logs).
     pub fn issued_tokens(&self) -> Vec<String> {
         self.lock().issued_tokens.clone()
+    }
+
+    /// Every cookie (`name=value`) set at logon, to check that none leaks into logs.
+    pub fn issued_cookies(&self) -> Vec<String> {
+        self.lock().issued_cookies.clone()
     }
 
     pub fn stats(&self) -> SessionStats {
@@ -714,7 +721,14 @@ fn logon(sim: &PvwaSim, kind: &str, body: &[u8]) -> Response {
             })
             .collect()
     };
-    let lb = format!("node{}", 1 + i.stats.logons % 2);
+    // A load balancer's stickiness value names the node and, like real ones, carries an
+    // opaque part: a client must treat it as a secret (it is bound to the session).
+    let lb = format!(
+        "node{}-{}",
+        1 + i.stats.logons % 2,
+        hex::encode(rand::random::<[u8; 12]>())
+    );
+    i.issued_cookies.push(format!("{LB_COOKIE}={lb}"));
     i.sessions.insert(
         token.clone(),
         SessionInfo {

@@ -164,16 +164,52 @@ impl Found {
         self.values.is_empty()
     }
 
-    /// Distinct values of a field, compared case-insensitively.
+    /// Distinct values of a field, compared case-insensitively, in order of appearance. Linear
+    /// in the number of values (a hostile mail may carry tens of thousands of them).
     pub fn distinct(&self, f: Field) -> Vec<&str> {
-        let mut out: Vec<&str> = Vec::new();
-        for v in self.values.get(&f).into_iter().flatten() {
-            if !out.iter().any(|o| o.to_lowercase() == v.to_lowercase()) {
-                out.push(v);
-            }
-        }
-        out
+        let mut seen = std::collections::HashSet::new();
+        self.values
+            .get(&f)
+            .into_iter()
+            .flatten()
+            .filter(|v| seen.insert(v.to_lowercase()))
+            .map(String::as_str)
+            .collect()
     }
+}
+
+/// A value as a mail client showed it, without the link target Outlook writes after a
+/// hyperlink when it renders a message as plain text: `alice@example.com<mailto:alice@example.com>`
+/// and `https://x.example <https://x.example/>` are the same values as `alice@example.com` and
+/// `https://x.example`. Only a target that repeats the text is dropped; any other bracketed text
+/// stays part of the value (and may then conflict with the HTML rendering).
+pub fn without_link_target(v: &str) -> &str {
+    let Some(body) = v.strip_suffix('>') else {
+        return v;
+    };
+    let Some((text, target)) = body.rsplit_once('<') else {
+        return v;
+    };
+    let text_t = text.trim_end();
+    if text_t.is_empty() || text_t.contains(['<', '>']) {
+        return v;
+    }
+    let target_l = target.trim().to_lowercase();
+    let text_l = text_t.to_lowercase();
+    let same = match target_l.strip_prefix("mailto:") {
+        Some(addr) => addr == text_l,
+        None => {
+            let bare = |s: &str| {
+                s.trim_start_matches("https://")
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_string()
+            };
+            (target_l.starts_with("http://") || target_l.starts_with("https://"))
+                && bare(&target_l) == bare(&text_l)
+        }
+    };
+    if same { text_t } else { v }
 }
 
 /// How far below an empty-valued label we look for its value (blank lines skipped).
@@ -203,7 +239,7 @@ pub fn extract(
         } else {
             value
         };
-        let value = clean_value(value);
+        let value = clean_value(without_link_target(value.trim()));
         if !value.is_empty() {
             found.values.entry(field).or_default().push(value);
         }

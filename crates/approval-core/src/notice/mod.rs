@@ -642,8 +642,10 @@ fn merge_alternatives(plain: TextFind, html: TextFind) -> TextFind {
     let (mut found, subject, text, depth) = plain;
     for (f, values) in html.0.values {
         let entry = found.values.entry(f).or_default();
+        let mut have: std::collections::HashSet<String> =
+            entry.iter().map(|e| e.to_lowercase()).collect();
         for v in values {
-            if !entry.iter().any(|e| e.eq_ignore_ascii_case(&v)) {
+            if have.insert(v.to_lowercase()) {
                 entry.push(v);
             }
         }

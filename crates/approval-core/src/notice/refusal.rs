@@ -56,6 +56,9 @@ pub enum Reason {
     SpfFail,
     DkimFail,
     CompauthFail,
+    /// An `Authentication-Results` header from a trusted authserv-id (or one whose
+    /// authserv-id cannot be read) does not follow RFC 8601: what it hides is unknown.
+    UnparsableAuthResults,
 }
 
 impl Reason {
@@ -85,6 +88,7 @@ impl Reason {
             Reason::SpfFail => "spf_fail",
             Reason::DkimFail => "dkim_fail",
             Reason::CompauthFail => "compauth_fail",
+            Reason::UnparsableAuthResults => "unparsable_auth_results",
         }
     }
 
@@ -119,6 +123,7 @@ impl Reason {
         Reason::SpfFail,
         Reason::DkimFail,
         Reason::CompauthFail,
+        Reason::UnparsableAuthResults,
     ];
 }
 

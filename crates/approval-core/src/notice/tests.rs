@@ -396,3 +396,65 @@ fn the_shipped_example_section_parses_and_validates() {
         (d.max_bytes, &d.id_template, &d.required)
     );
 }
+
+fn alternative(text: &str, html: &str) -> Vec<u8> {
+    format!(
+        "From: Bob <bob@example.com>\r\nTo: pam@example.com\r\n\
+         Subject: FW: Notification: Password access request\r\n\
+         Date: Tue, 4 Mar 2025 09:20:11 +0100\r\nMessage-ID: <m1@example.com>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n\
+         --b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn an_outlook_mailto_rendering_is_the_same_value_as_the_html_link() {
+    let text = fwd(
+        "Requester email: alice@example.com<mailto:alice@example.com>\r\nSafe: InfraSafe\r\n\
+         Request Id: 1234\r\n",
+    );
+    let html = "<p>From: CyberArk Vault &lt;vault@example.com&gt;<br>Sent: Tuesday, March 4, 2025 \
+                9:12 AM<br>To: Bob<br>Subject: Notification: Password access request</p>\
+                <p>Requester email: <a href=\"mailto:alice@example.com\">alice@example.com</a><br>\
+                Safe: InfraSafe<br>Request Id: 1234</p>";
+    let n = parse(&alternative(&text, html), &NoticeConfig::default()).expect("one value");
+    assert_eq!(n.requester.as_deref(), Some("alice@example.com"));
+    // A target that names someone else is part of the value, and conflicts.
+    let edited = text.replace("<mailto:alice@example.com>", "<mailto:mallory@example.com>");
+    assert_eq!(
+        reason(&alternative(&edited, html), &NoticeConfig::default()),
+        Reason::ConflictingFields
+    );
+    assert_eq!(
+        fields::without_link_target("https://pvwa.example <https://pvwa.example/>"),
+        "https://pvwa.example"
+    );
+    assert_eq!(
+        fields::without_link_target("InfraSafe <x>"),
+        "InfraSafe <x>"
+    );
+}
+
+#[test]
+fn reading_is_linear_forty_thousand_distinct_ids_are_refused_quickly() {
+    // Quadratic before: 40,000 distinct `Request Id:` lines took 39 s. The bound here is
+    // generous (a debug build on a busy machine); the release figure is in the benchmark.
+    let mut body = String::from(NOTICE);
+    for i in 0..40_000 {
+        body.push_str(&format!("Request Id: {i}\r\n"));
+    }
+    let raw = mail("FW: Notification: Password access request", &fwd(&body));
+    let cfg = NoticeConfig {
+        max_bytes: 10 * 1024 * 1024,
+        ..NoticeConfig::default()
+    };
+    let started = std::time::Instant::now();
+    assert_eq!(reason(&raw, &cfg), Reason::ConflictingFields);
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "40,000 ids took {took:?}"
+    );
+}

@@ -45,6 +45,23 @@ pub mod codes {
     pub const ALREADY_PROCESSED: &str = "already_processed";
     /// The directory does not know the forwarder, or knows several.
     pub const UNKNOWN_SENDER: &str = "unknown_sender";
+    /// The mail has no transport headers from Exchange (it was not delivered but put into the
+    /// folder), so its sender cannot be verified.
+    pub const NO_TRANSPORT_HEADERS: &str = "no_transport_headers";
+
+    /// Refusals because the request has moved on (confirmed, rejected, expired, invalid): their
+    /// replies and `--json` name who acted on the request and when.
+    pub fn no_longer_waiting(code: &str) -> bool {
+        matches!(
+            code,
+            "not_waiting"
+                | "expired"
+                | "request_invalid"
+                | "already_confirmed"
+                | "already_confirmed_by_you"
+                | CONFIRM_FAILED
+        )
+    }
 }
 
 /// A fault: what failed, and its exit class (TempFail/Unavailable are transient).
@@ -77,6 +94,10 @@ pub struct Processed {
     pub request_id: Option<String>,
     /// Set when the mail was left pending by a fault (the fault's text).
     pub pending: Option<String>,
+    /// For a refusal because the request is no longer waiting: who acted on it and when, from
+    /// PVWA (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirmers: Vec<crate::pvwa::view::ConfirmerView>,
     pub attempts: u32,
     pub dry_run: bool,
     /// Exit class: `ok` unless the mail was left pending by a fault.
@@ -91,6 +112,8 @@ struct Work<'a> {
     request: Option<Request>,
     group: Option<String>,
     forwarder: Option<String>,
+    /// `request` is from before a confirm and could not be read again.
+    stale: bool,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -372,6 +395,7 @@ impl Pipeline {
             request: None,
             group: None,
             forwarder: None,
+            stale: false,
             _guard: None,
         };
         if self.dry_run {
@@ -438,7 +462,14 @@ impl Pipeline {
     }
 
     fn result(&self, e: &Entry, w: &Work<'_>, pending: Option<String>, exit: Exit) -> Processed {
+        let confirmers = match (&w.request, e.reason_code.as_deref()) {
+            (Some(r), Some(code)) if codes::no_longer_waiting(code) => {
+                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).confirmed_by
+            }
+            _ => Vec::new(),
+        };
         Processed {
+            confirmers,
             row: Some(e.row),
             message_id: e.message_id.clone(),
             state: Some(e.state),
@@ -498,20 +529,18 @@ impl Pipeline {
                 forwarder: fw,
             })
         };
+        // Who sent it comes first: an unauthenticated mail is refused before a byte of its
+        // body is read (the notice reader is the larger attack surface).
+        let forwarder = match self.authenticate(w.fetched) {
+            Ok(v) => v,
+            Err((code, reason)) => return refuse(&code, reason, None, None),
+        };
+        w.forwarder = Some(forwarder.clone());
         let exam = w.exam(&self.notice).clone();
         let n = match exam.outcome {
             Ok(n) => n,
-            Err(r) => return refuse(r.reason.code(), r.message, None, None),
+            Err(r) => return refuse(r.reason.code(), r.message, None, Some(forwarder)),
         };
-        let headers = match &w.fetched.transport_headers {
-            Some(t) if !t.trim().is_empty() => sender::headers_from_raw(t.as_bytes()),
-            _ => sender::headers_from_raw(&w.fetched.mime),
-        };
-        let forwarder = match sender::verify(&headers, &self.sender) {
-            Ok(v) => v.address,
-            Err(r) => return refuse(r.reason.code(), r.message, Some(n.request_id), None),
-        };
-        w.forwarder = Some(forwarder.clone());
         let rid = n.request_id.clone();
         w._guard = Some(self.locks.lock(&rid).await);
         let request = match self
@@ -763,21 +792,20 @@ impl Pipeline {
             .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
             .await
         {
-            Ok(()) => self
-                .journal
-                .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
-                .map_err(Fault::of),
+            Ok(()) => {
+                let done = self
+                    .journal
+                    .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
+                    .map_err(Fault::of)?;
+                // The reply names the request as PVWA shows it after the confirm (its status
+                // has moved on), not as it was read before.
+                self.reread(w, rid).await;
+                Ok(done)
+            }
             Err(err) if err.is_transient() => Err(Fault::of(err)),
             Err(err) => {
                 // A final refusal by PVWA: say who confirmed and when.
-                if let Ok(r) = self
-                    .pvwa(AccountRole::Lookup, async |s: &Session| {
-                        s.get_request(rid).await
-                    })
-                    .await
-                {
-                    w.request = Some(r);
-                }
+                self.reread(w, rid).await;
                 self.journal
                     .refused(
                         e.row,
@@ -787,6 +815,26 @@ impl Pipeline {
                         Some(fw),
                     )
                     .map_err(Fault::of)
+            }
+        }
+    }
+
+    /// Read the request again for the reply (best effort: on a fault the reply says the status
+    /// could not be read rather than show a stale one).
+    async fn reread(&self, w: &mut Work<'_>, rid: &str) {
+        match self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(rid).await
+            })
+            .await
+        {
+            Ok(r) => {
+                w.request = Some(r);
+                w.stale = false;
+            }
+            Err(e) => {
+                log::warn!("request {rid} could not be read again for the reply: {e}");
+                w.stale = true;
             }
         }
     }
@@ -861,19 +909,33 @@ impl Pipeline {
             .map_err(Fault::of)
     }
 
-    /// Where a reply may go: the verified forwarder, or (for a mail refused before or by the
-    /// sender check) its From address when its domain is one of ours; never outside.
-    fn reply_to(&self, w: &mut Work<'_>, e: &Entry) -> Option<String> {
+    /// The verified forwarder of a mail, or the refusal (code, sentence) of the sender check.
+    /// Only the transport headers Exchange stamped on delivery are trusted: an item put into the
+    /// folder some other way (CreateItem, drag and drop, an import) has none, and its MIME
+    /// header block is whatever its author wrote.
+    fn authenticate(&self, m: &FetchedMessage) -> Result<String, (String, String)> {
+        let headers = match &m.transport_headers {
+            Some(t) if !t.trim().is_empty() => sender::headers_from_raw(t.as_bytes()),
+            _ => {
+                return Err((
+                    codes::NO_TRANSPORT_HEADERS.into(),
+                    "The mail carries no transport headers from Exchange (it was put into the folder rather than delivered), so its sender cannot be verified.".into(),
+                ));
+            }
+        };
+        sender::verify(&headers, &self.sender)
+            .map(|v| v.address)
+            .map_err(|r| (r.reason.code().to_string(), r.message))
+    }
+
+    /// Where a reply may go: the verified forwarder only. A mail whose sender is not authentic
+    /// gets no reply (its claimed sender may be a colleague an attacker wants to mail); the PAM
+    /// team gets a report instead (`report_unauthentic`).
+    fn reply_to(&self, w: &Work<'_>, e: &Entry) -> Option<String> {
         if let Some(f) = &e.forwarder {
             return Some(f.clone());
         }
-        let from = w.exam(&self.notice).envelope.forwarder.clone()?;
-        let domain = from.rsplit_once('@')?.1.to_ascii_lowercase();
-        self.sender
-            .allowed_domains
-            .iter()
-            .any(|d| d.eq_ignore_ascii_case(&domain))
-            .then_some(from)
+        self.authenticate(w.fetched).ok()
     }
 
     fn silent(&self, w: &mut Work<'_>, e: &Entry) -> bool {
@@ -933,7 +995,30 @@ impl Pipeline {
         );
         v.insert(
             "status",
-            r.map(|r| r.status_title.clone()).unwrap_or_default(),
+            if w.stale {
+                "(the request could not be read again after the confirm; see the PVWA portal)"
+                    .to_string()
+            } else {
+                r.map(|r| r.status_title.clone()).unwrap_or_default()
+            },
+        );
+        let view = r.map(|r| crate::pvwa::view::RequestView::new(r, now.timestamp()));
+        v.insert(
+            "target_account",
+            view.as_ref()
+                .map(|x| match (x.account.is_empty(), x.address.is_empty()) {
+                    (false, false) => format!("{} on {}", x.account, x.address),
+                    (false, true) => x.account.clone(),
+                    (true, _) => x.address.clone(),
+                })
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(unknown),
+        );
+        v.insert(
+            "request_reason",
+            view.map(|x| x.reason)
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(unknown),
         );
         v.insert(
             "expires",
@@ -946,6 +1031,19 @@ impl Pipeline {
             "confirmers",
             r.map(confirmers_text)
                 .unwrap_or_else(|| "  (not known)".into()),
+        );
+        // In a refusal, only when the request has moved on: who acted, from PVWA.
+        v.insert(
+            "acted",
+            match (r, e.reason_code.as_deref()) {
+                (Some(r), Some(code)) if codes::no_longer_waiting(code) => {
+                    format!(
+                        "\nWho acted on the request and when (from PVWA):\n{}\n",
+                        confirmers_text(r)
+                    )
+                }
+                _ => String::new(),
+            },
         );
         v
     }
@@ -973,9 +1071,12 @@ impl Pipeline {
                 }
             }
             match self.reply_to(w, e) {
+                None if self.authenticate(w.fetched).is_err() => {
+                    self.report_unauthentic(e).await?;
+                }
                 Some(to) => {
                     let values = self.values(w, e);
-                    match self.notifier.render(outcome, &to, &values, None) {
+                    match self.notifier.render(outcome, &to, &values) {
                         Ok(reply) => {
                             self.send_once(reply, send_key("reply", &e.key, "")).await?;
                         }
@@ -986,6 +1087,30 @@ impl Pipeline {
             }
         }
         self.journal.notified(e.row).map_err(Fault::of)
+    }
+
+    /// Tell the PAM team (when configured) that a mail whose sender could not be verified was
+    /// refused: the refusal and where the mail lies, never its subject or text.
+    async fn report_unauthentic(&self, e: &Entry) -> Result<(), Fault> {
+        let mut v = Values::new();
+        v.insert("reason_code", e.reason_code.clone().unwrap_or_default());
+        v.insert("reason", e.reason.clone().unwrap_or_default());
+        v.insert(
+            "message_id",
+            e.message_id.clone().unwrap_or_else(|| "(none)".into()),
+        );
+        v.insert("row", e.row.to_string());
+        v.insert("folder", self.refused_folder.clone());
+        match self.notifier.render_report(&v) {
+            Some(report) => self.send_once(report, send_key("report", &e.key, "")).await,
+            None => {
+                log::info!(
+                    "journal row {}: sender not verified; no reply, no report configured",
+                    e.row
+                );
+                Ok(())
+            }
+        }
     }
 
     /// A mail item the journal still has open is gone from the folder: when its row was being
@@ -1076,7 +1201,7 @@ impl Pipeline {
                                 .unwrap_or_default()
                         ),
                     );
-                    if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values, None) {
+                    if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values) {
                         let key = send_key("duplicate", &e.key, &w.fetched.reference.id);
                         self.send_once(reply, key).await?;
                     }
@@ -1109,6 +1234,7 @@ impl Pipeline {
     /// `--dry-run`: decide and report; no journal row, no confirm, no reply, no filing.
     async fn dry(&self, w: &mut Work<'_>) -> Result<Processed> {
         let mut p = Processed {
+            confirmers: Vec::new(),
             row: None,
             message_id: w.fetched.internet_message_id.clone(),
             state: None,

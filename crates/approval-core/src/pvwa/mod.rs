@@ -480,6 +480,7 @@ impl Session {
                 req = req.json(b);
             }
             log::debug!("PVWA {method} {path} as {}", self.user);
+            let started = std::time::Instant::now();
             match req.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -499,6 +500,13 @@ impl Session {
                     match resp.text().await {
                         Ok(text) => {
                             log::debug!("PVWA {what}: {status}");
+                            // Sizes and timing only: a body may hold a session token.
+                            log::trace!(
+                                "PVWA {method} {path}: {status}, {} bytes in {:?} (attempt {})",
+                                text.len(),
+                                started.elapsed(),
+                                attempt + 1
+                            );
                             return Ok((status, text));
                         }
                         Err(e)

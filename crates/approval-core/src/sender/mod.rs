@@ -9,6 +9,7 @@
 //! header block of the MIME, EWS PR_TRANSPORT_MESSAGE_HEADERS, Graph internetMessageHeaders)
 //! and decides; any doubt refuses.
 
+pub mod address;
 pub mod auth_results;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -243,10 +244,20 @@ fn one_mailbox(value: &str) -> Result<(String, Option<String>), String> {
     .ok()
     .flatten()
     .unwrap_or_default();
+    // The strict grammar decides what the address is; the lenient parser (which decodes the
+    // display name) must read the same one, or the value means different things to different
+    // readers and is refused.
+    let strict = address::strict_mailbox(&value).map_err(|why| {
+        format!(
+            "\"{}\" is not exactly one mailbox ({why})",
+            clean_value(&value)
+        )
+    })?;
     match parsed.as_slice() {
         [(Some(addr), name)] => {
             let clean = clean_value(addr);
             let ok = clean == *addr
+                && clean.eq_ignore_ascii_case(&strict)
                 && clean.split('@').count() == 2
                 && clean.split('@').all(|p| !p.is_empty())
                 && !clean.contains(char::is_whitespace);
@@ -321,14 +332,9 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
         [one] => match one_mailbox(one) {
             Ok(m) => Some(m),
             Err(e) => {
-                let reason = if e.contains("addresses in") {
-                    Reason::AmbiguousFrom
-                } else {
-                    Reason::InvalidAddress
-                };
                 refuse(
                     &mut a,
-                    reason,
+                    Reason::InvalidAddress,
                     format!("The From header is not one mailbox: {e}."),
                 );
                 None
@@ -423,19 +429,42 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
 
     // 3. Authentication-Results from trusted authserv-ids.
     let mut ar_seen = 0usize;
+    let trusted = |id: &Option<String>| match id {
+        None => cfg.authserv_ids.is_empty() || cfg.count_results_without_authserv_id,
+        Some(id) => {
+            cfg.authserv_ids.is_empty()
+                || cfg
+                    .authserv_ids
+                    .iter()
+                    .any(|t| t.trim().eq_ignore_ascii_case(id))
+        }
+    };
     for value in values(headers, "authentication-results") {
-        for r in auth_results::parse(value) {
-            let counted = match &r.authserv_id {
-                None => cfg.authserv_ids.is_empty() || cfg.count_results_without_authserv_id,
-                Some(id) => {
-                    cfg.authserv_ids.is_empty()
-                        || cfg
-                            .authserv_ids
-                            .iter()
-                            .any(|t| t.trim().eq_ignore_ascii_case(id))
+        let results = match auth_results::parse(value) {
+            Ok(r) => r,
+            Err(e) => {
+                // A header that does not parse may hide a failure; when it is (or may be) from
+                // a trusted authserv-id, that is a refusal.
+                if !e.id_known || trusted(&e.authserv_id) {
+                    let by = e
+                        .authserv_id
+                        .as_deref()
+                        .map(|id| format!(" from {}", clean_value(id)))
+                        .unwrap_or_default();
+                    refuse(
+                        &mut a,
+                        Reason::UnparsableAuthResults,
+                        format!(
+                            "An Authentication-Results header{by} does not follow RFC 8601 ({});                              what it reports cannot be known. The mail is refused.",
+                            clean_value(&e.message)
+                        ),
+                    );
                 }
-            };
-            if !counted {
+                continue;
+            }
+        };
+        for r in results {
+            if !trusted(&r.authserv_id) {
                 continue;
             }
             ar_seen += 1;
@@ -602,7 +631,11 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
 fn is_auth_fail(r: Reason) -> bool {
     matches!(
         r,
-        Reason::DmarcFail | Reason::SpfFail | Reason::DkimFail | Reason::CompauthFail
+        Reason::DmarcFail
+            | Reason::SpfFail
+            | Reason::DkimFail
+            | Reason::CompauthFail
+            | Reason::UnparsableAuthResults
     )
 }
 
@@ -610,7 +643,7 @@ fn priority(r: Reason) -> u8 {
     match r {
         Reason::MissingFrom | Reason::AmbiguousFrom | Reason::InvalidAddress => 0,
         Reason::DuplicateOrgHeader => 1,
-        Reason::DmarcFail => 2,
+        Reason::DmarcFail | Reason::UnparsableAuthResults => 2,
         Reason::CompauthFail => 3,
         Reason::SpfFail | Reason::DkimFail => 4,
         Reason::NotInternal => 5,

@@ -154,13 +154,14 @@ fn from_and_sender_must_be_one_mailbox() {
     let mut hs = internal("bob@example.com");
     hs.push(HeaderField::new("From", "eve@example.com"));
     assert_eq!(refusal(&hs, &p), Reason::AmbiguousFrom);
+    // One From header with anything but exactly one mailbox in it.
     assert_eq!(
         refusal(&internal("bob@example.com, eve@example.com"), &p),
-        Reason::AmbiguousFrom
+        Reason::InvalidAddress
     );
     assert_eq!(
         refusal(&internal("Team: bob@example.com, eve@example.com;"), &p),
-        Reason::AmbiguousFrom
+        Reason::InvalidAddress
     );
     assert_eq!(
         refusal(&internal("not an address"), &p),
@@ -278,4 +279,76 @@ fn config_validation() {
     assert!(l.config.sender.require_internal);
     let text = "[sender]\nallowed_domain = [\"example.com\"]\n";
     assert!(crate::config::load_from_parts(Some(text), None, &[]).is_err());
+}
+
+#[test]
+fn invalid_address_malformed_from_is_not_read_as_an_address() {
+    // Each of these was read by the lenient parser as one valid address.
+    let p = policy();
+    for from in [
+        "Bob <bob@example.com",
+        "\"Bob\" bob@example.com",
+        "\"eve@example.com\" bob@example.com",
+        "<> bob@example.com",
+        "<<bob@example.com>>",
+        "<bob@example.com> eve@example.com",
+    ] {
+        assert_eq!(
+            refusal(&internal(from), &p),
+            Reason::InvalidAddress,
+            "{from}"
+        );
+    }
+    let mut hs = internal("bob@example.com");
+    hs.push(HeaderField::new("Sender", "<<eve@example.com>>"));
+    assert_eq!(refusal(&hs, &p), Reason::InvalidAddress);
+    // The usual forms still verify.
+    for from in [
+        "bob@example.com",
+        "\"Berger, Bob\" <bob@example.com>",
+        "=?utf-8?q?B=C3=B6b?= <bob@example.com>",
+        "Bob (IT) <bob@example.com>",
+    ] {
+        let v = verify(&internal(from), &p).expect(from);
+        assert_eq!(v.address, "bob@example.com");
+    }
+}
+
+#[test]
+fn unparsable_auth_results_a_quote_cannot_hide_dmarc_fail() {
+    let with_ar = |ar: &str| {
+        let mut hs = internal("bob@example.com");
+        hs.push(HeaderField::new("Authentication-Results", ar));
+        hs
+    };
+    // An escaped quote inside a property value: the dmarc=fail after it is read.
+    let escaped =
+        r#"mx.example.com; spf=pass smtp.mailfrom="x\"y"; dmarc=fail header.from=example.com"#;
+    assert_eq!(refusal(&with_ar(escaped), &policy()), Reason::DmarcFail);
+    // An unbalanced quote from the trusted authserv-id: the header cannot be read; refused.
+    let unbalanced =
+        r#"mx.example.com; spf=pass smtp.mailfrom="x; dmarc=fail header.from=example.com"#;
+    assert_eq!(
+        refusal(&with_ar(unbalanced), &policy()),
+        Reason::UnparsableAuthResults
+    );
+    let comment = "mx.example.com; spf=pass (unclosed; dmarc=fail";
+    assert_eq!(
+        refusal(&with_ar(comment), &policy()),
+        Reason::UnparsableAuthResults
+    );
+    // Exchange Online's form without an authserv-id counts as trusted by default.
+    let exo = r#"spf=pass smtp.mailfrom="x; compauth=fail reason=601"#;
+    assert_eq!(
+        refusal(&with_ar(exo), &policy()),
+        Reason::UnparsableAuthResults
+    );
+    // A broken header from another host is ignored like its results would be.
+    let foreign = r#"mx.attacker.example; spf=pass smtp.mailfrom="x"#;
+    verify(&with_ar(foreign), &policy()).expect("foreign authserv-id ignored");
+    // One whose authserv-id cannot even be read refuses.
+    assert_eq!(
+        refusal(&with_ar(r#""mx.example.com; dmarc=pass"#), &policy()),
+        Reason::UnparsableAuthResults
+    );
 }

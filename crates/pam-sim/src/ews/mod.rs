@@ -175,13 +175,39 @@ impl EwsSim {
         t.push((name, doc.to_vec()));
     }
 
-    /// Deliver a raw RFC 5322 message into a folder (default: the inbox) of a mailbox.
+    /// Deliver a raw RFC 5322 message into a folder (default: the inbox) of a mailbox, as
+    /// transport does (the item has transport headers).
     pub fn deliver(
         &self,
         mailbox: &str,
         folder: Option<&str>,
         raw: Vec<u8>,
         now_ms: i64,
+    ) -> Result<String, String> {
+        let id = self.place(mailbox, folder, raw, now_ms, true)?;
+        self.events.notify_waiters();
+        Ok(id)
+    }
+
+    /// Put a raw message into a folder the way CreateItem with MimeContent, drag and drop or an
+    /// import does: unread, but not delivered, so without transport headers.
+    pub fn import(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        raw: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<String, String> {
+        self.place(mailbox, folder, raw, now_ms, false)
+    }
+
+    fn place(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        raw: Vec<u8>,
+        now_ms: i64,
+        delivered: bool,
     ) -> Result<String, String> {
         let key = mailbox.to_ascii_lowercase();
         let mut st = self.lock();
@@ -197,16 +223,16 @@ impl EwsSim {
             .ok_or_else(|| format!("no folder {want} in {mailbox}"))?;
         let mid = mime::header(&mime::headers(&raw), "Message-ID").map(str::to_string);
         let id = st
-            .add_item(&key, &fid, raw, false, now_ms, true)
+            .add_item(&key, &fid, raw, false, now_ms, delivered)
             .ok_or("the folder vanished")?;
-        st.deliveries.push(store::Delivery {
-            mailbox: mailbox.to_string(),
-            item_id: id.clone(),
-            internet_message_id: mid,
-            delivered_ms: now_ms,
-        });
-        drop(st);
-        self.events.notify_waiters();
+        if delivered {
+            st.deliveries.push(store::Delivery {
+                mailbox: mailbox.to_string(),
+                item_id: id.clone(),
+                internet_message_id: mid,
+                delivered_ms: now_ms,
+            });
+        }
         Ok(id)
     }
 

@@ -513,7 +513,7 @@ fn message_xml(m: &Mbx, i: &Item, sh: &Shape) -> String {
         datetime(i.received_ms)
     ));
     out.push_str("<t:HasAttachments>false</t:HasAttachments>");
-    if sh.transport_headers {
+    if sh.transport_headers && i.transported {
         let (block, _) = mime::split(&i.mime);
         out.push_str(&format!(
             r#"<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x7d" PropertyType="String"/><t:Value>{}</t:Value></t:ExtendedProperty>"#,

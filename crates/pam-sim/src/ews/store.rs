@@ -62,6 +62,10 @@ pub struct Item {
     pub read_changed_seq: u64,
     /// Custom named string properties (`PublicStrings` set), by property name.
     pub props: BTreeMap<String, String>,
+    /// Arrived through transport (delivered): only such an item has the transport headers
+    /// (PR_TRANSPORT_MESSAGE_HEADERS, 0x007D); one saved by CreateItem, dragged in or imported
+    /// has none.
+    pub transported: bool,
 }
 
 /// An item that left a folder (moved or deleted), for SyncFolderItems.
@@ -254,6 +258,7 @@ impl Store {
                 modified_seq: seq,
                 read_changed_seq: 0,
                 props: BTreeMap::new(),
+                transported: new_mail,
             },
         );
         let parent = (folder.to_string(), fchange);

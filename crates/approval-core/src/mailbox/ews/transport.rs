@@ -264,7 +264,18 @@ impl Transport {
             let can_retry = attempt < self.backoff.retries;
             attempt += 1;
             let wait: Duration;
-            match self.post(&self.calls, &doc, false).await {
+            let started = std::time::Instant::now();
+            let posted = self.post(&self.calls, &doc, false).await;
+            log::trace!(
+                "EWS {op}: {} after {:?} (attempt {attempt}, {} bytes sent)",
+                match &posted {
+                    Ok(r) => r.status().as_u16().to_string(),
+                    Err(_) => "no answer".to_string(),
+                },
+                started.elapsed(),
+                doc.len()
+            );
+            match posted {
                 Err(e) => {
                     let maybe_sent = !e.is_connect();
                     if e.is_timeout() && !idempotent {
