@@ -162,9 +162,21 @@ async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
 }
 
 async fn refused_case(from: &str, number: u32, requester: &str, internal: bool, code: &str) {
-    let env = env!();
+    refused_on("DBSafe", from, number, requester, internal, code).await;
+}
+
+/// The mail names `safe`; returns the refusal sentence.
+async fn refused_on(
+    safe: &str,
+    from: &str,
+    number: u32,
+    requester: &str,
+    internal: bool,
+    code: &str,
+) -> String {
+    let env = env!(String::new());
     let w = pipeline(&env).await;
-    let m = deliver(&env, mail("r", from, "DBSafe", number, requester, internal));
+    let m = deliver(&env, mail("r", from, safe, number, requester, internal));
     let p = w.process(&m).await.expect("process");
     done(&p, "refused");
     assert_eq!(p.reason_code.as_deref(), Some(code), "{p:?}");
@@ -175,6 +187,7 @@ async fn refused_case(from: &str, number: u32, requester: &str, internal: bool, 
     assert!(replies[0].0.starts_with("Not approved"), "{}", replies[0].0);
     assert!(replies[0].1.contains(code), "{}", replies[0].1);
     w.close().await;
+    p.reason.unwrap_or_default()
 }
 
 #[tokio::test]
@@ -267,6 +280,25 @@ async fn unauthentic_case(env: &Env, w: &Pipeline, m: &MessageRef, mid: &str, co
     // Processing it again (a restart) sends nothing more.
     let again = w.process(m).await;
     assert!(again.is_err() || sent_to(env, "pam-team@example.test").len() == 1);
+}
+
+#[tokio::test]
+async fn safe_mismatch_an_edited_safe_line_names_both_safes() {
+    // Request 9 is on DBSafe; the forward says InfraSafe. Before, this was refused
+    // request_not_found (InfraSafe_9 does not exist), blaming a missing request.
+    let why = refused_on(
+        "InfraSafe",
+        "bob@example.test",
+        9,
+        "dave@example.test",
+        true,
+        "safe_mismatch",
+    )
+    .await;
+    assert!(
+        why.contains("InfraSafe") && why.contains("DBSafe"),
+        "names both: {why}"
+    );
 }
 
 #[tokio::test]

@@ -108,7 +108,19 @@ async fn exchangelib_runs_its_normal_flow_against_the_stand_in() {
     assert_eq!(sent[0].to, vec!["alice@example.com"]);
     assert_eq!(sent[0].subject, "Approved");
 
+    // With its default settings exchangelib negotiated the auth type from our 401 and guessed
+    // the server version with a dummy ConvertId: Exchange answers that per message with
+    // ErrorInvalidIdMalformed, under a ServerVersionInfo header the client reads.
     let docs = sim.state.ews.transcript();
+    let first = docs
+        .iter()
+        .position(|d| d.0 == "request-ConvertId")
+        .expect("the version guess sent ConvertId");
+    let answer = String::from_utf8_lossy(&docs[first + 1].1).into_owned();
+    assert!(
+        answer.contains("ServerVersionInfo") && answer.contains("ErrorInvalidIdMalformed"),
+        "{answer}"
+    );
     match schema::validate(&docs).expect("exchangelib's requests and our answers validate") {
         Outcome::Valid(n) => assert_eq!(n, docs.len()),
         Outcome::Skipped(why) => eprintln!("SKIPPED schema validation: {why}"),

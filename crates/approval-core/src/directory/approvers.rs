@@ -68,6 +68,32 @@ pub fn from_safe_members(
             });
             continue;
         }
+        // Only a member PVWA shows as coming from the directory maps to an LDAP group: its
+        // name carries one of the directory's domains (`NAME@DOMAIN`, `DOMAIN\NAME`). A
+        // Vault-internal group or a predefined user (no domain) never does, even when an LDAP
+        // group of the same name exists: whoever creates that LDAP group would become an
+        // approver of the safe.
+        if m.is_predefined_user {
+            out.skipped.push(Skipped {
+                member: shown,
+                reason: "a predefined Vault member, not a directory group".into(),
+            });
+            continue;
+        }
+        if !carries_listed_domain(&m.member_name, rule) {
+            out.skipped.push(Skipped {
+                member: shown,
+                reason: if rule.domains.is_empty() {
+                    "no directory domain is configured (directory.group_names.domains), so no \
+                     member can be recognised as a directory group"
+                        .into()
+                } else {
+                    "a Vault-internal member (its name carries none of directory.group_names.domains)"
+                        .into()
+                },
+            });
+            continue;
+        }
         match map_group_name(&m.member_name, rule) {
             Some(name) => push_unique(
                 &mut out.groups,
@@ -124,6 +150,19 @@ fn push_unique(groups: &mut Vec<ApproverGroup>, g: ApproverGroup) {
     }
 }
 
+/// Whether `name` is `NAME@DOMAIN` or `DOMAIN\NAME` with a domain of `rule.domains`.
+fn carries_listed_domain(name: &str, rule: &GroupNameRule) -> bool {
+    let name = name.trim();
+    let domain = match (name.split_once('\\'), name.rsplit_once('@')) {
+        (Some((d, n)), _) if !n.trim().is_empty() => d,
+        (None, Some((n, d))) if !n.trim().is_empty() => d,
+        _ => return false,
+    };
+    rule.domains
+        .iter()
+        .any(|x| x.trim().eq_ignore_ascii_case(domain.trim()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,14 +187,14 @@ mod tests {
         expired.membership_expiration_date = Some(100);
         let members = vec![
             member("DB_PAMapprover@corp.example", "group", true, false),
-            member("PAM_L2", "group", false, true),
+            member("CORP\\PAM_L2", "group", false, true),
             member("Readers", "group", false, false),
             member("jdoe", "user", true, false),
             member("Foreign@other.example", "group", true, false),
             expired,
         ];
         let rule = GroupNameRule {
-            domains: vec!["corp.example".into()],
+            domains: vec!["corp.example".into(), "CORP".into()],
             ..GroupNameRule::default()
         };
         let a = from_safe_members(&members, 1, 1000, &rule);
@@ -204,5 +243,62 @@ mod tests {
         let a = from_static(&rules, "InfraSafe", 2, &rule);
         assert_eq!(a.groups[0].name, "PAM_L2");
         assert!(from_static(&rules, "HRSafe", 1, &rule).groups.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod vault_internal {
+    use super::*;
+    use crate::pvwa::SafePermissions;
+
+    fn group(name: &str) -> SafeMember {
+        SafeMember {
+            member_name: name.into(),
+            member_type: "group".into(),
+            permissions: SafePermissions {
+                requests_authorization_level1: true,
+                requests_authorization_level2: false,
+                view_safe_members: false,
+            },
+            ..SafeMember::default()
+        }
+    }
+
+    #[test]
+    fn safe_members_vault_internal_groups_never_map_to_ldap_groups() {
+        let mut predefined = group("Vault Admins");
+        predefined.is_predefined_user = true;
+        let mut predefined_domain = group("Auditors@corp.example");
+        predefined_domain.is_predefined_user = true;
+        let members = vec![
+            group("PAM_Approvers_L1"),
+            predefined,
+            predefined_domain,
+            group("DB_PAMapprover@corp.example"),
+        ];
+        let rule = GroupNameRule {
+            domains: vec!["corp.example".into()],
+            ..GroupNameRule::default()
+        };
+        let a = from_safe_members(&members, 1, 1000, &rule);
+        let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        assert_eq!(names, vec!["DB_PAMapprover"]);
+        let skipped: Vec<(&str, bool)> = a
+            .skipped
+            .iter()
+            .map(|s| (s.member.as_str(), s.reason.contains("Vault")))
+            .collect();
+        assert_eq!(
+            skipped,
+            vec![
+                ("PAM_Approvers_L1", true),
+                ("Vault Admins", true),
+                ("Auditors@corp.example", true)
+            ]
+        );
+        // Without a configured domain nothing is recognised as a directory group.
+        let none = from_safe_members(&members, 1, 1000, &GroupNameRule::default());
+        assert!(none.groups.is_empty(), "{none:?}");
+        assert!(none.skipped[0].reason.contains("group_names.domains"));
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::text::{clean_value, normalise_line};
+use super::text::{clean_value, is_invisible, normalise_line};
 
 /// The fields a notification carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -85,7 +85,12 @@ pub fn after_label<'a>(line: &'a str, label: &str) -> Option<&'a str> {
             continue;
         }
         let (_, c) = rest.next()?;
-        if !c.to_lowercase().eq(lc.to_lowercase()) {
+        let same = if c.is_ascii() && lc.is_ascii() {
+            c.eq_ignore_ascii_case(&lc)
+        } else {
+            c.to_lowercase().eq(lc.to_lowercase())
+        };
+        if !same {
             return None;
         }
     }
@@ -123,7 +128,16 @@ pub fn prepare_label(label: &str) -> String {
 /// Field labels, prepared.
 #[derive(Debug, Clone)]
 pub struct LabelSet {
-    labels: Vec<(Field, String)>,
+    /// Field, label, and the label's first character in lower case (see [`first_key`]).
+    labels: Vec<(Field, String, Option<char>)>,
+}
+
+/// The first character a label comparison looks at, in lower case: lines are first sorted out
+/// by it, so a line is compared in full only with the labels that can match it (a hostile mail
+/// may hold hundreds of thousands of lines).
+pub fn first_key(s: &str) -> Option<char> {
+    let c = s.trim_start_matches(['*', '_', ' ']).chars().next()?;
+    c.to_lowercase().next()
 }
 
 impl LabelSet {
@@ -135,14 +149,24 @@ impl LabelSet {
             .collect();
         // Longer labels first, so `Request Id` wins over a configured `Request`.
         labels.sort_by_key(|(_, l)| std::cmp::Reverse(l.chars().count()));
-        LabelSet { labels }
+        LabelSet {
+            labels: labels
+                .into_iter()
+                .map(|(f, l)| {
+                    let k = first_key(&l);
+                    (f, l, k)
+                })
+                .collect(),
+        }
     }
 
     /// The field whose label starts this line, and the value after the colon.
     pub fn match_line<'a>(&self, line: &'a str) -> Option<(Field, &'a str)> {
+        let key = first_key(line)?;
         self.labels
             .iter()
-            .find_map(|(f, l)| after_label(line, l).map(|v| (*f, v)))
+            .filter(|(_, _, k)| *k == Some(key))
+            .find_map(|(f, l, _)| after_label(line, l).map(|v| (*f, v)))
     }
 }
 
@@ -150,6 +174,8 @@ impl LabelSet {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     pub values: BTreeMap<Field, Vec<String>>,
+    /// Fields whose raw value held bidi controls or invisible characters (their code points).
+    pub invalid: Vec<(Field, String)>,
 }
 
 impl Found {
@@ -161,21 +187,50 @@ impl Found {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.is_empty() && self.invalid.is_empty()
     }
 
-    /// Distinct values of a field, compared case-insensitively, in order of appearance. Linear
-    /// in the number of values (a hostile mail may carry tens of thousands of them).
-    pub fn distinct(&self, f: Field) -> Vec<&str> {
-        let mut seen = std::collections::HashSet::new();
-        self.values
-            .get(&f)
-            .into_iter()
-            .flatten()
-            .filter(|v| seen.insert(v.to_lowercase()))
-            .map(String::as_str)
-            .collect()
+    /// Add every value and finding of `other`.
+    pub fn absorb(&mut self, other: Found) {
+        for (f, vs) in other.values {
+            self.values.entry(f).or_default().extend(vs);
+        }
+        self.invalid.extend(other.invalid);
     }
+
+    /// The first two different values (case-insensitively) of a field, if it has two.
+    pub fn two_values(&self, f: Field) -> Option<(&str, &str)> {
+        two_values([self], f)
+    }
+}
+
+/// The first two different values (case-insensitively) of a field across several finds. One
+/// pass, no allocation: a hostile mail may hold hundreds of thousands of values.
+pub fn two_values<'a>(
+    founds: impl IntoIterator<Item = &'a Found>,
+    f: Field,
+) -> Option<(&'a str, &'a str)> {
+    let mut first: Option<&'a str> = None;
+    for found in founds {
+        for v in found.values.get(&f).into_iter().flatten() {
+            match first {
+                None => first = Some(v),
+                Some(a) if !same_ci(a, v) => return Some((a, v)),
+                Some(_) => {}
+            }
+        }
+    }
+    None
+}
+
+/// Case-insensitive equality (Unicode lower case), without allocating.
+fn same_ci(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
+    a.chars()
+        .flat_map(char::to_lowercase)
+        .eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// A value as a mail client showed it, without the link target Outlook writes after a
@@ -239,6 +294,14 @@ pub fn extract(
         } else {
             value
         };
+        let hidden: Vec<String> = value
+            .chars()
+            .filter(|c| is_invisible(*c))
+            .map(|c| format!("U+{:04X}", u32::from(c)))
+            .collect();
+        if !hidden.is_empty() {
+            found.invalid.push((field, hidden.join(" ")));
+        }
         let value = clean_value(without_link_target(value.trim()));
         if !value.is_empty() {
             found.values.entry(field).or_default().push(value);

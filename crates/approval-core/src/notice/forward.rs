@@ -4,7 +4,7 @@
 //! Thunderbird's `Subject/Date/From/To`) and cut the text into segments at them. The last
 //! segment is the innermost forwarded message.
 
-use super::fields::after_label;
+use super::fields::{after_label, first_key};
 
 /// Which part of a forward header a label names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,8 +49,10 @@ const LABELS: &[(&str, Kind)] = &[
 ];
 
 fn kind_of(line: &str) -> Option<(Kind, &str)> {
+    let key = first_key(line)?;
     LABELS
         .iter()
+        .filter(|(l, _)| first_key(l) == Some(key))
         .find_map(|(l, k)| after_label(line, l).map(|v| (*k, v)))
 }
 

@@ -401,6 +401,15 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
     let labels = cfg.labels.set();
     let mut candidates = Vec::new();
     collect(&msg, &labels, 0, &mut candidates);
+    // Every notification anywhere in the mail (attachments, the text around them, deeper
+    // quotes, inside another field's value, both renderings) must agree: the request confirmed
+    // is then the one the approver saw, whichever copy is read.
+    let everywhere: Vec<&Found> = candidates
+        .iter()
+        .flat_map(|c| [&c.found, &c.others])
+        .collect();
+    check_invalid(&everywhere)?;
+    check_conflicts_anywhere(&everywhere)?;
     let chosen = choose(candidates)?;
     let Some(mut cand) = chosen else {
         let subject = exam.envelope.subject.clone().unwrap_or_default();
@@ -560,6 +569,10 @@ fn check_automatic(
 #[derive(Debug, Clone)]
 struct Candidate {
     found: Found,
+    /// Every other field value of this text (the other forward levels, the other rendering's
+    /// other levels): a notification hidden in another field's value or a deeper quote shows
+    /// up here.
+    others: Found,
     /// The notification's own subject (innermost forward header or attached message).
     subject: Option<String>,
     /// The notification's text, for body markers.
@@ -582,9 +595,9 @@ fn collect(
             collect(inner, labels, depth + 1, out);
         }
     }
-    if out.len() > before {
-        return;
-    }
+    // With an attached notification, the text around it is read too (after it, so the
+    // attachment stays the one chosen): any notification there must agree with it.
+    let attached = out.len() > before;
     let own_subject = mime::header_text(msg, "subject");
     let bodies = mime::bodies(msg);
     let plain = bodies.plain.as_deref().and_then(|t| from_text(t, labels));
@@ -593,8 +606,8 @@ fn collect(
         (Some(p), Some(h)) => Some(merge_alternatives(p, h)),
         (p, h) => p.or(h),
     };
-    if let Some((found, subject, text, inline_depth)) = picked {
-        let shape = if depth > 0 {
+    if let Some((found, subject, text, inline_depth, others)) = picked {
+        let shape = if depth > 0 && !attached {
             Shape::Attachment
         } else if inline_depth > 0 {
             Shape::Inline
@@ -608,6 +621,7 @@ fn collect(
         };
         out.push(Candidate {
             found,
+            others,
             subject,
             text,
             shape,
@@ -616,41 +630,47 @@ fn collect(
     }
 }
 
-type TextFind = (Found, Option<String>, String, u32);
+type TextFind = (Found, Option<String>, String, u32, Found);
 
-/// The innermost segment of a text that has notification fields.
+/// The innermost segment of a text that has notification fields, and every field value of
+/// every segment.
 fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
     let lines = fields::lines_of(text);
     let segs = forward::segments(&lines);
     let inline_depth = segs.len().saturating_sub(1);
+    let mut picked = None;
+    let mut others = Found::default();
     for (idx, seg) in segs.iter().enumerate().rev() {
         let seg_lines = lines.get(seg.start..seg.end).unwrap_or(&[]);
         let found = fields::extract(seg_lines, labels, &forward::is_header_line);
         if found.is_empty() {
             continue;
         }
-        let subject = seg.header.as_ref().and_then(|h| h.subject.clone());
-        let depth = u32::try_from(idx.min(inline_depth)).unwrap_or(u32::MAX);
-        return Some((found, subject, seg_lines.join("\n"), depth));
+        if picked.is_none() {
+            let subject = seg.header.as_ref().and_then(|h| h.subject.clone());
+            let depth = u32::try_from(idx.min(inline_depth)).unwrap_or(u32::MAX);
+            picked = Some((found, subject, seg_lines.join("\n"), depth));
+        } else {
+            others.absorb(found);
+        }
     }
-    None
+    picked.map(|(found, subject, text, depth)| (found, subject, text, depth, others))
 }
 
 /// text/plain and text/html are two renderings of one message: take the plain one, fill gaps
 /// from the HTML one, and keep both values where they disagree (a conflict is refused later).
 fn merge_alternatives(plain: TextFind, html: TextFind) -> TextFind {
-    let (mut found, subject, text, depth) = plain;
-    for (f, values) in html.0.values {
-        let entry = found.values.entry(f).or_default();
-        let mut have: std::collections::HashSet<String> =
-            entry.iter().map(|e| e.to_lowercase()).collect();
-        for v in values {
-            if have.insert(v.to_lowercase()) {
-                entry.push(v);
-            }
-        }
-    }
-    (found, subject.or(html.1), text, depth.max(html.3))
+    let (mut found, subject, text, depth, mut others) = plain;
+    let (html_found, html_subject, _, html_depth, html_others) = html;
+    found.absorb(html_found);
+    others.absorb(html_others);
+    (
+        found,
+        subject.or(html_subject),
+        text,
+        depth.max(html_depth),
+        others,
+    )
 }
 
 /// One notification, or a conflict when attachments carry different ones.
@@ -735,8 +755,7 @@ fn check_kind(cand: &Candidate, cfg: &NoticeConfig) -> Result<(), Refusal> {
 
 fn check_conflicts(found: &Found) -> Result<(), Refusal> {
     for f in [Field::RequestId, Field::Safe, Field::Requester] {
-        let distinct = found.distinct(f);
-        if let [a, b, ..] = distinct.as_slice() {
+        if let Some((a, b)) = found.two_values(f) {
             return Err(Refusal::new(
                 Reason::ConflictingFields,
                 format!(
@@ -746,6 +765,40 @@ fn check_conflicts(found: &Found) -> Result<(), Refusal> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Conflicts between notifications anywhere in the mail.
+fn check_conflicts_anywhere(all: &[&Found]) -> Result<(), Refusal> {
+    for f in [Field::RequestId, Field::Safe, Field::Requester] {
+        if let Some((a, b)) = fields::two_values(all.iter().copied(), f) {
+            return Err(Refusal::new(
+                Reason::ConflictingFields,
+                format!(
+                    "The mail holds more than one notification, with two different values for {}: \
+                     \"{a}\" and \"{b}\" (one may be hidden in another field's text, a quote or \
+                     an attachment). Forward the original notification alone, without editing it.",
+                    f.key()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A field whose value holds bidi controls or invisible characters may display as one thing
+/// and read as another.
+fn check_invalid(all: &[&Found]) -> Result<(), Refusal> {
+    if let Some((f, chars)) = all.iter().find_map(|x| x.invalid.first()) {
+        return Err(Refusal::new(
+            Reason::InvalidField,
+            format!(
+                "The {} field holds invisible or text-direction characters ({chars}); what it \
+                 shows may not be what it says. Forward the original notification without editing it.",
+                f.key()
+            ),
+        ));
     }
     Ok(())
 }

@@ -458,3 +458,93 @@ fn reading_is_linear_forty_thousand_distinct_ids_are_refused_quickly() {
         "40,000 ids took {took:?}"
     );
 }
+
+fn real_notice_with_reason(reason: &str) -> String {
+    fwd(&format!(
+        "Requester email: alice@example.com\r\nSafe: InfraSafe\r\nRequest Id: 1234\r\n\
+         Reason: {reason}\r\n"
+    ))
+}
+
+#[test]
+fn conflicting_fields_a_fake_notification_in_the_reason_is_refused() {
+    let cfg = NoticeConfig::default();
+    // Split by line breaks, with a forward header so it reads as a deeper quote (the innermost
+    // block used to win silently and request 999 of another safe was confirmed).
+    let by_lines = real_notice_with_reason(
+        "urgent\r\n\r\nFrom: CyberArk Vault <vault@example.com>\r\nSent: Tuesday, March 4, 2025 9:10 AM\r\n\
+         To: Bob <bob@example.com>\r\nSubject: Notification: Password access request\r\n\r\n\
+         Requester email: alice@example.com\r\nSafe: ProdSafe\r\nRequest Id: 999\r\n",
+    );
+    let raw = mail("FW: Notification: Password access request", &by_lines);
+    assert_eq!(reason(&raw, &cfg), Reason::ConflictingFields);
+    // Split by tabs (a table cell inside the Reason's value).
+    let by_tabs = real_notice_with_reason("urgent\tSafe: ProdSafe\tRequest Id: 999");
+    let raw = mail("FW: Notification: Password access request", &by_tabs);
+    assert_eq!(reason(&raw, &cfg), Reason::ConflictingFields);
+    // The same values repeated (a quote of the same notice) are one notification.
+    let same = real_notice_with_reason("see\r\nRequest Id: 1234\r\nSafe: InfraSafe");
+    parse(
+        &mail("FW: Notification: Password access request", &same),
+        &cfg,
+    )
+    .expect("agrees");
+}
+
+#[test]
+fn conflicting_fields_an_attached_look_alike_differs_from_the_inline_notice() {
+    let attached = "From: CyberArk Vault <vault@example.com>\r\nTo: bob@example.com\r\n\
+                    Subject: Notification: Password access request\r\n\
+                    Date: Tue, 4 Mar 2025 09:12:00 +0100\r\nMessage-ID: <n1@example.com>\r\n\
+                    Content-Type: text/plain\r\n\r\n\
+                    Requester email: alice@example.com\r\nSafe: ProdSafe\r\nRequest Id: 999\r\n";
+    let raw = format!(
+        "From: Bob <bob@example.com>\r\nTo: pam@example.com\r\n\
+         Subject: FW: Notification: Password access request\r\n\
+         Date: Tue, 4 Mar 2025 09:20:11 +0100\r\nMessage-ID: <m1@example.com>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"m1\"\r\n\r\n\
+         --m1\r\nContent-Type: text/plain\r\n\r\n{}\r\n\
+         --m1\r\nContent-Type: message/rfc822\r\n\r\n{attached}\r\n--m1--\r\n",
+        fwd(NOTICE)
+    );
+    assert_eq!(
+        reason(raw.as_bytes(), &NoticeConfig::default()),
+        Reason::ConflictingFields
+    );
+}
+
+#[test]
+fn conflicting_fields_a_notice_hidden_in_html_differs_from_the_shown_one() {
+    let text = fwd(NOTICE);
+    let html = "<p>From: CyberArk Vault<br>Sent: Tuesday, March 4, 2025 9:12 AM<br>To: Bob<br>\
+                Subject: Notification: Password access request</p>\
+                <p>Requester email: alice@example.com<br>Safe: InfraSafe<br>Request Id: 1234</p>\
+                <div style=\"display:none\">Safe: ProdSafe<br>Request Id: 999</div>";
+    assert_eq!(
+        reason(&alternative(&text, html), &NoticeConfig::default()),
+        Reason::ConflictingFields
+    );
+}
+
+#[test]
+fn invalid_field_a_bidi_override_or_an_inner_invisible_character_is_refused() {
+    let cfg = NoticeConfig::default();
+    for id in ["\u{202E}4321", "12\u{200B}34", "\u{2066}1234\u{2069}"] {
+        let body = fwd(&format!(
+            "Requester email: alice@example.com\r\nSafe: InfraSafe\r\nRequest Id: {id}\r\n"
+        ));
+        let raw = mail("FW: Notification: Password access request", &body);
+        assert_eq!(reason(&raw, &cfg), Reason::InvalidField, "{id:?}");
+    }
+    // What clients insert around labels and at a value's ends is tolerated.
+    let body = fwd(
+        "Requester email: alice@example.com\r\n\u{200B}Safe:\u{00A0}InfraSafe\u{FEFF}\r\n\
+         Request Id:\u{200E} 1234\u{200B}\r\n",
+    );
+    let n = parse(
+        &mail("FW: Notification: Password access request", &body),
+        &cfg,
+    )
+    .expect("ok");
+    assert_eq!(n.request_id, "InfraSafe_1234");
+}

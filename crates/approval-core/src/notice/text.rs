@@ -7,8 +7,8 @@
 /// Longest value we keep from a mail field, in characters.
 pub const MAX_VALUE_CHARS: usize = 512;
 
-/// Characters that are invisible or reorder text: removed wherever they appear.
-fn is_invisible(c: char) -> bool {
+/// Characters that are invisible or reorder text: removed from values shown or logged.
+pub fn is_invisible(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'              // soft hyphen
@@ -69,14 +69,33 @@ pub fn clean_value(s: &str) -> String {
     clean(s, MAX_VALUE_CHARS)
 }
 
-/// A body line ready for label matching: odd spaces become spaces, invisible characters go,
-/// leading quote markers (`>`, `|`) and whitespace are stripped. Tabs stay (they separate
-/// table cells).
+/// Characters that change the display order of the text around them (embeddings, overrides,
+/// isolates, the Arabic letter mark): never inserted by a mail client, never dropped here.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A body line ready for label matching: odd spaces become spaces, leading quote markers (`>`,
+/// `|`) and whitespace are stripped. Tabs stay (they separate table cells). Invisible
+/// characters mail clients insert around labels (zero-width spaces and joiners, LRM/RLM, BOM,
+/// soft hyphens) go from the label (before the first colon) and from both ends of the value;
+/// inside a value they stay, as do bidi controls anywhere, so the field reader can refuse a
+/// value that would display differently from what it says.
 pub fn normalise_line(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
+    let mut in_value = false;
     for c in line.chars() {
-        if is_invisible(c) {
+        if is_invisible(c) && !is_bidi_control(c) {
+            // At the start of the value (right after the colon and spaces) it is an edge.
+            let at_value_start = in_value && out.ends_with([':', '\u{FF1A}', ' ', '\t']);
+            if !in_value || at_value_start {
+                continue;
+            }
+            out.push(c);
             continue;
+        }
+        if c == ':' || c == '\u{FF1A}' {
+            in_value = true;
         }
         if is_odd_space(c) {
             out.push(' ');
@@ -89,7 +108,9 @@ pub fn normalise_line(line: &str) -> String {
         }
     }
     let trimmed = out.trim_start_matches(['>', '|', ' ']);
-    trimmed.trim_end().to_string()
+    trimmed
+        .trim_end_matches(|c: char| c.is_whitespace() || (is_invisible(c) && !is_bidi_control(c)))
+        .to_string()
 }
 
 /// Case-insensitive `contains` on already normalised text (Unicode lower case).
@@ -113,6 +134,28 @@ mod tests {
         assert_eq!(clean_value("  \u{00A0}Infra\u{200B}Safe\t "), "InfraSafe");
         assert_eq!(clean("abcdef", 3), "abc");
         assert_eq!(clean("ab cdef", 3), "ab");
+    }
+
+    #[test]
+    fn invisible_characters_inside_a_value_and_bidi_controls_stay_for_the_reader() {
+        // Around labels and at a value's ends, as clients insert them: gone.
+        assert_eq!(
+            normalise_line("\u{200B}Request\u{200E} Id:\u{FEFF} 12\u{200B}"),
+            "Request Id: 12"
+        );
+        // Inside a value, or a bidi override anywhere: kept, so the value can be refused.
+        assert_eq!(
+            normalise_line("Request Id: 1\u{200B}2"),
+            "Request Id: 1\u{200B}2"
+        );
+        assert_eq!(
+            normalise_line("Request Id: \u{202E}21"),
+            "Request Id: \u{202E}21"
+        );
+        assert_eq!(
+            normalise_line("\u{202E}Request Id: 21"),
+            "\u{202E}Request Id: 21"
+        );
     }
 
     #[test]

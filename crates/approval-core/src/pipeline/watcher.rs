@@ -551,6 +551,19 @@ impl Pipeline {
         {
             Ok(r) => r,
             Err(PvwaError::NotFound { .. }) => {
+                // An edited Safe line changes the id the mail leads to: when the number exists
+                // under another safe, say so rather than blame a missing request.
+                if let Some(real) = self.same_number_elsewhere(&n.request_number, &n.safe).await {
+                    return refuse(
+                        "safe_mismatch",
+                        format!(
+                            "The mail names safe {}, but request number {} is for safe {real}: the forward looks edited; nothing was approved.",
+                            n.safe, n.request_number
+                        ),
+                        Some(rid),
+                        Some(forwarder),
+                    );
+                }
                 return refuse(
                     codes::REQUEST_NOT_FOUND,
                     format!(
@@ -689,6 +702,47 @@ impl Pipeline {
                 forwarder,
             }),
         }
+    }
+
+    /// The safe of the one request PVWA lists with this number under a safe other than
+    /// `claimed` (`<Safe>_<number>`), if exactly one safe has it. Best effort: a fault or an
+    /// ambiguous answer gives `None`.
+    async fn same_number_elsewhere(&self, number: &str, claimed: &str) -> Option<String> {
+        let suffix = format!("_{number}");
+        // PVWA lists to each account the requests it may confirm: ask every role.
+        for role in [
+            AccountRole::Lookup,
+            AccountRole::Level1,
+            AccountRole::Level2,
+        ] {
+            let list = match self
+                .pvwa(role, async |s: &Session| s.list_incoming(false, true).await)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    log::info!("looking for request number {number} in other safes: {e}");
+                    return None;
+                }
+            };
+            let mut safes: Vec<String> = list
+                .into_iter()
+                .filter(|r| {
+                    r.request_id.ends_with(&suffix)
+                        && r.request_id.len() == r.safe_name.len() + suffix.len()
+                        && !r.safe_name.eq_ignore_ascii_case(claimed)
+                })
+                .map(|r| r.safe_name)
+                .collect();
+            safes.sort();
+            safes.dedup();
+            match safes.as_slice() {
+                [] => continue,
+                [one] => return Some(one.clone()),
+                _ => return None,
+            }
+        }
+        None
     }
 
     async fn ticket(&self, request: &Request) -> Result<TicketCheck, Fault> {

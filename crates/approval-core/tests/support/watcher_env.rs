@@ -349,6 +349,12 @@ macro_rules! env {
             None => return,
         }
     };
+    ($skipped:expr) => {
+        match start().await {
+            Some(e) => e,
+            None => return $skipped,
+        }
+    };
 }
 
 pub async fn pipeline(env: &Env) -> Pipeline {

@@ -40,7 +40,34 @@ pub const PREFIXES: &[&str] = &["/ews/"];
 /// The one endpoint (matched case-insensitively, as IIS does).
 const ENDPOINT: &str = "/ews/exchange.asmx";
 /// Largest request body accepted.
-const MAX_REQUEST: usize = 16 << 20;
+const MAX_REQUEST: usize = 48 << 20;
+/// The `RequestServerVersion` values of Microsoft's schema (types.xsd `ExchangeVersionType`).
+const SERVER_VERSIONS: &[&str] = &[
+    "Exchange2007",
+    "Exchange2007_SP1",
+    "Exchange2009",
+    "Exchange2010",
+    "Exchange2010_SP1",
+    "Exchange2010_SP2",
+    "Exchange2012",
+    "Exchange2013",
+    "Exchange2013_SP1",
+    "Exchange2015",
+    "Exchange2016",
+    "V2015_10_05",
+    "V2016_01_06",
+    "V2016_04_13",
+    "V2016_07_13",
+    "V2016_10_10",
+    "V2017_01_07",
+    "V2017_04_14",
+    "V2017_07_11",
+    "V2017_10_09",
+    "V2018_01_08",
+];
+
+/// Largest mail the admin deliver endpoint takes.
+pub const MAX_DELIVERY: usize = 32 << 20;
 /// Transcript entries kept (oldest dropped first).
 const MAX_TRANSCRIPT: usize = 20_000;
 
@@ -417,13 +444,17 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         return (StatusCode::METHOD_NOT_ALLOWED, "EWS answers POST").into_response();
     }
     let conn = connection_key(&req);
-    let user = match authenticate(&state, req.headers(), &conn) {
-        Ok(u) => u,
-        Err(r) => return *r,
-    };
+    let headers = req.headers().clone();
+    // The body is read before authentication, as IIS does: an NTLM handshake answers 401 to
+    // a request whose body was sent in full, and the connection stays open for the next leg
+    // (answering before reading would leave the body unread and the connection dropped).
     let body = match axum::body::to_bytes(req.into_body(), MAX_REQUEST).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request too large").into_response(),
+    };
+    let user = match authenticate(&state, &headers, &conn) {
+        Ok(u) => u,
+        Err(r) => return *r,
     };
     soap(state, &user, body).await
 }
@@ -475,13 +506,29 @@ async fn soap(state: Arc<SimState>, user: &str, body: Bytes) -> Response {
     let op_name = op.tag_name().name().to_string();
     ews.record(format!("request-{op_name}"), &body);
 
+    // A RequestServerVersion Exchange does not know is refused before anything else (clients
+    // such as exchangelib probe the newest version they know and step down on this answer).
+    let header = wire::child(root, SOAP, "Header");
+    if let Some(v) = header
+        .and_then(|h| wire::child(h, T, "RequestServerVersion"))
+        .and_then(|r| r.attribute("Version"))
+        && !SERVER_VERSIONS.contains(&v)
+    {
+        return fault_response(
+            ews,
+            &EwsErr::new(
+                "ErrorInvalidServerVersion",
+                "The specified server version is invalid.",
+            ),
+        );
+    }
+
     // Impersonation: act as another mailbox, if this account may.
     let me = ews.user(user).cloned();
     let mut mailbox = me
         .as_ref()
         .map(|u| u.mailbox.to_ascii_lowercase())
         .unwrap_or_default();
-    let header = wire::child(root, SOAP, "Header");
     if let Some(imp) = header
         .and_then(|h| wire::child(h, T, "ExchangeImpersonation"))
         .and_then(|i| wire::child(i, T, "ConnectingSID"))
@@ -551,6 +598,8 @@ async fn soap(state: Arc<SimState>, user: &str, body: Bytes) -> Response {
             "Subscribe" => ops::subscribe(&mut st, &ctx, op),
             "Unsubscribe" => ops::unsubscribe(&mut st, &ctx, op),
             "GetEvents" => ops::get_events(&mut st, &ctx, op),
+            "ConvertId" => ops::convert_id(&st, &ctx, op),
+            "DeleteItem" => ops::delete_item(&mut st, &ctx, op),
             other => Err(EwsErr::new(
                 "ErrorInvalidRequest",
                 format!("pam-sim does not implement {other}."),
@@ -783,7 +832,12 @@ async fn admin_token(
 
 pub fn admin_routes() -> Router<Arc<SimState>> {
     Router::new()
-        .route("/deliver", post(admin_deliver))
+        // A mail as large as Exchange accepts (the default message size limits are 25-35 MB;
+        // axum's own default body limit of 2 MB would hide every large-mail path).
+        .route(
+            "/deliver",
+            post(admin_deliver).layer(axum::extract::DefaultBodyLimit::max(MAX_DELIVERY)),
+        )
         .route("/folders", get(admin_folders))
         .route(
             "/sent",

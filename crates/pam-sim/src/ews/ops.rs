@@ -389,6 +389,8 @@ pub fn find_item(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
 struct Shape {
     mime: bool,
     transport_headers: bool,
+    /// `item:TextBody`: the body as plain text (Exchange 2013 and later).
+    text_body: bool,
 }
 
 fn shape(op: Node<'_, '_>) -> Shape {
@@ -396,6 +398,7 @@ fn shape(op: Node<'_, '_>) -> Shape {
         return Shape {
             mime: false,
             transport_headers: false,
+            text_body: false,
         };
     };
     let props: Vec<Node<'_, '_>> = child(s, T, "AdditionalProperties")
@@ -413,9 +416,13 @@ fn shape(op: Node<'_, '_>) -> Shape {
                 u32::from_str_radix(t.trim_start_matches("0x").trim_start_matches("0X"), 16).ok()
             }) == Some(0x7d)
     });
+    let text_body = props
+        .iter()
+        .any(|p| p.attribute("FieldURI") == Some("item:TextBody"));
     Shape {
         mime,
         transport_headers,
+        text_body,
     }
 }
 
@@ -518,6 +525,12 @@ fn message_xml(m: &Mbx, i: &Item, sh: &Shape) -> String {
         out.push_str(&format!(
             r#"<t:ExtendedProperty><t:ExtendedFieldURI PropertyTag="0x7d" PropertyType="String"/><t:Value>{}</t:Value></t:ExtendedProperty>"#,
             esc(&block)
+        ));
+    }
+    if sh.text_body {
+        out.push_str(&format!(
+            r#"<t:TextBody BodyType="Text">{}</t:TextBody>"#,
+            esc(&mime::text_body(&i.mime))
         ));
     }
     if let Some(s) = h("Sender").or(h("From")) {
@@ -1196,4 +1209,111 @@ fn schema(what: &str) -> EwsErr {
         "ErrorSchemaValidation",
         format!("The request failed schema validation: {what}."),
     )
+}
+
+/// ConvertId: the ids of this store's items and folders in the asked format. pam-sim's ids are
+/// opaque strings, so `EwsId` (and `EwsLegacyId`, `OwaId`) give the id back as it is and
+/// `HexEntryId` / `EntryId` / `StoreId` encode its bytes (hex, base64); an id the store does not
+/// know is `ErrorInvalidIdMalformed`, as Exchange answers exchangelib's version probe.
+pub fn convert_id(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
+    let format = op
+        .attribute("DestinationFormat")
+        .ok_or_else(|| schema("DestinationFormat missing"))?;
+    let ids = child(op, M, "SourceIds").ok_or_else(|| schema("m:SourceIds missing"))?;
+    let mut msgs = Vec::new();
+    for n in elements(ids) {
+        let id = n.attribute("Id").unwrap_or("");
+        let mailbox = n.attribute("Mailbox").unwrap_or(&ctx.mailbox);
+        let raw = match n.attribute("Format").unwrap_or("EwsId") {
+            "HexEntryId" => hex::decode(id).ok().and_then(|b| String::from_utf8(b).ok()),
+            "EntryId" | "StoreId" => base64::engine::general_purpose::STANDARD
+                .decode(id)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+            _ => Some(id.to_string()),
+        };
+        let known = raw.as_deref().filter(|r| {
+            st.mailbox_of_item(r).is_some()
+                || st
+                    .mailbox(&ctx.mailbox)
+                    .is_some_and(|m| m.folders.iter().any(|f| f.id == *r))
+        });
+        let Some(raw) = known else {
+            msgs.push(wire::err(
+                "ConvertId",
+                &EwsErr::new("ErrorInvalidIdMalformed", "Id is malformed."),
+                "",
+            ));
+            continue;
+        };
+        let out = match format {
+            "HexEntryId" => hex::encode(raw.as_bytes()).to_ascii_uppercase(),
+            "EntryId" | "StoreId" => base64::engine::general_purpose::STANDARD.encode(raw),
+            _ => raw.to_string(),
+        };
+        msgs.push(wire::ok(
+            "ConvertId",
+            &format!(
+                r#"<m:AlternateId xsi:type="t:AlternateIdType" Format="{}" Id="{}" Mailbox="{}"/>"#,
+                esc(format),
+                esc(&out),
+                esc(mailbox)
+            ),
+        ));
+    }
+    Ok(wire::response("ConvertId", &msgs))
+}
+
+/// DeleteItem: `MoveToDeletedItems` moves the item into Deleted Items (a new id, as a move
+/// gives); `SoftDelete` and `HardDelete` remove it from its folder.
+pub fn delete_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
+    let how = op
+        .attribute("DeleteType")
+        .ok_or_else(|| schema("DeleteType missing"))?
+        .to_string();
+    let ids = child(op, M, "ItemIds").ok_or_else(|| schema("m:ItemIds missing"))?;
+    let mut msgs = Vec::new();
+    for n in elements(ids) {
+        let id = n.attribute("Id").unwrap_or("").to_string();
+        let Some(key) = st.mailbox_of_item(&id) else {
+            msgs.push(wire::err("DeleteItem", &EwsErr::item_not_found(), ""));
+            continue;
+        };
+        if key != ctx.mailbox {
+            msgs.push(wire::err("DeleteItem", &EwsErr::item_not_found(), ""));
+            continue;
+        }
+        let seq = st.next_seq();
+        let new_id = st.new_id("AAMkI");
+        let m = st.mailbox_mut(&key).expect("mailbox exists");
+        let deleted = m
+            .folders
+            .iter()
+            .find(|f| f.distinguished.as_deref() == Some("deleteditems"))
+            .map(|f| f.id.clone());
+        let mut item = m.items.remove(&id).expect("found above");
+        m.tombstones.push(Tombstone {
+            folder: item.folder.clone(),
+            item: item.id.clone(),
+            change: item.change,
+            arrived_seq: item.arrived_seq,
+            seq,
+        });
+        match (how.as_str(), deleted) {
+            ("MoveToDeletedItems", Some(fid)) if item.folder != fid => {
+                item.id = new_id.clone();
+                item.change += 1;
+                item.folder = fid;
+                item.arrived_seq = seq;
+                item.modified_seq = seq;
+                m.items.insert(new_id, item);
+            }
+            ("MoveToDeletedItems" | "SoftDelete" | "HardDelete", _) => {}
+            (other, _) => {
+                return Err(schema(&format!("DeleteType {other} is not valid")));
+            }
+        }
+        msgs.push(wire::ok("DeleteItem", ""));
+    }
+    Ok(wire::response("DeleteItem", &msgs))
 }
