@@ -631,3 +631,58 @@ async fn safe_members_mode_and_run_once_and_dry_run() {
     assert!(out.is_empty(), "nothing left: {out:?}");
     w.close().await;
 }
+
+/// Deliver through pam-sim's HTTP admin endpoint, as the demo and the Python clients do.
+async fn deliver_over_http(env: &Env, raw: Vec<u8>) {
+    let ca = std::fs::read(env.sim.ca_cert.as_ref().expect("https")).expect("ca");
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("pem"))
+        .build()
+        .expect("client");
+    let r = client
+        .post(format!("{}/sim/ews/deliver", env.sim.url()))
+        .body(raw)
+        .send()
+        .await
+        .expect("deliver");
+    assert!(r.status().is_success(), "deliver: {}", r.status());
+}
+
+/// A forward of request `number` padded with the forwarder's own text to about `size` bytes.
+fn padded(mid: &str, number: u32, size: usize) -> Vec<u8> {
+    let raw = String::from_utf8(mail(
+        mid,
+        "alice@example.test",
+        "DBSafe",
+        number,
+        "dave@example.test",
+        true,
+    ))
+    .expect("utf-8");
+    let line = "Kept for the record, nothing to read here. ".repeat(2) + "\r\n";
+    let pad = line.repeat(size.saturating_sub(raw.len()) / line.len());
+    raw.replacen("Please approve.\r\n", &format!("Please approve.\r\n{pad}"), 1)
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn ten_mib_limit_a_mail_just_under_is_confirmed_one_over_is_too_large() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let mib = 1024 * 1024;
+    deliver_over_http(&env, padded("big-ok", 9, 10 * mib - 64 * 1024)).await;
+    deliver_over_http(&env, padded("big-no", 7, 10 * mib + 64 * 1024)).await;
+    let (out, exit) = w.run_once().await.expect("pass");
+    assert_eq!(exit, Exit::Ok, "{out:?}");
+    let by_mid = |m: &str| {
+        out.iter()
+            .find(|p| p.message_id.as_deref() == Some(m))
+            .unwrap_or_else(|| panic!("{m} processed: {out:?}"))
+    };
+    done(by_mid("<big-ok@corp.example.test>"), "confirmed");
+    let over = by_mid("<big-no@corp.example.test>");
+    done(over, "refused");
+    assert_eq!(over.reason_code.as_deref(), Some("too_large"), "{over:?}");
+    assert_eq!(confirms(&env).len(), 1, "only the mail under the limit");
+    w.close().await;
+}
