@@ -77,6 +77,8 @@ pub fn level(verbose: u8, quiet: u8) -> log::LevelFilter {
 /// debug and trace output prints headers and cookies (PVWA's session cookie among them). An
 /// operator who needs them asks explicitly through `RUST_LOG`.
 pub const OWN_CRATES: &[&str] = &[
+    // The audit trail (one line per mail) is logged under its own target.
+    "audit",
     "approval_core",
     "approval_cli",
     "ews_soap",

@@ -661,8 +661,12 @@ fn padded(mid: &str, number: u32, size: usize) -> Vec<u8> {
     .expect("utf-8");
     let line = "Kept for the record, nothing to read here. ".repeat(2) + "\r\n";
     let pad = line.repeat(size.saturating_sub(raw.len()) / line.len());
-    raw.replacen("Please approve.\r\n", &format!("Please approve.\r\n{pad}"), 1)
-        .into_bytes()
+    raw.replacen(
+        "Please approve.\r\n",
+        &format!("Please approve.\r\n{pad}"),
+        1,
+    )
+    .into_bytes()
 }
 
 #[tokio::test]

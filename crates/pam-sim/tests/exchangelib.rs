@@ -84,6 +84,9 @@ async fn exchangelib_runs_its_normal_flow_against_the_stand_in() {
         "exchangelib failed:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("EXCHANGELIB FLOW OK"), "{stdout}");
+    // The stand-in offers NTLM and Basic; exchangelib prefers NTLM, whose first leg is a 401
+    // to a request with a body: the connection must survive it.
+    assert!(stdout.contains("auth: NTLM"), "{stdout}");
     eprintln!("exchangelib said:\n{stdout}");
     assert!(
         stdout.contains("streaming events:") && stdout.contains("NewMailEvent"),

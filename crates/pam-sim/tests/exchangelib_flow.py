@@ -42,6 +42,7 @@ assert it.author.email_address == "alice@example.com", it.author
 assert it.message_id == "<fw-1@example.com>", it.message_id
 assert b"Received: from mx1.example.com" in it.mime_content, it.mime_content[:80]
 print("read:", it.subject)
+print("auth:", a.protocol.auth_type)
 
 # mark read
 it.is_read = True

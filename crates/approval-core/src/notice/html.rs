@@ -142,6 +142,28 @@ pub fn to_text(html: &str) -> String {
                     && lookahead.next() == Some('-')
                 {
                     chars = lookahead;
+                    // `<!-->` and `<!--->` are empty comments (downlevel-revealed conditional
+                    // comments end with them).
+                    let mut probe = chars.clone();
+                    if probe.peek() == Some(&'>')
+                        || (probe.next() == Some('-') && probe.peek() == Some(&'>'))
+                    {
+                        chars = probe;
+                        chars.next();
+                        continue;
+                    }
+                    // An Outlook conditional comment (`<!--[if mso]>…<![endif]-->`): what it
+                    // holds is shown by some clients, so it is read like the rest (a notice
+                    // shown only to Outlook must agree with the one shown elsewhere).
+                    let head: String = chars.clone().take(3).collect();
+                    if head.eq_ignore_ascii_case("[if") {
+                        for c in chars.by_ref() {
+                            if c == '>' {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
                     let mut dashes = 0usize;
                     for c in chars.by_ref() {
                         match c {
@@ -357,5 +379,21 @@ mod tests {
             "&#xZZ; \u{FFFD} &bogus;\n"
         );
         assert_eq!(to_text("<pre>a\n  b</pre>c"), "a\n  b\nc\n");
+    }
+}
+
+#[cfg(test)]
+mod conditional_comments {
+    use super::to_text;
+
+    #[test]
+    fn outlook_conditional_content_is_read_on_both_sides() {
+        let html = "<!--[if mso]><p>Request Id: 12</p><![endif]-->\
+                    <!--[if !mso]><!--><p>Request Id: 99</p><!--<![endif]-->\
+                    <!-- a real comment: Request Id: 55 -->";
+        let t = to_text(html);
+        assert!(t.contains("Request Id: 12"), "{t}");
+        assert!(t.contains("Request Id: 99"), "{t}");
+        assert!(!t.contains("55"), "{t}");
     }
 }
