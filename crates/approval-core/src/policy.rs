@@ -393,6 +393,23 @@ mod tests {
         }
     }
 
+    /// The request now waits at level 2; the level-1 account confirmed it by mail for `who`.
+    fn confirmed_at_level_1_for(
+        r: &mut Request,
+        a: &mut Approver,
+        m: &mut MailOverride,
+        who: &str,
+    ) {
+        r.current_confirmation_level = 2;
+        *a = granted(2);
+        m.account = Some("svc_pam_level2");
+        r.confirmers = vec![acted(
+            "svc_pam_level1",
+            &format!("Approved on behalf of {who} by mail [ref 0a1b2c3d4e5f]"),
+            vec![],
+        )];
+    }
+
     fn granted(level: u8) -> Approver {
         Approver::Granted {
             level,
@@ -540,14 +557,7 @@ mod tests {
             Case {
                 name: "already_confirmed_by_you: level 1 by mail, now forwards at level 2",
                 edit: |r, _, a, _, m| {
-                    r.current_confirmation_level = 2;
-                    *a = granted(2);
-                    m.account = Some("svc_pam_level2");
-                    r.confirmers = vec![acted(
-                        "svc_pam_level1",
-                        "Approved on behalf of BOB@example.test by mail [ref 0a1b2c3d4e5f]",
-                        vec![],
-                    )];
+                    confirmed_at_level_1_for(r, a, m, "BOB@example.test");
                 },
                 want: Err("already_confirmed_by_you"),
             },
@@ -566,14 +576,7 @@ mod tests {
             Case {
                 name: "someone else confirmed through the service account",
                 edit: |r, _, a, _, m| {
-                    r.current_confirmation_level = 2;
-                    *a = granted(2);
-                    m.account = Some("svc_pam_level2");
-                    r.confirmers = vec![acted(
-                        "svc_pam_level1",
-                        "Approved on behalf of bobby@example.test by mail [ref 0a1b2c3d4e5f]",
-                        vec![],
-                    )];
+                    confirmed_at_level_1_for(r, a, m, "bobby@example.test");
                 },
                 want: Ok(2),
             },

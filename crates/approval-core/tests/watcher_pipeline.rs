@@ -690,3 +690,33 @@ async fn ten_mib_limit_a_mail_just_under_is_confirmed_one_over_is_too_large() {
     assert_eq!(confirms(&env).len(), 1, "only the mail under the limit");
     w.close().await;
 }
+
+#[tokio::test]
+async fn an_unauthenticated_mail_is_refused_before_its_notice_is_read() {
+    // Not internal, and no notice at all: the sender check decides (before, the notice reader
+    // ran first on every mail, whoever sent it, and answered `not_a_request_notice`).
+    let env = env!();
+    let raw = String::from_utf8(mail(
+        "u",
+        "alice@example.test",
+        "DBSafe",
+        9,
+        "dave@example.test",
+        false,
+    ))
+    .expect("utf-8")
+    .replace("Request Id:", "Something:")
+    .replace("Notification: Password access request", "Lunch");
+    deliver(&env, raw.into_bytes());
+    let dry = Pipeline::new(&config(&env, "static"), true)
+        .await
+        .expect("dry");
+    let (out, _) = dry.run_once().await.expect("pass");
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].reason_code.as_deref(),
+        Some("not_internal"),
+        "{out:?}"
+    );
+    dry.close().await;
+}
