@@ -41,6 +41,7 @@ assert it.sender.email_address == "alice@example.com", it.sender
 assert it.author.email_address == "alice@example.com", it.author
 assert it.message_id == "<fw-1@example.com>", it.message_id
 assert b"Received: from mx1.example.com" in it.mime_content, it.mime_content[:80]
+assert "Please approve request 1" in (it.text_body or ""), it.text_body
 print("read:", it.subject)
 print("auth:", a.protocol.auth_type)
 
@@ -85,4 +86,14 @@ list(inbox.get_events(psid, wm))
 inbox.unsubscribe(psid)
 synced = list(inbox.sync_items())
 print("synced changes:", len(synced))
+
+# delete: into Deleted Items, then for good
+trash = a.trash
+moved[0].move_to_trash()
+assert list(processed.all()) == [], "moved out of Processed"
+binned = list(trash.all())
+assert len(binned) == 1, binned
+binned[0].delete()
+assert list(trash.all()) == [], "deleted for good"
+print("deleted")
 print("EXCHANGELIB FLOW OK")
