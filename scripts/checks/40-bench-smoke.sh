@@ -30,7 +30,8 @@ if ! jq -e '
     and .footprint.peak_rss_kib > 0 and .footprint.startup_median_ms > 0
     and .batch.ids == 10 and .batch.stdin.logons == 1 and .batch.separate.logons == 10
     and .batch.stdin.confirmed == 10 and .batch.separate.confirmed == 10
-    and (.goals | length) == 4' "$tmp/bench.json" >/dev/null; then
+    and (.hostile | length) == 4 and all(.hostile[]; .runs == 1 and .median_ms > 0)
+    and (.goals | length) == 5' "$tmp/bench.json" >/dev/null; then
   cat "$tmp/out.txt"; jq . "$tmp/bench.json"
   echo "pam-bench --quick: the results are incomplete"; exit 1
 fi
