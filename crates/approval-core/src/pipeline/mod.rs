@@ -41,8 +41,9 @@ pub struct WatcherConfig {
     /// The longest wait between two tries of a pending mail, in seconds.
     #[serde(default = "defaults::retry_max_secs")]
     pub retry_max_secs: u64,
-    /// The reason sent to PVWA with a confirm: `{forwarder}` and `{marker}` (required: it is how
-    /// a confirm is recognised after a crash) are replaced.
+    /// The reason sent to PVWA with a confirm: `{forwarder}` (required: it traces a confirmation
+    /// through a service account to its person) and `{marker}` (required: it is how a confirm is
+    /// recognised after a crash) are replaced.
     #[serde(default = "defaults::reason_template")]
     pub reason_template: String,
 }
@@ -129,6 +130,13 @@ impl WatcherConfig {
             return Err(loaded.error(
                 "watcher.reason_template",
                 "must contain {marker}: it is how a confirm is recognised after a crash",
+            ));
+        }
+        if !t.contains("{forwarder}") {
+            return Err(loaded.error(
+                "watcher.reason_template",
+                "must contain {forwarder}: it is how a confirmation given through a service \
+                 account is traced to its person, so that one person cannot confirm twice",
             ));
         }
         if t.chars().any(char::is_control) || t.chars().count() > 500 {
@@ -223,6 +231,12 @@ mod tests {
             // The default first (60) above a lower max.
             ("retry_max_secs = 30", "watcher.retry_max_secs"),
             ("retry_max_secs = 100000", "watcher.retry_max_secs"),
+            // Without the person, a confirmation through a service account cannot be traced
+            // to them, and they could confirm twice.
+            (
+                "reason_template = \"Approved by mail [ref {marker}]\"",
+                "watcher.reason_template",
+            ),
         ] {
             let (loaded, w) = watcher(extra);
             let e = w.validate(&loaded).expect_err(extra);
