@@ -54,7 +54,7 @@ where
     match result {
         Ok(code) => ExitCode::from(code.code()),
         Err(e) => {
-            let (code, hint) = exit::classify(e.as_ref());
+            let (code, hint) = approval_core::error::classify(e.as_ref());
             if printer.broken_pipe() || code == Exit::Ok {
                 return ExitCode::SUCCESS;
             }

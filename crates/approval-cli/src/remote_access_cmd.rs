@@ -631,7 +631,7 @@ fn item_line(
         Err(e) => (
             "failed",
             e.exit(),
-            Some(approval_core::approve::ErrorView::of(&e, None)),
+            Some(approval_core::exit::ErrorView::of(&e, None)),
         ),
     };
     if p.json() {

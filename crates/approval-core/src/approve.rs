@@ -6,6 +6,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::config::{AccountRole, Loaded};
+pub use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
 use crate::pvwa::view::RequestView;
 use crate::pvwa::{Pvwa, PvwaError, Session};
@@ -93,26 +94,6 @@ pub struct ApproveResult {
     pub error: Option<ErrorView>,
     /// The request as PVWA shows it (dry run, or after a failed confirm).
     pub request: Option<RequestView>,
-}
-
-/// A serialisable error for JSON output.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorView {
-    pub kind: &'static str,
-    pub code: Option<String>,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-impl ErrorView {
-    pub fn of<E: Classify + std::fmt::Display>(e: &E, code: Option<String>) -> Self {
-        ErrorView {
-            kind: e.exit().name(),
-            code,
-            message: e.to_string(),
-            hint: e.hint(),
-        }
-    }
 }
 
 /// Resolve an account's password.

@@ -71,3 +71,47 @@ impl Classify for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Classify an error chain: the first error in it that knows its exit code decides. Every error
+/// type of the core is listed here (one place, at the top of the crate, so that `exit` stays at
+/// the bottom), and binaries need no table of their own.
+pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>) {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        macro_rules! try_type {
+            ($($t:ty),* $(,)?) => {$(
+                if let Some(x) = err.downcast_ref::<$t>() {
+                    return (x.exit(), x.hint());
+                }
+            )*};
+        }
+        try_type!(
+            crate::error::Error,
+            crate::config::ConfigError,
+            crate::pvwa::PvwaError,
+            crate::mailbox::MailboxError,
+            crate::secret::SecretError,
+            crate::tls::TlsError,
+            crate::journal::JournalError,
+            crate::pipeline::runtime::RuntimeError,
+            crate::notify::NotifyError,
+            crate::directory::DirectoryError,
+            crate::remote_access::RemoteAccessError,
+            crate::ticketing::TicketingError,
+            crate::notice::Refusal,
+        );
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return (
+                match io.kind() {
+                    std::io::ErrorKind::BrokenPipe => Exit::Ok,
+                    std::io::ErrorKind::InvalidData => Exit::DataErr,
+                    std::io::ErrorKind::PermissionDenied => Exit::NoPerm,
+                    _ => Exit::Software,
+                },
+                None,
+            );
+        }
+        cur = err.source();
+    }
+    (Exit::Software, None)
+}

@@ -123,47 +123,25 @@ pub fn help_footer() -> String {
     s
 }
 
-/// Classify an error chain: the first error in it that knows its exit code decides. Every error
-/// type of the core is listed here (one place), so binaries need no table of their own.
-pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>) {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        macro_rules! try_type {
-            ($($t:ty),* $(,)?) => {$(
-                if let Some(x) = err.downcast_ref::<$t>() {
-                    return (x.exit(), x.hint());
-                }
-            )*};
+/// A serialisable error for JSON output: its exit class name, an optional code, the message and
+/// the hint.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ErrorView {
+    pub kind: &'static str,
+    pub code: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ErrorView {
+    pub fn of<E: Classify + fmt::Display>(e: &E, code: Option<String>) -> Self {
+        ErrorView {
+            kind: e.exit().name(),
+            code,
+            message: e.to_string(),
+            hint: e.hint(),
         }
-        try_type!(
-            crate::error::Error,
-            crate::config::ConfigError,
-            crate::pvwa::PvwaError,
-            crate::mailbox::MailboxError,
-            crate::secret::SecretError,
-            crate::tls::TlsError,
-            crate::journal::JournalError,
-            crate::pipeline::runtime::RuntimeError,
-            crate::notify::NotifyError,
-            crate::directory::DirectoryError,
-            crate::remote_access::RemoteAccessError,
-            crate::ticketing::TicketingError,
-            crate::notice::Refusal,
-        );
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return (
-                match io.kind() {
-                    std::io::ErrorKind::BrokenPipe => Exit::Ok,
-                    std::io::ErrorKind::InvalidData => Exit::DataErr,
-                    std::io::ErrorKind::PermissionDenied => Exit::NoPerm,
-                    _ => Exit::Software,
-                },
-                None,
-            );
-        }
-        cur = err.source();
     }
-    (Exit::Software, None)
 }
 
 #[cfg(test)]

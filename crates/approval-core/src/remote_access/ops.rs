@@ -16,7 +16,7 @@ use super::RemoteAccessError;
 use super::client::{Gone, RemoteAccess, Search};
 use super::input::{Validated, VendorRequest};
 use super::model::{AppRef, Application, Group, NewInvitation, Site, VendorStatus};
-use crate::approve::ErrorView;
+use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
 
 /// Names resolved once per run.

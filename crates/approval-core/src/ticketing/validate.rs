@@ -17,8 +17,8 @@ use super::remedy::Remedy;
 use super::rules::{self, Check, CheckName, CheckVerdict, Context};
 use super::servicenow::ServiceNow;
 use super::{Lookup, TicketId, TicketSystem, TicketingError};
-use crate::approve::ErrorView;
 use crate::config::Loaded;
+use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
 use crate::secret::Resolver;
 
