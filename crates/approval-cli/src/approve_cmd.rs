@@ -57,7 +57,7 @@ pub fn main(level: u8, tool: &'static str) -> ExitCode {
             p.note("no request ids given");
             return Ok(Exit::DataErr);
         }
-        let loaded = approval_core::config::load(args.common.config.as_deref())?;
+        let loaded = approval_core::settings::load(args.common.config.as_deref())?;
         let code = approve::approve_batch(&loaded, level, &ids, &reason, args.dry_run, |r| {
             let _ = if p.json() {
                 p.json_line(r)

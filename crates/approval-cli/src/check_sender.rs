@@ -5,10 +5,10 @@
 //! Exit: 0 may approve, 1 may not, 69 directory (or PVWA) unreachable, 77 bind refused,
 //! 78 configuration.
 
-use approval_core::config::Loaded;
+use approval_core::check_sender::check_sender;
 use approval_core::directory::Verdict;
-use approval_core::directory::check::check_sender;
 use approval_core::exit::Exit;
+use approval_core::settings::Loaded;
 
 use crate::Printer;
 

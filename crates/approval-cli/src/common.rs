@@ -34,7 +34,7 @@ where
     F: AsyncFnOnce(&Printer) -> anyhow::Result<Exit>,
 {
     let printer = Printer::new(common.json);
-    if let Err(e) = crate::logging::init(common) {
+    if let Err(e) = crate::logging::init(common.verbose, common.quiet, common.log_file.as_deref()) {
         printer.error(&e, Exit::Config, None);
         return ExitCode::from(Exit::Config.code());
     }

@@ -7,10 +7,10 @@
 use std::io::Read;
 use std::path::Path;
 
-use approval_core::config::Loaded;
 use approval_core::exit::Exit;
 use approval_core::notice::{self, Examination, Field, NoticeConfig, Reason, Shape};
 use approval_core::sender::{self, Assessment, SenderPolicyConfig};
+use approval_core::settings::Loaded;
 use serde::Serialize;
 
 use crate::Printer;

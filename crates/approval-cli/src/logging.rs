@@ -8,8 +8,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::{Context, Result};
 
-use crate::common::Common;
-
 /// A log file that reopens its path on demand, appending (O_APPEND).
 #[derive(Clone)]
 struct Reopenable {
@@ -90,10 +88,11 @@ pub const OWN_CRATES: &[&str] = &[
     "remote_access",
 ];
 
-/// Initialise logging once per process.
-pub fn init(common: &Common) -> Result<()> {
+/// Initialise logging once per process: `verbose` and `quiet` are the counts of `-v` and `-q`,
+/// `log_file` is `--log-file`.
+pub fn init(verbose: u8, quiet: u8, log_file: Option<&std::path::Path>) -> Result<()> {
     let mut b = env_logger::Builder::new();
-    let own = level(common.verbose, common.quiet);
+    let own = level(verbose, quiet);
     b.filter_level(own.min(log::LevelFilter::Warn));
     for krate in OWN_CRATES {
         b.filter_module(krate, own);
@@ -102,7 +101,7 @@ pub fn init(common: &Common) -> Result<()> {
         b.parse_filters(&spec);
     }
     b.format_timestamp_millis();
-    let file = common.log_file.clone().or_else(|| {
+    let file = log_file.map(PathBuf::from).or_else(|| {
         approval_core::env::var(approval_core::env::APPROVAL_LOG_FILE).map(PathBuf::from)
     });
     if let Some(path) = file {

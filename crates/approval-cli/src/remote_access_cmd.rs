@@ -403,13 +403,13 @@ fn print_offboard(p: &Printer, o: &OffboardOutcome) -> std::io::Result<()> {
 
 /// Run one `remote-access` command.
 pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
-    let loaded = approval_core::config::load(args.common.config.as_deref())?;
+    let loaded = approval_core::settings::load(args.common.config.as_deref())?;
     // Input problems are found before any network call.
     let early = match &args.command {
         Cmd::Invite(i) => Some(i.request()?),
         _ => None,
     };
-    let ra = RemoteAccess::connect(&loaded).await?;
+    let ra = RemoteAccess::connect(loaded.remote_access()?, loaded.config.vault.as_ref()).await?;
     match &args.command {
         Cmd::Check => {
             let secs = ra.check().await?;

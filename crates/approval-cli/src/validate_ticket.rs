@@ -66,3 +66,12 @@ pub fn detailed(v: &Verdict) -> String {
     }
     s
 }
+
+/// Hash a bypass code read from `input` (its first line) for `ticketing.bypass_codes`.
+pub fn hash_bypass_code(mut input: impl std::io::BufRead) -> approval_core::error::Result<String> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    input.read_line(&mut line).map_err(|e| {
+        approval_core::error::Error::Usage(format!("cannot read the code from stdin: {e}"))
+    })?;
+    approval_core::ticketing::bypass::hash_code(&line).map_err(approval_core::error::Error::Usage)
+}

@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use approval_core::config::Loaded;
 use approval_core::exit::Exit;
+use approval_core::settings::Loaded;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 

@@ -9,10 +9,10 @@
 use std::path::Path;
 
 use anyhow::Context;
-use approval_core::config::Loaded;
 use approval_core::exit::Exit;
-use approval_core::pipeline::runtime::{InstanceLock, PidFile};
 use approval_core::pipeline::{Pipeline, Processed};
+use approval_core::runtime::{InstanceLock, PidFile};
+use approval_core::settings::Loaded;
 
 use crate::Printer;
 

@@ -5,15 +5,14 @@
 use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::config::{AccountRole, Loaded};
 pub use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
 use crate::pvwa::view::RequestView;
-use crate::pvwa::{Pvwa, PvwaError, Session};
+use crate::pvwa::{AccountRole, Pvwa, PvwaError, Session};
 use crate::secret::Resolver;
+use crate::settings::Loaded;
 
-/// Longest reason sent to PVWA.
-pub const MAX_REASON: usize = 1000;
+pub use crate::pvwa::MAX_REASON;
 
 /// The reason text: `--reason`, `--on-behalf-of`, both, or a default naming the tool.
 pub fn reason_text(
@@ -31,7 +30,7 @@ pub fn reason_text(
         {
             return Err(format!(
                 "--on-behalf-of `{}` is not a mail address",
-                crate::pvwa::printable(e)
+                crate::text::printable(e)
             ));
         }
     }
@@ -96,17 +95,6 @@ pub struct ApproveResult {
     pub request: Option<RequestView>,
 }
 
-/// Resolve an account's password.
-pub async fn credentials(
-    loaded: &Loaded,
-    resolver: &Resolver,
-    role: AccountRole,
-) -> crate::error::Result<(String, SecretString)> {
-    let acc = loaded.account(role)?;
-    let pw = resolver.resolve(&acc.password).await?;
-    Ok((acc.username.clone(), pw))
-}
-
 /// The PVWA client and the credentials of `role`, resolved (Vault closed again at once).
 async fn connect(
     loaded: &Loaded,
@@ -114,7 +102,7 @@ async fn connect(
 ) -> crate::error::Result<(Pvwa, String, SecretString)> {
     let pvwa = Pvwa::new(loaded.pvwa()?)?;
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let creds = credentials(loaded, &resolver, role).await;
+    let creds = loaded.credentials(&resolver, role).await;
     resolver.close().await;
     let (user, pw) = creds?;
     Ok((pvwa, user, pw))
@@ -134,7 +122,7 @@ pub async fn approve_batch(
         .ok_or_else(|| crate::error::Error::Usage("level must be 1 or 2".into()))?;
     let pvwa = Pvwa::new(loaded.pvwa()?)?;
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let (user, pw) = credentials(loaded, &resolver, role).await?;
+    let (user, pw) = loaded.credentials(&resolver, role).await?;
     resolver.close().await;
     let now = chrono::Utc::now().timestamp();
     let mut worst = Exit::Ok;

@@ -18,7 +18,7 @@ pub enum Error {
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
     #[error(transparent)]
-    Runtime(#[from] crate::pipeline::runtime::RuntimeError),
+    Runtime(#[from] crate::runtime::RuntimeError),
     #[error(transparent)]
     Notify(#[from] crate::notify::NotifyError),
     #[error(transparent)]
@@ -93,7 +93,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
             crate::secret::SecretError,
             crate::tls::TlsError,
             crate::journal::JournalError,
-            crate::pipeline::runtime::RuntimeError,
+            crate::runtime::RuntimeError,
             crate::notify::NotifyError,
             crate::directory::DirectoryError,
             crate::remote_access::RemoteAccessError,

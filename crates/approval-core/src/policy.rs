@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::pvwa::{Confirmer, Request};
+use crate::pvwa::model::{Confirmer, Request};
 
 /// A refusal: a stable code (for logs, JSON and tests) and a sentence a person understands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -288,7 +288,7 @@ pub fn confirmed_by_person<'r>(
 }
 
 /// Whether a confirm reason was written for one of `me`: it matches `template` with
-/// `{forwarder}` set to one of them (any marker), or it says "on behalf of <one of them>"
+/// `{forwarder}` set to one of them (any marker), or it says "on behalf of `<one of them>`"
 /// (the default wording, kept recognisable after a template change).
 pub fn reason_names(reason: &str, template: &str, me: &[String]) -> bool {
     let reason = reason.trim().to_lowercase();

@@ -6,12 +6,12 @@ mod slapd;
 
 use std::time::Duration;
 
-use approval_core::config::load_from_parts;
 use approval_core::directory::approvers::{ApproverGroup, Approvers};
 use approval_core::directory::{
     Directory, DirectoryError, LdapDirectory, Refusal, Settings, Strategy, authorize,
 };
 use approval_core::exit::{Classify, Exit};
+use approval_core::settings::load_from_parts;
 use secrecy::SecretString;
 use slapd::{Opts, Slapd};
 

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use approval_core::config::{self, AccountRole};
+use approval_core::pvwa::AccountRole;
+use approval_core::settings as config;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use approval_core::config::{self, PvwaConfig};
 use approval_core::exit::{Classify, Exit};
+use approval_core::pvwa::PvwaConfig;
 use approval_core::pvwa::{Pvwa, PvwaError};
+use approval_core::settings as config;
 use pam_sim::faults::{FailNext, Faults};
 use pam_sim::{Scenario, Sim, SimOptions};
 use secrecy::SecretString;

@@ -87,8 +87,13 @@ backoff_ms = 20
         ca.display(),
         url = sim.url()
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
-    let ra = RemoteAccess::connect(&loaded).await.expect("connect");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let ra = RemoteAccess::connect(
+        loaded.remote_access().expect("section"),
+        loaded.config.vault.as_ref(),
+    )
+    .await
+    .expect("connect");
     Env {
         sim,
         _dir: dir,
@@ -175,8 +180,13 @@ async fn pkcs8_key_of_the_service_account_is_accepted() {
         sim.ca_cert.clone().expect("ca").display(),
         u = sim.url()
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
-    let ra = RemoteAccess::connect(&loaded).await.expect("connect");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let ra = RemoteAccess::connect(
+        loaded.remote_access().expect("section"),
+        loaded.config.vault.as_ref(),
+    )
+    .await
+    .expect("connect");
     assert_eq!(ra.check().await.expect("token"), 300);
 }
 
@@ -671,8 +681,13 @@ async fn secret_type_service_accounts_get_a_token() {
         sim.ca_cert.clone().expect("ca").display(),
         u = sim.url()
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
-    let ra = RemoteAccess::connect(&loaded).await.expect("connect");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let ra = RemoteAccess::connect(
+        loaded.remote_access().expect("section"),
+        loaded.config.vault.as_ref(),
+    )
+    .await
+    .expect("connect");
     assert_eq!(ra.sites().await.expect("sites").len(), 2);
 }
 
@@ -688,8 +703,13 @@ async fn a_key_file_readable_by_others_is_refused() {
         "[remote_access]\ntenant_id = \"{TENANT}\"\nkey_file = \"file:{}\"\ndatacenter = \"eu\"\n",
         p.display()
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
-    let e = RemoteAccess::connect(&loaded).await.expect_err("mode");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let e = RemoteAccess::connect(
+        loaded.remote_access().expect("section"),
+        loaded.config.vault.as_ref(),
+    )
+    .await
+    .expect_err("mode");
     assert_eq!(e.exit(), Exit::Config);
     assert!(e.to_string().contains("chmod 600"), "{e}");
     assert!(!e.to_string().contains("PRIVATE"), "{e}");

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use approval_core::config::{Loaded, load_from_parts};
 use approval_core::exit::Exit;
 use approval_core::secret::Resolver;
+use approval_core::settings::{Loaded, load_from_parts};
 use approval_core::ticketing::rules::Context;
 use approval_core::ticketing::{Outcome, Validator, Verdict};
 use pam_sim::faults::{FailNext, Faults};

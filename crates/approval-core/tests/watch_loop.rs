@@ -15,10 +15,10 @@ mod watcher_env;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use approval_core::config::Loaded;
 use approval_core::exit::{Classify, Exit};
 use approval_core::journal::{Entry, State};
 use approval_core::pipeline::{Pipeline, WatchSummary, watch, watch_loop};
+use approval_core::settings::Loaded;
 use pam_sim::faults::{FailNext, Faults};
 use tokio_util::sync::CancellationToken;
 use watcher_env::*;
@@ -45,7 +45,7 @@ async fn streaming_mail_delivered_while_running_is_confirmed_and_filed_then_canc
     let env = env!();
     // A long listing interval: what arrives within seconds came through the stream.
     let text = config_text(&env, "static", "", "poll_secs = 60\nconcurrency = 4");
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
     let p = Arc::new(Pipeline::new(&loaded, false).await.expect("pipeline"));
     let token = CancellationToken::new();
     let body = async {
@@ -124,7 +124,7 @@ async fn polling_mode_finds_mail_on_the_next_poll_and_a_second_watcher_is_refuse
         "streaming = false\npoll_interval_secs = 1",
         "poll_secs = 1\nconcurrency = 2",
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
     let pid = env.dir.path().join("run/watcher.pid");
     let token = CancellationToken::new();
     let body = async {
@@ -165,7 +165,7 @@ async fn a_mailbox_outage_is_ridden_out() {
         "streaming = false\npoll_interval_secs = 1",
         "poll_secs = 1",
     );
-    let loaded = approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config");
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
     let p = Arc::new(Pipeline::new(&loaded, false).await.expect("pipeline"));
     let token = CancellationToken::new();
     let body = async {
@@ -211,7 +211,7 @@ fn fault_config(env: &Env, max_attempts: u32) -> Loaded {
         "",
         "poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2",
     );
-    approval_core::config::load_from_parts(
+    approval_core::settings::load_from_parts(
         Some(&text),
         None,
         &[(

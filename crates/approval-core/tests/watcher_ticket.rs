@@ -137,7 +137,7 @@ async fn start() -> Option<Env> {
     Some(Env { sim, slapd, dir })
 }
 
-fn config(env: &Env) -> approval_core::config::Loaded {
+fn config(env: &Env) -> approval_core::settings::Loaded {
     let d = env.dir.path();
     let ca = env
         .sim
@@ -241,7 +241,7 @@ pam_team = ["pam-team@example.test"]
         lca = env.slapd.ca.display(),
         state = d.join("state").display(),
     );
-    approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config")
+    approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config")
 }
 
 /// A forwarded notification as Exchange delivers it (internal, authenticated submission).

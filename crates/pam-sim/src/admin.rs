@@ -1,5 +1,6 @@
-//! The admin API under `/sim`: health, faults, clock, and each stand-in's own admin routes
-//! (`/sim/pvwa/…`, `/sim/ews/…`, …) to seed state and read what happened.
+//! The admin API under `/sim`: health, faults and clock. Each stand-in's own admin routes
+//! (`/sim/pvwa/…`, `/sim/ews/…`, …, to seed state and read what happened) are nested beside
+//! these by `server`.
 
 use std::sync::Arc;
 
@@ -10,20 +11,15 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::faults::Faults;
-use crate::server::SimState;
+use crate::host::Host;
 
-pub fn routes() -> Router<Arc<SimState>> {
+pub fn routes() -> Router<Arc<Host>> {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/faults", get(get_faults).delete(clear_faults))
         .route("/faults/{service}", post(set_faults))
         .route("/clock", get(get_clock))
         .route("/clock/advance", post(advance_clock))
-        .nest("/pvwa", crate::pvwa::admin_routes())
-        .nest("/ews", crate::ews::admin_routes())
-        .nest("/servicenow", crate::servicenow::admin_routes())
-        .nest("/remedy", crate::remedy::admin_routes())
-        .nest("/remote_access", crate::remote_access::admin_routes())
 }
 
 const SERVICES: &[&str] = &[
@@ -36,7 +32,7 @@ const SERVICES: &[&str] = &[
 ];
 
 async fn set_faults(
-    State(s): State<Arc<SimState>>,
+    State(s): State<Arc<Host>>,
     Path(service): Path<String>,
     Json(f): Json<Faults>,
 ) -> Result<StatusCode, (StatusCode, String)> {
@@ -50,16 +46,16 @@ async fn set_faults(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_faults(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
+async fn get_faults(State(s): State<Arc<Host>>) -> Json<serde_json::Value> {
     Json(serde_json::to_value(s.faults.snapshot()).unwrap_or_default())
 }
 
-async fn clear_faults(State(s): State<Arc<SimState>>) -> StatusCode {
+async fn clear_faults(State(s): State<Arc<Host>>) -> StatusCode {
     s.faults.clear();
     StatusCode::NO_CONTENT
 }
 
-async fn get_clock(State(s): State<Arc<SimState>>) -> Json<serde_json::Value> {
+async fn get_clock(State(s): State<Arc<Host>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"now": s.clock.now(), "now_ms": s.clock.now_ms()}))
 }
 
@@ -69,7 +65,7 @@ struct Advance {
 }
 
 async fn advance_clock(
-    State(s): State<Arc<SimState>>,
+    State(s): State<Arc<Host>>,
     Json(a): Json<Advance>,
 ) -> Json<serde_json::Value> {
     s.clock.advance(a.secs);

@@ -14,6 +14,7 @@ pub mod admin;
 pub mod clock;
 pub mod ews;
 pub mod faults;
+pub mod host;
 pub mod pvwa;
 pub mod remedy;
 pub mod remote_access;

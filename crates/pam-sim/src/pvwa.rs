@@ -17,7 +17,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::SimState;
+use crate::host::Hosted;
+
+/// What this stand-in's handlers see: the host's shared parts and its own state.
+type Shared = Hosted<PvwaSim>;
 
 pub const PREFIXES: &[&str] = &["/passwordvault/"];
 
@@ -457,7 +460,7 @@ fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
 // ---------------------------------------------------------------- dispatch
 
 /// Entry point for every `/PasswordVault/…` call.
-pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let raw_path = req.uri().path().to_string();
@@ -483,8 +486,8 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         .collect();
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let now = state.clock.now();
-    let sim = &state.pvwa;
+    let now = state.host.clock.now();
+    let sim = &state.sim;
     // segs[0] = PasswordVault, segs[1] = API
     if l.len() < 3 || l[1] != "api" {
         return html_404();
@@ -558,7 +561,7 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
                 })
                 .unwrap_or_default();
             let confirm = *verb == "confirm";
-            let now_ms = state.clock.now_ms();
+            let now_ms = state.host.clock.now_ms();
             with_session(sim, &headers, |i, s, _| {
                 act(i, &s.user, &id, &reason, confirm, now, now_ms)
             })
@@ -876,7 +879,7 @@ fn act(
 
 // ---------------------------------------------------------------- admin
 
-pub fn admin_routes() -> Router<Arc<SimState>> {
+pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route("/requests", get(admin_requests).post(admin_add_request))
         .route(
@@ -885,18 +888,18 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
         )
         .route(
             "/actions",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.pvwa.actions()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.actions()) }),
         )
         .route(
             "/sessions",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.pvwa.stats()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.stats()) }),
         )
         .route("/scenario", post(admin_load))
 }
 
-async fn admin_requests(State(s): State<Arc<SimState>>) -> Json<Value> {
-    let now = s.clock.now();
-    let mut i = s.pvwa.lock();
+async fn admin_requests(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let now = s.host.clock.now();
+    let mut i = s.sim.lock();
     i.refresh(now);
     let list: Vec<Value> = i
         .requests
@@ -910,18 +913,15 @@ async fn admin_requests(State(s): State<Arc<SimState>>) -> Json<Value> {
     Json(Value::Array(list))
 }
 
-async fn admin_add_request(State(s): State<Arc<SimState>>, Json(r): Json<RequestDef>) -> Response {
-    match s.pvwa.add(r, s.clock.now()) {
+async fn admin_add_request(State(s): State<Arc<Shared>>, Json(r): Json<RequestDef>) -> Response {
+    match s.sim.add(r, s.host.clock.now()) {
         Ok(id) => (StatusCode::CREATED, Json(json!({"RequestID": id}))).into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 
-async fn admin_delete_request(
-    State(s): State<Arc<SimState>>,
-    Path(id): Path<String>,
-) -> StatusCode {
-    match s.pvwa.lock().requests.get_mut(&id) {
+async fn admin_delete_request(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> StatusCode {
+    match s.sim.lock().requests.get_mut(&id) {
         Some(r) => {
             r.deleted = true;
             StatusCode::NO_CONTENT
@@ -930,8 +930,8 @@ async fn admin_delete_request(
     }
 }
 
-async fn admin_load(State(s): State<Arc<SimState>>, Json(sc): Json<PvwaScenario>) -> Response {
-    match s.pvwa.load(&sc, s.clock.now()) {
+async fn admin_load(State(s): State<Arc<Shared>>, Json(sc): Json<PvwaScenario>) -> Response {
+    match s.sim.load(&sc, s.host.clock.now()) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }

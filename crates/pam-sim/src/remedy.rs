@@ -22,7 +22,10 @@ use chrono::{TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::SimState;
+use crate::host::Hosted;
+
+/// What this stand-in's handlers see: the host's shared parts and its own state.
+type Shared = Hosted<RemedySim>;
 
 /// Lowercase path prefixes served by this stand-in.
 pub const PREFIXES: &[&str] = &["/api/jwt/", "/api/arsys/"];
@@ -632,7 +635,7 @@ fn random_jwt() -> String {
 }
 
 /// Entry point for `/api/jwt/…` and `/api/arsys/…`.
-pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let path = req.uri().path().to_string();
@@ -649,12 +652,13 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         }
     };
     let https = state
+        .host
         .base_url
         .get()
         .is_some_and(|u| u.starts_with("https://"));
-    let now = state.clock.now();
-    let base = state.base_url.get().cloned().unwrap_or_default();
-    let mut i = state.remedy.lock();
+    let now = state.host.clock.now();
+    let base = state.host.base_url.get().cloned().unwrap_or_default();
+    let mut i = state.sim.lock();
     if !https && !i.scenario.allow_http {
         return (
             StatusCode::FORBIDDEN,
@@ -921,28 +925,28 @@ fn enc(s: &str) -> String {
 
 // ---------------------------------------------------------------- admin
 
-pub fn admin_routes() -> Router<Arc<SimState>> {
+pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/sessions",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.remedy.stats()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.stats()) }),
         )
         .route(
             "/requests",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.remedy.requests()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.requests()) }),
         )
         .route(
             "/expire_tokens",
-            post(|State(s): State<Arc<SimState>>| async move {
-                s.remedy.expire_tokens();
+            post(|State(s): State<Arc<Shared>>| async move {
+                s.sim.expire_tokens();
                 StatusCode::NO_CONTENT
             }),
         )
         .route("/scenario", post(admin_load))
 }
 
-async fn admin_load(State(s): State<Arc<SimState>>, Json(sc): Json<RemedyScenario>) -> Response {
-    match s.remedy.load(&sc, s.clock.now()) {
+async fn admin_load(State(s): State<Arc<Shared>>, Json(sc): Json<RemedyScenario>) -> Response {
+    match s.sim.load(&sc, s.host.clock.now()) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }

@@ -28,7 +28,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::SimState;
+use crate::host::Hosted;
+
+/// What this stand-in's handlers see: the host's shared parts and its own state.
+type Shared = Hosted<RemoteAccessSim>;
 
 /// Lowercase path prefixes served by this stand-in.
 pub const PREFIXES: &[&str] = &["/auth/realms/", "/v2-edge/", "/v1-edge/"];
@@ -455,7 +458,7 @@ fn oauth_error(status: u16, error: &str, description: &str) -> Response {
 // ---------------------------------------------------------------- dispatch
 
 /// Entry point for `/auth/realms/…`, `/v2-edge/…` and `/v1-edge/…`.
-pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let path = req.uri().path().to_string();
@@ -482,11 +485,12 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
         }
     };
     let scheme = state
+        .host
         .base_url
         .get()
         .and_then(|u| u.split_once("://").map(|(s, _)| s.to_string()))
         .unwrap_or_else(|| "https".into());
-    let sim = &state.remote_access;
+    let sim = &state.sim;
     let resp = if path.to_ascii_lowercase().starts_with("/auth/realms/") {
         token_endpoint(
             sim,
@@ -495,7 +499,7 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
             &path,
             &body,
             &format!("{scheme}://{authority}"),
-            state.clock.now(),
+            state.host.clock.now(),
         )
     } else {
         api(
@@ -505,7 +509,7 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
             &path,
             &query,
             &body,
-            state.clock.now_ms(),
+            state.host.clock.now_ms(),
         )
     };
     let mut i = sim.lock();
@@ -1067,16 +1071,16 @@ fn create_invitation(i: &mut Inner, body: &[u8], path: &str, now_ms: i64) -> Res
 
 // ---------------------------------------------------------------- admin
 
-pub fn admin_routes() -> Router<Arc<SimState>> {
+pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/state",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.remote_access.state()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.state()) }),
         )
         .route(
             "/reset",
-            post(|State(s): State<Arc<SimState>>| async move {
-                match s.remote_access.reset() {
+            post(|State(s): State<Arc<Shared>>| async move {
+                match s.sim.reset() {
                     Ok(()) => StatusCode::NO_CONTENT.into_response(),
                     Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
                 }
@@ -1085,8 +1089,8 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
         .route(
             "/invitations/{id}/accept",
             post(
-                |State(s): State<Arc<SimState>>, Path(id): Path<String>| async move {
-                    match s.remote_access.accept(&id) {
+                |State(s): State<Arc<Shared>>, Path(id): Path<String>| async move {
+                    match s.sim.accept(&id) {
                         Some(v) => (StatusCode::CREATED, Json(v)).into_response(),
                         None => {
                             (StatusCode::NOT_FOUND, format!("no invitation {id}")).into_response()
@@ -1097,12 +1101,12 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
         )
         .route(
             "/settings",
-            get(|State(s): State<Arc<SimState>>| async move {
-                Json(serde_json::to_value(&s.remote_access.lock().settings).unwrap_or_default())
+            get(|State(s): State<Arc<Shared>>| async move {
+                Json(serde_json::to_value(&s.sim.lock().settings).unwrap_or_default())
             })
             .post(
-                |State(s): State<Arc<SimState>>, Json(new): Json<Settings>| async move {
-                    s.remote_access.lock().settings = new;
+                |State(s): State<Arc<Shared>>, Json(new): Json<Settings>| async move {
+                    s.sim.lock().settings = new;
                     StatusCode::NO_CONTENT
                 },
             ),

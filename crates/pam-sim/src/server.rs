@@ -14,34 +14,47 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::oneshot;
 
-use crate::clock::Clock;
-use crate::faults::{FaultTable, Injected};
+use crate::faults::Injected;
+use crate::host::{Host, Hosted};
 use crate::scenario::Scenario;
 
-/// Everything the stand-ins share.
+/// Every stand-in, each beside the shared parts (clock, faults, base URL), which this reads
+/// through to (`state.clock`, `state.faults`).
 pub struct SimState {
-    pub clock: Clock,
-    pub faults: FaultTable,
-    pub pvwa: crate::pvwa::PvwaSim,
-    pub ews: crate::ews::EwsSim,
-    pub servicenow: crate::servicenow::ServiceNowSim,
-    pub remedy: crate::remedy::RemedySim,
-    pub remote_access: crate::remote_access::RemoteAccessSim,
-    /// The base URL clients use (filled in once the port is known).
-    pub base_url: std::sync::OnceLock<String>,
+    pub host: Arc<Host>,
+    pub pvwa: Arc<Hosted<crate::pvwa::PvwaSim>>,
+    pub ews: Arc<Hosted<crate::ews::EwsSim>>,
+    pub servicenow: Arc<Hosted<crate::servicenow::ServiceNowSim>>,
+    pub remedy: Arc<Hosted<crate::remedy::RemedySim>>,
+    pub remote_access: Arc<Hosted<crate::remote_access::RemoteAccessSim>>,
+}
+
+impl std::ops::Deref for SimState {
+    type Target = Host;
+    fn deref(&self) -> &Host {
+        &self.host
+    }
 }
 
 impl SimState {
     pub fn new(s: &Scenario) -> Result<Self> {
+        let host = Arc::new(Host::default());
+        fn hosted<T>(host: &Arc<Host>, sim: T) -> Arc<Hosted<T>> {
+            Arc::new(Hosted {
+                host: host.clone(),
+                sim,
+            })
+        }
         Ok(SimState {
-            clock: Clock::default(),
-            faults: FaultTable::default(),
-            pvwa: crate::pvwa::PvwaSim::new(&s.pvwa)?,
-            ews: crate::ews::EwsSim::new(&s.ews)?,
-            servicenow: crate::servicenow::ServiceNowSim::new(&s.servicenow)?,
-            remedy: crate::remedy::RemedySim::new(&s.remedy)?,
-            remote_access: crate::remote_access::RemoteAccessSim::new(&s.remote_access)?,
-            base_url: std::sync::OnceLock::new(),
+            pvwa: hosted(&host, crate::pvwa::PvwaSim::new(&s.pvwa)?),
+            ews: hosted(&host, crate::ews::EwsSim::new(&s.ews)?),
+            servicenow: hosted(&host, crate::servicenow::ServiceNowSim::new(&s.servicenow)?),
+            remedy: hosted(&host, crate::remedy::RemedySim::new(&s.remedy)?),
+            remote_access: hosted(
+                &host,
+                crate::remote_access::RemoteAccessSim::new(&s.remote_access)?,
+            ),
+            host,
         })
     }
 }
@@ -199,8 +212,30 @@ async fn serve_tls(
 
 /// The whole application: admin API under `/sim`, every stand-in by prefix.
 pub fn router(state: Arc<SimState>) -> Router {
+    let sim = crate::admin::routes()
+        .with_state(state.host.clone())
+        .nest(
+            "/pvwa",
+            crate::pvwa::admin_routes().with_state(state.pvwa.clone()),
+        )
+        .nest(
+            "/ews",
+            crate::ews::admin_routes().with_state(state.ews.clone()),
+        )
+        .nest(
+            "/servicenow",
+            crate::servicenow::admin_routes().with_state(state.servicenow.clone()),
+        )
+        .nest(
+            "/remedy",
+            crate::remedy::admin_routes().with_state(state.remedy.clone()),
+        )
+        .nest(
+            "/remote_access",
+            crate::remote_access::admin_routes().with_state(state.remote_access.clone()),
+        );
     Router::new()
-        .nest("/sim", crate::admin::routes())
+        .nest("/sim", sim)
         .fallback(dispatch)
         .with_state(state)
 }
@@ -214,19 +249,19 @@ type Handler = fn(
 fn services() -> Vec<(&'static str, &'static [&'static str], Handler)> {
     vec![
         ("pvwa", crate::pvwa::PREFIXES, |s, r| {
-            Box::pin(crate::pvwa::handle(s, r))
+            Box::pin(crate::pvwa::handle(s.pvwa.clone(), r))
         }),
         ("ews", crate::ews::PREFIXES, |s, r| {
-            Box::pin(crate::ews::handle(s, r))
+            Box::pin(crate::ews::handle(s.ews.clone(), r))
         }),
         ("servicenow", crate::servicenow::PREFIXES, |s, r| {
-            Box::pin(crate::servicenow::handle(s, r))
+            Box::pin(crate::servicenow::handle(s.servicenow.clone(), r))
         }),
         ("remedy", crate::remedy::PREFIXES, |s, r| {
-            Box::pin(crate::remedy::handle(s, r))
+            Box::pin(crate::remedy::handle(s.remedy.clone(), r))
         }),
         ("remote_access", crate::remote_access::PREFIXES, |s, r| {
-            Box::pin(crate::remote_access::handle(s, r))
+            Box::pin(crate::remote_access::handle(s.remote_access.clone(), r))
         }),
     ]
 }

@@ -22,7 +22,10 @@ use chrono::{FixedOffset, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::SimState;
+use crate::host::Hosted;
+
+/// What this stand-in's handlers see: the host's shared parts and its own state.
+type Shared = Hosted<ServiceNowSim>;
 
 /// Lowercase path prefixes served by this stand-in.
 pub const PREFIXES: &[&str] = &["/api/now/", "/oauth_token.do"];
@@ -855,7 +858,7 @@ fn random_token(n: usize) -> String {
 }
 
 /// Entry point for `/api/now/…` and `/oauth_token.do`.
-pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let headers = req.headers().clone();
     let path = req.uri().path().to_string();
@@ -870,9 +873,9 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
             );
         }
     };
-    let now = state.clock.now();
-    let base = state.base_url.get().cloned().unwrap_or_default();
-    let sim = &state.servicenow;
+    let now = state.host.clock.now();
+    let base = state.host.base_url.get().cloned().unwrap_or_default();
+    let sim = &state.sim;
     let mut i = sim.lock();
     if path.eq_ignore_ascii_case("/oauth_token.do") {
         return token_endpoint(&mut i, &method, &headers, &body, now);
@@ -1281,42 +1284,39 @@ pub struct Settings {
     pub rate_limit_window_secs: Option<i64>,
 }
 
-pub fn admin_routes() -> Router<Arc<SimState>> {
+pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
         .route(
             "/requests",
-            get(|State(s): State<Arc<SimState>>| async move { Json(s.servicenow.requests()) }),
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.requests()) }),
         )
         .route("/scenario", post(admin_load))
         .route("/settings", post(admin_settings))
         .route(
             "/expire_tokens",
-            post(|State(s): State<Arc<SimState>>| async move {
-                s.servicenow.expire_tokens();
+            post(|State(s): State<Arc<Shared>>| async move {
+                s.sim.expire_tokens();
                 StatusCode::NO_CONTENT
             }),
         )
         .route(
             "/stats",
-            get(|State(s): State<Arc<SimState>>| async move {
-                let i = s.servicenow.lock();
+            get(|State(s): State<Arc<Shared>>| async move {
+                let i = s.sim.lock();
                 Json(json!({"tokens_issued": i.tokens_issued, "requests": i.log.len()}))
             }),
         )
 }
 
-async fn admin_load(
-    State(s): State<Arc<SimState>>,
-    Json(sc): Json<ServiceNowScenario>,
-) -> Response {
-    match s.servicenow.load(&sc, s.clock.now()) {
+async fn admin_load(State(s): State<Arc<Shared>>, Json(sc): Json<ServiceNowScenario>) -> Response {
+    match s.sim.load(&sc, s.host.clock.now()) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     }
 }
 
-async fn admin_settings(State(s): State<Arc<SimState>>, Json(set): Json<Settings>) -> StatusCode {
-    let mut i = s.servicenow.lock();
+async fn admin_settings(State(s): State<Arc<Shared>>, Json(set): Json<Settings>) -> StatusCode {
+    let mut i = s.sim.lock();
     if let Some(h) = set.hibernating {
         i.scenario.hibernating = h;
     }

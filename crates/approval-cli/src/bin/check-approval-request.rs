@@ -43,7 +43,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     run(&args.common, async |p| {
-        let loaded = approval_core::config::load(args.common.config.as_deref())?;
+        let loaded = approval_core::settings::load(args.common.config.as_deref())?;
         if let Some(file) = &args.explain {
             return approval_cli::explain::run(p, &loaded, file).await;
         }

@@ -39,7 +39,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     run(&args.common, async |p| {
-        let loaded = approval_core::config::load(args.common.config.as_deref())?;
+        let loaded = approval_core::settings::load(args.common.config.as_deref())?;
         if args.waiting {
             let list = approve::waiting(&loaded, args.expired, args.level).await?;
             if list.is_empty() {

@@ -53,7 +53,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     run(&args.common, async |p| {
         if args.hash_bypass_code {
-            let hash = validate::hash_bypass_code(std::io::stdin().lock())?;
+            let hash = validate_ticket::hash_bypass_code(std::io::stdin().lock())?;
             if p.json() {
                 p.json_line(&serde_json::json!({ "bypass_code_hash": hash }))?;
             } else {
@@ -68,16 +68,23 @@ fn main() -> ExitCode {
             p.note("no ticket ids given");
             return Ok(Exit::DataErr);
         }
-        let loaded = approval_core::config::load(args.common.config.as_deref())?;
-        let code = validate::validate_batch(&loaded, &ids, args.user.as_deref(), args.at, |v| {
-            let _ = if p.json() {
-                p.json_line(v)
-            } else if from_stdin {
-                p.line(&validate_ticket::line(v))
-            } else {
-                p.line(&validate_ticket::detailed(v))
-            };
-        })
+        let loaded = approval_core::settings::load(args.common.config.as_deref())?;
+        let code = validate::validate_batch(
+            loaded.ticketing()?,
+            loaded.config.vault.as_ref(),
+            &ids,
+            args.user.as_deref(),
+            args.at,
+            |v| {
+                let _ = if p.json() {
+                    p.json_line(v)
+                } else if from_stdin {
+                    p.line(&validate_ticket::line(v))
+                } else {
+                    p.line(&validate_ticket::detailed(v))
+                };
+            },
+        )
         .await?;
         Ok(code)
     })

@@ -50,7 +50,7 @@ pub fn from_safe_members(
         if !has_permission {
             continue;
         }
-        let shown = crate::pvwa::printable(&m.member_name);
+        let shown = crate::text::printable(&m.member_name);
         if !m.approves_at(level, now_unix) {
             out.skipped.push(Skipped {
                 member: shown,
@@ -63,7 +63,7 @@ pub fn from_safe_members(
                 member: shown,
                 reason: format!(
                     "a {} member, not a group",
-                    crate::pvwa::printable(&m.member_type)
+                    crate::text::printable(&m.member_type)
                 ),
             });
             continue;
@@ -130,12 +130,12 @@ pub fn from_static(rules: &[StaticRule], safe: &str, level: u8, rule: &GroupName
                     source: format!(
                         "static rule {} (level {level}, safes \"{}\")",
                         i + 1,
-                        crate::pvwa::printable(pattern)
+                        crate::text::printable(pattern)
                     ),
                 },
             ),
             None => out.skipped.push(Skipped {
-                member: crate::pvwa::printable(&r.group),
+                member: crate::text::printable(&r.group),
                 reason: "its name does not map to a directory group under [directory.group_names]"
                     .into(),
             }),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Loaded};
+use crate::config::{ConfigError, Origin};
 use crate::secret::SecretRef;
 
 /// The default user filter: AD user accounts (not computers) by `mail` or an `smtp:` proxy
@@ -230,26 +230,10 @@ pub fn server_name(url: &url::Url) -> String {
     )
 }
 
-impl Loaded {
-    /// `[directory]`, validated, or an error naming the key.
-    pub fn directory(&self) -> Result<Settings, ConfigError> {
-        let d = self.config.directory.as_ref().ok_or_else(|| {
-            self.error(
-                "directory.url",
-                format!(
-                    "the [directory] section is missing; set directory.url, bind_dn, bind_password and base_dn (or {})",
-                    crate::env::override_name(&["directory", "url"])
-                ),
-            )
-        })?;
-        d.settings(self)
-    }
-}
-
 impl DirectoryConfig {
-    /// Validate; `loaded` names the file and environment variables in errors.
-    pub fn settings(&self, loaded: &Loaded) -> Result<Settings, ConfigError> {
-        let err = |key: &str, msg: String| loaded.error(&format!("directory.{key}"), msg);
+    /// Validate; `origin` names the file and environment variables in errors.
+    pub fn settings(&self, origin: &Origin) -> Result<Settings, ConfigError> {
+        let err = |key: &str, msg: String| origin.error(&format!("directory.{key}"), msg);
         let mut raw: Vec<(&str, &String)> = Vec::new();
         if let Some(u) = &self.url {
             raw.push(("url", u));
@@ -467,7 +451,7 @@ fn check_filter(f: &str, needs_mail: bool) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_from_parts;
+    use crate::settings::load_from_parts;
 
     const BASE: &str = r#"
 [directory]

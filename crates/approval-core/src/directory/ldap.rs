@@ -436,7 +436,7 @@ impl LdapDirectory {
 
     async fn lookup_user(&self, address: &str) -> Result<DirUser, DirectoryError> {
         let addr = check_address(address).map_err(|reason| DirectoryError::BadAddress {
-            address: crate::pvwa::printable(address),
+            address: crate::text::printable(address),
             reason,
         })?;
         let filter = self

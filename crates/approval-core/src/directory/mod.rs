@@ -360,7 +360,7 @@ pub async fn authorize<D: Directory>(
     approvers: Approvers,
 ) -> Result<Verdict, DirectoryError> {
     let mut v = Verdict {
-        address: crate::pvwa::printable(address.trim()),
+        address: crate::text::printable(address.trim()),
         safe: safe.to_string(),
         level,
         may_approve: false,

@@ -24,7 +24,7 @@ pub use mime::Mailbox;
 pub(crate) use mime::header_block;
 pub use refusal::{Reason, Refusal};
 
-use crate::config::{ConfigError, Loaded};
+use crate::config::{ConfigError, Origin};
 use fields::{Found, LabelSet};
 use text::{clean_value, contains_ci};
 
@@ -158,15 +158,15 @@ impl Default for NoticeConfig {
 
 impl NoticeConfig {
     /// Check the section; errors name the key.
-    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
+    pub fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
         if self.max_bytes == 0 || self.max_bytes > MAX_MAX_BYTES {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "notice.max_bytes",
                 format!("must be between 1 and {MAX_MAX_BYTES}"),
             ));
         }
         if !self.id_template.contains("{request_id}") {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "notice.id_template",
                 "must contain {request_id} (the default is \"{safe}_{request_id}\")",
             ));
@@ -176,13 +176,13 @@ impl NoticeConfig {
             .replace("{safe}", "")
             .replace("{request_id}", "");
         if rest.contains(['{', '}']) {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "notice.id_template",
                 "only {safe} and {request_id} can be used",
             ));
         }
         if self.request_subjects.iter().all(|s| s.trim().is_empty()) {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "notice.request_subjects",
                 "needs at least one subject marker",
             ));
@@ -190,13 +190,13 @@ impl NoticeConfig {
         for f in Field::ALL {
             let labels = self.labels.for_field(*f);
             if labels.iter().any(|l| fields::prepare_label(l).is_empty()) {
-                return Err(loaded.error(
+                return Err(origin.error(
                     &format!("notice.labels.{}", f.key()),
                     "labels must not be empty",
                 ));
             }
             if self.required.contains(f) && labels.is_empty() {
-                return Err(loaded.error(
+                return Err(origin.error(
                     &format!("notice.labels.{}", f.key()),
                     format!("{} is required but has no label", f.key()),
                 ));
@@ -205,7 +205,7 @@ impl NoticeConfig {
         for f in [Field::Safe, Field::RequestId] {
             let used = self.id_template.contains(&format!("{{{}}}", f.key()));
             if used && !self.required.contains(&f) {
-                return Err(loaded.error(
+                return Err(origin.error(
                     "notice.required",
                     format!(
                         "must include {} because notice.id_template uses it",

@@ -58,7 +58,7 @@ fn the_id_template_is_applied() {
 
 #[test]
 fn config_validation_names_the_key() {
-    let loaded = Loaded::default();
+    let loaded = crate::config::Origin::default();
     let bad = NoticeConfig {
         id_template: "{safe}-{id}".into(),
         ..NoticeConfig::default()
@@ -101,7 +101,7 @@ required = ["safe", "request_id"]
 [notice.labels]
 safe = ["Safe:", "Tresor"]
 "#;
-    let loaded = crate::config::load_from_parts(Some(text), None, &[]).expect("parses");
+    let loaded = crate::settings::load_from_parts(Some(text), None, &[]).expect("parses");
     let cfg = &loaded.config.notice;
     cfg.validate(&loaded).expect("valid");
     assert_eq!(cfg.labels.request_id, vec!["Request Id:".to_string()]);
@@ -373,7 +373,7 @@ fn the_shipped_example_section_parses_and_validates() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/config.d/notice.toml");
     let text = std::fs::read_to_string(&path).expect("example");
-    let loaded = crate::config::load_from_parts(Some(&text), Some(path), &[]).expect("parses");
+    let loaded = crate::settings::load_from_parts(Some(&text), Some(path), &[]).expect("parses");
     loaded
         .config
         .notice

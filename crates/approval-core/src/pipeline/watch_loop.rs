@@ -15,13 +15,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::runtime::{InstanceLock, PidFile, RuntimeError};
 use super::watcher::{Pipeline, Processed};
-use crate::config::Loaded;
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::http::Backoff;
 use crate::mailbox::{FileSyncState, MailboxError, MessageRef, WaitOutcome};
+use crate::runtime::{InstanceLock, PidFile, RuntimeError};
+use crate::settings::Loaded;
 
 /// Name of the catch-up position file in the state directory.
 pub const SYNC_STATE_FILE: &str = "mailbox.sync";

@@ -14,8 +14,6 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::WatcherConfig;
-use super::runtime::{Audit, RequestLocks};
-use crate::config::{AccountRole, Loaded};
 use crate::directory::approvers::{self, Approvers};
 use crate::directory::config::ApproverMode;
 use crate::directory::{self, LdapDirectory};
@@ -26,9 +24,11 @@ use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
 use crate::notice::{self, Examination, NoticeConfig};
 use crate::notify::{self, Notifier, Outcome, Values};
 use crate::policy::{self, Approver, Decision, Facts, MailClaims, TicketCheck};
-use crate::pvwa::{Pvwa, PvwaError, Request, Session};
+use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
+use crate::runtime::{Audit, RequestLocks};
 use crate::secret::Resolver;
 use crate::sender::{self, SenderPolicyConfig};
+use crate::settings::Loaded;
 use crate::ticketing::{self, Applies, TicketNeed, Validator};
 
 /// Refusal codes of the pipeline itself (the policy's and the notice reader's come on top).
@@ -205,13 +205,10 @@ impl Pipeline {
                 AccountRole::Level2,
                 AccountRole::Lookup,
             ] {
-                creds.insert(
-                    role,
-                    crate::approve::credentials(loaded, &resolver, role).await?,
-                );
+                creds.insert(role, loaded.credentials(&resolver, role).await?);
             }
             let dir_pw = resolver.resolve(&dir_settings.bind_password).await?;
-            let mailbox = crate::mailbox::ews::EwsMailbox::new(mcfg, &resolver).await?;
+            let mailbox = crate::mailbox::open(mcfg, &resolver).await?;
             Ok::<_, Error>((creds, dir_pw, mailbox))
         }
         .await;
@@ -224,7 +221,7 @@ impl Pipeline {
             Journal::open(&c.watcher.journal_path(loaded)?)?
         };
         Ok(Pipeline {
-            mailbox: Arc::new(mailbox),
+            mailbox,
             journal,
             cfg: c.watcher.clone(),
             notice: c.notice.clone(),
@@ -840,7 +837,7 @@ impl Pipeline {
             .replace("{forwarder}", &notify::one_line(fw, 254))
             .replace("{marker}", marker)
             .chars()
-            .take(crate::approve::MAX_REASON)
+            .take(crate::pvwa::MAX_REASON)
             .collect();
         match self
             .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
@@ -1132,7 +1129,8 @@ impl Pipeline {
                     let values = self.values(w, e);
                     match self.notifier.render(outcome, &to, &values) {
                         Ok(reply) => {
-                            self.send_once(reply, send_key("reply", &e.key, "")).await?;
+                            self.send_once(reply, crate::mailbox::send_key("reply", &e.key, ""))
+                                .await?;
                         }
                         Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
                     }
@@ -1156,7 +1154,10 @@ impl Pipeline {
         v.insert("row", e.row.to_string());
         v.insert("folder", self.refused_folder.clone());
         match self.notifier.render_report(&v) {
-            Some(report) => self.send_once(report, send_key("report", &e.key, "")).await,
+            Some(report) => {
+                self.send_once(report, crate::mailbox::send_key("report", &e.key, ""))
+                    .await
+            }
             None => {
                 log::info!(
                     "journal row {}: sender not verified; no reply, no report configured",
@@ -1256,7 +1257,8 @@ impl Pipeline {
                         ),
                     );
                     if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values) {
-                        let key = send_key("duplicate", &e.key, &w.fetched.reference.id);
+                        let key =
+                            crate::mailbox::send_key("duplicate", &e.key, &w.fetched.reference.id);
                         self.send_once(reply, key).await?;
                     }
                 }
@@ -1325,18 +1327,6 @@ impl Pipeline {
         self.audit(&p, w);
         Ok(p)
     }
-}
-
-/// The send key of a reply: a digest of its kind, the mail's journal key and `extra`, so the
-/// same reply always has the same key and nothing of the mail shows in it.
-fn send_key(kind: &str, mail_key: &str, extra: &str) -> String {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    for part in [kind, mail_key, extra] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    format!("pam-approval-{kind}-{}", &hex::encode(h.finalize())[..32])
 }
 
 /// Who acted on the request and when, one line each.

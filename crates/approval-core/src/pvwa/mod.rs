@@ -8,6 +8,7 @@
 //! - Logoff happens on every path: use [`Pvwa::with_session`], or call [`Session::logoff`];
 //!   a dropped session logs itself off in the background as a last resort.
 
+pub mod config;
 pub mod model;
 pub mod view;
 
@@ -22,9 +23,10 @@ pub use model::{
     TicketProperties,
 };
 
-use crate::config::{AuthMethod, PvwaConfig};
 use crate::exit::{Classify, Exit};
 use crate::http::{self, Backoff, HttpSettings};
+use crate::text::printable;
+pub use config::{AccountConfig, AccountRole, AccountsConfig, AuthMethod, PvwaConfig, credentials};
 
 /// Errors from PVWA. Never carry a password or a session token.
 #[derive(Debug, thiserror::Error)]
@@ -167,19 +169,8 @@ pub fn encode_id(id: &str) -> Result<String, PvwaError> {
     Ok(s)
 }
 
-/// A printable, bounded form of untrusted text for messages.
-pub fn printable(s: &str) -> String {
-    let clean: String = s
-        .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(120)
-        .collect();
-    if s.chars().count() > 120 {
-        format!("{clean}…")
-    } else {
-        clean
-    }
-}
+/// Longest reason sent to PVWA with a confirmation.
+pub const MAX_REASON: usize = 1000;
 
 /// PVWA endpoint and behaviour settings; cheap to clone.
 #[derive(Clone)]

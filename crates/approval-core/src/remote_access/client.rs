@@ -17,29 +17,11 @@ use serde_json::Value;
 use super::keyfile::{self, Credential, ServiceAccountKey};
 use super::model::{
     Application, Group, Invitation, InvitationSummary, Keyed, NewInvitation, Site, Vendor,
-    VendorStatus, VendorSummary,
+    VendorStatus, VendorSummary, check_id,
 };
 use super::token::{self, TokenSettings, TokenSource};
 use super::{RemoteAccessConfig, RemoteAccessError};
-use crate::config::Loaded;
 use crate::http::{self, Backoff, HttpSettings};
-
-/// Check an ID before it goes into a path: 1 to 64 of `A-Z a-z 0-9 - _`.
-pub fn check_id(id: &str) -> Result<&str, RemoteAccessError> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(id)
-    } else {
-        Err(RemoteAccessError::Input(format!(
-            "`{}` is not a Remote Access ID (expected up to 64 letters, digits, `-` or `_`)",
-            crate::pvwa::printable(id)
-        )))
-    }
-}
 
 /// The three URLs of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +55,7 @@ pub fn endpoints(
                     "remote_access.datacenter",
                     format!(
                         "the key file's discovery URL `{}` names no known data centre; set datacenter (or auth_url and api_url)",
-                        crate::pvwa::printable(u)
+                        crate::text::printable(u)
                     ),
                 ));
             }
@@ -197,10 +179,13 @@ impl std::fmt::Debug for RemoteAccess {
 }
 
 impl RemoteAccess {
-    /// Build from `[remote_access]`: resolve the key file reference, parse it, set up the client.
-    pub async fn connect(loaded: &Loaded) -> Result<Self, RemoteAccessError> {
-        let cfg = loaded.remote_access()?;
-        let resolver = crate::secret::Resolver::new(loaded.config.vault.as_ref())?;
+    /// Build from a validated `[remote_access]` (`Loaded::remote_access`): resolve the key file
+    /// reference (through `vault` when it names one), parse it, set up the client.
+    pub async fn connect(
+        cfg: &RemoteAccessConfig,
+        vault: Option<&crate::secret::vault::VaultConfig>,
+    ) -> Result<Self, RemoteAccessError> {
+        let resolver = crate::secret::Resolver::new(vault)?;
         let text = resolver.resolve(&cfg.key_file).await;
         resolver.close().await;
         let key = keyfile::parse(&cfg.key_file.to_string(), &text?)?;
@@ -577,7 +562,7 @@ impl RemoteAccess {
         &self,
         body: &NewInvitation,
     ) -> Result<String, RemoteAccessError> {
-        let what = format!("invite {}", crate::pvwa::printable(&body.email_address));
+        let what = format!("invite {}", crate::text::printable(&body.email_address));
         let v = serde_json::to_value(body).map_err(|e| RemoteAccessError::Input(e.to_string()))?;
         let (status, text) = self
             .call(
@@ -859,7 +844,7 @@ mod tests {
             "[remote_access]\ntenant_id = \"{}\"\nkey_file = \"env:X\"\n{extra}",
             "a".repeat(32)
         );
-        crate::config::load_from_parts(Some(&text), None, &[])
+        crate::settings::load_from_parts(Some(&text), None, &[])
             .expect("parses")
             .config
             .remote_access

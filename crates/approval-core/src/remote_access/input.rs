@@ -53,7 +53,7 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
     }
     Err(format!(
         "`{}` is not a time: use YYYY-MM-DD, RFC 3339 (2026-01-31T18:00:00Z), `now`, or epoch milliseconds",
-        crate::pvwa::printable(t)
+        crate::text::printable(t)
     ))
 }
 
@@ -162,7 +162,7 @@ fn one_of(field: &str, v: &str, allowed: &[&str]) -> Result<String, String> {
         .ok_or_else(|| {
             format!(
                 "{field}: `{}` is not one of {}",
-                crate::pvwa::printable(v),
+                crate::text::printable(v),
                 allowed.join(", ")
             )
         })
@@ -203,7 +203,7 @@ pub fn check_email(v: &str) -> Result<String, String> {
     } else {
         Err(format!(
             "email `{}` is not a mail address",
-            crate::pvwa::printable(&e)
+            crate::text::printable(&e)
         ))
     }
 }
@@ -214,7 +214,7 @@ pub fn check_phone(v: &str) -> Result<String, String> {
     let bad = || {
         format!(
             "phone `{}` is not an international number (+ and country code, e.g. +17035550100)",
-            crate::pvwa::printable(t)
+            crate::text::printable(t)
         )
     };
     let rest = t.strip_prefix('+').ok_or_else(bad)?;
@@ -235,14 +235,14 @@ fn hhmm(field: &str, v: &str) -> Result<u32, String> {
     let (h, m) = v
         .trim()
         .split_once(':')
-        .ok_or_else(|| format!("{field}: `{}` is not HH:MM", crate::pvwa::printable(v)))?;
+        .ok_or_else(|| format!("{field}: `{}` is not HH:MM", crate::text::printable(v)))?;
     match (h.parse::<u32>(), m.parse::<u32>()) {
         (Ok(h), Ok(m)) if h <= 24 && m < 60 && (h < 24 || m == 0) && m.to_string().len() <= 2 => {
             Ok(h * 3600 + m * 60)
         }
         _ => Err(format!(
             "{field}: `{}` is not HH:MM",
-            crate::pvwa::printable(v)
+            crate::text::printable(v)
         )),
     }
 }
@@ -264,7 +264,7 @@ impl VendorRequest {
             if !a.contains('/') {
                 return Err(format!(
                     "applications: `{}` is not <site>/<application>",
-                    crate::pvwa::printable(&a)
+                    crate::text::printable(&a)
                 ));
             }
             application_names.push(a);

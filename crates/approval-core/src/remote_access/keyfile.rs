@@ -176,7 +176,7 @@ pub fn normalize_pem(raw: &str) -> Result<Zeroizing<String>, String> {
         other => {
             return Err(format!(
                 "field `privateKey` holds a `{}`, not an RSA private key",
-                crate::pvwa::printable(other)
+                crate::text::printable(other)
             ));
         }
     }

@@ -28,7 +28,7 @@ use serde::Deserialize;
 
 pub use client::RemoteAccess;
 
-use crate::config::{ConfigError, Loaded};
+use crate::config::{ConfigError, Origin};
 use crate::exit::{Classify, Exit};
 use crate::secret::SecretRef;
 
@@ -111,37 +111,31 @@ pub fn is_tenant_like_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-impl Loaded {
-    /// `[remote_access]`, validated, or an error naming the key.
-    pub fn remote_access(&self) -> Result<&RemoteAccessConfig, ConfigError> {
-        let c = self.config.remote_access.as_ref().ok_or_else(|| {
-            self.error(
-                "remote_access.tenant_id",
-                "the [remote_access] section is missing (tenant_id and key_file)",
-            )
-        })?;
-        if !is_tenant_like_id(&c.tenant_id) {
-            return Err(self.error(
+impl RemoteAccessConfig {
+    /// Check the values (IDs, data centre, URLs, timeouts); errors name the key.
+    pub fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
+        if !is_tenant_like_id(&self.tenant_id) {
+            return Err(origin.error(
                 "remote_access.tenant_id",
                 "must be the 32-character tenant ID (lowercase letters and digits) shown in the portal URL",
             ));
         }
-        if let Some(sa) = &c.service_account_id
+        if let Some(sa) = &self.service_account_id
             && !is_tenant_like_id(sa)
         {
-            return Err(self.error(
+            return Err(origin.error(
                 "remote_access.service_account_id",
                 "must be the 32-character service-account ID (lowercase letters and digits)",
             ));
         }
-        if let Some(dc) = &c.datacenter
+        if let Some(dc) = &self.datacenter
             && keyfile::datacenter(dc).is_none()
         {
-            return Err(self.error(
+            return Err(origin.error(
                 "remote_access.datacenter",
                 format!(
                     "`{}` is not a known data centre; use one of {} (or set auth_url and api_url)",
-                    crate::pvwa::printable(dc),
+                    crate::text::printable(dc),
                     keyfile::DATACENTERS
                         .iter()
                         .map(|(dc, region)| format!("{dc} ({region})"))
@@ -151,37 +145,37 @@ impl Loaded {
             ));
         }
         for (key, v) in [
-            ("remote_access.auth_url", &c.auth_url),
-            ("remote_access.api_url", &c.api_url),
+            ("remote_access.auth_url", &self.auth_url),
+            ("remote_access.api_url", &self.api_url),
         ] {
             if let Some(u) = v {
-                crate::tls::check_url(u).map_err(|m| self.error(key, m))?;
+                crate::tls::check_url(u).map_err(|m| origin.error(key, m))?;
             }
         }
-        if !api_version_ok(&c.api_version) {
-            return Err(self.error(
+        if !api_version_ok(&self.api_version) {
+            return Err(origin.error(
                 "remote_access.api_version",
                 "must look like `v2-edge`, `v1-edge` or `v2`",
             ));
         }
-        if c.request_timeout_secs == 0 {
-            return Err(self.error("remote_access.request_timeout_secs", "must be at least 1"));
+        if self.request_timeout_secs == 0 {
+            return Err(origin.error("remote_access.request_timeout_secs", "must be at least 1"));
         }
-        if c.connect_timeout_secs == 0 {
-            return Err(self.error("remote_access.connect_timeout_secs", "must be at least 1"));
+        if self.connect_timeout_secs == 0 {
+            return Err(origin.error("remote_access.connect_timeout_secs", "must be at least 1"));
         }
-        if c.page_size == 0 || c.page_size > 100 {
-            return Err(self.error("remote_access.page_size", "must be between 1 and 100"));
+        if self.page_size == 0 || self.page_size > 100 {
+            return Err(origin.error("remote_access.page_size", "must be between 1 and 100"));
         }
-        if let Some(ca) = &c.ca_bundle
+        if let Some(ca) = &self.ca_bundle
             && !crate::http::is_readable_file(ca)
         {
-            return Err(self.error(
+            return Err(origin.error(
                 "remote_access.ca_bundle",
                 format!("{} is not a readable file", ca.display()),
             ));
         }
-        Ok(c)
+        Ok(())
     }
 }
 
@@ -338,7 +332,7 @@ fn token_hint(description: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::load_from_parts;
+    use crate::settings::load_from_parts;
 
     const BASE: &str = r#"
 [remote_access]

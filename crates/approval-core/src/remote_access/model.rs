@@ -5,6 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::RemoteAccessError;
+
 /// An item of a list, by the field that identifies it (for the repeated-page check).
 pub trait Keyed {
     fn key(&self) -> Option<&str>;
@@ -260,8 +262,25 @@ pub fn parse_created_id(body: &str) -> Option<String> {
             .to_string(),
     };
     let id = id.trim().to_string();
-    super::client::check_id(&id).ok()?;
+    check_id(&id).ok()?;
     Some(id)
+}
+
+/// Check an ID before it goes into a path: 1 to 64 of `A-Z a-z 0-9 - _`.
+pub fn check_id(id: &str) -> Result<&str, RemoteAccessError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(id)
+    } else {
+        Err(RemoteAccessError::Input(format!(
+            "`{}` is not a Remote Access ID (expected up to 64 letters, digits, `-` or `_`)",
+            crate::text::printable(id)
+        )))
+    }
 }
 
 #[cfg(test)]

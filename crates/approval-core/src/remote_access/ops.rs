@@ -87,18 +87,18 @@ impl<'a> Catalogue<'a> {
                 [] => {
                     return Err(RemoteAccessError::Input(format!(
                         "provisioning group `{}` does not exist",
-                        crate::pvwa::printable(name)
+                        crate::text::printable(name)
                     )));
                 }
                 _ => {
                     return Err(RemoteAccessError::Input(format!(
                         "provisioning group `{}` is ambiguous ({} groups match)",
-                        crate::pvwa::printable(name),
+                        crate::text::printable(name),
                         found.len()
                     )));
                 }
             };
-            super::client::check_id(&id)?;
+            super::model::check_id(&id)?;
             if !out.contains(&id) {
                 out.push(id);
             }
@@ -114,7 +114,7 @@ pub fn resolve_app(
     name: &str,
 ) -> Result<AppRef, RemoteAccessError> {
     let fail = |message: String| RemoteAccessError::Resolve {
-        name: crate::pvwa::printable(name),
+        name: crate::text::printable(name),
         message,
     };
     let mut found: Vec<(&Site, &Application)> = Vec::new();
@@ -147,9 +147,9 @@ pub fn resolve_app(
             }
             let site_id = site.id.clone().unwrap_or_default();
             let application_id = app.id.clone().unwrap_or_default();
-            super::client::check_id(&site_id)
+            super::model::check_id(&site_id)
                 .map_err(|_| fail("the site has no usable ID".into()))?;
-            super::client::check_id(&application_id)
+            super::model::check_id(&application_id)
                 .map_err(|_| fail("the application has no usable ID".into()))?;
             Ok(AppRef {
                 site_id,

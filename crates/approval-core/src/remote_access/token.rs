@@ -358,7 +358,7 @@ impl TokenSource {
                     what: "token request".into(),
                     detail: format!(
                         "token_type is `{}`, not Bearer",
-                        crate::pvwa::printable(&token_type)
+                        crate::text::printable(&token_type)
                     ),
                 });
             }
@@ -370,7 +370,7 @@ impl TokenSource {
         }
         let (error, description) = match serde_json::from_str::<TokenError>(text) {
             Ok(e) if e.error.is_some() => (
-                crate::pvwa::printable(&e.error.unwrap_or_default()),
+                crate::text::printable(&e.error.unwrap_or_default()),
                 http::body_excerpt(&e.error_description.unwrap_or_default(), 400),
             ),
             _ => (String::new(), {

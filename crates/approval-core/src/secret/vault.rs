@@ -1003,7 +1003,7 @@ mod tests {
             "/../../examples/config.d/secrets.toml"
         );
         let text = std::fs::read_to_string(path).expect("example");
-        let loaded = crate::config::load_from_parts(Some(&text), Some(path.into()), &[])
+        let loaded = crate::settings::load_from_parts(Some(&text), Some(path.into()), &[])
             .expect("example parses");
         let mut v = loaded.config.vault.clone().expect("[vault]");
         assert_eq!(v.auth, VaultAuth::Approle);

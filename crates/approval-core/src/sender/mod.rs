@@ -17,7 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use mail_parser::{HeaderValue, MessageParser};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Loaded};
+use crate::config::{ConfigError, Origin};
 use crate::notice::text::clean_value;
 use crate::notice::{Reason, Refusal};
 
@@ -96,13 +96,13 @@ fn valid_host_pattern(p: &str) -> bool {
 
 impl SenderPolicyConfig {
     /// Check the section's syntax; errors name the key. (An empty list is valid: it refuses.)
-    pub fn validate(&self, loaded: &Loaded) -> Result<(), ConfigError> {
+    pub fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
         for (key, list) in [
             ("sender.allowed_domains", &self.allowed_domains),
             ("sender.auth_sources", &self.auth_sources),
         ] {
             if let Some(bad) = list.iter().find(|p| !valid_host_pattern(p.trim())) {
-                return Err(loaded.error(
+                return Err(origin.error(
                     key,
                     format!(
                         "\"{}\" is not a host name or *.suffix pattern",
@@ -117,7 +117,7 @@ impl SenderPolicyConfig {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         }) {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "sender.unique_headers",
                 format!("\"{}\" is not a header name", clean_value(bad)),
             ));
@@ -127,7 +127,7 @@ impl SenderPolicyConfig {
             .iter()
             .find(|s| s.trim().is_empty() || s.contains(char::is_whitespace))
         {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "sender.authserv_ids",
                 format!("\"{}\" is not an authserv-id", clean_value(bad)),
             ));

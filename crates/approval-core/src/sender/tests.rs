@@ -259,7 +259,7 @@ X-MS-Exchange-Organization-AuthAs: InBody\r\n";
 
 #[test]
 fn config_validation() {
-    let loaded = Loaded::default();
+    let loaded = crate::config::Origin::default();
     policy().validate(&loaded).expect("valid");
     let bad = SenderPolicyConfig {
         auth_sources: vec!["ex01 corp".into()],
@@ -271,14 +271,14 @@ fn config_validation() {
     );
     let text =
         "[sender]\nallowed_domains = [\"example.com\"]\nfrom_sender_mismatch = \"use_sender\"\n";
-    let l = crate::config::load_from_parts(Some(text), None, &[]).expect("parses");
+    let l = crate::settings::load_from_parts(Some(text), None, &[]).expect("parses");
     assert_eq!(
         l.config.sender.from_sender_mismatch,
         MismatchPolicy::UseSender
     );
     assert!(l.config.sender.require_internal);
     let text = "[sender]\nallowed_domain = [\"example.com\"]\n";
-    assert!(crate::config::load_from_parts(Some(text), None, &[]).is_err());
+    assert!(crate::settings::load_from_parts(Some(text), None, &[]).is_err());
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::applies::Applies;
 use super::bypass::BypassHash;
 use super::rules::{self, AllowedApprovals, AllowedStates};
-use crate::config::{ConfigError, Loaded};
+use crate::config::{ConfigError, Origin};
 use crate::http::{Backoff, HttpSettings};
 use crate::secret::SecretRef;
 
@@ -344,43 +344,43 @@ pub(crate) fn anchored(p: &str, case_insensitive: bool) -> Result<regex::Regex, 
 }
 
 fn check_connection(
-    loaded: &Loaded,
+    origin: &Origin,
     key: &str,
     url: &str,
     c: &ConnectionConfig,
 ) -> Result<(), ConfigError> {
-    crate::tls::check_url(url).map_err(|m| loaded.error(&format!("{key}.url"), m))?;
+    crate::tls::check_url(url).map_err(|m| origin.error(&format!("{key}.url"), m))?;
     if c.connect_timeout_secs == 0 {
-        return Err(loaded.error(&format!("{key}.connect_timeout_secs"), "must be at least 1"));
+        return Err(origin.error(&format!("{key}.connect_timeout_secs"), "must be at least 1"));
     }
     if c.request_timeout_secs == 0 {
-        return Err(loaded.error(&format!("{key}.request_timeout_secs"), "must be at least 1"));
+        return Err(origin.error(&format!("{key}.request_timeout_secs"), "must be at least 1"));
     }
     if c.retries > 10 {
-        return Err(loaded.error(&format!("{key}.retries"), "must be at most 10"));
+        return Err(origin.error(&format!("{key}.retries"), "must be at most 10"));
     }
     Ok(())
 }
 
 impl TicketingConfig {
     /// Check everything once; errors name the key.
-    pub fn compile(&self, loaded: &Loaded) -> Result<Compiled, ConfigError> {
+    pub fn compile(&self, origin: &Origin) -> Result<Compiled, ConfigError> {
         if let Some(sn) = &self.servicenow {
             let key = "ticketing.servicenow";
-            check_connection(loaded, key, &sn.url, &sn.connection())?;
+            check_connection(origin, key, &sn.url, &sn.connection())?;
             let need_user = matches!(
                 sn.auth,
                 ServiceNowAuth::Basic | ServiceNowAuth::OauthPassword
             );
             if need_user {
                 if sn.username.as_deref().is_none_or(|u| u.trim().is_empty()) {
-                    return Err(loaded.error(
+                    return Err(origin.error(
                         &format!("{key}.username"),
                         "the connection account is missing",
                     ));
                 }
                 if sn.password.is_none() {
-                    return Err(loaded.error(
+                    return Err(origin.error(
                         &format!("{key}.password"),
                         "the connection account's password reference is missing",
                     ));
@@ -389,11 +389,11 @@ impl TicketingConfig {
             if sn.auth != ServiceNowAuth::Basic {
                 if sn.client_id.as_deref().is_none_or(|u| u.trim().is_empty()) {
                     return Err(
-                        loaded.error(&format!("{key}.client_id"), "OAuth needs the client id")
+                        origin.error(&format!("{key}.client_id"), "OAuth needs the client id")
                     );
                 }
                 if sn.client_secret.is_none() {
-                    return Err(loaded.error(
+                    return Err(origin.error(
                         &format!("{key}.client_secret"),
                         "OAuth needs the client secret reference",
                     ));
@@ -402,16 +402,16 @@ impl TicketingConfig {
         }
         if let Some(r) = &self.remedy {
             let key = "ticketing.remedy";
-            check_connection(loaded, key, &r.url, &r.connection())?;
+            check_connection(origin, key, &r.url, &r.connection())?;
             if r.username.trim().is_empty() {
-                return Err(loaded.error(&format!("{key}.username"), "must not be empty"));
+                return Err(origin.error(&format!("{key}.username"), "must not be empty"));
             }
             for (k, form) in [
                 ("incident_form", &r.incident_form),
                 ("change_form", &r.change_form),
             ] {
                 if !remedy_form_ok(form) {
-                    return Err(loaded.error(
+                    return Err(origin.error(
                         &format!("{key}.{k}"),
                         "a form name may hold letters, digits, spaces, `:`, `_` and `-` only",
                     ));
@@ -419,27 +419,27 @@ impl TicketingConfig {
             }
         }
         if self.types.is_empty() {
-            return Err(loaded.error(
+            return Err(origin.error(
                 "ticketing.types",
                 "no ticket type is configured: add at least one [[ticketing.types]] with a pattern",
             ));
         }
         let mut types = Vec::new();
         for (n, t) in self.types.iter().enumerate() {
-            types.push(self.compile_type(loaded, n, t)?);
+            types.push(self.compile_type(origin, n, t)?);
         }
         let mut bypass = Vec::new();
         for (n, h) in self.bypass_codes.iter().enumerate() {
             bypass.push(
                 BypassHash::parse(h)
-                    .map_err(|m| loaded.error(&format!("ticketing.bypass_codes[{n}]"), m))?,
+                    .map_err(|m| origin.error(&format!("ticketing.bypass_codes[{n}]"), m))?,
             );
         }
         if self.clock_skew_secs > 24 * 3600 {
-            return Err(loaded.error("ticketing.clock_skew_secs", "must be at most 86400"));
+            return Err(origin.error("ticketing.clock_skew_secs", "must be at most 86400"));
         }
         let applies = Applies::compile(&self.applies)
-            .map_err(|(k, m)| loaded.error(&format!("ticketing.applies.{k}"), m))?;
+            .map_err(|(k, m)| origin.error(&format!("ticketing.applies.{k}"), m))?;
         Ok(Compiled {
             types,
             bypass,
@@ -452,20 +452,20 @@ impl TicketingConfig {
 
     fn compile_type(
         &self,
-        loaded: &Loaded,
+        origin: &Origin,
         n: usize,
         t: &TicketTypeConfig,
     ) -> Result<CompiledType, ConfigError> {
         let key = |k: &str| format!("ticketing.types[{n}].{k}");
         if t.name.trim().is_empty() {
-            return Err(loaded.error(&key("name"), "must not be empty"));
+            return Err(origin.error(&key("name"), "must not be empty"));
         }
         let present = match t.system {
             SystemKind::ServiceNow => self.servicenow.is_some(),
             SystemKind::Remedy => self.remedy.is_some(),
         };
         if !present {
-            return Err(loaded.error(
+            return Err(origin.error(
                 &key("system"),
                 format!(
                     "type `{}` uses {} but [ticketing.{}] is not configured",
@@ -475,29 +475,29 @@ impl TicketingConfig {
                 ),
             ));
         }
-        let pattern = anchored(&t.pattern, false).map_err(|m| loaded.error(&key("pattern"), m))?;
+        let pattern = anchored(&t.pattern, false).map_err(|m| origin.error(&key("pattern"), m))?;
         let states = match &t.allowed_states {
             None => None,
             Some(list) => Some(
                 rules::compile_states(t.system, t.kind, list)
-                    .map_err(|m| loaded.error(&key("allowed_states"), m))?,
+                    .map_err(|m| origin.error(&key("allowed_states"), m))?,
             ),
         };
         let approvals = match (&t.allowed_approvals, t.kind) {
             (None, _) => None,
             (Some(_), TicketKind::Incident) => {
-                return Err(loaded.error(
+                return Err(origin.error(
                     &key("allowed_approvals"),
                     "approval is checked on changes only",
                 ));
             }
             (Some(list), TicketKind::Change) => Some(
                 rules::compile_approvals(t.system, list)
-                    .map_err(|m| loaded.error(&key("allowed_approvals"), m))?,
+                    .map_err(|m| origin.error(&key("allowed_approvals"), m))?,
             ),
         };
         if t.check_window && t.kind == TicketKind::Incident {
-            return Err(loaded.error(
+            return Err(origin.error(
                 &key("check_window"),
                 "the operation window is checked on changes only",
             ));
@@ -511,7 +511,7 @@ impl TicketingConfig {
                     .collect(),
             };
             if fields.is_empty() {
-                return Err(loaded.error(
+                return Err(origin.error(
                     &key("requester_fields"),
                     format!(
                         "{} {}s have no known requester login field: name the field that holds it",
@@ -526,9 +526,9 @@ impl TicketingConfig {
                     SystemKind::Remedy => remedy_field_ok(f),
                 };
                 if !ok {
-                    return Err(loaded.error(
+                    return Err(origin.error(
                         &key("requester_fields"),
-                        format!("`{}` is not a usable field name", crate::pvwa::printable(f)),
+                        format!("`{}` is not a usable field name", crate::text::printable(f)),
                     ));
                 }
             }
@@ -567,23 +567,10 @@ pub fn default_requester_fields(system: SystemKind, kind: TicketKind) -> &'stati
     }
 }
 
-impl Loaded {
-    /// `[ticketing]`, checked, or an error naming what is missing.
-    pub fn ticketing(&self) -> Result<Compiled, ConfigError> {
-        let t = self.config.ticketing.as_ref().ok_or_else(|| {
-            self.error(
-                "ticketing",
-                "the [ticketing] section is missing; see docs/ticketing.md",
-            )
-        })?;
-        t.compile(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load_from_parts;
+    use crate::settings::load_from_parts;
 
     pub(crate) const SAMPLE: &str = r#"
 [ticketing]

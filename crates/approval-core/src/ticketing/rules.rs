@@ -187,7 +187,7 @@ pub fn compile_states(
         let native = native_state(system, kind, name).ok_or_else(|| {
             format!(
                 "`{}` is neither one of CyberArk's states ({}) nor a {} {} state ({})",
-                crate::pvwa::printable(entry),
+                crate::text::printable(entry),
                 ABSTRACT_STATES.join(", "),
                 system.title(),
                 kind.key(),
@@ -320,7 +320,7 @@ pub fn compile_approvals(system: SystemKind, list: &[String]) -> Result<AllowedA
         let bad = || {
             format!(
                 "`{}` is neither one of CyberArk's approval states ({}) nor a {} value",
-                crate::pvwa::printable(entry),
+                crate::text::printable(entry),
                 ABSTRACT_APPROVALS.join(", "),
                 system.title()
             )
@@ -470,7 +470,7 @@ pub struct Context {
 
 fn shown(v: &Option<String>) -> String {
     match v {
-        Some(s) => format!("`{}`", crate::pvwa::printable(s)),
+        Some(s) => format!("`{}`", crate::text::printable(s)),
         None => "nothing".into(),
     }
 }
@@ -551,7 +551,7 @@ fn check_approval(t: &CompiledType, rec: &TicketRecord) -> Check {
             format!("the change shows no {what}"),
         );
     };
-    let text = format!("{what} `{}`", crate::pvwa::printable(&v));
+    let text = format!("{what} `{}`", crate::text::printable(&v));
     if allowed.values.contains(&v) {
         Check::new(CheckName::Approval, CheckVerdict::Pass, text)
     } else {
@@ -585,7 +585,7 @@ fn check_window(
                     "window_unreadable",
                     format!(
                         "the planned {which} `{}` is not a readable time",
-                        crate::pvwa::printable(s)
+                        crate::text::printable(s)
                     ),
                 )
             }),
@@ -661,7 +661,7 @@ fn check_requester(rule: Option<&RequesterRule>, rec: &TicketRecord, ctx: &Conte
             CheckVerdict::Pass,
             format!(
                 "{field} `{}` is the CyberArk user",
-                crate::pvwa::printable(req)
+                crate::text::printable(req)
             ),
         )
     } else {
@@ -670,8 +670,8 @@ fn check_requester(rule: Option<&RequesterRule>, rec: &TicketRecord, ctx: &Conte
             "requester_mismatch",
             format!(
                 "{field} `{}` is not the CyberArk user `{}`",
-                crate::pvwa::printable(req),
-                crate::pvwa::printable(user)
+                crate::text::printable(req),
+                crate::text::printable(user)
             ),
         )
     }

@@ -17,7 +17,6 @@ use super::remedy::Remedy;
 use super::rules::{self, Check, CheckName, CheckVerdict, Context};
 use super::servicenow::ServiceNow;
 use super::{Lookup, TicketId, TicketSystem, TicketingError};
-use crate::config::Loaded;
 use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
 use crate::secret::Resolver;
@@ -404,14 +403,14 @@ fn broken(e: &TicketingError) -> Broken {
 /// verdict as soon as it is known. Returns the worst exit: 0 all valid, 1 one invalid, else the
 /// fault's code.
 pub async fn validate_batch(
-    loaded: &Loaded,
+    cfg: Compiled,
+    vault: Option<&crate::secret::vault::VaultConfig>,
     ids: &[(usize, String)],
     user: Option<&str>,
     at: Option<DateTime<Utc>>,
     mut emit: impl FnMut(&Verdict),
-) -> crate::error::Result<Exit> {
-    let cfg = loaded.ticketing()?;
-    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+) -> Result<Exit, TicketingError> {
+    let resolver = Resolver::new(vault)?;
     let mut validator = Validator::new(cfg, resolver);
     let mut worst = Exit::Ok;
     for (line, id) in ids {
@@ -426,13 +425,4 @@ pub async fn validate_batch(
     }
     validator.close().await;
     Ok(worst)
-}
-
-/// Hash a bypass code read from `input` (its first line) for `ticketing.bypass_codes`.
-pub fn hash_bypass_code(mut input: impl std::io::BufRead) -> crate::error::Result<String> {
-    let mut line = zeroize::Zeroizing::new(String::new());
-    input
-        .read_line(&mut line)
-        .map_err(|e| crate::error::Error::Usage(format!("cannot read the code from stdin: {e}")))?;
-    bypass::hash_code(&line).map_err(crate::error::Error::Usage)
 }

@@ -223,9 +223,9 @@ pam_team = ["pam-team@example.test"]
     text
 }
 
-pub fn config(env: &Env, approvers: &str) -> approval_core::config::Loaded {
+pub fn config(env: &Env, approvers: &str) -> approval_core::settings::Loaded {
     let text = config_text(env, approvers, "", "");
-    approval_core::config::load_from_parts(Some(&text), None, &[]).expect("config")
+    approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config")
 }
 
 /// A forwarded notification as Exchange delivers it (internal, authenticated submission).

@@ -29,7 +29,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::server::SimState;
+use crate::host::Hosted;
+
+/// What this stand-in's handlers see: the host's shared parts and its own state.
+type Shared = Hosted<EwsSim>;
 pub use store::Busy;
 use store::Store;
 use wire::{EwsErr, M, SOAP, T};
@@ -374,12 +377,8 @@ fn unauthorized(cfg: &EwsScenario, ntlm_challenge: Option<String>) -> Box<Respon
 }
 
 /// Who is calling, or the answer to send instead (401, NTLM challenge).
-fn authenticate(
-    state: &SimState,
-    headers: &HeaderMap,
-    conn: &str,
-) -> Result<String, Box<Response>> {
-    let ews = &state.ews;
+fn authenticate(state: &Shared, headers: &HeaderMap, conn: &str) -> Result<String, Box<Response>> {
+    let ews = &state.sim;
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -436,7 +435,7 @@ fn connection_key(req: &Request) -> String {
         .unwrap_or_default()
 }
 
-pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
+pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     if req.uri().path().to_ascii_lowercase() != ENDPOINT {
         return (StatusCode::NOT_FOUND, "pam-sim: no such EWS resource").into_response();
     }
@@ -460,9 +459,9 @@ pub async fn handle(state: Arc<SimState>, req: Request) -> Response {
 }
 
 /// Answer one SOAP request of an authenticated user.
-async fn soap(state: Arc<SimState>, user: &str, body: Bytes) -> Response {
-    let ews = &state.ews;
-    let now_ms = state.clock.now_ms();
+async fn soap(state: Arc<Shared>, user: &str, body: Bytes) -> Response {
+    let ews = &state.sim;
+    let now_ms = state.host.clock.now_ms();
     let text = String::from_utf8_lossy(&body).into_owned();
     let doc = match roxmltree::Document::parse(&text) {
         Ok(d) => d,
@@ -632,8 +631,8 @@ fn stream_message(inner: &str) -> String {
     ))
 }
 
-fn streaming(state: Arc<SimState>, op: roxmltree::Node<'_, '_>) -> Response {
-    let ews = &state.ews;
+fn streaming(state: Arc<Shared>, op: roxmltree::Node<'_, '_>) -> Response {
+    let ews = &state.sim;
     let ids: Vec<String> = wire::child(op, M, "SubscriptionIds")
         .map(|s| {
             wire::children(s, T, "SubscriptionId")
@@ -669,7 +668,7 @@ fn streaming(state: Arc<SimState>, op: roxmltree::Node<'_, '_>) -> Response {
     let lifetime = Duration::from_millis(ews.cfg.stream_minute_ms.saturating_mul(minutes));
     let st2 = state.clone();
     tokio::spawn(async move {
-        let ews = &st2.ews;
+        let ews = &st2.sim;
         let mut drop_rx = ews.drop_streams.subscribe();
         let deadline = tokio::time::Instant::now() + lifetime;
         let send = |doc: String| {
@@ -755,8 +754,8 @@ struct MailboxQuery {
     mailbox: Option<String>,
 }
 
-fn default_mailbox(s: &SimState) -> String {
-    s.ews
+fn default_mailbox(s: &Shared) -> String {
+    s.sim
         .cfg
         .users
         .first()
@@ -765,24 +764,24 @@ fn default_mailbox(s: &SimState) -> String {
 }
 
 async fn admin_deliver(
-    State(s): State<Arc<SimState>>,
+    State(s): State<Arc<Shared>>,
     Query(q): Query<DeliverQuery>,
     body: Bytes,
 ) -> Result<axum::Json<Value>, (StatusCode, String)> {
     let mailbox = q.mailbox.unwrap_or_else(|| default_mailbox(&s));
-    let now = s.clock.now_ms();
-    s.ews
+    let now = s.host.clock.now_ms();
+    s.sim
         .deliver(&mailbox, q.folder.as_deref(), body.to_vec(), now)
         .map(|id| axum::Json(json!({"item_id": id, "delivered_ms": now})))
         .map_err(|e| (StatusCode::NOT_FOUND, e))
 }
 
 async fn admin_folders(
-    State(s): State<Arc<SimState>>,
+    State(s): State<Arc<Shared>>,
     Query(q): Query<MailboxQuery>,
 ) -> Result<axum::Json<Value>, (StatusCode, String)> {
     let mailbox = q.mailbox.unwrap_or_else(|| default_mailbox(&s));
-    s.ews
+    s.sim
         .folders_json(&mailbox)
         .map(axum::Json)
         .ok_or((StatusCode::NOT_FOUND, format!("no mailbox {mailbox}")))
@@ -798,7 +797,7 @@ struct TokenForm {
 /// Stand-in for the identity provider's token endpoint (client credentials): the client id
 /// and secret are an account of the `[ews]` scenario with impersonation rights.
 async fn admin_token(
-    State(s): State<Arc<SimState>>,
+    State(s): State<Arc<Shared>>,
     axum::extract::Form(f): axum::extract::Form<TokenForm>,
 ) -> Response {
     let bad = |code: &str| {
@@ -814,9 +813,9 @@ async fn admin_token(
     let (Some(id), Some(secret)) = (f.client_id, f.client_secret) else {
         return bad("invalid_client");
     };
-    match s.ews.user(&id) {
+    match s.sim.user(&id) {
         Some(u) if constant_eq(u.password.as_bytes(), secret.as_bytes()) => {
-            let tok = s.ews.issue_token(&u.username);
+            let tok = s.sim.issue_token(&u.username);
             axum::Json(json!({"access_token": tok, "token_type": "Bearer", "expires_in": 3599}))
                 .into_response()
         }
@@ -830,7 +829,7 @@ async fn admin_token(
     }
 }
 
-pub fn admin_routes() -> Router<Arc<SimState>> {
+pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
         // A mail as large as Exchange accepts (the default message size limits are 25-35 MB;
         // axum's own default body limit of 2 MB would hide every large-mail path).
@@ -841,25 +840,25 @@ pub fn admin_routes() -> Router<Arc<SimState>> {
         .route("/folders", get(admin_folders))
         .route(
             "/sent",
-            get(|State(s): State<Arc<SimState>>| async move { axum::Json(s.ews.sent()) }),
+            get(|State(s): State<Arc<Shared>>| async move { axum::Json(s.sim.sent()) }),
         )
         .route(
             "/deliveries",
-            get(|State(s): State<Arc<SimState>>| async move { axum::Json(s.ews.deliveries()) }),
+            get(|State(s): State<Arc<Shared>>| async move { axum::Json(s.sim.deliveries()) }),
         )
         .route(
             "/busy",
             post(
-                |State(s): State<Arc<SimState>>, axum::Json(b): axum::Json<Busy>| async move {
-                    s.ews.inject_busy(b);
+                |State(s): State<Arc<Shared>>, axum::Json(b): axum::Json<Busy>| async move {
+                    s.sim.inject_busy(b);
                     StatusCode::NO_CONTENT
                 },
             ),
         )
         .route(
             "/streams/drop",
-            post(|State(s): State<Arc<SimState>>| async move {
-                s.ews.drop_streams();
+            post(|State(s): State<Arc<Shared>>| async move {
+                s.sim.drop_streams();
                 StatusCode::NO_CONTENT
             }),
         )

@@ -1,6 +1,6 @@
 //! The EWS mailbox: [`crate::mailbox::Mailbox`] over Exchange Web Services. SOAP documents are
 //! built and parsed by the pure `ews-soap` crate; this module adds the transport
-//! ([`transport`]), NTLM ([`ntlm`]) and the streaming-notification loop.
+//! (`transport`), NTLM ([`ntlm`]) and the streaming-notification loop.
 //!
 //! Streaming: a background task holds a streaming subscription on the watched folder and one
 //! GetStreamingEvents connection at a time (reconnecting on `Closed`, on errors and dropped

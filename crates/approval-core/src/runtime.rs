@@ -1,5 +1,6 @@
 //! Process-level pieces of the watcher: one instance per state directory (a lock file), the pid
-//! file, one request id handled at a time, and the audit line.
+//! file, one request id handled at a time, and the audit line. Files and locks only: it imports
+//! nothing above the bottom layer.
 
 use std::collections::HashMap;
 use std::fs::File;

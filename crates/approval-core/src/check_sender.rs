@@ -1,0 +1,69 @@
+//! "May this sender approve this safe at this level?" end to end from the configuration: the
+//! approver groups (PVWA safe members or the static table), the bind password, the directory.
+//! Behind `check-approval-request --check-sender`; the watcher uses the same pieces.
+
+use crate::directory::approvers::Approvers;
+use crate::directory::check::{pvwa_approvers, static_approvers};
+use crate::directory::config::{ApproverMode, Settings};
+use crate::directory::{LdapDirectory, Verdict, authorize};
+use crate::error::{Error, Result};
+use crate::pvwa::{AccountRole, Pvwa, Session};
+use crate::secret::Resolver;
+use crate::settings::Loaded;
+
+/// The approver groups of `safe` at `level` under the configured mode (logs on to PVWA with the
+/// lookup account in mode `safe-members`).
+pub async fn approvers_for(
+    loaded: &Loaded,
+    s: &Settings,
+    resolver: &Resolver,
+    safe: &str,
+    level: u8,
+) -> Result<Approvers> {
+    match s.approvers {
+        ApproverMode::Static => Ok(static_approvers(s, safe, level)),
+        ApproverMode::SafeMembers => {
+            let pvwa = Pvwa::new(loaded.pvwa()?)?;
+            let (user, pw) = loaded.credentials(resolver, AccountRole::Lookup).await?;
+            let approvers = pvwa
+                .with_session(&user, &pw, async |session: &Session| {
+                    pvwa_approvers(session, s, safe, level).await
+                })
+                .await?;
+            Ok(approvers)
+        }
+    }
+}
+
+/// Check one sender against one safe and level. `Ok` carries the verdict (approve or refuse
+/// with a reason); any fault of PVWA, the directory, the configuration or a secret is an `Err`,
+/// which means no approval.
+pub async fn check_sender(
+    loaded: &Loaded,
+    address: &str,
+    safe: &str,
+    level: u8,
+) -> Result<Verdict> {
+    if !matches!(level, 1 | 2) {
+        return Err(Error::Usage("the level must be 1 or 2".into()));
+    }
+    if safe.trim().is_empty() || safe.chars().any(char::is_control) {
+        return Err(Error::Usage(
+            "the safe name is empty or has control characters".into(),
+        ));
+    }
+    let s = loaded.directory()?;
+    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
+    let password = resolver.resolve(&s.bind_password).await;
+    let approvers = match password {
+        Ok(_) => approvers_for(loaded, &s, &resolver, safe, level).await,
+        Err(_) => Ok(Approvers::default()),
+    };
+    resolver.close().await;
+    let password = password?;
+    let approvers = approvers?;
+    let dir = LdapDirectory::new(s, password)?;
+    let verdict = authorize(&dir, address, safe, level, approvers).await;
+    dir.close().await;
+    Ok(verdict?)
+}

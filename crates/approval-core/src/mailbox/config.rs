@@ -1,0 +1,240 @@
+//! `[mailbox]`: which backend, the folders (the watched one, and `Processed` and `Refused`
+//! under it, where every backend files mail), timeouts and retries, and the backend's own keys
+//! (EWS: endpoint, authentication, server version, streaming).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::secret::SecretRef;
+
+/// `[mailbox]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxConfig {
+    /// Mailbox access protocol; only `ews` so far.
+    #[serde(default)]
+    pub kind: MailboxKind,
+    /// EWS endpoint, e.g. `https://mail.example.com/EWS/Exchange.asmx`.
+    pub url: String,
+    /// `basic`, `ntlm` or `oauth2` (client credentials, app-only).
+    #[serde(default)]
+    pub auth: EwsAuth,
+    /// Logon name for basic/ntlm: `DOMAIN\user` or `user@example.com`.
+    pub username: Option<String>,
+    /// Password for basic/ntlm.
+    pub password: Option<SecretRef>,
+    /// SMTP address of the approval mailbox.
+    pub mailbox: String,
+    /// Send `ExchangeImpersonation` of `mailbox` (required with oauth2 app-only).
+    #[serde(default)]
+    pub impersonate: bool,
+    /// `t:RequestServerVersion`, e.g. `Exchange2016` or `Exchange2013_SP1`.
+    #[serde(default = "defaults::server_version")]
+    pub server_version: String,
+    /// PEM bundle of the CAs to trust instead of the system store.
+    pub ca_bundle: Option<PathBuf>,
+    #[serde(default = "crate::config::defaults::connect_timeout")]
+    pub connect_timeout_secs: u64,
+    #[serde(default = "crate::config::defaults::request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Retries of a call on transient faults (busy, 503, 401, timeouts).
+    #[serde(default = "crate::config::defaults::retries")]
+    pub retries: u32,
+    /// First backoff delay in milliseconds (doubles each retry, with jitter).
+    #[serde(default = "crate::config::defaults::backoff_ms")]
+    pub backoff_ms: u64,
+    /// Longest wait honoured for a server's `BackOffMilliseconds`, in seconds.
+    #[serde(default = "defaults::max_back_off")]
+    pub max_back_off_secs: u64,
+    /// Folder the notifications arrive in (a distinguished id such as `inbox`).
+    #[serde(default = "defaults::inbox")]
+    pub folder: String,
+    /// Folder (under the inbox) for processed mail.
+    #[serde(default = "defaults::processed")]
+    pub processed_folder: String,
+    /// Folder (under the inbox) for refused mail.
+    #[serde(default = "defaults::refused")]
+    pub refused_folder: String,
+    /// Use streaming notifications; when false (or when streaming keeps failing), poll.
+    #[serde(default = "crate::config::defaults::yes")]
+    pub streaming: bool,
+    /// GetStreamingEvents connection lifetime in minutes (1..=30).
+    #[serde(default = "defaults::stream_minutes")]
+    pub stream_timeout_minutes: u32,
+    /// Poll interval when not streaming, in seconds.
+    #[serde(default = "defaults::poll")]
+    pub poll_interval_secs: u64,
+    /// OAuth2 client credentials (auth = "oauth2").
+    pub oauth: Option<OAuthConfig>,
+}
+
+/// `[mailbox.oauth]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Token endpoint, e.g. `https://login.microsoftonline.com/<tenant>/oauth2/v2.0/token`.
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: SecretRef,
+    #[serde(default = "defaults::scope")]
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailboxKind {
+    #[default]
+    Ews,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EwsAuth {
+    #[default]
+    Basic,
+    Ntlm,
+    Oauth2,
+}
+
+mod defaults {
+    pub fn server_version() -> String {
+        "Exchange2016".into()
+    }
+    pub fn max_back_off() -> u64 {
+        300
+    }
+    pub fn inbox() -> String {
+        "inbox".into()
+    }
+    pub fn processed() -> String {
+        "Processed".into()
+    }
+    pub fn refused() -> String {
+        "Refused".into()
+    }
+    pub fn stream_minutes() -> u32 {
+        30
+    }
+    pub fn poll() -> u64 {
+        60
+    }
+    pub fn scope() -> String {
+        "https://outlook.office365.com/.default".into()
+    }
+}
+
+impl MailboxConfig {
+    /// Check values that serde cannot; errors name the key.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let e = |k: &str, m: &str| Err((format!("mailbox.{k}"), m.to_string()));
+        if let Err(m) = crate::tls::check_url(&self.url) {
+            return Err(("mailbox.url".into(), m));
+        }
+        if !self.mailbox.contains('@') || self.mailbox.contains(['<', '>', ' ', '\r', '\n']) {
+            return e("mailbox", "must be an SMTP address such as bot@example.com");
+        }
+        if self.server_version.is_empty()
+            || !self
+                .server_version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return e(
+                "server_version",
+                "must look like Exchange2016 or Exchange2013_SP1",
+            );
+        }
+        match self.auth {
+            EwsAuth::Basic | EwsAuth::Ntlm => {
+                if self.username.as_deref().is_none_or(str::is_empty) {
+                    return e("username", "is required with auth = basic or ntlm");
+                }
+                if self.password.is_none() {
+                    return e(
+                        "password",
+                        "is required with auth = basic or ntlm (a secret reference)",
+                    );
+                }
+            }
+            EwsAuth::Oauth2 => {
+                let Some(o) = &self.oauth else {
+                    return e(
+                        "oauth",
+                        "the [mailbox.oauth] section is required with auth = oauth2",
+                    );
+                };
+                if let Err(m) = crate::tls::check_url(&o.token_url) {
+                    return Err(("mailbox.oauth.token_url".into(), m));
+                }
+            }
+        }
+        if self.connect_timeout_secs == 0 {
+            return e("connect_timeout_secs", "must be at least 1");
+        }
+        if self.request_timeout_secs == 0 {
+            return e("request_timeout_secs", "must be at least 1");
+        }
+        if !(1..=30).contains(&self.stream_timeout_minutes) {
+            return e("stream_timeout_minutes", "must be between 1 and 30");
+        }
+        if self.poll_interval_secs == 0 {
+            return e("poll_interval_secs", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Wrapper {
+        mailbox: MailboxConfig,
+    }
+
+    #[test]
+    fn the_shipped_example_parses_and_validates() {
+        let text = include_str!("../../../../examples/config.d/mailbox.toml");
+        let w: Wrapper = toml::from_str(text).expect("example parses");
+        w.mailbox.validate().expect("example validates");
+        assert_eq!(w.mailbox.auth, EwsAuth::Ntlm);
+        assert_eq!(
+            w.mailbox.username.as_deref(),
+            Some("EXAMPLE\\svc-pam-approval")
+        );
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let base = r#"
+            url = "https://mail.example.com/EWS/Exchange.asmx"
+            username = "u"
+            password = "env:PW"
+            mailbox = "bot@example.com"
+        "#;
+        let ok: MailboxConfig = toml::from_str(base).expect("parses");
+        ok.validate().expect("valid");
+        for (bad, key) in [
+            (base.replace("https://mail", "http://mail"), "mailbox.url"),
+            (base.replace("bot@example.com", "bot"), "mailbox.mailbox"),
+            (
+                format!("{base}\nserver_version = \"2016<x>\""),
+                "mailbox.server_version",
+            ),
+            (format!("{base}\nauth = \"oauth2\""), "mailbox.oauth"),
+            (
+                format!("{base}\nstream_timeout_minutes = 31"),
+                "mailbox.stream_timeout_minutes",
+            ),
+        ] {
+            let c: MailboxConfig = toml::from_str(&bad).expect("parses");
+            assert_eq!(c.validate().expect_err("invalid").0, key);
+        }
+        let no_pw = base.replace("password = \"env:PW\"", "");
+        let c: MailboxConfig = toml::from_str(&no_pw).expect("parses");
+        assert_eq!(c.validate().expect_err("invalid").0, "mailbox.password");
+        assert!(toml::from_str::<MailboxConfig>(&format!("{base}\nbogus = 1")).is_err());
+    }
+}

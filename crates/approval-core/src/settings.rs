@@ -1,0 +1,301 @@
+//! The whole configuration: every module's section put together, loaded and checked. Top
+//! layer, beside the pipeline: it names every section, so nothing below may import it; a module
+//! checks its own section against the [`Origin`] it is given.
+
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::config::{self, ConfigError, LogConfig, Origin};
+use crate::directory::config::Settings as DirectorySettings;
+use crate::pvwa::config::{AccountConfig, AccountRole, AccountsConfig, PvwaConfig};
+use crate::ticketing::config::Compiled as TicketingCompiled;
+
+/// The whole configuration. Each section's type lives in the module that owns it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// PVWA REST API.
+    pub pvwa: Option<PvwaConfig>,
+    /// Service accounts used against PVWA.
+    #[serde(default)]
+    pub accounts: AccountsConfig,
+    /// Vault / OpenBao, for `vault:` secret references.
+    pub vault: Option<crate::secret::vault::VaultConfig>,
+    /// The approval mailbox (EWS).
+    pub mailbox: Option<crate::mailbox::MailboxConfig>,
+    /// How forwarded notifications are read.
+    #[serde(default)]
+    pub notice: crate::notice::NoticeConfig,
+    /// Sender authenticity policy.
+    #[serde(default)]
+    pub sender: crate::sender::SenderPolicyConfig,
+    /// Directory (LDAP / Active Directory) and approver mapping.
+    pub directory: Option<crate::directory::DirectoryConfig>,
+    /// The watcher: journal, state directory, loop, replies.
+    #[serde(default)]
+    pub watcher: crate::pipeline::config::WatcherConfig,
+    /// Reply mails.
+    #[serde(default)]
+    pub notify: crate::notify::NotifyConfig,
+    /// Ticket validation (ServiceNow, Remedy).
+    pub ticketing: Option<crate::ticketing::TicketingConfig>,
+    /// Remote Access (formerly Alero).
+    pub remote_access: Option<crate::remote_access::RemoteAccessConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// A loaded configuration and where each part came from (`loaded.error(key, ..)` and
+/// `loaded.file` read through to the [`Origin`]).
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub config: Config,
+    pub origin: Origin,
+}
+
+impl Deref for Loaded {
+    type Target = Origin;
+    fn deref(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+/// Load the configuration: `explicit` is `--config`; the environment is read for
+/// `APPROVAL_CONFIG` and the overrides.
+pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+    let overrides = crate::env::config_overrides();
+    let (text, file) = config::read_source(explicit)?;
+    load_from_parts(text.as_deref(), file, &overrides)
+}
+
+/// Parse the configuration from text plus overrides (variable, path, raw value), and check what
+/// must hold across sections at load time. Pure: used by tests.
+pub fn load_from_parts(
+    text: Option<&str>,
+    file: Option<PathBuf>,
+    overrides: &[(String, Vec<String>, String)],
+) -> Result<Loaded, ConfigError> {
+    let (config, origin) = config::load_from_parts::<Config>(text, file, overrides)?;
+    let loaded = Loaded { config, origin };
+    loaded
+        .config
+        .accounts
+        .check_separate_levels(&loaded.origin)?;
+    Ok(loaded)
+}
+
+impl Loaded {
+    /// `[pvwa]`, validated, or an error naming what is missing.
+    pub fn pvwa(&self) -> Result<&PvwaConfig, ConfigError> {
+        let p = self.config.pvwa.as_ref().ok_or_else(|| {
+            self.error(
+                "pvwa.url",
+                format!(
+                    "the [pvwa] section is missing; set pvwa.url (or {})",
+                    crate::env::override_name(&["pvwa", "url"])
+                ),
+            )
+        })?;
+        p.validate(&self.origin)?;
+        Ok(p)
+    }
+
+    /// The account for a role, or an error naming the missing section.
+    pub fn account(&self, role: AccountRole) -> Result<&AccountConfig, ConfigError> {
+        self.config.accounts.account(role, &self.origin)
+    }
+
+    /// The user name and resolved password of the account for `role`.
+    pub async fn credentials(
+        &self,
+        resolver: &crate::secret::Resolver,
+        role: AccountRole,
+    ) -> crate::error::Result<(String, secrecy::SecretString)> {
+        let account = self.account(role)?;
+        Ok(crate::pvwa::credentials(account, resolver).await?)
+    }
+
+    /// `[directory]`, validated, or an error naming the key.
+    pub fn directory(&self) -> Result<DirectorySettings, ConfigError> {
+        let d = self.config.directory.as_ref().ok_or_else(|| {
+            self.error(
+                "directory.url",
+                format!(
+                    "the [directory] section is missing; set directory.url, bind_dn, bind_password and base_dn (or {})",
+                    crate::env::override_name(&["directory", "url"])
+                ),
+            )
+        })?;
+        d.settings(&self.origin)
+    }
+
+    /// `[ticketing]`, checked, or an error naming what is missing.
+    pub fn ticketing(&self) -> Result<TicketingCompiled, ConfigError> {
+        let t = self.config.ticketing.as_ref().ok_or_else(|| {
+            self.error(
+                "ticketing",
+                "the [ticketing] section is missing; see docs/ticketing.md",
+            )
+        })?;
+        t.compile(&self.origin)
+    }
+
+    /// `[remote_access]`, validated, or an error naming the key.
+    pub fn remote_access(&self) -> Result<&crate::remote_access::RemoteAccessConfig, ConfigError> {
+        let c = self.config.remote_access.as_ref().ok_or_else(|| {
+            self.error(
+                "remote_access.tenant_id",
+                "the [remote_access] section is missing (tenant_id and key_file)",
+            )
+        })?;
+        c.validate(&self.origin)?;
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env;
+    use crate::pvwa::config::AuthMethod;
+
+    fn ov(var: &str, raw: &str) -> (String, Vec<String>, String) {
+        let path = var
+            .strip_prefix(env::OVERRIDE_PREFIX)
+            .expect("prefix")
+            .split("__")
+            .map(|s| s.to_ascii_lowercase())
+            .collect();
+        (var.to_string(), path, raw.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+[pvwa]
+url = "https://pvwa.example.test"
+[accounts.level1]
+username = "svc_l1"
+password = "env:L1_PW"
+"#;
+
+    #[test]
+    fn minimal_file_parses_with_defaults() {
+        let l = load_from_parts(Some(MINIMAL), None, &[]).expect("parses");
+        let p = l.pvwa().expect("pvwa");
+        assert_eq!(p.auth_method, AuthMethod::Ldap);
+        assert_eq!(p.request_timeout_secs, 30);
+        assert!(p.concurrent_session);
+        assert_eq!(
+            l.account(AccountRole::Level1).expect("l1").username,
+            "svc_l1"
+        );
+    }
+
+    #[test]
+    fn one_account_for_both_levels_is_refused_at_load() {
+        for l2 in ["svc_l1", "CORP\\SVC_L1", "svc_l1@corp.example", " svc_l1 "] {
+            let text = format!(
+                "{MINIMAL}[accounts.level2]\nusername = '{l2}'\npassword = \"env:L2_PW\"\n"
+            );
+            let e = load_from_parts(Some(&text), None, &[]).expect_err(l2);
+            assert_eq!(e.key.as_deref(), Some("accounts.level2.username"), "{l2}");
+            assert!(e.message.contains("both confirmations"), "{e}");
+        }
+        let two = format!(
+            "{MINIMAL}[accounts.level2]\nusername = \"svc_l2\"\npassword = \"env:L2_PW\"\n"
+        );
+        assert!(load_from_parts(Some(&two), None, &[]).is_ok());
+        // Set through the environment, the error names the variable.
+        let e = load_from_parts(
+            Some(MINIMAL),
+            None,
+            &[
+                ov("APPROVAL__ACCOUNTS__LEVEL2__USERNAME", "svc_l1"),
+                ov("APPROVAL__ACCOUNTS__LEVEL2__PASSWORD", "env:L2_PW"),
+            ],
+        )
+        .expect_err("same account from env");
+        assert!(
+            e.to_string()
+                .contains("APPROVAL__ACCOUNTS__LEVEL2__USERNAME"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_named() {
+        let bad = MINIMAL.replace("[pvwa]\n", "[pvwa]\nurll = \"x\"\n");
+        let e = load_from_parts(Some(&bad), Some("/etc/x.toml".into()), &[]).expect_err("refused");
+        assert_eq!(e.key.as_deref(), Some("pvwa.urll"));
+        assert!(e.message.contains("urll"), "{e}");
+        assert!(e.to_string().contains("/etc/x.toml"), "{e}");
+    }
+
+    #[test]
+    fn env_override_wins_over_file_and_is_named_in_errors() {
+        let l = load_from_parts(
+            Some(MINIMAL),
+            None,
+            &[ov("APPROVAL__PVWA__URL", "https://other.test")],
+        )
+        .expect("ok");
+        assert_eq!(
+            l.config.pvwa.as_ref().expect("pvwa").url,
+            "https://other.test"
+        );
+        let e = load_from_parts(
+            Some(MINIMAL),
+            None,
+            &[ov("APPROVAL__PVWA__RETRIES", "many")],
+        )
+        .expect_err("bad");
+        assert_eq!(e.key.as_deref(), Some("pvwa.retries"));
+        assert_eq!(e.env_var.as_deref(), Some("APPROVAL__PVWA__RETRIES"));
+    }
+
+    #[test]
+    fn numeric_looking_env_value_for_a_string_key_stays_a_string() {
+        let l = load_from_parts(
+            Some(MINIMAL),
+            None,
+            &[ov("APPROVAL__ACCOUNTS__LEVEL1__USERNAME", "1234")],
+        )
+        .expect("ok");
+        assert_eq!(l.account(AccountRole::Level1).expect("l1").username, "1234");
+        let l = load_from_parts(Some(MINIMAL), None, &[ov("APPROVAL__PVWA__RETRIES", "7")])
+            .expect("ok");
+        assert_eq!(l.pvwa().expect("pvwa").retries, 7);
+    }
+
+    #[test]
+    fn env_alone_can_configure_a_section() {
+        let l = load_from_parts(None, None, &[ov("APPROVAL__PVWA__URL", "https://p.test")])
+            .expect("ok");
+        assert_eq!(l.pvwa().expect("pvwa").url, "https://p.test");
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_is_refused() {
+        let text = MINIMAL.replace("https://pvwa.example.test", "http://pvwa.example.test");
+        let l = load_from_parts(Some(&text), None, &[]).expect("parses");
+        let e = l.pvwa().expect_err("refused");
+        assert_eq!(e.key.as_deref(), Some("pvwa.url"));
+    }
+
+    #[test]
+    fn bad_toml_names_the_file_and_line() {
+        let e =
+            load_from_parts(Some("[pvwa\nurl=1"), Some("/x.toml".into()), &[]).expect_err("bad");
+        assert!(e.to_string().contains("/x.toml"));
+        assert!(e.message.contains("line 1"), "{}", e.message);
+    }
+
+    #[test]
+    fn missing_account_is_named() {
+        let l = load_from_parts(Some(MINIMAL), None, &[]).expect("ok");
+        let e = l.account(AccountRole::Level2).expect_err("missing");
+        assert_eq!(e.key.as_deref(), Some("accounts.level2"));
+    }
+}
