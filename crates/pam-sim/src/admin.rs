@@ -29,6 +29,7 @@ const SERVICES: &[&str] = &[
     "servicenow",
     "remedy",
     "remote_access",
+    "graph",
 ];
 
 async fn set_faults(

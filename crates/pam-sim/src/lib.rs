@@ -1,5 +1,6 @@
 //! pam-sim: loopback stand-ins for the servers that cannot run on a test machine — PVWA,
-//! Exchange (EWS), ServiceNow, BMC Remedy and CyberArk Remote Access.
+//! Exchange (EWS), Microsoft Entra ID (Graph app tokens), ServiceNow, BMC Remedy and CyberArk
+//! Remote Access.
 //!
 //! One HTTP(S) listener serves every stand-in under its real path prefix
 //! (`/PasswordVault/…`, `/EWS/Exchange.asmx`, `/api/now/…`, `/api/jwt/…` + `/api/arsys/…`,
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod clock;
 pub mod ews;
 pub mod faults;
+pub mod graph;
 pub mod host;
 pub mod pvwa;
 pub mod remedy;

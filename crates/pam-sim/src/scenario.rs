@@ -19,6 +19,8 @@ pub struct Scenario {
     pub remedy: crate::remedy::RemedyScenario,
     #[serde(default)]
     pub remote_access: crate::remote_access::RemoteAccessScenario,
+    #[serde(default)]
+    pub graph: crate::graph::GraphScenario,
 }
 
 impl Scenario {

@@ -27,6 +27,7 @@ pub struct SimState {
     pub servicenow: Arc<Hosted<crate::servicenow::ServiceNowSim>>,
     pub remedy: Arc<Hosted<crate::remedy::RemedySim>>,
     pub remote_access: Arc<Hosted<crate::remote_access::RemoteAccessSim>>,
+    pub graph: Arc<Hosted<crate::graph::GraphSim>>,
 }
 
 impl std::ops::Deref for SimState {
@@ -54,6 +55,7 @@ impl SimState {
                 &host,
                 crate::remote_access::RemoteAccessSim::new(&s.remote_access)?,
             ),
+            graph: hosted(&host, crate::graph::GraphSim::new(&s.graph)?),
             host,
         })
     }
@@ -233,6 +235,10 @@ pub fn router(state: Arc<SimState>) -> Router {
         .nest(
             "/remote_access",
             crate::remote_access::admin_routes().with_state(state.remote_access.clone()),
+        )
+        .nest(
+            "/graph",
+            crate::graph::admin_routes().with_state(state.graph.clone()),
         );
     Router::new()
         .nest("/sim", sim)
@@ -246,30 +252,50 @@ type Handler = fn(
     Request,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
-fn services() -> Vec<(&'static str, &'static [&'static str], Handler)> {
+/// Whether a (lowercase) path is a stand-in's.
+type Matcher = fn(&str) -> bool;
+
+fn services() -> Vec<(&'static str, Matcher, Handler)> {
     vec![
-        ("pvwa", crate::pvwa::PREFIXES, |s, r| {
-            Box::pin(crate::pvwa::handle(s.pvwa.clone(), r))
-        }),
-        ("ews", crate::ews::PREFIXES, |s, r| {
-            Box::pin(crate::ews::handle(s.ews.clone(), r))
-        }),
-        ("servicenow", crate::servicenow::PREFIXES, |s, r| {
-            Box::pin(crate::servicenow::handle(s.servicenow.clone(), r))
-        }),
-        ("remedy", crate::remedy::PREFIXES, |s, r| {
-            Box::pin(crate::remedy::handle(s.remedy.clone(), r))
-        }),
-        ("remote_access", crate::remote_access::PREFIXES, |s, r| {
-            Box::pin(crate::remote_access::handle(s.remote_access.clone(), r))
+        (
+            "pvwa",
+            |p| crate::pvwa::PREFIXES.iter().any(|x| p.starts_with(x)),
+            |s, r| Box::pin(crate::pvwa::handle(s.pvwa.clone(), r)),
+        ),
+        (
+            "ews",
+            |p| crate::ews::PREFIXES.iter().any(|x| p.starts_with(x)),
+            |s, r| Box::pin(crate::ews::handle(s.ews.clone(), r)),
+        ),
+        (
+            "servicenow",
+            |p| crate::servicenow::PREFIXES.iter().any(|x| p.starts_with(x)),
+            |s, r| Box::pin(crate::servicenow::handle(s.servicenow.clone(), r)),
+        ),
+        (
+            "remedy",
+            |p| crate::remedy::PREFIXES.iter().any(|x| p.starts_with(x)),
+            |s, r| Box::pin(crate::remedy::handle(s.remedy.clone(), r)),
+        ),
+        (
+            "remote_access",
+            |p| {
+                crate::remote_access::PREFIXES
+                    .iter()
+                    .any(|x| p.starts_with(x))
+            },
+            |s, r| Box::pin(crate::remote_access::handle(s.remote_access.clone(), r)),
+        ),
+        ("graph", crate::graph::serves, |s, r| {
+            Box::pin(crate::graph::handle(s.graph.clone(), r))
         }),
     ]
 }
 
 async fn dispatch(State(state): State<Arc<SimState>>, req: Request<Body>) -> Response {
     let path = req.uri().path().to_ascii_lowercase();
-    for (name, prefixes, handler) in services() {
-        if prefixes.iter().any(|p| path.starts_with(p)) {
+    for (name, serves, handler) in services() {
+        if serves(&path) {
             if let Injected::Respond(r) = state.faults.apply(name, &path).await {
                 return r;
             }

@@ -17,6 +17,7 @@
 
 pub mod config;
 pub mod ews;
+pub mod oauth;
 pub mod send_key;
 pub mod sync_state;
 
@@ -174,6 +175,14 @@ pub enum MailboxError {
     State { path: PathBuf, detail: String },
     #[error("mailbox configuration: {0}")]
     Config(String),
+    #[error("the token endpoint {url} refused app {client_id}: {detail}")]
+    TokenRefused {
+        url: String,
+        client_id: String,
+        detail: String,
+        exit: Exit,
+        hint: &'static str,
+    },
     #[error(transparent)]
     Secret(#[from] crate::secret::SecretError),
     #[error(transparent)]
@@ -206,6 +215,7 @@ impl Classify for MailboxError {
             MailboxError::NotFound { .. } => Exit::Refused,
             MailboxError::Ews { .. } => Exit::Unavailable,
             MailboxError::State { .. } => Exit::Software,
+            MailboxError::TokenRefused { exit, .. } => *exit,
             MailboxError::Secret(e) => e.exit(),
             MailboxError::Tls(e) => e.exit(),
         }
@@ -228,6 +238,7 @@ impl Classify for MailboxError {
                     "check the network path to the Exchange server and mailbox.url"
                 }
                 MailboxError::State { .. } => "check the permissions of the watcher's state directory",
+                MailboxError::TokenRefused { hint, .. } => hint,
                 MailboxError::Secret(e) => return e.hint(),
                 MailboxError::Tls(e) => return e.hint(),
                 _ => return None,
