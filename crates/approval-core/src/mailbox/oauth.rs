@@ -280,7 +280,12 @@ fn refusal(url: &str, client_id: &str, status: u16, a: Option<&TokenAnswer>) -> 
         .and_then(|a| a.error_description.as_deref())
         .map(|d| {
             let first = d.lines().next().unwrap_or("");
-            first.split(" Trace ID:").next().unwrap_or("").trim().to_string()
+            first
+                .split(" Trace ID:")
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
         })
         .filter(|d| !d.is_empty())
         .unwrap_or_else(|| format!("HTTP {status} {error}"));

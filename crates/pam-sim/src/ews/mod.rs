@@ -10,7 +10,7 @@
 //! kept in a transcript so tests can validate them against Microsoft's schema. Guesses are in
 //! ASSUMPTIONS.md (section EWS).
 
-mod mime;
+pub mod mime;
 pub mod ntlm;
 mod ops;
 mod store;

@@ -14,6 +14,8 @@
 //! Guesses are listed in ASSUMPTIONS.md (Microsoft Graph, G1–G5).
 
 pub mod login;
+pub mod mail;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -31,9 +33,12 @@ use crate::host::Hosted;
 
 type Shared = Hosted<GraphSim>;
 
-/// Whether a path is the Graph stand-in's: `/{tenant}/oauth2/v2.0/…` or
-/// `/{tenant}/v2.0/.well-known/openid-configuration`.
+/// Whether a path is the Graph stand-in's: the mail API under `/v1.0/`, `/{tenant}/oauth2/v2.0/…`
+/// or `/{tenant}/v2.0/.well-known/openid-configuration`.
 pub fn serves(path_lower: &str) -> bool {
+    if path_lower.starts_with("/v1.0/") {
+        return true;
+    }
     let rest = path_lower.trim_start_matches('/');
     let Some((_, after)) = rest.split_once('/') else {
         return false;
@@ -54,6 +59,19 @@ pub struct GraphScenario {
     pub token_lifetime_secs: i64,
     #[serde(default)]
     pub apps: Vec<AppDef>,
+    /// Mailboxes (SMTP addresses) the mail API serves.
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
+    /// Calls in flight per mailbox before a 429 (Exchange Online's limit is 4).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrent: u32,
+    /// Time each mail API call takes, in milliseconds (the benchmark's "per call" latency).
+    #[serde(default)]
+    pub call_latency_ms: u64,
+}
+
+fn default_concurrency() -> u32 {
+    4
 }
 
 fn default_tenant() -> String {
@@ -75,6 +93,9 @@ pub struct AppDef {
     /// Generate a certificate and key at start: `STEM.crt` and `STEM.key` (mode 0600).
     #[serde(default)]
     pub generate_certificate: Option<PathBuf>,
+    /// The mailboxes the app may open (RBAC for Applications scope); empty: all of them.
+    #[serde(default)]
+    pub mailboxes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -126,6 +147,7 @@ struct RegisteredApp {
     client_id: String,
     secret: Option<String>,
     certificates: Vec<(String, jsonwebtoken::DecodingKey)>,
+    mailboxes: Vec<String>,
 }
 
 #[derive(Default)]
@@ -136,6 +158,12 @@ struct Inner {
     /// token -> (client id, expiry in ms)
     tokens: HashMap<String, (String, i64)>,
     stats: Stats,
+    store: store::Store,
+    /// Delta tokens of an older epoch answer 410.
+    delta_epoch: u64,
+    inflight: HashMap<String, u32>,
+    max_concurrent: u32,
+    call_latency_ms: u64,
 }
 
 /// Counts of token requests.
@@ -145,6 +173,10 @@ pub struct Stats {
     pub granted_certificate: u64,
     /// AADSTS code -> count
     pub refused: std::collections::BTreeMap<u64, u64>,
+    /// Mail API calls answered, by mailbox (lowercase).
+    pub calls: std::collections::BTreeMap<String, u64>,
+    /// Mail API calls refused with 429 for the concurrency limit.
+    pub throttled: u64,
 }
 
 #[derive(Default)]
@@ -181,7 +213,12 @@ impl GraphSim {
                 client_id: a.client_id.clone(),
                 secret: a.client_secret.clone(),
                 certificates,
+                mailboxes: a.mailboxes.iter().map(|m| m.to_ascii_lowercase()).collect(),
             });
+        }
+        let mut st = store::Store::default();
+        for m in &s.mailboxes {
+            st.add_mailbox(m);
         }
         Ok(GraphSim {
             inner: Mutex::new(Inner {
@@ -192,6 +229,9 @@ impl GraphSim {
                 },
                 lifetime: s.token_lifetime_secs.max(1),
                 apps,
+                store: st,
+                max_concurrent: s.max_concurrent.max(1),
+                call_latency_ms: s.call_latency_ms,
                 ..Inner::default()
             }),
         })
@@ -218,6 +258,172 @@ impl GraphSim {
     pub fn expire_tokens(&self) {
         self.lock().tokens.clear();
     }
+
+    /// Deliver a raw message into a folder (default the inbox) as transport does: unread, with
+    /// its header block as transport headers. Returns the immutable id.
+    pub fn deliver(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        raw: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<String, String> {
+        self.lock()
+            .store
+            .place(mailbox, folder.unwrap_or("inbox"), raw, now_ms, true)
+    }
+
+    /// Put a raw message into a folder as an import or drag and drop does: no transport headers.
+    pub fn import(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        raw: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<String, String> {
+        self.lock()
+            .store
+            .place(mailbox, folder.unwrap_or("inbox"), raw, now_ms, false)
+    }
+
+    /// Every mail sent through the API.
+    pub fn sent(&self) -> Vec<mail::Sent> {
+        self.lock().store.sent.clone()
+    }
+
+    /// Folder names with their total and unread counts, for one mailbox.
+    pub fn folders(&self, mailbox: &str) -> Option<Vec<(String, usize, usize)>> {
+        let mut i = self.lock();
+        let m = i.store.mailbox_mut(mailbox)?;
+        Some(
+            m.folders
+                .iter()
+                .map(|f| {
+                    let n = m.messages.values().filter(|x| x.folder == f.id).count();
+                    let unread = m
+                        .messages
+                        .values()
+                        .filter(|x| x.folder == f.id && !x.is_read)
+                        .count();
+                    (f.name.clone(), n, unread)
+                })
+                .collect(),
+        )
+    }
+
+    /// Make every delta token answer 410 (the server lost the sync state).
+    pub fn expire_delta(&self) {
+        self.lock().delta_epoch += 1;
+    }
+}
+
+/// Releases a mailbox's in-flight slot.
+struct Slot<'a> {
+    sim: &'a GraphSim,
+    mailbox: String,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut i = self.sim.lock();
+        if let Some(n) = i.inflight.get_mut(&self.mailbox) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+async fn mail_api(
+    state: &Shared,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
+    let sim = &state.sim;
+    let Some(segs) = mail::segments(path) else {
+        return mail::error(400, "BadRequest", "Invalid version.");
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("");
+    if token.is_empty() {
+        return mail::error(401, "InvalidAuthenticationToken", "Access token is empty.");
+    }
+    let now_ms = state.host.clock.now_ms();
+    let Some(app) = sim.token_app(token, now_ms) else {
+        return mail::error(
+            401,
+            "InvalidAuthenticationToken",
+            "Lifetime validation failed, the token is expired.",
+        );
+    };
+    let mailbox = segs
+        .get(1)
+        .map(|m| m.to_ascii_lowercase())
+        .unwrap_or_default();
+    let (latency, _slot) = {
+        let mut i = sim.lock();
+        let scoped = i
+            .apps
+            .iter()
+            .find(|a| a.client_id == app)
+            .is_some_and(|a| a.mailboxes.is_empty() || a.mailboxes.contains(&mailbox));
+        if !scoped {
+            return mail::error(
+                403,
+                "ErrorAccessDenied",
+                "Access to OData is disabled: [RAOP] : Blocked by tenant configured AppOnly AccessPolicy settings.",
+            );
+        }
+        let max = i.max_concurrent;
+        let n = i.inflight.entry(mailbox.clone()).or_default();
+        if *n >= max {
+            i.stats.throttled += 1;
+            let mut r = mail::error(
+                429,
+                "ApplicationThrottled",
+                "Application is over its MailboxConcurrency limit.",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+            return r;
+        }
+        *n += 1;
+        (
+            i.call_latency_ms,
+            Slot {
+                sim,
+                mailbox: mailbox.clone(),
+            },
+        )
+    };
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    let base = state.host.base_url.get().cloned().unwrap_or_default();
+    let q = mail::query(query);
+    let call = mail::Call {
+        method: &method,
+        segs,
+        query: q,
+        headers,
+        body,
+        base: &base,
+        now_ms: state.host.clock.now_ms(),
+    };
+    let mut i = sim.lock();
+    *i.stats.calls.entry(mailbox).or_default() += 1;
+    let epoch = i.delta_epoch;
+    mail::serve(&mut i.store, epoch, &call)
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -225,6 +431,8 @@ impl GraphSim {
 pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers = req.headers().clone();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -232,10 +440,13 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         .unwrap_or("")
         .to_string();
     let base = state.host.base_url.get().cloned().unwrap_or_default();
-    let body = match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+    let body = match axum::body::to_bytes(req.into_body(), 48 << 20).await {
         Ok(b) => b,
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
+    if path.to_ascii_lowercase().starts_with("/v1.0/") {
+        return mail_api(&state, method, &path, &query, &headers, &body).await;
+    }
     let rest = path.trim_start_matches('/');
     let (tenant, after) = rest.split_once('/').unwrap_or((rest, ""));
     let tenant = percent_encoding::percent_decode_str(tenant)
@@ -309,8 +520,73 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     }
 }
 
+#[derive(Deserialize)]
+struct DeliverQuery {
+    mailbox: String,
+    folder: Option<String>,
+}
+
+async fn admin_deliver(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<DeliverQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let now = s.host.clock.now_ms();
+    match s
+        .sim
+        .deliver(&q.mailbox, q.folder.as_deref(), body.to_vec(), now)
+    {
+        Ok(id) => Json(json!({"id": id, "delivered_ms": now})).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e).into_response(),
+    }
+}
+
+async fn admin_import(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Query(q): axum::extract::Query<DeliverQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let now = s.host.clock.now_ms();
+    match s
+        .sim
+        .import(&q.mailbox, q.folder.as_deref(), body.to_vec(), now)
+    {
+        Ok(id) => Json(json!({"id": id})).into_response(),
+        Err(e) => (StatusCode::NOT_FOUND, e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct MailboxQuery {
+    mailbox: String,
+}
+
 pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
+        .route("/deliver", post(admin_deliver))
+        .route("/import", post(admin_import))
+        .route(
+            "/sent",
+            get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.sent()) }),
+        )
+        .route(
+            "/folders",
+            get(
+                |State(s): State<Arc<Shared>>, axum::extract::Query(q): axum::extract::Query<MailboxQuery>| async move {
+                    match s.sim.folders(&q.mailbox) {
+                        Some(f) => Json(json!(f.into_iter().map(|(name, total, unread)| json!({"name": name, "total": total, "unread": unread})).collect::<Vec<_>>())).into_response(),
+                        None => StatusCode::NOT_FOUND.into_response(),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/delta/expire",
+            post(|State(s): State<Arc<Shared>>| async move {
+                s.sim.expire_delta();
+                StatusCode::NO_CONTENT
+            }),
+        )
         .route(
             "/stats",
             get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.stats()) }),
