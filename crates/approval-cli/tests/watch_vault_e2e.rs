@@ -13,6 +13,9 @@ mod openbao;
 #[path = "../../approval-core/tests/support/watcher_env.rs"]
 mod watcher_env;
 
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+
 use std::process::Command;
 
 use openbao::{OpenBao, assert_no_secret};
@@ -61,6 +64,7 @@ async fn the_watcher_reads_every_service_password_from_openbao_and_leaks_none() 
         sim,
         slapd: Some(slapd),
         dir,
+        backend: SUITE_BACKEND,
     };
 
     let d = env.dir.path().to_path_buf();

@@ -12,6 +12,9 @@
 #[path = "support/watcher_env.rs"]
 mod watcher_env;
 
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -11,6 +11,9 @@
 #[path = "../../approval-core/tests/support/watcher_env.rs"]
 mod watcher_env;
 
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+
 mod hostile;
 mod proc;
 mod report;

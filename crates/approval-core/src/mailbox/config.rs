@@ -1,6 +1,7 @@
 //! `[mailbox]`: which backend, the folders (the watched one, and `Processed` and `Refused`
 //! under it, where every backend files mail), timeouts and retries, and the backend's own keys
-//! (EWS: endpoint, authentication, server version, streaming).
+//! (EWS: endpoint, authentication, server version, streaming; Graph: `[mailbox.graph]`, the app
+//! registration and its credential).
 
 use std::path::PathBuf;
 
@@ -12,10 +13,12 @@ use crate::secret::SecretRef;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
-    /// Mailbox access protocol; only `ews` so far.
+    /// Mailbox access protocol: `ews` (Exchange Server) or `graph` (Exchange Online).
     #[serde(default)]
     pub kind: MailboxKind,
-    /// EWS endpoint, e.g. `https://mail.example.com/EWS/Exchange.asmx`.
+    /// EWS: the endpoint, e.g. `https://mail.example.com/EWS/Exchange.asmx` (required).
+    /// Graph: the API base, default `https://graph.microsoft.com/v1.0` (national clouds differ).
+    #[serde(default)]
     pub url: String,
     /// `basic`, `ntlm` or `oauth2` (client credentials, app-only).
     #[serde(default)]
@@ -62,11 +65,13 @@ pub struct MailboxConfig {
     /// GetStreamingEvents connection lifetime in minutes (1..=30).
     #[serde(default = "defaults::stream_minutes")]
     pub stream_timeout_minutes: u32,
-    /// Poll interval when not streaming, in seconds.
-    #[serde(default = "defaults::poll")]
-    pub poll_interval_secs: u64,
-    /// OAuth2 client credentials (auth = "oauth2").
+    /// Poll interval in seconds: EWS when not streaming (default 60), Graph's delta query
+    /// (default 2).
+    pub poll_interval_secs: Option<u64>,
+    /// OAuth2 client credentials (EWS, auth = "oauth2").
     pub oauth: Option<OAuthConfig>,
+    /// The app registration for `kind = "graph"`.
+    pub graph: Option<super::graph::GraphConfig>,
 }
 
 /// `[mailbox.oauth]`
@@ -86,6 +91,7 @@ pub struct OAuthConfig {
 pub enum MailboxKind {
     #[default]
     Ews,
+    Graph,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -116,23 +122,83 @@ mod defaults {
     pub fn stream_minutes() -> u32 {
         30
     }
-    pub fn poll() -> u64 {
-        60
-    }
     pub fn scope() -> String {
         "https://outlook.office365.com/.default".into()
     }
 }
 
+/// Graph's API base when `mailbox.url` is not set.
+pub const GRAPH_URL: &str = "https://graph.microsoft.com/v1.0";
+
 impl MailboxConfig {
+    /// The poll interval of this backend (EWS 60 s when not streaming, Graph 2 s).
+    pub fn poll_interval(&self) -> std::time::Duration {
+        let default = match self.kind {
+            MailboxKind::Ews => 60,
+            MailboxKind::Graph => 2,
+        };
+        std::time::Duration::from_secs(self.poll_interval_secs.unwrap_or(default))
+    }
+
+    /// Graph's API base: `mailbox.url`, or the worldwide service.
+    pub fn graph_url(&self) -> &str {
+        if self.url.trim().is_empty() {
+            GRAPH_URL
+        } else {
+            self.url.trim().trim_end_matches('/')
+        }
+    }
+
     /// Check values that serde cannot; errors name the key.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let e = |k: &str, m: &str| Err((format!("mailbox.{k}"), m.to_string()));
+        if !self.mailbox.contains('@')
+            || self
+                .mailbox
+                .contains(['<', '>', ' ', '\r', '\n', '/', '?', '#', '%'])
+        {
+            return e("mailbox", "must be an SMTP address such as bot@example.com");
+        }
+        if self.poll_interval_secs == Some(0) {
+            return e("poll_interval_secs", "must be at least 1");
+        }
+        if self.connect_timeout_secs == 0 {
+            return e("connect_timeout_secs", "must be at least 1");
+        }
+        if self.request_timeout_secs == 0 {
+            return e("request_timeout_secs", "must be at least 1");
+        }
+        if self.kind == MailboxKind::Graph {
+            if let Err(m) = crate::tls::check_url(self.graph_url()) {
+                return Err(("mailbox.url".into(), m));
+            }
+            for (key, set) in [
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("oauth", self.oauth.is_some()),
+            ] {
+                if set {
+                    return e(
+                        key,
+                        "is an EWS key; with kind = \"graph\" the app registration goes into [mailbox.graph]",
+                    );
+                }
+            }
+            let Some(g) = &self.graph else {
+                return e(
+                    "graph",
+                    "the [mailbox.graph] section (tenant_id, client_id and a certificate or client secret) is required with kind = \"graph\"",
+                );
+            };
+            return g
+                .validate()
+                .map_err(|(k, m)| (format!("mailbox.graph.{k}"), m));
+        }
+        if self.graph.is_some() {
+            return e("graph", "is for kind = \"graph\"; this mailbox is EWS");
+        }
         if let Err(m) = crate::tls::check_url(&self.url) {
             return Err(("mailbox.url".into(), m));
-        }
-        if !self.mailbox.contains('@') || self.mailbox.contains(['<', '>', ' ', '\r', '\n']) {
-            return e("mailbox", "must be an SMTP address such as bot@example.com");
         }
         if self.server_version.is_empty()
             || !self
@@ -169,17 +235,8 @@ impl MailboxConfig {
                 }
             }
         }
-        if self.connect_timeout_secs == 0 {
-            return e("connect_timeout_secs", "must be at least 1");
-        }
-        if self.request_timeout_secs == 0 {
-            return e("request_timeout_secs", "must be at least 1");
-        }
         if !(1..=30).contains(&self.stream_timeout_minutes) {
             return e("stream_timeout_minutes", "must be between 1 and 30");
-        }
-        if self.poll_interval_secs == 0 {
-            return e("poll_interval_secs", "must be at least 1");
         }
         Ok(())
     }

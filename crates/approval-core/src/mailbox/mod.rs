@@ -6,8 +6,13 @@
 //! - [`sync_state`]: where the catch-up position is kept between runs;
 //! - [`send_key`](mod@send_key): the key stored on a sent reply, by which a restarted watcher finds out
 //!   whether it was sent;
-//! - [`ews`]: Exchange Web Services. A new backend is one new folder beside it, implementing
-//!   [`Mailbox`], and one arm in [`open`].
+//! - [`oauth`]: app-only tokens from Entra ID, for the backends that reach Exchange Online;
+//! - [`ews`]: Exchange Web Services (Exchange Server, and Exchange Online until EWS is
+//!   switched off there);
+//! - [`graph`]: Microsoft Graph (Exchange Online).
+//!
+//! A new backend is one new folder beside these, implementing [`Mailbox`], and one arm in
+//! [`open`].
 //!
 //! Shaped for the watcher: list new messages, fetch one as raw MIME with its transport headers
 //! and sender, mark it read, file it into a named folder (created if missing), send a mail,
@@ -17,6 +22,7 @@
 
 pub mod config;
 pub mod ews;
+pub mod graph;
 pub mod oauth;
 pub mod send_key;
 pub mod sync_state;
@@ -46,6 +52,7 @@ pub async fn open(
 ) -> Result<Arc<dyn Mailbox>, MailboxError> {
     match cfg.kind {
         MailboxKind::Ews => Ok(Arc::new(ews::EwsMailbox::new(cfg, secrets).await?)),
+        MailboxKind::Graph => Ok(Arc::new(graph::GraphMailbox::new(cfg, secrets).await?)),
     }
 }
 
@@ -175,6 +182,12 @@ pub enum MailboxError {
     State { path: PathBuf, detail: String },
     #[error("mailbox configuration: {0}")]
     Config(String),
+    #[error("{op}: the server denied access: {detail}")]
+    Denied {
+        op: String,
+        detail: String,
+        hint: &'static str,
+    },
     #[error("the token endpoint {url} refused app {client_id}: {detail}")]
     TokenRefused {
         url: String,
@@ -216,6 +229,7 @@ impl Classify for MailboxError {
             MailboxError::Ews { .. } => Exit::Unavailable,
             MailboxError::State { .. } => Exit::Software,
             MailboxError::TokenRefused { exit, .. } => *exit,
+            MailboxError::Denied { .. } => Exit::NoPerm,
             MailboxError::Secret(e) => e.exit(),
             MailboxError::Tls(e) => e.exit(),
         }
@@ -238,7 +252,7 @@ impl Classify for MailboxError {
                     "check the network path to the Exchange server and mailbox.url"
                 }
                 MailboxError::State { .. } => "check the permissions of the watcher's state directory",
-                MailboxError::TokenRefused { hint, .. } => hint,
+                MailboxError::TokenRefused { hint, .. } | MailboxError::Denied { hint, .. } => hint,
                 MailboxError::Secret(e) => return e.hint(),
                 MailboxError::Tls(e) => return e.hint(),
                 _ => return None,

@@ -3,6 +3,10 @@
 //! slapd (scripts/start-slapd.sh, scripts/ldap/ad-data.ldif: alice and bob approve DBSafe, bob
 //! through a nested group; dave approves InfraSafe only), the configuration for them, forwarded
 //! mails, and what pam-sim saw.
+//!
+//! One suite, two mailbox backends: the including crate names its backend in
+//! `SUITE_BACKEND` (EWS, or Graph for Exchange Online), and every helper here (the mailbox
+//! section, delivering, importing, folders, sent mail) follows it.
 
 #![allow(dead_code, unused_macros)]
 
@@ -96,10 +100,21 @@ requester = "alice"
 levels = [1, 0]
 "#;
 
+/// Which mailbox backend the suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Ews,
+    Graph,
+}
+
+pub const GRAPH_TENANT: &str = "5a1f0000-0000-4000-8000-00000000c0de";
+pub const GRAPH_APP: &str = "0c1e0000-0000-4000-8000-0000000a9907";
+
 pub struct Env {
     pub sim: Sim,
     pub slapd: Option<Slapd>,
     pub dir: tempfile::TempDir,
+    pub backend: Backend,
 }
 
 pub fn secret(dir: &std::path::Path, name: &str, value: &str) -> String {
@@ -118,8 +133,13 @@ pub async fn start() -> Option<Env> {
 pub async fn start_with(extra_scenario: &str) -> Option<Env> {
     let slapd = Slapd::start(Opts::default())?;
     let dir = tempfile::tempdir().expect("tempdir");
+    // The Graph app signs in with a certificate pam-sim generates for it.
+    let graph = format!(
+        "[graph]\ntenant_id = \"{GRAPH_TENANT}\"\nmailboxes = [\"{BOX}\"]\n[[graph.apps]]\nclient_id = \"{GRAPH_APP}\"\ngenerate_certificate = \"{}\"\nmailboxes = [\"{BOX}\"]\n",
+        dir.path().join("graph-app").display()
+    );
     let sim = Sim::start(
-        Scenario::from_toml(&format!("{SCENARIO}\n{extra_scenario}")).expect("scenario"),
+        Scenario::from_toml(&format!("{SCENARIO}\n{graph}\n{extra_scenario}")).expect("scenario"),
         SimOptions {
             tls_dir: Some(dir.path().join("tls")),
             ..SimOptions::default()
@@ -131,6 +151,7 @@ pub async fn start_with(extra_scenario: &str) -> Option<Env> {
         sim,
         slapd: Some(slapd),
         dir,
+        backend: crate::SUITE_BACKEND,
     })
 }
 
@@ -165,15 +186,7 @@ password = "{l2}"
 username = "svc_pam_lookup"
 password = "{lk}"
 
-[mailbox]
-url = "{url}/EWS/Exchange.asmx"
-username = "{BOX}"
-password = "{mb}"
-mailbox = "{BOX}"
-ca_bundle = "{ca}"
-retries = 0
-backoff_ms = 10
-{mailbox_extra}
+{mailbox_section}
 
 [sender]
 allowed_domains = ["example.test"]
@@ -211,16 +224,34 @@ max_attempts = 3
 pam_team = ["pam-team@example.test"]
 "#,
         url = env.sim.url(),
+        mailbox_section = mailbox_section(env, &ca, mailbox_extra),
         l1 = secret(d, "l1", "l1-pass"),
         l2 = secret(d, "l2", "l2-pass"),
         lk = secret(d, "lk", "lookup-pass"),
-        mb = secret(d, "mb", "box-pass"),
         lp = secret(d, "lp", "svcpw"),
         ldap = slapd.url(),
         lca = slapd.ca.display(),
         state = d.join("state").display(),
     );
     text
+}
+
+/// `[mailbox]` for the suite's backend, with `extra` keys (backend-specific keys of the other
+/// backend are harmless: `streaming` is EWS's, ignored on Graph).
+fn mailbox_section(env: &Env, ca: &str, extra: &str) -> String {
+    let d = env.dir.path();
+    let url = env.sim.url();
+    match env.backend {
+        Backend::Ews => format!(
+            "[mailbox]\nurl = \"{url}/EWS/Exchange.asmx\"\nusername = \"{BOX}\"\npassword = \"{mb}\"\nmailbox = \"{BOX}\"\nca_bundle = \"{ca}\"\nretries = 0\nbackoff_ms = 10\n{extra}\n",
+            mb = secret(d, "mb", "box-pass"),
+        ),
+        Backend::Graph => format!(
+            "[mailbox]\nkind = \"graph\"\nurl = \"{url}/v1.0\"\nmailbox = \"{BOX}\"\nca_bundle = \"{ca}\"\nretries = 0\nbackoff_ms = 10\n{extra}\n[mailbox.graph]\ntenant_id = \"{GRAPH_TENANT}\"\nclient_id = \"{GRAPH_APP}\"\nauthority = \"{url}\"\ncertificate = \"file:{crt}\"\nprivate_key = \"file:{key}\"\n",
+            crt = d.join("graph-app.crt").display(),
+            key = d.join("graph-app.key").display(),
+        ),
+    }
 }
 
 pub fn config(env: &Env, approvers: &str) -> approval_core::settings::Loaded {
@@ -276,15 +307,45 @@ To confirm or reject this request, log on to the Password Vault Web Access.\r\n"
 }
 
 pub fn deliver(env: &Env, raw: Vec<u8>) -> MessageRef {
-    let id = env
-        .sim
-        .state
-        .ews
-        .deliver(BOX, None, raw, chrono::Utc::now().timestamp_millis())
-        .expect("deliver");
+    let now = chrono::Utc::now().timestamp_millis();
+    let id = match env.backend {
+        Backend::Ews => env.sim.state.ews.deliver(BOX, None, raw, now),
+        Backend::Graph => env.sim.state.graph.deliver(BOX, None, raw, now),
+    }
+    .expect("deliver");
     MessageRef {
         id,
         change_key: None,
+    }
+}
+
+/// Put a mail into the inbox the way an import or drag and drop does: no transport headers.
+pub fn import(env: &Env, raw: Vec<u8>) -> MessageRef {
+    let now = chrono::Utc::now().timestamp_millis();
+    let id = match env.backend {
+        Backend::Ews => env.sim.state.ews.import(BOX, None, raw, now),
+        Backend::Graph => env.sim.state.graph.import(BOX, None, raw, now),
+    }
+    .expect("import");
+    MessageRef {
+        id,
+        change_key: None,
+    }
+}
+
+/// pam-sim's HTTP path that delivers a raw mail into the bot mailbox's inbox.
+pub fn deliver_path(env: &Env) -> String {
+    match env.backend {
+        Backend::Ews => "/sim/ews/deliver".into(),
+        Backend::Graph => format!("/sim/graph/deliver?mailbox={BOX}"),
+    }
+}
+
+/// How many mails the bot mailbox sent.
+pub fn sent_count(env: &Env) -> usize {
+    match env.backend {
+        Backend::Ews => env.sim.state.ews.sent().len(),
+        Backend::Graph => env.sim.state.graph.sent().len(),
     }
 }
 
@@ -299,6 +360,16 @@ pub fn forward(env: &Env, mid: &str, from: &str, number: u32) -> MessageRef {
 
 /// Message-ids (without brackets, lower case) in the folder named `name`.
 pub fn folder(env: &Env, name: &str) -> Vec<String> {
+    if env.backend == Backend::Graph {
+        return env
+            .sim
+            .state
+            .graph
+            .folder_message_ids(BOX, name)
+            .into_iter()
+            .map(|m| m.trim_matches(['<', '>']).to_ascii_lowercase())
+            .collect();
+    }
     let j = env.sim.state.ews.folders_json(BOX).expect("mailbox");
     j["folders"]
         .as_array()
@@ -331,6 +402,17 @@ pub fn confirms(env: &Env) -> Vec<(String, String, String)> {
 }
 
 pub fn sent_to(env: &Env, who: &str) -> Vec<(String, String, Vec<String>)> {
+    if env.backend == Backend::Graph {
+        return env
+            .sim
+            .state
+            .graph
+            .sent()
+            .into_iter()
+            .filter(|s| s.to.iter().any(|t| t.eq_ignore_ascii_case(who)))
+            .map(|s| (s.subject, s.body, s.cc))
+            .collect();
+    }
     env.sim
         .state
         .ews

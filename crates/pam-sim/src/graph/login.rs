@@ -22,8 +22,9 @@ pub struct App<'a> {
 pub struct Login<'a> {
     pub tenant_id: &'a str,
     pub apps: &'a [App<'a>],
-    /// The scope's resource: `https://graph.microsoft.com` (tokens are asked for `<it>/.default`).
-    pub resource: &'a str,
+    /// The scope's resources: `https://graph.microsoft.com` and the stand-in's own origin
+    /// (tokens are asked for `<resource>/.default`).
+    pub resources: &'a [&'a str],
     /// This endpoint's own URL (the assertion's audience).
     pub token_url: &'a str,
     pub now: i64,
@@ -150,9 +151,13 @@ pub fn check(
             ),
         ));
     };
-    let want_scope = format!("{}/.default", l.resource.trim_end_matches('/'));
+    let scope_ok = |s: &str| {
+        l.resources
+            .iter()
+            .any(|r| s.eq_ignore_ascii_case(&format!("{}/.default", r.trim_end_matches('/'))))
+    };
     match param("scope") {
-        Some(s) if s.eq_ignore_ascii_case(&want_scope) => {}
+        Some(s) if scope_ok(s) => {}
         other => {
             return Err(Refusal::new(
                 400,
@@ -387,7 +392,7 @@ mod tests {
             &Login {
                 tenant_id: TENANT,
                 apps: &apps,
-                resource: "https://graph.microsoft.com",
+                resources: &["https://graph.microsoft.com"],
                 token_url: URL,
                 now: 1200,
             },

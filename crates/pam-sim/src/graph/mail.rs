@@ -503,7 +503,8 @@ fn move_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &Pr
     msg.folder = to;
     msg.id = new_id;
     msg.change = seq;
-    ok_json(201, message_json(msg, p.immutable, None, None))
+    let sel = select(c);
+    ok_json(201, message_json(msg, p.immutable, sel.as_deref(), None))
 }
 
 fn recipients(o: &Map<String, Value>, name: &str) -> Vec<String> {

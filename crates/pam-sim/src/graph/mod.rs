@@ -311,6 +311,29 @@ impl GraphSim {
         )
     }
 
+    /// Internet message ids (as in the header, brackets kept) of the messages in a folder,
+    /// named by display name or well-known name (any case).
+    pub fn folder_message_ids(&self, mailbox: &str, folder: &str) -> Vec<String> {
+        let mut i = self.lock();
+        let Some(m) = i.store.mailbox_mut(mailbox) else {
+            return Vec::new();
+        };
+        let ids: Vec<String> = m
+            .folders
+            .iter()
+            .filter(|f| {
+                f.name.eq_ignore_ascii_case(folder)
+                    || f.well_known.is_some_and(|w| w.eq_ignore_ascii_case(folder))
+            })
+            .map(|f| f.id.clone())
+            .collect();
+        m.messages
+            .values()
+            .filter(|x| ids.contains(&x.folder))
+            .map(|x| x.internet_message_id.clone())
+            .collect()
+    }
+
     /// Make every delta token answer 410 (the server lost the sync state).
     pub fn expire_delta(&self) {
         self.lock().delta_epoch += 1;
@@ -474,7 +497,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                 &login::Login {
                     tenant_id: &i.tenant_id,
                     apps: &apps,
-                    resource: "https://graph.microsoft.com",
+                    resources: &["https://graph.microsoft.com", &base],
                     token_url: &token_url,
                     now,
                 },
@@ -563,8 +586,14 @@ struct MailboxQuery {
 
 pub fn admin_routes() -> Router<Arc<Shared>> {
     Router::new()
-        .route("/deliver", post(admin_deliver))
-        .route("/import", post(admin_import))
+        .route(
+            "/deliver",
+            post(admin_deliver).layer(axum::extract::DefaultBodyLimit::max(32 << 20)),
+        )
+        .route(
+            "/import",
+            post(admin_import).layer(axum::extract::DefaultBodyLimit::max(32 << 20)),
+        )
         .route(
             "/sent",
             get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.sent()) }),

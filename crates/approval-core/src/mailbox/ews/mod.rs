@@ -633,7 +633,7 @@ async fn stream_task(inner: Arc<Inner>, tx: mpsc::UnboundedSender<Signal>) {
 
 impl EwsMailbox {
     async fn wait(&self, max: Duration) -> Result<WaitOutcome, MailboxError> {
-        let poll = Duration::from_secs(self.inner.cfg.poll_interval_secs);
+        let poll = self.inner.cfg.poll_interval();
         if !self.inner.cfg.streaming {
             tokio::time::sleep(max.min(poll)).await;
             return Ok(WaitOutcome::Resync);

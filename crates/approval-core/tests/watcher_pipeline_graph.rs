@@ -1,0 +1,12 @@
+//! `Pipeline::process` end to end on the Graph mailbox (Exchange Online): the same suite as
+//! watcher_pipeline.rs (suites/watcher_pipeline.rs), every test on pam-sim's Graph stand-in
+//! with an app that signs in with a certificate.
+
+#[macro_use]
+#[path = "support/watcher_env.rs"]
+mod watcher_env;
+
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Graph;
+
+include!("suites/watcher_pipeline.rs");
