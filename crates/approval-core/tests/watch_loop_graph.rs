@@ -1,0 +1,219 @@
+//! The long-running watch loop on the Graph mailbox (Exchange Online) against pam-sim and a
+//! real slapd: new mail found by the delta query within seconds, a second watcher refused, the
+//! delta link kept across a restart, a lost delta state (410) and revoked tokens ridden out,
+//! and throttling (429 with `Retry-After`) while mails arrive, with every mail confirmed,
+//! answered and filed exactly once.
+
+#[macro_use]
+#[path = "support/watcher_env.rs"]
+mod watcher_env;
+
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Graph;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use approval_core::exit::{Classify, Exit};
+use approval_core::pipeline::{Pipeline, WatchSummary, watch, watch_loop};
+use approval_core::settings::Loaded;
+use pam_sim::faults::{FailNext, Faults};
+use tokio_util::sync::CancellationToken;
+use watcher_env::*;
+
+async fn eventually(secs: u64, what: &str, cond: impl Fn() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < until, "not within {secs}s: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn confirmed(env: &Env, request: &str) -> Vec<String> {
+    confirms(env)
+        .into_iter()
+        .filter(|c| c.0 == request)
+        .map(|c| c.1)
+        .collect()
+}
+
+fn filed(env: &Env, mid: &str) -> bool {
+    folder(env, "Processed").contains(&format!("{mid}@corp.example.test"))
+}
+
+/// Delta polled every second; the full listing only every minute, so what is found within
+/// seconds came through the delta query. Three retries of a call, as configured by default.
+fn loaded(env: &Env) -> Loaded {
+    let text = config_text(
+        env,
+        "static",
+        "poll_interval_secs = 1\nmax_back_off_secs = 2",
+        "poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2",
+    );
+    approval_core::settings::load_from_parts(
+        Some(&text),
+        None,
+        &[(
+            "APPROVAL__MAILBOX__RETRIES".into(),
+            vec!["mailbox".into(), "retries".into()],
+            "3".into(),
+        )],
+    )
+    .expect("config")
+}
+
+async fn with_loop<F, Fut>(loaded: &Loaded, body: F) -> WatchSummary
+where
+    F: FnOnce(Arc<Pipeline>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let p = Arc::new(Pipeline::new(loaded, false).await.expect("pipeline"));
+    let token = CancellationToken::new();
+    let b = body(p.clone());
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(watch_loop::run(p.clone(), token.clone()), async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            b.await;
+            token.cancel();
+        })
+    })
+    .await
+    .expect("the loop returns after cancel");
+    p.close().await;
+    result.expect("a fault never ends the loop")
+}
+
+#[tokio::test]
+async fn new_mail_is_found_by_the_delta_query_and_a_second_watcher_is_refused() {
+    let env = env!();
+    let loaded = loaded(&env);
+    let pid = env.dir.path().join("run/watcher.pid");
+    let token = CancellationToken::new();
+    let body = async {
+        eventually(5, "pid file written", || pid.exists()).await;
+        let second = watch(&loaded, None, CancellationToken::new())
+            .await
+            .expect_err("a second watcher on the same state directory");
+        assert_eq!(second.exit(), Exit::TempFail, "{second}");
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let t0 = Instant::now();
+        forward(&env, "g1", "alice@example.test", 9);
+        eventually(10, "request 9 confirmed and filed", || {
+            confirmed(&env, "DBSafe_9").len() == 1 && filed(&env, "g1")
+        })
+        .await;
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(6), "took {took:?}");
+        eventually(5, "the reply", || {
+            sent_to(&env, "alice@example.test").len() == 1
+        })
+        .await;
+        token.cancel();
+    };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(watch(&loaded, Some(&pid), token.clone()), body)
+    })
+    .await
+    .expect("the loop returns after cancel");
+    assert_eq!(result.expect("clean end").processed, 1);
+    assert_eq!(confirmed(&env, "DBSafe_9"), vec!["svc_pam_level1"]);
+    // The delta link is kept for the next start.
+    let state =
+        std::fs::read_to_string(env.dir.path().join("state/mailbox.sync")).expect("sync state");
+    assert!(
+        state.starts_with(&env.sim.url()) && state.contains("deltatoken"),
+        "{state}"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_delta_state_and_a_revoked_token_are_ridden_out() {
+    let env = env!();
+    let loaded = loaded(&env);
+    let summary = with_loop(&loaded, |_p| async {
+        forward(&env, "r1", "alice@example.test", 9);
+        eventually(10, "first mail", || filed(&env, "r1")).await;
+        // The server forgets every delta state (410), and every token.
+        env.sim.state.graph.expire_delta();
+        env.sim.state.graph.expire_tokens();
+        forward(&env, "r2", "alice@example.test", 7);
+        eventually(15, "second mail after the reset", || filed(&env, "r2")).await;
+    })
+    .await;
+    assert_eq!(summary.processed, 2, "{summary:?}");
+    assert_eq!(confirmed(&env, "DBSafe_9").len(), 1);
+    assert_eq!(confirmed(&env, "DBSafe_7").len(), 1);
+    // A new token was asked for once the old ones were gone.
+    assert!(env.sim.state.graph.stats().granted_certificate >= 2);
+}
+
+#[tokio::test]
+async fn mail_that_arrived_while_the_watcher_was_down_is_caught_up() {
+    let env = env!();
+    let loaded = loaded(&env);
+    with_loop(&loaded, |_p| async {
+        forward(&env, "c1", "alice@example.test", 9);
+        eventually(10, "first mail", || filed(&env, "c1")).await;
+    })
+    .await;
+    // Down: a mail arrives.
+    forward(&env, "c2", "alice@example.test", 7);
+    let summary = with_loop(&loaded, |_p| async {
+        eventually(10, "the mail that came while down", || filed(&env, "c2")).await;
+    })
+    .await;
+    assert_eq!(summary.processed, 1, "{summary:?}");
+    assert_eq!(confirmed(&env, "DBSafe_7"), vec!["svc_pam_level1"]);
+    assert_eq!(confirmed(&env, "DBSafe_9").len(), 1, "not again");
+}
+
+#[tokio::test]
+async fn throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
+    let env = env!();
+    let loaded = loaded(&env);
+    let mids: Vec<String> = (0..6).map(|n| format!("t{n}")).collect();
+    let summary = with_loop(&loaded, |_p| async {
+        // The next calls to Graph are refused with 429 and Retry-After: 1.
+        env.sim.state.faults.set(
+            "graph",
+            Faults {
+                fail: Some(FailNext {
+                    status: 429,
+                    count: 6,
+                    body: Some(
+                        r#"{"error":{"code":"TooManyRequests","message":"Please retry again later."}}"#
+                            .into(),
+                    ),
+                    content_type: Some("application/json".into()),
+                    headers: [("Retry-After".to_string(), "1".to_string())].into(),
+                }),
+                path_contains: Some("/v1.0/".into()),
+                ..Default::default()
+            },
+        );
+        for (n, mid) in mids.iter().enumerate() {
+            // Requests 9 and 7 at level 1, by alice (bob for the second of each pair).
+            let who = if n % 2 == 0 { "alice@example.test" } else { "bob@example.test" };
+            forward(&env, mid, who, if n < 3 { 9 } else { 7 });
+        }
+        eventually(30, "every mail filed", || {
+            mids.iter().all(|m| {
+                folder(&env, "Processed").contains(&format!("{m}@corp.example.test"))
+                    || folder(&env, "Refused").contains(&format!("{m}@corp.example.test"))
+            })
+        })
+        .await;
+        eventually(10, "every mail answered", || sent_count(&env) >= mids.len()).await;
+    })
+    .await;
+    assert_eq!(summary.processed as usize, mids.len(), "{summary:?}");
+    assert_eq!(sent_count(&env), mids.len(), "one reply per mail");
+    // Request 9 needs one confirmation (level 1 only), request 7 two (levels 1 and 2): each
+    // confirmation once, by the level's account.
+    assert_eq!(confirmed(&env, "DBSafe_9"), vec!["svc_pam_level1"]);
+    assert_eq!(
+        confirmed(&env, "DBSafe_7"),
+        vec!["svc_pam_level1", "svc_pam_level2"]
+    );
+    assert!(folder(&env, "inbox").is_empty(), "inbox empty");
+}
