@@ -22,6 +22,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# Every exchange the tests have with pam-sim's Graph stand-in is recorded here and validated
+# against Microsoft's description of the Graph mail API afterwards (scripts/checks/60-graph-fidelity.sh).
+export PAMSIM_GRAPH_RECORD="${PAMSIM_GRAPH_RECORD:-$(mktemp -d)/graph-exchanges}"
+rm -rf "$PAMSIM_GRAPH_RECORD"
+
 step "cargo test"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 

@@ -225,7 +225,7 @@ async fn drafts_carry_the_send_key_and_are_found_by_it_after_sending() {
         .header("Prefer", prefer)
         .json(&json!({
             "subject": "Re: request 42",
-            "body": {"contentType": "Text", "content": "Approved."},
+            "body": {"contentType": "text", "content": "Approved."},
             "toRecipients": [{"emailAddress": {"address": "alice@example.com"}}],
             "singleValueExtendedProperties": [{"id": KEY_ID, "value": "pam-approval-reply-abc"}]
         }))

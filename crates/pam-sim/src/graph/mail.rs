@@ -431,7 +431,8 @@ fn patch_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &P
         return not_found();
     };
     let msg = m.messages.get_mut(&key).expect("found");
-    for (k, v) in &o {
+    // OData annotations (`@odata.type`, which SDKs send) are not properties.
+    for (k, v) in o.iter().filter(|(k, _)| !k.starts_with('@')) {
         match (k.as_str(), v) {
             ("isRead", Value::Bool(b)) => msg.is_read = *b,
             ("isRead", _) => {

@@ -355,7 +355,88 @@ impl Drop for Slot<'_> {
     }
 }
 
+/// Where every mail API exchange is appended, one JSON line each, when
+/// `$PAMSIM_GRAPH_RECORD` names a directory (a file per process): the test command validates
+/// them all against Microsoft's description of the Graph mail API afterwards.
+fn record_file() -> Option<&'static Mutex<std::fs::File>> {
+    static FILE: std::sync::OnceLock<Option<Mutex<std::fs::File>>> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = std::env::var_os("PAMSIM_GRAPH_RECORD")?;
+        let path = std::path::Path::new(&dir).join(format!("graph-{}.jsonl", std::process::id()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .ok()?;
+        Some(Mutex::new(f))
+    })
+    .as_ref()
+}
+
+/// A body as JSON when it is JSON, else as text.
+fn body_value(bytes: &[u8]) -> serde_json::Value {
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+async fn record(
+    method: &Method,
+    url: &str,
+    request: &[u8],
+    request_type: Option<&str>,
+    resp: Response,
+) -> Response {
+    let Some(file) = record_file() else {
+        return resp;
+    };
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 64 << 20)
+        .await
+        .unwrap_or_default();
+    let line = json!({
+        "method": method.as_str(),
+        "url": url,
+        "status": parts.status.as_u16(),
+        "request_body": body_value(request),
+        "request_content_type": request_type,
+        "response_body": body_value(&bytes),
+        "content_type": parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+    });
+    {
+        use std::io::Write as _;
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(f, "{line}");
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
 async fn mail_api(
+    state: &Shared,
+    method: Method,
+    path: &str,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Response {
+    let base = state.host.base_url.get().cloned().unwrap_or_default();
+    let url = if query.is_empty() {
+        format!("{base}{path}")
+    } else {
+        format!("{base}{path}?{query}")
+    };
+    let request_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let resp = mail_api_inner(state, method.clone(), path, query, headers, body).await;
+    record(&method, &url, body, request_type.as_deref(), resp).await
+}
+
+async fn mail_api_inner(
     state: &Shared,
     method: Method,
     path: &str,

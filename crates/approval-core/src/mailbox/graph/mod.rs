@@ -765,8 +765,8 @@ impl Mailbox for GraphMailbox {
                             .collect::<Vec<_>>()
                     };
                     let (kind, content) = match &mail.html {
-                        Some(h) => ("HTML", h.as_str()),
-                        None => ("Text", mail.text.as_str()),
+                        Some(h) => ("html", h.as_str()),
+                        None => ("text", mail.text.as_str()),
                     };
                     let mut m = json!({
                         "subject": mail.subject,
