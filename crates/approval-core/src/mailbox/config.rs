@@ -264,6 +264,37 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_graph_example_parses_and_validates() {
+        let text = include_str!("../../../../examples/config.d/mailbox-graph.toml");
+        let w: Wrapper = toml::from_str(text).expect("example parses");
+        w.mailbox.validate().expect("example validates");
+        assert_eq!(w.mailbox.kind, MailboxKind::Graph);
+        assert_eq!(w.mailbox.graph_url(), GRAPH_URL);
+        assert_eq!(w.mailbox.poll_interval(), std::time::Duration::from_secs(2));
+        // EWS keys are refused with kind = "graph", and the Graph section with EWS.
+        let mut ews_keys = w.mailbox.clone();
+        ews_keys.username = Some("x".into());
+        assert_eq!(
+            ews_keys.validate().expect_err("refused").0,
+            "mailbox.username"
+        );
+        let mut no_section = w.mailbox.clone();
+        no_section.graph = None;
+        assert_eq!(
+            no_section.validate().expect_err("refused").0,
+            "mailbox.graph"
+        );
+        let mut bad = w.mailbox.clone();
+        if let Some(g) = bad.graph.as_mut() {
+            g.client_id = "not-a-guid".into();
+        }
+        assert_eq!(
+            bad.validate().expect_err("refused").0,
+            "mailbox.graph.client_id"
+        );
+    }
+
+    #[test]
     fn validation_names_the_key() {
         let base = r#"
             url = "https://mail.example.com/EWS/Exchange.asmx"
