@@ -2,6 +2,7 @@
 //! error-to-exit-code edge, and human rendering of core results. No business logic here.
 
 pub mod approve_cmd;
+pub mod check_mailbox;
 pub mod check_sender;
 pub mod common;
 pub mod explain;

@@ -1,4 +1,4 @@
-//! The mail watcher, and its by-hand checks (`--explain`, `--check-sender`).
+//! The mail watcher, and its by-hand checks (`--explain`, `--check-sender`, `--check-mailbox`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +9,8 @@ use clap::Parser;
 const EXAMPLES: &str = "  check-approval-request --log-file /var/log/pam-approval/pam-approval.log --pid-file /run/pam-approval/watcher.pid
   check-approval-request --once
   check-approval-request --explain forwarded.eml --json
-  check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1";
+  check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1
+  check-approval-request --check-mailbox";
 
 /// Watch the approval mailbox and confirm the Dual Control requests approvers forward to it.
 #[derive(Debug, Parser)]
@@ -30,6 +31,10 @@ struct Args {
     /// Check whether this address may approve --safe at --level, and through which group.
     #[arg(long, value_name = "EMAIL", requires_all = ["safe", "level"], conflicts_with = "once")]
     check_sender: Option<String>,
+    /// Prove the [mailbox] configuration: sign in, read the watched folder, look for the
+    /// Processed and Refused folders; changes nothing, sends nothing.
+    #[arg(long, conflicts_with_all = ["once", "explain", "check_sender"])]
+    check_mailbox: bool,
     /// With --check-sender: the safe.
     #[arg(long, value_name = "SAFE")]
     safe: Option<String>,
@@ -44,6 +49,9 @@ fn main() -> ExitCode {
     let args = Args::parse();
     run(&args.common, async |p| {
         let loaded = approval_core::settings::load(args.common.config.as_deref())?;
+        if args.check_mailbox {
+            return approval_cli::check_mailbox::run(p, &loaded).await;
+        }
         if let Some(file) = &args.explain {
             return approval_cli::explain::run(p, &loaded, file).await;
         }

@@ -147,6 +147,18 @@ pub trait Mailbox: Send + Sync {
         &'a self,
         state: &'a dyn SyncStateStore,
     ) -> BoxFuture<'a, Result<Vec<MessageRef>, MailboxError>>;
+    /// Prove the configuration without changing anything: sign in, read the watched folder,
+    /// look for the named folders under it (not created). Behind `--check-mailbox`.
+    fn probe<'a>(&'a self, folders: &'a [&'a str]) -> BoxFuture<'a, Result<Probe, MailboxError>>;
+}
+
+/// What [`Mailbox::probe`] found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    /// Unread mails in the watched folder.
+    pub unread: usize,
+    /// Each named folder, and whether it exists yet (it is created at the first filing).
+    pub folders: Vec<(String, bool)>,
 }
 
 /// Errors of the mailbox. Never carry a password or a token.

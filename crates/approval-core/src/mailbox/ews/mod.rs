@@ -281,29 +281,51 @@ impl Inner {
     }
 
     /// The id of a folder directly under the watched folder, created when missing.
+    /// The id of a child folder of the watched folder, if it exists (nothing is created).
+    async fn find_folder(&self, name: &str) -> Result<Option<FolderId>, MailboxError> {
+        let key = name.to_lowercase();
+        let find = FindFolder {
+            parent: self.watched(),
+            traversal: Traversal::Shallow,
+            display_name: Some(name.to_string()),
+            page: Page::default(),
+        };
+        let r = self.t.call("FindFolder", &find.to_xml(), true).await?;
+        let page = FindFolder::parse(&r.body)
+            .map_err(|e| protocol("FindFolder", e))?
+            .map_err(|e| self.message_error("FindFolder", e))?;
+        Ok(page
+            .folders
+            .iter()
+            .find(|f| {
+                f.display_name
+                    .as_deref()
+                    .is_some_and(|n| n.to_lowercase() == key)
+            })
+            .map(|f| f.id.clone()))
+    }
+
+    async fn probe(&self, folders: &[&str]) -> Result<super::Probe, MailboxError> {
+        let unread = self.list_new().await?.len();
+        let mut found = Vec::new();
+        for name in folders {
+            found.push((name.to_string(), self.find_folder(name).await?.is_some()));
+        }
+        Ok(super::Probe {
+            unread,
+            folders: found,
+        })
+    }
+
     async fn folder_id(&self, name: &str) -> Result<FolderId, MailboxError> {
         let key = name.to_lowercase();
         if let Some(id) = self.folders.lock().await.get(&key) {
             return Ok(id.clone());
         }
         for round in 0..2 {
-            let find = FindFolder {
-                parent: self.watched(),
-                traversal: Traversal::Shallow,
-                display_name: Some(name.to_string()),
-                page: Page::default(),
-            };
-            let r = self.t.call("FindFolder", &find.to_xml(), true).await?;
-            let page = FindFolder::parse(&r.body)
-                .map_err(|e| protocol("FindFolder", e))?
-                .map_err(|e| self.message_error("FindFolder", e))?;
-            if let Some(f) = page.folders.iter().find(|f| {
-                f.display_name
-                    .as_deref()
-                    .is_some_and(|n| n.to_lowercase() == key)
-            }) {
-                self.folders.lock().await.insert(key, f.id.clone());
-                return Ok(f.id.clone());
+            if let Some(id) = self.find_folder(name).await? {
+                self.folders.lock().await.insert(key, id.clone());
+                return Ok(id);
             }
             if round == 1 {
                 break;
@@ -730,5 +752,12 @@ impl Mailbox for EwsMailbox {
         state: &'a dyn SyncStateStore,
     ) -> BoxFuture<'a, Result<Vec<MessageRef>, MailboxError>> {
         Box::pin(self.inner.catch_up(state))
+    }
+
+    fn probe<'a>(
+        &'a self,
+        folders: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<super::Probe, MailboxError>> {
+        Box::pin(self.inner.probe(folders))
     }
 }

@@ -418,6 +418,24 @@ impl Inner {
         }
     }
 
+    /// The id of a child folder of the watched folder, if it exists (nothing is created).
+    async fn find_folder(&self, name: &str) -> Result<Option<String>, MailboxError> {
+        let base = self.url(&format!(
+            "mailFolders/{}/childFolders",
+            utf8_percent_encode(&self.folder, SEGMENT)
+        ));
+        let find = format!(
+            "{base}?$filter={}&$select=id,displayName",
+            q(&format!("displayName eq '{}'", literal(name)))
+        );
+        Ok(self
+            .collect("find a folder", find)
+            .await?
+            .first()
+            .and_then(|f| f["id"].as_str())
+            .map(str::to_string))
+    }
+
     /// The id of a child folder of the watched folder, created when missing.
     async fn folder_id(&self, name: &str) -> Result<String, MailboxError> {
         let key = name.to_lowercase();
@@ -593,6 +611,33 @@ fn address(v: &Value) -> Option<Address> {
 }
 
 impl Mailbox for GraphMailbox {
+    fn probe<'a>(
+        &'a self,
+        folders: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<super::Probe, MailboxError>> {
+        Box::pin(async move {
+            let i = &self.inner;
+            // The watched folder itself first: a clear "not found" for a wrong folder name.
+            i.get_json(
+                "read the watched folder",
+                &i.url(&format!(
+                    "mailFolders/{}?$select=id,displayName",
+                    utf8_percent_encode(&i.folder, SEGMENT)
+                )),
+            )
+            .await?;
+            let unread = self.list_new().await?.len();
+            let mut found = Vec::new();
+            for name in folders {
+                found.push((name.to_string(), i.find_folder(name).await?.is_some()));
+            }
+            Ok(super::Probe {
+                unread,
+                folders: found,
+            })
+        })
+    }
+
     fn list_new(&self) -> BoxFuture<'_, Result<Vec<MessageRef>, MailboxError>> {
         Box::pin(async move {
             let i = &self.inner;
