@@ -341,6 +341,38 @@ pub fn deliver_path(env: &Env) -> String {
     }
 }
 
+/// Deliver into the bot mailbox's inbox from any thread, given pam-sim's state.
+pub fn deliver_with(state: &pam_sim::server::SimState, backend: Backend, raw: Vec<u8>) {
+    let now = chrono::Utc::now().timestamp_millis();
+    match backend {
+        Backend::Ews => state.ews.deliver(BOX, None, raw, now),
+        Backend::Graph => state.graph.deliver(BOX, None, raw, now),
+    }
+    .expect("deliver");
+}
+
+/// Every mail the bot mailbox sent: (recipients, subject).
+pub fn sent_all(env: &Env) -> Vec<(Vec<String>, String)> {
+    match env.backend {
+        Backend::Ews => env
+            .sim
+            .state
+            .ews
+            .sent()
+            .into_iter()
+            .map(|s| (s.to, s.subject))
+            .collect(),
+        Backend::Graph => env
+            .sim
+            .state
+            .graph
+            .sent()
+            .into_iter()
+            .map(|s| (s.to, s.subject))
+            .collect(),
+    }
+}
+
 /// How many mails the bot mailbox sent.
 pub fn sent_count(env: &Env) -> usize {
     match env.backend {
