@@ -117,6 +117,13 @@ async fn new_mail_is_found_by_the_delta_query_and_a_second_watcher_is_refused() 
     .expect("the loop returns after cancel");
     assert_eq!(result.expect("clean end").processed, 1);
     assert_eq!(confirmed(&env, "DBSafe_9"), vec!["svc_pam_level1"]);
+    // Filed as read, nothing left unread in the inbox.
+    let folders = env.sim.state.graph.folders(BOX).expect("mailbox");
+    let processed = folders
+        .iter()
+        .find(|f| f.0 == "Processed")
+        .expect("Processed");
+    assert_eq!((processed.1, processed.2), (1, 0), "one mail, read");
     // The delta link is kept for the next start.
     let state =
         std::fs::read_to_string(env.dir.path().join("state/mailbox.sync")).expect("sync state");

@@ -1227,11 +1227,27 @@ impl Pipeline {
         self.journal
             .set_value(&format!("filing:{}", e.row), folder)
             .map_err(Fault::of)?;
-        self.mailbox
-            .file(&w.fetched.reference, folder)
+        self.file_as_read(&w.fetched.reference, folder)
             .await
             .map_err(Fault::of)?;
         self.journal.filed(e.row, folder).map_err(Fault::of)
+    }
+
+    /// Mark the mail read, then file it. Marking is best effort: a failure leaves the filed
+    /// mail unread, which harms nothing (the watcher never reads the filing folders).
+    async fn file_as_read(
+        &self,
+        m: &crate::mailbox::MessageRef,
+        folder: &str,
+    ) -> Result<crate::mailbox::MessageRef, crate::mailbox::MailboxError> {
+        let m = match self.mailbox.mark_read(m).await {
+            Ok(read) => read,
+            Err(e) => {
+                log::warn!("could not mark the mail read before filing it ({e}); filing it unread");
+                m.clone()
+            }
+        };
+        self.mailbox.file(&m, folder).await
     }
 
     /// A second copy of a mail already filed: answer "already processed" once, file it.
@@ -1269,8 +1285,7 @@ impl Pipeline {
             } else {
                 &self.refused_folder
             };
-            self.mailbox
-                .file(&w.fetched.reference, folder)
+            self.file_as_read(&w.fetched.reference, folder)
                 .await
                 .map_err(Fault::of)?;
             Ok::<(), Fault>(())
