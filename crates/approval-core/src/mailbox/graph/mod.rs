@@ -490,6 +490,28 @@ impl Inner {
         Ok(id)
     }
 
+    /// An idempotent call on one message that answers the message: its id afterwards (the
+    /// immutable id does not change; the old one is kept if the answer lacks it).
+    async fn on_message(
+        &self,
+        op: &str,
+        method: Method,
+        msg: &MessageRef,
+        tail: &str,
+        body: Value,
+    ) -> Result<MessageRef, MailboxError> {
+        let url = self.url(&format!(
+            "messages/{}{tail}",
+            utf8_percent_encode(&msg.id, SEGMENT)
+        ));
+        let a = self.call(op, method, &url, Some(&body), true).await?;
+        let id = a.json()["id"].as_str().unwrap_or(&msg.id).to_string();
+        Ok(MessageRef {
+            id,
+            change_key: None,
+        })
+    }
+
     /// Messages carrying a send key (id, isDraft), anywhere in the mailbox.
     async fn by_send_key(&self, key: &str) -> Result<Vec<(String, bool)>, MailboxError> {
         let filter = format!(
@@ -733,27 +755,13 @@ impl Mailbox for GraphMailbox {
         &'a self,
         msg: &'a MessageRef,
     ) -> BoxFuture<'a, Result<MessageRef, MailboxError>> {
-        Box::pin(async move {
-            let i = &self.inner;
-            let url = i.url(&format!(
-                "messages/{}?$select=id",
-                utf8_percent_encode(&msg.id, SEGMENT)
-            ));
-            let a = i
-                .call(
-                    "mark read",
-                    Method::PATCH,
-                    &url,
-                    Some(&json!({"isRead": true})),
-                    true,
-                )
-                .await?;
-            let id = a.json()["id"].as_str().unwrap_or(&msg.id).to_string();
-            Ok(MessageRef {
-                id,
-                change_key: None,
-            })
-        })
+        Box::pin(self.inner.on_message(
+            "mark read",
+            Method::PATCH,
+            msg,
+            "?$select=id",
+            json!({"isRead": true}),
+        ))
     }
 
     fn file<'a>(
@@ -762,28 +770,18 @@ impl Mailbox for GraphMailbox {
         folder: &'a str,
     ) -> BoxFuture<'a, Result<MessageRef, MailboxError>> {
         Box::pin(async move {
-            let i = &self.inner;
-            let dest = i.folder_id(folder).await?;
-            let url = i.url(&format!(
-                "messages/{}/move?$select=id",
-                utf8_percent_encode(&msg.id, SEGMENT)
-            ));
+            let dest = self.inner.folder_id(folder).await?;
             // A move that may have happened is found again by its immutable id, so it may be
             // repeated; a repeated move of an item already there is a no-op on Graph.
-            let a = i
-                .call(
+            self.inner
+                .on_message(
                     "file the mail",
                     Method::POST,
-                    &url,
-                    Some(&json!({"destinationId": dest})),
-                    true,
+                    msg,
+                    "/move?$select=id",
+                    json!({"destinationId": dest}),
                 )
-                .await?;
-            let id = a.json()["id"].as_str().unwrap_or(&msg.id).to_string();
-            Ok(MessageRef {
-                id,
-                change_key: None,
-            })
+                .await
         })
     }
 
