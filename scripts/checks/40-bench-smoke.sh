@@ -31,7 +31,10 @@ if ! jq -e '
     and .batch.ids == 10 and .batch.stdin.logons == 1 and .batch.separate.logons == 10
     and .batch.stdin.confirmed == 10 and .batch.separate.confirmed == 10
     and (.hostile | length) == 4 and all(.hostile[]; .runs == 1 and .median_ms > 0)
-    and (.goals | length) == 5' "$tmp/bench.json" >/dev/null; then
+    and .graph.latency.n == 10 and .graph.latency.poll_secs == 2 and .graph.latency.p50_ms > 0
+    and .graph.burst.mails == 40 and .graph.burst.filed_s >= .graph.burst.confirmed_s
+    and .graph.burst.graph_calls_per_mail > 0 and .graph.throttled == 0
+    and (.goals | length) == 8' "$tmp/bench.json" >/dev/null; then
   cat "$tmp/out.txt"; jq . "$tmp/bench.json"
   echo "pam-bench --quick: the results are incomplete"; exit 1
 fi

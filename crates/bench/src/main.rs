@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 
 use proc::Watcher;
 use report::{Batch, BatchRun, Burst, Footprint, Latency, Machine, Report, RunOptions};
-use watcher_env::{BOX, Env};
+use watcher_env::{BOX, Backend, Env};
 
 /// Benchmark the watcher and the approval tools against pam-sim (with an injected latency on
 /// every call) and a local OpenLDAP; print tables and write the figures as JSON.
@@ -79,6 +79,9 @@ struct Args {
     /// Skip the poll-mode latency run.
     #[arg(long)]
     no_poll: bool,
+    /// Skip the Graph (Exchange Online) runs.
+    #[arg(long)]
+    no_graph: bool,
     /// Where the binaries under test are [default: beside this program].
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
@@ -245,7 +248,7 @@ async fn run(a: &Args) -> Result<()> {
         mode: "streaming".into(),
         poll_secs: None,
         summary: b
-            .latency("streaming", &cfg_stream, true, plan.mails, gaps, &mut rng)
+            .latency(Run::Streaming, &cfg_stream, plan.mails, gaps, &mut rng)
             .await?,
     });
     if !a.no_poll {
@@ -257,7 +260,7 @@ async fn run(a: &Args) -> Result<()> {
             mode: "poll".into(),
             poll_secs: Some(plan.poll_secs),
             summary: b
-                .latency("poll", &cfg_poll, false, plan.mails, gaps, &mut rng)
+                .latency(Run::Poll, &cfg_poll, plan.mails, gaps, &mut rng)
                 .await?,
         });
     }
@@ -266,7 +269,33 @@ async fn run(a: &Args) -> Result<()> {
         "burst: {} mails at once, streaming watcher running",
         plan.burst
     ));
-    let (burst, peak, idle) = b.burst(&cfg_stream, plan.burst).await?;
+    let (burst, peak, idle) = b.burst(Backend::Ews, &cfg_stream, plan.burst).await?;
+
+    let graph = if a.no_graph {
+        None
+    } else {
+        // Graph with the product's defaults: delta polled every 2 s, at most 4 calls in
+        // flight to the mailbox (pam-sim refuses a fifth with 429), three retries.
+        let cfg_graph = b.config_on(Backend::Graph, "graph", "", &conc)?;
+        say(&format!(
+            "Graph latency, delta polled every 2 s: {} mails",
+            plan.mails
+        ));
+        let summary = b
+            .latency(Run::Graph, &cfg_graph, plan.mails, gaps, &mut rng)
+            .await?;
+        say(&format!("Graph burst: {} mails at once", plan.burst));
+        let (gb, _, _) = b.burst(Backend::Graph, &cfg_graph, plan.burst).await?;
+        Some(report::GraphRun {
+            latency: Latency {
+                mode: "graph".into(),
+                poll_secs: Some(2),
+                summary,
+            },
+            burst: gb,
+            throttled: env.sim.state.graph.stats().throttled,
+        })
+    };
 
     say(&format!("batch approvals: {} ids", plan.batch));
     let batch = b.batch(&cfg_stream, plan.batch)?;
@@ -301,6 +330,7 @@ async fn run(a: &Args) -> Result<()> {
         },
         batch: Some(batch),
         hostile,
+        graph,
         goals: vec![],
     };
     report.goals = report::goals(&report);
@@ -322,6 +352,25 @@ async fn run(a: &Args) -> Result<()> {
     }
     drop(env);
     Ok(())
+}
+
+/// A latency run: EWS streaming, EWS polling, or Graph (delta polling).
+#[derive(Debug, Clone, Copy)]
+enum Run {
+    Streaming,
+    Poll,
+    Graph,
+}
+
+impl Run {
+    /// (backend, name of its files, whether the watcher streams)
+    fn parts(self) -> (Backend, &'static str, bool) {
+        match self {
+            Run::Streaming => (Backend::Ews, "streaming", true),
+            Run::Poll => (Backend::Ews, "poll", false),
+            Run::Graph => (Backend::Graph, "graph", false),
+        }
+    }
 }
 
 /// One benchmark run's shared pieces.
@@ -361,11 +410,34 @@ impl Req {
 impl Bench<'_> {
     /// The watcher tests' configuration plus `mailbox_extra` / `watcher_extra`, in a file.
     fn config(&self, name: &str, mailbox_extra: &str, watcher_extra: &str) -> Result<PathBuf> {
+        self.config_on(Backend::Ews, name, mailbox_extra, watcher_extra)
+    }
+
+    /// [`Self::config`] with the mailbox of `backend`.
+    fn config_on(
+        &self,
+        backend: Backend,
+        name: &str,
+        mailbox_extra: &str,
+        watcher_extra: &str,
+    ) -> Result<PathBuf> {
         let p = self.work.join(format!("{name}.toml"));
-        std::fs::write(
-            &p,
-            watcher_env::config_text(self.env, "static", mailbox_extra, watcher_extra),
-        )?;
+        // Graph: the product's retries (the watcher tests' configuration has none).
+        let extra = if backend == Backend::Graph {
+            format!("{mailbox_extra}\nmax_back_off_secs = 2")
+        } else {
+            mailbox_extra.to_string()
+        };
+        let text = watcher_env::config_text_on(self.env, backend, "static", &extra, watcher_extra);
+        let text = if backend == Backend::Graph {
+            text.replace(
+                "retries = 0\nbackoff_ms = 10\n",
+                "retries = 3\nbackoff_ms = 100\n",
+            )
+        } else {
+            text
+        };
+        std::fs::write(&p, text)?;
         Ok(p)
     }
 
@@ -386,15 +458,47 @@ impl Bench<'_> {
     }
 
     /// Put a mail into the approval mailbox's inbox; pam-sim's delivery time.
-    fn deliver(&self, raw: Vec<u8>) -> Result<i64> {
+    fn deliver(&self, backend: Backend, raw: Vec<u8>) -> Result<i64> {
         let now = self.env.sim.state.clock.now_ms();
+        let st = &self.env.sim.state;
+        match backend {
+            Backend::Ews => st.ews.deliver(BOX, None, raw, now),
+            Backend::Graph => st.graph.deliver(BOX, None, raw, now),
+        }
+        .map_err(|e| anyhow!("delivering a mail: {e}"))?;
+        Ok(now)
+    }
+
+    /// Replies sent so far: (recipients, pam-sim's send time).
+    fn sent(&self, backend: Backend) -> Vec<(Vec<String>, i64)> {
+        let st = &self.env.sim.state;
+        match backend {
+            Backend::Ews => st
+                .ews
+                .sent()
+                .into_iter()
+                .map(|s| (s.to, s.sent_ms))
+                .collect(),
+            Backend::Graph => st
+                .graph
+                .sent()
+                .into_iter()
+                .map(|s| (s.to, s.sent_ms))
+                .collect(),
+        }
+    }
+
+    /// Graph mail API calls pam-sim answered for the bot mailbox.
+    fn graph_calls(&self) -> u64 {
         self.env
             .sim
             .state
-            .ews
-            .deliver(BOX, None, raw, now)
-            .map_err(|e| anyhow!("delivering a mail: {e}"))?;
-        Ok(now)
+            .graph
+            .stats()
+            .calls
+            .get(&BOX.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// PVWA confirm times (pam-sim's clock) per request among `ids`, with the acting user.
@@ -428,8 +532,8 @@ impl Bench<'_> {
     }
 
     /// How many of `reqs`' mails are in the Processed folder.
-    fn filed(&self, reqs: &[Req]) -> usize {
-        let processed: HashSet<String> = watcher_env::folder(self.env, "Processed")
+    fn filed(&self, backend: Backend, reqs: &[Req]) -> usize {
+        let processed: HashSet<String> = watcher_env::folder_on(self.env, backend, "Processed")
             .into_iter()
             .collect();
         reqs.iter().filter(|r| processed.contains(&r.mid())).count()
@@ -462,19 +566,19 @@ impl Bench<'_> {
     /// `n` mails, one at a time with random gaps; delivery -> confirm per mail.
     async fn latency(
         &self,
-        name: &str,
+        run: Run,
         cfg: &Path,
-        streaming: bool,
         n: usize,
         gaps: (u64, u64),
         rng: &mut rand::rngs::StdRng,
     ) -> Result<stats::Summary> {
+        let (backend, name, streaming) = run.parts();
         let reqs = self.requests(n)?;
         let mails: Vec<Vec<u8>> = reqs.iter().map(Req::mail).collect();
         let mut w = self.watcher(name, cfg, streaming).await?;
         let mut delivered = Vec::with_capacity(n);
         for (r, raw) in reqs.iter().zip(mails) {
-            delivered.push((r.id.clone(), self.deliver(raw)?));
+            delivered.push((r.id.clone(), self.deliver(backend, raw)?));
             w.check_alive()?;
             tokio::time::sleep(Duration::from_millis(rng.random_range(gaps.0..=gaps.1))).await;
         }
@@ -486,7 +590,7 @@ impl Bench<'_> {
         })
         .await?;
         wait_until("every mail answered and filed", limit, &mut w, |_| {
-            Ok(self.filed(&reqs) == n)
+            Ok(self.filed(backend, &reqs) == n)
         })
         .await?;
         let at = self.check_exactly_once(&reqs)?;
@@ -499,18 +603,26 @@ impl Bench<'_> {
     }
 
     /// `n` mails delivered at once while a streaming watcher runs; the watcher's memory.
-    async fn burst(&self, cfg: &Path, n: usize) -> Result<(Burst, Option<u64>, Option<u64>)> {
+    async fn burst(
+        &self,
+        backend: Backend,
+        cfg: &Path,
+        n: usize,
+    ) -> Result<(Burst, Option<u64>, Option<u64>)> {
         let reqs = self.requests(n)?;
         let mails: Vec<Vec<u8>> = reqs.iter().map(Req::mail).collect();
-        let mut w = self.watcher("burst", cfg, true).await?;
+        let streaming = backend == Backend::Ews;
+        let name = if streaming { "burst" } else { "graph-burst" };
+        let mut w = self.watcher(name, cfg, streaming).await?;
         let idle = w.memory_kib().0;
-        let sent0 = self.env.sim.state.ews.sent().len();
+        let sent0 = self.sent(backend).len();
         let ops0 = self.ews_ops();
+        let graph0 = self.graph_calls();
         let cpu0 = w.cpu_ms();
         let t = Instant::now();
         let mut t0 = None;
         for raw in mails {
-            let at = self.deliver(raw)?;
+            let at = self.deliver(backend, raw)?;
             t0.get_or_insert(at);
         }
         let deliver_ms = t.elapsed().as_secs_f64() * 1000.0;
@@ -537,18 +649,18 @@ impl Bench<'_> {
                     confirmed = c.values().flatten().map(|(t, _)| *t).max();
                 }
             } else if answered.is_none() {
-                let sent = self.env.sim.state.ews.sent();
+                let sent = self.sent(backend);
                 let ours: Vec<i64> = sent
                     .get(sent0..)
                     .unwrap_or_default()
                     .iter()
-                    .filter(|s| s.to.iter().any(|t| t == "alice@example.test"))
-                    .map(|s| s.sent_ms)
+                    .filter(|s| s.0.iter().any(|t| t == "alice@example.test"))
+                    .map(|s| s.1)
                     .collect();
                 if ours.len() >= n {
                     answered = ours.iter().max().copied();
                 }
-            } else if self.filed(&reqs) == n {
+            } else if self.filed(backend, &reqs) == n {
                 filed = Some(self.env.sim.state.clock.now_ms());
                 break;
             }
@@ -556,15 +668,20 @@ impl Bench<'_> {
         }
         let peak = w.memory_kib().1.or(Some(peak_seen).filter(|p| *p > 0));
         let cpu = w.cpu_ms().zip(cpu0).map(|(b, a)| (b - a) / n as f64);
-        let calls = ops0.zip(self.ews_ops()).map(|(a, b)| {
-            b.into_iter()
-                .map(|(op, c)| {
-                    let d = c - a.get(&op).copied().unwrap_or(0);
-                    (op, d as f64 / n as f64)
-                })
-                .filter(|(_, v)| *v > 0.0)
-                .collect()
-        });
+        let graph_calls =
+            (backend == Backend::Graph).then(|| (self.graph_calls() - graph0) as f64 / n as f64);
+        let calls = ops0
+            .zip(self.ews_ops())
+            .filter(|_| streaming)
+            .map(|(a, b)| {
+                b.into_iter()
+                    .map(|(op, c)| {
+                        let d = c - a.get(&op).copied().unwrap_or(0);
+                        (op, d as f64 / n as f64)
+                    })
+                    .filter(|(_, v)| *v > 0.0)
+                    .collect()
+            });
         self.check_exactly_once(&reqs)?;
         stop(w)?;
         let secs = |t: Option<i64>| t.map(|t| (t - t0) as f64 / 1000.0).unwrap_or(f64::NAN);
@@ -572,7 +689,12 @@ impl Bench<'_> {
         Ok((
             Burst {
                 mails: n,
-                delivered: "while the watcher runs, streaming, after its start-up catch-up".into(),
+                delivered: if streaming {
+                    "while the watcher runs, streaming, after its start-up catch-up".into()
+                } else {
+                    "while the watcher runs, Graph delta polling, after its start-up catch-up"
+                        .into()
+                },
                 deliver_ms,
                 confirmed_s: secs(confirmed),
                 answered_s: secs(answered),
@@ -580,6 +702,7 @@ impl Bench<'_> {
                 mails_per_s: n as f64 / filed_s,
                 watcher_cpu_ms_per_mail: cpu,
                 ews_calls_per_mail: calls,
+                graph_calls_per_mail: graph_calls,
             },
             peak,
             idle,

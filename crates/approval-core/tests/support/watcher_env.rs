@@ -158,6 +158,17 @@ pub async fn start_with(extra_scenario: &str) -> Option<Env> {
 /// The configuration for `env`; `mailbox_extra` and `watcher_extra` are appended to those
 /// sections (e.g. `streaming = false`).
 pub fn config_text(env: &Env, approvers: &str, mailbox_extra: &str, watcher_extra: &str) -> String {
+    config_text_on(env, env.backend, approvers, mailbox_extra, watcher_extra)
+}
+
+/// [`config_text`] with the mailbox of `backend` (pam-sim serves both at once).
+pub fn config_text_on(
+    env: &Env,
+    backend: Backend,
+    approvers: &str,
+    mailbox_extra: &str,
+    watcher_extra: &str,
+) -> String {
     let d = env.dir.path();
     let ca = env
         .sim
@@ -224,7 +235,7 @@ max_attempts = 3
 pam_team = ["pam-team@example.test"]
 "#,
         url = env.sim.url(),
-        mailbox_section = mailbox_section(env, &ca, mailbox_extra),
+        mailbox_section = mailbox_section(env, backend, &ca, mailbox_extra),
         l1 = secret(d, "l1", "l1-pass"),
         l2 = secret(d, "l2", "l2-pass"),
         lk = secret(d, "lk", "lookup-pass"),
@@ -238,10 +249,10 @@ pam_team = ["pam-team@example.test"]
 
 /// `[mailbox]` for the suite's backend, with `extra` keys (backend-specific keys of the other
 /// backend are harmless: `streaming` is EWS's, ignored on Graph).
-fn mailbox_section(env: &Env, ca: &str, extra: &str) -> String {
+fn mailbox_section(env: &Env, backend: Backend, ca: &str, extra: &str) -> String {
     let d = env.dir.path();
     let url = env.sim.url();
-    match env.backend {
+    match backend {
         Backend::Ews => format!(
             "[mailbox]\nurl = \"{url}/EWS/Exchange.asmx\"\nusername = \"{BOX}\"\npassword = \"{mb}\"\nmailbox = \"{BOX}\"\nca_bundle = \"{ca}\"\nretries = 0\nbackoff_ms = 10\n{extra}\n",
             mb = secret(d, "mb", "box-pass"),
@@ -392,7 +403,12 @@ pub fn forward(env: &Env, mid: &str, from: &str, number: u32) -> MessageRef {
 
 /// Message-ids (without brackets, lower case) in the folder named `name`.
 pub fn folder(env: &Env, name: &str) -> Vec<String> {
-    if env.backend == Backend::Graph {
+    folder_on(env, env.backend, name)
+}
+
+/// [`folder`] in the mailbox of `backend`.
+pub fn folder_on(env: &Env, backend: Backend, name: &str) -> Vec<String> {
+    if backend == Backend::Graph {
         return env
             .sim
             .state
