@@ -185,6 +185,14 @@ fn route(store: &mut Store, epoch: u64, c: &Call<'_>, p: &Prefer) -> Response {
     }
 }
 
+fn folder_not_found() -> Response {
+    error(
+        404,
+        "ErrorItemNotFound",
+        "The specified folder could not be found in the store.",
+    )
+}
+
 fn not_found() -> Response {
     error(
         404,
@@ -413,6 +421,15 @@ fn body_object(c: &Call<'_>) -> Result<Map<String, Value>, Box<Response>> {
     }
 }
 
+/// One string parameter of the JSON object body, or the 400 to answer.
+fn body_param(c: &Call<'_>, name: &str, missing: &str) -> Result<String, Box<Response>> {
+    let o = body_object(c)?;
+    match param(&o, name).and_then(Value::as_str) {
+        Some(v) => Ok(v.to_string()),
+        None => Err(Box::new(error(400, "ErrorInvalidRequest", missing))),
+    }
+}
+
 /// A parameter of an action, any case (`destinationId` or `DestinationId`).
 fn param<'a>(o: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     o.iter()
@@ -468,19 +485,13 @@ fn patch_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &P
 }
 
 fn move_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &Prefer) -> Response {
-    let o = match body_object(c) {
-        Ok(o) => o,
+    let dest = match body_param(
+        c,
+        "destinationId",
+        "The destinationId parameter is missing.",
+    ) {
+        Ok(d) => d,
         Err(r) => return *r,
-    };
-    let Some(dest) = param(&o, "destinationId")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return error(
-            400,
-            "ErrorInvalidRequest",
-            "The destinationId parameter is missing.",
-        );
     };
     let seq = store.next_seq();
     let new_id = store.new_id("AAMkAGI2TG93AAA=");
@@ -489,11 +500,7 @@ fn move_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &Pr
         return not_found();
     };
     let Some(to) = m.folder_id(&dest) else {
-        return error(
-            404,
-            "ErrorItemNotFound",
-            "The specified folder could not be found in the store.",
-        );
+        return folder_not_found();
     };
     let from = m.messages[&key].folder.clone();
     if from != to {
@@ -708,11 +715,13 @@ fn filter(c: &Call<'_>) -> Result<Filter, Box<Response>> {
     if compact == "isreadeqtrue" {
         return Ok(Filter::IsRead(true));
     }
-    let re = regex::Regex::new(
+    static PROPERTY_FILTER: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
         r"(?i)^singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*(\w+)/id\s+eq\s+'((?:[^']|'')*)'\s+and\s+(\w+)/value\s+eq\s+'((?:[^']|'')*)'\s*\)$",
-    )
-    .expect("regex");
-    if let Some(m) = re.captures(t)
+        )
+        .expect("regex")
+    });
+    if let Some(m) = PROPERTY_FILTER.captures(t)
         && m[1] == m[2]
         && m[1] == m[4]
     {
@@ -1057,11 +1066,7 @@ fn get_folder(store: &mut Store, address: &str, folder: &str) -> Response {
     let m = mailbox(store, address);
     match m.folder_id(folder).and_then(|id| m.folder(&id)) {
         Some(f) => ok_json(200, folder_json(f, m)),
-        None => error(
-            404,
-            "ErrorItemNotFound",
-            "The specified folder could not be found in the store.",
-        ),
+        None => folder_not_found(),
     }
 }
 
@@ -1069,9 +1074,12 @@ fn child_folders(store: &mut Store, address: &str, folder: &str, c: &Call<'_>) -
     let want = match c.query.get("$filter") {
         None => None,
         Some(f) => {
-            let re = regex::Regex::new(r"(?i)^\s*displayName\s+eq\s+'((?:[^']|'')*)'\s*$")
-                .expect("regex");
-            match re.captures(f) {
+            static NAME_FILTER: std::sync::LazyLock<regex::Regex> =
+                std::sync::LazyLock::new(|| {
+                    regex::Regex::new(r"(?i)^\s*displayName\s+eq\s+'((?:[^']|'')*)'\s*$")
+                        .expect("regex")
+                });
+            match NAME_FILTER.captures(f) {
                 Some(cap) => Some(cap[1].replace("''", "'")),
                 None => return error(400, "BadRequest", "Invalid filter clause"),
             }
@@ -1079,11 +1087,7 @@ fn child_folders(store: &mut Store, address: &str, folder: &str, c: &Call<'_>) -
     };
     let m = mailbox(store, address);
     let Some(parent) = m.folder_id(folder) else {
-        return error(
-            404,
-            "ErrorItemNotFound",
-            "The specified folder could not be found in the store.",
-        );
+        return folder_not_found();
     };
     let list: Vec<Value> = m
         .folders
@@ -1099,28 +1103,14 @@ fn child_folders(store: &mut Store, address: &str, folder: &str, c: &Call<'_>) -
 }
 
 fn create_folder(store: &mut Store, address: &str, folder: &str, c: &Call<'_>) -> Response {
-    let o = match body_object(c) {
-        Ok(o) => o,
+    let name = match body_param(c, "displayName", "The displayName property is required.") {
+        Ok(n) => n,
         Err(r) => return *r,
-    };
-    let Some(name) = param(&o, "displayName")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-    else {
-        return error(
-            400,
-            "ErrorInvalidRequest",
-            "The displayName property is required.",
-        );
     };
     let id = store.new_id("AQMkFolder");
     let m = mailbox(store, address);
     let Some(parent) = m.folder_id(folder) else {
-        return error(
-            404,
-            "ErrorItemNotFound",
-            "The specified folder could not be found in the store.",
-        );
+        return folder_not_found();
     };
     if m.folders
         .iter()
