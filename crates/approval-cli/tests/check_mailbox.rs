@@ -7,6 +7,8 @@
 mod watcher_env;
 
 const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Graph;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 use std::process::{Command, Output};
 

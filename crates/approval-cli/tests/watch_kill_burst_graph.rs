@@ -12,5 +12,7 @@ mod watcher_env;
 
 /// The mailbox backend of this suite (support/watcher_env.rs).
 const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Graph;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 include!("suites/watch_kill_burst.rs");

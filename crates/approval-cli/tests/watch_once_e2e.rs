@@ -1,7 +1,9 @@
 //! `check-approval-request --once --json` end to end: the binary against pam-sim (PVWA, Exchange,
 //! ServiceNow over HTTPS) and a real slapd, with the demo's own scenario, config and mails
 //! (examples/demo/watcher-*.toml, examples/demo/mails/): exit code, one JSON line per mail,
-//! PVWA's confirm log, the replies sent, the mails filed; a second pass does nothing new.
+//! PVWA's confirm log, the replies sent, the mails filed; a second pass does nothing new. The
+//! same pass with PVWA on Privilege Cloud (Identity sign-in set through the environment) at
+//! `-vvv`: confirmed with platform tokens, and no token or secret in the output.
 
 #[path = "../../approval-core/tests/support/slapd.rs"]
 mod slapd;
@@ -26,8 +28,21 @@ struct Run {
 }
 
 fn once(sim_url: &str, sim_ca: &Path, ldap: &Slapd, state: &Path) -> Run {
+    once_with(sim_url, sim_ca, ldap, state, &[], &[])
+}
+
+fn once_with(
+    sim_url: &str,
+    sim_ca: &Path,
+    ldap: &Slapd,
+    state: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Run {
     let out = Command::cargo_bin("check-approval-request")
         .expect("binary")
+        .args(args)
+        .envs(env.iter().copied())
         .arg("--config")
         .arg(repo().join("examples/demo/watcher-config.toml"))
         .args(["--once", "--json"])
@@ -175,4 +190,81 @@ async fn one_pass_confirms_the_approvable_mail_refuses_the_other_and_a_second_pa
     assert!(r2.lines.is_empty(), "{:?}", r2.lines);
     assert_eq!(sim.state.pvwa.actions().len(), 1);
     assert_eq!(sim.state.ews.sent().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_privilege_cloud_the_pass_confirms_with_identity_tokens_and_shows_none_at_vvv() {
+    let Some(ldap) = Slapd::start(Opts::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let text = std::fs::read_to_string(repo().join("examples/demo/watcher-scenario.toml"))
+        .expect("scenario");
+    let mut scenario = pam_sim::Scenario::from_toml(&text).expect("scenario parses");
+    scenario.pvwa.mode = pam_sim::pvwa::PvwaMode::PrivilegeCloud;
+    let sim = pam_sim::Sim::start(
+        scenario,
+        pam_sim::SimOptions {
+            tls_dir: Some(tmp.path().join("sim-tls")),
+            ..pam_sim::SimOptions::default()
+        },
+    )
+    .await
+    .expect("pam-sim");
+    let url = sim.url();
+    let ca = sim.ca_cert.clone().expect("sim CA");
+    let state = tmp.path().join("state");
+    let raw =
+        std::fs::read(repo().join("examples/demo/mails/01-approvable-level1.eml")).expect("mail");
+    sim.state
+        .ews
+        .deliver(
+            "pam-approvals@example.test",
+            None,
+            raw,
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .expect("deliver");
+    let r = tokio::task::block_in_place(|| {
+        once_with(
+            &url,
+            &ca,
+            &ldap,
+            &state,
+            &["-vvv"],
+            &[
+                ("APPROVAL__PVWA__AUTH_METHOD", "identity"),
+                ("APPROVAL__PVWA__IDENTITY_URL", &url),
+            ],
+        )
+    });
+    assert_eq!(r.code, Some(0), "{:?}\n{}", r.lines, r.stderr);
+    assert_eq!(r.lines.len(), 1, "{:?}", r.lines);
+    assert_eq!(r.lines[0]["outcome"], "confirmed", "{:?}", r.lines);
+    let acts = sim.state.pvwa.actions();
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(acts[0].user, "svc_pam_level1");
+    let st = sim.state.pvwa.stats();
+    assert_eq!((st.logons, st.raw_refused), (0, 0), "{st:?}");
+    assert!(st.platform_tokens >= 2, "lookup and level 1: {st:?}");
+    // Full verbosity: the trace is there, no token and no secret is.
+    assert!(r.stderr.contains("TRACE"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("Identity token"),
+        "the sign-in is visible: {}",
+        r.stderr
+    );
+    let tokens = sim.state.pvwa.issued_tokens();
+    assert_eq!(tokens.len() as u64, st.platform_tokens);
+    for t in &tokens {
+        // The whole token and its signature part alone.
+        let sig = t.rsplit('.').next().unwrap_or(t);
+        assert!(
+            !r.stderr.contains(t.as_str()) && !r.stderr.contains(sig),
+            "token leaked"
+        );
+    }
+    for secret in ["Level1-Demo-Pass", "Level2-Demo-Pass", "Lookup-Demo-Pass"] {
+        assert!(!r.stderr.contains(secret), "{secret} leaked:\n{}", r.stderr);
+    }
 }

@@ -15,6 +15,8 @@ mod watcher_env;
 
 /// The mailbox backend of this suite (support/watcher_env.rs).
 const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 use std::process::Command;
 
@@ -65,6 +67,7 @@ async fn the_watcher_reads_every_service_password_from_openbao_and_leaks_none() 
         slapd: Some(slapd),
         dir,
         backend: SUITE_BACKEND,
+        pvwa: SUITE_PVWA,
     };
 
     let d = env.dir.path().to_path_buf();

@@ -298,4 +298,135 @@ password = "env:L1_PW"
         let e = l.account(AccountRole::Level2).expect_err("missing");
         assert_eq!(e.key.as_deref(), Some("accounts.level2"));
     }
+
+    /// `[pvwa]` with `url`, `auth_method` and, when given, `identity_url`.
+    fn pvwa_of(url: &str, method: &str, identity: Option<&str>) -> Result<(), ConfigError> {
+        let mut text = format!("[pvwa]\nurl = \"{url}\"\nauth_method = \"{method}\"\n");
+        if let Some(i) = identity {
+            text.push_str(&format!("identity_url = \"{i}\"\n"));
+        }
+        let l = load_from_parts(Some(&text), None, &[]).expect("parses");
+        l.pvwa().map(|_| ())
+    }
+
+    #[test]
+    fn privilege_cloud_takes_its_two_addresses_and_identity_sign_in() {
+        let pc = "https://acme.privilegecloud.cyberark.cloud";
+        let id = "https://abc1234.id.cyberark.cloud";
+        pvwa_of(pc, "identity", Some(id)).expect("Privilege Cloud");
+        pvwa_of(pc, "identity", Some("https://abc1234.my.idaptive.app/")).expect("older tenant");
+        pvwa_of(
+            "https://acme.privilegecloud.cyberark.cloud/PasswordVault",
+            "identity",
+            Some(id),
+        )
+        .expect("with /PasswordVault");
+        // A local stand-in or tunnel, in either mode.
+        pvwa_of(
+            "https://127.0.0.1:8443",
+            "identity",
+            Some("https://127.0.0.1:8443"),
+        )
+        .expect("loopback");
+        pvwa_of("https://pvwa.example.test", "ldap", None).expect("self-hosted");
+        let l = load_from_parts(
+            Some(&format!(
+                "[pvwa]\nurl = \"{pc}\"\nauth_method = \"identity\"\nidentity_url = \"{id}/\"\n"
+            )),
+            None,
+            &[],
+        )
+        .expect("parses");
+        assert_eq!(
+            l.pvwa().expect("ok").token_url().as_deref(),
+            Some("https://abc1234.id.cyberark.cloud/oauth2/platformtoken")
+        );
+    }
+
+    #[test]
+    fn a_mix_of_privilege_cloud_and_self_hosted_settings_is_refused_with_the_fitting_hint() {
+        let pc = "https://acme.privilegecloud.cyberark.cloud";
+        let id = "https://abc1234.id.cyberark.cloud";
+        for (url, method, identity, key, says) in [
+            // Identity sign-in with a self-hosted PVWA's address.
+            (
+                "https://pvwa.example.test",
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "self-hosted PVWA",
+            ),
+            // Identity sign-in without the tenant.
+            (pc, "identity", None, "pvwa.identity_url", "is missing"),
+            // The two addresses swapped.
+            (
+                id,
+                "identity",
+                Some(pc),
+                "pvwa.url",
+                "belongs in pvwa.identity_url",
+            ),
+            (
+                pc,
+                "identity",
+                Some(pc),
+                "pvwa.identity_url",
+                "belongs in pvwa.url",
+            ),
+            // The portal instead of the API: the hint names the API host.
+            (
+                "https://acme.cyberark.cloud",
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "https://acme.privilegecloud.cyberark.cloud",
+            ),
+            // A self-hosted host as the Identity tenant, or the token path spelt out.
+            (
+                pc,
+                "identity",
+                Some("https://pvwa.example.test"),
+                "pvwa.identity_url",
+                "not a CyberArk Identity tenant",
+            ),
+            (
+                pc,
+                "identity",
+                Some("https://abc1234.id.cyberark.cloud/oauth2/platformtoken"),
+                "pvwa.identity_url",
+                "has a path",
+            ),
+            (
+                pc,
+                "identity",
+                Some("http://abc1234.id.cyberark.cloud"),
+                "pvwa.identity_url",
+                "https",
+            ),
+            // A self-hosted logon against Privilege Cloud, or a stray identity_url.
+            (
+                pc,
+                "ldap",
+                None,
+                "pvwa.auth_method",
+                "set pvwa.auth_method = \"identity\"",
+            ),
+            (id, "cyberark", None, "pvwa.url", "not a PVWA"),
+            (
+                "https://pvwa.example.test",
+                "ldap",
+                Some(id),
+                "pvwa.identity_url",
+                "applies only with",
+            ),
+        ] {
+            let e = pvwa_of(url, method, identity).expect_err(url);
+            assert_eq!(
+                e.key.as_deref(),
+                Some(key),
+                "{url} {method} {identity:?}: {e}"
+            );
+            assert!(e.message.contains(says), "{url} {method} {identity:?}: {e}");
+        }
+    }
 }

@@ -14,6 +14,8 @@ mod watcher_env;
 
 /// The mailbox backend of this suite (support/watcher_env.rs).
 const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -13,6 +13,8 @@ mod watcher_env;
 
 /// The mailbox backend of this suite (support/watcher_env.rs).
 const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+/// The PVWA the benchmark runs against (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 mod hostile;
 mod proc;

@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
-/// Faults of one service (`pvwa`, `ews`, `servicenow`, `remedy`, `remote_access`, or `all`).
+/// Faults of one service (`pvwa`, `identity`, `ews`, `graph`, `servicenow`, `remedy`,
+/// `remote_access`, or `all`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {

@@ -1,9 +1,9 @@
-//! pam-sim: loopback stand-ins for the servers that cannot run on a test machine — PVWA,
-//! Exchange (EWS), Microsoft Entra ID (Graph app tokens), ServiceNow, BMC Remedy and CyberArk
-//! Remote Access.
+//! pam-sim: loopback stand-ins for the servers that cannot run on a test machine — PVWA
+//! (self-hosted, or Privilege Cloud with its CyberArk Identity token endpoint), Exchange (EWS),
+//! Microsoft Entra ID and Graph, ServiceNow, BMC Remedy and CyberArk Remote Access.
 //!
 //! One HTTP(S) listener serves every stand-in under its real path prefix
-//! (`/PasswordVault/…`, `/EWS/Exchange.asmx`, `/api/now/…`, `/api/jwt/…` + `/api/arsys/…`,
+//! (`/PasswordVault/…`, `/oauth2/platformtoken`, `/EWS/Exchange.asmx`, `/api/now/…`, `/api/jwt/…` + `/api/arsys/…`,
 //! Remote Access under `/ra/…`), plus an admin API under `/sim/…` to seed state, inject faults and
 //! read what happened. What the real servers do where public material is silent is listed in
 //! `ASSUMPTIONS.md` beside this crate: that list is the one place such guesses live.
@@ -17,6 +17,7 @@ pub mod ews;
 pub mod faults;
 pub mod graph;
 pub mod host;
+pub mod identity;
 pub mod pvwa;
 pub mod remedy;
 pub mod remote_access;

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 
-/// Loopback stand-ins for PVWA, Exchange (EWS), ServiceNow, Remedy and Remote Access.
+/// Loopback stand-ins for PVWA (self-hosted or Privilege Cloud), Exchange (EWS and Graph),
+/// ServiceNow, Remedy and Remote Access.
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
@@ -25,16 +26,23 @@ struct Args {
     /// Latency added to every call, in milliseconds (all stand-ins).
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
+    /// Play Privilege Cloud instead of the scenario's PVWA mode: Identity Bearer tokens from
+    /// `/oauth2/platformtoken`, no PVWA logon.
+    #[arg(long)]
+    privilege_cloud: bool,
 }
 
 #[tokio::main]
 async fn main() -> Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
-    let scenario = match &args.scenario {
+    let mut scenario = match &args.scenario {
         Some(p) => pam_sim::Scenario::load(p)?,
         None => pam_sim::Scenario::default(),
     };
+    if args.privilege_cloud {
+        scenario.pvwa.mode = pam_sim::pvwa::PvwaMode::PrivilegeCloud;
+    }
     let sim = pam_sim::Sim::start(
         scenario,
         pam_sim::SimOptions {

@@ -1,9 +1,13 @@
-//! Stand-in: the PVWA REST API (self-hosted, Gen2) as reference/pvwa.md describes it.
+//! Stand-in: the PVWA REST API (Gen2) as reference/pvwa.md describes it, self-hosted or as
+//! Privilege Cloud serves it (reference/privilege-cloud.md).
 //!
-//! Logon/logoff with a raw session token in `Authorization` and a sticky load-balancer cookie;
-//! incoming requests with Dual Control levels; confirm/reject with the checks a vault makes;
-//! safe members with level permissions, paged. Codes and statuses the public material does not
-//! fix are listed in ASSUMPTIONS.md (section PVWA).
+//! Self-hosted: logon/logoff with a raw session token in `Authorization` and a sticky
+//! load-balancer cookie. Privilege Cloud (`mode = "privilege-cloud"`): no logon or logoff
+//! endpoints; every call carries `Authorization: Bearer` with a platform token the Identity
+//! stand-in ([`crate::identity`]) issued, valid until its `exp`. Either way: incoming requests
+//! with Dual Control levels; confirm/reject with the checks a vault makes; safe members with
+//! level permissions, paged. Codes and statuses the public material does not fix are listed in
+//! ASSUMPTIONS.md (sections PVWA and Privilege Cloud).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,7 +42,13 @@ pub const LB_COOKIE: &str = "PAMSIM_LB";
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PvwaScenario {
-    /// Require the stickiness cookie set at logon on every later call.
+    /// Self-hosted (logon, raw session tokens) or Privilege Cloud (Identity Bearer tokens).
+    #[serde(default)]
+    pub mode: PvwaMode,
+    /// The Identity tenant that issues platform tokens (Privilege Cloud mode).
+    #[serde(default)]
+    pub identity: IdentityScenario,
+    /// Require the stickiness cookie set at logon on every later call (self-hosted).
     #[serde(default = "yes")]
     pub sticky_cookie: bool,
     #[serde(default)]
@@ -49,9 +59,57 @@ pub struct PvwaScenario {
     pub requests: Vec<RequestDef>,
 }
 
+/// Which PVWA the stand-in plays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PvwaMode {
+    #[default]
+    SelfHosted,
+    PrivilegeCloud,
+}
+
+/// `[pvwa.identity]`: the CyberArk Identity tenant of a Privilege Cloud stand-in. Its service
+/// users are the PVWA users whose `auth` is empty or lists `identity` (an Identity user that is
+/// an OAuth confidential client); the client secret is the user's `password`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityScenario {
+    /// The tenant id, as in `https://<tenant_id>.id.cyberark.cloud` (a token claim).
+    #[serde(default = "tenant_id")]
+    pub tenant_id: String,
+    /// The platform subdomain, as in `https://<subdomain>.privilegecloud.cyberark.cloud`.
+    #[serde(default = "subdomain")]
+    pub subdomain: String,
+    /// `expires_in` of the tokens issued.
+    #[serde(default = "token_lifetime")]
+    pub token_lifetime_secs: u64,
+}
+
+impl Default for IdentityScenario {
+    fn default() -> Self {
+        IdentityScenario {
+            tenant_id: tenant_id(),
+            subdomain: subdomain(),
+            token_lifetime_secs: token_lifetime(),
+        }
+    }
+}
+
+fn tenant_id() -> String {
+    "abc1234".into()
+}
+fn subdomain() -> String {
+    "acme".into()
+}
+fn token_lifetime() -> u64 {
+    3600
+}
+
 impl Default for PvwaScenario {
     fn default() -> Self {
         PvwaScenario {
+            mode: PvwaMode::SelfHosted,
+            identity: IdentityScenario::default(),
             sticky_cookie: true,
             users: vec![],
             safes: vec![],
@@ -69,7 +127,8 @@ fn yes() -> bool {
 pub struct UserDef {
     pub name: String,
     pub password: String,
-    /// Logon methods this user may use (`ldap`, `cyberark`, `radius`, `windows`); all when empty.
+    /// Logon methods this user may use (`ldap`, `cyberark`, `radius`, `windows`, and
+    /// `identity`: a Privilege Cloud service user); all when empty.
     #[serde(default)]
     pub auth: Vec<String>,
     /// Vault groups (as safe members name them) the user belongs to.
@@ -192,14 +251,36 @@ pub struct SessionStats {
     pub logons: u64,
     pub logoffs: u64,
     pub failed_logons: u64,
-    /// Calls refused because the Authorization header carried `Bearer`.
+    /// Calls refused because the Authorization header carried `Bearer` (self-hosted).
     pub bearer_refused: u64,
     /// Calls refused because the stickiness cookie was missing.
     pub cookie_refused: u64,
+    /// Privilege Cloud: platform tokens issued by the Identity stand-in.
+    pub platform_tokens: u64,
+    /// Privilege Cloud: token requests refused (bad secret, unknown or non-OAuth user, shape).
+    pub platform_token_refusals: u64,
+    /// Privilege Cloud: calls refused for an expired or unknown Bearer token.
+    pub platform_token_rejected: u64,
+    /// Privilege Cloud: calls refused because they carried no `Bearer` (a raw session token).
+    pub raw_refused: u64,
+}
+
+/// A platform token the Identity stand-in issued.
+#[derive(Debug, Clone)]
+struct PlatformToken {
+    user: String,
+    /// Unix milliseconds.
+    expires_ms: i64,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
+    mode: PvwaMode,
+    identity: Option<IdentityScenario>,
+    /// Privilege Cloud: token → holder.
+    platform_tokens: HashMap<String, PlatformToken>,
+    /// Signs the platform tokens (HS256; the PVWA side looks tokens up, as a verifier would).
+    signing_key: Vec<u8>,
     sticky: bool,
     users: BTreeMap<String, UserDef>,
     safes: BTreeMap<String, SafeDef>,
@@ -235,6 +316,9 @@ impl PvwaSim {
     /// Replace the whole state with a scenario.
     pub fn load(&self, s: &PvwaScenario, now: i64) -> anyhow::Result<()> {
         let mut i = Inner {
+            mode: s.mode,
+            identity: Some(s.identity.clone()),
+            signing_key: rand::random::<[u8; 32]>().to_vec(),
             sticky: s.sticky_cookie,
             ..Inner::default()
         };
@@ -264,6 +348,94 @@ impl PvwaSim {
     /// Every cookie (`name=value`) set at logon, to check that none leaks into logs.
     pub fn issued_cookies(&self) -> Vec<String> {
         self.lock().issued_cookies.clone()
+    }
+
+    /// Which PVWA this is.
+    pub fn mode(&self) -> PvwaMode {
+        self.lock().mode
+    }
+
+    /// Issue a platform token to an Identity service user (Privilege Cloud mode): the
+    /// `(token, expires_in)`, or the OAuth `(status, error, error_description)` refusal.
+    pub fn issue_platform_token(
+        &self,
+        client_id: &str,
+        secret: &str,
+        now_ms: i64,
+    ) -> Result<(String, u64), (StatusCode, &'static str, &'static str)> {
+        let mut i = self.lock();
+        let Some(id) = i
+            .identity
+            .clone()
+            .filter(|_| i.mode == PvwaMode::PrivilegeCloud)
+        else {
+            return Err((StatusCode::NOT_FOUND, "", ""));
+        };
+        let user = i.users.get(&key(client_id)).cloned();
+        let refuse = |i: &mut Inner, status, error, text| {
+            i.stats.platform_token_refusals += 1;
+            Err((status, error, text))
+        };
+        let Some(user) = user.filter(|u| u.password == secret) else {
+            return refuse(
+                &mut i,
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Authentication failed: invalid client credentials.",
+            );
+        };
+        if !(user.auth.is_empty() || user.auth.iter().any(|a| a.eq_ignore_ascii_case("identity"))) {
+            return refuse(
+                &mut i,
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                "The user is not an OAuth confidential client.",
+            );
+        }
+        let life = id.token_lifetime_secs.max(1);
+        let now = now_ms.div_euclid(1000);
+        let claims = json!({
+            "unique_name": user.name,
+            "sub": hex::encode(rand::random::<[u8; 8]>()),
+            "tenant_id": id.tenant_id,
+            "subdomain": id.subdomain,
+            "platform_domain": "cyberark.cloud",
+            "iat": now,
+            "exp": now + life as i64,
+            "jti": hex::encode(rand::random::<[u8; 12]>()),
+        });
+        let token = jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(&i.signing_key),
+        )
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "signing failed",
+            )
+        })?;
+        i.platform_tokens.insert(
+            token.clone(),
+            PlatformToken {
+                user: user.name.clone(),
+                expires_ms: now_ms + 1000 * life as i64,
+            },
+        );
+        i.issued_tokens.push(token.clone());
+        i.stats.platform_tokens += 1;
+        Ok((token, life))
+    }
+
+    /// Make every platform token issued so far expired (the next call with one answers 401).
+    pub fn expire_platform_tokens(&self) -> usize {
+        let mut i = self.lock();
+        let n = i.platform_tokens.len();
+        for t in i.platform_tokens.values_mut() {
+            t.expires_ms = i64::MIN;
+        }
+        n
     }
 
     pub fn stats(&self) -> SessionStats {
@@ -487,18 +659,24 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
     let lower: Vec<String> = segs.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     let now = state.host.clock.now();
+    let now_ms = state.host.clock.now_ms();
     let sim = &state.sim;
     // segs[0] = PasswordVault, segs[1] = API
     if l.len() < 3 || l[1] != "api" {
         return html_404();
     }
+    let cloud = sim.mode() == PvwaMode::PrivilegeCloud;
     match (&method, &l[2..]) {
+        // Privilege Cloud has no PVWA logon or logoff: the Identity token is the session.
+        (&Method::POST, ["auth", ..]) if cloud => html_404(),
         (&Method::POST, ["auth", kind, "logon"]) => logon(sim, kind, &body),
-        (&Method::POST, ["auth", "logoff"]) => with_session(sim, &headers, |i, _s, token| {
-            i.sessions.remove(token);
-            i.stats.logoffs += 1;
-            Json(json!({"LogoffUrl": ""})).into_response()
-        }),
+        (&Method::POST, ["auth", "logoff"]) => {
+            with_session(sim, &headers, now_ms, |i, _s, token| {
+                i.sessions.remove(token);
+                i.stats.logoffs += 1;
+                Json(json!({"LogoffUrl": ""})).into_response()
+            })
+        }
         (&Method::GET, ["incomingrequests"]) => {
             let q = parse_query(&query);
             let only_waiting = q
@@ -507,7 +685,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
             let expired = q
                 .get("expired")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-            with_session(sim, &headers, |i, s, _| {
+            with_session(sim, &headers, now_ms, |i, s, _| {
                 i.refresh(now);
                 let list: Vec<Value> = i
                     .requests
@@ -534,7 +712,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         }
         (&Method::GET, ["incomingrequests", _]) => {
             let id = segs[3].clone();
-            with_session(sim, &headers, |i, s, _| {
+            with_session(sim, &headers, now_ms, |i, s, _| {
                 i.refresh(now);
                 let Some(r) = i.requests.get(&id).filter(|r| !r.deleted) else {
                     return not_found(&id);
@@ -561,8 +739,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                 })
                 .unwrap_or_default();
             let confirm = *verb == "confirm";
-            let now_ms = state.host.clock.now_ms();
-            with_session(sim, &headers, |i, s, _| {
+            with_session(sim, &headers, now_ms, |i, s, _| {
                 act(i, &s.user, &id, &reason, confirm, now, now_ms)
             })
         }
@@ -578,7 +755,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                 .get("offset")
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(0);
-            with_session(sim, &headers, |i, s, _| {
+            with_session(sim, &headers, now_ms, |i, s, _| {
                 let Some(safe) = i.safes.get(&key(&safe_name)) else {
                     return err(
                         StatusCode::NOT_FOUND,
@@ -751,6 +928,7 @@ fn logon(sim: &PvwaSim, kind: &str, body: &[u8]) -> Response {
 fn with_session(
     sim: &PvwaSim,
     headers: &HeaderMap,
+    now_ms: i64,
     f: impl FnOnce(&mut Inner, &SessionInfo, &str) -> Response,
 ) -> Response {
     let mut i = sim.lock();
@@ -760,6 +938,9 @@ fn with_session(
     else {
         return unauthorized();
     };
+    if i.mode == PvwaMode::PrivilegeCloud {
+        return with_platform_token(&mut i, auth, now_ms, f);
+    }
     if auth.starts_with("Bearer ") {
         i.stats.bearer_refused += 1;
         return unauthorized();
@@ -781,6 +962,46 @@ fn with_session(
         }
     }
     f(&mut i, &s, auth)
+}
+
+/// Privilege Cloud: `Bearer <platform token>` that the Identity stand-in issued and that has
+/// not expired; the refusal in the `code`/`message` shape of the platform's services.
+fn with_platform_token(
+    i: &mut Inner,
+    auth: &str,
+    now_ms: i64,
+    f: impl FnOnce(&mut Inner, &SessionInfo, &str) -> Response,
+) -> Response {
+    let refuse = |message: &str| {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"code": "PASWS006E", "message": message})),
+        )
+            .into_response()
+    };
+    let Some(token) = auth
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+    else {
+        i.stats.raw_refused += 1;
+        return refuse("The request carries no Bearer token.");
+    };
+    let Some(held) = i
+        .platform_tokens
+        .get(token)
+        .filter(|t| t.expires_ms > now_ms)
+        .cloned()
+    else {
+        i.stats.platform_token_rejected += 1;
+        return refuse("The token is invalid or has expired.");
+    };
+    let s = SessionInfo {
+        user: held.user,
+        lb: String::new(),
+    };
+    f(i, &s, token)
 }
 
 fn act(
@@ -893,6 +1114,12 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
         .route(
             "/sessions",
             get(|State(s): State<Arc<Shared>>| async move { Json(s.sim.stats()) }),
+        )
+        .route(
+            "/identity/expire_tokens",
+            post(|State(s): State<Arc<Shared>>| async move {
+                Json(json!({"expired": s.sim.expire_platform_tokens()}))
+            }),
         )
         .route("/scenario", post(admin_load))
 }

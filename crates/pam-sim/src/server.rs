@@ -262,6 +262,9 @@ fn services() -> Vec<(&'static str, Matcher, Handler)> {
             |p| crate::pvwa::PREFIXES.iter().any(|x| p.starts_with(x)),
             |s, r| Box::pin(crate::pvwa::handle(s.pvwa.clone(), r)),
         ),
+        ("identity", crate::identity::serves, |s, r| {
+            Box::pin(crate::identity::handle(s.pvwa.clone(), r))
+        }),
         (
             "ews",
             |p| crate::ews::PREFIXES.iter().any(|x| p.starts_with(x)),

@@ -345,14 +345,15 @@ impl Pipeline {
     }
 
     /// Run `f` with the role's session; on `SessionInvalid` (PVWA answered 401: nothing was
-    /// done) log on again once and repeat.
+    /// done) log on again once and repeat. A Privilege Cloud session renews its Identity token
+    /// itself, once, so its 401 is final here.
     async fn pvwa<T, F>(&self, role: AccountRole, f: F) -> Result<T, PvwaError>
     where
         F: AsyncFn(&Session) -> Result<T, PvwaError>,
     {
         let s = self.session(role).await?;
         match f(&s).await {
-            Err(PvwaError::SessionInvalid { .. }) => {
+            Err(PvwaError::SessionInvalid { .. }) if !s.renews_itself() => {
                 self.forget(role, &s).await;
                 let s = self.session(role).await?;
                 f(&s).await

@@ -14,11 +14,15 @@ use crate::secret::{Resolver, SecretError, SecretRef};
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PvwaConfig {
-    /// Base URL, e.g. `https://pvwa.example.com` (with or without `/PasswordVault`).
+    /// Base URL, e.g. `https://pvwa.example.com` (with or without `/PasswordVault`), or on
+    /// Privilege Cloud `https://<subdomain>.privilegecloud.cyberark.cloud`.
     pub url: String,
-    /// Logon method.
+    /// Logon method; `identity` for Privilege Cloud.
     #[serde(default)]
     pub auth_method: AuthMethod,
+    /// Privilege Cloud only: the CyberArk Identity tenant that issues the platform tokens,
+    /// `https://<tenant-id>.id.cyberark.cloud`.
+    pub identity_url: Option<String>,
     /// PEM bundle of the CAs to trust instead of the system store.
     pub ca_bundle: Option<PathBuf>,
     /// Seconds to wait for a TCP/TLS connection.
@@ -41,7 +45,8 @@ pub struct PvwaConfig {
     pub page_size: u32,
 }
 
-/// PVWA logon method: the `{type}` in `/API/auth/{type}/Logon`.
+/// How the accounts sign in: a self-hosted PVWA logon (the `{type}` in
+/// `/API/auth/{type}/Logon`), or, on Privilege Cloud, a CyberArk Identity platform token.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMethod {
@@ -49,16 +54,68 @@ pub enum AuthMethod {
     Ldap,
     Cyberark,
     Radius,
+    /// Privilege Cloud: an OAuth2 client-credentials grant at `pvwa.identity_url` for each
+    /// account (an Identity service user that is an OAuth confidential client), sent as
+    /// `Authorization: Bearer`; no logon or logoff.
+    Identity,
 }
 
 impl AuthMethod {
-    pub fn path_segment(self) -> &'static str {
+    /// The `{type}` of the self-hosted logon path (`None` for Identity, which has no logon).
+    pub fn path_segment(self) -> Option<&'static str> {
         match self {
-            AuthMethod::Ldap => "LDAP",
-            AuthMethod::Cyberark => "CyberArk",
-            AuthMethod::Radius => "RADIUS",
+            AuthMethod::Ldap => Some("LDAP"),
+            AuthMethod::Cyberark => Some("CyberArk"),
+            AuthMethod::Radius => Some("RADIUS"),
+            AuthMethod::Identity => None,
         }
     }
+}
+
+/// Where a configured host sits among CyberArk's SaaS names (reference/privilege-cloud.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostShape {
+    /// `<subdomain>.privilegecloud.cyberark.cloud`: the Privilege Cloud PVWA API.
+    PrivilegeCloud,
+    /// `<tenant-id>.id.cyberark.cloud` or `<tenant-id>.my.idaptive.app`: an Identity tenant.
+    Identity,
+    /// Any other `*.cyberark.cloud` (the portal `<subdomain>.cyberark.cloud`, other services).
+    OtherCloud,
+    /// Loopback: a local stand-in or a tunnel, taken in either mode.
+    Loopback,
+    /// Anything else: a self-hosted PVWA.
+    SelfHosted,
+}
+
+fn host_shape(url: &url::Url) -> HostShape {
+    let host = match url.host() {
+        Some(url::Host::Ipv4(ip)) if ip.is_loopback() => return HostShape::Loopback,
+        Some(url::Host::Ipv6(ip)) if ip.is_loopback() => return HostShape::Loopback,
+        Some(url::Host::Domain(d)) => d.trim_end_matches('.').to_ascii_lowercase(),
+        _ => return HostShape::SelfHosted,
+    };
+    let under = |suffix: &str| {
+        host.strip_suffix(suffix)
+            .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
+    };
+    if host == "localhost" {
+        HostShape::Loopback
+    } else if under("privilegecloud.cyberark.cloud") {
+        HostShape::PrivilegeCloud
+    } else if under("id.cyberark.cloud") || under("my.idaptive.app") {
+        HostShape::Identity
+    } else if host == "cyberark.cloud" || under("cyberark.cloud") || under("idaptive.app") {
+        HostShape::OtherCloud
+    } else {
+        HostShape::SelfHosted
+    }
+}
+
+/// The `<subdomain>` of a `<subdomain>.cyberark.cloud` portal host, for hints.
+fn portal_subdomain(url: &url::Url) -> Option<String> {
+    let host = url.host_str()?.to_ascii_lowercase();
+    let sub = host.strip_suffix(".cyberark.cloud")?;
+    (!sub.is_empty() && !sub.contains('.')).then(|| sub.to_string())
 }
 
 /// `[accounts.*]`: one service account per role.
@@ -89,7 +146,8 @@ fn page_size() -> u32 {
 impl PvwaConfig {
     /// Check the values (URL, timeouts, page size); errors name the key.
     pub fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
-        crate::tls::check_url(&self.url).map_err(|m| origin.error("pvwa.url", m))?;
+        let url = crate::tls::check_url(&self.url).map_err(|m| origin.error("pvwa.url", m))?;
+        self.check_deployment(&url, origin)?;
         if self.request_timeout_secs == 0 {
             return Err(origin.error("pvwa.request_timeout_secs", "must be at least 1"));
         }
@@ -100,6 +158,106 @@ impl PvwaConfig {
             return Err(origin.error("pvwa.page_size", "must be between 1 and 1000"));
         }
         Ok(())
+    }
+}
+
+impl PvwaConfig {
+    /// A Privilege Cloud address with a self-hosted logon, or a self-hosted address with
+    /// Identity sign-in, is refused with the setting that fits (reference/privilege-cloud.md).
+    fn check_deployment(&self, url: &url::Url, origin: &Origin) -> Result<(), ConfigError> {
+        let shape = host_shape(url);
+        if self.auth_method != AuthMethod::Identity {
+            if self.identity_url.is_some() {
+                return Err(origin.error(
+                    "pvwa.identity_url",
+                    "applies only with pvwa.auth_method = \"identity\" (Privilege Cloud); remove it for a self-hosted PVWA",
+                ));
+            }
+            return match shape {
+                HostShape::PrivilegeCloud => Err(origin.error(
+                    "pvwa.auth_method",
+                    format!(
+                        "`{url}` is a Privilege Cloud address, which takes no PVWA logon: set pvwa.auth_method = \"identity\" and pvwa.identity_url to your CyberArk Identity tenant (https://<tenant-id>.id.cyberark.cloud)"
+                    ),
+                )),
+                HostShape::Identity | HostShape::OtherCloud => Err(origin.error(
+                    "pvwa.url",
+                    format!(
+                        "`{url}` is a CyberArk cloud address but not a PVWA: a self-hosted PVWA has its own host name; for Privilege Cloud use https://<subdomain>.privilegecloud.cyberark.cloud with pvwa.auth_method = \"identity\""
+                    ),
+                )),
+                HostShape::Loopback | HostShape::SelfHosted => Ok(()),
+            };
+        }
+        match shape {
+            HostShape::PrivilegeCloud | HostShape::Loopback => {}
+            HostShape::Identity => {
+                return Err(origin.error(
+                    "pvwa.url",
+                    format!(
+                        "`{url}` is the CyberArk Identity tenant, which belongs in pvwa.identity_url; pvwa.url is the Privilege Cloud API, https://<subdomain>.privilegecloud.cyberark.cloud"
+                    ),
+                ));
+            }
+            HostShape::OtherCloud => {
+                let hint = portal_subdomain(url)
+                    .map(|s| format!("https://{s}.privilegecloud.cyberark.cloud"))
+                    .unwrap_or_else(|| "https://<subdomain>.privilegecloud.cyberark.cloud".into());
+                return Err(origin.error(
+                    "pvwa.url",
+                    format!(
+                        "`{url}` is not the Privilege Cloud API (the portal, or another service): use {hint}"
+                    ),
+                ));
+            }
+            HostShape::SelfHosted => {
+                return Err(origin.error(
+                    "pvwa.url",
+                    format!(
+                        "`{url}` looks like a self-hosted PVWA, which signs in with pvwa.auth_method = \"ldap\", \"cyberark\" or \"radius\"; Privilege Cloud (auth_method = \"identity\") is reached at https://<subdomain>.privilegecloud.cyberark.cloud"
+                    ),
+                ));
+            }
+        }
+        let Some(raw) = &self.identity_url else {
+            return Err(origin.error(
+                "pvwa.identity_url",
+                "is missing: auth_method = \"identity\" signs in at your CyberArk Identity tenant, e.g. https://abc1234.id.cyberark.cloud (Identity Administration shows the tenant id)",
+            ));
+        };
+        let id = crate::tls::check_url(raw).map_err(|m| origin.error("pvwa.identity_url", m))?;
+        if !matches!(id.path(), "" | "/") || id.query().is_some() {
+            return Err(origin.error(
+                "pvwa.identity_url",
+                format!(
+                    "`{raw}` has a path: give the tenant's address only (https://<tenant-id>.id.cyberark.cloud); the token path /oauth2/platformtoken is added"
+                ),
+            ));
+        }
+        match host_shape(&id) {
+            HostShape::Identity | HostShape::Loopback => Ok(()),
+            HostShape::PrivilegeCloud => Err(origin.error(
+                "pvwa.identity_url",
+                format!(
+                    "`{raw}` is the Privilege Cloud API, which belongs in pvwa.url; pvwa.identity_url is the Identity tenant, https://<tenant-id>.id.cyberark.cloud"
+                ),
+            )),
+            HostShape::OtherCloud | HostShape::SelfHosted => Err(origin.error(
+                "pvwa.identity_url",
+                format!(
+                    "`{raw}` is not a CyberArk Identity tenant: use https://<tenant-id>.id.cyberark.cloud (or https://<tenant-id>.my.idaptive.app for an older tenant)"
+                ),
+            )),
+        }
+    }
+
+    /// The Identity token endpoint (`<identity_url>/oauth2/platformtoken`), with Identity.
+    pub fn token_url(&self) -> Option<String> {
+        let base = self.identity_url.as_deref()?;
+        Some(format!(
+            "{}/oauth2/platformtoken",
+            base.trim().trim_end_matches('/')
+        ))
     }
 }
 

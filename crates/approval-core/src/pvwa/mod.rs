@@ -1,14 +1,18 @@
-//! PVWA REST client (self-hosted, Gen2 API): logon/logoff, incoming requests, confirm/reject,
-//! safe members. See reference/pvwa.md.
+//! PVWA REST client (Gen2 API), self-hosted or Privilege Cloud: sign-in, incoming requests,
+//! confirm/reject, safe members. See reference/pvwa.md and reference/privilege-cloud.md.
 //!
-//! - The session token goes raw into `Authorization` (no `Bearer`), and each session has its own
-//!   cookie jar and connection pool (sticky load balancers).
+//! - Self-hosted: logon/logoff; the session token goes raw into `Authorization` (no `Bearer`),
+//!   and each session has its own cookie jar and connection pool (sticky load balancers).
+//! - Privilege Cloud (`auth_method = "identity"`): no logon; a CyberArk Identity platform token
+//!   goes as `Authorization: Bearer`, renewed before it runs out and once after a 401
+//!   ([`identity`]). Everything above the sign-in is the same.
 //! - Reads and logon are retried with backoff on transient faults; confirm and reject are never
 //!   repeated once they may have reached the server.
 //! - Logoff happens on every path: use [`Pvwa::with_session`], or call [`Session::logoff`];
 //!   a dropped session logs itself off in the background as a last resort.
 
 pub mod config;
+mod identity;
 pub mod model;
 pub mod view;
 
@@ -41,6 +45,20 @@ pub enum PvwaError {
     },
     #[error("PVWA refused the logon of {user}: {detail}")]
     LogonRefused { user: String, detail: String },
+    #[error("CyberArk Identity at {url} refused the token request of {user}: {detail}")]
+    IdentityRefused {
+        url: String,
+        user: String,
+        detail: String,
+    },
+    #[error("CyberArk Identity at {url} is unreachable: {detail}")]
+    IdentityUnreachable {
+        url: String,
+        detail: String,
+        timed_out: bool,
+    },
+    #[error("no CyberArk Identity token endpoint at {url} ({detail})")]
+    IdentityEndpoint { url: String, detail: String },
     #[error("PVWA session of {user} is no longer valid ({detail})")]
     SessionInvalid { user: String, detail: String },
     #[error("request {id} not found in PVWA{}", detail_suffix(.detail))]
@@ -83,6 +101,7 @@ impl PvwaError {
     pub fn is_transient(&self) -> bool {
         match self {
             PvwaError::Unreachable { .. }
+            | PvwaError::IdentityUnreachable { .. }
             | PvwaError::Timeout { .. }
             | PvwaError::OutcomeUnknown { .. } => true,
             PvwaError::Api { status, code, .. } => {
@@ -98,7 +117,17 @@ impl Classify for PvwaError {
         match self {
             PvwaError::Unreachable { .. } => Exit::Unavailable,
             PvwaError::Timeout { .. } | PvwaError::OutcomeUnknown { .. } => Exit::TempFail,
-            PvwaError::LogonRefused { .. } | PvwaError::SessionInvalid { .. } => Exit::NoPerm,
+            PvwaError::LogonRefused { .. }
+            | PvwaError::IdentityRefused { .. }
+            | PvwaError::SessionInvalid { .. } => Exit::NoPerm,
+            PvwaError::IdentityUnreachable { timed_out, .. } => {
+                if *timed_out {
+                    Exit::TempFail
+                } else {
+                    Exit::Unavailable
+                }
+            }
+            PvwaError::IdentityEndpoint { .. } => Exit::Config,
             PvwaError::NotFound { .. } => Exit::Refused,
             PvwaError::Api { status, code, .. } => match status {
                 401 | 403 => Exit::NoPerm,
@@ -120,6 +149,13 @@ impl Classify for PvwaError {
             }
             PvwaError::Unreachable { .. } => Some("check pvwa.url and that the PVWA is up and reachable from this host".into()),
             PvwaError::LogonRefused { .. } => Some("check the account's user name, password reference and pvwa.auth_method".into()),
+            PvwaError::IdentityRefused { .. } => Some("check the account: its user name is the Identity service user's full login name (e.g. pam-bot@cyberark.cloud.12345), its password reference holds that user's secret, and the user is an OAuth confidential client".into()),
+            PvwaError::IdentityUnreachable { detail, .. } if detail.contains("certificate") || detail.contains("Certificate") => {
+                Some("the Identity tenant's TLS certificate is not trusted: pvwa.ca_bundle applies to it too".into())
+            }
+            PvwaError::IdentityUnreachable { .. } => Some("check pvwa.identity_url and that this host reaches it (proxy, firewall)".into()),
+            PvwaError::IdentityEndpoint { .. } => Some("check pvwa.identity_url: the CyberArk Identity tenant, https://<tenant-id>.id.cyberark.cloud (Identity Administration shows the tenant id)".into()),
+            PvwaError::SessionInvalid { detail, .. } if detail.contains("Identity token") => Some("the Privilege Cloud API refused a fresh Identity token: check that the service user has a Privilege Cloud role".into()),
             PvwaError::OutcomeUnknown { .. } => Some("look at the request with get-inco-req before trying again".into()),
             PvwaError::Api { status: 405, .. } => Some("this PVWA version may not support the call (IncomingRequests needs 9.10+)".into()),
             _ => None,
@@ -177,6 +213,8 @@ pub const MAX_REASON: usize = 1000;
 pub struct Pvwa {
     api: url::Url,
     auth: AuthMethod,
+    /// Privilege Cloud: `<identity tenant>/oauth2/platformtoken`.
+    token_url: Option<String>,
     concurrent_session: bool,
     settings: HttpSettings,
     tls: rustls::ClientConfig,
@@ -215,9 +253,17 @@ impl Pvwa {
             ..HttpSettings::default()
         };
         let tls = crate::tls::client_config(cfg.ca_bundle.as_deref())?;
+        let token_url = match cfg.auth_method {
+            AuthMethod::Identity => Some(cfg.token_url().ok_or_else(|| PvwaError::Protocol {
+                what: "pvwa.identity_url".into(),
+                detail: "missing: auth_method = \"identity\" needs the Identity tenant".into(),
+            })?),
+            _ => None,
+        };
         Ok(Pvwa {
             api,
             auth: cfg.auth_method,
+            token_url,
             concurrent_session: cfg.concurrent_session,
             settings,
             tls,
@@ -235,7 +281,14 @@ impl Pvwa {
         format!("{}{}", self.api, path)
     }
 
-    /// Log on with an account. One connection pool and cookie jar per session.
+    /// Whether the accounts sign in at CyberArk Identity (Privilege Cloud).
+    pub fn is_privilege_cloud(&self) -> bool {
+        self.token_url.is_some()
+    }
+
+    /// Sign in with an account: a PVWA logon, or on Privilege Cloud a first Identity token (so
+    /// that a wrong secret shows here, as a refused logon does). One connection pool and
+    /// cookie jar per session.
     pub async fn logon(
         &self,
         username: &str,
@@ -249,7 +302,33 @@ impl Pvwa {
                 what: "client setup".into(),
                 detail: e.to_string(),
             })?;
-        let url = self.url(&format!("auth/{}/Logon", self.auth.path_segment()));
+        let segment = match (&self.token_url, self.auth.path_segment()) {
+            (Some(token_url), _) => {
+                let tokens = identity::PlatformTokens::new(
+                    token_url.clone(),
+                    username,
+                    password,
+                    self.backoff,
+                    self.settings.request_timeout.as_secs(),
+                );
+                tokens.header(&http).await?;
+                log::debug!("Privilege Cloud: {username} signed in with an Identity token");
+                return Ok(Session {
+                    pvwa: self.clone(),
+                    http,
+                    user: username.to_string(),
+                    auth: Credential::Platform(tokens),
+                });
+            }
+            (None, Some(segment)) => segment,
+            (None, None) => {
+                return Err(PvwaError::Protocol {
+                    what: "logon".into(),
+                    detail: "auth_method = \"identity\" without pvwa.identity_url".into(),
+                });
+            }
+        };
+        let url = self.url(&format!("auth/{segment}/Logon"));
         let body = zeroize::Zeroizing::new(
             serde_json::json!({
                 "username": username,
@@ -334,7 +413,7 @@ impl Pvwa {
             pvwa: self.clone(),
             http,
             user: username.to_string(),
-            token: Some(token),
+            auth: Credential::Vault(Some(token)),
         })
     }
 
@@ -413,19 +492,35 @@ fn error_detail(text: &str) -> (Option<String>, String) {
     )
 }
 
-/// A logged-on PVWA session.
+/// A signed-in PVWA session.
 pub struct Session {
     pvwa: Pvwa,
     http: reqwest::Client,
     user: String,
-    token: Option<SecretString>,
+    auth: Credential,
+}
+
+/// What a session sends in `Authorization`.
+enum Credential {
+    /// Self-hosted: the raw session token, until logoff.
+    Vault(Option<SecretString>),
+    /// Privilege Cloud: Identity platform tokens, renewed as they run out.
+    Platform(identity::PlatformTokens),
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let open = match &self.auth {
+            Credential::Vault(t) => t.is_some(),
+            Credential::Platform(_) => true,
+        };
         f.debug_struct("Session")
             .field("user", &self.user)
-            .field("open", &self.token.is_some())
+            .field(
+                "privilege_cloud",
+                &matches!(self.auth, Credential::Platform(_)),
+            )
+            .field("open", &open)
             .finish()
     }
 }
@@ -443,13 +538,22 @@ impl Session {
         &self.user
     }
 
-    fn token(&self) -> Result<&SecretString, PvwaError> {
-        self.token
-            .as_ref()
-            .ok_or_else(|| PvwaError::SessionInvalid {
+    /// Whether the session renews its own credential after a 401 (Privilege Cloud): the
+    /// caller must not sign in again on top of that.
+    pub fn renews_itself(&self) -> bool {
+        matches!(self.auth, Credential::Platform(_))
+    }
+
+    /// The `Authorization` value of the next call.
+    async fn authorization(&self) -> Result<reqwest::header::HeaderValue, PvwaError> {
+        match &self.auth {
+            Credential::Vault(Some(token)) => auth_header(token),
+            Credential::Vault(None) => Err(PvwaError::SessionInvalid {
                 user: self.user.clone(),
                 detail: "logged off".into(),
-            })
+            }),
+            Credential::Platform(tokens) => tokens.header(&self.http).await,
+        }
     }
 
     async fn call(
@@ -462,11 +566,16 @@ impl Session {
     ) -> Result<(u16, String), PvwaError> {
         let url = self.pvwa.url(path);
         let mut attempt = 0;
+        let mut renewed = false;
         loop {
-            let mut req = self.http.request(method.clone(), &url).header(
-                reqwest::header::AUTHORIZATION,
-                self.token()?.expose_secret(),
-            );
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .header(reqwest::header::AUTHORIZATION, self.authorization().await?);
+            if let Credential::Platform(_) = &self.auth {
+                // As CyberArk's own Identity module sends it to the Privilege Cloud API.
+                req = req.header("X-IDAP-NATIVE-CLIENT", "true");
+            }
             if let Some(b) = &body {
                 req = req.json(b);
             }
@@ -476,6 +585,20 @@ impl Session {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let retry_after = http::retry_after(resp.headers());
+                    // A 401 is answered before anything is done, so even a confirm may be sent
+                    // again: once, with a new Identity token.
+                    if status == 401
+                        && !renewed
+                        && let Credential::Platform(tokens) = &self.auth
+                    {
+                        renewed = true;
+                        log::info!(
+                            "PVWA {what}: 401 for the Identity token of {}; renewing it once",
+                            self.user
+                        );
+                        tokens.forget().await;
+                        continue;
+                    }
                     if idem == Idempotent::Yes
                         && http::status_is_transient(status)
                         && attempt < self.pvwa.backoff.retries
@@ -550,6 +673,10 @@ impl Session {
     fn fail(&self, what: &str, status: u16, text: &str, id: Option<&str>) -> PvwaError {
         let (code, detail) = error_detail(text);
         match status {
+            401 if self.renews_itself() => PvwaError::SessionInvalid {
+                user: self.user.clone(),
+                detail: format!("401 with a fresh Identity token: {detail}"),
+            },
             401 => PvwaError::SessionInvalid {
                 user: self.user.clone(),
                 detail: format!("401: {detail}"),
@@ -695,7 +822,11 @@ impl Session {
     }
 
     async fn logoff_in_place(&mut self) {
-        let Some(token) = self.token.take() else {
+        // Privilege Cloud has no logoff: the token is dropped with the session.
+        let Credential::Vault(slot) = &mut self.auth else {
+            return;
+        };
+        let Some(token) = slot.take() else {
             return;
         };
         let Ok(auth) = auth_header(&token) else {
@@ -726,7 +857,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let Some(token) = self.token.take() else {
+        let Credential::Vault(slot) = &mut self.auth else {
+            return;
+        };
+        let Some(token) = slot.take() else {
             return;
         };
         // Last resort for a session dropped on an error path: log off in the background.

@@ -88,6 +88,8 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
     assert!(!body.contains("Waiting"), "a stale status: {body}");
     assert!(body.contains("DBSafe_7") && body.contains("dave"), "{body}");
     assert!(!body.contains("(unknown)"), "every field from PVWA: {body}");
+    // One sign-in per account role (lookup, level 1, level 2), kept across both mails.
+    assert_signed_in_per_role(&env, 3);
     w.close().await;
 }
 

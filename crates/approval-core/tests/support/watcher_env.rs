@@ -4,9 +4,11 @@
 //! through a nested group; dave approves InfraSafe only), the configuration for them, forwarded
 //! mails, and what pam-sim saw.
 //!
-//! One suite, two mailbox backends: the including crate names its backend in
+//! One suite, two mailbox backends and two PVWAs: the including crate names its backend in
 //! `SUITE_BACKEND` (EWS, or Graph for Exchange Online), and every helper here (the mailbox
-//! section, delivering, importing, folders, sent mail) follows it.
+//! section, delivering, importing, folders, sent mail) follows it; `SUITE_PVWA` names the PVWA
+//! pam-sim plays (self-hosted, or Privilege Cloud with Identity sign-in) and the `[pvwa]`
+//! section follows that.
 
 #![allow(dead_code, unused_macros)]
 
@@ -115,6 +117,7 @@ pub struct Env {
     pub slapd: Option<Slapd>,
     pub dir: tempfile::TempDir,
     pub backend: Backend,
+    pub pvwa: pam_sim::pvwa::PvwaMode,
 }
 
 pub fn secret(dir: &std::path::Path, name: &str, value: &str) -> String {
@@ -138,8 +141,11 @@ pub async fn start_with(extra_scenario: &str) -> Option<Env> {
         "[graph]\ntenant_id = \"{GRAPH_TENANT}\"\nmailboxes = [\"{BOX}\"]\n[[graph.apps]]\nclient_id = \"{GRAPH_APP}\"\ngenerate_certificate = \"{}\"\nmailboxes = [\"{BOX}\"]\n",
         dir.path().join("graph-app").display()
     );
+    let mut scenario =
+        Scenario::from_toml(&format!("{SCENARIO}\n{graph}\n{extra_scenario}")).expect("scenario");
+    scenario.pvwa.mode = crate::SUITE_PVWA;
     let sim = Sim::start(
-        Scenario::from_toml(&format!("{SCENARIO}\n{graph}\n{extra_scenario}")).expect("scenario"),
+        scenario,
         SimOptions {
             tls_dir: Some(dir.path().join("tls")),
             ..SimOptions::default()
@@ -152,6 +158,7 @@ pub async fn start_with(extra_scenario: &str) -> Option<Env> {
         slapd: Some(slapd),
         dir,
         backend: crate::SUITE_BACKEND,
+        pvwa: crate::SUITE_PVWA,
     })
 }
 
@@ -182,6 +189,7 @@ pub fn config_text_on(
         r#"
 [pvwa]
 url = "{url}"
+{sign_in}
 ca_bundle = "{ca}"
 retries = 0
 backoff_ms = 10
@@ -235,6 +243,7 @@ max_attempts = 3
 pam_team = ["pam-team@example.test"]
 "#,
         url = env.sim.url(),
+        sign_in = sign_in(env),
         mailbox_section = mailbox_section(env, backend, &ca, mailbox_extra),
         l1 = secret(d, "l1", "l1-pass"),
         l2 = secret(d, "l2", "l2-pass"),
@@ -245,6 +254,39 @@ pam_team = ["pam-team@example.test"]
         state = d.join("state").display(),
     );
     text
+}
+
+/// How the accounts sign in: a PVWA logon, or on Privilege Cloud an Identity platform token
+/// (pam-sim plays the Identity tenant on the same address).
+pub fn sign_in(env: &Env) -> String {
+    match env.pvwa {
+        pam_sim::pvwa::PvwaMode::SelfHosted => "auth_method = \"ldap\"".into(),
+        pam_sim::pvwa::PvwaMode::PrivilegeCloud => {
+            format!(
+                "auth_method = \"identity\"\nidentity_url = \"{}\"",
+                env.sim.url()
+            )
+        }
+    }
+}
+
+/// The watcher signed in `roles` times, once per account role it used: PVWA logons on a
+/// self-hosted PVWA, Identity platform tokens (and no logon, no raw token) on Privilege Cloud.
+pub fn assert_signed_in_per_role(env: &Env, roles: u64) {
+    let st = env.sim.state.pvwa.stats();
+    match env.pvwa {
+        pam_sim::pvwa::PvwaMode::SelfHosted => {
+            assert_eq!((st.logons, st.platform_tokens), (roles, 0), "{st:?}");
+        }
+        pam_sim::pvwa::PvwaMode::PrivilegeCloud => {
+            assert_eq!((st.logons, st.platform_tokens), (0, roles), "{st:?}");
+            assert_eq!(
+                (st.raw_refused, st.platform_token_rejected),
+                (0, 0),
+                "{st:?}"
+            );
+        }
+    }
 }
 
 /// `[mailbox]` for the suite's backend, with `extra` keys (backend-specific keys of the other

@@ -1,0 +1,450 @@
+// The single-request tools' suite (included by pvwa_tools.rs for a self-hosted PVWA and by
+// pvwa_tools_privilege_cloud.rs for Privilege Cloud; `SUITE_PVWA` names the mode).
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use pam_sim::pvwa::PvwaMode;
+use pam_sim::{Scenario, Sim, SimOptions};
+
+const SCENARIO: &str = include_str!("../../../../examples/demo/scenario.toml");
+
+struct Env {
+    sim: Sim,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, value).expect("write secret");
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    p
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut scenario = Scenario::from_toml(SCENARIO).expect("scenario");
+    scenario.pvwa.mode = SUITE_PVWA;
+    let sim = Sim::start(
+        scenario,
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("sim");
+    let l1 = secret_file(dir.path(), "l1", "Level1-Demo-Pass\n");
+    let l2 = secret_file(dir.path(), "l2", "Level2-Demo-Pass\n");
+    let lk = secret_file(dir.path(), "lk", "Lookup-Demo-Pass\n");
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[pvwa]
+url = "{url}"
+{sign_in}
+ca_bundle = "{ca}"
+backoff_ms = 10
+[accounts.level1]
+username = "svc_pam_level1"
+password = "file:{l1}"
+[accounts.level2]
+username = "svc_pam_level2"
+password = "file:{l2}"
+[accounts.lookup]
+username = "svc_pam_lookup"
+password = "file:{lk}"
+"#,
+            url = sim.url(),
+            sign_in = sign_in(&sim),
+            ca = sim.ca_cert.as_ref().expect("ca").display(),
+            l1 = l1.display(),
+            l2 = l2.display(),
+            lk = lk.display()
+        ),
+    )
+    .expect("config");
+    Env { sim, dir, config }
+}
+
+/// How the suite's accounts sign in: a PVWA logon, or on Privilege Cloud an Identity token
+/// (pam-sim plays the Identity tenant on the same address).
+fn sign_in(sim: &Sim) -> String {
+    match SUITE_PVWA {
+        PvwaMode::SelfHosted => "auth_method = \"ldap\"".into(),
+        PvwaMode::PrivilegeCloud => format!(
+            "auth_method = \"identity\"\nidentity_url = \"{}\"",
+            sim.url()
+        ),
+    }
+}
+
+/// Every run signed in and, on a self-hosted PVWA, logged off again; on Privilege Cloud no
+/// logon at all, one Identity token per run.
+fn assert_signed_in_and_out(env: &Env, runs: u64) {
+    let st = env.sim.state.pvwa.stats();
+    match SUITE_PVWA {
+        PvwaMode::SelfHosted => {
+            assert_eq!((st.logons, st.logoffs), (runs, runs), "{st:?}");
+        }
+        PvwaMode::PrivilegeCloud => {
+            assert_eq!((st.logons, st.logoffs), (0, 0), "{st:?}");
+            assert_eq!(st.platform_tokens, runs, "{st:?}");
+        }
+    }
+}
+
+fn bin(name: &str) -> PathBuf {
+    assert_cmd::cargo::cargo_bin(name)
+}
+
+/// Run a tool with the env's config (blocking: the simulator runs on other runtime threads).
+async fn tool(env: &Env, name: &str, args: &[&str], stdin: &str) -> Output {
+    let mut cmd = std::process::Command::new(bin(name));
+    cmd.args(args)
+        .env("APPROVAL_CONFIG", &env.config)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let input = stdin.to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = cmd.spawn().expect("spawn");
+        let mut sin = child.stdin.take().expect("stdin");
+        sin.write_all(input.as_bytes()).expect("write stdin");
+        drop(sin);
+        child.wait_with_output().expect("wait")
+    })
+    .await
+    .expect("join")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approve_level_one_then_two_and_look_up_who_confirmed() {
+    let env = start().await;
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("confirmed InfraSafe_12 at level 1 as svc_pam_level1"),
+        "{}",
+        out(&o)
+    );
+
+    let o = tool(&env, "get-inco-req", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("Level:          2 (1 confirmation(s) left"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PAM_Infra_Approvers [svc_pam_level1] acted at"),
+        "{text}"
+    );
+    assert!(
+        text.contains("UTC): Approved on behalf of bob@example.test"),
+        "{text}"
+    );
+
+    let o = tool(
+        &env,
+        "second-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "carol@example.test"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+
+    let o = tool(&env, "get-inco-req", &["--json", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("one JSON object");
+    assert_eq!(v["request_id"], "InfraSafe_12");
+    assert_eq!(v["status_title"], "Confirmed");
+    let by = v["confirmed_by"].as_array().expect("confirmed_by");
+    assert_eq!(by.len(), 2);
+    assert_eq!(by[0]["members"][0], "svc_pam_level1");
+    assert_eq!(by[1]["reason"], "Approved on behalf of carol@example.test");
+    assert!(by[1]["time"]["utc"].as_str().expect("utc").ends_with('Z'));
+    assert!(by[1]["time"]["local"].as_str().is_some());
+
+    let actions = env.sim.state.pvwa.actions();
+    assert_eq!(
+        actions
+            .iter()
+            .map(|a| (a.level, a.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "svc_pam_level1"), (2, "svc_pam_level2")]
+    );
+    // first-level-approve, get-inco-req, second-level-approve, get-inco-req --json.
+    assert_signed_in_and_out(&env, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_list_pipes_through_jq_into_first_level_approve() {
+    let env = start().await;
+    if std::process::Command::new("jq")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("PAMTEST_REQUIRE_SERVERS").is_none(),
+            "jq is required (scripts/install-test-deps.sh)"
+        );
+        eprintln!("skipping: jq is not installed");
+        return;
+    }
+    let script = format!(
+        "'{}' --waiting --level 1 --json | jq -r .request_id | '{}' - --json --reason 'batch from pipeline'",
+        bin("get-inco-req").display(),
+        bin("first-level-approve").display()
+    );
+    let config = env.config.clone();
+    let o = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .args(["-o", "pipefail", "-c", &script])
+            .env("APPROVAL_CONFIG", config)
+            .output()
+            .expect("bash")
+    })
+    .await
+    .expect("join");
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let lines: Vec<serde_json::Value> = out(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let ids: Vec<&str> = lines
+        .iter()
+        .map(|v| v["request_id"].as_str().expect("id"))
+        .collect();
+    // Level-1 waiting requests the level-1 account may confirm: both InfraSafe ones and DBSafe_7,
+    // not the expired InfraSafe_14.
+    assert_eq!(ids, ["DBSafe_7", "InfraSafe_12", "InfraSafe_13"]);
+    assert!(lines.iter().all(|v| v["outcome"] == "confirmed"));
+    assert_eq!(env.sim.state.pvwa.actions().len(), 3);
+    assert!(
+        env.sim
+            .state
+            .pvwa
+            .actions()
+            .iter()
+            .all(|a| a.reason == "batch from pipeline")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_confirms_exit_1_and_show_who_confirmed_and_when() {
+    let env = start().await;
+    assert_eq!(
+        tool(&env, "first-level-approve", &["InfraSafe_13"], "")
+            .await
+            .status
+            .code(),
+        Some(0)
+    );
+    // Already confirmed.
+    let o = tool(&env, "first-level-approve", &["InfraSafe_13"], "").await;
+    assert_eq!(o.status.code(), Some(1));
+    let text = out(&o);
+    assert!(text.contains("FAILED InfraSafe_13 at level 1"), "{text}");
+    assert!(text.contains("Status:         Confirmed"), "{text}");
+    assert!(
+        text.contains("PAM_Infra_Approvers [svc_pam_level1] acted at"),
+        "{text}"
+    );
+    // Expired, in JSON.
+    let o = tool(&env, "first-level-approve", &["--json", "InfraSafe_14"], "").await;
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "failed");
+    assert_eq!(v["request"]["expired"], true);
+    assert!(v["request"]["expires"]["utc"].is_string());
+    assert_eq!(v["error"]["kind"], "refused");
+    // Not authorised: the level-2 account at level 1.
+    let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out(&o).contains("not authorized"), "{}", out(&o));
+    // Dry run confirms nothing.
+    let before = env.sim.state.pvwa.actions().len();
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["--dry-run", "InfraSafe_12"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        out(&o).contains("would confirm InfraSafe_12 at level 1"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(env.sim.state.pvwa.actions().len(), before);
+    // A malformed id from stdin is bad data; the good one is still confirmed.
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["-"],
+        "bad+id\nInfraSafe_12\n",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(65), "{}", out(&o));
+    assert!(out(&o).contains("confirmed InfraSafe_12"), "{}", out(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pvwa_down_exits_69_and_bad_config_exits_78_naming_the_key() {
+    let env = start().await;
+    let config = std::fs::read_to_string(&env.config).expect("read");
+    // Down.
+    let down = config
+        .replace(&env.sim.url(), "https://127.0.0.1:9")
+        .replace("backoff_ms = 10", "backoff_ms = 10\nretries = 1");
+    std::fs::write(&env.config, &down).expect("write");
+    let o = tool(&env, "get-inco-req", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(69), "{}", err(&o));
+    assert!(err(&o).contains("unreachable"), "{}", err(&o));
+    if SUITE_PVWA == PvwaMode::PrivilegeCloud {
+        // The first call goes to the Identity tenant, and the error says so.
+        assert!(
+            err(&o).contains("CyberArk Identity at https://127.0.0.1:9/oauth2/platformtoken"),
+            "{}",
+            err(&o)
+        );
+    }
+    // Unknown key.
+    std::fs::write(
+        &env.config,
+        config.replace("backoff_ms = 10", "backoff_ms = 10\ntimeout = 5"),
+    )
+    .expect("write");
+    let o = tool(&env, "first-level-approve", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(78));
+    assert!(err(&o).contains("key `pvwa.timeout`"), "{}", err(&o));
+    assert!(
+        err(&o).contains(env.config.to_str().expect("utf8")),
+        "{}",
+        err(&o)
+    );
+    // The same as JSON on stderr.
+    let o = tool(&env, "first-level-approve", &["--json", "InfraSafe_12"], "").await;
+    let v: serde_json::Value = serde_json::from_str(err(&o).trim()).expect("json error");
+    assert_eq!(v["error"]["kind"], "config");
+    assert_eq!(v["error"]["exit"], 78);
+    // A world-readable password file is a config error naming the reference.
+    std::fs::write(&env.config, &config).expect("write");
+    let l1 = env.dir.path().join("l1");
+    std::fs::set_permissions(&l1, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let o = tool(&env, "first-level-approve", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(78));
+    assert!(err(&o).contains("chmod 600"), "{}", err(&o));
+    assert!(!err(&o).contains("Level1-Demo-Pass"));
+    // Wrong password: 77.
+    std::fs::write(&l1, "not-the-password").expect("write");
+    std::fs::set_permissions(&l1, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = tool(&env, "first-level-approve", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(77), "{}", err(&o));
+    assert!(!err(&o).contains("not-the-password"));
+    if SUITE_PVWA == PvwaMode::PrivilegeCloud {
+        assert!(
+            err(&o).contains("refused the token request of svc_pam_level1")
+                && err(&o).contains("OAuth confidential client"),
+            "{}",
+            err(&o)
+        );
+    }
+    assert!(env.sim.state.pvwa.actions().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_session_token_or_cookie_at_any_verbosity() {
+    let env = start().await;
+    let mut runs = Vec::new();
+    for v in ["-q", "-v", "-vv", "-vvv"] {
+        runs.push((
+            v,
+            tool(&env, "get-inco-req", &[v, "InfraSafe_12"], "").await,
+        ));
+    }
+    runs.push((
+        "-vvv",
+        tool(
+            &env,
+            "first-level-approve",
+            &["-vvv", "InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+            "",
+        )
+        .await,
+    ));
+    // Fails (already acted): the error path at full verbosity.
+    runs.push((
+        "-vvv",
+        tool(&env, "first-level-approve", &["-vvv", "InfraSafe_12"], "").await,
+    ));
+    let tokens = env.sim.state.pvwa.issued_tokens();
+    let cookies = env.sim.state.pvwa.issued_cookies();
+    // A session token (and a stickiness cookie) per run; on Privilege Cloud an Identity token.
+    let cookies_per_run = usize::from(SUITE_PVWA == PvwaMode::SelfHosted);
+    assert_eq!(
+        (tokens.len(), cookies.len()),
+        (runs.len(), cookies_per_run * runs.len()),
+        "one sign-in per run: {}",
+        runs.iter()
+            .map(|(_, o)| err(o))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    );
+    let mut saw = std::collections::BTreeSet::new();
+    for (v, o) in &runs {
+        let all = format!("{}{}", out(o), err(o));
+        for (level, tag) in [("debug", "DEBUG"), ("trace", "TRACE")] {
+            if all.contains(tag) {
+                saw.insert((*v, level));
+            }
+        }
+        for secret in ["Level1-Demo-Pass", "Lookup-Demo-Pass"] {
+            assert!(!all.contains(secret), "{v}: password leaked:\n{all}");
+        }
+        for t in &tokens {
+            assert!(
+                !all.contains(t.as_str()),
+                "{v}: session token leaked:\n{all}"
+            );
+        }
+        for c in &cookies {
+            let value = c.split_once('=').map_or(c.as_str(), |(_, v)| v);
+            assert!(!all.contains(value), "{v}: cookie {c} leaked:\n{all}");
+        }
+        assert!(
+            !all.to_ascii_lowercase().contains("set-cookie"),
+            "{v}: a Set-Cookie header was logged:\n{all}"
+        );
+    }
+    assert!(saw.contains(&("-vv", "debug")), "-vv gives debug: {saw:?}");
+    assert!(
+        !saw.contains(&("-vv", "trace")),
+        "-vv is not trace: {saw:?}"
+    );
+    assert!(
+        saw.contains(&("-vvv", "trace")),
+        "-vvv adds trace detail: {saw:?}"
+    );
+}
