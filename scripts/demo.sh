@@ -7,7 +7,9 @@
 # (examples/demo/watcher-scenario.toml), forwarded mails (examples/demo/mails/) delivered to the
 # approval mailbox, `check-approval-request --once`, and what each forwarder got back. Last, the
 # same watcher on Exchange Online: pam-sim plays Microsoft Graph and Entra ID's token endpoint,
-# the app signs in with a certificate, and the same mails are approved through Graph.
+# the app signs in with a certificate, and the same mails are approved through Graph. Then the
+# single-request tools on Privilege Cloud: pam-sim plays CyberArk Identity and a Bearer-only
+# PVWA, and the accounts sign in with platform tokens (docs/privilege-cloud.md).
 # Nothing leaves this machine; servers and temporary files are removed on every exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,7 +41,7 @@ export PATH="$bin:$PATH"
 
 work=$(mktemp -d)
 cleanup() {
-  for p in "${sim_pid:-}" "${sim2_pid:-}" "${sim3_pid:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null; done
+  for p in "${sim_pid:-}" "${sim2_pid:-}" "${sim3_pid:-}" "${sim4_pid:-}"; do [[ -n "$p" ]] && kill "$p" 2>/dev/null; done
   [[ -d "$work/slapd" ]] && scripts/start-slapd.sh --stop "$work/slapd" >/dev/null 2>&1
   wait 2>/dev/null || true
   rm -rf "$work"
@@ -207,3 +209,30 @@ echo; echo "# replies sent through Graph (subjects), and the mailbox's folders:"
 admin3 "$url3/sim/graph/sent" | jq -r '.[] | "  to \(.to | join(", ")): \(.subject)"'
 admin3 "$url3/sim/graph/folders?mailbox=pam-approvals@example.test" | jq -c '.[] | select(.total > 0) | {folder: .name, mails: .total, unread: .unread}'
 echo "Graph: $(admin3 "$url3/sim/graph/stats" | jq -c '{tokens: .granted_certificate, calls: .calls}')"
+
+echo; echo "# 5. The single-request tools on Privilege Cloud (docs/privilege-cloud.md): no PVWA logon;"
+echo "#    each account gets a platform token from CyberArk Identity and sends it as Bearer."
+for v in $(compgen -e | grep '^APPROVAL__' || true); do unset "$v"; done
+pam-sim --scenario examples/demo/scenario.toml --privilege-cloud --bind 127.0.0.1:0 \
+  --tls-dir "$work/tls4" --url-file "$work/url4" >"$work/pam-sim4.log" 2>&1 &
+sim4_pid=$!
+for _ in $(seq 100); do [[ -s "$work/url4" ]] && break; sleep 0.05; done
+[[ -s "$work/url4" ]] || { cat "$work/pam-sim4.log"; echo "pam-sim did not start" >&2; exit 69; }
+url4=$(cat "$work/url4")
+# The same accounts; pam-sim serves the Privilege Cloud API and the Identity tenant on one
+# loopback address (a real tenant: https://<subdomain>.privilegecloud.cyberark.cloud and
+# https://<tenant-id>.id.cyberark.cloud).
+sed -e "s|^url = .*|url = \"$url4\"\nauth_method = \"identity\"\nidentity_url = \"$url4\"|" \
+  -e "s|^ca_bundle = .*|ca_bundle = \"$work/tls4/ca.crt\"|" "$work/config.toml" > "$work/pcloud-config.toml"
+export APPROVAL_CONFIG="$work/pcloud-config.toml"
+say "head -5 $APPROVAL_CONFIG"
+head -5 "$APPROVAL_CONFIG"
+run get-inco-req --waiting --level 1
+run first-level-approve InfraSafe_12 --on-behalf-of bob@example.test
+run second-level-approve InfraSafe_12 --on-behalf-of carol@example.test
+echo; echo "# a wrong secret is refused by Identity (exit 77), and nothing of it is shown:"
+printf 'not-the-secret' > "$work/wrong.pw"
+APPROVAL__ACCOUNTS__LEVEL1__PASSWORD="file:$work/wrong.pw" run first-level-approve InfraSafe_13
+echo; echo "# what Privilege Cloud (pam-sim) recorded, and how the accounts signed in:"
+curl -fsS --cacert "$work/tls4/ca.crt" "$url4/sim/pvwa/actions" | jq -c '.[] | {request_id, level, user}'
+curl -fsS --cacert "$work/tls4/ca.crt" "$url4/sim/pvwa/sessions" | jq -c '{logons, platform_tokens, platform_token_refusals}'

@@ -58,6 +58,26 @@ fn the_main_example_validates() {
 }
 
 #[test]
+fn the_privilege_cloud_example_validates_with_identity_sign_in() {
+    let f = repo().join("examples/config.d/pvwa-privilege-cloud.toml");
+    let text = std::fs::read_to_string(&f).expect("read");
+    let l = config::load_from_parts(Some(&text), Some(f), &[]).expect("parses");
+    let p = l.pvwa().expect("[pvwa] valid");
+    assert_eq!(p.auth_method, approval_core::pvwa::AuthMethod::Identity);
+    assert_eq!(
+        p.token_url().as_deref(),
+        Some("https://abc1234.id.cyberark.cloud/oauth2/platformtoken")
+    );
+    for role in [
+        AccountRole::Level1,
+        AccountRole::Level2,
+        AccountRole::Lookup,
+    ] {
+        l.account(role).expect("account present");
+    }
+}
+
+#[test]
 fn a_typo_in_an_example_would_be_caught() {
     let f = repo().join("examples/config.toml");
     let text = std::fs::read_to_string(&f)

@@ -157,6 +157,7 @@ impl Classify for PvwaError {
             PvwaError::IdentityEndpoint { .. } => Some("check pvwa.identity_url: the CyberArk Identity tenant, https://<tenant-id>.id.cyberark.cloud (Identity Administration shows the tenant id)".into()),
             PvwaError::SessionInvalid { detail, .. } if detail.contains("Identity token") => Some("the Privilege Cloud API refused a fresh Identity token: check that the service user has a Privilege Cloud role".into()),
             PvwaError::OutcomeUnknown { .. } => Some("look at the request with get-inco-req before trying again".into()),
+            PvwaError::Api { what, status: 404, .. } if what == "logon" => Some("no PVWA logon at this address: on Privilege Cloud set pvwa.auth_method = \"identity\" and pvwa.identity_url".into()),
             PvwaError::Api { status: 405, .. } => Some("this PVWA version may not support the call (IncomingRequests needs 9.10+)".into()),
             _ => None,
         }
