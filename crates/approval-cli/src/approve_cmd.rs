@@ -30,20 +30,24 @@ pub const EXAMPLES: &str = "  %TOOL% InfraSafe_12 --on-behalf-of alice@example.c
   %TOOL% --dry-run InfraSafe_12 InfraSafe_13
   get-inco-req --waiting --json | jq -r .request_id | %TOOL% - --reason 'change 4711'";
 
-/// Parse flags and run the batch for `level`.
-pub fn main(level: u8, tool: &'static str) -> ExitCode {
+/// The command line of the tool that confirms at `level`.
+pub fn command(level: u8, tool: &'static str) -> clap::Command {
     let about = format!(
         "Confirm Dual Control requests at level {level} with the level-{level} service account \
-         ([accounts.level{level}]). One logon for all ids; a result line per id (JSON Lines with --json). \
+         ([accounts.level{level}]). One sign-in for all ids; a result line per id (JSON Lines with --json). \
          When a confirm fails, shows who confirmed the request and when."
     );
-    let matches = ApproveArgs::command()
+    ApproveArgs::command()
         .name(tool)
         .bin_name(tool)
         .about(about)
         .version(env!("CARGO_PKG_VERSION"))
         .after_help(crate::common::after_help(&EXAMPLES.replace("%TOOL%", tool)))
-        .get_matches();
+}
+
+/// Parse flags and run the batch for `level`.
+pub fn main(level: u8, tool: &'static str) -> ExitCode {
+    let matches = command(level, tool).get_matches();
     let args = match ApproveArgs::from_arg_matches(&matches) {
         Ok(a) => a,
         Err(e) => e.exit(),

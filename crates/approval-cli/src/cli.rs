@@ -1,0 +1,148 @@
+//! The command lines of every tool, in one place: the binaries parse them, and the man pages
+//! and shell completions shipped in the packages are generated from them
+//! (`tests/generated_files.rs` checks that the shipped files are up to date).
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use clap::{CommandFactory, Parser};
+
+use crate::Common;
+
+/// Every tool this crate installs, by its binary name.
+pub const TOOLS: [&str; 6] = [
+    "check-approval-request",
+    "first-level-approve",
+    "second-level-approve",
+    "get-inco-req",
+    "validate-ticket",
+    "remote-access",
+];
+
+/// The clap command of a tool, as its binary parses it.
+pub fn command(tool: &str) -> Option<clap::Command> {
+    Some(match tool {
+        "check-approval-request" => WatcherArgs::command(),
+        "first-level-approve" => crate::approve_cmd::command(1, "first-level-approve"),
+        "second-level-approve" => crate::approve_cmd::command(2, "second-level-approve"),
+        "get-inco-req" => GetIncoReqArgs::command(),
+        "validate-ticket" => ValidateTicketArgs::command(),
+        "remote-access" => crate::remote_access_cmd::Args::command(),
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------- check-approval-request
+
+const WATCHER_EXAMPLES: &str = "  check-approval-request --log-file /var/log/pam-approval/pam-approval.log --pid-file /run/pam-approval/watcher.pid
+  check-approval-request --once
+  check-approval-request --explain forwarded.eml --json
+  check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1
+  check-approval-request --check-mailbox";
+
+/// Watch the approval mailbox and confirm the Dual Control requests approvers forward to it.
+#[derive(Debug, Parser)]
+#[command(name = "check-approval-request", version, after_help = crate::common::after_help(WATCHER_EXAMPLES))]
+pub struct WatcherArgs {
+    /// One pass over the mailbox, then exit (for cron).
+    #[arg(long)]
+    pub once: bool,
+    /// Decide, but confirm nothing, send nothing, file nothing.
+    #[arg(long, requires = "once")]
+    pub dry_run: bool,
+    /// Write this process's id here while it runs (for logrotate's SIGHUP); removed on exit.
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// Print what the watcher would read from this mail and its verdict; contacts no server.
+    #[arg(long, value_name = "FILE.eml", conflicts_with_all = ["once", "check_sender"])]
+    pub explain: Option<PathBuf>,
+    /// Check whether this address may approve --safe at --level, and through which group.
+    #[arg(long, value_name = "EMAIL", requires_all = ["safe", "level"], conflicts_with = "once")]
+    pub check_sender: Option<String>,
+    /// Prove the [mailbox] configuration: sign in, read the watched folder, look for the
+    /// Processed and Refused folders; changes nothing, sends nothing.
+    #[arg(long, conflicts_with_all = ["once", "explain", "check_sender"])]
+    pub check_mailbox: bool,
+    /// With --check-sender: the safe.
+    #[arg(long, value_name = "SAFE")]
+    pub safe: Option<String>,
+    /// With --check-sender: the confirmation level (1 or 2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub level: Option<u8>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+// ---------------------------------------------------------------- get-inco-req
+
+const GET_INCO_REQ_EXAMPLES: &str = "  get-inco-req InfraSafe_12
+  get-inco-req --json InfraSafe_12 | jq '.confirmed_by'
+  get-inco-req --waiting --level 1 --json | jq -r .request_id | first-level-approve -";
+
+/// Show Dual Control requests as PVWA sees them: status, requester, level, expiry, access window,
+/// ticket, and every confirmer that acted (name, members, reason, time in local time and UTC).
+#[derive(Debug, Parser)]
+#[command(name = "get-inco-req", version, after_help = crate::common::after_help(GET_INCO_REQ_EXAMPLES))]
+pub struct GetIncoReqArgs {
+    /// Request ids (`<Safe>_<number>`), or `-` to read them from stdin.
+    #[arg(
+        value_name = "ID",
+        required_unless_present = "waiting",
+        conflicts_with = "waiting"
+    )]
+    pub ids: Vec<String>,
+    /// List the incoming requests still waiting for confirmation.
+    #[arg(long)]
+    pub waiting: bool,
+    /// With --waiting: list as the level's service account, only requests waiting at that level.
+    #[arg(long, requires = "waiting", value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub level: Option<u8>,
+    /// With --waiting: include expired requests.
+    #[arg(long, requires = "waiting")]
+    pub expired: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+// ---------------------------------------------------------------- validate-ticket
+
+const VALIDATE_TICKET_EXAMPLES: &str = "  validate-ticket --user alice CHG0030001
+  validate-ticket --user 'CORP\\alice' --at 2026-05-01T22:30:00Z --json CRQ000000000201
+  printf 'INC0010001\\nCHG0030001\\n' | validate-ticket --user alice -
+  validate-ticket --hash-bypass-code < /dev/tty    # type the code; prints its Argon2id hash";
+
+/// Check a ticket as CyberArk's ticketing integration does: failsafe bypass code, format, exactly
+/// one record, state, change approval, operation window, requester. Prints each validation's
+/// verdict (one line per ticket with `-`; JSON Lines with --json). Exit 0 when every ticket is
+/// valid, 1 when one is not, another code when the ticketing system cannot be asked.
+#[derive(Debug, Parser)]
+#[command(name = "validate-ticket", version, after_help = crate::common::after_help(VALIDATE_TICKET_EXAMPLES))]
+pub struct ValidateTicketArgs {
+    /// Ticket ids, or `-` to read them from stdin, one per line (use stdin for bypass codes:
+    /// arguments are visible to other users of the host).
+    #[arg(
+        value_name = "TICKET",
+        required_unless_present = "hash_bypass_code",
+        conflicts_with = "hash_bypass_code"
+    )]
+    pub tickets: Vec<String>,
+    /// The CyberArk requester the ticket must belong to (`DOMAIN\` is ignored, any case).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Check the operation window at this time instead of now (RFC 3339 with a zone, e.g.
+    /// 2026-05-01T22:30:00Z or 2026-05-02T00:30:00+02:00).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub at: Option<DateTime<Utc>>,
+    /// Read a bypass code from stdin (first line) and print its hash for
+    /// `ticketing.bypass_codes`; the code itself is never printed or logged.
+    #[arg(long)]
+    pub hash_bypass_code: bool,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time with a zone ({e})"))
+}
