@@ -1,6 +1,8 @@
 //! `check-approval-request` without `--once`: the long-running watch loop
 //! (`approval_core::pipeline::watch`). Signals: SIGTERM/SIGINT stop taking new mail, let the
-//! mails in flight finish, and exit 0; SIGHUP reopens the log file (logrotate).
+//! mails in flight finish, and exit 0; SIGHUP reopens the log file (logrotate). Under systemd
+//! (`Type=notify`): `READY=1` after the start-up catch-up, `WATCHDOG=1` while the loop lives,
+//! `STOPPING=1` on SIGTERM/SIGINT (approval_core::runtime::systemd).
 //!
 //! Exit: 0 after a signal; 75 when another watcher holds the state directory; 78 configuration;
 //! 77 a refused logon; transient faults while running never end the loop.
@@ -24,8 +26,16 @@ pub async fn run(_p: &Printer, loaded: &Loaded, pid_file: Option<&Path>) -> anyh
     let signals = tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = term.recv() => { log::info!("SIGTERM: finishing the mails in flight, then exiting"); token.cancel(); }
-                _ = int.recv() => { log::info!("SIGINT: finishing the mails in flight, then exiting"); token.cancel(); }
+                _ = term.recv() => {
+                    log::info!("SIGTERM: finishing the mails in flight, then exiting");
+                    approval_core::runtime::systemd::stopping();
+                    token.cancel();
+                }
+                _ = int.recv() => {
+                    log::info!("SIGINT: finishing the mails in flight, then exiting");
+                    approval_core::runtime::systemd::stopping();
+                    token.cancel();
+                }
                 _ = hup.recv() => match crate::logging::reopen() {
                     Ok(()) => log::info!("SIGHUP: log file reopened"),
                     // Keep writing to the old file rather than stop: the error goes there.

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::http::Backoff;
 use crate::mailbox::{FileSyncState, MailboxError, MessageRef, WaitOutcome};
+use crate::runtime::systemd::{self, Heartbeat};
 use crate::runtime::{InstanceLock, PidFile, RuntimeError};
 use crate::settings::Loaded;
 
@@ -118,12 +119,15 @@ struct Dispatcher {
     in_flight: Arc<Mutex<Items>>,
     tasks: JoinSet<Option<std::result::Result<Processed, Error>>>,
     summary: WatchSummary,
+    /// Signs of life for systemd's watchdog.
+    heartbeat: Heartbeat,
 }
 
 impl Dispatcher {
     /// Start processing each mail not already in flight; waits for a free slot when all are busy.
     async fn dispatch(&mut self, refs: Vec<MessageRef>, shutdown: &CancellationToken) {
         for r in refs {
+            self.heartbeat.beat();
             {
                 let mut f = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
                 if f.done.contains(&r.id)
@@ -202,6 +206,7 @@ impl Dispatcher {
             tokio::task::JoinError,
         >,
     ) {
+        self.heartbeat.beat();
         match r {
             Ok(Some(Ok(p))) if p.pending.is_some() => self.summary.pending += 1,
             Ok(Some(Ok(p))) => {
@@ -284,11 +289,28 @@ async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
     p.with_unfinished(refs)
 }
 
-/// Sleep `d` unless shut down first; returns false on shutdown.
-async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = shutdown.cancelled() => false,
-        _ = tokio::time::sleep(d) => true,
+/// The `STATUS=` line of a running watcher.
+fn status_line(s: &WatchSummary) -> String {
+    format!(
+        "watching the mailbox; since start: {} answered, {} left pending by a fault, {} unreadable",
+        s.processed, s.pending, s.failed
+    )
+}
+
+/// Sleep `d` unless shut down first; returns false on shutdown. A pause is a sign of life.
+async fn pause(d: Duration, shutdown: &CancellationToken, heartbeat: &Heartbeat) -> bool {
+    let end = tokio::time::Instant::now() + d;
+    loop {
+        heartbeat.beat();
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return true;
+        }
+        let chunk = (end - now).min(Duration::from_secs(5));
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(chunk) => {}
+        }
     }
 }
 
@@ -307,14 +329,32 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Result
 
 async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Result<WatchSummary> {
     let cfg = pipeline.config().clone();
-    let wait = Duration::from_secs(cfg.poll_secs);
+    let mut wait = Duration::from_secs(cfg.poll_secs);
+    let heartbeat = Heartbeat::default();
+    // systemd's watchdog (WatchdogSec=): fed while the loop shows signs of life; the loop wakes
+    // at least twice per watchdog interval, whatever watcher.poll_secs says.
+    let watchdog = systemd::watchdog_interval().map(|iv| {
+        if wait > iv / 2 {
+            log::info!(
+                "systemd watchdog of {} s: listing the mailbox every {} s instead of watcher.poll_secs = {}",
+                iv.as_secs(),
+                (iv / 2).as_secs(),
+                cfg.poll_secs
+            );
+            wait = iv / 2;
+        }
+        tokio::task::spawn_local(systemd::feed_watchdog(iv, heartbeat.clone()))
+    });
     let mut d = Dispatcher {
         pipeline: pipeline.clone(),
         permits: Arc::new(Semaphore::new(cfg.concurrency)),
         in_flight: Arc::default(),
         tasks: JoinSet::new(),
         summary: WatchSummary::default(),
+        heartbeat: heartbeat.clone(),
     };
+    let mut ready = false;
+    let mut shown = WatchSummary::default();
     let backoff = Backoff {
         retries: u32::MAX,
         first: Duration::from_secs(1),
@@ -336,7 +376,12 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         if shutdown.is_cancelled() {
             break Ok(());
         }
+        heartbeat.beat();
         d.reap();
+        if ready && d.summary != shown {
+            shown = d.summary.clone();
+            systemd::status(&status_line(&shown));
+        }
         let step: Result<()> = async {
             if resync {
                 let refs = pending_refs(&pipeline, catch_up).await?;
@@ -344,10 +389,18 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
                 if !refs.is_empty() {
                     log::debug!("{} mail(s) to look at", refs.len());
                 }
+                let found = refs.len();
                 d.items().forget_vanished(&refs);
                 d.dispatch(refs, &shutdown).await;
                 resync = false;
                 catch_up = false;
+                if !ready {
+                    // The start-up catch-up is listed and handed out: the service is up.
+                    ready = true;
+                    systemd::ready(&format!(
+                        "watching the mailbox; {found} mail(s) to look at from before the start"
+                    ));
+                }
             }
             let timeout = d.next_wait(wait, last_list);
             // A mail finishing (perhaps left pending, with its retry time) ends the wait early,
@@ -380,7 +433,11 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
                 );
                 resync = true;
                 catch_up = true;
-                if !pause(delay, &shutdown).await {
+                systemd::status(&format!(
+                    "mailbox fault, retrying in {} s: {e}",
+                    delay.as_secs()
+                ));
+                if !pause(delay, &shutdown, &heartbeat).await {
                     break Ok(());
                 }
             }
@@ -390,7 +447,8 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
                 let delay = backoff.delay(failures);
                 log::warn!("fault ({e}); retrying in {}s", delay.as_secs());
                 resync = true;
-                if !pause(delay, &shutdown).await {
+                systemd::status(&format!("fault, retrying in {} s: {e}", delay.as_secs()));
+                if !pause(delay, &shutdown, &heartbeat).await {
                     break Ok(());
                 }
             }
@@ -407,6 +465,9 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         );
     }
     d.drain().await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     log::info!(
         "watch loop ended: {} processed, {} pending, {} failed",
         d.summary.processed,

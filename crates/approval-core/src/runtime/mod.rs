@@ -1,6 +1,8 @@
 //! Process-level pieces of the watcher: one instance per state directory (a lock file), the pid
-//! file, one request id handled at a time, and the audit line. Files and locks only: it imports
-//! nothing above the bottom layer.
+//! file, one request id handled at a time, the audit line, and the service manager's
+//! notifications ([`systemd`]). Files and locks only: it imports nothing above the bottom layer.
+
+pub mod systemd;
 
 use std::collections::HashMap;
 use std::fs::File;
