@@ -153,6 +153,8 @@ deliver examples/demo/mails/0[2-8]-*.eml
 run check-approval-request --once
 echo; echo "# a second pass finds nothing new:"
 run check-approval-request --once
+echo; echo "# the watcher's state from its journal, as a Nagios check (exit 0 OK, 1 WARNING, 2 CRITICAL):"
+run check-approval-request --status
 
 echo; echo "# the reply each forwarder got (pam-sim's sent mail):"
 admin "$url2/sim/ews/sent" | jq -r '.[] | "--- to \(.to | join(", "))\(if (.cc | length) > 0 then "  cc \(.cc | join(", "))" else "" end)\nSubject: \(.subject)\n\(.body | gsub("\r"; "") | split("\n") | map(select(length > 0)) | .[0:4] | join("\n"))"'

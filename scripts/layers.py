@@ -35,9 +35,10 @@ LAYERS = [
      "reply text, the watcher's own settings; no I/O, no client",
      ["notice", "sender", "policy", "notify", "pipeline::config"], ["base", "data"]),
     ("clients", "one outside system each (PVWA, the mailbox backends, the directory, "
-     "ticketing, Remote Access) and the local stores (journal, locks and audit); "
+     "ticketing, Remote Access) and the local stores (journal, locks and audit, metrics); "
      "never the readers",
-     ["pvwa", "mailbox", "directory", "ticketing", "remote_access", "journal", "runtime"],
+     ["pvwa", "mailbox", "directory", "ticketing", "remote_access", "journal", "runtime",
+      "metrics"],
      ["base", "secrets", "data"]),
     ("top", "the aggregate configuration and error, and the operations that put the layers "
      "together: the watcher pipeline and the single-request tools",

@@ -38,7 +38,8 @@ const WATCHER_EXAMPLES: &str = "  check-approval-request --log-file /var/log/pam
   check-approval-request --once
   check-approval-request --explain forwarded.eml --json
   check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1
-  check-approval-request --check-mailbox";
+  check-approval-request --check-mailbox
+  check-approval-request --status          # Nagios-style: exit 0 OK, 1 WARNING, 2 CRITICAL";
 
 /// Watch the approval mailbox and confirm the Dual Control requests approvers forward to it.
 #[derive(Debug, Parser)]
@@ -63,6 +64,18 @@ pub struct WatcherArgs {
     /// Processed and Refused folders; changes nothing, sends nothing.
     #[arg(long, conflicts_with_all = ["once", "explain", "check_sender"])]
     pub check_mailbox: bool,
+    /// Print the watcher's state from its state directory in one line (journal counts, pending
+    /// mails, when the mailbox last answered) and exit as a Nagios plugin: 0 OK, 1 WARNING,
+    /// 2 CRITICAL. Asks no server.
+    #[arg(long, conflicts_with_all = ["once", "explain", "check_sender", "check_mailbox"])]
+    pub status: bool,
+    /// With --status: WARNING when the mailbox has not answered, or a mail has waited
+    /// unfinished, for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 900, requires = "status")]
+    pub warning_secs: u64,
+    /// With --status: CRITICAL past this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600, requires = "status")]
+    pub critical_secs: u64,
     /// With --check-sender: the safe.
     #[arg(long, value_name = "SAFE")]
     pub safe: Option<String>,

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod printer;
 pub mod remote_access_cmd;
 pub mod render;
+pub mod status;
 pub mod validate_ticket;
 pub mod watch;
 pub mod watch_once;

@@ -68,6 +68,17 @@ impl Classify for Error {
             Error::Usage(_) => None,
         }
     }
+    fn service(&self) -> &'static str {
+        match self {
+            Error::Pvwa(e) => e.service(),
+            Error::Mailbox(e) => e.service(),
+            Error::Secret(e) => e.service(),
+            Error::Journal(e) => e.service(),
+            Error::Directory(e) => e.service(),
+            Error::Ticketing(e) => e.service(),
+            _ => "",
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

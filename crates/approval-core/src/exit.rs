@@ -112,6 +112,10 @@ pub trait Classify {
     fn hint(&self) -> Option<String> {
         None
     }
+    /// The outside service at fault (`pvwa`, `mailbox`, …), for metrics; empty when none.
+    fn service(&self) -> &'static str {
+        ""
+    }
 }
 
 /// Help-text footer listing the exit codes, shared by every binary.

@@ -33,6 +33,9 @@ pub enum JournalError {
 }
 
 impl Classify for JournalError {
+    fn service(&self) -> &'static str {
+        "journal"
+    }
     fn exit(&self) -> Exit {
         match self {
             JournalError::Open { .. } => Exit::Config,
@@ -115,6 +118,21 @@ pub struct Entry {
     pub last_error: Option<String>,
     pub first_seen_ms: i64,
     pub updated_ms: i64,
+}
+
+/// What [`Journal::stats`] counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JournalStats {
+    /// Filed mails: (outcome, refusal code, count); an empty code for a confirmation.
+    pub finished: Vec<(String, String, u64)>,
+    /// Mails read but not filed yet.
+    pub unfinished: u64,
+    /// Of those, the ones a fault has left pending at least once.
+    pub unfinished_with_faults: u64,
+    /// When the oldest unfinished mail was first read (Unix ms).
+    pub oldest_unfinished_ms: Option<i64>,
+    /// The last change to any row (Unix ms).
+    pub last_update_ms: Option<i64>,
 }
 
 /// The key of a mail: its Message-ID when it has a sane one, else a digest of its bytes.
@@ -392,6 +410,39 @@ impl Journal {
         ))?;
         let rows = st.query_map([], entry)?.collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    /// Counts for monitoring: finished mails by outcome, unfinished ones, the oldest unfinished
+    /// and the last change.
+    pub fn stats(&self) -> Result<JournalStats, JournalError> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT COALESCE(outcome, ''), COALESCE(reason_code, ''), COUNT(*) FROM mail WHERE state = 'filed' GROUP BY 1, 2",
+        )?;
+        let mut finished = Vec::new();
+        for r in st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?.max(0) as u64,
+            ))
+        })? {
+            finished.push(r?);
+        }
+        let (unfinished, oldest, with_faults): (i64, Option<i64>, i64) = c.query_row(
+            "SELECT COUNT(*), MIN(first_seen_ms), COALESCE(SUM(attempts > 0), 0) FROM mail WHERE state != 'filed'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let last_update_ms: Option<i64> =
+            c.query_row("SELECT MAX(updated_ms) FROM mail", [], |r| r.get(0))?;
+        Ok(JournalStats {
+            finished,
+            unfinished: unfinished.max(0) as u64,
+            unfinished_with_faults: with_faults.max(0) as u64,
+            oldest_unfinished_ms: oldest,
+            last_update_ms,
+        })
     }
 
     /// The unfinished row whose mail was last seen as mailbox item `item`.

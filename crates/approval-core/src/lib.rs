@@ -31,6 +31,7 @@ pub mod exit;
 pub mod http;
 pub mod journal;
 pub mod mailbox;
+pub mod metrics;
 pub mod notice;
 pub mod notify;
 pub mod pipeline;

@@ -43,6 +43,8 @@ pub struct Config {
     pub ticketing: Option<crate::ticketing::TicketingConfig>,
     /// Remote Access (formerly Alero).
     pub remote_access: Option<crate::remote_access::RemoteAccessConfig>,
+    /// The watcher's metrics and health listener (off when absent).
+    pub metrics: Option<crate::metrics::MetricsConfig>,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,

@@ -9,6 +9,9 @@ fn main() -> ExitCode {
     let args = approval_cli::cli::WatcherArgs::parse();
     run(&args.common, async |p| {
         let loaded = approval_core::settings::load(args.common.config.as_deref())?;
+        if args.status {
+            return approval_cli::status::run(p, &loaded, args.warning_secs, args.critical_secs);
+        }
         if args.check_mailbox {
             return approval_cli::check_mailbox::run(p, &loaded).await;
         }

@@ -90,6 +90,9 @@ impl DirectoryError {
 }
 
 impl Classify for DirectoryError {
+    fn service(&self) -> &'static str {
+        "directory"
+    }
     fn exit(&self) -> Exit {
         match self {
             DirectoryError::Unreachable { .. }

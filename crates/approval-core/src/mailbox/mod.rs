@@ -227,6 +227,9 @@ impl MailboxError {
 }
 
 impl Classify for MailboxError {
+    fn service(&self) -> &'static str {
+        "mailbox"
+    }
     fn exit(&self) -> Exit {
         match self {
             MailboxError::Unreachable { .. } | MailboxError::Protocol { .. } => Exit::Unavailable,

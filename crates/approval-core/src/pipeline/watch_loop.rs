@@ -27,6 +27,9 @@ use crate::settings::Loaded;
 /// Name of the catch-up position file in the state directory.
 pub const SYNC_STATE_FILE: &str = "mailbox.sync";
 
+/// The journal value holding when the mailbox last answered (Unix ms), for `--status`.
+pub const LAST_MAILBOX_OK: &str = "last_mailbox_ok_ms";
+
 /// What a watch run did, for the final log line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchSummary {
@@ -57,9 +60,62 @@ pub async fn watch(
         None => None,
     };
     let p = Arc::new(Pipeline::new(loaded, false).await?);
+    let server = match &loaded.config.metrics {
+        Some(m) => {
+            let addr = m.address(loaded)?;
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                loaded.error("metrics.listen", format!("cannot listen on {addr}: {e}"))
+            })?;
+            if !addr.ip().is_loopback() {
+                log::warn!(
+                    "metrics and health are served on {addr}, beyond this host: they hold no secret, but tell when approvals happen"
+                );
+            }
+            log::info!("metrics on http://{addr}/metrics, health on /healthz and /readyz");
+            let within = Duration::from_secs(m.ready_within_secs);
+            let metrics = p.metrics().clone();
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::metrics::serve(listener, metrics, within).await {
+                    log::error!("the metrics listener stopped: {e}");
+                }
+            }))
+        }
+        None => None,
+    };
     let r = run(p.clone(), shutdown).await;
+    if let Some(s) = server {
+        s.abort();
+    }
     p.close().await;
     r
+}
+
+/// The mailbox answered: for `/readyz`, the metrics, and (at most every 30 s) `--status`.
+fn mailbox_answered(p: &Pipeline, persisted: &mut Option<tokio::time::Instant>) {
+    p.metrics().mailbox_ok();
+    let now = tokio::time::Instant::now();
+    if persisted.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(30)) {
+        *persisted = Some(now);
+        let ms = chrono::Utc::now().timestamp_millis().to_string();
+        if let Err(e) = p.journal().set_value(LAST_MAILBOX_OK, &ms) {
+            log::warn!("journal: cannot record the mailbox's last answer: {e}");
+        }
+    }
+}
+
+/// The pending-mail gauges, from the journal (at most every 5 s).
+fn refresh_pending(p: &Pipeline, refreshed: &mut Option<tokio::time::Instant>) {
+    let now = tokio::time::Instant::now();
+    if refreshed.is_some_and(|t| now.duration_since(t) < Duration::from_secs(5)) {
+        return;
+    }
+    *refreshed = Some(now);
+    if let Ok(s) = p.journal().stats() {
+        let age = s.oldest_unfinished_ms.map(|t| {
+            Duration::from_millis((chrono::Utc::now().timestamp_millis() - t).max(0) as u64)
+        });
+        p.metrics().set_pending(s.unfinished, age);
+    }
 }
 
 /// Whether a mailbox fault may go away by itself (server busy, network, timeouts).
@@ -355,6 +411,8 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
     };
     let mut ready = false;
     let mut shown = WatchSummary::default();
+    let mut persisted = None;
+    let mut refreshed = None;
     let backoff = Backoff {
         retries: u32::MAX,
         first: Duration::from_secs(1),
@@ -378,6 +436,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         }
         heartbeat.beat();
         d.reap();
+        refresh_pending(&pipeline, &mut refreshed);
         if ready && d.summary != shown {
             shown = d.summary.clone();
             systemd::status(&status_line(&shown));
@@ -385,6 +444,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         let step: Result<()> = async {
             if resync {
                 let refs = pending_refs(&pipeline, catch_up).await?;
+                mailbox_answered(&pipeline, &mut persisted);
                 last_list = tokio::time::Instant::now();
                 if !refs.is_empty() {
                     log::debug!("{} mail(s) to look at", refs.len());
@@ -411,6 +471,9 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
                 Some(r) = d.tasks.join_next(), if !d.tasks.is_empty() => Woke::Finished(r),
                 o = pipeline.mailbox().wait_for_new(timeout) => Woke::Mailbox(o?),
             };
+            if let Woke::Mailbox(_) = &woke {
+                mailbox_answered(&pipeline, &mut persisted);
+            }
             match woke {
                 Woke::Finished(task) => d.count(task),
                 Woke::Mailbox(WaitOutcome::NewMail(refs)) => d.dispatch(refs, &shutdown).await,

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Serialize;
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::journal::{self, Begin, Entry, Journal, State};
 use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
+use crate::metrics::Metrics;
 use crate::notice::{self, Examination, NoticeConfig};
 use crate::notify::{self, Notifier, Outcome, Values};
 use crate::policy::{self, Approver, Decision, Facts, MailClaims, TicketCheck};
@@ -69,6 +71,8 @@ pub mod codes {
 pub struct Fault {
     pub message: String,
     pub exit: Exit,
+    /// The outside service at fault (`pvwa`, `mailbox`, …; empty for none), for metrics.
+    pub service: &'static str,
 }
 
 impl Fault {
@@ -76,6 +80,7 @@ impl Fault {
         Fault {
             message: e.to_string(),
             exit: e.exit(),
+            service: e.service(),
         }
     }
 }
@@ -166,6 +171,7 @@ pub struct Pipeline {
     processed_folder: String,
     refused_folder: String,
     dry_run: bool,
+    metrics: Arc<Metrics>,
 }
 
 impl Pipeline {
@@ -183,7 +189,10 @@ impl Pipeline {
             )
         })?;
         let dir_settings = loaded.directory()?;
-        let pvwa = Pvwa::new(loaded.pvwa()?)?;
+        let metrics = Arc::new(Metrics::new());
+        let mut pvwa = Pvwa::new(loaded.pvwa()?)?;
+        let counts = metrics.clone();
+        pvwa.on_sign_in(Arc::new(move |kind| counts.sign_in("pvwa", kind)));
         let notifier = Notifier::new(&c.notify)?;
         let tickets = match &c.ticketing {
             Some(t) => {
@@ -242,7 +251,13 @@ impl Pipeline {
             processed_folder: mcfg.processed_folder.clone(),
             refused_folder: mcfg.refused_folder.clone(),
             dry_run,
+            metrics,
         })
+    }
+
+    /// The watcher's counters (served by [`crate::metrics::serve`] when `[metrics]` is set).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     pub fn journal(&self) -> &Journal {
@@ -297,6 +312,12 @@ impl Pipeline {
     /// (`ok` when every mail was answered or correctly left for later without a fault).
     pub async fn run_once(&self) -> Result<(Vec<Processed>, Exit)> {
         let refs = self.mailbox.list_new().await?;
+        self.metrics.mailbox_ok();
+        if !self.dry_run {
+            let ms = chrono::Utc::now().timestamp_millis().to_string();
+            self.journal
+                .set_value(super::watch_loop::LAST_MAILBOX_OK, &ms)?;
+        }
         let refs = self.with_unfinished(refs)?;
         let mut out = Vec::new();
         let mut worst = Exit::Ok;
@@ -351,15 +372,23 @@ impl Pipeline {
     where
         F: AsyncFn(&Session) -> Result<T, PvwaError>,
     {
-        let s = self.session(role).await?;
-        match f(&s).await {
-            Err(PvwaError::SessionInvalid { .. }) if !s.renews_itself() => {
-                self.forget(role, &s).await;
-                let s = self.session(role).await?;
-                f(&s).await
+        let r = async {
+            let s = self.session(role).await?;
+            match f(&s).await {
+                Err(PvwaError::SessionInvalid { .. }) if !s.renews_itself() => {
+                    self.forget(role, &s).await;
+                    let s = self.session(role).await?;
+                    f(&s).await
+                }
+                other => other,
             }
-            other => other,
         }
+        .await;
+        match &r {
+            Err(e) if e.is_transient() => self.metrics.pvwa_fault(),
+            _ => self.metrics.pvwa_ok(),
+        }
+        r
     }
 
     fn account(&self, level: u8) -> String {
@@ -450,12 +479,17 @@ impl Pipeline {
                     let e = self.journal.get(e.row)?.unwrap_or(e);
                     let p = self.result(&e, &w, Some(f.message.clone()), f.exit);
                     self.audit(&p, &w);
+                    self.metrics.fault(f.service);
                     return Ok(p);
                 }
             }
         }
         let p = self.result(&e, &w, None, Exit::Ok);
         self.audit(&p, &w);
+        self.metrics.mail(
+            p.outcome.as_deref().unwrap_or("unknown"),
+            p.reason_code.as_deref(),
+        );
         Ok(p)
     }
 
@@ -779,6 +813,7 @@ impl Pipeline {
                     ticketing::validate::Outcome::CannotValidate => Err(Fault {
                         message: format!("the ticket could not be validated: {}", v.summary()),
                         exit: Exit::Unavailable,
+                        service: "ticketing",
                     }),
                 }
             }
@@ -826,11 +861,13 @@ impl Pipeline {
             return Err(Fault {
                 message: format!("journal row {} is decided without its decision", e.row),
                 exit: Exit::Software,
+                service: "",
             });
         };
         let role = AccountRole::for_level(level).ok_or_else(|| Fault {
             message: format!("level {level} has no account"),
             exit: Exit::Software,
+            service: "",
         })?;
         let reason: String = self
             .cfg
@@ -849,6 +886,9 @@ impl Pipeline {
                     .journal
                     .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
                     .map_err(Fault::of)?;
+                let waited = chrono::Utc::now().timestamp_millis() - e.first_seen_ms;
+                self.metrics
+                    .confirm(level, Duration::from_millis(waited.max(0) as u64));
                 // The reply names the request as PVWA shows it after the confirm (its status
                 // has moved on), not as it was read before.
                 self.reread(w, rid).await;
@@ -899,6 +939,7 @@ impl Pipeline {
             return Err(Fault {
                 message: format!("journal row {} is decided without its decision", e.row),
                 exit: Exit::Software,
+                service: "",
             });
         };
         w.forwarder = e.forwarder.clone();
@@ -1132,6 +1173,11 @@ impl Pipeline {
                         Ok(reply) => {
                             self.send_once(reply, crate::mailbox::send_key("reply", &e.key, ""))
                                 .await?;
+                            self.metrics.reply(match outcome {
+                                Outcome::Approved => "approved",
+                                Outcome::Refused => "refused",
+                                Outcome::Failed => "failed",
+                            });
                         }
                         Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
                     }
@@ -1277,6 +1323,7 @@ impl Pipeline {
                         let key =
                             crate::mailbox::send_key("duplicate", &e.key, &w.fetched.reference.id);
                         self.send_once(reply, key).await?;
+                        self.metrics.reply(codes::ALREADY_PROCESSED);
                     }
                 }
                 self.journal.set_value(&kv, "replied").map_err(Fault::of)?;
@@ -1295,9 +1342,13 @@ impl Pipeline {
         .err();
         let mut p = self.result(&e, w, None, Exit::Ok);
         p.outcome = Some(codes::ALREADY_PROCESSED.into());
-        if let Some(f) = pending {
-            p.exit = f.exit;
-            p.pending = Some(f.message);
+        match pending {
+            Some(f) => {
+                p.exit = f.exit;
+                p.pending = Some(f.message);
+                self.metrics.fault(f.service);
+            }
+            None => self.metrics.mail(codes::ALREADY_PROCESSED, None),
         }
         self.audit(&p, w);
         Ok(p)

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::PvwaError;
+use super::{PvwaError, SignInHook};
 use crate::http::{self, Backoff};
 use crate::text::printable;
 
@@ -31,6 +31,7 @@ pub(super) struct PlatformTokens {
     backoff: Backoff,
     timeout_secs: u64,
     cached: tokio::sync::Mutex<Option<Cached>>,
+    on_token: Option<SignInHook>,
 }
 
 struct Cached {
@@ -55,6 +56,7 @@ impl PlatformTokens {
         secret: &SecretString,
         backoff: Backoff,
         timeout_secs: u64,
+        on_token: Option<SignInHook>,
     ) -> Self {
         PlatformTokens {
             token_url,
@@ -63,6 +65,7 @@ impl PlatformTokens {
             backoff,
             timeout_secs,
             cached: tokio::sync::Mutex::new(None),
+            on_token,
         }
     }
 
@@ -77,6 +80,9 @@ impl PlatformTokens {
         }
         let renewing = cached.is_some();
         let (header, life) = self.fetch(http).await?;
+        if let Some(hook) = &self.on_token {
+            hook("identity_token");
+        }
         log::debug!(
             "CyberArk Identity: {} token for {} (valid {} s)",
             if renewing { "renewed the" } else { "got a" },
@@ -277,6 +283,7 @@ mod tests {
             &SecretString::from("s3cret-value"),
             Backoff::new(0, 1),
             5,
+            None,
         )
     }
 

@@ -113,6 +113,9 @@ impl PvwaError {
 }
 
 impl Classify for PvwaError {
+    fn service(&self) -> &'static str {
+        "pvwa"
+    }
     fn exit(&self) -> Exit {
         match self {
             PvwaError::Unreachable { .. } => Exit::Unavailable,
@@ -206,6 +209,9 @@ pub fn encode_id(id: &str) -> Result<String, PvwaError> {
     Ok(s)
 }
 
+/// Called with `logon` or `identity_token` after each successful sign-in (metrics).
+pub type SignInHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 /// Longest reason sent to PVWA with a confirmation.
 pub const MAX_REASON: usize = 1000;
 
@@ -216,6 +222,8 @@ pub struct Pvwa {
     auth: AuthMethod,
     /// Privilege Cloud: `<identity tenant>/oauth2/platformtoken`.
     token_url: Option<String>,
+    /// Told of every sign-in (`logon`, `identity_token`), for metrics.
+    on_sign_in: Option<SignInHook>,
     concurrent_session: bool,
     settings: HttpSettings,
     tls: rustls::ClientConfig,
@@ -265,6 +273,7 @@ impl Pvwa {
             api,
             auth: cfg.auth_method,
             token_url,
+            on_sign_in: None,
             concurrent_session: cfg.concurrent_session,
             settings,
             tls,
@@ -280,6 +289,11 @@ impl Pvwa {
 
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.api, path)
+    }
+
+    /// Tell `hook` of every sign-in from now on (PVWA logons, Identity tokens first and renewed).
+    pub fn on_sign_in(&mut self, hook: SignInHook) {
+        self.on_sign_in = Some(hook);
     }
 
     /// Whether the accounts sign in at CyberArk Identity (Privilege Cloud).
@@ -311,6 +325,7 @@ impl Pvwa {
                     password,
                     self.backoff,
                     self.settings.request_timeout.as_secs(),
+                    self.on_sign_in.clone(),
                 );
                 tokens.header(&http).await?;
                 log::debug!("Privilege Cloud: {username} signed in with an Identity token");
@@ -318,7 +333,7 @@ impl Pvwa {
                     pvwa: self.clone(),
                     http,
                     user: username.to_string(),
-                    auth: Credential::Platform(tokens),
+                    auth: Credential::Platform(Box::new(tokens)),
                 });
             }
             (None, Some(segment)) => segment,
@@ -410,6 +425,9 @@ impl Pvwa {
             detail: "the answer holds no session token".into(),
         })?;
         log::debug!("PVWA logon of {username}: session opened");
+        if let Some(hook) = &self.on_sign_in {
+            hook("logon");
+        }
         Ok(Session {
             pvwa: self.clone(),
             http,
@@ -506,7 +524,7 @@ enum Credential {
     /// Self-hosted: the raw session token, until logoff.
     Vault(Option<SecretString>),
     /// Privilege Cloud: Identity platform tokens, renewed as they run out.
-    Platform(identity::PlatformTokens),
+    Platform(Box<identity::PlatformTokens>),
 }
 
 impl std::fmt::Debug for Session {

@@ -188,6 +188,9 @@ pub enum SecretError {
 }
 
 impl Classify for SecretError {
+    fn service(&self) -> &'static str {
+        "secrets"
+    }
     fn exit(&self) -> Exit {
         match self {
             SecretError::Unusable { .. }

@@ -147,6 +147,9 @@ pub enum TicketingError {
 }
 
 impl Classify for TicketingError {
+    fn service(&self) -> &'static str {
+        "ticketing"
+    }
     fn exit(&self) -> Exit {
         match self {
             TicketingError::Unreachable { .. }

@@ -1,0 +1,250 @@
+//! `check-approval-request --status`: the watcher's state from its state directory, for people
+//! and for Nagios-style checks — one summary line, and the plugin exit codes: 0 OK, 1 WARNING,
+//! 2 CRITICAL. Reads the journal only (no server is asked), so it works whether the watcher
+//! runs as a service or from cron, and while it runs.
+//!
+//! CRITICAL: no journal (the watcher never ran here), the mailbox has not answered for
+//! `--critical-secs`, or a mail has waited that long unfinished. WARNING: the same past
+//! `--warning-secs`. With `--json` the same as one object.
+
+use std::time::Duration;
+
+use approval_core::exit::Exit;
+use approval_core::journal::{Journal, JournalStats};
+use approval_core::pipeline::watch_loop::LAST_MAILBOX_OK;
+use approval_core::settings::Loaded;
+use serde::Serialize;
+
+use crate::Printer;
+
+/// A Nagios plugin's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl Verdict {
+    /// The plugin exit code: 0, 1, 2. (The numbers, not their meaning for the other tools:
+    /// `Refused` is 1 and `Usage` is 2.)
+    fn exit(self) -> Exit {
+        match self {
+            Verdict::Ok => Exit::Ok,
+            Verdict::Warning => Exit::Refused,
+            Verdict::Critical => Exit::Usage,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub verdict: Verdict,
+    pub summary: String,
+    pub journal: String,
+    pub answered: u64,
+    pub confirmed: u64,
+    pub refused: u64,
+    pub pending: u64,
+    pub pending_after_a_fault: u64,
+    pub oldest_pending_secs: Option<u64>,
+    pub mailbox_answered_secs_ago: Option<u64>,
+    pub last_activity_secs_ago: Option<u64>,
+}
+
+fn ago(now_ms: i64, t: i64) -> u64 {
+    ((now_ms - t).max(0) / 1000) as u64
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
+/// The verdict from what the journal holds.
+pub fn assess(
+    stats: &JournalStats,
+    mailbox_ok_ms: Option<i64>,
+    now_ms: i64,
+    journal: &str,
+    warning: Duration,
+    critical: Duration,
+) -> Status {
+    let count = |f: &dyn Fn(&str, &str) -> bool| -> u64 {
+        stats
+            .finished
+            .iter()
+            .filter(|(o, c, _)| f(o, c))
+            .map(|(_, _, n)| n)
+            .sum()
+    };
+    let confirmed = count(&|o, _| o == "confirmed");
+    let refused = count(&|o, _| o == "refused");
+    let answered = count(&|_, _| true);
+    let oldest = stats.oldest_unfinished_ms.map(|t| ago(now_ms, t));
+    let mailbox = mailbox_ok_ms.map(|t| ago(now_ms, t));
+    let last = stats.last_update_ms.map(|t| ago(now_ms, t));
+    let grade = |secs: Option<u64>, missing: Verdict| match secs {
+        None => missing,
+        Some(s) if s >= critical.as_secs() => Verdict::Critical,
+        Some(s) if s >= warning.as_secs() => Verdict::Warning,
+        Some(_) => Verdict::Ok,
+    };
+    let verdict = grade(mailbox, Verdict::Critical).max(grade(oldest, Verdict::Ok));
+    let mut problems = Vec::new();
+    match mailbox {
+        None => problems.push("the mailbox has never answered".to_string()),
+        Some(s) if s >= warning.as_secs() => {
+            problems.push(format!("the mailbox has not answered for {}", human(s)))
+        }
+        _ => {}
+    }
+    if let Some(s) = oldest.filter(|s| *s >= warning.as_secs()) {
+        problems.push(format!("a mail has waited {} unfinished", human(s)));
+    }
+    let mut summary = format!(
+        "{}: {answered} mails answered ({confirmed} confirmed, {refused} refused), {} pending",
+        match verdict {
+            Verdict::Ok => "OK",
+            Verdict::Warning => "WARNING",
+            Verdict::Critical => "CRITICAL",
+        },
+        stats.unfinished
+    );
+    if stats.unfinished_with_faults > 0 {
+        summary.push_str(&format!(
+            " ({} after a fault)",
+            stats.unfinished_with_faults
+        ));
+    }
+    if let Some(s) = mailbox {
+        summary.push_str(&format!("; mailbox answered {} ago", human(s)));
+    }
+    if let Some(s) = last {
+        summary.push_str(&format!("; last activity {} ago", human(s)));
+    }
+    if !problems.is_empty() {
+        summary.push_str(&format!(" — {}", problems.join("; ")));
+    }
+    Status {
+        verdict,
+        summary,
+        journal: journal.to_string(),
+        answered,
+        confirmed,
+        refused,
+        pending: stats.unfinished,
+        pending_after_a_fault: stats.unfinished_with_faults,
+        oldest_pending_secs: oldest,
+        mailbox_answered_secs_ago: mailbox,
+        last_activity_secs_ago: last,
+    }
+}
+
+pub fn run(p: &Printer, loaded: &Loaded, warning: u64, critical: u64) -> anyhow::Result<Exit> {
+    let path = loaded.config.watcher.journal_path(loaded)?;
+    let warning = Duration::from_secs(warning);
+    let critical = Duration::from_secs(critical.max(warning.as_secs()));
+    let shown = path.display().to_string();
+    let status = if path.exists() {
+        let j = Journal::open(&path)?;
+        let stats = j.stats()?;
+        let mailbox = j
+            .get_value(LAST_MAILBOX_OK)?
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        assess(
+            &stats,
+            mailbox,
+            chrono::Utc::now().timestamp_millis(),
+            &shown,
+            warning,
+            critical,
+        )
+    } else {
+        let mut s = assess(&JournalStats::default(), None, 0, &shown, warning, critical);
+        s.summary = format!(
+            "CRITICAL: no journal at {shown}: the watcher has not run with this configuration"
+        );
+        s
+    };
+    if p.json() {
+        p.json_line(&status)?;
+    } else {
+        p.line(&status.summary)?;
+    }
+    Ok(status.verdict.exit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(unfinished: u64, oldest_ms: Option<i64>) -> JournalStats {
+        JournalStats {
+            finished: vec![
+                ("confirmed".into(), String::new(), 3),
+                ("refused".into(), "self_approval".into(), 1),
+                ("refused".into(), "not_approver".into(), 1),
+            ],
+            unfinished,
+            unfinished_with_faults: unfinished,
+            oldest_unfinished_ms: oldest_ms,
+            last_update_ms: Some(1_000_000),
+        }
+    }
+
+    #[test]
+    fn the_verdict_follows_the_mailbox_and_the_oldest_pending_mail() {
+        let now = 10_000_000;
+        let w = Duration::from_secs(900);
+        let c = Duration::from_secs(3600);
+        let s = assess(&stats(0, None), Some(now - 20_000), now, "j", w, c);
+        assert_eq!(s.verdict, Verdict::Ok);
+        assert!(
+            s.summary.starts_with("OK: 5 mails answered (3 confirmed, 2 refused), 0 pending; mailbox answered 20 s ago"),
+            "{}",
+            s.summary
+        );
+        // A mail pending for 20 minutes: WARNING; for 2 hours: CRITICAL.
+        let s = assess(
+            &stats(1, Some(now - 1_200_000)),
+            Some(now - 1000),
+            now,
+            "j",
+            w,
+            c,
+        );
+        assert_eq!(s.verdict, Verdict::Warning, "{}", s.summary);
+        assert!(
+            s.summary.contains("a mail has waited 20 min unfinished"),
+            "{}",
+            s.summary
+        );
+        let s = assess(
+            &stats(1, Some(now - 7_200_000)),
+            Some(now - 1000),
+            now,
+            "j",
+            w,
+            c,
+        );
+        assert_eq!(s.verdict, Verdict::Critical);
+        // The mailbox silent for an hour, or never heard of: CRITICAL.
+        let s = assess(&stats(0, None), Some(now - 3_600_000), now, "j", w, c);
+        assert_eq!(s.verdict, Verdict::Critical);
+        assert!(
+            s.summary.contains("has not answered for 60 min"),
+            "{}",
+            s.summary
+        );
+        let s = assess(&stats(0, None), None, now, "j", w, c);
+        assert_eq!(s.verdict, Verdict::Critical);
+        assert_eq!(Verdict::Critical.exit().code(), 2);
+        assert_eq!(Verdict::Warning.exit().code(), 1);
+    }
+}

@@ -1,0 +1,401 @@
+//! The watcher's metrics and health, served on an optional listener (`[metrics] listen`, off by
+//! default): `/metrics` in the Prometheus/OpenMetrics text format, `/healthz` (the process
+//! answers) and `/readyz` (the mailbox answered within `ready_within_secs`, and the last contact
+//! with PVWA did not fail).
+//!
+//! Labels come from fixed sets only — an outcome, a refusal code, a level, a service name — never
+//! an address, a request id or any text from a mail or a server: a scrape reveals how much
+//! happened, not to whom.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use serde::Deserialize;
+
+use crate::config::{ConfigError, Origin};
+
+/// `[metrics]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Where to listen, e.g. `127.0.0.1:9464` (the default). Another address exposes the
+    /// counters to that network: they hold no secret, but tell when approvals happen.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `/readyz` fails when the mailbox has not answered for this long.
+    #[serde(default = "default_ready_within")]
+    pub ready_within_secs: u64,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_ready_within() -> u64 {
+    120
+}
+
+impl MetricsConfig {
+    /// The address to listen on; errors name the key.
+    pub fn address(&self, origin: &Origin) -> Result<SocketAddr, ConfigError> {
+        let a: SocketAddr = self.listen.trim().parse().map_err(|_| {
+            origin.error(
+                "metrics.listen",
+                format!(
+                    "`{}` is not an address and port such as 127.0.0.1:9464",
+                    self.listen
+                ),
+            )
+        })?;
+        if self.ready_within_secs == 0 {
+            return Err(origin.error("metrics.ready_within_secs", "must be at least 1"));
+        }
+        Ok(a)
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// A label value from a fixed vocabulary: lower-case words and underscores, or `other`.
+fn word(s: &str) -> String {
+    if !s.is_empty()
+        && s.len() <= 40
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+    {
+        s.to_string()
+    } else {
+        "other".into()
+    }
+}
+
+/// The counters and gauges of one watcher.
+pub struct Metrics {
+    registry: Registry,
+    mails: Family<Labels, Counter>,
+    confirms: Family<Labels, Counter>,
+    replies: Family<Labels, Counter>,
+    faults: Family<Labels, Counter>,
+    sign_ins: Family<Labels, Counter>,
+    mail_to_confirm: Histogram,
+    pending: Gauge,
+    oldest_pending: Gauge<f64, AtomicU64>,
+    last_mailbox_ok: Gauge<f64, AtomicU64>,
+    last_pvwa_ok: Gauge<f64, AtomicU64>,
+    health: Mutex<Health>,
+}
+
+#[derive(Default)]
+struct Health {
+    mailbox_ok: Option<Instant>,
+    pvwa_ok: Option<Instant>,
+    pvwa_fault: Option<Instant>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn unix_now() -> f64 {
+    chrono::Utc::now().timestamp_millis() as f64 / 1000.0
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("pam_approval");
+        let m = Metrics {
+            mails: Family::default(),
+            confirms: Family::default(),
+            replies: Family::default(),
+            faults: Family::default(),
+            sign_ins: Family::default(),
+            mail_to_confirm: Histogram::new([
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+            ]),
+            pending: Gauge::default(),
+            oldest_pending: Gauge::default(),
+            last_mailbox_ok: Gauge::default(),
+            last_pvwa_ok: Gauge::default(),
+            health: Mutex::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "mails",
+            "Mails finished, by outcome (confirmed, refused, already_processed) and refusal code",
+            m.mails.clone(),
+        );
+        registry.register(
+            "confirms",
+            "Confirmations sent to PVWA, by level",
+            m.confirms.clone(),
+        );
+        registry.register(
+            "replies",
+            "Replies sent to forwarders, by the mail's outcome",
+            m.replies.clone(),
+        );
+        registry.register(
+            "faults",
+            "Faults that left a mail pending, by service (pvwa, mailbox, directory, ticketing, journal, secrets)",
+            m.faults.clone(),
+        );
+        registry.register(
+            "sign_ins",
+            "Sign-ins to a service: PVWA logons and Identity tokens (first and renewed)",
+            m.sign_ins.clone(),
+        );
+        registry.register_with_unit(
+            "mail_to_confirm",
+            "From the watcher first reading a mail to PVWA accepting its confirmation",
+            Unit::Seconds,
+            m.mail_to_confirm.clone(),
+        );
+        registry.register(
+            "pending_mails",
+            "Mails read but not finished (waiting for a retry, or in flight)",
+            m.pending.clone(),
+        );
+        registry.register_with_unit(
+            "oldest_pending_age",
+            "Age of the oldest mail not finished (0 when none)",
+            Unit::Seconds,
+            m.oldest_pending.clone(),
+        );
+        registry.register_with_unit(
+            "last_mailbox_success_timestamp",
+            "When the mailbox last answered a listing or a wait for mail (Unix time)",
+            Unit::Seconds,
+            m.last_mailbox_ok.clone(),
+        );
+        registry.register_with_unit(
+            "last_pvwa_success_timestamp",
+            "When PVWA last answered a call (Unix time; 0 before the first)",
+            Unit::Seconds,
+            m.last_pvwa_ok.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// A mail finished: `outcome` and, for a refusal, its code.
+    pub fn mail(&self, outcome: &str, reason_code: Option<&str>) {
+        self.mails
+            .get_or_create(&vec![
+                ("outcome", word(outcome)),
+                ("reason", reason_code.map(word).unwrap_or_default()),
+            ])
+            .inc();
+    }
+
+    /// PVWA accepted a confirmation at `level`, `latency` after the mail was first read.
+    pub fn confirm(&self, level: u8, latency: Duration) {
+        self.confirms
+            .get_or_create(&vec![("level", level.to_string())])
+            .inc();
+        self.mail_to_confirm.observe(latency.as_secs_f64());
+    }
+
+    /// A reply went to a forwarder about a mail with this outcome.
+    pub fn reply(&self, outcome: &str) {
+        self.replies
+            .get_or_create(&vec![("outcome", word(outcome))])
+            .inc();
+    }
+
+    /// A fault of `service` left a mail pending.
+    pub fn fault(&self, service: &str) {
+        self.faults
+            .get_or_create(&vec![("service", word(service))])
+            .inc();
+    }
+
+    /// A sign-in to `service` of `kind` (`logon`, `identity_token`).
+    pub fn sign_in(&self, service: &str, kind: &str) {
+        self.sign_ins
+            .get_or_create(&vec![("service", word(service)), ("kind", word(kind))])
+            .inc();
+    }
+
+    /// The mailbox answered.
+    pub fn mailbox_ok(&self) {
+        self.last_mailbox_ok.set(unix_now());
+        self.health().mailbox_ok = Some(Instant::now());
+    }
+
+    /// PVWA answered (even with a refusal: it is reachable).
+    pub fn pvwa_ok(&self) {
+        self.last_pvwa_ok.set(unix_now());
+        self.health().pvwa_ok = Some(Instant::now());
+    }
+
+    /// PVWA could not be reached, or failed.
+    pub fn pvwa_fault(&self) {
+        self.health().pvwa_fault = Some(Instant::now());
+    }
+
+    /// Mails not finished, and the age of the oldest.
+    pub fn set_pending(&self, count: u64, oldest: Option<Duration>) {
+        self.pending.set(count as i64);
+        self.oldest_pending
+            .set(oldest.map(|d| d.as_secs_f64()).unwrap_or(0.0));
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
+        self.health.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the watcher is ready, and one line per check.
+    pub fn readiness(&self, within: Duration) -> (bool, String) {
+        let h = self.health();
+        let now = Instant::now();
+        let age = |t: Option<Instant>| t.map(|t| now.duration_since(t));
+        let mailbox = match age(h.mailbox_ok) {
+            Some(a) if a <= within => {
+                (true, format!("mailbox: ok, answered {} s ago", a.as_secs()))
+            }
+            Some(a) => (false, format!("mailbox: no answer for {} s", a.as_secs())),
+            None => (false, "mailbox: not answered yet".to_string()),
+        };
+        let failed_last = h.pvwa_fault.filter(|f| h.pvwa_ok.is_none_or(|o| *f > o));
+        let pvwa = match (failed_last, h.pvwa_ok) {
+            (Some(f), _) => (
+                false,
+                format!(
+                    "pvwa: the last contact failed, {} s ago",
+                    now.duration_since(f).as_secs()
+                ),
+            ),
+            (None, Some(o)) => (
+                true,
+                format!(
+                    "pvwa: ok, answered {} s ago",
+                    now.duration_since(o).as_secs()
+                ),
+            ),
+            (None, None) => (
+                true,
+                "pvwa: not contacted yet (no mail needed it)".to_string(),
+            ),
+        };
+        (mailbox.0 && pvwa.0, format!("{}\n{}\n", mailbox.1, pvwa.1))
+    }
+
+    /// The OpenMetrics text of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    metrics: Arc<Metrics>,
+    ready_within: Duration,
+) -> std::io::Result<()> {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    let m = metrics.clone();
+    let r = metrics;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let m = m.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        m.encode(),
+                    )
+                        .into_response()
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let r = r.clone();
+                async move {
+                    let (ok, text) = r.readiness(ready_within);
+                    let status = if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
+                    (status, text).into_response()
+                }
+            }),
+        );
+    axum::serve(listener, app).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_words_from_a_fixed_set_never_free_text() {
+        let m = Metrics::new();
+        m.mail("refused", Some("self_approval"));
+        m.mail("refused", Some("bob@example.com tried <x>"));
+        m.mail("confirmed", None);
+        m.confirm(1, Duration::from_millis(300));
+        m.fault("pvwa");
+        m.sign_in("pvwa", "identity_token");
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"pam_approval_mails_total{outcome="refused",reason="self_approval"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"pam_approval_mails_total{outcome="refused",reason="other"} 1"#));
+        assert!(text.contains(r#"pam_approval_mails_total{outcome="confirmed",reason=""} 1"#));
+        assert!(text.contains(r#"pam_approval_confirms_total{level="1"} 1"#));
+        assert!(text.contains("pam_approval_mail_to_confirm_seconds_count 1"));
+        assert!(text.contains(r#"pam_approval_faults_total{service="pvwa"} 1"#));
+        assert!(!text.contains("example.com"), "{text}");
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn ready_needs_a_recent_mailbox_answer_and_no_later_pvwa_fault() {
+        let m = Metrics::new();
+        let within = Duration::from_secs(60);
+        assert!(!m.readiness(within).0, "no mailbox answer yet");
+        m.mailbox_ok();
+        let (ok, text) = m.readiness(within);
+        assert!(ok, "{text}");
+        m.pvwa_fault();
+        assert!(!m.readiness(within).0);
+        m.pvwa_ok();
+        assert!(m.readiness(within).0);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            !m.readiness(Duration::from_millis(1)).0,
+            "an old answer is not enough"
+        );
+    }
+}
