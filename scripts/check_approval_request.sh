@@ -4,11 +4,11 @@
 # Run it from cron every minute; while a watcher runs, the lock is held and the wrapper exits at
 # once; when the watcher has died, the next minute starts a new one (a one-minute watchdog):
 #
-#   * * * * * pamapproval /usr/local/lib/pam-approval/check_approval_request.sh
+#   * * * * * pamapproval /usr/lib/pam-approval/check_approval_request.sh
 #
 # For a periodic single pass instead of a long-running watcher, pass --once:
 #
-#   */5 * * * * pamapproval /usr/local/lib/pam-approval/check_approval_request.sh --once
+#   */5 * * * * pamapproval /usr/lib/pam-approval/check_approval_request.sh --once
 #
 # Settings (environment, or edit the defaults):
 #   PAM_APPROVAL_BIN     the watcher binary           (check-approval-request on PATH)

@@ -10,7 +10,7 @@ fi
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # verify wants ExecStart binaries to exist: check copies that point at /bin/true.
 for u in examples/systemd/*.service examples/systemd/*.timer; do
-  sed 's|^ExecStart=/usr/local/bin/check-approval-request|ExecStart=/bin/true|' "$u" > "$tmp/$(basename "$u")"
+  sed "s|^ExecStart=/usr/bin/check-approval-request|ExecStart=/bin/true|" "$u" > "$tmp/$(basename "$u")"
 done
 cd "$tmp"
 verify() { SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no "$@" 2>&1; }

@@ -1,0 +1,10 @@
+# pam-approval (RPM %post): the log directory; units installed, not enabled (fill in
+# /etc/pam-approval/config.toml first, then: systemctl enable --now pam-approval.service).
+chown root:pamapproval /etc/pam-approval
+chmod 0750 /etc/pam-approval
+install -d -o pamapproval -g adm -m 0750 /var/log/pam-approval 2>/dev/null || \
+    install -d -o pamapproval -g pamapproval -m 0750 /var/log/pam-approval
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || true
+fi
+exit 0
