@@ -91,6 +91,8 @@ pub struct Metrics {
     last_mailbox_ok: Gauge<f64, AtomicU64>,
     last_pvwa_ok: Gauge<f64, AtomicU64>,
     health: Mutex<Health>,
+    /// Mailbox tokens already counted (the mailbox keeps its own process-wide count).
+    mailbox_tokens_seen: AtomicU64,
 }
 
 #[derive(Default)]
@@ -133,6 +135,7 @@ impl Metrics {
             last_mailbox_ok: Gauge::default(),
             last_pvwa_ok: Gauge::default(),
             health: Mutex::default(),
+            mailbox_tokens_seen: AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,7 +160,7 @@ impl Metrics {
         );
         registry.register(
             "sign_ins",
-            "Sign-ins to a service: PVWA logons and Identity tokens (first and renewed)",
+            "Sign-ins: PVWA logons and Identity tokens, mailbox (Entra ID) tokens, first and renewed",
             m.sign_ins.clone(),
         );
         registry.register_with_unit(
@@ -297,6 +300,18 @@ impl Metrics {
 
     /// The OpenMetrics text of every metric.
     pub fn encode(&self) -> String {
+        let fetched = crate::mailbox::oauth::tokens_fetched();
+        let seen = self
+            .mailbox_tokens_seen
+            .swap(fetched, std::sync::atomic::Ordering::Relaxed);
+        if fetched > seen {
+            self.sign_ins
+                .get_or_create(&vec![
+                    ("service", "mailbox".into()),
+                    ("kind", "oauth_token".into()),
+                ])
+                .inc_by(fetched - seen);
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -139,19 +139,34 @@ async fn new_mail_is_found_by_the_delta_query_and_a_second_watcher_is_refused() 
 async fn a_lost_delta_state_and_a_revoked_token_are_ridden_out() {
     let env = env!();
     let loaded = loaded(&env);
-    let summary = with_loop(&loaded, |_p| async {
-        forward(&env, "r1", "alice@example.test", 9);
-        eventually(10, "first mail", || filed(&env, "r1")).await;
+    let env = &env;
+    let summary = with_loop(&loaded, |p| async move {
+        forward(env, "r1", "alice@example.test", 9);
+        eventually(10, "first mail", || filed(env, "r1")).await;
+        let renewals = |text: &str| -> f64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(
+                        "pam_approval_sign_ins_total{service=\"mailbox\",kind=\"oauth_token\"} ",
+                    )
+                })
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let before = renewals(&p.metrics().encode());
+        assert!(before >= 1.0, "the first token is counted");
         // The server forgets every delta state (410), and every token.
         env.sim.state.graph.expire_delta();
         env.sim.state.graph.expire_tokens();
-        forward(&env, "r2", "alice@example.test", 7);
-        eventually(15, "second mail after the reset", || filed(&env, "r2")).await;
+        forward(env, "r2", "alice@example.test", 7);
+        eventually(15, "second mail after the reset", || filed(env, "r2")).await;
+        // The renewed token shows in the metrics.
+        assert!(renewals(&p.metrics().encode()) > before);
     })
     .await;
     assert_eq!(summary.processed, 2, "{summary:?}");
-    assert_eq!(confirmed(&env, "DBSafe_9").len(), 1);
-    assert_eq!(confirmed(&env, "DBSafe_7").len(), 1);
+    assert_eq!(confirmed(env, "DBSafe_9").len(), 1);
+    assert_eq!(confirmed(env, "DBSafe_7").len(), 1);
     // A new token was asked for once the old ones were gone.
     assert!(env.sim.state.graph.stats().granted_certificate >= 2);
 }

@@ -24,6 +24,14 @@ const ASSERTION_SECS: i64 = 600;
 /// Longest wait honoured for a token endpoint's `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
+/// Tokens this process got from the token endpoint (first and renewed), for the metrics.
+static TOKENS_FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many mailbox tokens this process has fetched so far.
+pub fn tokens_fetched() -> u64 {
+    TOKENS_FETCHED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How the app proves who it is.
 pub enum ClientAuth {
     /// A client secret (a bearer string: prefer a certificate).
@@ -132,6 +140,7 @@ impl TokenClient {
             return Ok(t.clone());
         }
         let (token, life) = self.fetch().await?;
+        TOKENS_FETCHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let margin = (life / 10).min(Duration::from_secs(300));
         *cached = Some((token.clone(), Instant::now() + life - margin));
         Ok(token)
