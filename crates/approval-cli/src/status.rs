@@ -152,7 +152,7 @@ pub fn run(p: &Printer, loaded: &Loaded, warning: u64, critical: u64) -> anyhow:
     let critical = Duration::from_secs(critical.max(warning.as_secs()));
     let shown = path.display().to_string();
     let status = if path.exists() {
-        let j = Journal::open(&path)?;
+        let j = Journal::open_read_only(&path)?;
         let stats = j.stats()?;
         let mailbox = j
             .get_value(LAST_MAILBOX_OK)?

@@ -233,6 +233,27 @@ impl Journal {
         })
     }
 
+    /// Open an existing journal to read it only (`--status`): no schema, no journal mode, no
+    /// write, and no new journal where there was none — a monitoring check never changes the
+    /// state it reports. (SQLite may create the WAL index files beside it; run as root it gives
+    /// them the journal's owner, so the watcher can still open them.)
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| JournalError::Open {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
     /// An in-memory journal (tests).
     pub fn in_memory() -> Result<Journal, JournalError> {
         let conn = Connection::open_in_memory()?;
@@ -559,6 +580,34 @@ mod tests {
             mail_key(Some("a\r\nb"), b"x").starts_with("sha256:"),
             "a header-injected id is not trusted"
         );
+    }
+
+    #[test]
+    fn a_read_only_journal_reads_and_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("journal.sqlite");
+        {
+            let j = Journal::open(&path).expect("open");
+            j.begin("mid:a", Some("<a>"), Some("item1")).expect("begin");
+            j.set_value("k", "v").expect("kv");
+        }
+        let before = std::fs::read(&path).expect("bytes");
+        let r = Journal::open_read_only(&path).expect("read only");
+        assert_eq!(r.stats().expect("stats").unfinished, 1);
+        assert_eq!(r.get_value("k").expect("kv").as_deref(), Some("v"));
+        assert!(r.set_value("k", "w").is_err(), "no write through it");
+        drop(r);
+        // (SQLite may leave its shared-memory index beside a WAL journal; as root it gives it
+        // the journal's owner. The journal itself is untouched.)
+        assert_eq!(std::fs::read(&path).expect("bytes"), before);
+        // While the watcher holds it open it reads the latest state.
+        let w = Journal::open(&path).expect("writer");
+        w.set_value("k", "x").expect("kv");
+        let r = Journal::open_read_only(&path).expect("read only");
+        assert_eq!(r.get_value("k").expect("kv").as_deref(), Some("x"));
+        // A missing journal is an error, not a new file.
+        assert!(Journal::open_read_only(&dir.path().join("none.sqlite")).is_err());
+        assert!(!dir.path().join("none.sqlite").exists());
     }
 
     #[test]
