@@ -73,7 +73,7 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
     let mut grant = None;
     let mut client_id = None;
     let mut secret = None;
-    for (k, v) in url_pairs(&body) {
+    for (k, v) in crate::remote_access::token::parse_form(&body) {
         match k.as_str() {
             "grant_type" => grant = Some(v),
             "client_id" => client_id = Some(v),
@@ -118,21 +118,4 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
         Err((status, "", text)) => (status, text.to_string()).into_response(),
         Err((status, error, text)) => oauth_error(status, error, text),
     }
-}
-
-/// The pairs of a form body, decoded (`+` is a space).
-fn url_pairs(body: &[u8]) -> Vec<(String, String)> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter(|kv| !kv.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
 }
