@@ -33,6 +33,7 @@ pub mod journal;
 pub mod mailbox;
 pub mod metrics;
 pub mod notice;
+pub mod notice_check;
 pub mod notify;
 pub mod pipeline;
 pub mod policy;

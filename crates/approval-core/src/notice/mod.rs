@@ -56,6 +56,10 @@ pub struct NoticeConfig {
     pub required: Vec<Field>,
     /// Labels of each field, matched at line start.
     pub labels: NoticeLabels,
+    /// More formats (chrono syntax, e.g. `"%d/%m/%Y %H:%M"`) for the dates a notification
+    /// shows, tried after the built-in ones when the watcher compares them with PVWA
+    /// (`notice_check`).
+    pub date_formats: Vec<String>,
 }
 
 /// `[notice.labels]`: one list of labels per field (trailing colon optional).
@@ -67,6 +71,7 @@ pub struct NoticeLabels {
     pub request_id: Vec<String>,
     pub account: Vec<String>,
     pub device_user: Vec<String>,
+    pub address: Vec<String>,
     pub reason: Vec<String>,
     pub issued_on: Vec<String>,
     pub start_date: Vec<String>,
@@ -85,6 +90,7 @@ impl Default for NoticeLabels {
             request_id: strings(&["Request Id:"]),
             account: strings(&["Account name:", "Object:"]),
             device_user: strings(&["Device User Name:"]),
+            address: strings(&["Address:"]),
             reason: strings(&["Reason:"]),
             issued_on: strings(&["Issued on:"]),
             start_date: strings(&["Request start date:"]),
@@ -101,6 +107,7 @@ impl NoticeLabels {
             Field::RequestId => &self.request_id,
             Field::Account => &self.account,
             Field::DeviceUser => &self.device_user,
+            Field::Address => &self.address,
             Field::Reason => &self.reason,
             Field::IssuedOn => &self.issued_on,
             Field::StartDate => &self.start_date,
@@ -152,6 +159,7 @@ impl Default for NoticeConfig {
             id_template: "{safe}_{request_id}".into(),
             required: vec![Field::Safe, Field::RequestId, Field::Requester],
             labels: NoticeLabels::default(),
+            date_formats: Vec::new(),
         }
     }
 }
@@ -199,6 +207,17 @@ impl NoticeConfig {
                 return Err(origin.error(
                     &format!("notice.labels.{}", f.key()),
                     format!("{} is required but has no label", f.key()),
+                ));
+            }
+        }
+        for (i, f) in self.date_formats.iter().enumerate() {
+            let bad = f.trim().is_empty()
+                || chrono::format::StrftimeItems::new(f)
+                    .any(|item| matches!(item, chrono::format::Item::Error));
+            if bad {
+                return Err(origin.error(
+                    &format!("notice.date_formats[{i}]"),
+                    "is not a chrono date format (for example \"%d/%m/%Y %H:%M:%S\")",
                 ));
             }
         }
@@ -255,6 +274,7 @@ pub struct Notice {
     pub requester: Option<String>,
     pub account: Option<String>,
     pub device_user: Option<String>,
+    pub address: Option<String>,
     pub reason: Option<String>,
     pub issued_on: Option<String>,
     pub start_date: Option<String>,
@@ -957,6 +977,7 @@ fn build(cand: Candidate, cfg: &NoticeConfig, env: &Envelope) -> Result<Notice, 
         requester,
         account: get(Field::Account),
         device_user: get(Field::DeviceUser),
+        address: get(Field::Address),
         reason: get(Field::Reason),
         issued_on: get(Field::IssuedOn),
         start_date: get(Field::StartDate),
