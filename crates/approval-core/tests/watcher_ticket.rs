@@ -272,7 +272,7 @@ The following user has requested access to an account that requires your confirm
 Requester email: alice@example.test\r\n\
 Safe: InfraSafe\r\n\
 Request Id: {number}\r\n\
-Account name: Operating System-UnixSSH-infra01-root\r\n\
+Account name: Operating System-UnixSSH-server01.example.test-root\r\n\
 Reason: Maintenance\r\n\
 \r\n\
 To confirm or reject this request, log on to the Password Vault Web Access.\r\n"

@@ -182,9 +182,13 @@ pub struct RequestDef {
     pub requester_full_name: Option<String>,
     #[serde(default)]
     pub reason: Option<String>,
-    /// Account (object) name.
+    /// The account's user name (`UserName`, default `root`).
     #[serde(default)]
     pub account: Option<String>,
+    /// The account object's name (`Name`, default `Operating System-UnixSSH-<address>-<account>`,
+    /// the form CyberArk gives accounts it creates).
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub address: Option<String>,
     #[serde(default)]
@@ -338,6 +342,12 @@ impl PvwaSim {
     /// Every confirm/reject carried out, in order.
     pub fn actions(&self) -> Vec<ActionRecord> {
         self.lock().actions.clone()
+    }
+
+    /// The request `id` as `GET /IncomingRequests/{id}` returns it (tests build mails from it).
+    pub fn request(&self, id: &str) -> Option<Value> {
+        let i = self.lock();
+        i.requests.get(id).map(|r| request_json(&i, r, true))
     }
 
     /// Every session token handed out (for tests that check tokens never leak into logs).
@@ -599,6 +609,10 @@ fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
         .clone()
         .unwrap_or_else(|| "server01.example.test".into());
     let reason = d.reason.clone().unwrap_or_else(|| "Maintenance".into());
+    let name = d
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("Operating System-UnixSSH-{address}-{account}"));
     json!({
         "RequestorFullName": d.requester_full_name.clone().or_else(|| user.and_then(|u| u.full_name.clone())).unwrap_or_else(|| d.requester.clone()),
         "RequestID": r.id,
@@ -622,7 +636,7 @@ fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
         "TicketingSystemProperties": {"Name": d.ticket_system, "Number": d.ticket, "Status": Value::Null},
         "AdditionalInfo": {},
         "AccountDetails": {"AccountID": format!("{}_{}", 10 + d.number % 90, d.number), "Properties": {
-            "Address": address, "Safe": d.safe, "Name": format!("{account}-{address}"), "UserName": account,
+            "Address": address, "Safe": d.safe, "Name": name, "UserName": account,
             "PlatformName": d.platform.clone().unwrap_or_else(|| "Unix via SSH".into()), "DeviceType": "Operating System"
         }},
         "Confirmers": confirmers,

@@ -24,6 +24,7 @@ use crate::journal::{self, Begin, Entry, Journal, State};
 use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
 use crate::metrics::Metrics;
 use crate::notice::{self, Examination, NoticeConfig};
+use crate::notice_check;
 use crate::notify::{self, Notifier, Outcome, Values};
 use crate::policy::{self, Approver, Decision, Facts, MailClaims, TicketCheck};
 use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
@@ -728,11 +729,23 @@ impl Pipeline {
         });
         match d {
             Decision::Refuse(r) => refuse(r.code, r.message, Some(rid), Some(forwarder)),
-            Decision::Approve { level, .. } => Ok(Verdict::Approve {
-                request_id: rid,
-                level,
-                forwarder,
-            }),
+            Decision::Approve { level, .. } => {
+                // Defence in depth: everything else the notification shows must be this
+                // request (checked last, so only an approver of the request learns of it).
+                if let Err(m) = notice_check::check(&n, &request, &self.notice.date_formats) {
+                    return refuse(
+                        notice_check::NOTICE_MISMATCH,
+                        m.message(&rid),
+                        Some(rid),
+                        Some(forwarder),
+                    );
+                }
+                Ok(Verdict::Approve {
+                    request_id: rid,
+                    level,
+                    forwarder,
+                })
+            }
         }
     }
 

@@ -351,7 +351,7 @@ The following user has requested access to an account that requires your confirm
 Requester email: {requester}\r\n\
 Safe: {safe}\r\n\
 Request Id: {number}\r\n\
-Account name: Operating System-UnixSSH-db01-oracle\r\n\
+Account name: Operating System-UnixSSH-server01.example.test-root\r\n\
 Reason: Maintenance\r\n\
 \r\n\
 To confirm or reject this request, log on to the Password Vault Web Access.\r\n"
