@@ -32,6 +32,7 @@ pub struct Explanation {
     pub requester: Option<String>,
     pub account: Option<String>,
     pub device_user: Option<String>,
+    pub address: Option<String>,
     pub reason: Option<String>,
     pub issued_on: Option<String>,
     pub start_date: Option<String>,
@@ -121,6 +122,7 @@ pub fn explain(
             .unwrap_or_else(|| field(Field::Requester)),
         account: field(Field::Account),
         device_user: field(Field::DeviceUser),
+        address: field(Field::Address),
         reason: field(Field::Reason),
         issued_on: field(Field::IssuedOn),
         start_date: field(Field::StartDate),
@@ -184,6 +186,7 @@ fn human(e: &Explanation) -> String {
     kv("requester", e.requester.as_deref());
     kv("account", e.account.as_deref());
     kv("device user", e.device_user.as_deref());
+    kv("address", e.address.as_deref());
     kv("reason", e.reason.as_deref());
     kv("issued on", e.issued_on.as_deref());
     kv("start", e.start_date.as_deref());
