@@ -783,6 +783,35 @@ mod tests {
     }
 
     #[test]
+    fn date_formats_are_validated_and_the_address_label_is_read() {
+        use crate::notice::NoticeConfig;
+        let origin = crate::config::Origin::default();
+        for bad in ["", "  ", "%d.%m.%Y %Q", "%"] {
+            let cfg = NoticeConfig {
+                date_formats: vec!["%Y-%m-%d".into(), bad.into()],
+                ..NoticeConfig::default()
+            };
+            let e = cfg.validate(&origin).expect_err(bad);
+            assert_eq!(e.key.as_deref(), Some("notice.date_formats[1]"), "{bad}");
+        }
+        let cfg = NoticeConfig {
+            date_formats: vec!["%d.%m.%Y, %H.%M Uhr".into()],
+            ..NoticeConfig::default()
+        };
+        assert!(cfg.validate(&origin).is_ok());
+        // `Address:` is a notice field (default label), read like the others.
+        let raw = "From: Vault <vault@example.test>\r\nTo: a@example.test\r\nSubject: Notification: Password access request\r\nDate: Tue, 4 Mar 2025 09:12:45 +0100\r\nMessage-ID: <a@example.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nRequester email: dave@example.test\r\nSafe: InfraSafe\r\nRequest Id: 1234\r\nAddress: corp.example.com\r\n";
+        let n = crate::notice::parse(raw.as_bytes(), &NoticeConfig::default()).expect("read");
+        assert_eq!(n.address.as_deref(), Some("corp.example.com"));
+        assert_eq!(check(&n, &request(), &[]), Ok(()));
+        let n = Notice {
+            address: Some("db01.example.test".into()),
+            ..n
+        };
+        assert_eq!(refused(&n, &request()), (Field::Address, Problem::Differs));
+    }
+
+    #[test]
     fn the_message_names_the_field_and_the_shown_value_not_pvwa_s() {
         let n = Notice {
             account: Some("Operating System-UnixSSH-db09-postgres".into()),
