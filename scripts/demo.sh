@@ -149,7 +149,7 @@ echo; echo "# bob forwards dave's DBSafe request 31 (waiting at level 1):"
 deliver examples/demo/mails/01-*.eml
 run check-approval-request --once
 echo; echo "# the same request, now at level 2, forwarded by alice; and the refusals:"
-deliver examples/demo/mails/0[2-8]-*.eml
+deliver examples/demo/mails/0[2-9]-*.eml
 run check-approval-request --once
 echo; echo "# a second pass finds nothing new:"
 run check-approval-request --once
@@ -201,10 +201,10 @@ export APPROVAL__WATCHER__STATE_DIR="$work/state3"
 unset APPROVAL__MAILBOX__URL APPROVAL__MAILBOX__CA_BUNDLE
 admin3() { curl -fsS --cacert "$ca3" "$@"; }
 run check-approval-request --check-mailbox
-for m in examples/demo/mails/0[1-8]-*.eml; do
+for m in examples/demo/mails/0[1-9]-*.eml; do
   admin3 -X POST --data-binary @"$m" "$url3/sim/graph/deliver?mailbox=pam-approvals@example.test" >/dev/null
 done
-echo "  (the eight forwarded mails delivered to the Graph mailbox)"
+echo "  (the nine forwarded mails delivered to the Graph mailbox)"
 run check-approval-request --once
 run check-approval-request --once
 echo; echo "# replies sent through Graph (subjects), and the mailbox's folders:"
