@@ -170,44 +170,50 @@ pub fn check(n: &Notice, r: &Request, date_formats: &[String]) -> Result<(), Mis
             problem,
         })
     };
-    if let Some(v) = n.account.as_deref()
-        && !same_text_ci(v, prop("Name"))
-        && !same_text_ci(v, prop("UserName"))
-    {
-        return fail(Field::Account, v, Problem::Differs);
+    for v in shown(n, Field::Account, n.account.as_deref()) {
+        if !same_text_ci(v, prop("Name")) && !same_text_ci(v, prop("UserName")) {
+            return fail(Field::Account, v, Problem::Differs);
+        }
     }
-    if let Some(v) = n.device_user.as_deref()
-        && !same_text_ci(v, prop("UserName"))
-    {
-        return fail(Field::DeviceUser, v, Problem::Differs);
+    for v in shown(n, Field::DeviceUser, n.device_user.as_deref()) {
+        if !same_text_ci(v, prop("UserName")) {
+            return fail(Field::DeviceUser, v, Problem::Differs);
+        }
     }
-    if let Some(v) = n.address.as_deref()
-        && !same_text_ci(v, prop("Address"))
-    {
-        return fail(Field::Address, v, Problem::Differs);
+    for v in shown(n, Field::Address, n.address.as_deref()) {
+        if !same_text_ci(v, prop("Address")) {
+            return fail(Field::Address, v, Problem::Differs);
+        }
     }
-    if let Some(v) = n.reason.as_deref()
-        && !reason_matches(v, &[&r.user_reason, &r.requestor_reason])
-    {
-        return fail(Field::Reason, v, Problem::Differs);
+    for v in shown(n, Field::Reason, n.reason.as_deref()) {
+        if !reason_matches(v, &[&r.user_reason, &r.requestor_reason]) {
+            return fail(Field::Reason, v, Problem::Differs);
+        }
     }
-    check_dates(
-        &[
-            (Field::IssuedOn, n.issued_on.as_deref(), r.creation_date),
-            (Field::StartDate, n.start_date.as_deref(), r.access_from),
-            (Field::EndDate, n.end_date.as_deref(), r.access_to),
-        ],
-        date_formats,
-    )
-    .or_else(|(field, problem)| {
-        let shown = match field {
-            Field::IssuedOn => n.issued_on.as_deref(),
-            Field::StartDate => n.start_date.as_deref(),
-            _ => n.end_date.as_deref(),
-        };
-        fail(field, shown.unwrap_or_default(), problem)
-    })?;
-    Ok(())
+    // Each value of each date (two renderings may show a date twice) joins the one-zone rule.
+    let mut dates = Vec::new();
+    for (field, first, instant) in [
+        (Field::IssuedOn, n.issued_on.as_deref(), r.creation_date),
+        (Field::StartDate, n.start_date.as_deref(), r.access_from),
+        (Field::EndDate, n.end_date.as_deref(), r.access_to),
+    ] {
+        for v in shown(n, field, first) {
+            dates.push((field, v, instant));
+        }
+    }
+    check_dates(&dates, date_formats).or_else(|(field, v, problem)| fail(field, v, problem))
+}
+
+/// Every value the notification shows for a field: its first value and any other the reader
+/// found for it (another rendering, a repeated line), each once.
+fn shown<'a>(n: &'a Notice, f: Field, first: Option<&'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = first.into_iter().collect();
+    for v in n.shown_values.get(&f).into_iter().flatten() {
+        if !out.contains(&v.as_str()) {
+            out.push(v);
+        }
+    }
+    out
 }
 
 /// A value as the reader keeps it: control characters and runs of spaces made one space,
@@ -357,16 +363,15 @@ fn read_date(shown: &str, instant: i64, extra: &[String]) -> DateRead {
 /// the instant under some valid UTC offset, and all together under one vault time zone (their
 /// offsets at most an hour apart, for daylight-saving time). The first date that breaks this
 /// is the mismatch.
-fn check_dates(
-    dates: &[(Field, Option<&str>, i64)],
+fn check_dates<'a>(
+    dates: &[(Field, &'a str, i64)],
     extra: &[String],
-) -> Result<(), (Field, Problem)> {
+) -> Result<(), (Field, &'a str, Problem)> {
     // feasible[k]: every date so far fits a zone whose offsets lie in k ..= k + DST_STEPS.
     let mut feasible = [true; OFFSETS];
-    for (field, shown, instant) in dates {
-        let Some(v) = shown else { continue };
+    for (field, v, instant) in dates {
         let offsets = match read_date(v, *instant, extra) {
-            DateRead::Unreadable => return Err((*field, Problem::UnreadableDate)),
+            DateRead::Unreadable => return Err((*field, v, Problem::UnreadableDate)),
             DateRead::Offsets(o) => o,
         };
         let mut any = false;
@@ -376,7 +381,7 @@ fn check_dates(
             any |= *f;
         }
         if !any {
-            return Err((*field, Problem::Differs));
+            return Err((*field, v, Problem::Differs));
         }
     }
     Ok(())
@@ -448,6 +453,7 @@ mod tests {
             shape: Shape::Inline,
             forward_depth: 1,
             envelope: Envelope::default(),
+            shown_values: Default::default(),
         }
     }
 
@@ -780,6 +786,76 @@ mod tests {
                 .problem,
             Problem::Differs
         );
+    }
+
+    #[test]
+    fn every_value_shown_is_compared_not_only_the_first() {
+        let r = request();
+        // The plain-text rendering shows the genuine account, the HTML one another: both are
+        // compared (the reader keeps both in `shown_values`).
+        let mut n = Notice {
+            account: Some("adm_alice".into()),
+            ..bare()
+        };
+        n.shown_values
+            .insert(Field::Account, vec!["adm_alice".into(), "adm_bob".into()]);
+        let m = check(&n, &r, &[]).expect_err("refused");
+        assert_eq!((m.field, m.shown.as_str()), (Field::Account, "adm_bob"));
+        let mut n = Notice {
+            issued_on: Some("3/4/2025 9:12:45 AM".into()),
+            ..bare()
+        };
+        n.shown_values.insert(
+            Field::IssuedOn,
+            vec!["3/4/2025 9:12:45 AM".into(), "3/5/2025 9:12:45 AM".into()],
+        );
+        let m = check(&n, &r, &[]).expect_err("refused");
+        assert_eq!(
+            (m.field, m.shown.as_str()),
+            (Field::IssuedOn, "3/5/2025 9:12:45 AM")
+        );
+        // Both renderings agreeing pass.
+        let mut n = full();
+        n.shown_values
+            .insert(Field::Reason, vec!["Patch window CHG0012345".into()]);
+        assert_eq!(check(&n, &r, &[]), Ok(()));
+    }
+
+    /// Genuine forwards stay actionable: in every mail of the corpus the reader accepts, all
+    /// renderings show the same value for each field, and every date is in a built-in format.
+    #[test]
+    fn the_corpus_renderings_agree_and_their_dates_are_read() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mails");
+        let mut read = 0;
+        for e in std::fs::read_dir(&dir).expect("corpus") {
+            let p = e.expect("entry").path();
+            if p.extension().is_none_or(|x| x != "eml") {
+                continue;
+            }
+            let raw = std::fs::read(&p).expect("mail");
+            let Ok(n) = crate::notice::parse(&raw, &crate::notice::NoticeConfig::default()) else {
+                continue;
+            };
+            read += 1;
+            for (f, vs) in &n.shown_values {
+                assert!(
+                    vs.iter().all(|v| v.to_lowercase() == vs[0].to_lowercase()),
+                    "{}: {f:?} {vs:?}",
+                    p.display()
+                );
+                if matches!(f, Field::IssuedOn | Field::StartDate | Field::EndDate) {
+                    for v in vs {
+                        assert_ne!(
+                            read_date(v, CREATED, &[]),
+                            DateRead::Unreadable,
+                            "{}: {v}",
+                            p.display()
+                        );
+                    }
+                }
+            }
+        }
+        assert!(read >= 20, "{read} mails read");
     }
 
     #[test]

@@ -285,6 +285,10 @@ pub struct Notice {
     /// Forwards between the notification and the mailbox (0 = direct).
     pub forward_depth: u32,
     pub envelope: Envelope,
+    /// Every value read for each field in the chosen notification (both renderings), in order
+    /// of appearance: the watcher compares each with PVWA (`notice_check`), not only the first.
+    #[serde(skip)]
+    pub shown_values: std::collections::BTreeMap<Field, Vec<String>>,
 }
 
 /// Everything read from a mail, whether or not it is actionable: the watcher needs the envelope
@@ -986,6 +990,7 @@ fn build(cand: Candidate, cfg: &NoticeConfig, env: &Envelope) -> Result<Notice, 
         shape: cand.shape,
         forward_depth: cand.depth,
         envelope: env.clone(),
+        shown_values: found.values.clone(),
     })
 }
 

@@ -308,3 +308,97 @@ async fn dry_run_reports_the_mismatch_and_confirms_nothing() {
     assert!(confirms(&env).is_empty());
     dry.close().await;
 }
+
+/// alice forwards a mail whose text/plain rendering shows `plain` and whose text/html
+/// rendering (what most clients display) shows `html`.
+fn two_renderings(mid: &str, number: u32, plain: &[(String, String)], html: &[(String, String)]) -> Vec<u8> {
+    let text: String = plain
+        .iter()
+        .map(|(l, v)| format!("{l}: {v}\r\n"))
+        .collect();
+    let rows: String = html
+        .iter()
+        .map(|(l, v)| format!("<tr><td><b>{l}:</b></td><td>{v}</td></tr>\r\n"))
+        .collect();
+    format!(
+        "Received: from EX01.corp.example.test (10.1.2.11) by EX02.corp.example.test\r\n (10.1.2.12) with Microsoft SMTP Server; Tue, 4 Mar 2025 09:20:11 +0100\r\n\
+From: Alice <{ALICE}>\r\n\
+To: PAM Approvals <{BOX}>\r\n\
+Subject: FW: Notification: Password access request\r\n\
+Date: Tue, 4 Mar 2025 09:20:11 +0100\r\n\
+Message-ID: <{mid}@corp.example.test>\r\n\
+X-MS-Exchange-Organization-AuthSource: EX01.corp.example.test\r\n\
+X-MS-Exchange-Organization-AuthAs: Internal\r\n\
+X-MS-Exchange-Organization-AuthMechanism: 04\r\n\
+MIME-Version: 1.0\r\n\
+Content-Type: multipart/alternative; boundary=\"b1\"\r\n\
+\r\n\
+--b1\r\n\
+Content-Type: text/plain; charset=\"utf-8\"\r\n\
+\r\n\
+-----Original Message-----\r\n\
+From: CyberArk Vault <vault-notifications@example.test>\r\n\
+Sent: Tuesday, March 4, 2025 9:12 AM\r\n\
+To: Alice <{ALICE}>\r\n\
+Subject: Notification: Password access request\r\n\
+\r\n\
+Requester email: dave@example.test\r\n\
+Safe: DBSafe\r\n\
+Request Id: {number}\r\n\
+{text}\
+\r\n\
+--b1\r\n\
+Content-Type: text/html; charset=\"utf-8\"\r\n\
+\r\n\
+<html><body><div>-----Original Message-----<br>\r\n\
+From: CyberArk Vault &lt;vault-notifications@example.test&gt;<br>\r\n\
+Sent: Tuesday, March 4, 2025 9:12 AM<br>\r\n\
+To: Alice &lt;{ALICE}&gt;<br>\r\n\
+Subject: Notification: Password access request<br></div>\r\n\
+<table>\r\n\
+<tr><td><b>Requester email:</b></td><td>dave@example.test</td></tr>\r\n\
+<tr><td><b>Safe:</b></td><td>DBSafe</td></tr>\r\n\
+<tr><td><b>Request Id:</b></td><td>{number}</td></tr>\r\n\
+{rows}\
+</table></body></html>\r\n\
+--b1--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn every_rendering_is_compared_not_only_the_one_read_first() {
+    let Some(env) = env_with_requests().await else {
+        return;
+    };
+    let w = pipeline(&env).await;
+    let genuine = genuine_fields(&env, 40);
+    // Both renderings genuine: confirmed.
+    let p = w
+        .process(&deliver(&env, two_renderings("both", 40, &genuine, &genuine)))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1);
+    // The plain text (read first) is genuine; the HTML a mail client displays shows request
+    // 41's account.
+    let env2 = match env_with_requests().await {
+        Some(e) => e,
+        None => return,
+    };
+    w.close().await;
+    let w = pipeline(&env2).await;
+    let genuine = genuine_fields(&env2, 40);
+    let other = genuine_fields(&env2, 41);
+    let shown = with(genuine.clone(), "Account name", &other[0].1);
+    let body = refused_mismatch(
+        &env2,
+        &w,
+        "html",
+        two_renderings("html", 40, &genuine, &shown),
+        "account name",
+    )
+    .await;
+    assert!(body.contains("web01.example.test-readonly"), "{body}");
+    w.close().await;
+}
