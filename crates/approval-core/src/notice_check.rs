@@ -370,6 +370,13 @@ fn check_dates<'a>(
     // feasible[k]: every date so far fits a zone whose offsets lie in k ..= k + DST_STEPS.
     let mut feasible = [true; OFFSETS];
     for (field, v, instant) in dates {
+        // "No date" written out: right only where PVWA has none.
+        if is_placeholder(v) {
+            if *instant == 0 {
+                continue;
+            }
+            return Err((*field, v, Problem::Differs));
+        }
         let offsets = match read_date(v, *instant, extra) {
             DateRead::Unreadable => return Err((*field, v, Problem::UnreadableDate)),
             DateRead::Offsets(o) => o,
@@ -385,6 +392,27 @@ fn check_dates<'a>(
         }
     }
     Ok(())
+}
+
+/// Words a template may show for a date it does not have (a request without an access
+/// window): accepted only where PVWA's date is 0.
+const PLACEHOLDERS: &[&str] = &[
+    "-",
+    "--",
+    "\u{2013}",
+    "\u{2014}",
+    "n/a",
+    "na",
+    "none",
+    "not set",
+    "not specified",
+    "unlimited",
+    "no limit",
+];
+
+fn is_placeholder(v: &str) -> bool {
+    let v = norm(v).to_lowercase();
+    PLACEHOLDERS.contains(&v.trim())
 }
 
 /// The value without a trailing `UTC`/`GMT` zone name, if it has one.
@@ -742,6 +770,19 @@ mod tests {
         );
         assert_eq!(
             refused(&n("1970-01-01T00:00:00Z", "1970-01-01"), &r),
+            (Field::StartDate, Problem::Differs)
+        );
+        // A template that writes "no window" out: accepted where PVWA has none, refused
+        // where it has one.
+        assert_eq!(check(&n("N/A", "-"), &r, &[]), Ok(()));
+        assert_eq!(check(&n("None", "Unlimited"), &r, &[]), Ok(()));
+        assert_eq!(
+            refused(&n("N/A", "tomorrow"), &r),
+            (Field::EndDate, Problem::UnreadableDate)
+        );
+        let r2 = request();
+        assert_eq!(
+            refused(&n("N/A", "N/A"), &r2),
             (Field::StartDate, Problem::Differs)
         );
         let mut r = request();
