@@ -774,6 +774,24 @@ mod tests {
                 want: Err("already_confirmed_by_you"),
             },
             Case {
+                name: "already_confirmed_by_you: a portal login whose email detail is an alias",
+                edit: |r, i, _, _, _| {
+                    i.push("robert.smith@example.test".into());
+                    let mut c = acted("u12345@tenant", "", vec![]);
+                    c.additional_details
+                        .insert("Email".into(), "Robert.Smith@example.test".into());
+                    r.confirmers = vec![c];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "an Identity login without an email detail cannot be linked",
+                edit: |r, _, _, _, _| {
+                    r.confirmers = vec![acted("u12345@tenant", "", vec![])];
+                },
+                want: Ok(1),
+            },
+            Case {
                 name: "false positive: a person's reason saying not on behalf of bob",
                 edit: |r, _, a, _, m| {
                     confirmed_at_level_1_for(r, a, m, "alice@example.test");
