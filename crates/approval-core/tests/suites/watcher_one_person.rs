@@ -481,3 +481,42 @@ async fn a_second_account_is_the_same_person() {
     done(&p, "confirmed");
     w.close().await;
 }
+
+const BOB_ADM_IN_THE_PORTAL: &str = r#"
+[[pvwa.users]]
+name = "bob.adm"
+password = "x"
+email = "bob.adm@example.test"
+groups = ["PAM_Approvers_L1"]
+
+# dave's request on DBSafe: two confirmations at level 1, single level.
+[[pvwa.requests]]
+number = 52
+safe = "DBSafe"
+requester = "dave"
+levels = [2, 0]
+"#;
+
+#[tokio::test]
+async fn a_portal_confirm_by_a_second_account_counts_as_its_owner() {
+    let env = match start_with(BOB_ADM_IN_THE_PORTAL).await {
+        Some(e) => e,
+        None => return,
+    };
+    let w = pipeline_with(&env, "static", PERSON).await;
+    // bob's admin account confirms in the portal; bob forwards for the second confirmation.
+    portal_confirm(&env, "bob.adm", "x", "DBSafe_52", "ok").await;
+    let p = w
+        .process(&forward(&env, "t1", "bob@example.test", 52))
+        .await
+        .expect("process");
+    refused_with(&p, "already_confirmed_by_you");
+    assert!(confirms_by(&env, "DBSafe_52").0.is_empty());
+    // alice is another person.
+    let p = w
+        .process(&forward(&env, "t2", "alice@example.test", 52))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    w.close().await;
+}
