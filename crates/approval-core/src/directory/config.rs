@@ -566,6 +566,21 @@ base_dn = "DC=corp,DC=example"
     }
 
     #[test]
+    fn person_attribute_is_an_attribute_name() {
+        assert_eq!(settings("").expect("valid").person_attribute, None);
+        let s = settings("person_attribute = \"employeeID\"\n").expect("valid");
+        assert_eq!(s.person_attribute.as_deref(), Some("employeeID"));
+        for bad in ["", "employee ID", "1abc", "(employeeID=*)", "mail)(x"] {
+            let e = settings(&format!("person_attribute = {bad:?}\n")).expect_err(bad);
+            assert_eq!(
+                e.key.as_deref(),
+                Some("directory.person_attribute"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn static_table_is_validated() {
         let e = settings("approvers = \"static\"\n").expect_err("empty table");
         assert_eq!(e.key.as_deref(), Some("directory.static"));

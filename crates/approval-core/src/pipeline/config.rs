@@ -217,6 +217,23 @@ mod tests {
     }
 
     #[test]
+    fn portal_rights_are_checked_unless_the_deployment_says_none_are_held() {
+        assert_eq!(watcher("").1.portal_rights, PortalRightsCheck::Check);
+        assert_eq!(
+            watcher("portal_rights = \"none-held\"").1.portal_rights,
+            PortalRightsCheck::NoneHeld
+        );
+        assert!(
+            crate::settings::load_from_parts(
+                Some("[watcher]\nportal_rights = \"off\"\n"),
+                None,
+                &[]
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
     fn the_retry_schedule_doubles_from_the_first_up_to_the_max() {
         let (loaded, w) = watcher("retry_first_secs = 3\nretry_max_secs = 20");
         w.validate(&loaded).expect("valid");
