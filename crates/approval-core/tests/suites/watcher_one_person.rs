@@ -520,3 +520,36 @@ async fn a_portal_confirm_by_a_second_account_counts_as_its_owner() {
     done(&p, "confirmed");
     w.close().await;
 }
+
+#[tokio::test]
+async fn a_mail_left_in_seen_by_a_fault_decides_again_from_scratch() {
+    let env = match start_with(BOB_IN_THE_LEVEL1_GROUP).await {
+        Some(e) => e,
+        None => return,
+    };
+    let w = pipeline(&env).await;
+    let m = forward(&env, "u1", "bob@example.test", 22);
+    // PVWA cannot be read: the mail stays in `seen`.
+    env.sim.state.faults.set(
+        "pvwa",
+        Faults {
+            fail: Some(FailNext {
+                status: 503,
+                count: 1,
+                body: None,
+                content_type: None,
+                headers: Default::default(),
+            }),
+            path_contains: Some("incomingrequests".into()),
+            ..Default::default()
+        },
+    );
+    let p = w.process(&m).await.expect("process");
+    assert_eq!(p.state, Some(State::Seen), "{p:?}");
+    env.sim.state.faults.clear();
+    portal_confirm(&env, "bob", "x", "DBSafe_22", "ok").await;
+    let p = w.process(&m).await.expect("retry");
+    refused_with(&p, "already_confirmed_by_you");
+    assert!(confirms_by(&env, "DBSafe_22").0.is_empty());
+    w.close().await;
+}
