@@ -885,7 +885,7 @@ impl Pipeline {
             if let (Some(g), true) = (&v.granted_by, v.may_approve) {
                 rights.push(PortalRight {
                     level: n,
-                    member: g.group.clone(),
+                    member: crate::text::printable(&g.group),
                 });
             }
         }
