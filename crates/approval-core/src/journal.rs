@@ -120,6 +120,16 @@ pub struct Entry {
     pub updated_ms: i64,
 }
 
+/// One mail this tool confirmed (or is confirming) on a request, and for whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActedFor {
+    pub row: i64,
+    pub level: u8,
+    pub forwarder: String,
+    /// The forwarder's identities and person key, in lower case.
+    pub identities: Vec<String>,
+}
+
 /// What [`Journal::stats`] counts.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JournalStats {
@@ -192,6 +202,15 @@ CREATE TABLE IF NOT EXISTS history (
     state    TEXT NOT NULL,
     note     TEXT
 );
+-- Who this tool confirms for: one line per identity (and person key) of the forwarder of a
+-- mail that reached `decided`. Consulted across mails: one person counts once per request.
+CREATE TABLE IF NOT EXISTS acted_for (
+    row         INTEGER NOT NULL REFERENCES mail(row),
+    request_id  TEXT NOT NULL,
+    level       INTEGER NOT NULL,
+    identity    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS acted_for_request ON acted_for(request_id);
 CREATE TABLE IF NOT EXISTS kv (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
@@ -318,6 +337,18 @@ impl Journal {
         set: &[(&str, &dyn rusqlite::ToSql)],
         note: Option<&str>,
     ) -> Result<Entry, JournalError> {
+        self.advance_with(row, to, set, note, |_| Ok(()))
+    }
+
+    /// [`Journal::advance`], running `also` in the same transaction.
+    fn advance_with(
+        &self,
+        row: i64,
+        to: State,
+        set: &[(&str, &dyn rusqlite::ToSql)],
+        note: Option<&str>,
+        also: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<Entry, JournalError> {
         let mut c = self.lock();
         let tx = c.transaction()?;
         let cur = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
@@ -343,6 +374,7 @@ impl Journal {
             "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
             params![row, now, to.as_str(), note],
         )?;
+        also(&tx)?;
         let e = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         tx.commit()?;
         Ok(e)
@@ -368,6 +400,91 @@ impl Journal {
             ],
             None,
         )
+    }
+
+    /// [`Journal::decided`], and in the same transaction the record of whom this tool is about
+    /// to confirm for: every identity of the forwarder (and their person key), compared in
+    /// lower case. [`Journal::acted_for`] reads it back for later mails of the same request.
+    pub fn decided_for(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+        identities: &[String],
+    ) -> Result<Entry, JournalError> {
+        let mut ids: Vec<String> = identities
+            .iter()
+            .chain(std::iter::once(&forwarder.to_string()))
+            .map(|i| i.trim().to_lowercase())
+            .filter(|i| !i.is_empty())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        self.advance_with(
+            row,
+            State::Decided,
+            &[
+                ("request_id", &request_id),
+                ("level", &level),
+                ("forwarder", &forwarder),
+                ("marker", &marker),
+            ],
+            None,
+            |tx| {
+                tx.execute("DELETE FROM acted_for WHERE row = ?1", params![row])?;
+                for i in &ids {
+                    tx.execute(
+                        "INSERT INTO acted_for (row, request_id, level, identity) VALUES (?1, ?2, ?3, ?4)",
+                        params![row, request_id, level, i],
+                    )?;
+                }
+                Ok(())
+            },
+        )
+    }
+
+    /// What this tool confirmed, or is confirming, on `request_id` and for whom, from every
+    /// mail but `except_row`: rows in `decided`, confirmed ones, and ones given up in
+    /// `decided` (whether PVWA recorded them is unknown, so they count). A row refused after
+    /// `decided` (PVWA refused the confirm, or the request moved on before it was sent) did not
+    /// confirm and does not count.
+    pub fn acted_for(
+        &self,
+        request_id: &str,
+        except_row: Option<i64>,
+    ) -> Result<Vec<ActedFor>, JournalError> {
+        let c = self.lock();
+        let mut st = c.prepare(
+            "SELECT m.row, a.level, COALESCE(m.forwarder, ''), a.identity FROM acted_for a \
+             JOIN mail m ON m.row = a.row \
+             WHERE a.request_id = ?1 AND m.row IS NOT ?2 \
+             AND (m.outcome IS NULL OR m.outcome = 'confirmed' OR m.reason_code = 'gave_up') \
+             ORDER BY m.row, a.identity",
+        )?;
+        let rows = st.query_map(params![request_id, except_row], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out: Vec<ActedFor> = Vec::new();
+        for x in rows {
+            let (row, level, forwarder, identity) = x?;
+            match out.last_mut() {
+                Some(a) if a.row == row => a.identities.push(identity),
+                _ => out.push(ActedFor {
+                    row,
+                    level: u8::try_from(level).unwrap_or(0),
+                    forwarder,
+                    identities: vec![identity],
+                }),
+            }
+        }
+        Ok(out)
     }
 
     /// PVWA accepted (or already holds) our confirmation.
@@ -709,5 +826,63 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0, "the state directory is private");
+    }
+    #[test]
+    fn the_journal_records_whom_it_confirmed_for_across_mails() {
+        let j = Journal::in_memory().expect("journal");
+        let new = |key: &str| match j.begin(key, None, None).expect("begin") {
+            Begin::New(e) => e.row,
+            Begin::Known(_) => panic!("new"),
+        };
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // bob's mail: decided (the confirm is on its way), then confirmed.
+        let a = new("mid:a");
+        j.decided_for(
+            a,
+            "S_1",
+            1,
+            "Bob@X",
+            "m1",
+            &ids(&["bob", "BOB@x", "person:eid=7"]),
+        )
+        .expect("decided");
+        let got = j.acted_for("S_1", None).expect("acted");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].level, 1);
+        assert_eq!(got[0].identities, ids(&["bob", "bob@x", "person:eid=7"]));
+        assert!(
+            j.acted_for("S_1", Some(a)).expect("acted").is_empty(),
+            "not its own row"
+        );
+        assert!(j.acted_for("S_2", None).expect("acted").is_empty());
+        j.confirmed(a, "ok").expect("confirmed");
+        assert_eq!(j.acted_for("S_1", None).expect("acted").len(), 1);
+        // carol's mail: PVWA refused the confirm: it does not count.
+        let b = new("mid:b");
+        j.decided_for(b, "S_1", 2, "carol@x", "m2", &ids(&["carol"]))
+            .expect("decided");
+        assert_eq!(j.acted_for("S_1", None).expect("acted").len(), 2);
+        j.refused(
+            b,
+            "confirm_failed",
+            "PVWA refused",
+            Some("S_1"),
+            Some("carol@x"),
+        )
+        .expect("refused");
+        assert_eq!(j.acted_for("S_1", None).expect("acted").len(), 1);
+        // dave's mail given up in `decided`: whether PVWA has it is unknown, so it counts.
+        let c = new("mid:c");
+        j.decided_for(c, "S_1", 2, "dave@x", "m3", &[])
+            .expect("decided");
+        j.refused(c, "gave_up", "unknown", Some("S_1"), Some("dave@x"))
+            .expect("refused");
+        let got = j.acted_for("S_1", None).expect("acted");
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[1].identities,
+            ids(&["dave@x"]),
+            "the forwarder at least"
+        );
     }
 }

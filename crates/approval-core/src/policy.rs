@@ -57,6 +57,39 @@ pub enum TicketCheck {
     Invalid { code: String, message: String },
 }
 
+/// A mail this tool confirmed (or is confirming) on the same request, from the journal: the
+/// record of whom the tool acted for, whatever PVWA's confirmer reasons say now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolActed {
+    pub level: u8,
+    /// The forwarder of that mail.
+    pub forwarder: String,
+    /// Their identities and person key, in lower case.
+    pub identities: Vec<String>,
+}
+
+/// A direct PVWA right of the forwarder on the request's safe: a safe member (the user, or a
+/// directory group they are in) with `requestsAuthorizationLevel<level>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalRight {
+    pub level: u8,
+    /// The safe member that holds it.
+    pub member: String,
+}
+
+/// What is known about the forwarder's own PVWA rights for the confirmations the request still
+/// needs after this one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortalRights {
+    /// Not looked at: the request needs nothing after this confirmation, or the configuration
+    /// asserts that mail approvers hold no portal right (`[watcher] portal_rights`).
+    NotChecked,
+    /// The rights found (none: empty).
+    Known(Vec<PortalRight>),
+    /// They could not be read (why); the mail is refused.
+    Unknown(String),
+}
+
 /// Everything the decision needs.
 #[derive(Debug, Clone)]
 pub struct Facts<'a> {
@@ -75,6 +108,13 @@ pub struct Facts<'a> {
     pub ticket: &'a TicketCheck,
     /// Unix seconds.
     pub now: i64,
+    /// This tool's own PVWA accounts (level 1, level 2, lookup): only their confirmations are
+    /// read for this tool's reason trace.
+    pub service_accounts: &'a [String],
+    /// What this tool already confirmed on the request, and for whom (the journal).
+    pub tool_acted: &'a [ToolActed],
+    /// The forwarder's own PVWA rights for what the request still needs.
+    pub portal: &'a PortalRights,
 }
 
 /// The outcome.
@@ -187,7 +227,7 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             ),
         );
     }
-    if let Some(c) = confirmed_by_person(r, &me, f.reason_template) {
+    if let Some(c) = confirmed_by_person(r, &me, f.reason_template, f.service_accounts) {
         return refuse(
             "already_confirmed_by_you",
             format!(
@@ -195,6 +235,15 @@ pub fn decide(f: &Facts<'_>) -> Decision {
                 f.mail.forwarder,
                 r.request_id,
                 confirmer_text(c)
+            ),
+        );
+    }
+    if let Some(a) = acted_for_me(f.tool_acted, &me) {
+        return refuse(
+            "already_confirmed_by_you",
+            format!(
+                "You ({}) already approved request {} by mail (level {}, forwarded by {}); Dual Control needs another person's approval, and one person counts once.",
+                f.mail.forwarder, r.request_id, a.level, a.forwarder
             ),
         );
     }
@@ -252,6 +301,29 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             ),
         );
     }
+    match f.portal {
+        PortalRights::NotChecked => {}
+        PortalRights::Unknown(why) => {
+            return refuse(
+                "portal_rights_unknown",
+                format!(
+                    "Request {} still needs a confirmation after this one, and whether you hold a PVWA right for it yourself could not be read ({why}); nothing was approved. Confirm it in the PVWA portal, or ask the PAM team.",
+                    r.request_id
+                ),
+            );
+        }
+        PortalRights::Known(rights) => {
+            if let Some((right, what)) = still_needed_by_you(r, level, rights) {
+                return refuse(
+                    "use_the_portal",
+                    format!(
+                        "You hold a PVWA right of your own on safe {} ({} at level {}), and request {} still needs {what} after this one: an approval by mail and another in the portal would count you twice. Confirm the request in the PVWA portal instead.",
+                        r.safe_name, right.member, right.level, r.request_id
+                    ),
+                );
+            }
+        }
+    }
     match f.ticket {
         TicketCheck::Invalid { code, message } => {
             return refuse(
@@ -270,12 +342,15 @@ pub fn decide(f: &Facts<'_>) -> Decision {
 pub const STATUS_WAITING: i64 = 1;
 
 /// The first confirmer that acted and is the person `me` names: directly (the confirmer, a
-/// listed member or its e-mail detail is one of `me`), or through a service account whose
-/// reason carries this tool's "on behalf of" text for one of `me`.
+/// listed member or its e-mail detail is one of `me`), or through one of this tool's own
+/// accounts (`ours`, by name or as the acting member) whose reason is this tool's reason for
+/// one of `me` (`reason_template` with a marker). A reason written by anyone else, whatever it
+/// says about whom, is not a trace.
 pub fn confirmed_by_person<'r>(
     r: &'r Request,
     me: &[String],
     reason_template: &str,
+    ours: &[String],
 ) -> Option<&'r Confirmer> {
     r.confirmers.iter().filter(|c| c.acted()).find(|c| {
         is_same_person(&c.name, me)
@@ -283,49 +358,106 @@ pub fn confirmed_by_person<'r>(
             || c.additional_details
                 .iter()
                 .any(|(k, v)| k.eq_ignore_ascii_case("email") && is_same_person(v, me))
-            || reason_names(&c.reason, reason_template, me)
+            || (by_our_account(c, ours) && reason_names(&c.reason, reason_template, me))
     })
 }
 
-/// Whether a confirm reason was written for one of `me`: it matches `template` with
-/// `{forwarder}` set to one of them (any marker), or it says "on behalf of `<one of them>`"
-/// (the default wording, kept recognisable after a template change).
+/// Whether `c` is one of this tool's accounts, or lists one as a member that acted.
+fn by_our_account(c: &Confirmer, ours: &[String]) -> bool {
+    let ours: Vec<String> = ours
+        .iter()
+        .filter(|a| !a.trim().is_empty())
+        .cloned()
+        .collect();
+    !ours.is_empty()
+        && (is_same_person(&c.name, &ours)
+            || c.members
+                .iter()
+                .any(|m| is_same_person(&m.user_name, &ours)))
+}
+
+/// Whether a confirm reason is this tool's reason for one of `me`: `template` with
+/// `{forwarder}` set to one of them and `{marker}` a marker this tool writes (hex). Nothing
+/// else counts: "not on behalf of bob" or "on behalf of bob" typed by a person is no trace.
 pub fn reason_names(reason: &str, template: &str, me: &[String]) -> bool {
     let reason = reason.trim().to_lowercase();
-    if reason.is_empty() {
+    if reason.is_empty() || !template.contains("{forwarder}") {
         return false;
     }
+    let template = template.trim().to_lowercase();
     me.iter()
         .map(|i| i.trim().to_lowercase())
         .filter(|i| !i.is_empty())
         .any(|i| {
-            let rendered = template.to_lowercase().replace("{forwarder}", &i);
-            let by_template = match rendered.split_once("{marker}") {
+            let rendered = template.replace("{forwarder}", &i);
+            match rendered.split_once("{marker}") {
                 Some((a, b)) => {
-                    template.contains("{forwarder}")
-                        && reason.len() >= a.len() + b.len()
+                    reason.len() > a.len() + b.len()
                         && reason.starts_with(a)
                         && reason.ends_with(b)
+                        && is_marker(&reason[a.len()..reason.len() - b.len()])
                 }
-                None => template.contains("{forwarder}") && reason == rendered,
-            };
-            by_template || says_on_behalf_of(&reason, &i)
+                None => reason == rendered,
+            }
         })
 }
 
-/// "on behalf of <who>" followed by the end or a character no address holds.
-fn says_on_behalf_of(reason: &str, who: &str) -> bool {
-    let needle = format!("on behalf of {who}");
-    let continues = |c: char| c.is_alphanumeric() || "@_-+'".contains(c);
-    reason.match_indices(&needle).any(|(at, _)| {
-        let mut rest = reason[at + needle.len()..].chars();
-        match rest.next() {
-            None => true,
-            // A full stop ends the sentence unless the address goes on after it.
-            Some('.') => rest.next().is_none_or(|c| !continues(c) && c != '.'),
-            Some(c) => !continues(c),
+/// A marker as this tool writes it: hex digits (12 today; 8 to 64 accepted).
+fn is_marker(s: &str) -> bool {
+    (8..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+/// The journal's record of a mail confirmed for one of `me` (identities compared exactly, in
+/// lower case: both sides come from the directory).
+fn acted_for_me<'a>(acted: &'a [ToolActed], me: &[String]) -> Option<&'a ToolActed> {
+    let me: Vec<String> = me
+        .iter()
+        .map(|i| i.trim().to_lowercase())
+        .filter(|i| !i.is_empty())
+        .collect();
+    acted.iter().find(|a| {
+        a.identities
+            .iter()
+            .any(|i| me.contains(&i.trim().to_lowercase()))
+    })
+}
+
+/// A right of the forwarder for a confirmation the request still needs after the one at
+/// `level`: a later level (level 2 to come), or more confirmations at this level.
+fn still_needed_by_you<'a>(
+    r: &Request,
+    level: u8,
+    rights: &'a [PortalRight],
+) -> Option<(&'a PortalRight, String)> {
+    rights.iter().find_map(|p| {
+        if p.level == level && r.confirmations_left > 1 {
+            Some((
+                p,
+                format!(
+                    "{} more confirmation(s) at level {level}",
+                    r.confirmations_left - 1
+                ),
+            ))
+        } else if level == 1 && p.level == 2 && r.required_confirmers_count_level2 > 0 {
+            Some((p, "the level-2 confirmation".to_string()))
+        } else {
+            None
         }
     })
+}
+
+/// Which levels the request still needs after the confirmation at `level` (for the caller to
+/// read the rights of): `level` itself when more than one confirmation is left there, and level
+/// 2 when at level 1 with a second level to come.
+pub fn levels_still_needed(r: &Request, level: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    if r.confirmations_left > 1 {
+        out.push(level);
+    }
+    if level == 1 && r.required_confirmers_count_level2 > 0 {
+        out.push(2);
+    }
+    out
 }
 
 /// "confirmed by X at <time>, reason …" for a refusal naming an earlier action.
@@ -432,6 +564,8 @@ mod tests {
         id: Option<&'static str>,
         forwarder: Option<&'static str>,
         account: Option<&'static str>,
+        portal: Option<PortalRights>,
+        acted: Vec<ToolActed>,
     }
 
     fn run(c: &Case) -> Decision {
@@ -459,6 +593,13 @@ mod tests {
             reason_template: "Approved on behalf of {forwarder} by mail [ref {marker}]",
             ticket: &ticket,
             now: NOW,
+            service_accounts: &[
+                "svc_pam_level1".to_string(),
+                "svc_pam_level2".to_string(),
+                "svc_pam_lookup".to_string(),
+            ],
+            tool_acted: &m.acted,
+            portal: m.portal.as_ref().unwrap_or(&PortalRights::NotChecked),
         };
         decide(&f)
     }
@@ -562,16 +703,187 @@ mod tests {
                 want: Err("already_confirmed_by_you"),
             },
             Case {
-                name: "already_confirmed_by_you: through an alias, older wording",
+                name: "already_confirmed_by_you: through an alias, this tool's reason",
                 edit: |r, i, _, _, _| {
                     i.push("robert@example.test".into());
                     r.confirmers = vec![acted(
                         "svc_pam_level1",
-                        "ok on behalf of robert@example.test.",
+                        "Approved on behalf of Robert@example.test by mail [ref 00ff00ff00ff]",
                         vec![],
                     )];
                 },
                 want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: this tool's account acting through a group",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "bob@example.test");
+                    r.confirmers[0].name = "PAM_Approvers_L1".into();
+                    r.confirmers[0].members = vec![ConfirmerMember {
+                        user_id: 3,
+                        user_name: "svc_pam_level1".into(),
+                    }];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: the journal, whatever PVWA's reasons say now",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "bob@example.test");
+                    // A colleague's portal confirm through the same group replaced the reason.
+                    r.confirmers = vec![acted(
+                        "PAM_Approvers_L1",
+                        "fine by me",
+                        vec!["svc_pam_level1", "carol"],
+                    )];
+                    m.acted = vec![ToolActed {
+                        level: 1,
+                        forwarder: "bob@example.test".into(),
+                        identities: vec!["bob".into(), "bob@example.test".into()],
+                    }];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "the journal: another person's mail does not block",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "alice@example.test");
+                    m.acted = vec![ToolActed {
+                        level: 1,
+                        forwarder: "alice@example.test".into(),
+                        identities: vec!["alice".into(), "alice@example.test".into()],
+                    }];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "the journal: the person key links a second account",
+                edit: |r, i, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "bob.adm@example.test");
+                    i.push("person:employeeid=e1001".into());
+                    m.acted = vec![ToolActed {
+                        level: 1,
+                        forwarder: "bob.adm@example.test".into(),
+                        identities: vec![
+                            "bob.adm".into(),
+                            "bob.adm@example.test".into(),
+                            "person:employeeid=e1001".into(),
+                        ],
+                    }];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "already_confirmed_by_you: a portal login whose email detail is an alias",
+                edit: |r, i, _, _, _| {
+                    i.push("robert.smith@example.test".into());
+                    let mut c = acted("u12345@tenant", "", vec![]);
+                    c.additional_details
+                        .insert("Email".into(), "Robert.Smith@example.test".into());
+                    r.confirmers = vec![c];
+                },
+                want: Err("already_confirmed_by_you"),
+            },
+            Case {
+                name: "an Identity login without an email detail cannot be linked",
+                edit: |r, _, _, _, _| {
+                    r.confirmers = vec![acted("u12345@tenant", "", vec![])];
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "false positive: a person's reason saying not on behalf of bob",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "alice@example.test");
+                    r.confirmers =
+                        vec![acted("alice", "not on behalf of bob@example.test", vec![])];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "false positive: a person typing this tool's wording",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "alice@example.test");
+                    r.confirmers = vec![acted(
+                        "PAM_Infra_Approvers",
+                        "Approved on behalf of bob@example.test by mail [ref 0a1b2c3d4e5f]",
+                        vec!["carol"],
+                    )];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "false positive: this tool's account with a reason not its own",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "alice@example.test");
+                    r.confirmers = vec![acted(
+                        "svc_pam_level1",
+                        "ok on behalf of bob@example.test",
+                        vec![],
+                    )];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "false positive: this tool's wording without a marker",
+                edit: |r, _, a, _, m| {
+                    confirmed_at_level_1_for(r, a, m, "alice@example.test");
+                    r.confirmers = vec![acted(
+                        "svc_pam_level1",
+                        "Approved on behalf of bob@example.test by mail [ref not-a-marker]",
+                        vec![],
+                    )];
+                },
+                want: Ok(2),
+            },
+            Case {
+                name: "use_the_portal: a level-2 right while at level 1 with level 2 to come",
+                edit: |_, _, _, _, m| {
+                    m.portal = Some(PortalRights::Known(vec![PortalRight {
+                        level: 2,
+                        member: "DB_L2@corp".into(),
+                    }]));
+                },
+                want: Err("use_the_portal"),
+            },
+            Case {
+                name: "use_the_portal: a level-1 right while a quorum of two waits at level 1",
+                edit: |r, _, _, _, m| {
+                    r.confirmations_left = 2;
+                    m.portal = Some(PortalRights::Known(vec![PortalRight {
+                        level: 1,
+                        member: "bob".into(),
+                    }]));
+                },
+                want: Err("use_the_portal"),
+            },
+            Case {
+                name: "no friction: a level-1 right only, the last level-1 confirmation",
+                edit: |_, _, _, _, m| {
+                    m.portal = Some(PortalRights::Known(vec![PortalRight {
+                        level: 1,
+                        member: "DB_Team@corp".into(),
+                    }]));
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "no friction: a level-2 right on a single-level request",
+                edit: |r, _, _, _, m| {
+                    r.required_confirmers_count_level2 = 0;
+                    m.portal = Some(PortalRights::Known(vec![PortalRight {
+                        level: 2,
+                        member: "DB_L2@corp".into(),
+                    }]));
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "portal rights unknown: fail closed",
+                edit: |_, _, _, _, m| {
+                    m.portal = Some(PortalRights::Unknown("403 from PVWA".into()));
+                },
+                want: Err("portal_rights_unknown"),
             },
             Case {
                 name: "someone else confirmed through the service account",
@@ -671,6 +983,47 @@ mod tests {
             };
             assert_eq!(got, c.want, "case: {}", c.name);
         }
+    }
+
+    #[test]
+    fn reason_trace_needs_this_tools_template_and_a_marker() {
+        let t = "Approved on behalf of {forwarder} by mail [ref {marker}]";
+        let me = vec!["bob@example.test".to_string()];
+        assert!(reason_names(
+            "Approved on behalf of bob@example.test by mail [ref 0a1b2c3d4e5f]",
+            t,
+            &me
+        ));
+        for other in [
+            "not on behalf of bob@example.test",
+            "ok on behalf of bob@example.test.",
+            "Approved on behalf of bob@example.test by mail [ref ]",
+            "Approved on behalf of bob@example.test by mail [ref zzzzzzzzzzzz]",
+            "Approved on behalf of bobby@example.test by mail [ref 0a1b2c3d4e5f]",
+            "",
+        ] {
+            assert!(!reason_names(other, t, &me), "{other}");
+        }
+        assert!(!reason_names(
+            "Approved on behalf of bob@example.test",
+            "Approved by mail",
+            &me
+        ));
+    }
+
+    #[test]
+    fn levels_still_needed_after_this_confirmation() {
+        let mut r = request();
+        assert_eq!(levels_still_needed(&r, 1), vec![2]);
+        r.confirmations_left = 2;
+        assert_eq!(levels_still_needed(&r, 1), vec![1, 2]);
+        r.required_confirmers_count_level2 = 0;
+        assert_eq!(levels_still_needed(&r, 1), vec![1]);
+        r.confirmations_left = 1;
+        assert!(levels_still_needed(&r, 1).is_empty());
+        r.required_confirmers_count_level2 = 1;
+        r.current_confirmation_level = 2;
+        assert!(levels_still_needed(&r, 2).is_empty());
     }
 
     #[test]

@@ -73,6 +73,10 @@ pub struct DirectoryConfig {
     /// The static table (`approvers = "static"`): `[[directory.static]]`.
     #[serde(default, rename = "static")]
     pub static_rules: Vec<StaticRule>,
+    /// A user attribute that names the person behind an account (e.g. `employeeID`): directory
+    /// users with the same value are one person, so a second account counts as its owner
+    /// (docs/watcher.md, "one person counts once"). Unset: each account is its own person.
+    pub person_attribute: Option<String>,
 }
 
 fn yes() -> bool {
@@ -200,6 +204,8 @@ pub struct Settings {
     pub approvers: ApproverMode,
     pub group_names: GroupNameRule,
     pub static_rules: Vec<StaticRule>,
+    /// `person_attribute`, checked to be an attribute name.
+    pub person_attribute: Option<String>,
 }
 
 impl Settings {
@@ -324,6 +330,17 @@ impl DirectoryConfig {
                 return Err(err(&k("safes"), "holds an empty pattern".into()));
             }
         }
+        if let Some(a) = &self.person_attribute
+            && !is_attribute_name(a)
+        {
+            return Err(err(
+                "person_attribute",
+                format!(
+                    "`{}` is not an LDAP attribute name (letters, digits and `-`, starting with a letter, e.g. employeeID)",
+                    a.escape_debug()
+                ),
+            ));
+        }
         if self.approvers == ApproverMode::Static && self.static_rules.is_empty() {
             return Err(err(
                 "static",
@@ -351,8 +368,17 @@ impl DirectoryConfig {
             approvers: self.approvers,
             group_names: self.group_names.clone(),
             static_rules: self.static_rules.clone(),
+            person_attribute: self.person_attribute.clone(),
         })
     }
+}
+
+/// An LDAP attribute description without options: a letter, then letters, digits or `-`.
+fn is_attribute_name(a: &str) -> bool {
+    let mut c = a.chars();
+    c.next().is_some_and(|f| f.is_ascii_alphabetic())
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '-')
+        && a.len() <= 64
 }
 
 /// An LDAP URL we accept: `ldaps://host[:port]`, or `ldap://host[:port]` with StartTLS, or plain
@@ -537,6 +563,21 @@ base_dn = "DC=corp,DC=example"
         assert!(
             settings("user_filter = \"(&(objectClass=inetOrgPerson)(mail={mail}))\"\n").is_ok()
         );
+    }
+
+    #[test]
+    fn person_attribute_is_an_attribute_name() {
+        assert_eq!(settings("").expect("valid").person_attribute, None);
+        let s = settings("person_attribute = \"employeeID\"\n").expect("valid");
+        assert_eq!(s.person_attribute.as_deref(), Some("employeeID"));
+        for bad in ["", "employee ID", "1abc", "(employeeID=*)", "mail)(x"] {
+            let e = settings(&format!("person_attribute = {bad:?}\n")).expect_err(bad);
+            assert_eq!(
+                e.key.as_deref(),
+                Some("directory.person_attribute"),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -445,12 +445,14 @@ impl LdapDirectory {
             .replace("{mail}", &ldap_escape(addr.as_str()));
         let what = format!("looking up {addr}");
         let base = self.s.base_dn.as_str();
+        let attrs = self.user_attrs();
         let (res, server) = self
             .run(&what, |mut l| {
                 let filter = filter.clone();
+                let attrs = attrs.clone();
                 async move {
                     l.with_search_options(SearchOptions::new().sizelimit(2))
-                        .search(base, Scope::Subtree, &filter, USER_ATTRS.to_vec())
+                        .search(base, Scope::Subtree, &filter, attrs)
                         .await
                 }
             })
@@ -481,13 +483,64 @@ impl LdapDirectory {
                         e.dn
                     );
                 }
-                Ok(user_of(e))
+                Ok(user_of(e, self.s.person_attribute.as_deref()))
             }
             n => Err(DirectoryError::Ambiguous {
                 address: addr,
                 count: n,
             }),
         }
+    }
+
+    /// The attributes read for a user: [`USER_ATTRS`] and the person attribute.
+    fn user_attrs(&self) -> Vec<String> {
+        let mut a: Vec<String> = USER_ATTRS.iter().map(|s| s.to_string()).collect();
+        a.extend(self.s.person_attribute.clone());
+        a
+    }
+
+    /// Every directory user (enabled or not) whose person attribute has `value`: the accounts
+    /// of one person (`[directory] person_attribute`). Empty when no attribute is configured.
+    /// More than 50 accounts for one value is an error (a shared or default value links
+    /// nothing trustworthy).
+    pub async fn accounts_of_person(&self, value: &str) -> Result<Vec<DirUser>, DirectoryError> {
+        let Some(attr) = self.s.person_attribute.clone() else {
+            return Ok(Vec::new());
+        };
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(Vec::new());
+        }
+        let filter = format!("(&(objectClass=user)({attr}={}))", ldap_escape(value));
+        let what = format!(
+            "looking up the accounts with {attr} {}",
+            crate::text::printable(value)
+        );
+        let base = self.s.base_dn.as_str();
+        let attrs = self.user_attrs();
+        let (res, server) = self
+            .run(&what, |mut l| {
+                let filter = filter.clone();
+                let attrs = attrs.clone();
+                async move {
+                    l.with_search_options(SearchOptions::new().sizelimit(51))
+                        .search(base, Scope::Subtree, &filter, attrs)
+                        .await
+                }
+            })
+            .await?;
+        let entries = self.entries(res, &server, &what, true)?;
+        if entries.len() > 50 {
+            return Err(DirectoryError::Protocol {
+                server,
+                what,
+                detail: "more than 50 accounts share the value; it cannot name one person".into(),
+            });
+        }
+        Ok(entries
+            .into_iter()
+            .map(|e| user_of(e, Some(&attr)))
+            .collect())
     }
 
     /// Find the directory groups answering to each approver name.
@@ -751,7 +804,7 @@ impl Directory for LdapDirectory {
     }
 }
 
-fn user_of(e: Entry) -> DirUser {
+fn user_of(e: Entry, person_attribute: Option<&str>) -> DirUser {
     let aliases = e
         .all("proxyAddresses")
         .into_iter()
@@ -773,6 +826,7 @@ fn user_of(e: Entry) -> DirUser {
         aliases,
         display_name: e.first("displayName").or_else(|| e.first("cn")),
         member_of: e.all("memberOf"),
+        person: person_attribute.and_then(|a| e.first(a)),
         dn: e.dn,
     }
 }
@@ -932,7 +986,7 @@ mod tests {
                 ],
             )],
         };
-        assert_eq!(user_of(e).aliases, vec!["a@x.test", "alias@x.test"]);
+        assert_eq!(user_of(e, None).aliases, vec!["a@x.test", "alias@x.test"]);
     }
 
     #[test]

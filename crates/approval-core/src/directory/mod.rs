@@ -146,6 +146,8 @@ pub struct DirUser {
     /// Direct groups (`memberOf`), as the server spelled them.
     #[serde(skip)]
     pub member_of: Vec<String>,
+    /// The value of `[directory] person_attribute` (e.g. `employeeID`), when configured and set.
+    pub person: Option<String>,
 }
 
 impl DirUser {
@@ -198,6 +200,12 @@ impl DirUser {
         .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(bare))
     }
 
+    /// The person key this account shares with the other accounts of its owner:
+    /// `person:<attribute>=<value>` in lower case, when `attribute` is configured and set.
+    pub fn person_key(&self, attribute: Option<&str>) -> Option<String> {
+        person_key(attribute, self.person.as_deref())
+    }
+
     /// A short name for messages: sAMAccountName, else mail, else the DN.
     pub fn short_name(&self) -> String {
         self.sam_account_name
@@ -205,6 +213,13 @@ impl DirUser {
             .or_else(|| self.mail.clone())
             .unwrap_or_else(|| names::rdn_value(&self.dn))
     }
+}
+
+/// `person:<attribute>=<value>` in lower case (both set and not blank).
+pub fn person_key(attribute: Option<&str>, value: Option<&str>) -> Option<String> {
+    let a = attribute.map(str::trim).filter(|a| !a.is_empty())?;
+    let v = value.map(str::trim).filter(|v| !v.is_empty())?;
+    Some(format!("person:{}={}", a.to_lowercase(), v.to_lowercase()))
 }
 
 /// Which approver group granted, and through which nesting.
@@ -321,6 +336,8 @@ pub struct UserView {
     pub mail: Option<String>,
     pub aliases: Vec<String>,
     pub display_name: Option<String>,
+    /// The person attribute's value (`[directory] person_attribute`).
+    pub person: Option<String>,
 }
 
 impl UserView {
@@ -334,6 +351,7 @@ impl UserView {
             aliases: self.aliases.clone(),
             display_name: self.display_name.clone(),
             member_of: Vec::new(),
+            person: self.person.clone(),
         }
         .is_same_person(pvwa_user)
     }
@@ -348,6 +366,7 @@ impl From<&DirUser> for UserView {
             mail: u.mail.clone(),
             aliases: u.aliases.clone(),
             display_name: u.display_name.clone(),
+            person: u.person.clone(),
         }
     }
 }
@@ -444,6 +463,7 @@ mod tests {
             ],
             display_name: None,
             member_of: vec![],
+            person: None,
         }
     }
 

@@ -37,6 +37,26 @@ pub struct WatcherConfig {
     /// recognised after a crash) are replaced.
     #[serde(default = "defaults::reason_template")]
     pub reason_template: String,
+    /// Whether a mail approver's own PVWA rights on the safe are read before confirming a
+    /// request that still needs confirmations after this one (`check`, the default), or the
+    /// deployment asserts that mail approvers hold none (`none-held`): docs/watcher.md, "one
+    /// person counts once".
+    #[serde(default)]
+    pub portal_rights: PortalRightsCheck,
+}
+
+/// `[watcher] portal_rights`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PortalRightsCheck {
+    /// Read the safe's members with the lookup account; refuse by mail when the forwarder holds
+    /// a right for a confirmation the request still needs (`use_the_portal`), and when the
+    /// members cannot be read (`portal_rights_unknown`).
+    #[default]
+    Check,
+    /// Not read: the deployment gives mail approvers no PVWA right on the safes served (only
+    /// the service accounts hold one). Wrong if they do: one person could then confirm twice.
+    NoneHeld,
 }
 
 impl Default for WatcherConfig {
@@ -50,6 +70,7 @@ impl Default for WatcherConfig {
             retry_first_secs: defaults::retry_first_secs(),
             retry_max_secs: defaults::retry_max_secs(),
             reason_template: defaults::reason_template(),
+            portal_rights: PortalRightsCheck::default(),
         }
     }
 }
@@ -193,6 +214,23 @@ mod tests {
         assert_eq!(secs(&w, 1..=7), [60, 120, 240, 480, 900, 900, 900]);
         // Before any failed try (a mail that could not even be read): the first interval.
         assert_eq!(w.retry_delay(0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn portal_rights_are_checked_unless_the_deployment_says_none_are_held() {
+        assert_eq!(watcher("").1.portal_rights, PortalRightsCheck::Check);
+        assert_eq!(
+            watcher("portal_rights = \"none-held\"").1.portal_rights,
+            PortalRightsCheck::NoneHeld
+        );
+        assert!(
+            crate::settings::load_from_parts(
+                Some("[watcher]\nportal_rights = \"off\"\n"),
+                None,
+                &[]
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ use crate::metrics::Metrics;
 use crate::notice::{self, Examination, NoticeConfig};
 use crate::notice_check;
 use crate::notify::{self, Notifier, Outcome, Values};
-use crate::policy::{self, Approver, Decision, Facts, MailClaims, TicketCheck};
+use crate::policy::{
+    self, Approver, Decision, Facts, MailClaims, PortalRight, PortalRights, TicketCheck, ToolActed,
+};
 use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
 use crate::runtime::{Audit, RequestLocks};
 use crate::secret::Resolver;
@@ -120,6 +122,8 @@ struct Work<'a> {
     forwarder: Option<String>,
     /// `request` is from before a confirm and could not be read again.
     stale: bool,
+    /// The mail's journal row (none in a dry run): its own record does not count against it.
+    row: Option<i64>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
@@ -142,6 +146,9 @@ enum Verdict {
         request_id: String,
         level: u8,
         forwarder: String,
+        /// Every identity of the forwarder (all their linked accounts, the person key): what
+        /// the journal records as "confirmed for".
+        identities: Vec<String>,
     },
 }
 
@@ -424,6 +431,7 @@ impl Pipeline {
             group: None,
             forwarder: None,
             stale: false,
+            row: None,
             _guard: None,
         };
         if self.dry_run {
@@ -436,6 +444,7 @@ impl Pipeline {
             Begin::Known(e) if e.state == State::Filed => return self.duplicate(e, &mut w).await,
             Begin::Known(e) | Begin::New(e) => e,
         };
+        w.row = Some(e.row);
         loop {
             let step = match e.state {
                 State::Seen => self.seen(&mut w, &e).await,
@@ -620,15 +629,17 @@ impl Pipeline {
         let level = u8::try_from(request.current_confirmation_level)
             .ok()
             .filter(|l| matches!(l, 1 | 2));
-        let (approver, identities) = match level {
+        let (approver, identities, safe_members) = match level {
             None => (
                 Approver::Denied {
                     reason: "the request is at no level this tool handles".into(),
                 },
                 Vec::new(),
+                None,
             ),
             Some(level) => {
                 let s = self.directory.settings();
+                let mut safe_members = None;
                 let groups: Approvers = match s.approvers {
                     ApproverMode::Static => {
                         directory::check::static_approvers(s, &request.safe_name, level)
@@ -641,12 +652,14 @@ impl Pipeline {
                             })
                             .await
                             .map_err(Fault::of)?;
-                        approvers::from_safe_members(
+                        let a = approvers::from_safe_members(
                             &members,
                             level,
                             chrono::Utc::now().timestamp(),
                             &s.group_names,
-                        )
+                        );
+                        safe_members = Some(members);
+                        a
                     }
                 };
                 let v = directory::authorize(
@@ -658,7 +671,7 @@ impl Pipeline {
                 )
                 .await
                 .map_err(Fault::of)?;
-                let ids = v
+                let mut ids = v
                     .user
                     .as_ref()
                     .map(|u| {
@@ -670,9 +683,24 @@ impl Pipeline {
                         ids
                     })
                     .unwrap_or_default();
-                if v.user
-                    .as_ref()
-                    .is_some_and(|u| u.is_same_person(&request.requestor_user_name))
+                let mut linked_is_requester = false;
+                if let Some(u) = &v.user {
+                    match self.person_identities(u).await? {
+                        Ok((more, requester)) => {
+                            ids.extend(more);
+                            linked_is_requester = requester
+                                .iter()
+                                .any(|a| a.is_same_person(&request.requestor_user_name));
+                        }
+                        Err(reason) => {
+                            return refuse("person_unknown", reason, Some(rid), Some(forwarder));
+                        }
+                    }
+                }
+                if linked_is_requester
+                    || v.user
+                        .as_ref()
+                        .is_some_and(|u| u.is_same_person(&request.requestor_user_name))
                 {
                     return refuse(
                         "self_approval",
@@ -704,7 +732,7 @@ impl Pipeline {
                         reason: v.reason.clone(),
                     },
                 };
-                (a, ids)
+                (a, ids, safe_members)
             }
         };
         if let Approver::Granted { group, .. } = &approver {
@@ -712,6 +740,25 @@ impl Pipeline {
         }
         let ticket = self.ticket(&request).await?;
         let account = self.account(level.unwrap_or(0));
+        let service_accounts: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let tool_acted: Vec<ToolActed> = self
+            .journal
+            .acted_for(&rid, w.row)
+            .map_err(Fault::of)?
+            .into_iter()
+            .map(|a| ToolActed {
+                level: a.level,
+                forwarder: a.forwarder,
+                identities: a.identities,
+            })
+            .collect();
+        let portal = match (&approver, level) {
+            (Approver::Granted { .. }, Some(l)) => {
+                self.portal_rights(&request, l, &forwarder, &identities, safe_members)
+                    .await?
+            }
+            _ => PortalRights::NotChecked,
+        };
         let d = policy::decide(&Facts {
             mail: MailClaims {
                 request_id: &rid,
@@ -726,6 +773,9 @@ impl Pipeline {
             reason_template: &self.cfg.reason_template,
             ticket: &ticket,
             now: chrono::Utc::now().timestamp(),
+            service_accounts: &service_accounts,
+            tool_acted: &tool_acted,
+            portal: &portal,
         });
         match d {
             Decision::Refuse(r) => refuse(r.code, r.message, Some(rid), Some(forwarder)),
@@ -744,9 +794,115 @@ impl Pipeline {
                     request_id: rid,
                     level,
                     forwarder,
+                    identities,
                 })
             }
         }
+    }
+
+    /// The identities of the forwarder's other accounts and their person key (`[directory]
+    /// person_attribute`), and those accounts; nothing when no attribute is configured. `Ok(Err)`
+    /// is a refusal: the attribute is configured but the forwarder's account has no value, so
+    /// their other accounts cannot be known.
+    async fn person_identities(
+        &self,
+        u: &directory::UserView,
+    ) -> Result<Result<(Vec<String>, Vec<directory::DirUser>), String>, Fault> {
+        let Some(attr) = self.directory.settings().person_attribute.clone() else {
+            return Ok(Ok((Vec::new(), Vec::new())));
+        };
+        let Some(value) = u.person.clone().filter(|v| !v.trim().is_empty()) else {
+            return Ok(Err(format!(
+                "Your directory account ({}) has no {attr}, so the tool cannot tell which other accounts are yours; nothing was approved. Ask the directory team to set it, or use the PVWA portal.",
+                u.sam_account_name.as_deref().unwrap_or(&u.dn)
+            )));
+        };
+        let accounts = self
+            .directory
+            .accounts_of_person(&value)
+            .await
+            .map_err(Fault::of)?;
+        let mut ids: Vec<String> = accounts.iter().flat_map(|a| a.identities()).collect();
+        ids.extend(directory::person_key(Some(&attr), Some(&value)));
+        Ok(Ok((ids, accounts)))
+    }
+
+    /// The forwarder's own PVWA rights on the request's safe for the confirmations the request
+    /// still needs after the one at `level` (`policy::levels_still_needed`): a user member that
+    /// is one of their accounts, or a directory group member they belong to, with the level's
+    /// authorisation permission. This tool's own accounts are not the forwarder's rights, and
+    /// Vault-internal groups cannot be read here (docs/watcher.md). The members are those read
+    /// for the decision (`safe-members` mode) or read now with the lookup account; when PVWA
+    /// refuses them, the rights are unknown (the mail is refused), unless `[watcher]
+    /// portal_rights = "none-held"`.
+    async fn portal_rights(
+        &self,
+        request: &Request,
+        level: u8,
+        forwarder: &str,
+        identities: &[String],
+        members: Option<Vec<crate::pvwa::SafeMember>>,
+    ) -> Result<PortalRights, Fault> {
+        let needed = policy::levels_still_needed(request, level);
+        if needed.is_empty() || self.cfg.portal_rights == super::config::PortalRightsCheck::NoneHeld
+        {
+            return Ok(PortalRights::NotChecked);
+        }
+        let members = match members {
+            Some(m) => m,
+            None => {
+                let safe = request.safe_name.clone();
+                match self
+                    .pvwa(AccountRole::Lookup, async |x: &Session| {
+                        x.safe_members(&safe).await
+                    })
+                    .await
+                {
+                    Ok(m) => m,
+                    Err(e) if e.is_transient() => return Err(Fault::of(e)),
+                    Err(e) => {
+                        return Ok(PortalRights::Unknown(format!(
+                            "the safe's members could not be read: {e}"
+                        )));
+                    }
+                }
+            }
+        };
+        let ours: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let mut me: Vec<String> = identities.to_vec();
+        me.push(forwarder.to_string());
+        let now = chrono::Utc::now().timestamp();
+        let s = self.directory.settings();
+        let mut rights = Vec::new();
+        for n in needed {
+            for m in members
+                .iter()
+                .filter(|m| !m.is_group() && m.approves_at(n, now))
+            {
+                if policy::is_same_person(&m.member_name, &me)
+                    && !policy::is_same_person(&m.member_name, &ours)
+                {
+                    rights.push(PortalRight {
+                        level: n,
+                        member: crate::text::printable(&m.member_name),
+                    });
+                }
+            }
+            let groups = approvers::from_safe_members(&members, n, now, &s.group_names);
+            if groups.groups.is_empty() {
+                continue;
+            }
+            let v = directory::authorize(&self.directory, forwarder, &request.safe_name, n, groups)
+                .await
+                .map_err(Fault::of)?;
+            if let (Some(g), true) = (&v.granted_by, v.may_approve) {
+                rights.push(PortalRight {
+                    level: n,
+                    member: crate::text::printable(&g.group),
+                });
+            }
+        }
+        Ok(PortalRights::Known(rights))
     }
 
     /// The safe of the one request PVWA lists with this number under a safe other than
@@ -855,11 +1011,12 @@ impl Pipeline {
                 request_id,
                 level,
                 forwarder,
+                identities,
             } => {
                 let marker = hex::encode(rand::random::<[u8; 6]>());
                 let e = self
                     .journal
-                    .decided(e.row, &request_id, level, &forwarder, &marker)
+                    .decided_for(e.row, &request_id, level, &forwarder, &marker, &identities)
                     .map_err(Fault::of)?;
                 self.confirm(w, &e).await
             }
@@ -999,7 +1156,7 @@ impl Pipeline {
             && r.current_confirmation_level == i64::from(level)
             && (r.expiration_date == 0 || r.expiration_date > now);
         if waiting && !we_acted {
-            return self.confirm(w, e).await;
+            return self.decide_again(w, e, &rid, level).await;
         }
         self.journal
             .refused(
@@ -1013,6 +1170,54 @@ impl Pipeline {
                 e.forwarder.as_deref(),
             )
             .map_err(Fault::of)
+    }
+
+    /// A `decided` row whose confirm is known not to have arrived: every attempt re-reads the
+    /// request and re-runs the whole decision (sender, notice, directory, policy, journal,
+    /// portal rights) before the confirm, so that what changed in between (a portal confirm by
+    /// the forwarder, a directory change) refuses it. The confirm goes out only for the same
+    /// request, level and forwarder as decided, with the recorded marker.
+    async fn decide_again(
+        &self,
+        w: &mut Work<'_>,
+        e: &Entry,
+        rid: &str,
+        level: u8,
+    ) -> Result<Entry, Fault> {
+        // `decide` takes the request's lock itself.
+        w._guard = None;
+        let v = self.decide(w).await?;
+        match v {
+            Verdict::Approve {
+                request_id,
+                level: l,
+                forwarder,
+                ..
+            } if request_id == rid
+                && l == level
+                && e.forwarder
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(&forwarder)) =>
+            {
+                self.confirm(w, e).await
+            }
+            Verdict::Approve { level: l, .. } => self
+                .journal
+                .refused(
+                    e.row,
+                    codes::CONFIRM_FAILED,
+                    &format!(
+                        "Request {rid} was not confirmed by this mail: it was decided for level {level}, and deciding again gave another answer (level {l})."
+                    ),
+                    Some(rid),
+                    e.forwarder.as_deref(),
+                )
+                .map_err(Fault::of),
+            Verdict::Refuse { code, reason, .. } => self
+                .journal
+                .refused(e.row, &code, &reason, Some(rid), e.forwarder.as_deref())
+                .map_err(Fault::of),
+        }
     }
 
     /// The verified forwarder of a mail, or the refusal (code, sentence) of the sender check.
