@@ -109,7 +109,8 @@ impl crate::exit::Classify for NotifyError {
     }
 }
 
-/// Values for the placeholders `{name}`.
+/// Values for the placeholders `{name}`. Values from outside should come quoted ([`quote`]);
+/// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
 const SUBJECTS: [(&str, &str); 3] = [
@@ -127,11 +128,11 @@ const SUBJECTS: [(&str, &str); 3] = [
 const TEXTS: [(&str, &str); 3] = [
     (
         "approved",
-        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Reason:     {request_reason}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n",
+        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n\n  Reason (as typed by the requester): {request_reason}\n",
     ),
     (
         "refused",
-        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
     ),
     (
         "failed",
@@ -139,8 +140,51 @@ const TEXTS: [(&str, &str); 3] = [
     ),
 ];
 
-const REPORT_SUBJECT: &str = "Refused unverified mail in the approval mailbox ({reason_code})";
-const REPORT_TEXT: &str = "Hello,\n\na mail in the approval mailbox was refused because its sender could not be verified.\nIts claimed sender got no reply. Nothing was changed in CyberArk.\n\n  Why:        {reason}\n  Code:       {reason_code}\n  Message-ID: {message_id}\n  Journal:    row {row}\n  Filed in:   {folder}\n\nIts subject and text are not repeated here; open it in the mailbox if needed.\n";
+const REPORT_SUBJECT: &str = "Refused unanswered mail in the approval mailbox ({reason_code})";
+const REPORT_TEXT: &str = "Hello,\n\na mail in the approval mailbox was refused without a reply: {unanswered}.\nNothing was changed in CyberArk.\n\n  Why:        {reason}\n  Code:       {reason_code}\n  Message-ID: {message_id}\n  Journal:    row {row}\n  Filed in:   {folder}\n\nIts subject and text are not repeated here; open it in the mailbox if needed.\n";
+
+/// Values that are blocks of lines (each line is bounded on its own); every other value goes
+/// into a reply as one line.
+const BLOCKS: [&str; 3] = ["acted", "confirmers", "details"];
+
+/// Longest value kept on a reply's line (a refusal sentence, a request id).
+const MAX_LINE: usize = 600;
+
+/// Longest text quoted from outside (a requester's or confirmer's reason).
+pub const MAX_QUOTED: usize = 240;
+
+/// A value from outside (typed by a requester, a confirmer, an administrator), as data: one
+/// line without control characters, cut at `max` characters with an ellipsis, between double
+/// quotes (a quote inside is escaped), so that it cannot read as the PAM mailbox's own text.
+pub fn quote(s: &str, max: usize) -> String {
+    format!("\"{}\"", one_line(s, max).replace('"', "\\\""))
+}
+
+/// A block value with every line bounded and without control characters (its layout kept).
+fn block_lines(v: &str) -> String {
+    v.split('\n')
+        .map(|l| {
+            let l: String = l
+                .chars()
+                .map(|c| {
+                    if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let l = l.trim_end();
+            if l.chars().count() > MAX_LINE {
+                let cut: String = l.chars().take(MAX_LINE - 1).collect();
+                format!("{cut}…")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Make one header-safe line: no control characters (CR, LF, NUL, …), runs of spaces folded,
 /// capped in length.
@@ -202,7 +246,7 @@ fn escape_html(s: &str) -> String {
 
 /// Replace `{name}` placeholders; unknown names stay as they are (so a typo shows in the mail
 /// rather than silently vanishing); `escape` is applied to every value.
-fn fill(template: &str, values: &Values, escape: impl Fn(&str) -> String) -> String {
+fn fill(template: &str, values: &Values, escape: impl Fn(&str, &str) -> String) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -217,7 +261,7 @@ fn fill(template: &str, values: &Values, escape: impl Fn(&str) -> String) -> Str
             {
                 let name = &after[..end];
                 match values.get(name) {
-                    Some(v) => out.push_str(&escape(v)),
+                    Some(v) => out.push_str(&escape(name, v)),
                     None => out.push_str(&rest[start..start + end + 2]),
                 }
                 rest = &after[end + 1..];
@@ -295,8 +339,8 @@ impl Notifier {
         if !self.cfg.report_unauthentic || self.cfg.pam_team.is_empty() {
             return None;
         }
-        let subject = one_line(&fill(REPORT_SUBJECT, values, |v| one_line(v, 100)), 250);
-        let text = fill(REPORT_TEXT, values, |v| one_line(v, 400));
+        let subject = one_line(&fill(REPORT_SUBJECT, values, |_, v| one_line(v, 100)), 250);
+        let text = fill(REPORT_TEXT, values, |_, v| one_line(v, 400));
         Some(Reply {
             to: self.cfg.pam_team.clone(),
             cc: vec![],
@@ -322,11 +366,23 @@ impl Notifier {
         };
         let key = outcome.name();
         let subject = one_line(
-            &fill(&self.subjects[key], values, |v| one_line(v, 200)),
+            &fill(&self.subjects[key], values, |_, v| one_line(v, 200)),
             250,
         );
-        let text = fill(&self.texts[key], values, |v| v.replace(['\r', '\0'], ""));
-        let html = self.htmls.get(key).map(|t| fill(t, values, escape_html));
+        // One bounded line per value (block values: per line of theirs), so that no value can
+        // open a paragraph of its own; HTML escapes every value on top.
+        let line = |name: &str, v: &str| {
+            if BLOCKS.contains(&name) {
+                block_lines(v)
+            } else {
+                one_line(v, MAX_LINE)
+            }
+        };
+        let text = fill(&self.texts[key], values, line);
+        let html = self
+            .htmls
+            .get(key)
+            .map(|t| fill(t, values, |name, v| escape_html(&line(name, v))));
         Ok(Reply {
             to,
             cc,

@@ -364,5 +364,84 @@ async fn an_unauthenticated_mails_body_is_never_read() {
     w.close().await;
 }
 
+/// Every mail the bot mailbox sent: (recipients, Internet headers it went out with), as
+/// pam-sim received them (EWS: `InternetHeaders` extended properties; Graph: PS_INTERNET_HEADERS
+/// named properties and `internetMessageHeaders`).
+fn sent_with_headers(env: &Env) -> Vec<(Vec<String>, Vec<(String, String)>)> {
+    match env.backend {
+        Backend::Ews => env
+            .sim
+            .state
+            .ews
+            .sent()
+            .into_iter()
+            .map(|s| (s.to, s.headers))
+            .collect(),
+        Backend::Graph => env
+            .sim
+            .state
+            .graph
+            .sent()
+            .into_iter()
+            .map(|s| (s.to, s.headers))
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn every_reply_and_report_is_marked_automatic() {
+    let _ = audit_lines();
+    let env = env!();
+    let w = pipeline(&env).await;
+    // An approval, a refusal, an "already processed" answer and a report to the PAM team.
+    let raw = mail(
+        "h1",
+        "alice@example.test",
+        "DBSafe",
+        9,
+        "dave@example.test",
+        true,
+    );
+    done(
+        &w.process(&deliver(&env, raw.clone())).await.expect("p"),
+        "confirmed",
+    );
+    w.process(&deliver(&env, raw)).await.expect("duplicate");
+    done(
+        &w.process(&forward(&env, "h2", "carol@example.test", 7))
+            .await
+            .expect("p"),
+        "refused",
+    );
+    let forged = mail(
+        "h3",
+        "alice@example.test",
+        "DBSafe",
+        9,
+        "dave@example.test",
+        false,
+    );
+    done(
+        &w.process(&deliver(&env, forged)).await.expect("p"),
+        "refused",
+    );
+    let sent = sent_with_headers(&env);
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    for (to, headers) in &sent {
+        for (name, value) in [
+            ("Auto-Submitted", "auto-replied"),
+            ("X-Auto-Response-Suppress", "All"),
+        ] {
+            assert!(
+                headers
+                    .iter()
+                    .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value),
+                "the mail to {to:?} lacks {name}: {value}: {headers:?}"
+            );
+        }
+    }
+    w.close().await;
+}
+
 #[allow(dead_code)]
 fn _uses(_: &Pipeline) {}
