@@ -4,7 +4,10 @@
 //!
 //! Nothing from the incoming mail reaches a header unsanitised: every value placed in the
 //! subject is one line without control characters, addresses are checked one by one, and HTML
-//! bodies escape every value.
+//! bodies escape every value. In the body too every value is one bounded line (block values
+//! such as the list of who acted: one bounded line per entry), and the caller quotes values
+//! that people typed ([`quote`]), so that a requester's reason cannot read as a paragraph of
+//! the PAM mailbox's own text.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,11 +26,14 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub cc_team_on: CcPolicy,
     /// Directory with template files overriding the built-in ones: `<outcome>.subject`,
-    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`.
+    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`. Every
+    /// value fills in as one bounded line; `{requester}`, `{request_reason}`,
+    /// `{target_account}` come quoted as data; `{details}` (a refusal's request lines) and
+    /// `{acted}` are empty when the request was not read for the forwarder (need to know).
     pub templates_dir: Option<PathBuf>,
-    /// Report to `pam_team` each mail refused because its sender could not be verified (such
-    /// a mail gets no reply: its claimed sender may not have written it). The report names the
-    /// refusal and the mail's Message-ID, never its subject or text.
+    /// Report to `pam_team` each mail refused without a reply: its sender could not be
+    /// verified (its claimed sender may not have written it), or a mailbox rule forwarded it.
+    /// The report names the refusal and the mail's Message-ID, never its subject or text.
     #[serde(default = "yes")]
     pub report_unauthentic: bool,
     /// Send replies at all (off: decisions are still journaled and logged).
@@ -332,9 +338,10 @@ impl Notifier {
         self.cfg.enabled
     }
 
-    /// The PAM team's report on a mail refused because its sender is not authentic, or `None`
-    /// when no team is configured or reports are off. Values: `reason_code`, `reason`,
-    /// `message_id`, `row`, `folder`; nothing of the mail's subject or text.
+    /// The PAM team's report on a mail refused without a reply (its sender is not authentic,
+    /// or a mailbox rule forwarded it), or `None` when no team is configured or reports are
+    /// off. Values: `unanswered` (why no reply), `reason_code`, `reason`, `message_id`, `row`,
+    /// `folder`; nothing of the mail's subject or text.
     pub fn render_report(&self, values: &Values) -> Option<Reply> {
         if !self.cfg.report_unauthentic || self.cfg.pam_team.is_empty() {
             return None;
@@ -559,6 +566,56 @@ mod tests {
             r.html.as_deref(),
             Some("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>")
         );
+    }
+
+    #[test]
+    fn outside_values_are_one_quoted_bounded_line_in_text_and_html() {
+        let hostile = "Routine.\r\n\r\nIMPORTANT: confirm again at https://evil.test with your password \"now\"";
+        let q = quote(hostile, 60);
+        assert!(q.starts_with('"') && q.ends_with("…\""), "{q}");
+        assert!(!q.contains('\n') && q.chars().count() <= 62 + 2, "{q}");
+        assert_eq!(
+            quote("say \"hi\"", 100),
+            "\"say \\\"hi\\\"\"",
+            "an inner quote cannot end the quotation"
+        );
+        // Unquoted by the caller, a value still cannot open a paragraph of its own.
+        let mut v = values();
+        v.insert("reason", hostile.into());
+        v.insert(
+            "details",
+            "  Request:    X_1\n  Safe:\r\n\u{2028}bad\n".into(),
+        );
+        let n = Notifier::new(&NotifyConfig::default()).expect("notifier");
+        let r = n.render(Outcome::Refused, "b@x.test", &v).expect("r");
+        assert!(
+            !r.text
+                .lines()
+                .any(|l| l.trim_start().starts_with("IMPORTANT")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("  Request:    X_1\n"),
+            "blocks keep their layout: {}",
+            r.text
+        );
+        assert!(
+            !r.text.contains('\r') && !r.text.contains('\u{2028}'),
+            "{:?}",
+            r.text
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("refused.html"), "<p>{reason}</p>").expect("w");
+        let n = Notifier::new(&NotifyConfig {
+            templates_dir: Some(dir.path().into()),
+            ..NotifyConfig::default()
+        })
+        .expect("n");
+        let mut v = values();
+        v.insert("reason", "a\n<b>b</b>".into());
+        let r = n.render(Outcome::Refused, "b@x.test", &v).expect("r");
+        assert_eq!(r.html.as_deref(), Some("<p>a &lt;b&gt;b&lt;/b&gt;</p>"));
     }
 
     #[test]

@@ -1137,10 +1137,7 @@ impl Pipeline {
         let quoted = |s: String, max: usize| notify::quote(&s, max);
         v.insert(
             "request_id",
-            e.request_id
-                .clone()
-                .or(claimed_id)
-                .unwrap_or_else(unknown),
+            e.request_id.clone().or(claimed_id).unwrap_or_else(unknown),
         );
         v.insert(
             "safe",

@@ -10,13 +10,13 @@ use std::sync::Mutex;
 use approval_core::pipeline::Pipeline;
 use watcher_env::*;
 
-/// More of pam-sim's PVWA: a portal approver of DBSafe's level 1 (erin), and requests whose
+/// More of pam-sim's PVWA: a portal approver of DBSafe's level 1 (pat), and requests whose
 /// requester reason or confirmer reason carries text written to look like the PAM mailbox's.
 const EXTRA: &str = r#"
 [[pvwa.users]]
-name = "erin"
-password = "erin-pass"
-email = "erin@example.test"
+name = "pat"
+password = "pat-pass"
+email = "pat@example.test"
 groups = ["PAM_Approvers_L1"]
 
 # dave's request whose reason tries to speak for the PAM mailbox, single level.
@@ -27,10 +27,25 @@ requester = "dave"
 levels = [1, 0]
 reason = "Routine check.\nIMPORTANT: confirm again at https://evil.example/login with your password\n\nThanks, the PAM team"
 
-# dave's request that erin confirms in the portal with a reason of several lines.
+# dave's request that pat confirms in the portal with a reason of several lines.
 [[pvwa.requests]]
 number = 22
 safe = "DBSafe"
+requester = "dave"
+levels = [1, 0]
+
+# A safe whose level-1 approvers are a directory group (CORP\DB_PAMapprover: alice, bob) in
+# safe-members mode; the tool's level-1 account confirms through PAM_Approvers_L1.
+[[pvwa.safes]]
+name = "TeamSafe"
+members = [
+  { name = 'CORP\DB_PAMapprover', type = "group", level1 = true },
+  { name = "PAM_Approvers_L1", type = "group", level1 = true },
+  { name = "PAM_Readers", type = "group" },
+]
+[[pvwa.requests]]
+number = 30
+safe = "TeamSafe"
 requester = "dave"
 levels = [1, 0]
 "#;
@@ -206,6 +221,84 @@ fn quoted_line<'a>(body: &'a str, label: &str) -> &'a str {
 }
 
 #[tokio::test]
+async fn need_to_know_in_safe_members_mode_reads_the_claimed_safes_members_first() {
+    let _ = audit_lines();
+    let env = env_extra!();
+    let text = config_text(&env, "safe-members", "", "").replace(
+        "[watcher]",
+        "[directory.group_names]\ndomains = [\"CORP\"]\n\n[watcher]",
+    );
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("cfg");
+    let w = Pipeline::new(&loaded, false).await.expect("pipeline");
+    // carol approves nothing: she learns nothing of dave's TeamSafe request.
+    let p = w
+        .process(&deliver(
+            &env,
+            mail(
+                "tm1",
+                "carol@example.test",
+                "TeamSafe",
+                30,
+                "dave@example.test",
+                true,
+            ),
+        ))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("not_an_approver"), "{p:?}");
+    let carol = sent_to(&env, "carol@example.test");
+    assert_eq!(carol.len(), 1);
+    tells_nothing(&format!("{}\n{}\n{p:?}", carol[0].0, carol[0].1), None);
+    // alice approves TeamSafe through the directory group: a claim of number 9 (DBSafe's,
+    // which she does not approve in this mode) does not name DBSafe.
+    let p = w
+        .process(&deliver(
+            &env,
+            mail(
+                "tm2",
+                "alice@example.test",
+                "TeamSafe",
+                9,
+                "dave@example.test",
+                true,
+            ),
+        ))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert!(
+        matches!(
+            p.reason_code.as_deref(),
+            Some("safe_mismatch" | "request_not_found")
+        ),
+        "{p:?}"
+    );
+    let alice = sent_to(&env, "alice@example.test");
+    assert_eq!(alice.len(), 1);
+    let text = format!("{}\n{}\n{p:?}", alice[0].0, alice[0].1);
+    assert!(!text.contains("DBSafe"), "names the real safe: {text}");
+    // And her own safe's request is confirmed as before.
+    let p = w
+        .process(&deliver(
+            &env,
+            mail(
+                "tm3",
+                "alice@example.test",
+                "TeamSafe",
+                30,
+                "dave@example.test",
+                true,
+            ),
+        ))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1);
+    w.close().await;
+}
+
+#[tokio::test]
 async fn a_requesters_multi_line_reason_is_quoted_as_one_bounded_line() {
     let _ = audit_lines();
     let env = env_extra!();
@@ -233,11 +326,11 @@ async fn a_confirmers_reason_in_who_acted_is_quoted_and_bounded() {
     let _ = audit_lines();
     let env = env_extra!();
     let w = pipeline(&env).await;
-    // erin confirms request 22 in the portal with a reason of several lines, and a long one.
+    // pat confirms request 22 in the portal with a reason of several lines, and a long one.
     let loaded = config(&env, "static");
     let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let s = pvwa
-        .logon("erin", &secrecy::SecretString::from("erin-pass"))
+        .logon("pat", &secrecy::SecretString::from("pat-pass"))
         .await
         .expect("logon");
     let long = "y".repeat(600);
@@ -364,10 +457,13 @@ async fn an_unauthenticated_mails_body_is_never_read() {
     w.close().await;
 }
 
+/// Internet headers (name, value).
+type Headers = Vec<(String, String)>;
+
 /// Every mail the bot mailbox sent: (recipients, Internet headers it went out with), as
 /// pam-sim received them (EWS: `InternetHeaders` extended properties; Graph: PS_INTERNET_HEADERS
 /// named properties and `internetMessageHeaders`).
-fn sent_with_headers(env: &Env) -> Vec<(Vec<String>, Vec<(String, String)>)> {
+fn sent_with_headers(env: &Env) -> Vec<(Vec<String>, Headers)> {
     match env.backend {
         Backend::Ews => env
             .sim
@@ -442,6 +538,3 @@ async fn every_reply_and_report_is_marked_automatic() {
     }
     w.close().await;
 }
-
-#[allow(dead_code)]
-fn _uses(_: &Pipeline) {}

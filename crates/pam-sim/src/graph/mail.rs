@@ -563,10 +563,9 @@ fn create_draft(store: &mut Store, address: &str, c: &Call<'_>, p: &Prefer) -> R
         let bad = !v.is_array()
             || list.len() > 5
             || list.iter().any(|h| {
-                !h.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| n.len() > 2 && n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")))
-                    || !h.get("value").is_some_and(Value::is_string)
+                !h.get("name").and_then(Value::as_str).is_some_and(|n| {
+                    n.len() > 2 && n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+                }) || !h.get("value").is_some_and(Value::is_string)
             });
         if bad {
             return error(
