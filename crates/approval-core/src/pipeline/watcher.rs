@@ -1119,7 +1119,8 @@ impl Pipeline {
 
     /// The reply's values. Need to know: a row refused before its request was read (no request
     /// id: the forwarder does not approve the safe the mail names, or the mail could not be
-    /// read) shows nothing of the request, neither from PVWA nor from the mail. Every value
+    /// read) shows nothing of the request but the id the forwarder's own mail names, neither
+    /// from PVWA nor from the mail. Every value
     /// from outside that a person typed (requester, reason, account, confirmers) is quoted as
     /// data on one bounded line (`notify::quote`).
     fn values(&self, w: &mut Work<'_>, e: &Entry) -> Values {
