@@ -4,7 +4,10 @@
 //!
 //! Nothing from the incoming mail reaches a header unsanitised: every value placed in the
 //! subject is one line without control characters, addresses are checked one by one, and HTML
-//! bodies escape every value.
+//! bodies escape every value. In the body too every value is one bounded line (block values
+//! such as the list of who acted: one bounded line per entry), and the caller quotes values
+//! that people typed ([`quote`]), so that a requester's reason cannot read as a paragraph of
+//! the PAM mailbox's own text.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -23,11 +26,14 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub cc_team_on: CcPolicy,
     /// Directory with template files overriding the built-in ones: `<outcome>.subject`,
-    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`.
+    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`. Every
+    /// value fills in as one bounded line; `{requester}`, `{request_reason}`,
+    /// `{target_account}` come quoted as data; `{details}` (a refusal's request lines) and
+    /// `{acted}` are empty when the request was not read for the forwarder (need to know).
     pub templates_dir: Option<PathBuf>,
-    /// Report to `pam_team` each mail refused because its sender could not be verified (such
-    /// a mail gets no reply: its claimed sender may not have written it). The report names the
-    /// refusal and the mail's Message-ID, never its subject or text.
+    /// Report to `pam_team` each mail refused without a reply: its sender could not be
+    /// verified (its claimed sender may not have written it), or a mailbox rule forwarded it.
+    /// The report names the refusal and the mail's Message-ID, never its subject or text.
     #[serde(default = "yes")]
     pub report_unauthentic: bool,
     /// Send replies at all (off: decisions are still journaled and logged).
@@ -109,7 +115,8 @@ impl crate::exit::Classify for NotifyError {
     }
 }
 
-/// Values for the placeholders `{name}`.
+/// Values for the placeholders `{name}`. Values from outside should come quoted ([`quote`]);
+/// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
 const SUBJECTS: [(&str, &str); 3] = [
@@ -127,11 +134,11 @@ const SUBJECTS: [(&str, &str); 3] = [
 const TEXTS: [(&str, &str); 3] = [
     (
         "approved",
-        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Reason:     {request_reason}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n",
+        "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n\n  Reason (as typed by the requester): {request_reason}\n",
     ),
     (
         "refused",
-        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
     ),
     (
         "failed",
@@ -139,8 +146,51 @@ const TEXTS: [(&str, &str); 3] = [
     ),
 ];
 
-const REPORT_SUBJECT: &str = "Refused unverified mail in the approval mailbox ({reason_code})";
-const REPORT_TEXT: &str = "Hello,\n\na mail in the approval mailbox was refused because its sender could not be verified.\nIts claimed sender got no reply. Nothing was changed in CyberArk.\n\n  Why:        {reason}\n  Code:       {reason_code}\n  Message-ID: {message_id}\n  Journal:    row {row}\n  Filed in:   {folder}\n\nIts subject and text are not repeated here; open it in the mailbox if needed.\n";
+const REPORT_SUBJECT: &str = "Refused unanswered mail in the approval mailbox ({reason_code})";
+const REPORT_TEXT: &str = "Hello,\n\na mail in the approval mailbox was refused without a reply: {unanswered}.\nNothing was changed in CyberArk.\n\n  Why:        {reason}\n  Code:       {reason_code}\n  Message-ID: {message_id}\n  Journal:    row {row}\n  Filed in:   {folder}\n\nIts subject and text are not repeated here; open it in the mailbox if needed.\n";
+
+/// Values that are blocks of lines (each line is bounded on its own); every other value goes
+/// into a reply as one line.
+const BLOCKS: [&str; 3] = ["acted", "confirmers", "details"];
+
+/// Longest value kept on a reply's line (a refusal sentence, a request id).
+const MAX_LINE: usize = 600;
+
+/// Longest text quoted from outside (a requester's or confirmer's reason).
+pub const MAX_QUOTED: usize = 240;
+
+/// A value from outside (typed by a requester, a confirmer, an administrator), as data: one
+/// line without control characters, cut at `max` characters with an ellipsis, between double
+/// quotes (a quote inside is escaped), so that it cannot read as the PAM mailbox's own text.
+pub fn quote(s: &str, max: usize) -> String {
+    format!("\"{}\"", one_line(s, max).replace('"', "\\\""))
+}
+
+/// A block value with every line bounded and without control characters (its layout kept).
+fn block_lines(v: &str) -> String {
+    v.split('\n')
+        .map(|l| {
+            let l: String = l
+                .chars()
+                .map(|c| {
+                    if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
+                        ' '
+                    } else {
+                        c
+                    }
+                })
+                .collect();
+            let l = l.trim_end();
+            if l.chars().count() > MAX_LINE {
+                let cut: String = l.chars().take(MAX_LINE - 1).collect();
+                format!("{cut}…")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Make one header-safe line: no control characters (CR, LF, NUL, …), runs of spaces folded,
 /// capped in length.
@@ -202,7 +252,7 @@ fn escape_html(s: &str) -> String {
 
 /// Replace `{name}` placeholders; unknown names stay as they are (so a typo shows in the mail
 /// rather than silently vanishing); `escape` is applied to every value.
-fn fill(template: &str, values: &Values, escape: impl Fn(&str) -> String) -> String {
+fn fill(template: &str, values: &Values, escape: impl Fn(&str, &str) -> String) -> String {
     let mut out = String::with_capacity(template.len() + 256);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -217,7 +267,7 @@ fn fill(template: &str, values: &Values, escape: impl Fn(&str) -> String) -> Str
             {
                 let name = &after[..end];
                 match values.get(name) {
-                    Some(v) => out.push_str(&escape(v)),
+                    Some(v) => out.push_str(&escape(name, v)),
                     None => out.push_str(&rest[start..start + end + 2]),
                 }
                 rest = &after[end + 1..];
@@ -288,15 +338,16 @@ impl Notifier {
         self.cfg.enabled
     }
 
-    /// The PAM team's report on a mail refused because its sender is not authentic, or `None`
-    /// when no team is configured or reports are off. Values: `reason_code`, `reason`,
-    /// `message_id`, `row`, `folder`; nothing of the mail's subject or text.
+    /// The PAM team's report on a mail refused without a reply (its sender is not authentic,
+    /// or a mailbox rule forwarded it), or `None` when no team is configured or reports are
+    /// off. Values: `unanswered` (why no reply), `reason_code`, `reason`, `message_id`, `row`,
+    /// `folder`; nothing of the mail's subject or text.
     pub fn render_report(&self, values: &Values) -> Option<Reply> {
         if !self.cfg.report_unauthentic || self.cfg.pam_team.is_empty() {
             return None;
         }
-        let subject = one_line(&fill(REPORT_SUBJECT, values, |v| one_line(v, 100)), 250);
-        let text = fill(REPORT_TEXT, values, |v| one_line(v, 400));
+        let subject = one_line(&fill(REPORT_SUBJECT, values, |_, v| one_line(v, 100)), 250);
+        let text = fill(REPORT_TEXT, values, |_, v| one_line(v, 400));
         Some(Reply {
             to: self.cfg.pam_team.clone(),
             cc: vec![],
@@ -322,11 +373,23 @@ impl Notifier {
         };
         let key = outcome.name();
         let subject = one_line(
-            &fill(&self.subjects[key], values, |v| one_line(v, 200)),
+            &fill(&self.subjects[key], values, |_, v| one_line(v, 200)),
             250,
         );
-        let text = fill(&self.texts[key], values, |v| v.replace(['\r', '\0'], ""));
-        let html = self.htmls.get(key).map(|t| fill(t, values, escape_html));
+        // One bounded line per value (block values: per line of theirs), so that no value can
+        // open a paragraph of its own; HTML escapes every value on top.
+        let line = |name: &str, v: &str| {
+            if BLOCKS.contains(&name) {
+                block_lines(v)
+            } else {
+                one_line(v, MAX_LINE)
+            }
+        };
+        let text = fill(&self.texts[key], values, line);
+        let html = self
+            .htmls
+            .get(key)
+            .map(|t| fill(t, values, |name, v| escape_html(&line(name, v))));
         Ok(Reply {
             to,
             cc,
@@ -503,6 +566,56 @@ mod tests {
             r.html.as_deref(),
             Some("<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>")
         );
+    }
+
+    #[test]
+    fn outside_values_are_one_quoted_bounded_line_in_text_and_html() {
+        let hostile = "Routine.\r\n\r\nIMPORTANT: confirm again at https://evil.test with your password \"now\"";
+        let q = quote(hostile, 60);
+        assert!(q.starts_with('"') && q.ends_with("…\""), "{q}");
+        assert!(!q.contains('\n') && q.chars().count() <= 62 + 2, "{q}");
+        assert_eq!(
+            quote("say \"hi\"", 100),
+            "\"say \\\"hi\\\"\"",
+            "an inner quote cannot end the quotation"
+        );
+        // Unquoted by the caller, a value still cannot open a paragraph of its own.
+        let mut v = values();
+        v.insert("reason", hostile.into());
+        v.insert(
+            "details",
+            "  Request:    X_1\n  Safe:\r\n\u{2028}bad\n".into(),
+        );
+        let n = Notifier::new(&NotifyConfig::default()).expect("notifier");
+        let r = n.render(Outcome::Refused, "b@x.test", &v).expect("r");
+        assert!(
+            !r.text
+                .lines()
+                .any(|l| l.trim_start().starts_with("IMPORTANT")),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("  Request:    X_1\n"),
+            "blocks keep their layout: {}",
+            r.text
+        );
+        assert!(
+            !r.text.contains('\r') && !r.text.contains('\u{2028}'),
+            "{:?}",
+            r.text
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("refused.html"), "<p>{reason}</p>").expect("w");
+        let n = Notifier::new(&NotifyConfig {
+            templates_dir: Some(dir.path().into()),
+            ..NotifyConfig::default()
+        })
+        .expect("n");
+        let mut v = values();
+        v.insert("reason", "a\n<b>b</b>".into());
+        let r = n.render(Outcome::Refused, "b@x.test", &v).expect("r");
+        assert_eq!(r.html.as_deref(), Some("<p>a &lt;b&gt;b&lt;/b&gt;</p>"));
     }
 
     #[test]

@@ -242,6 +242,7 @@ async fn the_watchers_flow_works_end_to_end() {
         text: "Approved on behalf of alice.\nBye & <thanks>".into(),
         html: None,
         send_key: Some("pam-approval-reply-0001".into()),
+        headers: vec![("Auto-Submitted".into(), "auto-replied".into())],
     })
     .await
     .expect("send");
@@ -263,6 +264,11 @@ async fn the_watchers_flow_works_end_to_end() {
     assert_eq!(sent[0].cc, vec!["pam-team@example.com"]);
     assert_eq!(sent[0].body, "Approved on behalf of alice.\nBye & <thanks>");
     assert_eq!(sent[0].disposition, "SendAndSaveCopy");
+    assert_eq!(
+        sent[0].headers,
+        [("Auto-Submitted".to_string(), "auto-replied".to_string())],
+        "an Internet header set as an InternetHeaders extended property"
+    );
     assert_eq!(
         folder_items(&env.sim, "Sent Items").len(),
         1,

@@ -132,6 +132,10 @@ fn all_requests() -> Vec<(String, String)> {
                 save_copy: true,
                 mailbox: Some("bot@example.com".into()),
                 send_key: Some("reply-3f2a9c".into()),
+                headers: vec![
+                    ("Auto-Submitted".into(), "auto-replied".into()),
+                    ("X-Auto-Response-Suppress".into(), "All".into()),
+                ],
             }
             .to_xml(),
         ),
@@ -146,6 +150,7 @@ fn all_requests() -> Vec<(String, String)> {
                 save_copy: false,
                 mailbox: None,
                 send_key: None,
+                headers: vec![],
             }
             .to_xml(),
         ),

@@ -466,3 +466,68 @@ async fn tokens_scope_folders_and_the_concurrency_limit_are_enforced() {
         .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn internet_headers_take_x_names_only_and_others_come_as_ps_internet_headers_properties() {
+    let env = start("").await;
+    let draft = |body: Value| {
+        env.req(reqwest::Method::POST, &format!("users/{BOT}/messages"))
+            .json(&body)
+            .send()
+    };
+    let base = || {
+        json!({
+            "subject": "Re: request 42",
+            "body": {"contentType": "text", "content": "Approved."},
+            "toRecipients": [{"emailAddress": {"address": "alice@example.com"}}],
+        })
+    };
+    // Graph refuses a custom header whose name does not start with x-, and more than five.
+    let mut b = base();
+    b["internetMessageHeaders"] = json!([{"name": "Auto-Submitted", "value": "auto-replied"}]);
+    let r = draft(b).await.expect("draft");
+    assert_eq!(r.status().as_u16(), 400);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(
+        v["error"]["code"], "InvalidInternetMessageHeaderCollection",
+        "{v}"
+    );
+    let mut b = base();
+    b["internetMessageHeaders"] = json!(
+        (0..6)
+            .map(|i| json!({"name": format!("x-h{i}"), "value": "v"}))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(draft(b).await.expect("draft").status().as_u16(), 400);
+    // An x- header as such, Auto-Submitted as a named property of PS_INTERNET_HEADERS.
+    let mut b = base();
+    b["internetMessageHeaders"] = json!([{"name": "X-Auto-Response-Suppress", "value": "All"}]);
+    b["singleValueExtendedProperties"] = json!([{
+        "id": "String {00020386-0000-0000-C000-000000000046} Name Auto-Submitted",
+        "value": "auto-replied"
+    }]);
+    let r = draft(b).await.expect("draft");
+    assert_eq!(r.status().as_u16(), 201);
+    let id = r.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let r = env
+        .req(
+            reqwest::Method::POST,
+            &format!("users/{BOT}/messages/{id}/send"),
+        )
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 202);
+    let log = env.sim.state.graph.sent();
+    assert_eq!(
+        log[0].headers,
+        [
+            ("Auto-Submitted".to_string(), "auto-replied".to_string()),
+            ("X-Auto-Response-Suppress".to_string(), "All".to_string()),
+        ]
+    );
+}

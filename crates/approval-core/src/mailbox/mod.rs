@@ -100,7 +100,18 @@ pub struct OutgoingMail {
     pub html: Option<String>,
     /// A key stored on the mail (not in its headers) by which `Mailbox::was_sent` finds it.
     pub send_key: Option<String>,
+    /// Internet headers the mail carries (name, value): the watcher's replies and reports carry
+    /// [`AUTO_REPLY_HEADERS`]. EWS sets them as `InternetHeaders` extended properties, Graph as
+    /// `internetMessageHeaders` (`X-` names) or PS_INTERNET_HEADERS named properties (others).
+    pub headers: Vec<(String, String)>,
 }
+
+/// What marks the watcher's mail as automatic (RFC 3834 `Auto-Submitted`) and asks Exchange
+/// and Outlook not to answer it with out-of-office or other automatic replies.
+pub const AUTO_REPLY_HEADERS: [(&str, &str); 2] = [
+    ("Auto-Submitted", "auto-replied"),
+    ("X-Auto-Response-Suppress", "All"),
+];
 
 /// What waiting for new mail gave.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -125,12 +126,18 @@ struct Work<'a> {
     /// The mail's journal row (none in a dry run): its own record does not count against it.
     row: Option<i64>,
     _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The pipeline's count of notice reads ([`Pipeline::notices_read`]).
+    reads: &'a AtomicU64,
 }
 
 impl Work<'_> {
     fn exam(&mut self, cfg: &NoticeConfig) -> &Examination {
         let raw = &self.fetched.mime;
-        self.exam.get_or_insert_with(|| notice::examine(raw, cfg))
+        let reads = self.reads;
+        self.exam.get_or_insert_with(|| {
+            reads.fetch_add(1, Ordering::Relaxed);
+            notice::examine(raw, cfg)
+        })
     }
 }
 
@@ -180,6 +187,9 @@ pub struct Pipeline {
     refused_folder: String,
     dry_run: bool,
     metrics: Arc<Metrics>,
+    /// How many mails' bodies the notice reader has read (tests prove with it that the body of
+    /// an unauthenticated mail is never read).
+    notice_reads: AtomicU64,
 }
 
 impl Pipeline {
@@ -260,7 +270,13 @@ impl Pipeline {
             refused_folder: mcfg.refused_folder.clone(),
             dry_run,
             metrics,
+            notice_reads: AtomicU64::new(0),
         })
+    }
+
+    /// How many mails' bodies the notice reader has read so far.
+    pub fn notices_read(&self) -> u64 {
+        self.notice_reads.load(Ordering::Relaxed)
     }
 
     /// The watcher's counters (served by [`crate::metrics::serve`] when `[metrics]` is set).
@@ -433,6 +449,7 @@ impl Pipeline {
             stale: false,
             row: None,
             _guard: None,
+            reads: &self.notice_reads,
         };
         if self.dry_run {
             return self.dry(&mut w).await;
@@ -583,6 +600,11 @@ impl Pipeline {
             Ok(n) => n,
             Err(r) => return refuse(r.reason.code(), r.message, None, Some(forwarder)),
         };
+        // Need to know: whoever does not approve the safe the mail names, at any level, gets
+        // the refusal alone; nothing of the request is read from PVWA or quoted to them.
+        if let Some((code, reason)) = self.need_to_know(&forwarder, &n.safe).await? {
+            return refuse(code, reason, None, Some(forwarder));
+        }
         let rid = n.request_id.clone();
         w._guard = Some(self.locks.lock(&rid).await);
         let request = match self
@@ -594,12 +616,13 @@ impl Pipeline {
             Ok(r) => r,
             Err(PvwaError::NotFound { .. }) => {
                 // An edited Safe line changes the id the mail leads to: when the number exists
-                // under another safe, say so rather than blame a missing request.
-                if let Some(real) = self.same_number_elsewhere(&n.request_number, &n.safe).await {
+                // under another safe, say so rather than blame a missing request, without
+                // naming that safe (its approvers are not necessarily the forwarder).
+                if self.same_number_elsewhere(&n.request_number, &n.safe).await {
                     return refuse(
                         "safe_mismatch",
                         format!(
-                            "The mail names safe {}, but request number {} is for safe {real}: the forward looks edited; nothing was approved.",
+                            "The mail names safe {}, which has no request number {}; that number belongs to a request of another safe, so the forward looks edited and nothing was approved. Forward the original notification unedited, or use the PVWA portal.",
                             n.safe, n.request_number
                         ),
                         Some(rid),
@@ -905,10 +928,75 @@ impl Pipeline {
         Ok(PortalRights::Known(rights))
     }
 
-    /// The safe of the one request PVWA lists with this number under a safe other than
-    /// `claimed` (`<Safe>_<number>`), if exactly one safe has it. Best effort: a fault or an
-    /// ambiguous answer gives `None`.
-    async fn same_number_elsewhere(&self, number: &str, claimed: &str) -> Option<String> {
+    /// Need to know: `None` when the verified `forwarder` approves the `claimed` safe at some
+    /// level (static table, or the safe's members read with the lookup account, and the
+    /// directory); otherwise the refusal (code, sentence), which names nothing but the claimed
+    /// safe. Decided before the request is read, so that nobody who approves nothing there
+    /// learns its requester, confirmers, status or real safe from a reply to a look-alike mail.
+    async fn need_to_know(
+        &self,
+        forwarder: &str,
+        claimed: &str,
+    ) -> Result<Option<(&'static str, String)>, Fault> {
+        let s = self.directory.settings();
+        let members = match s.approvers {
+            ApproverMode::Static => None,
+            ApproverMode::SafeMembers => {
+                let safe = claimed.to_string();
+                match self
+                    .pvwa(AccountRole::Lookup, async |x: &Session| {
+                        x.safe_members(&safe).await
+                    })
+                    .await
+                {
+                    Ok(m) => Some(m),
+                    Err(e) if e.is_transient() => return Err(Fault::of(e)),
+                    // No such safe (or one the lookup account may not read): nobody approves
+                    // it through this tool.
+                    Err(e) => {
+                        log::info!("members of the safe a mail names: {e}");
+                        Some(Vec::new())
+                    }
+                }
+            }
+        };
+        let now = chrono::Utc::now().timestamp();
+        for level in [1u8, 2] {
+            let groups = match &members {
+                None => directory::check::static_approvers(s, claimed, level),
+                Some(m) => approvers::from_safe_members(m, level, now, &s.group_names),
+            };
+            if groups.groups.is_empty() {
+                continue;
+            }
+            let v = directory::authorize(&self.directory, forwarder, claimed, level, groups)
+                .await
+                .map_err(Fault::of)?;
+            if v.user.is_none() {
+                return Ok(Some((
+                    codes::UNKNOWN_SENDER,
+                    format!(
+                        "The directory does not know you as one person: {}. Nothing about the request was read.",
+                        v.reason
+                    ),
+                )));
+            }
+            if v.may_approve {
+                return Ok(None);
+            }
+        }
+        Ok(Some((
+            "not_an_approver",
+            format!(
+                "You ({forwarder}) do not approve requests of safe {claimed} at any level, so nothing about the request was read or is shown here. If you should approve them, ask the PAM team to add you to the safe's approver group; otherwise leave the request to its approvers."
+            ),
+        )))
+    }
+
+    /// Whether PVWA lists a request with this number (`<Safe>_<number>`) under a safe other
+    /// than `claimed`. Which safe is never told: the forwarder may not approve it. Best effort:
+    /// a fault gives `false`.
+    async fn same_number_elsewhere(&self, number: &str, claimed: &str) -> bool {
         let suffix = format!("_{number}");
         // PVWA lists to each account the requests it may confirm: ask every role.
         for role in [
@@ -923,27 +1011,18 @@ impl Pipeline {
                 Ok(l) => l,
                 Err(e) => {
                     log::info!("looking for request number {number} in other safes: {e}");
-                    return None;
+                    return false;
                 }
             };
-            let mut safes: Vec<String> = list
-                .into_iter()
-                .filter(|r| {
-                    r.request_id.ends_with(&suffix)
-                        && r.request_id.len() == r.safe_name.len() + suffix.len()
-                        && !r.safe_name.eq_ignore_ascii_case(claimed)
-                })
-                .map(|r| r.safe_name)
-                .collect();
-            safes.sort();
-            safes.dedup();
-            match safes.as_slice() {
-                [] => continue,
-                [one] => return Some(one.clone()),
-                _ => return None,
+            if list.iter().any(|r| {
+                r.request_id.ends_with(&suffix)
+                    && r.request_id.len() == r.safe_name.len() + suffix.len()
+                    && !r.safe_name.eq_ignore_ascii_case(claimed)
+            }) {
+                return true;
             }
         }
-        None
+        false
     }
 
     async fn ticket(&self, request: &Request) -> Result<TicketCheck, Fault> {
@@ -1256,19 +1335,28 @@ impl Pipeline {
         }
     }
 
+    /// The reply's values. Need to know: a row refused before its request was read (no request
+    /// id: the forwarder does not approve the safe the mail names, or the mail could not be
+    /// read) shows nothing of the request but the id the forwarder's own mail names, neither
+    /// from PVWA nor from the mail. Every value
+    /// from outside that a person typed (requester, reason, account, confirmers) is quoted as
+    /// data on one bounded line (`notify::quote`).
     fn values(&self, w: &mut Work<'_>, e: &Entry) -> Values {
-        let exam = w.exam(&self.notice).clone();
-        let n = exam.outcome.as_ref().ok();
-        let r = w.request.as_ref();
+        let known = e.request_id.is_some();
+        // (Only a verified mail is answered, so reading its notice here is safe.)
+        let exam = w.exam(&self.notice).outcome.as_ref().ok().cloned();
+        // The request id the forwarder's own mail names is theirs to see; the rest only when
+        // the request was read for them.
+        let claimed_id = exam.as_ref().map(|n| n.request_id.clone());
+        let n = exam.as_ref().filter(|_| known);
+        let r = if known { w.request.as_ref() } else { None };
         let now = chrono::Utc::now();
         let mut v = Values::new();
         let unknown = || "(unknown)".to_string();
+        let quoted = |s: String, max: usize| notify::quote(&s, max);
         v.insert(
             "request_id",
-            e.request_id
-                .clone()
-                .or_else(|| n.map(|n| n.request_id.clone()))
-                .unwrap_or_else(unknown),
+            e.request_id.clone().or(claimed_id).unwrap_or_else(unknown),
         );
         v.insert(
             "safe",
@@ -1280,6 +1368,7 @@ impl Pipeline {
             "requester",
             r.map(|r| r.requestor_user_name.clone())
                 .or_else(|| n.and_then(|n| n.requester.clone()))
+                .map(|s| quoted(s, 120))
                 .unwrap_or_else(unknown),
         );
         let level = e
@@ -1297,7 +1386,7 @@ impl Pipeline {
             "forwarder",
             e.forwarder
                 .clone()
-                .or_else(|| exam.envelope.forwarder.clone())
+                .or_else(|| w.forwarder.clone())
                 .unwrap_or_else(unknown),
         );
         v.insert(
@@ -1306,7 +1395,9 @@ impl Pipeline {
         );
         v.insert(
             "status",
-            if w.stale {
+            if !known {
+                unknown()
+            } else if w.stale {
                 "(the request could not be read again after the confirm; see the PVWA portal)"
                     .to_string()
             } else {
@@ -1323,12 +1414,14 @@ impl Pipeline {
                     (true, _) => x.address.clone(),
                 })
                 .filter(|s| !s.is_empty())
+                .map(|s| quoted(s, 200))
                 .unwrap_or_else(unknown),
         );
         v.insert(
             "request_reason",
             view.map(|x| x.reason)
                 .filter(|s| !s.is_empty())
+                .map(|s| quoted(s, notify::MAX_QUOTED))
                 .unwrap_or_else(unknown),
         );
         v.insert(
@@ -1349,11 +1442,23 @@ impl Pipeline {
             match (r, e.reason_code.as_deref()) {
                 (Some(r), Some(code)) if codes::no_longer_waiting(code) => {
                     format!(
-                        "\nWho acted on the request and when (from PVWA):\n{}\n",
+                        "\nWho acted on the request and when (from PVWA; names and reasons quoted as typed):\n{}\n",
                         confirmers_text(r)
                     )
                 }
                 _ => String::new(),
+            },
+        );
+        // The request's lines of a refusal: none when it was not read for this forwarder.
+        v.insert(
+            "details",
+            if known {
+                format!(
+                    "  Request:    {}\n  Safe:       {}\n  Requester:  {}\n  Level:      {}\n",
+                    v["request_id"], v["safe"], v["requester"], v["level"]
+                )
+            } else {
+                String::new()
             },
         );
         v
@@ -1366,7 +1471,14 @@ impl Pipeline {
             (_, Some(codes::CONFIRM_FAILED | codes::GAVE_UP)) => Outcome::Failed,
             _ => Outcome::Refused,
         };
-        if self.notifier.enabled() && !self.silent(w, e) {
+        // Who may be answered is settled first, from the transport headers alone: the body of
+        // a mail whose sender is not verified is never read, not even to decide on silence.
+        let unanswered = self.unanswered(w, e);
+        if self.notifier.enabled()
+            && let Some(why) = unanswered
+        {
+            self.report_unanswered(e, why).await?;
+        } else if self.notifier.enabled() && !self.silent(w, e) {
             if w.request.is_none()
                 && let Some(rid) = e.request_id.clone()
                 && (outcome != Outcome::Refused || e.forwarder.is_some())
@@ -1382,9 +1494,6 @@ impl Pipeline {
                 }
             }
             match self.reply_to(w, e) {
-                None if self.authenticate(w.fetched).is_err() => {
-                    self.report_unauthentic(e).await?;
-                }
                 Some(to) => {
                     let values = self.values(w, e);
                     match self.notifier.render(outcome, &to, &values) {
@@ -1406,10 +1515,25 @@ impl Pipeline {
         self.journal.notified(e.row).map_err(Fault::of)
     }
 
-    /// Tell the PAM team (when configured) that a mail whose sender could not be verified was
-    /// refused: the refusal and where the mail lies, never its subject or text.
-    async fn report_unauthentic(&self, e: &Entry) -> Result<(), Fault> {
+    /// Why a refused mail gets no reply but a report to the PAM team, if it does: its sender
+    /// is not verified (the claimed sender may be a colleague an attacker wants to mail), or a
+    /// mailbox rule forwarded it (answering a rule mails its owner about what they did not do,
+    /// and can loop).
+    fn unanswered(&self, w: &Work<'_>, e: &Entry) -> Option<&'static str> {
+        if e.forwarder.is_none() && self.authenticate(w.fetched).is_err() {
+            return Some("its sender could not be verified");
+        }
+        if e.reason_code.as_deref() == Some("auto_forwarded") {
+            return Some("a mailbox rule forwarded it, not a person");
+        }
+        None
+    }
+
+    /// Tell the PAM team (when configured) that a mail was refused without a reply (`why`):
+    /// the refusal and where the mail lies, never its subject or text.
+    async fn report_unanswered(&self, e: &Entry, why: &str) -> Result<(), Fault> {
         let mut v = Values::new();
+        v.insert("unanswered", why.to_string());
         v.insert("reason_code", e.reason_code.clone().unwrap_or_default());
         v.insert("reason", e.reason.clone().unwrap_or_default());
         v.insert(
@@ -1425,7 +1549,7 @@ impl Pipeline {
             }
             None => {
                 log::info!(
-                    "journal row {}: sender not verified; no reply, no report configured",
+                    "journal row {}: {why}; no reply, no report configured",
                     e.row
                 );
                 Ok(())
@@ -1477,6 +1601,10 @@ impl Pipeline {
             text: reply.text,
             html: reply.html,
             send_key: Some(key),
+            headers: crate::mailbox::AUTO_REPLY_HEADERS
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
         };
         self.mailbox.send(&mail).await.map_err(Fault::of)
     }
@@ -1521,8 +1649,9 @@ impl Pipeline {
         let pending = async {
             if self.journal.get_value(&kv).map_err(Fault::of)?.is_none() {
                 if self.notifier.enabled()
-                    && !self.silent(w, &e)
+                    && self.unanswered(w, &e).is_none()
                     && let Some(to) = self.reply_to(w, &e)
+                    && !self.silent(w, &e)
                 {
                     let mut values = self.values(w, &e);
                     values.insert("reason_code", codes::ALREADY_PROCESSED.into());
@@ -1627,16 +1756,17 @@ fn confirmers_text(r: &Request) -> String {
                 .unwrap_or_else(|| c.action_date.to_string());
             format!(
                 "  - {}{} at {when}{}",
-                c.name,
+                notify::quote(&c.name, 120),
                 if who.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", who.join(", "))
+                    let who: Vec<String> = who.iter().map(|m| notify::quote(m, 120)).collect();
+                    format!(" ({})", notify::one_line(&who.join(", "), 400))
                 },
                 if c.reason.is_empty() {
                     String::new()
                 } else {
-                    format!(": {}", c.reason)
+                    format!(", reason: {}", notify::quote(&c.reason, notify::MAX_QUOTED))
                 }
             )
         })

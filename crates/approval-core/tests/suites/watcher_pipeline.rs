@@ -283,12 +283,14 @@ async fn unauthentic_case(env: &Env, w: &Pipeline, m: &MessageRef, mid: &str, co
 }
 
 #[tokio::test]
-async fn safe_mismatch_an_edited_safe_line_names_both_safes() {
+async fn safe_mismatch_an_edited_safe_line_is_refused_without_naming_the_real_safe() {
     // Request 9 is on DBSafe; the forward says InfraSafe. Before, this was refused
-    // request_not_found (InfraSafe_9 does not exist), blaming a missing request.
+    // request_not_found (InfraSafe_9 does not exist), blaming a missing request. dave approves
+    // InfraSafe (need to know: only an approver of the safe the mail names gets this far), and
+    // is not told the real safe, which he does not approve (issue 26).
     let why = refused_on(
         "InfraSafe",
-        "bob@example.test",
+        "dave@example.test",
         9,
         "dave@example.test",
         true,
@@ -296,8 +298,8 @@ async fn safe_mismatch_an_edited_safe_line_names_both_safes() {
     )
     .await;
     assert!(
-        why.contains("InfraSafe") && why.contains("DBSafe"),
-        "names both: {why}"
+        why.contains("InfraSafe") && !why.contains("DBSafe"),
+        "names the claimed safe only: {why}"
     );
 }
 

@@ -371,6 +371,10 @@ pub struct SendMessage {
     pub mailbox: Option<String>,
     /// Stored on the mail as `SEND_KEY_PROPERTY`, so that the saved copy can be found again.
     pub send_key: Option<String>,
+    /// Internet headers the sent mail carries (name, value), e.g. `Auto-Submitted`: each is an
+    /// extended property of the `InternetHeaders` property set on the created item, which
+    /// Exchange writes into the header block of the mail it sends.
+    pub headers: Vec<(String, String)>,
 }
 
 impl SendMessage {
@@ -398,6 +402,18 @@ impl SendMessage {
             w.open("t:ExtendedProperty", &[]);
             send_key_uri(&mut w);
             w.text_el("t:Value", key).close("t:ExtendedProperty");
+        }
+        for (name, value) in &self.headers {
+            w.open("t:ExtendedProperty", &[]);
+            w.empty(
+                "t:ExtendedFieldURI",
+                &[
+                    ("DistinguishedPropertySetId", "InternetHeaders"),
+                    ("PropertyName", name.as_str()),
+                    ("PropertyType", "String"),
+                ],
+            );
+            w.text_el("t:Value", value).close("t:ExtendedProperty");
         }
         for (tag, list) in [("t:ToRecipients", &self.to), ("t:CcRecipients", &self.cc)] {
             if list.is_empty() {

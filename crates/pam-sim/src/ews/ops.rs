@@ -804,6 +804,22 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 Some((name, child_text(n, T, "Value").unwrap_or_default()))
             })
             .collect();
+        // Internet headers set as `InternetHeaders` extended properties: Exchange writes them
+        // into the sent mail's header block.
+        let headers: Vec<(String, String)> = elements(msg)
+            .filter(|n| n.tag_name().name() == "ExtendedProperty")
+            .filter_map(|n| {
+                let x = child(n, T, "ExtendedFieldURI")?;
+                (x.attribute("DistinguishedPropertySetId") == Some("InternetHeaders")
+                    && x.attribute("PropertyType") == Some("String"))
+                .then(|| {
+                    (
+                        x.attribute("PropertyName").unwrap_or_default().to_string(),
+                        child_text(n, T, "Value").unwrap_or_default(),
+                    )
+                })
+            })
+            .collect();
         let body_node = child(msg, T, "Body");
         let body = body_node.map(wire::text).unwrap_or_default();
         let body_type = body_node
@@ -841,6 +857,9 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
         if !cc.is_empty() {
             raw.push_str(&format!("Cc: {}\r\n", cc.join(", ")));
         }
+        for (name, value) in &headers {
+            raw.push_str(&format!("{}: {}\r\n", one_line(name), one_line(value)));
+        }
         raw.push_str("\r\n");
         raw.push_str(&body.replace("\r\n", "\n").replace('\n', "\r\n"));
         let keep = disposition != "SendOnly";
@@ -876,6 +895,7 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
         if sending {
             st.sent.push(Sent {
                 props: props.clone(),
+                headers: headers.clone(),
                 mailbox: from.clone(),
                 to: to.clone(),
                 cc: cc.clone(),

@@ -124,6 +124,8 @@ pub struct Sent {
     pub disposition: String,
     /// Custom named string properties the client set on the mail.
     pub props: BTreeMap<String, String>,
+    /// Internet headers the client set (`InternetHeaders` extended properties), in order.
+    pub headers: Vec<(String, String)>,
 }
 
 /// A delivery through the admin API.

@@ -555,6 +555,32 @@ fn create_draft(store: &mut Store, address: &str, c: &Call<'_>, p: &Prefer) -> R
             }
         }
     }
+    // Graph takes at most 5 custom headers, each named `x-…`; other headers (Auto-Submitted)
+    // can only be set as PS_INTERNET_HEADERS named properties.
+    let mut internet_headers = Vec::new();
+    if let Some(v) = param(&o, "internetMessageHeaders") {
+        let list = v.as_array().cloned().unwrap_or_default();
+        let bad = !v.is_array()
+            || list.len() > 5
+            || list.iter().any(|h| {
+                !h.get("name").and_then(Value::as_str).is_some_and(|n| {
+                    n.len() > 2 && n.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-"))
+                }) || !h.get("value").is_some_and(Value::is_string)
+            });
+        if bad {
+            return error(
+                400,
+                "InvalidInternetMessageHeaderCollection",
+                "Maximum number of headers in one message should be less than or equal to 5, and each header name should start with 'x-' or 'X-'.",
+            );
+        }
+        for h in list {
+            internet_headers.push((
+                h["name"].as_str().unwrap_or_default().to_string(),
+                h["value"].as_str().unwrap_or_default().to_string(),
+            ));
+        }
+    }
     let body = param(&o, "body");
     let body_type = match body
         .and_then(|b| b.get("contentType"))
@@ -593,6 +619,7 @@ fn create_draft(store: &mut Store, address: &str, c: &Call<'_>, p: &Prefer) -> R
         sent_ms: None,
         change: seq,
         properties,
+        internet_headers,
     };
     m.log(&drafts, seq, &immutable_id, Change::Created);
     let out = message_json(&msg, p.immutable, None, None);
@@ -611,6 +638,9 @@ pub struct Sent {
     pub content_type: String,
     /// Named extended properties the sender set.
     pub properties: Vec<(String, String)>,
+    /// The Internet headers the mail went out with: PS_INTERNET_HEADERS named properties and
+    /// `internetMessageHeaders`.
+    pub headers: Vec<(String, String)>,
     pub immutable_id: String,
     pub sent_ms: i64,
 }
@@ -654,6 +684,7 @@ fn send_draft(store: &mut Store, address: &str, id: &str, c: &Call<'_>) -> Respo
         body: msg.body.clone(),
         content_type: msg.body_type.to_string(),
         properties: msg.properties.clone(),
+        headers: sent_headers(msg),
         immutable_id: key.clone(),
         sent_ms: c.now_ms,
     };
@@ -668,6 +699,23 @@ fn send_draft(store: &mut Store, address: &str, id: &str, c: &Call<'_>) -> Respo
     StatusCode::ACCEPTED.into_response()
 }
 
+/// PS_INTERNET_HEADERS, the named-property set whose string properties are Internet headers.
+const INTERNET_HEADERS_SET: &str = "String {00020386-0000-0000-C000-000000000046}";
+
+/// The Internet headers a draft sets: its PS_INTERNET_HEADERS named properties, then its
+/// `internetMessageHeaders`.
+fn sent_headers(m: &Message) -> Vec<(String, String)> {
+    m.properties
+        .iter()
+        .filter_map(|(id, v)| {
+            let (set, name) = id.split_once(" Name ")?;
+            set.eq_ignore_ascii_case(INTERNET_HEADERS_SET)
+                .then(|| (name.to_string(), v.clone()))
+        })
+        .chain(m.internet_headers.iter().cloned())
+        .collect()
+}
+
 /// The RFC 5322 form of a sent draft.
 fn compose(from: &str, m: &Message, now_ms: i64) -> String {
     let date = chrono::DateTime::from_timestamp_millis(now_ms)
@@ -676,6 +724,13 @@ fn compose(from: &str, m: &Message, now_ms: i64) -> String {
     let mut s = format!("From: {from}\r\nTo: {}\r\n", m.to.join(", "));
     if !m.cc.is_empty() {
         s.push_str(&format!("Cc: {}\r\n", m.cc.join(", ")));
+    }
+    for (name, value) in sent_headers(m) {
+        s.push_str(&format!(
+            "{}: {}\r\n",
+            name.replace(['\r', '\n', ':'], ""),
+            value.replace(['\r', '\n'], " ")
+        ));
     }
     s.push_str(&format!(
         "Subject: {}\r\nDate: {date}\r\nMessage-ID: {}\r\nMIME-Version: 1.0\r\nContent-Type: text/{}; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",

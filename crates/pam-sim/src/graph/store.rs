@@ -57,6 +57,8 @@ pub struct Message {
     pub change: u64,
     /// Named extended properties: (full id as set, value).
     pub properties: Vec<(String, String)>,
+    /// `internetMessageHeaders` set on a draft (`x-` names only, as Graph allows).
+    pub internet_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,6 +172,7 @@ impl Store {
             sent_ms: None,
             change: seq,
             properties: Vec::new(),
+            internet_headers: Vec::new(),
         };
         m.messages.insert(immutable_id.clone(), msg);
         m.log(&fid, seq, &immutable_id, Change::Created);

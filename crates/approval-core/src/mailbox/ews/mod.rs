@@ -388,6 +388,7 @@ impl Inner {
             save_copy: true,
             mailbox: Some(self.cfg.mailbox.clone()),
             send_key: mail.send_key.clone(),
+            headers: mail.headers.clone(),
         };
         let r = self.t.call("CreateItem", &req.to_xml(), false).await?;
         SendMessage::parse(&r.body)

@@ -42,6 +42,9 @@ use crate::secret::Resolver;
 /// The named property that carries a reply's send key (PS_PUBLIC_STRINGS).
 pub const SEND_KEY_PROPERTY: &str =
     "String {00020329-0000-0000-C000-000000000046} Name PamApprovalSendKey";
+/// The named-property set of Internet headers (PS_INTERNET_HEADERS), as a Graph property id
+/// prefix: `String {…} Name Auto-Submitted` sets that header on a sent mail.
+pub const INTERNET_HEADERS_SET: &str = "String {00020386-0000-0000-C000-000000000046}";
 /// `PR_TRANSPORT_MESSAGE_HEADERS`.
 const TRANSPORT_HEADERS: &str = "String 0x007D";
 /// Calls in flight to one mailbox (Exchange Online's limit).
@@ -817,9 +820,28 @@ impl Mailbox for GraphMailbox {
                         "toRecipients": rcpt(&mail.to),
                         "ccRecipients": rcpt(&mail.cc),
                     });
+                    // Graph takes only `x-` names in internetMessageHeaders; any other
+                    // header (Auto-Submitted) is a named property of PS_INTERNET_HEADERS.
+                    let mut props = Vec::new();
                     if let Some(key) = &mail.send_key {
-                        m["singleValueExtendedProperties"] =
-                            json!([{"id": SEND_KEY_PROPERTY, "value": key}]);
+                        props.push(json!({"id": SEND_KEY_PROPERTY, "value": key}));
+                    }
+                    let mut headers = Vec::new();
+                    for (name, value) in &mail.headers {
+                        if name.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("x-")) {
+                            headers.push(json!({"name": name, "value": value}));
+                        } else {
+                            props.push(json!({
+                                "id": format!("{INTERNET_HEADERS_SET} Name {name}"),
+                                "value": value,
+                            }));
+                        }
+                    }
+                    if !props.is_empty() {
+                        m["singleValueExtendedProperties"] = json!(props);
+                    }
+                    if !headers.is_empty() {
+                        m["internetMessageHeaders"] = json!(headers);
                     }
                     let a = i
                         .call(
