@@ -448,3 +448,79 @@ async fn no_password_session_token_or_cookie_at_any_verbosity() {
         "-vvv adds trace detail: {saw:?}"
     );
 }
+
+/// Run a tool with the env's config and extra environment variables.
+async fn tool_with_env(env: &Env, name: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(bin(name));
+    cmd.args(args)
+        .env("APPROVAL_CONFIG", &env.config)
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null());
+    tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join")
+}
+
+/// `RUST_LOG` opens the HTTP, TLS and cookie crates' own debug and trace lines, which print raw
+/// headers: the session cookie, the token, the password still never reach stderr or the log file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_session_token_or_cookie_whatever_rust_log_says() {
+    let env = start().await;
+    let log = env.dir.path().join("tools.log");
+    let log_s = log.display().to_string();
+    let mut runs = Vec::new();
+    for filter in ["trace", "debug", "reqwest=trace,hyper=trace,hyper_util=trace,cookie_store=trace"] {
+        for v in [&[][..], &["-vvv"][..]] {
+            let mut args = v.to_vec();
+            args.push("InfraSafe_12");
+            let o = tool_with_env(&env, "get-inco-req", &args, &[("RUST_LOG", filter)]).await;
+            assert_eq!(o.status.code(), Some(0), "{filter}: {}", err(&o));
+            runs.push((filter, err(&o) + &out(&o)));
+        }
+        let o = tool_with_env(
+            &env,
+            "get-inco-req",
+            &["--log-file", &log_s, "InfraSafe_12"],
+            &[("RUST_LOG", filter)],
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(0), "{filter}: {}", err(&o));
+        runs.push((filter, err(&o) + &out(&o)));
+    }
+    let o = tool_with_env(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    runs.push(("trace", err(&o) + &out(&o)));
+    runs.push((
+        "log file",
+        std::fs::read_to_string(&log).expect("the log file was written"),
+    ));
+    let tokens = env.sim.state.pvwa.issued_tokens();
+    let cookies = env.sim.state.pvwa.issued_cookies();
+    assert!(!tokens.is_empty());
+    let mut debug_lines = 0;
+    for (filter, all) in &runs {
+        debug_lines += all.matches("DEBUG").count() + all.matches("TRACE").count();
+        for secret in ["Level1-Demo-Pass", "Lookup-Demo-Pass"] {
+            assert!(!all.contains(secret), "{filter}: password leaked:\n{all}");
+        }
+        for t in &tokens {
+            assert!(
+                !all.contains(t.as_str()),
+                "{filter}: session token leaked:\n{all}"
+            );
+        }
+        for c in &cookies {
+            let value = c.split_once('=').map_or(c.as_str(), |(_, v)| v);
+            assert!(!all.contains(value), "{filter}: cookie {c} leaked:\n{all}");
+        }
+    }
+    // RUST_LOG still works: the debug and trace lines are there, only the secrets are not.
+    assert!(debug_lines > 0, "RUST_LOG=trace gave no debug line");
+}
