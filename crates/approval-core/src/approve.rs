@@ -82,7 +82,8 @@ pub fn collect_ids(
 #[derive(Debug, Clone, Serialize)]
 pub struct ApproveResult {
     pub request_id: String,
-    /// `confirmed`, `would_confirm`, `failed`, `invalid`.
+    /// `confirmed`, `would_confirm`, `wrong_level` (waiting at the other level: nothing
+    /// sent), `failed`, `invalid`.
     pub outcome: &'static str,
     pub level: u8,
     pub account: String,
@@ -91,8 +92,60 @@ pub struct ApproveResult {
     #[serde(skip)]
     pub exit: Exit,
     pub error: Option<ErrorView>,
-    /// The request as PVWA shows it (dry run, or after a failed confirm).
+    /// The request as PVWA shows it (dry run, wrong level, or after a failed confirm).
     pub request: Option<RequestView>,
+    /// After a confirm: the request as PVWA shows it now (read again), so that the report is
+    /// what PVWA recorded, not what was asked.
+    pub recorded: Option<Recorded>,
+}
+
+/// Where a request stands in PVWA, read again after this tool's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The confirmation level it waits at now.
+    pub level: i64,
+    pub status: i64,
+    pub status_title: String,
+    /// Confirmations still needed at `level` (0 once confirmed).
+    pub confirmations_left: i64,
+}
+
+impl Recorded {
+    pub fn of(r: &crate::pvwa::model::Request) -> Recorded {
+        Recorded {
+            level: r.current_confirmation_level,
+            status: r.status,
+            status_title: r.status_title.clone(),
+            confirmations_left: r.confirmations_left,
+        }
+    }
+
+    /// Whether the request still waits for confirmations.
+    pub fn waiting(&self) -> bool {
+        self.status == crate::policy::STATUS_WAITING
+    }
+}
+
+/// The refusal of a request that waits at another level than the tool's: PVWA records a
+/// confirmation at the request's current level whatever tool sent it, so the level-1 account
+/// (if it is also a level-2 confirmer) would give a level-2 confirmation.
+fn wrong_level(r: &mut ApproveResult, current: i64) {
+    r.outcome = "wrong_level";
+    r.exit = Exit::DataErr;
+    let hint = match current {
+        1 => "use first-level-approve for it, or the portal".to_string(),
+        2 => "use second-level-approve for it, or the portal".to_string(),
+        _ => "check the request in the portal".to_string(),
+    };
+    r.error = Some(ErrorView {
+        kind: Exit::DataErr.name(),
+        code: Some("wrong_level".into()),
+        message: format!(
+            "it waits at confirmation level {current}, not {}: nothing was confirmed",
+            r.level
+        ),
+        hint: Some(hint),
+    });
 }
 
 /// The PVWA client and the credentials of `role`, resolved (Vault closed again at once).
@@ -140,6 +193,7 @@ pub async fn approve_batch(
                     exit: Exit::Ok,
                     error: None,
                     request: None,
+                    recorded: None,
                 };
                 if let Err(e) = crate::pvwa::encode_id(id) {
                     r.outcome = "invalid";
@@ -154,14 +208,44 @@ pub async fn approve_batch(
                         Err(e) => fail(&mut r, &e),
                     }
                 } else {
-                    match s.confirm(id, reason).await {
-                        Ok(()) => log::info!("confirmed {id} at level {level} as {user}"),
-                        Err(e) => {
-                            fail(&mut r, &e);
-                            if let Ok(req) = s.get_request(id).await {
-                                r.request = Some(RequestView::new(&req, now));
-                            }
+                    // Read it first: PVWA records a confirm at the level the request waits
+                    // at, whatever this tool's level is.
+                    match s.get_request(id).await {
+                        Err(e) => fail(&mut r, &e),
+                        Ok(req)
+                            if req.status == crate::policy::STATUS_WAITING
+                                && req.current_confirmation_level != i64::from(level) =>
+                        {
+                            wrong_level(&mut r, req.current_confirmation_level);
+                            r.request = Some(RequestView::new(&req, now));
                         }
+                        // Not waiting (confirmed, rejected, expired): PVWA refuses the confirm
+                        // and says why.
+                        Ok(_) => match s.confirm(id, reason).await {
+                            Ok(()) => match s.get_request(id).await {
+                                Ok(req) => {
+                                    let rec = Recorded::of(&req);
+                                    log::info!(
+                                        "confirmed {id} at level {level} as {user}; PVWA now: \
+                                         level {}, status {}, {} confirmation(s) left",
+                                        rec.level,
+                                        rec.status_title,
+                                        rec.confirmations_left
+                                    );
+                                    r.recorded = Some(rec);
+                                }
+                                Err(e) => log::warn!(
+                                    "confirmed {id} at level {level} as {user}, but cannot read \
+                                     it again to show what PVWA recorded: {e}"
+                                ),
+                            },
+                            Err(e) => {
+                                fail(&mut r, &e);
+                                if let Ok(req) = s.get_request(id).await {
+                                    r.request = Some(RequestView::new(&req, now));
+                                }
+                            }
+                        },
                     }
                 }
                 worst = worst.worst(r.exit);

@@ -24,9 +24,15 @@ fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
 }
 
 async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+/// [`start`] on the demo scenario as `edit` changes it.
+async fn start_with(edit: impl FnOnce(&mut Scenario)) -> Env {
     let dir = tempfile::tempdir().expect("tmp");
     let mut scenario = Scenario::from_toml(SCENARIO).expect("scenario");
     scenario.pvwa.mode = SUITE_PVWA;
+    edit(&mut scenario);
     let sim = Sim::start(
         scenario,
         SimOptions {
@@ -278,10 +284,15 @@ async fn failed_confirms_exit_1_and_show_who_confirmed_and_when() {
     assert_eq!(v["request"]["expired"], true);
     assert!(v["request"]["expires"]["utc"].is_string());
     assert_eq!(v["error"]["kind"], "refused");
-    // Not authorised: the level-2 account at level 1.
+    // The level-2 account on a request at level 1: refused before any confirm is sent
+    // (PVWA would record it at level 1 if the account were a level-1 confirmer too).
     let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(out(&o).contains("not authorized"), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(65));
+    assert!(
+        out(&o).contains("waits at confirmation level 1, not 2"),
+        "{}",
+        out(&o)
+    );
     // Dry run confirms nothing.
     let before = env.sim.state.pvwa.actions().len();
     let o = tool(
@@ -523,4 +534,113 @@ async fn no_password_session_token_or_cookie_whatever_rust_log_says() {
     }
     // RUST_LOG still works: the debug and trace lines are there, only the secrets are not.
     assert!(debug_lines > 0, "RUST_LOG=trace gave no debug line");
+}
+
+/// A request waiting at the other level is not confirmed: PVWA would record the confirmation
+/// at the level the request is at, not the tool's. Here the level-1 account is also in the
+/// level-2 group (a service account put into the people's groups), so PVWA would take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is_reported() {
+    let env = start_with(|s| {
+        let l1 = s
+            .pvwa
+            .users
+            .iter_mut()
+            .find(|u| u.name == "svc_pam_level1")
+            .expect("level-1 account");
+        l1.groups.push("PAM_L2_Approvers".into());
+        let mut hank = l1.clone();
+        hank.name = "hank".into();
+        hank.password = "Hank-Demo-Pass".into();
+        hank.groups = vec!["PAM_Infra_Approvers".into()];
+        s.pvwa.users.push(hank);
+    })
+    .await;
+    // hank, a person, confirms level 1 in the portal: the request moves to level 2.
+    let hank_pw = secret_file(env.dir.path(), "hank", "Hank-Demo-Pass\n");
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    let hank_config = env.dir.path().join("hank.toml");
+    std::fs::write(
+        &hank_config,
+        config
+            .replace("\"svc_pam_level1\"", "\"hank\"")
+            .replace(&env.dir.path().join("l1").display().to_string(), &hank_pw.display().to_string()),
+    )
+    .expect("write");
+    let hank_s = hank_config.display().to_string();
+    let o = tool_with_env(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12"],
+        &[("APPROVAL_CONFIG", &hank_s)],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("confirmed InfraSafe_12 at level 1 as hank (PVWA now: level 2, 1 confirmation(s) left)"),
+        "{}",
+        out(&o)
+    );
+
+    // first-level-approve on it now: refused before any confirm, exit 65, naming both levels.
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("NOT CONFIRMED InfraSafe_12: it waits at confirmation level 2, not 1"),
+        "{text}"
+    );
+    assert!(text.contains("second-level-approve"), "{text}");
+    assert!(text.contains("Level:          2"), "{text}");
+    let o = tool(&env, "first-level-approve", &["--json", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "wrong_level");
+    assert_eq!(v["error"]["code"], "wrong_level");
+    assert_eq!(v["request"]["current_level"], 2);
+    assert_eq!(
+        env.sim
+            .state
+            .pvwa
+            .actions()
+            .iter()
+            .map(|a| (a.level, a.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "hank")],
+        "nothing confirmed by the level-1 account"
+    );
+
+    // The right tool confirms, and says what PVWA recorded.
+    let o = tool(&env, "second-level-approve", &["--json", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "confirmed");
+    assert_eq!(v["level"], 2);
+    assert_eq!(v["recorded"]["status_title"], "Confirmed");
+    assert_eq!(v["recorded"]["confirmations_left"], 0);
+
+    // A single-level request: confirmed, PVWA shows it Confirmed.
+    let o = tool(&env, "first-level-approve", &["InfraSafe_13"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("confirmed InfraSafe_13 at level 1 as svc_pam_level1 (PVWA now: Confirmed)"),
+        "{}",
+        out(&o)
+    );
+    // A level-1 request given to second-level-approve: nothing sent.
+    let before = env.sim.state.pvwa.actions().len();
+    let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("NOT CONFIRMED DBSafe_7: it waits at confirmation level 1, not 2"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(env.sim.state.pvwa.actions().len(), before);
 }
