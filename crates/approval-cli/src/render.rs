@@ -141,6 +141,12 @@ pub fn approve(r: &ApproveResult) -> String {
                 )),
                 None => {}
             }
+            if r.recorded.as_ref().is_some_and(|now| !now.as_expected) {
+                s.push_str(
+                    "\n  note: PVWA shows more changed than this one confirmation (another \
+                     confirmer at the same time?): check who confirmed with get-inco-req",
+                );
+            }
             s
         }
         "wrong_level" => format!(

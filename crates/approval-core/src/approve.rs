@@ -108,15 +108,49 @@ pub struct Recorded {
     pub status_title: String,
     /// Confirmations still needed at `level` (0 once confirmed).
     pub confirmations_left: i64,
+    /// Whether the change since the read before the confirm is exactly one confirmation at the
+    /// tool's level; false when more changed (another confirmer acted at the same time, or
+    /// PVWA took the confirmation at another level): look at who confirmed.
+    pub as_expected: bool,
 }
 
 impl Recorded {
-    pub fn of(r: &crate::pvwa::model::Request) -> Recorded {
-        Recorded {
-            level: r.current_confirmation_level,
-            status: r.status,
-            status_title: r.status_title.clone(),
-            confirmations_left: r.confirmations_left,
+    /// The request `after` one confirmation at `level` of `before`.
+    pub fn of(
+        before: &crate::pvwa::model::Request,
+        level: u8,
+        after: &crate::pvwa::model::Request,
+    ) -> Recorded {
+        let mut r = Recorded {
+            level: after.current_confirmation_level,
+            status: after.status,
+            status_title: after.status_title.clone(),
+            confirmations_left: after.confirmations_left,
+            as_expected: false,
+        };
+        r.as_expected = r.follows(before, level);
+        r
+    }
+
+    /// Whether this is where one confirmation at `level` takes `before`: one fewer left at
+    /// that level; or, for its last one, level 2 with all its confirmations left (when the
+    /// request has a level 2), else no longer waiting.
+    fn follows(&self, before: &crate::pvwa::model::Request, level: u8) -> bool {
+        let level = i64::from(level);
+        let left = before.confirmations_left;
+        if before.current_confirmation_level != level || left <= 0 {
+            return false;
+        }
+        let waiting = self.waiting();
+        if left > 1 {
+            return waiting && self.level == level && self.confirmations_left == left - 1;
+        }
+        let level2 = before.required_confirmers_count_level2;
+        if level == 1 && level2 > 0 {
+            waiting && self.level == 2 && self.confirmations_left == level2
+        } else {
+            // Only `Status 1` (waiting) is a known value: done is "no longer waiting".
+            !waiting && self.confirmations_left <= 0
         }
     }
 
@@ -221,10 +255,19 @@ pub async fn approve_batch(
                         }
                         // Not waiting (confirmed, rejected, expired): PVWA refuses the confirm
                         // and says why.
-                        Ok(_) => match s.confirm(id, reason).await {
+                        Ok(before) => match s.confirm(id, reason).await {
                             Ok(()) => match s.get_request(id).await {
                                 Ok(req) => {
-                                    let rec = Recorded::of(&req);
+                                    let rec = Recorded::of(&before, level, &req);
+                                    if !rec.as_expected {
+                                        log::warn!(
+                                            "confirmed {id} at level {level} as {user}, but PVWA \
+                                             shows more than that one confirmation changed: \
+                                             level {} then, level {} now; look at who confirmed",
+                                            before.current_confirmation_level,
+                                            rec.level
+                                        );
+                                    }
                                     log::info!(
                                         "confirmed {id} at level {level} as {user}; PVWA now: \
                                          level {}, status {}, {} confirmation(s) left",
@@ -355,6 +398,35 @@ mod tests {
         assert!(reason_text(None, Some("not an address"), "t").is_err());
         assert!(reason_text(Some("two\nlines"), None, "t").is_err());
         assert!(reason_text(Some(&"x".repeat(2000)), None, "t").is_err());
+    }
+
+    #[test]
+    fn what_pvwa_recorded_follows_one_confirmation_or_not() {
+        use crate::policy::STATUS_WAITING;
+        const STATUS_CONFIRMED: i64 = 2;
+        let req = |level: i64, left: i64, status: i64| crate::pvwa::model::Request {
+            current_confirmation_level: level,
+            confirmations_left: left,
+            status,
+            required_confirmers_count_level2: 1,
+            ..Default::default()
+        };
+        let rec = |b: &crate::pvwa::model::Request, level: u8, a| Recorded::of(b, level, &a);
+        // Level 1 done, on to level 2.
+        assert!(rec(&req(1, 1, STATUS_WAITING), 1, req(2, 1, STATUS_WAITING)).as_expected);
+        // One of two at level 1.
+        assert!(rec(&req(1, 2, STATUS_WAITING), 1, req(1, 1, STATUS_WAITING)).as_expected);
+        // The last one: Confirmed.
+        assert!(rec(&req(2, 1, STATUS_WAITING), 2, req(2, 0, STATUS_CONFIRMED)).as_expected);
+        // Someone confirmed level 2 at the same time (or PVWA took ours at level 2).
+        let r = rec(&req(1, 1, STATUS_WAITING), 1, req(2, 0, STATUS_CONFIRMED));
+        assert!(!r.as_expected);
+        assert_eq!((r.level, r.confirmations_left), (2, 0));
+        assert!(!rec(&req(1, 2, STATUS_WAITING), 1, req(1, 2, STATUS_WAITING)).as_expected);
+        // A single-level request: Confirmed after its level 1.
+        let mut single = req(1, 1, STATUS_WAITING);
+        single.required_confirmers_count_level2 = 0;
+        assert!(rec(&single, 1, req(1, 0, STATUS_CONFIRMED)).as_expected);
     }
 
     #[test]

@@ -624,6 +624,7 @@ async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is
     assert_eq!(v["level"], 2);
     assert_eq!(v["recorded"]["status_title"], "Confirmed");
     assert_eq!(v["recorded"]["confirmations_left"], 0);
+    assert_eq!(v["recorded"]["as_expected"], true, "exactly this confirmation");
 
     // A single-level request: confirmed, PVWA shows it Confirmed.
     let o = tool(&env, "first-level-approve", &["InfraSafe_13"], "").await;
@@ -633,6 +634,7 @@ async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is
         "{}",
         out(&o)
     );
+    assert!(!out(&o).contains("note:"), "{}", out(&o));
     // A level-1 request given to second-level-approve: nothing sent.
     let before = env.sim.state.pvwa.actions().len();
     let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
