@@ -235,6 +235,13 @@ pub async fn approve_batch(
                     r.error = Some(ErrorView::of(&e, None));
                 } else if dry_run {
                     match s.get_request(id).await {
+                        Ok(req)
+                            if req.status == crate::policy::STATUS_WAITING
+                                && req.current_confirmation_level != i64::from(level) =>
+                        {
+                            wrong_level(&mut r, req.current_confirmation_level);
+                            r.request = Some(RequestView::new(&req, now));
+                        }
                         Ok(req) => {
                             r.outcome = "would_confirm";
                             r.request = Some(RequestView::new(&req, now));

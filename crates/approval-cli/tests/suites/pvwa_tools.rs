@@ -598,6 +598,14 @@ async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is
     );
     assert!(text.contains("second-level-approve"), "{text}");
     assert!(text.contains("Level:          2"), "{text}");
+    // A dry run says the same instead of "would confirm".
+    let o = tool(&env, "first-level-approve", &["--dry-run", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("NOT CONFIRMED InfraSafe_12: it waits at confirmation level 2, not 1"),
+        "{}",
+        out(&o)
+    );
     let o = tool(&env, "first-level-approve", &["--json", "InfraSafe_12"], "").await;
     assert_eq!(o.status.code(), Some(65), "{}", err(&o));
     let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
