@@ -25,8 +25,9 @@ OTHER_CRATES = ["crates/approval-cli/src", "crates/pam-sim/src", "crates/ews/src
 LAYERS = [
     ("base", "process plumbing that knows nothing of CyberArk or mail: exit codes, the "
      "environment, safe display of untrusted text, TLS, HTTP retries, the loading machinery "
-     "of the configuration (file, env overrides, errors naming file and key)",
-     ["exit", "env", "text", "tls", "http", "config"], []),
+     "of the configuration (file, env overrides, errors naming file and key), owner-only file "
+     "modes",
+     ["exit", "env", "text", "tls", "http", "config", "perms"], []),
     ("secrets", "secret references (`env:`, `file:`, `vault:`) and the Vault/OpenBao client",
      ["secret"], ["base"]),
     ("data", "PVWA's request model as plain data, and its display form",

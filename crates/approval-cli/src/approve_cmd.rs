@@ -35,6 +35,8 @@ pub fn command(level: u8, tool: &'static str) -> clap::Command {
     let about = format!(
         "Confirm Dual Control requests at level {level} with the level-{level} service account \
          ([accounts.level{level}]). One sign-in for all ids; a result line per id (JSON Lines with --json). \
+         Each request is read first: one waiting at the other level is not confirmed (exit 65); \
+         after a confirm, the line says where PVWA shows the request now. \
          When a confirm fails, shows who confirmed the request and when."
     );
     ApproveArgs::command()

@@ -1,5 +1,7 @@
 //! Logging: env_logger to stderr or to a file that can be reopened (logrotate's `create` mode
-//! sends SIGHUP; the watcher calls [`reopen`]). `-v`/`-q` set the level, `RUST_LOG` refines it.
+//! sends SIGHUP; the watcher calls [`reopen`]). `-v`/`-q` set the level, `RUST_LOG` refines it;
+//! whatever the filter, other crates' lines that print raw headers are dropped and their other
+//! lines redacted after a word that may carry a secret (cookie, authorization, token, ...).
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -73,7 +75,8 @@ pub fn level(verbose: u8, quiet: u8) -> log::LevelFilter {
 /// The crates whose log lines `-v`, `-vv` and `-vvv` open: this workspace's own. Every other
 /// crate (HTTP, TLS, cookies, LDAP, SQLite, ...) stays at `warn` whatever the verbosity: their
 /// debug and trace output prints headers and cookies (PVWA's session cookie among them). An
-/// operator who needs them asks explicitly through `RUST_LOG`.
+/// operator who needs them asks explicitly through `RUST_LOG`; even then the lines that print raw
+/// headers stay dropped and the rest are redacted ([`RAW_TARGETS`], [`redact`]).
 pub const OWN_CRATES: &[&str] = &[
     // The audit trail (one line per mail) is logged under its own target.
     "audit",
@@ -109,6 +112,165 @@ pub fn init(verbose: u8, quiet: u8, log_file: Option<&std::path::Path>) -> Resul
         let _ = SINK.set(sink.clone());
         b.target(env_logger::Target::Pipe(Box::new(sink)));
     }
-    let _ = b.try_init();
+    let inner = b.build();
+    let max = inner.filter();
+    if log::set_boxed_logger(Box::new(Redacting { inner })).is_ok() {
+        log::set_max_level(max);
+    }
     Ok(())
+}
+
+/// The crates' log targets that print raw HTTP headers, cookies or wire bytes at `debug` and
+/// `trace` (`cookie_store` prints each `Set-Cookie` it stores, reqwest's verbose connection
+/// and h2's HPACK print the bytes and header values sent). Their `debug` and `trace` lines are
+/// dropped whatever `RUST_LOG` says; their `info` and above still pass.
+pub const RAW_TARGETS: &[&str] = &[
+    "cookie_store",
+    "reqwest::connect::verbose",
+    "h2::hpack",
+    "h2::codec",
+    "h2::frame",
+    "hyper::proto",
+    "hyper_util::client::legacy::connect::http::verbose",
+];
+
+/// Words after which a third-party line may carry a secret: the rest of that line is redacted.
+const SECRET_WORDS: &[&str] = &[
+    "cookie",
+    "authorization",
+    "bearer",
+    "token",
+    "password",
+    "secret",
+    "cyberarklogonresult",
+];
+
+/// Whether `target` is `module` or inside it.
+fn is_within(target: &str, module: &str) -> bool {
+    target
+        .strip_prefix(module)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+}
+
+/// A third-party log line with everything after a word of [`SECRET_WORDS`] replaced, line by
+/// line; `None` when there is nothing to hide.
+pub fn redact(message: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    if !SECRET_WORDS.iter().any(|w| lower.contains(w)) {
+        return None;
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut start = 0;
+    for line in message.split_inclusive('\n') {
+        let low = &lower[start..start + line.len()];
+        start += line.len();
+        let cut = SECRET_WORDS
+            .iter()
+            .filter_map(|w| low.find(w).map(|i| i + w.len()))
+            .min();
+        match cut {
+            Some(i) => {
+                out.push_str(&line[..i]);
+                out.push_str(" [redacted]");
+                if line.ends_with('\n') {
+                    out.push('\n');
+                }
+            }
+            None => out.push_str(line),
+        }
+    }
+    Some(out)
+}
+
+/// env_logger behind a guard: the `debug`/`trace` lines of [`RAW_TARGETS`] are dropped, and the
+/// lines of every crate outside this workspace ([`OWN_CRATES`]) are redacted after a word that
+/// may carry a secret (cookie, authorization, token, password, ...), at every filter, `-v` or
+/// `RUST_LOG`. This workspace's own lines never hold a secret (tests check it) and pass as they are.
+struct Redacting {
+    inner: env_logger::Logger,
+}
+
+impl Redacting {
+    fn dropped(meta: &log::Metadata<'_>) -> bool {
+        meta.level() > log::Level::Info && RAW_TARGETS.iter().any(|t| is_within(meta.target(), t))
+    }
+}
+
+impl log::Log for Redacting {
+    fn enabled(&self, meta: &log::Metadata<'_>) -> bool {
+        !Self::dropped(meta) && self.inner.enabled(meta)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        if OWN_CRATES.iter().any(|k| is_within(record.target(), k)) {
+            return self.inner.log(record);
+        }
+        let message = record.args().to_string();
+        match redact(&message) {
+            None => self.inner.log(record),
+            Some(clean) => self.inner.log(
+                &log::Record::builder()
+                    .args(format_args!("{clean}"))
+                    .metadata(record.metadata().clone())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            ),
+        }
+    }
+
+    fn flush(&self) {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn third_party_lines_lose_what_follows_a_secret_word() {
+        assert_eq!(redact("starting new connection"), None);
+        assert_eq!(
+            redact("inserting Set-Cookie 'Cookie { cookie_string: Some(\"LB=abc\") }'\nnext")
+                .as_deref(),
+            Some("inserting Set-Cookie [redacted]\nnext")
+        );
+        assert_eq!(
+            redact("headers: {\"authorization\": \"c2VjcmV0\"}").as_deref(),
+            Some("headers: {\"authorization [redacted]")
+        );
+        assert_eq!(
+            redact("body {\"CyberArkLogonResult\":\"abc\"}").as_deref(),
+            Some("body {\"CyberArkLogonResult [redacted]")
+        );
+    }
+
+    #[test]
+    fn raw_header_targets_are_dropped_below_info_only() {
+        let meta = |target: &'static str, level| {
+            log::Metadata::builder().target(target).level(level).build()
+        };
+        assert!(Redacting::dropped(&meta(
+            "cookie_store::cookie_store",
+            log::Level::Debug
+        )));
+        assert!(Redacting::dropped(&meta(
+            "reqwest::connect::verbose",
+            log::Level::Trace
+        )));
+        assert!(!Redacting::dropped(&meta("cookie_store", log::Level::Warn)));
+        assert!(!Redacting::dropped(&meta(
+            "reqwest::connect",
+            log::Level::Debug
+        )));
+        assert!(!Redacting::dropped(&meta(
+            "cookie_storex",
+            log::Level::Debug
+        )));
+    }
 }

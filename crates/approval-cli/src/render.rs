@@ -125,9 +125,37 @@ pub fn request(r: &RequestView) -> String {
 /// One line per id for the approve tools (plus the request block after a failure).
 pub fn approve(r: &ApproveResult) -> String {
     let mut s = match r.outcome {
-        "confirmed" => format!(
-            "confirmed {} at level {} as {}",
-            r.request_id, r.level, r.account
+        "confirmed" => {
+            let mut s = format!(
+                "confirmed {} at level {} as {}",
+                r.request_id, r.level, r.account
+            );
+            match &r.recorded {
+                Some(now) if now.waiting() => s.push_str(&format!(
+                    " (PVWA now: level {}, {} confirmation(s) left)",
+                    now.level, now.confirmations_left
+                )),
+                Some(now) => s.push_str(&format!(
+                    " (PVWA now: {})",
+                    one_line_title(&now.status_title, now.status)
+                )),
+                None => {}
+            }
+            if r.recorded.as_ref().is_some_and(|now| !now.as_expected) {
+                s.push_str(
+                    "\n  note: PVWA shows more changed than this one confirmation (another \
+                     confirmer at the same time?): check who confirmed with get-inco-req",
+                );
+            }
+            s
+        }
+        "wrong_level" => format!(
+            "NOT CONFIRMED {}: {}",
+            r.request_id,
+            r.error
+                .as_ref()
+                .map(|e| e.message.as_str())
+                .unwrap_or("it waits at another confirmation level")
         ),
         "would_confirm" => format!(
             "would confirm {} at level {} as {} with reason \"{}\"",
@@ -151,4 +179,14 @@ pub fn approve(r: &ApproveResult) -> String {
         s.push_str(request(req).trim_end());
     }
     s
+}
+
+/// A PVWA status title as one printable line, or the status number when PVWA gave no title.
+fn one_line_title(title: &str, status: i64) -> String {
+    let t = approval_core::text::printable(title.trim());
+    if t.is_empty() {
+        format!("status {status}")
+    } else {
+        t.chars().take(60).collect()
+    }
 }

@@ -22,6 +22,7 @@ pub async fn run(
     dry_run: bool,
     pid_file: Option<&Path>,
 ) -> anyhow::Result<Exit> {
+    approval_core::pipeline::watch_loop::check_trusted_paths(loaded)?;
     // A dry run writes no state (nor the pid file), so it may run beside a watcher.
     let _lock = if dry_run {
         None

@@ -82,7 +82,8 @@ pub fn collect_ids(
 #[derive(Debug, Clone, Serialize)]
 pub struct ApproveResult {
     pub request_id: String,
-    /// `confirmed`, `would_confirm`, `failed`, `invalid`.
+    /// `confirmed`, `would_confirm`, `wrong_level` (waiting at the other level: nothing
+    /// sent), `failed`, `invalid`.
     pub outcome: &'static str,
     pub level: u8,
     pub account: String,
@@ -91,8 +92,94 @@ pub struct ApproveResult {
     #[serde(skip)]
     pub exit: Exit,
     pub error: Option<ErrorView>,
-    /// The request as PVWA shows it (dry run, or after a failed confirm).
+    /// The request as PVWA shows it (dry run, wrong level, or after a failed confirm).
     pub request: Option<RequestView>,
+    /// After a confirm: the request as PVWA shows it now (read again), so that the report is
+    /// what PVWA recorded, not what was asked.
+    pub recorded: Option<Recorded>,
+}
+
+/// Where a request stands in PVWA, read again after this tool's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The confirmation level it waits at now.
+    pub level: i64,
+    pub status: i64,
+    pub status_title: String,
+    /// Confirmations still needed at `level` (0 once confirmed).
+    pub confirmations_left: i64,
+    /// Whether the change since the read before the confirm is exactly one confirmation at the
+    /// tool's level; false when more changed (another confirmer acted at the same time, or
+    /// PVWA took the confirmation at another level): look at who confirmed.
+    pub as_expected: bool,
+}
+
+impl Recorded {
+    /// The request `after` one confirmation at `level` of `before`.
+    pub fn of(
+        before: &crate::pvwa::model::Request,
+        level: u8,
+        after: &crate::pvwa::model::Request,
+    ) -> Recorded {
+        let mut r = Recorded {
+            level: after.current_confirmation_level,
+            status: after.status,
+            status_title: after.status_title.clone(),
+            confirmations_left: after.confirmations_left,
+            as_expected: false,
+        };
+        r.as_expected = r.follows(before, level);
+        r
+    }
+
+    /// Whether this is where one confirmation at `level` takes `before`: one fewer left at
+    /// that level; or, for its last one, level 2 with all its confirmations left (when the
+    /// request has a level 2), else no longer waiting.
+    fn follows(&self, before: &crate::pvwa::model::Request, level: u8) -> bool {
+        let level = i64::from(level);
+        let left = before.confirmations_left;
+        if before.current_confirmation_level != level || left <= 0 {
+            return false;
+        }
+        let waiting = self.waiting();
+        if left > 1 {
+            return waiting && self.level == level && self.confirmations_left == left - 1;
+        }
+        let level2 = before.required_confirmers_count_level2;
+        if level == 1 && level2 > 0 {
+            waiting && self.level == 2 && self.confirmations_left == level2
+        } else {
+            // Only `Status 1` (waiting) is a known value: done is "no longer waiting".
+            !waiting && self.confirmations_left <= 0
+        }
+    }
+
+    /// Whether the request still waits for confirmations.
+    pub fn waiting(&self) -> bool {
+        self.status == crate::policy::STATUS_WAITING
+    }
+}
+
+/// The refusal of a request that waits at another level than the tool's: PVWA records a
+/// confirmation at the request's current level whatever tool sent it, so the level-1 account
+/// (if it is also a level-2 confirmer) would give a level-2 confirmation.
+fn wrong_level(r: &mut ApproveResult, current: i64) {
+    r.outcome = "wrong_level";
+    r.exit = Exit::DataErr;
+    let hint = match current {
+        1 => "use first-level-approve for it, or the portal".to_string(),
+        2 => "use second-level-approve for it, or the portal".to_string(),
+        _ => "check the request in the portal".to_string(),
+    };
+    r.error = Some(ErrorView {
+        kind: Exit::DataErr.name(),
+        code: Some("wrong_level".into()),
+        message: format!(
+            "it waits at confirmation level {current}, not {}: nothing was confirmed",
+            r.level
+        ),
+        hint: Some(hint),
+    });
 }
 
 /// The PVWA client and the credentials of `role`, resolved (Vault closed again at once).
@@ -140,6 +227,7 @@ pub async fn approve_batch(
                     exit: Exit::Ok,
                     error: None,
                     request: None,
+                    recorded: None,
                 };
                 if let Err(e) = crate::pvwa::encode_id(id) {
                     r.outcome = "invalid";
@@ -147,6 +235,13 @@ pub async fn approve_batch(
                     r.error = Some(ErrorView::of(&e, None));
                 } else if dry_run {
                     match s.get_request(id).await {
+                        Ok(req)
+                            if req.status == crate::policy::STATUS_WAITING
+                                && req.current_confirmation_level != i64::from(level) =>
+                        {
+                            wrong_level(&mut r, req.current_confirmation_level);
+                            r.request = Some(RequestView::new(&req, now));
+                        }
                         Ok(req) => {
                             r.outcome = "would_confirm";
                             r.request = Some(RequestView::new(&req, now));
@@ -154,14 +249,53 @@ pub async fn approve_batch(
                         Err(e) => fail(&mut r, &e),
                     }
                 } else {
-                    match s.confirm(id, reason).await {
-                        Ok(()) => log::info!("confirmed {id} at level {level} as {user}"),
-                        Err(e) => {
-                            fail(&mut r, &e);
-                            if let Ok(req) = s.get_request(id).await {
-                                r.request = Some(RequestView::new(&req, now));
-                            }
+                    // Read it first: PVWA records a confirm at the level the request waits
+                    // at, whatever this tool's level is.
+                    match s.get_request(id).await {
+                        Err(e) => fail(&mut r, &e),
+                        Ok(req)
+                            if req.status == crate::policy::STATUS_WAITING
+                                && req.current_confirmation_level != i64::from(level) =>
+                        {
+                            wrong_level(&mut r, req.current_confirmation_level);
+                            r.request = Some(RequestView::new(&req, now));
                         }
+                        // Not waiting (confirmed, rejected, expired): PVWA refuses the confirm
+                        // and says why.
+                        Ok(before) => match s.confirm(id, reason).await {
+                            Ok(()) => match s.get_request(id).await {
+                                Ok(req) => {
+                                    let rec = Recorded::of(&before, level, &req);
+                                    if !rec.as_expected {
+                                        log::warn!(
+                                            "confirmed {id} at level {level} as {user}, but PVWA \
+                                             shows more than that one confirmation changed: \
+                                             level {} then, level {} now; look at who confirmed",
+                                            before.current_confirmation_level,
+                                            rec.level
+                                        );
+                                    }
+                                    log::info!(
+                                        "confirmed {id} at level {level} as {user}; PVWA now: \
+                                         level {}, status {}, {} confirmation(s) left",
+                                        rec.level,
+                                        rec.status_title,
+                                        rec.confirmations_left
+                                    );
+                                    r.recorded = Some(rec);
+                                }
+                                Err(e) => log::warn!(
+                                    "confirmed {id} at level {level} as {user}, but cannot read \
+                                     it again to show what PVWA recorded: {e}"
+                                ),
+                            },
+                            Err(e) => {
+                                fail(&mut r, &e);
+                                if let Ok(req) = s.get_request(id).await {
+                                    r.request = Some(RequestView::new(&req, now));
+                                }
+                            }
+                        },
                     }
                 }
                 worst = worst.worst(r.exit);
@@ -271,6 +405,35 @@ mod tests {
         assert!(reason_text(None, Some("not an address"), "t").is_err());
         assert!(reason_text(Some("two\nlines"), None, "t").is_err());
         assert!(reason_text(Some(&"x".repeat(2000)), None, "t").is_err());
+    }
+
+    #[test]
+    fn what_pvwa_recorded_follows_one_confirmation_or_not() {
+        use crate::policy::STATUS_WAITING;
+        const STATUS_CONFIRMED: i64 = 2;
+        let req = |level: i64, left: i64, status: i64| crate::pvwa::model::Request {
+            current_confirmation_level: level,
+            confirmations_left: left,
+            status,
+            required_confirmers_count_level2: 1,
+            ..Default::default()
+        };
+        let rec = |b: &crate::pvwa::model::Request, level: u8, a| Recorded::of(b, level, &a);
+        // Level 1 done, on to level 2.
+        assert!(rec(&req(1, 1, STATUS_WAITING), 1, req(2, 1, STATUS_WAITING)).as_expected);
+        // One of two at level 1.
+        assert!(rec(&req(1, 2, STATUS_WAITING), 1, req(1, 1, STATUS_WAITING)).as_expected);
+        // The last one: Confirmed.
+        assert!(rec(&req(2, 1, STATUS_WAITING), 2, req(2, 0, STATUS_CONFIRMED)).as_expected);
+        // Someone confirmed level 2 at the same time (or PVWA took ours at level 2).
+        let r = rec(&req(1, 1, STATUS_WAITING), 1, req(2, 0, STATUS_CONFIRMED));
+        assert!(!r.as_expected);
+        assert_eq!((r.level, r.confirmations_left), (2, 0));
+        assert!(!rec(&req(1, 2, STATUS_WAITING), 1, req(1, 2, STATUS_WAITING)).as_expected);
+        // A single-level request: Confirmed after its level 1.
+        let mut single = req(1, 1, STATUS_WAITING);
+        single.required_confirmers_count_level2 = 0;
+        assert!(rec(&single, 1, req(1, 0, STATUS_CONFIRMED)).as_expected);
     }
 
     #[test]

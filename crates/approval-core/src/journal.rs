@@ -229,13 +229,32 @@ impl Journal {
             message: m,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
+            crate::perms::create_private_dir(dir)
                 .map_err(|e| open_err(format!("cannot create its directory: {e}")))?;
         }
+        // Owner-only whatever the umask: the journal is created 0600 before SQLite opens it
+        // (SQLite would create it 0644), and SQLite gives its -wal and -shm files the journal's
+        // mode. Files an older version left readable are made private again.
+        crate::perms::open_private(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+            path,
+        )
+        .map_err(|e| open_err(format!("cannot create it owner-only: {e}")))?;
+        let private_wal = || -> Result<(), JournalError> {
+            for suffix in ["-wal", "-shm"] {
+                let mut side = path.as_os_str().to_owned();
+                side.push(suffix);
+                crate::perms::make_private(Path::new(&side)).map_err(|e| {
+                    open_err(format!("cannot make its {suffix} file owner-only: {e}"))
+                })?;
+            }
+            Ok(())
+        };
+        private_wal()?;
         let conn = Connection::open(path).map_err(|e| open_err(e.to_string()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| open_err(e.to_string()))?;
@@ -246,6 +265,7 @@ impl Journal {
             .map_err(|e| open_err(e.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| open_err(format!("cannot create the schema: {e}")))?;
+        private_wal()?;
         Ok(Journal {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -884,5 +904,91 @@ mod tests {
             ids(&["dave@x"]),
             "the forwarder at least"
         );
+    }
+
+    /// The modes of the journal and SQLite's `-wal`/`-shm` beside it (`None`: absent).
+    fn journal_modes(p: &Path) -> Vec<(String, Option<u32>)> {
+        use std::os::unix::fs::PermissionsExt;
+        ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| {
+                let f = PathBuf::from(format!("{}{suffix}", p.display()));
+                let mode = std::fs::metadata(&f)
+                    .ok()
+                    .map(|m| m.permissions().mode() & 0o777);
+                (suffix.to_string(), mode)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_journal_and_its_wal_files_are_owner_only_in_an_existing_open_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        // A state directory that already exists, readable by all (as an admin may create it).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let p = dir.path().join("journal.sqlite");
+        let j = Journal::open(&p).expect("open");
+        j.begin("mid:a", None, None).expect("begin");
+        let modes = journal_modes(&p);
+        for (suffix, mode) in &modes {
+            let mode = mode.unwrap_or_else(|| panic!("journal{suffix} exists: {modes:?}"));
+            assert_eq!(mode, 0o600, "journal{suffix}: {mode:o}");
+        }
+        drop(j);
+        // A journal left readable by an older version is made private again when opened.
+        for (suffix, _) in &modes {
+            let f = PathBuf::from(format!("{}{suffix}", p.display()));
+            if f.exists() {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644))
+                    .expect("chmod");
+            }
+        }
+        let j = Journal::open(&p).expect("reopen");
+        j.begin("mid:b", None, None).expect("begin");
+        for (suffix, mode) in journal_modes(&p) {
+            if let Some(mode) = mode {
+                assert_eq!(mode, 0o600, "journal{suffix} after reopen: {mode:o}");
+            }
+        }
+    }
+
+    /// The same under `umask 000`: the test binary runs itself again in a shell that sets it.
+    #[test]
+    fn the_journal_is_owner_only_under_umask_000() {
+        const CHILD: &str = "APPROVAL_TEST_UMASK_CHILD";
+        if let Some(dir) = std::env::var_os(CHILD) {
+            let p = Path::new(&dir).join("state/journal.sqlite");
+            let j = Journal::open(&p).expect("open");
+            j.begin("mid:a", None, None).expect("begin");
+            for (suffix, mode) in journal_modes(&p) {
+                let mode = mode.unwrap_or_else(|| panic!("journal{suffix} exists"));
+                assert_eq!(mode, 0o600, "journal{suffix} under umask 000: {mode:o}");
+            }
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let exe = std::env::current_exe().expect("exe");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("umask 000 && exec \"$0\" \"$@\"")
+            .arg(exe)
+            .args([
+                "--exact",
+                "journal::tests::the_journal_is_owner_only_under_umask_000",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, dir.path())
+            .output()
+            .expect("run the test binary");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "the child ran the test: {text}");
     }
 }

@@ -15,7 +15,7 @@
 //! | readers | [`notice`], [`sender`], [`policy`], [`notify`], [`pipeline::config`] | data, base |
 //! | data | [`pvwa::model`], [`pvwa::view`] | base |
 //! | secrets | [`secret`] | base |
-//! | base | [`exit`], [`env`](mod@env), [`text`], [`tls`], [`http`], [`config`] | base |
+//! | base | [`exit`], [`env`](mod@env), [`text`], [`tls`], [`http`], [`config`], [`perms`] | base |
 //!
 //! Clients never import the pipeline, the policy or the reply text; readers import no client.
 //! Each module owns its section of the configuration and checks it against a
@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod notice;
 pub mod notice_check;
 pub mod notify;
+pub mod perms;
 pub mod pipeline;
 pub mod policy;
 pub mod pvwa;

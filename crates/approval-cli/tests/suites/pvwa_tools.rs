@@ -24,9 +24,15 @@ fn secret_file(dir: &Path, name: &str, value: &str) -> PathBuf {
 }
 
 async fn start() -> Env {
+    start_with(|_| {}).await
+}
+
+/// [`start`] on the demo scenario as `edit` changes it.
+async fn start_with(edit: impl FnOnce(&mut Scenario)) -> Env {
     let dir = tempfile::tempdir().expect("tmp");
     let mut scenario = Scenario::from_toml(SCENARIO).expect("scenario");
     scenario.pvwa.mode = SUITE_PVWA;
+    edit(&mut scenario);
     let sim = Sim::start(
         scenario,
         SimOptions {
@@ -278,10 +284,15 @@ async fn failed_confirms_exit_1_and_show_who_confirmed_and_when() {
     assert_eq!(v["request"]["expired"], true);
     assert!(v["request"]["expires"]["utc"].is_string());
     assert_eq!(v["error"]["kind"], "refused");
-    // Not authorised: the level-2 account at level 1.
+    // The level-2 account on a request at level 1: refused before any confirm is sent
+    // (PVWA would record it at level 1 if the account were a level-1 confirmer too).
     let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
-    assert_eq!(o.status.code(), Some(1));
-    assert!(out(&o).contains("not authorized"), "{}", out(&o));
+    assert_eq!(o.status.code(), Some(65));
+    assert!(
+        out(&o).contains("waits at confirmation level 1, not 2"),
+        "{}",
+        out(&o)
+    );
     // Dry run confirms nothing.
     let before = env.sim.state.pvwa.actions().len();
     let o = tool(
@@ -447,4 +458,199 @@ async fn no_password_session_token_or_cookie_at_any_verbosity() {
         saw.contains(&("-vvv", "trace")),
         "-vvv adds trace detail: {saw:?}"
     );
+}
+
+/// Run a tool with the env's config and extra environment variables.
+async fn tool_with_env(env: &Env, name: &str, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(bin(name));
+    cmd.args(args)
+        .env("APPROVAL_CONFIG", &env.config)
+        .env_remove("RUST_LOG")
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null());
+    tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join")
+}
+
+/// `RUST_LOG` opens the HTTP, TLS and cookie crates' own debug and trace lines, which print raw
+/// headers: the session cookie, the token, the password still never reach stderr or the log file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_session_token_or_cookie_whatever_rust_log_says() {
+    let env = start().await;
+    let log = env.dir.path().join("tools.log");
+    let log_s = log.display().to_string();
+    let mut runs = Vec::new();
+    for filter in ["trace", "debug", "reqwest=trace,hyper=trace,hyper_util=trace,cookie_store=trace"] {
+        for v in [&[][..], &["-vvv"][..]] {
+            let mut args = v.to_vec();
+            args.push("InfraSafe_12");
+            let o = tool_with_env(&env, "get-inco-req", &args, &[("RUST_LOG", filter)]).await;
+            assert_eq!(o.status.code(), Some(0), "{filter}: {}", err(&o));
+            runs.push((filter, err(&o) + &out(&o)));
+        }
+        let o = tool_with_env(
+            &env,
+            "get-inco-req",
+            &["--log-file", &log_s, "InfraSafe_12"],
+            &[("RUST_LOG", filter)],
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(0), "{filter}: {}", err(&o));
+        runs.push((filter, err(&o) + &out(&o)));
+    }
+    let o = tool_with_env(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+        &[("RUST_LOG", "trace")],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    runs.push(("trace", err(&o) + &out(&o)));
+    runs.push((
+        "log file",
+        std::fs::read_to_string(&log).expect("the log file was written"),
+    ));
+    let tokens = env.sim.state.pvwa.issued_tokens();
+    let cookies = env.sim.state.pvwa.issued_cookies();
+    assert!(!tokens.is_empty());
+    let mut debug_lines = 0;
+    for (filter, all) in &runs {
+        debug_lines += all.matches("DEBUG").count() + all.matches("TRACE").count();
+        for secret in ["Level1-Demo-Pass", "Lookup-Demo-Pass"] {
+            assert!(!all.contains(secret), "{filter}: password leaked:\n{all}");
+        }
+        for t in &tokens {
+            assert!(
+                !all.contains(t.as_str()),
+                "{filter}: session token leaked:\n{all}"
+            );
+        }
+        for c in &cookies {
+            let value = c.split_once('=').map_or(c.as_str(), |(_, v)| v);
+            assert!(!all.contains(value), "{filter}: cookie {c} leaked:\n{all}");
+        }
+    }
+    // RUST_LOG still works: the debug and trace lines are there, only the secrets are not.
+    assert!(debug_lines > 0, "RUST_LOG=trace gave no debug line");
+}
+
+/// A request waiting at the other level is not confirmed: PVWA would record the confirmation
+/// at the level the request is at, not the tool's. Here the level-1 account is also in the
+/// level-2 group (a service account put into the people's groups), so PVWA would take it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is_reported() {
+    let env = start_with(|s| {
+        let l1 = s
+            .pvwa
+            .users
+            .iter_mut()
+            .find(|u| u.name == "svc_pam_level1")
+            .expect("level-1 account");
+        l1.groups.push("PAM_L2_Approvers".into());
+        let mut hank = l1.clone();
+        hank.name = "hank".into();
+        hank.password = "Hank-Demo-Pass".into();
+        hank.groups = vec!["PAM_Infra_Approvers".into()];
+        s.pvwa.users.push(hank);
+    })
+    .await;
+    // hank, a person, confirms level 1 in the portal: the request moves to level 2.
+    let hank_pw = secret_file(env.dir.path(), "hank", "Hank-Demo-Pass\n");
+    let config = std::fs::read_to_string(&env.config).expect("config");
+    let hank_config = env.dir.path().join("hank.toml");
+    std::fs::write(
+        &hank_config,
+        config
+            .replace("\"svc_pam_level1\"", "\"hank\"")
+            .replace(&env.dir.path().join("l1").display().to_string(), &hank_pw.display().to_string()),
+    )
+    .expect("write");
+    let hank_s = hank_config.display().to_string();
+    let o = tool_with_env(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12"],
+        &[("APPROVAL_CONFIG", &hank_s)],
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("confirmed InfraSafe_12 at level 1 as hank (PVWA now: level 2, 1 confirmation(s) left)"),
+        "{}",
+        out(&o)
+    );
+
+    // first-level-approve on it now: refused before any confirm, exit 65, naming both levels.
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "--on-behalf-of", "bob@example.test"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("NOT CONFIRMED InfraSafe_12: it waits at confirmation level 2, not 1"),
+        "{text}"
+    );
+    assert!(text.contains("second-level-approve"), "{text}");
+    assert!(text.contains("Level:          2"), "{text}");
+    // A dry run says the same instead of "would confirm".
+    let o = tool(&env, "first-level-approve", &["--dry-run", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("NOT CONFIRMED InfraSafe_12: it waits at confirmation level 2, not 1"),
+        "{}",
+        out(&o)
+    );
+    let o = tool(&env, "first-level-approve", &["--json", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "wrong_level");
+    assert_eq!(v["error"]["code"], "wrong_level");
+    assert_eq!(v["request"]["current_level"], 2);
+    assert_eq!(
+        env.sim
+            .state
+            .pvwa
+            .actions()
+            .iter()
+            .map(|a| (a.level, a.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(1, "hank")],
+        "nothing confirmed by the level-1 account"
+    );
+
+    // The right tool confirms, and says what PVWA recorded.
+    let o = tool(&env, "second-level-approve", &["--json", "InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "confirmed");
+    assert_eq!(v["level"], 2);
+    assert_eq!(v["recorded"]["status_title"], "Confirmed");
+    assert_eq!(v["recorded"]["confirmations_left"], 0);
+    assert_eq!(v["recorded"]["as_expected"], true, "exactly this confirmation");
+
+    // A single-level request: confirmed, PVWA shows it Confirmed.
+    let o = tool(&env, "first-level-approve", &["InfraSafe_13"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("confirmed InfraSafe_13 at level 1 as svc_pam_level1 (PVWA now: Confirmed)"),
+        "{}",
+        out(&o)
+    );
+    assert!(!out(&o).contains("note:"), "{}", out(&o));
+    // A level-1 request given to second-level-approve: nothing sent.
+    let before = env.sim.state.pvwa.actions().len();
+    let o = tool(&env, "second-level-approve", &["DBSafe_7"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains("NOT CONFIRMED DBSafe_7: it waits at confirmation level 1, not 2"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(env.sim.state.pvwa.actions().len(), before);
 }

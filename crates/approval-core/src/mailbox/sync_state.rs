@@ -45,14 +45,15 @@ impl SyncStateStore for FileSyncState {
             detail: e.to_string(),
         };
         let tmp = self.path.with_extension("tmp");
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(err)?;
+        // 0600 whatever the umask, and whatever mode a temporary file left by a crash has.
+        let mut f = crate::perms::open_private(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            &tmp,
+        )
+        .map_err(err)?;
         f.write_all(state.as_bytes()).map_err(err)?;
         f.sync_all().map_err(err)?;
         std::fs::rename(&tmp, &self.path).map_err(err)
@@ -76,5 +77,22 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o077, 0);
+    }
+
+    #[test]
+    fn sync_state_is_private_even_over_a_leftover_open_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        let path = dir.path().join("mailbox.sync");
+        // A crash left the temporary file behind, readable by all; so is an old state.
+        for f in [path.with_extension("tmp"), path.clone()] {
+            std::fs::write(&f, "old").expect("write");
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        }
+        FileSyncState::new(&path).save("H4sIAAA=").expect("save");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
     }
 }

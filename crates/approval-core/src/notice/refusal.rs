@@ -43,6 +43,9 @@ pub enum Reason {
     InvalidAddress,
     /// `Sender` differs from `From` and the policy refuses that.
     FromSenderMismatch,
+    /// A resent (redirected, bounced) mail: `Resent-*` headers; its `From` is the original
+    /// author, not who sent it to the mailbox.
+    Resent,
     /// The sender's domain is not in `sender.allowed_domains`.
     SenderDomainNotAllowed,
     /// An Exchange organisation header appears more than once (a forged copy).
@@ -80,6 +83,7 @@ impl Reason {
             Reason::AmbiguousFrom => "ambiguous_from",
             Reason::InvalidAddress => "invalid_address",
             Reason::FromSenderMismatch => "from_sender_mismatch",
+            Reason::Resent => "resent",
             Reason::SenderDomainNotAllowed => "sender_domain_not_allowed",
             Reason::DuplicateOrgHeader => "duplicate_org_header",
             Reason::NotInternal => "not_internal",
@@ -115,6 +119,7 @@ impl Reason {
         Reason::AmbiguousFrom,
         Reason::InvalidAddress,
         Reason::FromSenderMismatch,
+        Reason::Resent,
         Reason::SenderDomainNotAllowed,
         Reason::DuplicateOrgHeader,
         Reason::NotInternal,

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::watcher::{Pipeline, Processed};
+use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::http::Backoff;
@@ -41,6 +42,60 @@ pub struct WatchSummary {
     pub failed: u64,
 }
 
+/// Refuse to start on what the watcher trusts when group or others can change it: the
+/// configuration file, the reply templates (`notify.templates_dir` and every file in it), the
+/// state directory and the journal's directory (when they exist; what the watcher creates is
+/// 0700/0600). The error (exit 78) names the path, its mode and the key; the files and
+/// directories themselves are checked, not their parents.
+pub fn check_trusted_paths(loaded: &Loaded) -> std::result::Result<(), ConfigError> {
+    let check = |path: &Path| -> std::result::Result<Option<String>, String> {
+        crate::perms::writable_by_others(path)
+            .map_err(|e| format!("cannot check the mode of {}: {e}", path.display()))
+    };
+    if let Some(file) = &loaded.origin.file {
+        let why = match check(file) {
+            Ok(None) => None,
+            Ok(Some(why)) => Some(why),
+            Err(e) => Some(e),
+        };
+        if let Some(message) = why {
+            return Err(ConfigError {
+                file: Some(file.clone()),
+                key: None,
+                env_var: None,
+                message,
+            });
+        }
+    }
+    let refuse = |key: &str, what: &str, path: &Path| -> std::result::Result<(), ConfigError> {
+        match check(path) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(loaded.error(key, format!("{what} {why}"))),
+            Err(e) => Err(loaded.error(key, e)),
+        }
+    };
+    let w = &loaded.config.watcher;
+    let state_dir = w.state_dir(loaded)?;
+    refuse("watcher.state_dir", "the state directory", &state_dir)?;
+    let journal = w.journal_path(loaded)?;
+    if let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty())
+        && dir != state_dir
+    {
+        refuse("watcher.journal", "the journal's directory", dir)?;
+    }
+    if let Some(dir) = &loaded.config.notify.templates_dir {
+        refuse("notify.templates_dir", "the reply template directory", dir)?;
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                refuse("notify.templates_dir", "the reply template", &f)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Take the instance lock, build the pipeline, run [`run`] until `shutdown`, close.
 /// Errors: another watcher holds the state directory (75), the configuration (78), and faults of
 /// the start-up that are not transient; a transient fault while running never ends the loop.
@@ -51,6 +106,7 @@ pub async fn watch(
     pid_file: Option<&Path>,
     shutdown: CancellationToken,
 ) -> Result<WatchSummary> {
+    check_trusted_paths(loaded)?;
     let _lock = InstanceLock::acquire(&loaded.config.watcher.state_dir(loaded)?)?;
     let _pid = match pid_file {
         Some(path) => Some(PidFile::write(path).map_err(|e| RuntimeError::StateDir {

@@ -47,23 +47,21 @@ pub struct InstanceLock {
 impl InstanceLock {
     /// Create the state directory (0700) if needed and take `DIR/watcher.lock`.
     pub fn acquire(state_dir: &Path) -> Result<InstanceLock, RuntimeError> {
-        use std::os::unix::fs::DirBuilderExt;
         let sd = |m: String| RuntimeError::StateDir {
             path: state_dir.to_path_buf(),
             message: m,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
+        crate::perms::create_private_dir(state_dir)
             .map_err(|e| sd(format!("cannot create it: {e}")))?;
         let path = state_dir.join("watcher.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| sd(format!("cannot open {}: {e}", path.display())))?;
+        let file = crate::perms::open_private(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true),
+            &path,
+        )
+        .map_err(|e| sd(format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
             Ok(()) => Ok(InstanceLock { _file: file, path }),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -85,11 +83,20 @@ impl InstanceLock {
 pub struct PidFile(PathBuf);
 
 impl PidFile {
+    /// Write this process's id to `path`, 0600 (its missing directories 0700) whatever the umask.
     pub fn write(path: &Path) -> std::io::Result<PidFile> {
+        use std::io::Write as _;
         if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d)?;
+            crate::perms::create_private_dir(d)?;
         }
-        std::fs::write(path, format!("{}\n", std::process::id()))?;
+        let mut f = crate::perms::open_private(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true),
+            path,
+        )?;
+        f.write_all(format!("{}\n", std::process::id()).as_bytes())?;
         Ok(PidFile(path.to_path_buf()))
     }
 }
@@ -167,6 +174,35 @@ mod tests {
             std::fs::metadata(&sd).expect("meta").permissions().mode() & 0o077,
             0
         );
+    }
+
+    #[test]
+    fn the_lock_and_pid_files_are_owner_only_in_existing_open_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let sd = dir.path().join("state");
+        let run = dir.path().join("run");
+        for d in [&sd, &run] {
+            std::fs::create_dir(d).expect("mkdir");
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        // A pid file left readable by all by an older version.
+        let pid = run.join("w.pid");
+        std::fs::write(&pid, "1\n").expect("write");
+        std::fs::set_permissions(&pid, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let lock = InstanceLock::acquire(&sd).expect("lock");
+        let _pid = PidFile::write(&pid).expect("pid");
+        let new_pid = PidFile::write(&run.join("new/w.pid")).expect("pid in a new directory");
+        for f in [lock.path(), pid.as_path(), run.join("new/w.pid").as_path()] {
+            let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{}: {mode:o}", f.display());
+        }
+        let mode = std::fs::metadata(run.join("new"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+        drop(new_pid);
     }
 
     #[test]

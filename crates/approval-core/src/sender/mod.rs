@@ -412,6 +412,29 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
         a.name = name.clone();
     }
 
+    // 1b. A resent mail (RFC 5322 3.6.6: redirected, bounced, "resend"): its From and Sender
+    // still name the original author, and the resender is named only in Resent-* headers that
+    // no DMARC or Exchange check aligns with. So the From is not who sent it to the mailbox
+    // (an old forward of bob's, resent by anyone, would pass as bob's), and the Resent-From is
+    // unauthenticated: refused, whatever sender.from_sender_mismatch says.
+    if let Some(h) = headers.iter().find(|h| {
+        RESENT_HEADERS
+            .iter()
+            .any(|r| normalise_name(&h.name).eq_ignore_ascii_case(r))
+    }) {
+        refuse(
+            &mut a,
+            Reason::Resent,
+            format!(
+                "The mail was resent ({} header): its From names the original author, not the \
+                 person who sent it to this mailbox, so it cannot stand for an approval. Forward \
+                 the original notification yourself (Forward, not Redirect or Resend), or use the \
+                 portal.",
+                crate::text::printable(&normalise_name(&h.name))
+            ),
+        );
+    }
+
     // 2. Organisation headers must be unique.
     for name in &cfg.unique_headers {
         let n = values(headers, name).len();
@@ -628,6 +651,17 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
     a
 }
 
+/// The headers of a resent block (RFC 5322 3.6.6); any one of them marks a resent mail.
+const RESENT_HEADERS: &[&str] = &[
+    "resent-from",
+    "resent-sender",
+    "resent-date",
+    "resent-to",
+    "resent-cc",
+    "resent-bcc",
+    "resent-message-id",
+];
+
 fn is_auth_fail(r: Reason) -> bool {
     matches!(
         r,
@@ -641,7 +675,7 @@ fn is_auth_fail(r: Reason) -> bool {
 
 fn priority(r: Reason) -> u8 {
     match r {
-        Reason::MissingFrom | Reason::AmbiguousFrom | Reason::InvalidAddress => 0,
+        Reason::MissingFrom | Reason::AmbiguousFrom | Reason::InvalidAddress | Reason::Resent => 0,
         Reason::DuplicateOrgHeader => 1,
         Reason::DmarcFail | Reason::UnparsableAuthResults => 2,
         Reason::CompauthFail => 3,

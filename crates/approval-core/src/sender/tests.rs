@@ -352,3 +352,42 @@ fn unparsable_auth_results_a_quote_cannot_hide_dmarc_fail() {
         Reason::UnparsableAuthResults
     );
 }
+
+#[test]
+fn a_resent_mail_is_refused_whatever_the_mismatch_policy() {
+    // A resent (redirected, bounced) mail keeps the original author in From: here bob's old
+    // forward, resent to the mailbox by mallory. From is not who sent it to us.
+    for (name, value) in [
+        ("Resent-From", "Mallory <mallory@example.com>"),
+        ("Resent-Sender", "mallory@example.com"),
+        ("resent-from", "bob@example.com"),
+        ("Resent-Date", "Tue, 4 Mar 2025 09:30:00 +0100"),
+        ("Resent-To", "pam-approvals@example.com"),
+        ("Resent-Message-ID", "<x@example.com>"),
+    ] {
+        for mismatch in [
+            MismatchPolicy::Refuse,
+            MismatchPolicy::UseSender,
+            MismatchPolicy::UseFrom,
+        ] {
+            let mut hs = internal("Bob Berger <bob@example.com>");
+            hs.push(HeaderField::new(name, value));
+            let cfg = SenderPolicyConfig {
+                from_sender_mismatch: mismatch,
+                ..policy()
+            };
+            let r = verify(&hs, &cfg).expect_err(name);
+            assert_eq!(r.reason, Reason::Resent, "{name}: {r}");
+            assert_eq!(r.reason.code(), "resent");
+            assert!(r.message.contains(name), "{name}: {r}");
+            assert!(
+                r.message.contains("Forward the original notification"),
+                "{name}: {r}"
+            );
+        }
+    }
+    // A header that merely starts alike is not a resent block.
+    let mut hs = internal("bob@example.com");
+    hs.push(HeaderField::new("X-Resent-From", "x@example.com"));
+    verify(&hs, &policy()).expect("not a Resent- header");
+}
