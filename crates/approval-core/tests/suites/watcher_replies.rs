@@ -303,8 +303,19 @@ async fn a_requesters_multi_line_reason_is_quoted_as_one_bounded_line() {
     let _ = audit_lines();
     let env = env_extra!();
     let w = pipeline(&env).await;
+    // The notification shows the first line of the reason, as PVWA holds it (notice_check).
+    let raw = String::from_utf8(mail(
+        "q1",
+        "alice@example.test",
+        "DBSafe",
+        20,
+        "dave@example.test",
+        true,
+    ))
+    .expect("utf-8")
+    .replace("Reason: Maintenance", "Reason: Routine check.");
     let p = w
-        .process(&forward(&env, "q1", "alice@example.test", 20))
+        .process(&deliver(&env, raw.into_bytes()))
         .await
         .expect("process");
     done(&p, "confirmed");
