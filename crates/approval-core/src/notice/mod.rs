@@ -974,3 +974,5 @@ fn uses(cfg: &NoticeConfig, f: Field) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod reader_tests;
