@@ -10,6 +10,7 @@
 //! forwarder's own text above it never counts. The values read here are what the mail *claims*;
 //! the decision compares them with PVWA (see `sender` for who really sent the mail).
 
+mod css;
 mod fields;
 mod forward;
 pub mod html;
@@ -400,7 +401,8 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
 
     let labels = cfg.labels.set();
     let mut candidates = Vec::new();
-    collect(&msg, &labels, 0, &mut candidates);
+    let mut problems = Vec::new();
+    collect(&msg, &labels, 0, &mut candidates, &mut problems);
     // Every notification anywhere in the mail (attachments, the text around them, deeper
     // quotes, inside another field's value, both renderings) must agree: the request confirmed
     // is then the one the approver saw, whichever copy is read.
@@ -408,7 +410,11 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
         .iter()
         .flat_map(|c| [&c.found, &c.others])
         .collect();
+    check_hidden(&everywhere)?;
     check_invalid(&everywhere)?;
+    if let Some(p) = problems.into_iter().next() {
+        return Err(p);
+    }
     check_conflicts_anywhere(&everywhere)?;
     let chosen = choose(candidates)?;
     let Some(mut cand) = chosen else {
@@ -582,30 +588,44 @@ struct Candidate {
 }
 
 /// Look for notifications: attached messages first (depth-first, innermost wins); only when
-/// none is found, the body of this message.
+/// none is found, the body of this message. Every rendering of every message is read on its
+/// own; one that looks like a notice but cannot be read, or a TNEF part, goes to `problems`.
 fn collect(
     msg: &mail_parser::Message<'_>,
     labels: &LabelSet,
     depth: u32,
     out: &mut Vec<Candidate>,
+    problems: &mut Vec<Refusal>,
 ) {
     let before = out.len();
     if (depth as usize) < mime::MAX_DEPTH {
         for inner in mime::attached_messages(msg) {
-            collect(inner, labels, depth + 1, out);
+            collect(inner, labels, depth + 1, out, problems);
         }
+    }
+    if mime::has_tnef(msg) {
+        problems.push(Refusal::new(
+            Reason::UnreadableRendering,
+            "The mail carries a TNEF part (winmail.dat, application/ms-tnef): Outlook shows its              content, which cannot be read here, so what the approver saw is unknown. Forward the              notification again from a client that does not send TNEF (Outlook: send as HTML or              plain text, not Rich Text), or approve in the PVWA portal.",
+        ));
     }
     // With an attached notification, the text around it is read too (after it, so the
     // attachment stays the one chosen): any notification there must agree with it.
     let attached = out.len() > before;
     let own_subject = mime::header_text(msg, "subject");
-    let bodies = mime::bodies(msg);
-    let plain = bodies.plain.as_deref().and_then(|t| from_text(t, labels));
-    let html = bodies.html.as_deref().and_then(|t| from_text(t, labels));
-    let picked = match (plain, html) {
-        (Some(p), Some(h)) => Some(merge_alternatives(p, h)),
-        (p, h) => p.or(h),
-    };
+    let mut picked: Option<TextFind> = None;
+    for r in mime::renderings(msg) {
+        if let Some(p) = unreadable(&r, labels) {
+            problems.push(p);
+        }
+        let Some(find) = from_text(&r, labels) else {
+            continue;
+        };
+        picked = Some(match picked {
+            Some(acc) => merge_alternatives(acc, find),
+            None => find,
+        });
+    }
     if let Some((found, subject, text, inline_depth, others)) = picked {
         let shape = if depth > 0 && !attached {
             Shape::Attachment
@@ -630,19 +650,65 @@ fn collect(
     }
 }
 
+/// A rendering that looks like a notice to a person (labels found with look-alike letters
+/// folded, spaces and table cells ignored, hidden text removed) but whose labels the reader
+/// cannot all read: what the approver sees is not what would be confirmed.
+fn unreadable(r: &mime::Rendered, labels: &LabelSet) -> Option<Refusal> {
+    let shown = html::displayed(&r.text);
+    let loose = fields::loose_label_counts(&shown, labels);
+    if loose.is_empty() {
+        return None;
+    }
+    let lines = fields::lines_of(&html::strip_marks(&r.text));
+    let strict = fields::label_counts(&lines, labels);
+    let (f, _) = loose
+        .iter()
+        .find(|(f, n)| strict.get(f).copied().unwrap_or(0) < **n)?;
+    Some(Refusal::new(
+        Reason::UnreadableRendering,
+        format!(
+            "{} shows a {} line that cannot be read as written (a look-alike letter, a label \
+             split over table cells or spaced by style, or hidden text inside the label): what \
+             it shows may not be what is read. Forward the original notification unedited, or \
+             approve in the PVWA portal.",
+            upper_first(&r.name),
+            f.key()
+        ),
+    ))
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 type TextFind = (Found, Option<String>, String, u32, Found);
 
-/// The innermost segment of a text that has notification fields, and every field value of
-/// every segment.
-fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
-    let lines = fields::lines_of(text);
+/// The innermost segment of a rendering that has notification fields, and every field value
+/// of every segment.
+fn from_text(r: &mime::Rendered, labels: &LabelSet) -> Option<TextFind> {
+    let marked = fields::lines_of(&r.text);
+    let lines: Vec<String> = marked.iter().map(|l| html::strip_marks(l)).collect();
     let segs = forward::segments(&lines);
     let inline_depth = segs.len().saturating_sub(1);
     let mut picked = None;
     let mut others = Found::default();
     for (idx, seg) in segs.iter().enumerate().rev() {
         let seg_lines = lines.get(seg.start..seg.end).unwrap_or(&[]);
-        let found = fields::extract(seg_lines, labels, &forward::is_header_line);
+        let seg_marked = marked.get(seg.start..seg.end).unwrap_or(&[]);
+        let mut found = fields::extract_marked(
+            seg_lines,
+            seg_marked,
+            &r.findings,
+            labels,
+            &forward::is_header_line,
+        );
+        for (_, what) in &mut found.hidden {
+            *what = format!("{what}, in {}", r.name);
+        }
         if found.is_empty() {
             continue;
         }
@@ -657,8 +723,8 @@ fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
     picked.map(|(found, subject, text, depth)| (found, subject, text, depth, others))
 }
 
-/// text/plain and text/html are two renderings of one message: take the plain one, fill gaps
-/// from the HTML one, and keep both values where they disagree (a conflict is refused later).
+/// Two renderings of one message: take the first, fill gaps from the other, and keep both
+/// values where they disagree (a conflict is refused later).
 fn merge_alternatives(plain: TextFind, html: TextFind) -> TextFind {
     let (mut found, subject, text, depth, mut others) = plain;
     let (html_found, html_subject, _, html_depth, html_others) = html;
@@ -754,7 +820,7 @@ fn check_kind(cand: &Candidate, cfg: &NoticeConfig) -> Result<(), Refusal> {
 }
 
 fn check_conflicts(found: &Found) -> Result<(), Refusal> {
-    for f in [Field::RequestId, Field::Safe, Field::Requester] {
+    for f in Field::ALL.iter().copied() {
         if let Some((a, b)) = found.two_values(f) {
             return Err(Refusal::new(
                 Reason::ConflictingFields,
@@ -783,6 +849,22 @@ fn check_conflicts_anywhere(all: &[&Found]) -> Result<(), Refusal> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A field shown through markup that can hide, add or reorder its text (issue 25).
+fn check_hidden(all: &[&Found]) -> Result<(), Refusal> {
+    if let Some((f, what)) = all.iter().find_map(|x| x.hidden.first()) {
+        return Err(Refusal::new(
+            Reason::InvalidField,
+            format!(
+                "The {} field is shown through markup that can hide, add or reorder its text: \
+                 {what}. What it shows may not be what is read: forward the original \
+                 notification unedited, or approve in the PVWA portal.",
+                f.key()
+            ),
+        ));
     }
     Ok(())
 }

@@ -107,7 +107,7 @@ fn hidden_text_through_a_style_class_is_refused() {
     let raw = html_body(&format!(
         "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
          <p>Request Id: 12<span class=\"y\">99</span></p>\
-         <style>div span.y {{ font-size: 0px }}</style></body></html>"
+         <style>p span.y {{ font-size: 0px }} div span.y {{ display: none }}</style></body></html>"
     ));
     refused(&raw, "invalid_field", &["font-size"]);
 }
