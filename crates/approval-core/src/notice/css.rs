@@ -830,7 +830,7 @@ pub fn judge(
     let mut decls: Vec<(Decl, String)> = Vec::new();
     for i in sheet.matching(tag, attrs.id, classes, parent_bits) {
         let Some(r) = sheet.rules.get(i) else { continue };
-        let origin = format!("a style rule for class/element of <{tag}>");
+        let origin = format!("<{tag}> through a rule of the mail's <style>");
         if let Some(f) = &r.finding {
             hide(&mut j, format!("{f} on <{tag}>"));
         }

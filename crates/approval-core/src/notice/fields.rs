@@ -185,7 +185,8 @@ pub fn label_counts(lines: &[String], labels: &LabelSet) -> BTreeMap<Field, usiz
 /// How many lines of a text *look* as if they start with a label of each field, the way a
 /// person reads them: look-alike letters folded (Cyrillic, Greek, full-width), spaces, tabs
 /// (a label split over table cells), invisible characters, quote and bold markers ignored.
-pub fn loose_label_counts(text: &str, labels: &LabelSet) -> BTreeMap<Field, usize> {
+/// With each count, the first such line.
+pub fn loose_label_lines(text: &str, labels: &LabelSet) -> BTreeMap<Field, (usize, String)> {
     let folded: Vec<(Field, String)> = labels
         .labels
         .iter()
@@ -196,7 +197,7 @@ pub fn loose_label_counts(text: &str, labels: &LabelSet) -> BTreeMap<Field, usiz
         let l = fold(line);
         let l = l.trim_start_matches(['>', '|', '*', '_']);
         if let Some((f, _)) = folded.iter().find(|(_, lab)| l.starts_with(lab.as_str())) {
-            *out.entry(*f).or_insert(0) += 1;
+            out.entry(*f).or_insert((0, line.to_string())).0 += 1;
         }
     }
     out

@@ -290,6 +290,11 @@ struct Out {
     /// The mark text should be under now, and the mark open in the text.
     want: Option<char>,
     open: Option<char>,
+    /// A conditional comment whose content this client does not show: marks the line it is
+    /// on (the text next to it), not a line of its own.
+    pending: Option<char>,
+    /// The current line (or cell) has visible text.
+    line_text: bool,
 }
 
 impl Out {
@@ -301,6 +306,19 @@ impl Out {
         if self.open.take().is_some() {
             self.text.push(MARK_END);
         }
+    }
+
+    /// At a line or cell boundary: a pending conditional mark goes to the text before it, or
+    /// nowhere when there is none.
+    fn flush_pending(&mut self) {
+        if let Some(m) = self.pending.take()
+            && self.line_text
+        {
+            self.close_mark();
+            self.text.push(m);
+            self.text.push(MARK_END);
+        }
+        self.line_text = false;
     }
 
     fn sync(&mut self) {
@@ -320,6 +338,7 @@ impl Out {
     }
 
     fn newline(&mut self) {
+        self.flush_pending();
         self.close_mark();
         while self.text.ends_with(' ') || self.text.ends_with('\t') {
             self.text.pop();
@@ -332,6 +351,7 @@ impl Out {
     }
 
     fn break_line(&mut self) {
+        self.flush_pending();
         self.close_mark();
         self.trim_spaces();
         self.text.push('\n');
@@ -340,6 +360,7 @@ impl Out {
     }
 
     fn cell(&mut self) {
+        self.flush_pending();
         self.close_mark();
         if self.cell_on_line && !self.at_line_start() {
             self.trim_spaces();
@@ -364,8 +385,9 @@ impl Out {
         let c = if is_reserved(c) { '\u{FFFD}' } else { c };
         if self.pre > 0 {
             if c != '\n' && c != '\t' && !c.is_whitespace() {
-                self.sync();
+                self.visible();
             } else if c == '\n' {
+                self.flush_pending();
                 self.close_mark();
             }
             self.text.push(c);
@@ -379,8 +401,19 @@ impl Out {
             self.text.push(' ');
         }
         self.space = false;
-        self.sync();
+        self.visible();
         self.text.push(c);
+    }
+
+    /// Before a visible character: a pending conditional mark, then the right mark.
+    fn visible(&mut self) {
+        if let Some(m) = self.pending.take() {
+            self.close_mark();
+            self.text.push(m);
+            self.text.push(MARK_END);
+        }
+        self.line_text = true;
+        self.sync();
     }
 
     fn push_str(&mut self, s: &str) {
@@ -434,6 +467,8 @@ impl Conv {
                 cell_on_line: false,
                 want: None,
                 open: None,
+                pending: None,
+                line_text: false,
             },
             root: Elem {
                 name: String::new(),
@@ -457,6 +492,7 @@ impl Conv {
     }
 
     fn mark(&mut self, base: u32, what: String) -> char {
+        let what = super::text::clean(&what, 240);
         let idx = match self.findings.iter().position(|f| *f == what) {
             Some(i) => i,
             None => {
@@ -545,6 +581,16 @@ impl Conv {
         self.push_elem(e);
     }
 
+    /// A conditional block this client does not show: the line it sits in is marked.
+    fn hidden_conditional(&mut self, expr: &str) {
+        if self.collecting {
+            return;
+        }
+        let what = format!("a conditional comment [if {}]", expr.trim());
+        let m = self.mark(COND_BASE, what);
+        self.out.pending = Some(m);
+    }
+
     fn close_region(&mut self) {
         if let Some(r) = self.regions.last().copied() {
             self.pop_to(r);
@@ -615,6 +661,7 @@ impl Conv {
         if let Some(buf) = capture {
             self.styles.push(buf);
         }
+        self.out.flush_pending();
         self.out.close_mark();
     }
 
@@ -667,6 +714,7 @@ impl Conv {
                         self.open_region(&expr);
                     } else {
                         skip_to_endif(chars);
+                        self.hidden_conditional(&expr);
                     }
                     return true;
                 }
@@ -691,6 +739,14 @@ impl Conv {
             let lower = body.to_ascii_lowercase();
             if lower.starts_with("<![endif]") {
                 self.close_region();
+            } else if lower.starts_with("[if") && !lower.ends_with("<!") {
+                // Downlevel-hidden (`<!--[if mso]>…<![endif]-->`): a comment here.
+                let expr = body
+                    .get(3..)
+                    .and_then(|e| e.split(']').next())
+                    .unwrap_or("")
+                    .to_string();
+                self.hidden_conditional(&expr);
             } else if lower.starts_with("[if") && lower.ends_with("<!") {
                 // Downlevel-revealed: `<!--[if !mso]><!-->` … `<!--<![endif]-->`, shown by
                 // every client that treats it as a comment.
@@ -714,6 +770,7 @@ impl Conv {
                 *chars = p;
                 if self.client == Client::Outlook && !eval_mso(&expr) {
                     skip_to_endif(chars);
+                    self.hidden_conditional(&expr);
                 } else {
                     self.open_region(&expr);
                 }

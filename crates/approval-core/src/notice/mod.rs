@@ -655,24 +655,25 @@ fn collect(
 /// cannot all read: what the approver sees is not what would be confirmed.
 fn unreadable(r: &mime::Rendered, labels: &LabelSet) -> Option<Refusal> {
     let shown = html::displayed(&r.text);
-    let loose = fields::loose_label_counts(&shown, labels);
+    let loose = fields::loose_label_lines(&shown, labels);
     if loose.is_empty() {
         return None;
     }
     let lines = fields::lines_of(&html::strip_marks(&r.text));
     let strict = fields::label_counts(&lines, labels);
-    let (f, _) = loose
+    let (f, (_, line)) = loose
         .iter()
-        .find(|(f, n)| strict.get(f).copied().unwrap_or(0) < **n)?;
+        .find(|(f, (n, _))| strict.get(f).copied().unwrap_or(0) < *n)?;
     Some(Refusal::new(
         Reason::UnreadableRendering,
         format!(
-            "{} shows a {} line that cannot be read as written (a look-alike letter, a label \
-             split over table cells or spaced by style, or hidden text inside the label): what \
-             it shows may not be what is read. Forward the original notification unedited, or \
-             approve in the PVWA portal.",
+            "{} shows a {} line, \"{}\", that cannot be read as written (a look-alike letter, \
+             a label split over table cells or spaced by style, or hidden text inside the \
+             label): what it shows may not be what is read. Forward the original notification \
+             unedited, or approve in the PVWA portal.",
             upper_first(&r.name),
-            f.key()
+            f.key(),
+            text::clean(&line.replace('\t', " "), 80)
         ),
     ))
 }

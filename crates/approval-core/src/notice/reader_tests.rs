@@ -117,10 +117,22 @@ fn conditional_comments_are_renderings_read_each_on_its_own() {
     for id in [
         "12<!--[if !mso]>99<![endif]-->",
         "12<!--[if false]>99<![endif]-->",
+        "12<!--[if mso]>99<![endif]-->",
     ] {
-        // Hidden in every client: not read, and the value stays 12.
-        accepted(&html_mail("InfraSafe", id, ALICE), "InfraSafe_12");
+        // Hidden in some or every client, but inside the value: refused.
+        refused(
+            &html_mail("InfraSafe", id, ALICE),
+            "invalid_field",
+            &["request_id", "conditional comment"],
+        );
     }
+    // A ghost table (conditional markup between blocks, no text) is inert.
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <!--[if mso]><table><tr><td><![endif]--><p>Request Id: 1234</p>\
+         <!--[if mso]></td></tr></table><![endif]--></body></html>"
+    ));
+    accepted(&raw, "InfraSafe_1234");
     // A pair inside the value: each client shows 12, concatenation would read 1212.
     let raw = html_mail(
         "InfraSafe",
