@@ -102,7 +102,7 @@ fn hidden_text_through_a_style_class_is_refused() {
          <body>{FWD_HTML}<p class=MsoNormal>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
          <p>Request Id: 12<span class=\"x\">99</span></p></body></html>"
     ));
-    refused(&raw, "invalid_field", &["request_id", "display:none", "class"]);
+    refused(&raw, "invalid_field", &["request_id", "display:none", "<style>"]);
     // A rule in the body's own <style> after its use counts too.
     let raw = html_body(&format!(
         "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
