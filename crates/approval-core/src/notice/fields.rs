@@ -434,10 +434,13 @@ pub fn extract_marked(
         } else {
             value
         };
-        let finding = [i, value_line]
-            .iter()
-            .filter_map(|k| marked.get(*k))
-            .find_map(|m| line_finding(m, findings));
+        // The label and its value are one run, even when the value is in the next cell.
+        let run = match (marked.get(i), marked.get(value_line)) {
+            (Some(a), Some(b)) if value_line != i => format!("{a}\t{b}"),
+            (Some(a), _) => a.clone(),
+            _ => String::new(),
+        };
+        let finding = line_finding(&run, findings);
         if let Some(what) = finding {
             found.hidden.push((field, what));
         }
