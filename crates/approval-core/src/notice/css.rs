@@ -48,7 +48,9 @@ const MAX_OFFSET_PX: f32 = 60.0;
 /// Below this WCAG contrast ratio, text counts as the background's colour.
 const MIN_CONTRAST: f32 = 1.5;
 /// Most rules read from a mail's stylesheets; more is doubt about all of them.
-const MAX_RULES: usize = 4000;
+const MAX_RULES: usize = 2000;
+/// Most rules looked at for one element.
+const MAX_CANDIDATES: usize = 128;
 
 /// Properties that cannot hide, add or reorder text (after a vendor prefix is removed).
 const INERT: &[&str] = &[
@@ -300,7 +302,8 @@ fn number(v: &str) -> Option<(f32, &str)> {
         .map(|(i, _)| i)
         .unwrap_or(v.len());
     let n: f32 = v.get(..end)?.parse().ok()?;
-    n.is_finite().then_some((n, v.get(end..).unwrap_or("").trim()))
+    n.is_finite()
+        .then_some((n, v.get(end..).unwrap_or("").trim()))
 }
 
 /// A length in px; `%` and `em` relative to `font_px`. None when it is no length.
@@ -370,8 +373,14 @@ fn colour(v: &str) -> Colour {
     let v = v.trim();
     if let Some(h) = v.strip_prefix('#') {
         let alpha = match h.len() {
-            4 => h.get(3..4).and_then(|a| u8::from_str_radix(a, 16).ok()).map(|a| a as f32 / 15.0),
-            8 => h.get(6..8).and_then(|a| u8::from_str_radix(a, 16).ok()).map(|a| a as f32 / 255.0),
+            4 => h
+                .get(3..4)
+                .and_then(|a| u8::from_str_radix(a, 16).ok())
+                .map(|a| a as f32 / 15.0),
+            8 => h
+                .get(6..8)
+                .and_then(|a| u8::from_str_radix(a, 16).ok())
+                .map(|a| a as f32 / 255.0),
             _ => Some(1.0),
         };
         return match (hex(h), alpha) {
@@ -482,8 +491,19 @@ fn background(v: &str) -> Option<Bg> {
             Colour::Unknown => {
                 let known_word = matches!(
                     tok.as_str(),
-                    "none" | "repeat" | "no-repeat" | "repeat-x" | "repeat-y" | "scroll"
-                        | "fixed" | "local" | "top" | "bottom" | "left" | "right" | "center"
+                    "none"
+                        | "repeat"
+                        | "no-repeat"
+                        | "repeat-x"
+                        | "repeat-y"
+                        | "scroll"
+                        | "fixed"
+                        | "local"
+                        | "top"
+                        | "bottom"
+                        | "left"
+                        | "right"
+                        | "center"
                 );
                 if !known_word && number(&tok).is_none() {
                     return Some(Bg::Unknown);
@@ -530,7 +550,12 @@ fn base_name(prop: &str) -> &str {
 
 fn families(v: &str) -> Vec<String> {
     v.split(',')
-        .map(|f| f.trim().trim_matches(['"', '\'']).trim().to_ascii_lowercase())
+        .map(|f| {
+            f.trim()
+                .trim_matches(['"', '\''])
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|f| !f.is_empty())
         .collect()
 }
@@ -614,8 +639,11 @@ impl Sheet {
                 .map(|(_, p)| p.trim().to_string())
                 .unwrap_or(prelude);
             let lower = prelude.to_ascii_lowercase();
-            if lower.starts_with("@media") || lower.starts_with("@supports") || lower.starts_with("@document")
-                || lower.starts_with("@layer") || lower.starts_with("@container")
+            if lower.starts_with("@media")
+                || lower.starts_with("@supports")
+                || lower.starts_with("@document")
+                || lower.starts_with("@layer")
+                || lower.starts_with("@container")
             {
                 if depth < 4 {
                     self.add_block(body, depth + 1);
@@ -654,7 +682,9 @@ impl Sheet {
         // Word's own `v\:*`, `o\:*` selectors name VML elements: no text.
         let sel = sel.replace("\\:", "|");
         if sel.contains('\\') {
-            finding = Some(format!("a style rule \"{sel}\" with escapes (cannot be evaluated)"));
+            finding = Some(format!(
+                "a style rule \"{sel}\" with escapes (cannot be evaluated)"
+            ));
         }
         let compounds: Vec<&str> = sel
             .split([' ', '>', '+', '~'])
@@ -665,13 +695,20 @@ impl Sheet {
         };
         let (last_c, pseudo) = compound(last);
         if pseudo.contains("before") || pseudo.contains("after") {
-            if decls.iter().any(|d| d.prop == "content" && !matches!(d.value.as_str(), "none" | "normal" | "\"\"" | "''")) {
+            if decls.iter().any(|d| {
+                d.prop == "content"
+                    && !matches!(d.value.as_str(), "none" | "normal" | "\"\"" | "''")
+            }) {
                 finding = Some(format!("a \"{sel}\" rule that adds text (content)"));
             } else {
                 return;
             }
-        } else if pseudo.contains("selection") || pseudo.contains("placeholder") || pseudo.contains("marker")
-            || pseudo.contains("hover") || pseudo.contains("focus") || pseudo.contains("active")
+        } else if pseudo.contains("selection")
+            || pseudo.contains("placeholder")
+            || pseudo.contains("marker")
+            || pseudo.contains("hover")
+            || pseudo.contains("focus")
+            || pseudo.contains("active")
         {
             return;
         }
@@ -716,7 +753,13 @@ impl Sheet {
     }
 
     /// The ancestor compounds this element matches, added to its parent's.
-    pub fn ancestor_bits(&self, parent: &AncestorBits, tag: &str, id: Option<&str>, classes: &[String]) -> AncestorBits {
+    pub fn ancestor_bits(
+        &self,
+        parent: &AncestorBits,
+        tag: &str,
+        id: Option<&str>,
+        classes: &[String],
+    ) -> AncestorBits {
         let mut bits = *parent;
         for (i, a) in self.ancestors.iter().enumerate() {
             if a.matches(tag, id, classes)
@@ -736,7 +779,15 @@ impl Sheet {
         !self.ancestors.is_empty()
     }
 
-    fn matching(&self, tag: &str, id: Option<&str>, classes: &[String], parent_bits: &AncestorBits) -> Vec<usize> {
+    /// The rules that apply to an element; None when more could apply than are evaluated
+    /// (a hostile stylesheet must not make reading quadratic).
+    fn matching(
+        &self,
+        tag: &str,
+        id: Option<&str>,
+        classes: &[String],
+        parent_bits: &AncestorBits,
+    ) -> Option<Vec<usize>> {
         let mut cands: Vec<usize> = self.universal.clone();
         if let Some(v) = self.by_tag.get(tag) {
             cands.extend(v);
@@ -749,13 +800,17 @@ impl Sheet {
                 cands.extend(v);
             }
         }
+        if cands.len() > MAX_CANDIDATES {
+            return None;
+        }
         cands.sort_unstable();
         cands.dedup();
-        cands
+        let found = cands
             .into_iter()
             .filter(|i| {
                 self.rules.get(*i).is_some_and(|r| {
-                    r.last.matches(tag, id.map(str::to_ascii_lowercase).as_deref(), classes)
+                    r.last
+                        .matches(tag, id.map(str::to_ascii_lowercase).as_deref(), classes)
                         && r.ancestors.iter().all(|a| {
                             parent_bits
                                 .get(a / 64)
@@ -763,7 +818,8 @@ impl Sheet {
                         })
                 })
             })
-            .collect()
+            .collect();
+        Some(found)
     }
 }
 
@@ -771,7 +827,10 @@ impl Sheet {
 fn compound(s: &str) -> (Compound, String) {
     let mut c = Compound::default();
     let (main, pseudo) = match s.find(':') {
-        Some(i) => (s.get(..i).unwrap_or(""), s.get(i..).unwrap_or("").to_string()),
+        Some(i) => (
+            s.get(..i).unwrap_or(""),
+            s.get(i..).unwrap_or("").to_string(),
+        ),
         None => (s, String::new()),
     };
     let main = main.split('[').next().unwrap_or("");
@@ -828,8 +887,17 @@ pub fn judge(
     }
     // Declarations in cascade order: rules, then inline; !important ones last.
     let mut decls: Vec<(Decl, String)> = Vec::new();
-    for i in sheet.matching(tag, attrs.id, classes, parent_bits) {
-        let Some(r) = sheet.rules.get(i) else { continue };
+    let matching = sheet.matching(tag, attrs.id, classes, parent_bits);
+    if matching.is_none() {
+        hide(
+            &mut j,
+            format!("more style rules for <{tag}> than can be evaluated"),
+        );
+    }
+    for i in matching.unwrap_or_default() {
+        let Some(r) = sheet.rules.get(i) else {
+            continue;
+        };
         let origin = format!("<{tag}> through a rule of the mail's <style>");
         if let Some(f) = &r.finding {
             hide(&mut j, format!("{f} on <{tag}>"));
@@ -838,7 +906,10 @@ pub fn judge(
     }
     if let Some(s) = attrs.style {
         if s.contains('\\') {
-            hide(&mut j, format!("a style with escapes on <{tag}> (cannot be evaluated)"));
+            hide(
+                &mut j,
+                format!("a style with escapes on <{tag}> (cannot be evaluated)"),
+            );
         }
         decls.extend(parse_decls(s).into_iter().map(|d| (d, format!("<{tag}>"))));
     }
@@ -857,13 +928,19 @@ pub fn judge(
                 fg_declared = true;
             }
             Colour::Same => {}
-            _ => hide(&mut j, format!("color=\"{c}\" on <{tag}> (cannot be evaluated)")),
+            _ => hide(
+                &mut j,
+                format!("color=\"{c}\" on <{tag}> (cannot be evaluated)"),
+            ),
         }
     }
     if let Some(face) = attrs.face {
         let fams = families(face);
         if let Some(f) = fams.iter().find(|f| sheet.web_fonts.contains(f)) {
-            hide(&mut j, format!("the web font \"{f}\" on <{tag}> (can draw any character as another)"));
+            hide(
+                &mut j,
+                format!("the web font \"{f}\" on <{tag}> (can draw any character as another)"),
+            );
         }
     }
     let mut overflow_hidden = false;
@@ -897,8 +974,13 @@ pub fn judge(
                 for tok in split_top(v) {
                     let first = tok.split('/').next().unwrap_or("");
                     if let Some(px) = font_size_px(first, parent.font_px)
-                        && (first.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '.')
-                            || first.ends_with("small") || first.ends_with("large") || first == "medium")
+                        && (first
+                            .chars()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_digit() || c == '.')
+                            || first.ends_with("small")
+                            || first.ends_with("large")
+                            || first == "medium")
                     {
                         size = Some(px);
                         break;
@@ -908,14 +990,28 @@ pub fn judge(
                     ctx.font_px = px;
                 }
                 let fams = families(v);
-                if let Some(f) = sheet.web_fonts.iter().find(|w| fams.iter().any(|f| f.contains(w.as_str()))) {
-                    hide(&mut j, format!("the web font \"{f}\" on {origin} (can draw any character as another)"));
+                if let Some(f) = sheet
+                    .web_fonts
+                    .iter()
+                    .find(|w| fams.iter().any(|f| f.contains(w.as_str())))
+                {
+                    hide(
+                        &mut j,
+                        format!(
+                            "the web font \"{f}\" on {origin} (can draw any character as another)"
+                        ),
+                    );
                 }
             }
             "font-family" => {
                 let fams = families(v);
                 if let Some(f) = fams.iter().find(|f| sheet.web_fonts.contains(f)) {
-                    hide(&mut j, format!("the web font \"{f}\" on {origin} (can draw any character as another)"));
+                    hide(
+                        &mut j,
+                        format!(
+                            "the web font \"{f}\" on {origin} (can draw any character as another)"
+                        ),
+                    );
                 }
             }
             "color" | "text-fill-color" => match colour(v) {
@@ -925,7 +1021,10 @@ pub fn judge(
                 }
                 Colour::Rgb(..) => hide(&mut j, format!("{} (transparent text)", what())),
                 Colour::Same => {}
-                Colour::Unknown => hide(&mut j, format!("{} (a colour that cannot be evaluated)", what())),
+                Colour::Unknown => hide(
+                    &mut j,
+                    format!("{} (a colour that cannot be evaluated)", what()),
+                ),
             },
             "background" | "background-color" => {
                 if let Some(b) = background(v) {
@@ -951,8 +1050,13 @@ pub fn judge(
                     offsets = true;
                 }
             }
-            "margin" | "margin-top" | "margin-bottom" | "margin-left" | "margin-right"
-            | "margin-inline-start" | "margin-inline-end" => {
+            "margin"
+            | "margin-top"
+            | "margin-bottom"
+            | "margin-left"
+            | "margin-right"
+            | "margin-inline-start"
+            | "margin-inline-end" => {
                 for tok in split_top(v) {
                     if tok == "auto" {
                         continue;
@@ -971,9 +1075,7 @@ pub fn judge(
                 _ => hide(&mut j, format!("{} (moves text away)", what())),
             },
             "letter-spacing" | "word-spacing" => {
-                if v != "normal"
-                    && !matches!(length_px(v, ctx.font_px), Some(px) if px >= -1.0)
-                {
+                if v != "normal" && !matches!(length_px(v, ctx.font_px), Some(px) if px >= -1.0) {
                     hide(&mut j, what());
                 }
             }
@@ -1030,16 +1132,31 @@ pub fn judge(
         }
     }
     if positioned && offsets {
-        hide(&mut j, format!("a positioned <{tag}> with offsets (moves text away)"));
+        hide(
+            &mut j,
+            format!("a positioned <{tag}> with offsets (moves text away)"),
+        );
     }
     if overflow_hidden && small_box {
-        hide(&mut j, format!("overflow with a small height or width on <{tag}> (clips text)"));
+        hide(
+            &mut j,
+            format!("overflow with a small height or width on <{tag}> (clips text)"),
+        );
     }
     if ctx.font_px < MIN_FONT_PX {
-        hide(&mut j, format!("a font-size of {:.1}px on <{tag}> (too small to read)", ctx.font_px));
+        hide(
+            &mut j,
+            format!(
+                "a font-size of {:.1}px on <{tag}> (too small to read)",
+                ctx.font_px
+            ),
+        );
     }
     if ctx.opacity < 0.5 {
-        hide(&mut j, format!("opacity {:.2} on <{tag}> (faint or invisible)", ctx.opacity));
+        hide(
+            &mut j,
+            format!("opacity {:.2} on <{tag}> (faint or invisible)", ctx.opacity),
+        );
     }
     match ctx.bg {
         Bg::Known(bg) if contrast(ctx.fg, bg) < MIN_CONTRAST => {
@@ -1067,7 +1184,15 @@ mod tests {
             style: Some(style),
             ..Attrs::default()
         };
-        judge("span", &attrs, &Ctx::default(), &Sheet::default(), &[0; 4], &[]).0
+        judge(
+            "span",
+            &attrs,
+            &Ctx::default(),
+            &Sheet::default(),
+            &[0; 4],
+            &[],
+        )
+        .0
     }
 
     #[test]

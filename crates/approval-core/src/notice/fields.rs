@@ -208,7 +208,12 @@ pub fn loose_label_lines(text: &str, labels: &LabelSet) -> BTreeMap<Field, (usiz
 pub fn fold(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        if c.is_whitespace() || is_invisible(c) || c == '*' || c == '_' || html::mark_of(c).is_some() {
+        if c.is_whitespace()
+            || is_invisible(c)
+            || c == '*'
+            || c == '_'
+            || html::mark_of(c).is_some()
+        {
             continue;
         }
         let c = match u32::from(c) {

@@ -214,7 +214,6 @@ const BLOCKS: &[&str] = &[
     "html",
 ];
 
-
 /// Longest tag name or entity we look at; longer ones are treated as text.
 const MAX_NAME: usize = 32;
 
@@ -853,8 +852,16 @@ impl Conv {
             class: tag.attr("class"),
             id: tag.attr("id"),
             bgcolor: tag.attr("bgcolor"),
-            color: if name == "font" { tag.attr("color") } else { None },
-            face: if name == "font" { tag.attr("face") } else { None },
+            color: if name == "font" {
+                tag.attr("color")
+            } else {
+                None
+            },
+            face: if name == "font" {
+                tag.attr("face")
+            } else {
+                None
+            },
             dir: tag.attr("dir"),
             hidden: tag.attr("hidden").is_some(),
         };
@@ -884,9 +891,7 @@ impl Conv {
         };
         let hiding = match phiding {
             Some(h) => Some(h),
-            None => own
-                .or(judged.hiding)
-                .map(|w| self.hide_mark(w)),
+            None => own.or(judged.hiding).map(|w| self.hide_mark(w)),
         };
         let contrast = judged.contrast.map(|w| self.hide_mark(w));
         self.push_elem(Elem {
@@ -1284,9 +1289,16 @@ mod conditional_comments {
         assert_eq!(t, "Request Id: 99\n");
         let r = renderings(html);
         assert_eq!(r.len(), 2);
-        let outlook = r.iter().find(|r| r.client == Client::Outlook).expect("outlook");
+        let outlook = r
+            .iter()
+            .find(|r| r.client == Client::Outlook)
+            .expect("outlook");
         assert_eq!(strip_marks(&outlook.text), "Request Id: 12\n");
-        assert!(outlook.findings.iter().any(|f| f.contains("[if mso]")), "{:?}", outlook.findings);
+        assert!(
+            outlook.findings.iter().any(|f| f.contains("[if mso]")),
+            "{:?}",
+            outlook.findings
+        );
     }
 
     #[test]

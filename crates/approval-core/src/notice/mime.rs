@@ -230,10 +230,12 @@ pub fn renderings(msg: &Message<'_>) -> Vec<Rendered> {
     let mut html_parts: Vec<Vec<html::Rendering>> = Vec::new();
     let mut used: Vec<u32> = Vec::new();
     for id in msg.text_body.iter().take(MAX_PARTS) {
-        if let Some(part @ MessagePart {
-            body: PartType::Text(t),
-            ..
-        }) = msg.parts.get(*id as usize)
+        if let Some(
+            part @ MessagePart {
+                body: PartType::Text(t),
+                ..
+            },
+        ) = msg.parts.get(*id as usize)
         {
             plain.push_str(&unflow_part(part, t));
             plain.push('\n');
@@ -351,8 +353,7 @@ pub fn has_tnef(msg: &Message<'_>) -> bool {
         let ct = content_type(p);
         ct == "application/ms-tnef"
             || ct == "application/vnd.ms-tnef"
-            || p
-                .attachment_name()
+            || p.attachment_name()
                 .is_some_and(|n| n.trim().eq_ignore_ascii_case("winmail.dat"))
     })
 }

@@ -1056,6 +1056,6 @@ fn uses(cfg: &NoticeConfig, f: Field) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod reader_tests;
+#[cfg(test)]
+mod tests;

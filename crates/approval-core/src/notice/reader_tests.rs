@@ -53,13 +53,29 @@ const ALICE: &str = "alice@example.com";
 
 #[test]
 fn hidden_text_inside_a_value_is_refused() {
-    let raw = html_mail("InfraSafe", "12<span style=\"display:none\">99</span>", ALICE);
-    refused(&raw, "invalid_field", &["request_id", "display:none", "<span>"]);
+    let raw = html_mail(
+        "InfraSafe",
+        "12<span style=\"display:none\">99</span>",
+        ALICE,
+    );
+    refused(
+        &raw,
+        "invalid_field",
+        &["request_id", "display:none", "<span>"],
+    );
     let raw = html_mail("InfraSafe", "12<span style='font-size:0'>99</span>", ALICE);
     refused(&raw, "invalid_field", &["font-size"]);
-    let raw = html_mail("InfraSafe", "12<span style='font-size:1px'>99</span>", ALICE);
+    let raw = html_mail(
+        "InfraSafe",
+        "12<span style='font-size:1px'>99</span>",
+        ALICE,
+    );
     refused(&raw, "invalid_field", &["font-size"]);
-    let raw = html_mail("InfraSafe", "12<span style='color:#ffffff'>99</span>", ALICE);
+    let raw = html_mail(
+        "InfraSafe",
+        "12<span style='color:#ffffff'>99</span>",
+        ALICE,
+    );
     refused(&raw, "invalid_field", &["colour"]);
     let raw = html_mail(
         "InfraSafe",
@@ -73,9 +89,17 @@ fn hidden_text_inside_a_value_is_refused() {
         ALICE,
     );
     refused(&raw, "invalid_field", &["position"]);
-    let raw = html_mail("InfraSafe", "12<details><summary></summary>99</details>", ALICE);
+    let raw = html_mail(
+        "InfraSafe",
+        "12<details><summary></summary>99</details>",
+        ALICE,
+    );
     refused(&raw, "invalid_field", &["<details>"]);
-    let raw = html_mail("Infra<span style='mso-hide:all'>Other</span>Safe", "12", ALICE);
+    let raw = html_mail(
+        "Infra<span style='mso-hide:all'>Other</span>Safe",
+        "12",
+        ALICE,
+    );
     refused(&raw, "invalid_field", &["safe", "mso-hide"]);
     let raw = html_mail("InfraSafe", "12<span hidden>99</span>", ALICE);
     refused(&raw, "invalid_field", &["hidden"]);
@@ -102,7 +126,11 @@ fn hidden_text_through_a_style_class_is_refused() {
          <body>{FWD_HTML}<p class=MsoNormal>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
          <p>Request Id: 12<span class=\"x\">99</span></p></body></html>"
     ));
-    refused(&raw, "invalid_field", &["request_id", "display:none", "<style>"]);
+    refused(
+        &raw,
+        "invalid_field",
+        &["request_id", "display:none", "<style>"],
+    );
     // A rule in the body's own <style> after its use counts too.
     let raw = html_body(&format!(
         "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
@@ -139,12 +167,14 @@ fn conditional_comments_are_renderings_read_each_on_its_own() {
         "<!--[if mso]>12<![endif]--><!--[if !mso]><!-->12<!--<![endif]-->",
         ALICE,
     );
-    refused(&raw, "invalid_field", &["request_id", "conditional comment"]);
+    refused(
+        &raw,
+        "invalid_field",
+        &["request_id", "conditional comment"],
+    );
     // Whole notices per client that differ: refused, never 12341299.
     let notice = |id: &str| {
-        format!(
-            "<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><p>Request Id: {id}</p>"
-        )
+        format!("<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><p>Request Id: {id}</p>")
     };
     let raw = html_body(&format!(
         "<html><body>{FWD_HTML}<!--[if mso]>{}<![endif]--><!--[if !mso]><!-->{}<!--<![endif]-->\
@@ -228,7 +258,10 @@ fn a_displayed_rendering_that_cannot_be_read_refuses_the_mail() {
     // A space made by a CSS margin.
     let raw = alternative(
         PLAIN_OK,
-        &html("Safe:", "Request<span style='margin-left:4px'>Id:</span> 1234"),
+        &html(
+            "Safe:",
+            "Request<span style='margin-left:4px'>Id:</span> 1234",
+        ),
     );
     refused(&raw, "unreadable_rendering", &[]);
     // The id as an image.
@@ -315,4 +348,37 @@ fn genuine_markup_stays_actionable() {
     // Gmail <wbr> inside the address.
     let raw = html_mail("InfraSafe", "1234", "alice@<wbr>example.com");
     accepted(&raw, "InfraSafe_1234");
+}
+
+#[test]
+fn hostile_html_of_several_mib_is_read_in_linear_time() {
+    // Deep unclosed styled spans, closers with no opener, conditional comments, many classes
+    // and a large stylesheet: every pass stays linear (stack capped, closers found by index).
+    let mut style = String::new();
+    for i in 0..3000 {
+        style.push_str(&format!("div.c{i} span.k{i} {{ color: #00{:04x} }}\n", i));
+    }
+    let mut body = String::new();
+    for i in 0..60_000 {
+        body.push_str(&format!(
+            "<span class=\"c{} k{}\" style=\"font-size:12px;color:#000\">x</span><span>\
+             </div></td><!--[if mso]>y<![endif]--><![if !x]>z<![endif]>",
+            i % 3000,
+            i % 7
+        ));
+    }
+    let html = format!(
+        "<html><head><style>{style}</style></head><body>{FWD_HTML}{body}\
+         <p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><p>Request Id: 1234</p></body></html>"
+    );
+    assert!(html.len() > 5 * 1024 * 1024, "{}", html.len());
+    let raw = html_body(&html);
+    let cfg = NoticeConfig {
+        max_bytes: 10 * 1024 * 1024,
+        ..NoticeConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let _ = parse(&raw, &cfg);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
 }
