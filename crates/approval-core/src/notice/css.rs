@@ -1062,7 +1062,7 @@ pub fn judge(
                         continue;
                     }
                     match length_px(&tok, ctx.font_px) {
-                        Some(px) if px < -MAX_OFFSET_PX || px > 10.0 * MAX_OFFSET_PX => {
+                        Some(px) if !(-MAX_OFFSET_PX..=10.0 * MAX_OFFSET_PX).contains(&px) => {
                             hide(&mut j, format!("{} (moves text away)", what()))
                         }
                         Some(_) => {}
