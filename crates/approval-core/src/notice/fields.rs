@@ -356,6 +356,11 @@ pub fn without_link_target(v: &str) -> &str {
     if same { text_t } else { v }
 }
 
+/// Letters of right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, …).
+fn is_rtl_letter(c: char) -> bool {
+    matches!(u32::from(c), 0x0590..=0x08FF | 0xFB1D..=0xFDFF | 0xFE70..=0xFEFF | 0x10800..=0x10FFF | 0x1E800..=0x1EFFF)
+}
+
 /// How far below an empty-valued label we look for its value (blank lines skipped).
 const VALUE_LOOKAHEAD: usize = 3;
 
@@ -449,9 +454,12 @@ pub fn extract_marked(
         if let Some(what) = finding {
             found.hidden.push((field, what));
         }
+        // Apple Mail's data detectors put LRM (U+200E) around dates: in a value with no
+        // right-to-left letter it changes nothing shown, and is dropped by `clean_value`.
+        let ltr_only = !value.chars().any(is_rtl_letter);
         let hidden: Vec<String> = value
             .chars()
-            .filter(|c| is_invisible(*c))
+            .filter(|c| is_invisible(*c) && !(ltr_only && *c == '\u{200E}'))
             .map(|c| format!("U+{:04X}", u32::from(c)))
             .collect();
         if !hidden.is_empty() {

@@ -59,7 +59,8 @@ pub fn mark_of(c: char) -> Option<Mark> {
     }
 }
 
-fn is_reserved(c: char) -> bool {
+/// Characters of the planes marks use: replaced in mail text before it is read.
+pub fn is_reserved(c: char) -> bool {
     u32::from(c) >= HIDE_BASE
 }
 
@@ -400,7 +401,10 @@ impl Out {
             self.text.push(' ');
         }
         self.space = false;
-        self.visible();
+        // A space (`&nbsp;`) shows nothing a mark should vouch for: only letters open one.
+        if !c.is_whitespace() {
+            self.visible();
+        }
         self.text.push(c);
     }
 

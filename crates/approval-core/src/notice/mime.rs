@@ -338,6 +338,17 @@ fn ct_param(part: &MessagePart<'_>, name: &str) -> Option<String> {
 }
 
 fn unflow_part(part: &MessagePart<'_>, text: &str) -> String {
+    // The private-use planes HTML marks use mean nothing in a text part.
+    let owned;
+    let text = if text.chars().any(html::is_reserved) {
+        owned = text
+            .chars()
+            .map(|c| if html::is_reserved(c) { '\u{FFFD}' } else { c })
+            .collect::<String>();
+        owned.as_str()
+    } else {
+        text
+    };
     if ct_param(part, "format").as_deref() == Some("flowed") {
         let delsp = ct_param(part, "delsp").as_deref() == Some("yes");
         super::text::unflow(text, delsp)

@@ -382,3 +382,44 @@ fn hostile_html_of_several_mib_is_read_in_linear_time() {
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
 }
+
+#[test]
+fn marks_cannot_be_forged_and_spaces_carry_no_mark() {
+    // Private-use characters of the mark planes in the mail are not marks.
+    let raw = html_mail("InfraSafe", "12\u{F0000}99\u{10FFFD}", ALICE);
+    assert_eq!(
+        read(&raw).expect_err("refused").reason,
+        Reason::InvalidField
+    );
+    let plain = format!(
+        "{HEAD}Content-Type: text/plain; charset=utf-8\r\n\r\n\
+         From: CyberArk Vault <vault@example.com>\r\nSent: Tuesday\r\nTo: Bob <bob@example.com>\r\n\
+         Subject: Notification: Password access request\r\n\r\n\
+         Requester email: alice@example.com\r\nSafe: InfraSafe\r\nRequest Id: 12\u{10FFFD}\r\n"
+    );
+    assert_eq!(
+        read(plain.as_bytes()).expect_err("refused").reason,
+        Reason::InvalidField
+    );
+    // An &nbsp; in a cell whose inherited colour is that of its background marks nothing.
+    let raw = html_body(&format!(
+        "<html><head><style>p.MsoNormal {{margin:0cm}}</style></head><body>{FWD_HTML}<table>\
+         <tr><td style='background:#002060'><p class=MsoNormal><span style='color:white'>Safe:</span>\
+         <o:p>&nbsp;</o:p></p></td><td><p class=MsoNormal>InfraSafe</p></td></tr>\
+         <tr><td><p class=MsoNormal>Request Id:</p></td><td><p class=MsoNormal>1234</p></td></tr>\
+         <tr><td><p class=MsoNormal>Requester email:</p></td><td><p class=MsoNormal>{ALICE}</p></td></tr>\
+         </table></body></html>"
+    ));
+    accepted(&raw, "InfraSafe_1234");
+    // Apple's LRM around a date in a Latin value is dropped; with Hebrew it is refused.
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <p>Request Id: 1234</p><p>Issued on: 3/4/2025&#x200E; 9:12&#x200E; AM</p></body></html>"
+    ));
+    accepted(&raw, "InfraSafe_1234");
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <p>Request Id: 1234</p><p>Issued on: &#x5D0;3/4&#x200E;/2025</p></body></html>"
+    ));
+    refused(&raw, "invalid_field", &["issued_on"]);
+}
