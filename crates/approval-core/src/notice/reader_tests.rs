@@ -404,8 +404,8 @@ fn marks_cannot_be_forged_and_spaces_carry_no_mark() {
     // An &nbsp; in a cell whose inherited colour is that of its background marks nothing.
     let raw = html_body(&format!(
         "<html><head><style>p.MsoNormal {{margin:0cm}}</style></head><body>{FWD_HTML}<table>\
-         <tr><td style='background:#002060'><p class=MsoNormal><span style='color:white'>Safe:</span>\
-         <o:p>\u{a0}</o:p></p></td><td><p class=MsoNormal>InfraSafe</p></td></tr>\
+         <tr><td style='background:#002060'><p class=MsoNormal><span style='color:white'>Safe:</span>\u{a0}\
+         <o:p></o:p></p></td><td><p class=MsoNormal>InfraSafe</p></td></tr>\
          <tr><td><p class=MsoNormal>Request Id:</p></td><td><p class=MsoNormal>1234</p></td></tr>\
          <tr><td><p class=MsoNormal>Requester email:</p></td><td><p class=MsoNormal>{ALICE}</p></td></tr>\
          </table></body></html>"
