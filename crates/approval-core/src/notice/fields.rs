@@ -192,9 +192,19 @@ pub fn loose_label_lines(text: &str, labels: &LabelSet) -> BTreeMap<Field, (usiz
         .iter()
         .map(|(f, l, _)| (*f, format!("{}:", fold(l))))
         .collect();
+    // Only a line's start can hold a label: fold no more than the longest label needs (a
+    // hostile line may be 10 MiB long).
+    let longest = folded.iter().map(|(_, l)| l.len()).max().unwrap_or(0) + 8;
     let mut out = BTreeMap::new();
     for line in text.lines() {
-        let l = fold(line);
+        let line = line.trim_start_matches(|c: char| {
+            c == '>'
+                || c == '|'
+                || c.is_whitespace()
+                || is_invisible(c)
+                || html::mark_of(c).is_some()
+        });
+        let l = fold_prefix(line, longest);
         let l = l.trim_start_matches(['>', '|', '*', '_']);
         if let Some((f, _)) = folded.iter().find(|(_, lab)| l.starts_with(lab.as_str())) {
             out.entry(*f).or_insert((0, line.to_string())).0 += 1;
@@ -206,8 +216,16 @@ pub fn loose_label_lines(text: &str, labels: &LabelSet) -> BTreeMap<Field, (usiz
 /// Lower case, look-alike letters replaced by the Latin letter they imitate, no spaces,
 /// invisible characters or bold markers.
 pub fn fold(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    fold_prefix(s, usize::MAX)
+}
+
+/// [`fold`], stopping once the result holds `max_bytes` bytes.
+fn fold_prefix(s: &str, max_bytes: usize) -> String {
+    let mut out = String::new();
     for c in s.chars() {
+        if out.len() >= max_bytes {
+            break;
+        }
         if c.is_whitespace()
             || is_invisible(c)
             || c == '*'
@@ -445,12 +463,11 @@ pub fn extract_marked(
             value
         };
         // The label and its value are one run, even when the value is in the next cell.
-        let run = match (marked.get(i), marked.get(value_line)) {
-            (Some(a), Some(b)) if value_line != i => format!("{a}\t{b}"),
-            (Some(a), _) => a.clone(),
-            _ => String::new(),
+        let finding = match (marked.get(i), marked.get(value_line)) {
+            (Some(a), Some(b)) if value_line != i => line_finding(&format!("{a}\t{b}"), findings),
+            (Some(a), _) => line_finding(a, findings),
+            _ => None,
         };
-        let finding = line_finding(&run, findings);
         if let Some(what) = finding {
             found.hidden.push((field, what));
         }

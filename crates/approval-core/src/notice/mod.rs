@@ -615,10 +615,18 @@ fn collect(
     let own_subject = mime::header_text(msg, "subject");
     let mut picked: Option<TextFind> = None;
     for r in mime::renderings(msg) {
-        if let Some(p) = unreadable(&r, labels) {
+        let marked = fields::lines_of(&r.text);
+        let stripped: Vec<String>;
+        let lines: &[String] = if r.text.chars().any(html::is_reserved) {
+            stripped = marked.iter().map(|l| html::strip_marks(l)).collect();
+            &stripped
+        } else {
+            &marked
+        };
+        if let Some(p) = unreadable(&r, lines, labels) {
             problems.push(p);
         }
-        let Some(find) = from_text(&r, labels) else {
+        let Some(find) = from_text(&r, lines, &marked, labels) else {
             continue;
         };
         picked = Some(match picked {
@@ -653,14 +661,13 @@ fn collect(
 /// A rendering that looks like a notice to a person (labels found with look-alike letters
 /// folded, spaces and table cells ignored, hidden text removed) but whose labels the reader
 /// cannot all read: what the approver sees is not what would be confirmed.
-fn unreadable(r: &mime::Rendered, labels: &LabelSet) -> Option<Refusal> {
+fn unreadable(r: &mime::Rendered, lines: &[String], labels: &LabelSet) -> Option<Refusal> {
     let shown = html::displayed(&r.text);
     let loose = fields::loose_label_lines(&shown, labels);
     if loose.is_empty() {
         return None;
     }
-    let lines = fields::lines_of(&html::strip_marks(&r.text));
-    let strict = fields::label_counts(&lines, labels);
+    let strict = fields::label_counts(lines, labels);
     let (f, (_, line)) = loose
         .iter()
         .find(|(f, (n, _))| strict.get(f).copied().unwrap_or(0) < *n)?;
@@ -690,10 +697,13 @@ type TextFind = (Found, Option<String>, String, u32, Found);
 
 /// The innermost segment of a rendering that has notification fields, and every field value
 /// of every segment.
-fn from_text(r: &mime::Rendered, labels: &LabelSet) -> Option<TextFind> {
-    let marked = fields::lines_of(&r.text);
-    let lines: Vec<String> = marked.iter().map(|l| html::strip_marks(l)).collect();
-    let segs = forward::segments(&lines);
+fn from_text(
+    r: &mime::Rendered,
+    lines: &[String],
+    marked: &[String],
+    labels: &LabelSet,
+) -> Option<TextFind> {
+    let segs = forward::segments(lines);
     let inline_depth = segs.len().saturating_sub(1);
     let mut picked = None;
     let mut others = Found::default();
