@@ -703,7 +703,15 @@ fn from_text(
     marked: &[String],
     labels: &LabelSet,
 ) -> Option<TextFind> {
-    let segs = forward::segments(lines);
+    // Forward headers are found in the text as shown: a header block hidden by markup does
+    // not cut the text (nor give the notice its subject).
+    let shown: Vec<String>;
+    let segs = if r.findings.is_empty() {
+        forward::segments(lines)
+    } else {
+        shown = marked.iter().map(|l| html::displayed(l)).collect();
+        forward::segments(&shown)
+    };
     let inline_depth = segs.len().saturating_sub(1);
     let mut picked = None;
     let mut others = Found::default();

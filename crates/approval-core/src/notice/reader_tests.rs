@@ -423,3 +423,19 @@ fn marks_cannot_be_forged_and_spaces_carry_no_mark() {
     ));
     refused(&raw, "invalid_field", &["issued_on"]);
 }
+
+#[test]
+fn a_hidden_forward_header_does_not_decide_the_kind_of_notice() {
+    // The notice shown is a confirmation (nothing to approve); a header block hidden by CSS
+    // claims a pending-request subject right above the fields.
+    let shown = FWD_HTML.replace(
+        "Notification: Password access request</p>",
+        "Notification: Password access request confirmation</p>",
+    );
+    let raw = html_body(&format!(
+        "<html><body>{shown}<div style=\"display:none\"><p>From: CyberArk Vault<br>Sent: Tuesday<br>\
+         To: Bob<br>Subject: Notification: Password access request</p></div>\
+         <p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><p>Request Id: 1234</p></body></html>"
+    ));
+    refused(&raw, "not_actionable", &["confirmation"]);
+}
