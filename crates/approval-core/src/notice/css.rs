@@ -27,6 +27,9 @@ pub struct Ctx {
     pub fg: Rgb,
     pub bg: Bg,
     pub opacity: f32,
+    /// Link colours (`<body link= vlink=>`; the UA's blue and purple by default).
+    pub link: Rgb,
+    pub vlink: Rgb,
 }
 
 impl Default for Ctx {
@@ -36,6 +39,8 @@ impl Default for Ctx {
             fg: Rgb(0, 0, 0),
             bg: Bg::Known(Rgb(255, 255, 255)),
             opacity: 1.0,
+            link: Rgb(0, 0, 0xee),
+            vlink: Rgb(0x55, 0x1a, 0x8b),
         }
     }
 }
@@ -571,6 +576,12 @@ pub struct Attrs<'a> {
     pub face: Option<&'a str>,
     pub dir: Option<&'a str>,
     pub hidden: bool,
+    /// `<a href>`: its text takes the link colour.
+    pub link: bool,
+    /// `<body text= link= vlink=>`.
+    pub text: Option<&'a str>,
+    pub link_colour: Option<&'a str>,
+    pub vlink_colour: Option<&'a str>,
 }
 
 /// What [`judge`] found on one element.
@@ -915,6 +926,31 @@ pub fn judge(
     }
     let (normal, important): (Vec<_>, Vec<_>) = decls.into_iter().partition(|(d, _)| !d.important);
     let mut fg_declared = false;
+    let body_colour = |v: Option<&str>| match v.map(|c| colour(&c.trim().to_ascii_lowercase())) {
+        Some(Colour::Rgb(c, a)) if a >= 0.5 => Ok(Some(c)),
+        Some(Colour::Same) | None => Ok(None),
+        Some(_) => Err(()),
+    };
+    for (v, slot) in [
+        (attrs.text, &mut ctx.fg),
+        (attrs.link_colour, &mut ctx.link),
+        (attrs.vlink_colour, &mut ctx.vlink),
+    ] {
+        match body_colour(v) {
+            Ok(Some(c)) => {
+                *slot = c;
+                fg_declared = true;
+            }
+            Ok(None) => {}
+            Err(()) => hide(
+                &mut j,
+                format!("a text or link colour on <{tag}> that cannot be evaluated"),
+            ),
+        }
+    }
+    if attrs.link {
+        ctx.fg = ctx.link;
+    }
     if let Some(b) = attrs.bgcolor.and_then(background) {
         ctx.bg = match b {
             Bg::Known(c) => Bg::Known(c),
@@ -1159,6 +1195,12 @@ pub fn judge(
         );
     }
     match ctx.bg {
+        Bg::Known(bg) if attrs.link && !fg_declared && contrast(ctx.vlink, bg) < MIN_CONTRAST => {
+            j.contrast = Some(format!(
+                "a visited-link colour on a background #{:02x}{:02x}{:02x} on <{tag}> (the colour of the background)",
+                bg.0, bg.1, bg.2
+            ));
+        }
         Bg::Known(bg) if contrast(ctx.fg, bg) < MIN_CONTRAST => {
             j.contrast = Some(format!(
                 "text colour #{:02x}{:02x}{:02x} on a background #{:02x}{:02x}{:02x} on <{tag}> (the colour of the background)",

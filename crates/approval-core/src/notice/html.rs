@@ -576,7 +576,7 @@ impl Conv {
             name: "![if".into(),
             region: true,
             hiding: t.hiding,
-            contrast: None,
+            contrast: t.contrast,
             cond: Some(m),
             ctx: t.ctx,
             bits: t.bits,
@@ -840,7 +840,13 @@ impl Conv {
     fn open(&mut self, tag: &Tag) {
         let name = tag.name.as_str();
         let parent = self.top();
-        let (pctx, pbits, phiding, pcond) = (parent.ctx, parent.bits, parent.hiding, parent.cond);
+        let (pctx, pbits, phiding, pcond, pcontrast) = (
+            parent.ctx,
+            parent.bits,
+            parent.hiding,
+            parent.cond,
+            parent.contrast,
+        );
         let mut own: Option<String> = NOT_INERT
             .iter()
             .find(|(n, _)| *n == name)
@@ -868,6 +874,22 @@ impl Conv {
             },
             dir: tag.attr("dir"),
             hidden: tag.attr("hidden").is_some(),
+            link: name == "a" && tag.attr("href").is_some(),
+            text: if name == "body" {
+                tag.attr("text")
+            } else {
+                None
+            },
+            link_colour: if name == "body" {
+                tag.attr("link")
+            } else {
+                None
+            },
+            vlink_colour: if name == "body" {
+                tag.attr("vlink")
+            } else {
+                None
+            },
         };
         let classes: Vec<String> = attrs
             .class
@@ -881,6 +903,10 @@ impl Conv {
             && attrs.face.is_none()
             && attrs.dir.is_none()
             && !attrs.hidden
+            && !attrs.link
+            && attrs.text.is_none()
+            && attrs.link_colour.is_none()
+            && attrs.vlink_colour.is_none()
             && self.sheet.is_empty();
         let (judged, ctx, bits) = if plain {
             (css::Judged::default(), pctx, pbits)
@@ -897,7 +923,12 @@ impl Conv {
             Some(h) => Some(h),
             None => own.or(judged.hiding).map(|w| self.hide_mark(w)),
         };
-        let contrast = judged.contrast.map(|w| self.hide_mark(w));
+        // An element that sets nothing has its parent's colours, so its parent's contrast.
+        let contrast = if plain {
+            pcontrast
+        } else {
+            judged.contrast.map(|w| self.hide_mark(w))
+        };
         self.push_elem(Elem {
             name: tag.name.clone(),
             region: false,

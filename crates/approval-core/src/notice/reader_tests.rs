@@ -439,3 +439,26 @@ fn a_hidden_forward_header_does_not_decide_the_kind_of_notice() {
     ));
     refused(&raw, "not_actionable", &["confirmation"]);
 }
+
+#[test]
+fn body_and_link_colours_count() {
+    // <body text=white>: text without its own colour is white on white.
+    let raw = html_body(&format!(
+        "<html><body text=\"#ffffff\">{FWD_HTML}<p>Requester email: {ALICE}</p>\
+         <p>Safe: InfraSafe</p><p>Request Id: <span style='color:black'>12</span>99</p></body></html>"
+    ));
+    refused(&raw, "invalid_field", &["colour", "<body>"]);
+    // <body link=white>: a linked value is white on white.
+    let raw = html_body(&format!(
+        "<html><body link=\"#ffffff\" vlink=\"#ffffff\">{FWD_HTML}<p>Requester email: {ALICE}</p>\
+         <p>Safe: InfraSafe</p><p>Request Id: 12<a href=\"https://x.example\">99</a></p></body></html>"
+    ));
+    refused(&raw, "invalid_field", &["request_id"]);
+    // Text directly inside a conditional block in a dark cell is judged like the cell's.
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><table><tr>\
+         <td style='background:#000'><!--[if mso]>Request Id: 99<![endif]--></td></tr></table>\
+         <p>Request Id: 12</p></body></html>"
+    ));
+    refused(&raw, "invalid_field", &["request_id", "colour"]);
+}
