@@ -580,6 +580,8 @@ pub struct Attrs<'a> {
     pub link: bool,
     /// `<body text= link= vlink=>`.
     pub text: Option<&'a str>,
+    /// `<font size=>`.
+    pub size: Option<&'a str>,
     pub link_colour: Option<&'a str>,
     pub vlink_colour: Option<&'a str>,
 }
@@ -951,6 +953,41 @@ pub fn judge(
     if attrs.link {
         ctx.fg = ctx.link;
     }
+    // The UA's own sizes: `<small>`, `<sub>`, `<sup>` are `smaller` (nested ones shrink),
+    // `<big>` `larger`, `<font size=1..7>` absolute.
+    match tag {
+        "small" | "sub" | "sup" => ctx.font_px = parent.font_px / 1.2,
+        "big" => ctx.font_px = parent.font_px * 1.2,
+        _ => {}
+    }
+    if let Some(size) = attrs.size {
+        let size = size.trim();
+        let base = 3i32;
+        let n = if let Some(rel) = size.strip_prefix('+') {
+            rel.parse::<i32>().ok().map(|r| base + r)
+        } else if let Some(rel) = size.strip_prefix('-') {
+            rel.parse::<i32>().ok().map(|r| base - r)
+        } else {
+            size.parse::<i32>().ok()
+        };
+        match n {
+            Some(n) => {
+                ctx.font_px = match n.clamp(1, 7) {
+                    1 => 10.0,
+                    2 => 13.0,
+                    3 => 16.0,
+                    4 => 18.0,
+                    5 => 24.0,
+                    6 => 32.0,
+                    _ => 48.0,
+                }
+            }
+            None => hide(
+                &mut j,
+                format!("size=\"{size}\" on <{tag}> (cannot be evaluated)"),
+            ),
+        }
+    }
     if let Some(b) = attrs.bgcolor.and_then(background) {
         ctx.bg = match b {
             Bg::Known(c) => Bg::Known(c),
@@ -1131,7 +1168,7 @@ pub fn judge(
                     overflow_hidden = true;
                 }
             }
-            "height" | "max-height" | "max-width" => {
+            "height" | "max-height" | "max-width" | "width" => {
                 if length_px(v, ctx.font_px).is_some_and(|px| px < 2.0 * ctx.font_px) {
                     small_box = true;
                 }

@@ -875,6 +875,11 @@ impl Conv {
             dir: tag.attr("dir"),
             hidden: tag.attr("hidden").is_some(),
             link: name == "a" && tag.attr("href").is_some(),
+            size: if name == "font" {
+                tag.attr("size")
+            } else {
+                None
+            },
             text: if name == "body" {
                 tag.attr("text")
             } else {
@@ -907,6 +912,8 @@ impl Conv {
             && attrs.text.is_none()
             && attrs.link_colour.is_none()
             && attrs.vlink_colour.is_none()
+            && attrs.size.is_none()
+            && !matches!(name, "small" | "sub" | "sup" | "big")
             && self.sheet.is_empty();
         let (judged, ctx, bits) = if plain {
             (css::Judged::default(), pctx, pbits)

@@ -462,3 +462,22 @@ fn body_and_link_colours_count() {
     ));
     refused(&raw, "invalid_field", &["request_id", "colour"]);
 }
+
+#[test]
+fn shrinking_tags_and_clipped_widths_count() {
+    let tiny = format!("12{}99{}", "<small>".repeat(12), "</small>".repeat(12));
+    refused(
+        &html_mail("InfraSafe", &tiny, ALICE),
+        "invalid_field",
+        &["font-size"],
+    );
+    let clipped = "12<span style='display:inline-block;width:1px;overflow:hidden'>99</span>";
+    refused(
+        &html_mail("InfraSafe", clipped, ALICE),
+        "invalid_field",
+        &["overflow"],
+    );
+    // Word's 1037898<sup>th</sup> and <font size=1> stay readable.
+    let raw = html_mail("Infra<sup>S</sup>afe", "<font size=1>1234</font>", ALICE);
+    accepted(&raw, "InfraSafe_1234");
+}
