@@ -232,6 +232,9 @@ const VOID: &[&str] = &[
 /// Elements that can hide, add or reorder text, with how a refusal names them.
 const NOT_INERT: &[(&str, &str)] = &[
     ("bdo", "a <bdo> element (reorders text)"),
+    ("xmp", "an <xmp> element (shows markup as text)"),
+    ("listing", "a <listing> element (shows markup as text)"),
+    ("plaintext", "a <plaintext> element (shows markup as text)"),
     ("bdi", "a <bdi> element (reorders text)"),
     ("details", "a <details> element (folded text)"),
     ("summary", "a <summary> element (folded text)"),
@@ -517,7 +520,24 @@ impl Conv {
 
     fn update_want(&mut self) {
         let t = self.top();
-        self.out.want = t.hiding.or(t.contrast).or(t.cond);
+        let want = t.hiding.or(t.contrast);
+        // Text right inside a table, outside any cell, is moved before the table by browsers
+        // ("foster parenting"): it is not shown where it reads.
+        let fostered = want.is_none()
+            && !t.region
+            && matches!(
+                t.name.as_str(),
+                "table" | "tbody" | "thead" | "tfoot" | "tr"
+            );
+        let want = if fostered {
+            Some(self.hide_mark(
+                "text outside a table cell (a browser shows it before the table)".into(),
+            ))
+        } else {
+            want
+        };
+        let t = self.top();
+        self.out.want = want.or(t.cond);
     }
 
     fn push_elem(&mut self, e: Elem) {
@@ -725,14 +745,25 @@ impl Conv {
             // An ordinary comment: keep its start to recognise `[if …]><!` and `<![endif]`.
             let mut head = String::new();
             let mut dashes = 0usize;
+            let mut kept = 0usize;
+            let mut bang = false;
             for c in chars.by_ref() {
-                if head.chars().count() < MAX_EXPR + 16 {
+                if kept < MAX_EXPR + 16 {
                     head.push(c);
+                    kept += 1;
                 }
+                // `-->` ends a comment, and so does `--!>` (HTML's comment end bang).
                 match c {
-                    '-' => dashes += 1,
+                    '-' => {
+                        dashes += 1;
+                        bang = false;
+                    }
+                    '!' if dashes >= 2 && !bang => bang = true,
                     '>' if dashes >= 2 => break,
-                    _ => dashes = 0,
+                    _ => {
+                        dashes = 0;
+                        bang = false;
+                    }
                 }
             }
             if in_style {
@@ -818,6 +849,12 @@ impl Conv {
             let m = self.hide_mark((*what).to_string());
             self.out.empty_mark(m);
         } else if !VOID.contains(&name) {
+            if matches!(name, "xmp" | "listing" | "plaintext") {
+                // Its markup is shown as text, which this reader does not see: marked even
+                // when it holds no text here.
+                let m = self.hide_mark(format!("an <{name}> element (shows markup as text)"));
+                self.out.empty_mark(m);
+            }
             self.open(tag);
         }
         match name {

@@ -481,3 +481,25 @@ fn shrinking_tags_and_clipped_widths_count() {
     let raw = html_mail("Infra<sup>S</sup>afe", "<font size=1>1234</font>", ALICE);
     accepted(&raw, "InfraSafe_1234");
 }
+
+#[test]
+fn html_parsing_quirks_do_not_split_display_from_reading() {
+    // Text between cells is shown before the table, not after the label.
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <table><tr><td>Request Id: 12</td>99</tr></table></body></html>"
+    ));
+    refused(&raw, "invalid_field", &["table cell"]);
+    // `--!>` ends a comment: what follows is shown, so it is read.
+    let raw = html_body(&format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <p>Request Id: 12</p><!-- x --!><p>Request Id: 99</p><!-- y --></body></html>"
+    ));
+    refused(&raw, "conflicting_fields", &["12", "99"]);
+    // <xmp> shows its markup as text.
+    refused(
+        &html_mail("InfraSafe", "12<xmp><b></xmp>", ALICE),
+        "invalid_field",
+        &["<xmp>"],
+    );
+}
