@@ -171,6 +171,35 @@ const INERT: &[&str] = &[
     "empty-cells",
     "caption-side",
     "word-spacing",
+    "text-decorations-in-effect",
+    "font-variant-east-asian",
+    "font-variant-position",
+    "font-optical-sizing",
+    "font-feature-settings",
+    "font-language-override",
+    "will-change",
+    "color-scheme",
+    "forced-color-adjust",
+    "print-color-adjust",
+    "color-adjust",
+    "user-modify",
+    "text-wrap",
+    "box-decoration-break",
+    "accent-color",
+    "aspect-ratio",
+    "object-fit",
+    "object-position",
+    "resize",
+    "appearance",
+    "inline-size",
+    "min-inline-size",
+    "min-block-size",
+    "text-emphasis",
+    "text-emphasis-color",
+    "text-emphasis-style",
+    "text-combine",
+    "hyphenate-character",
+    "line-height-step",
 ];
 
 /// A rule of the mail's stylesheet.
@@ -434,8 +463,19 @@ fn colour(v: &str) -> Colour {
             return Colour::Same;
         }
         "transparent" => return Colour::Rgb(Rgb(0, 0, 0), 0.0),
-        "black" | "windowtext" | "canvastext" | "buttontext" | "captiontext" | "infotext"
-        | "menutext" => "000000",
+        "black"
+        | "windowtext"
+        | "canvastext"
+        | "buttontext"
+        | "captiontext"
+        | "infotext"
+        | "menutext"
+        | "-webkit-text"
+        | "text"
+        | "-apple-system-label"
+        | "-moz-default-color"
+        | "fieldtext" => "000000",
+        "-webkit-link" | "-moz-hyperlinktext" => "0000ee",
         "white" | "window" | "canvas" | "buttonface" | "menu" => "ffffff",
         "red" => "ff0000",
         "maroon" => "800000",
@@ -689,6 +729,10 @@ impl Sheet {
 
     fn add_rule(&mut self, sel: &str, decls: &[Decl]) {
         if sel.is_empty() {
+            return;
+        }
+        if self.rules.len() >= MAX_RULES {
+            self.doubt("more style rules than can be evaluated");
             return;
         }
         let mut finding = None;

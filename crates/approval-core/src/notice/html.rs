@@ -456,6 +456,10 @@ struct Conv {
     positions: HashMap<String, Vec<usize>>,
     regions: Vec<usize>,
     findings: Vec<String>,
+    /// Index of each finding (a hostile mail may hold many distinct ones).
+    finding_index: HashMap<String, usize>,
+    /// The mark of text outside table cells, once made.
+    foster: Option<char>,
 }
 
 impl Conv {
@@ -489,6 +493,8 @@ impl Conv {
             positions: HashMap::new(),
             regions: Vec::new(),
             findings: Vec::new(),
+            finding_index: HashMap::new(),
+            foster: None,
         };
         if let Some(g) = conv.sheet.global.clone() {
             let m = conv.hide_mark(format!("{g} in the mail's stylesheet"));
@@ -499,12 +505,15 @@ impl Conv {
 
     fn mark(&mut self, base: u32, what: String) -> char {
         let what = super::text::clean(&what, 240);
-        let idx = match self.findings.iter().position(|f| *f == what) {
-            Some(i) => i,
-            None => {
-                self.findings.push(what);
+        let idx = match self.finding_index.get(&what) {
+            Some(i) => *i,
+            None if self.findings.len() < MAX_MARKS as usize => {
+                self.findings.push(what.clone());
+                self.finding_index.insert(what, self.findings.len() - 1);
                 self.findings.len() - 1
             }
+            // Past the last mark, findings share it (the refusal names one of them).
+            None => self.findings.len().saturating_sub(1),
         };
         let n = (idx as u32).min(MAX_MARKS - 1);
         char::from_u32(base + n).unwrap_or(MARK_END)
@@ -530,9 +539,16 @@ impl Conv {
                 "table" | "tbody" | "thead" | "tfoot" | "tr"
             );
         let want = if fostered {
-            Some(self.hide_mark(
-                "text outside a table cell (a browser shows it before the table)".into(),
-            ))
+            match self.foster {
+                Some(m) => Some(m),
+                None => {
+                    let m = self.hide_mark(
+                        "text outside a table cell (a browser shows it before the table)".into(),
+                    );
+                    self.foster = Some(m);
+                    Some(m)
+                }
+            }
         } else {
             want
         };

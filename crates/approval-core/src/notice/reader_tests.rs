@@ -503,3 +503,29 @@ fn html_parsing_quirks_do_not_split_display_from_reading() {
         &["<xmp>"],
     );
 }
+
+#[test]
+fn many_distinct_findings_and_selectors_stay_linear() {
+    let mut body = String::new();
+    for i in 0..150_000 {
+        body.push_str(&format!(
+            "<span style=\"display:none;color:#{:06x}\">x</span>",
+            i
+        ));
+    }
+    let sels: Vec<String> = (0..200_000).map(|i| format!(".s{i}")).collect();
+    let html = format!(
+        "<html><head><style>{} {{ color: red }}</style></head><body>{FWD_HTML}{body}\
+         <p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p><p>Request Id: 1234</p></body></html>",
+        sels.join(",")
+    );
+    let raw = html_body(&html);
+    let cfg = NoticeConfig {
+        max_bytes: 10 * 1024 * 1024,
+        ..NoticeConfig::default()
+    };
+    let started = std::time::Instant::now();
+    let _ = parse(&raw, &cfg);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+}
