@@ -282,6 +282,8 @@ pub struct Found {
     pub invalid: Vec<(Field, String)>,
     /// Fields shown through markup that can hide, add or reorder text (what was found).
     pub hidden: Vec<(Field, String)>,
+    /// Fields whose label was found with no readable value (not counted by `is_empty`).
+    pub empty: Vec<Field>,
 }
 
 impl Found {
@@ -303,6 +305,7 @@ impl Found {
         }
         self.invalid.extend(other.invalid);
         self.hidden.extend(other.hidden);
+        self.empty.extend(other.empty);
     }
 
     /// The first two different values (case-insensitively) of a field, if it has two.
@@ -483,7 +486,9 @@ pub fn extract_marked(
             found.invalid.push((field, hidden.join(" ")));
         }
         let value = clean_value(without_link_target(value.trim()));
-        if !value.is_empty() {
+        if value.is_empty() {
+            found.empty.push(field);
+        } else {
             found.values.entry(field).or_default().push(value);
         }
     }

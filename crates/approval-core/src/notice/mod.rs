@@ -402,7 +402,14 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
     let labels = cfg.labels.set();
     let mut candidates = Vec::new();
     let mut problems = Vec::new();
-    collect(&msg, &labels, 0, &mut candidates, &mut problems);
+    collect(
+        &msg,
+        &labels,
+        &cfg.required,
+        0,
+        &mut candidates,
+        &mut problems,
+    );
     // Every notification anywhere in the mail (attachments, the text around them, deeper
     // quotes, inside another field's value, both renderings) must agree: the request confirmed
     // is then the one the approver saw, whichever copy is read.
@@ -593,6 +600,7 @@ struct Candidate {
 fn collect(
     msg: &mail_parser::Message<'_>,
     labels: &LabelSet,
+    required: &[Field],
     depth: u32,
     out: &mut Vec<Candidate>,
     problems: &mut Vec<Refusal>,
@@ -600,7 +608,7 @@ fn collect(
     let before = out.len();
     if (depth as usize) < mime::MAX_DEPTH {
         for inner in mime::attached_messages(msg) {
-            collect(inner, labels, depth + 1, out, problems);
+            collect(inner, labels, required, depth + 1, out, problems);
         }
     }
     if mime::has_tnef(msg) {
@@ -629,6 +637,26 @@ fn collect(
         let Some(find) = from_text(&r, lines, &marked, labels) else {
             continue;
         };
+        // A required field whose label this rendering shows but whose value it does not give
+        // in text (an image far below, an empty cell): what it shows cannot be read.
+        if let Some(f) = find
+            .0
+            .empty
+            .iter()
+            .find(|f| required.contains(f) && find.0.first(**f).is_none())
+        {
+            problems.push(Refusal::new(
+                Reason::UnreadableRendering,
+                format!(
+                    "{} shows a {} label without a value that can be read as text (an image, \
+                     an empty cell, or a value placed elsewhere): what it shows may not be what \
+                     is read. Forward the original notification unedited, or approve in the \
+                     PVWA portal.",
+                    upper_first(&r.name),
+                    f.key()
+                ),
+            ));
+        }
         picked = Some(match picked {
             Some(acc) => merge_alternatives(acc, find),
             None => find,

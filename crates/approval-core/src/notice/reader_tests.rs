@@ -529,3 +529,18 @@ fn many_distinct_findings_and_selectors_stay_linear() {
     let took = started.elapsed();
     assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
 }
+
+#[test]
+fn a_required_label_without_a_readable_value_refuses_the_mail() {
+    // The HTML shows the id as an image far below its label; the text part reads 1299.
+    let html = format!(
+        "<html><body>{FWD_HTML}<p>Requester email: {ALICE}</p><p>Safe: InfraSafe</p>\
+         <table><tr><td>Request Id:</td><td></td></tr><tr><td>Reason:</td><td>Patch</td></tr>\
+         </table><p>Please use this id:</p><p><img src=\"cid:id.png\"></p></body></html>"
+    );
+    refused(
+        &alternative(PLAIN_OK, &html),
+        "unreadable_rendering",
+        &["request_id"],
+    );
+}
