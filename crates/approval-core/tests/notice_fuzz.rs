@@ -213,6 +213,26 @@ proptest! {
         let t = notice::html::to_text(&s);
         prop_assert!(!t.contains("<style>"));
     }
+
+    #[test]
+    fn html_with_styles_and_conditionals_never_panics(parts in prop::collection::vec(prop::sample::select(vec![
+        "<!--[if mso]>", "<![endif]-->", "<!--[if !mso]><!-->", "<!--<![endif]-->", "<![if !x]>",
+        "<![endif]>", "<!--[if false]>", "<span style=\"display:none\">", "</span>", "<span class=a>",
+        "<style>.a{display:none} p span.b::before{content:'x'} @media x{.c{font-size:0}}</style>",
+        "<td style='background:#000'>", "<font color=white>", "<img src=x>", "<bdo dir=rtl>",
+        "</bdo>", "<details>", "</details>", "<p>", "</p>", "<br>", "Request Id: ", "12", "\u{F0000}",
+        "\u{10FFFD}", "<o:p>", "</o:p>", "<v:shape>", "style='", "\"", ">", "&#58;", "<div dir=rtl>",
+    ]), 0..120)) {
+        let s: String = parts.concat();
+        for r in notice::html::renderings(&s) {
+            // Every mark a rendering holds has its finding.
+            for c in r.text.chars() {
+                if let Some(m @ (notice::html::Mark::Hide(_) | notice::html::Mark::Cond(_))) = notice::html::mark_of(c) {
+                    prop_assert!(r.finding(m).is_some(), "{s:?}");
+                }
+            }
+        }
+    }
 }
 
 /// The seeds themselves: every corpus mail passes the properties unmodified.

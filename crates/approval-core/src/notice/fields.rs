@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::html;
 use super::text::{clean_value, is_invisible, normalise_line};
 
 /// The fields a notification carries.
@@ -174,12 +175,119 @@ impl LabelSet {
     }
 }
 
+/// How many lines start with a label of each field, as the reader matches them.
+pub fn label_counts(lines: &[String], labels: &LabelSet) -> BTreeMap<Field, usize> {
+    let mut out = BTreeMap::new();
+    for l in lines {
+        if let Some((f, _)) = labels.match_line(l) {
+            *out.entry(f).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// How many lines of a text *look* as if they start with a label of each field, the way a
+/// person reads them: look-alike letters folded (Cyrillic, Greek, full-width), spaces, tabs
+/// (a label split over table cells), invisible characters, quote and bold markers ignored.
+/// With each count, the first such line.
+pub fn loose_label_lines(text: &str, labels: &LabelSet) -> BTreeMap<Field, (usize, String)> {
+    let folded: Vec<(Field, String)> = labels
+        .labels
+        .iter()
+        .map(|(f, l, _)| (*f, format!("{}:", fold(l))))
+        .collect();
+    // Only a line's start can hold a label: fold no more than the longest label needs (a
+    // hostile line may be 10 MiB long).
+    let longest = folded.iter().map(|(_, l)| l.len()).max().unwrap_or(0) + 8;
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim_start_matches(|c: char| {
+            c == '>'
+                || c == '|'
+                || c.is_whitespace()
+                || is_invisible(c)
+                || html::mark_of(c).is_some()
+        });
+        let l = fold_prefix(line, longest);
+        let l = l.trim_start_matches(['>', '|', '*', '_']);
+        if let Some((f, _)) = folded.iter().find(|(_, lab)| l.starts_with(lab.as_str())) {
+            out.entry(*f).or_insert((0, line.to_string())).0 += 1;
+        }
+    }
+    out
+}
+
+/// Lower case, look-alike letters replaced by the Latin letter they imitate, no spaces,
+/// invisible characters or bold markers.
+pub fn fold(s: &str) -> String {
+    fold_prefix(s, usize::MAX)
+}
+
+/// [`fold`], stopping once the result holds `max_bytes` bytes.
+fn fold_prefix(s: &str, max_bytes: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if out.len() >= max_bytes {
+            break;
+        }
+        if c.is_whitespace()
+            || is_invisible(c)
+            || c == '*'
+            || c == '_'
+            || html::mark_of(c).is_some()
+        {
+            continue;
+        }
+        let c = match u32::from(c) {
+            // Full-width ASCII.
+            n @ 0xFF01..=0xFF5E => char::from_u32(n - 0xFEE0).unwrap_or(c),
+            _ => c,
+        };
+        let c = confusable(c);
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+fn confusable(c: char) -> char {
+    match c {
+        'а' | 'А' | 'α' | 'Α' => 'a',
+        'в' | 'В' | 'β' | 'Β' => 'b',
+        'с' | 'С' | 'ϲ' | 'Ϲ' => 'c',
+        'ԁ' => 'd',
+        'е' | 'Е' | 'ё' | 'Ё' | 'ε' | 'Ε' => 'e',
+        'һ' | 'Һ' | 'Η' => 'h',
+        'і' | 'І' | 'ι' | 'Ι' | 'ı' | 'ӏ' | 'Ӏ' => 'i',
+        'ј' | 'Ј' | 'ϳ' => 'j',
+        'к' | 'К' | 'κ' | 'Κ' => 'k',
+        'м' | 'М' | 'Μ' => 'm',
+        'п' | 'η' | 'Ν' => 'n',
+        'о' | 'О' | 'ο' | 'Ο' | 'σ' => 'o',
+        'р' | 'Р' | 'ρ' | 'Ρ' => 'p',
+        'ԛ' => 'q',
+        'ѕ' | 'Ѕ' => 's',
+        'т' | 'Т' | 'τ' | 'Τ' => 't',
+        'υ' | 'Υ' => 'u',
+        'ν' | 'ѵ' => 'v',
+        'ԝ' | 'ѡ' | 'ω' => 'w',
+        'х' | 'Х' | 'χ' | 'Χ' => 'x',
+        'у' | 'У' | 'γ' => 'y',
+        'Ζ' => 'z',
+        '：' => ':',
+        other => other,
+    }
+}
+
 /// Values found, in order of appearance, per field (cleaned; empty values dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Found {
     pub values: BTreeMap<Field, Vec<String>>,
     /// Fields whose raw value held bidi controls or invisible characters (their code points).
     pub invalid: Vec<(Field, String)>,
+    /// Fields shown through markup that can hide, add or reorder text (what was found).
+    pub hidden: Vec<(Field, String)>,
+    /// Fields whose label was found with no readable value (not counted by `is_empty`).
+    pub empty: Vec<Field>,
 }
 
 impl Found {
@@ -191,7 +299,7 @@ impl Found {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty() && self.invalid.is_empty()
+        self.values.is_empty() && self.invalid.is_empty() && self.hidden.is_empty()
     }
 
     /// Add every value and finding of `other`.
@@ -200,6 +308,8 @@ impl Found {
             self.values.entry(f).or_default().extend(vs);
         }
         self.invalid.extend(other.invalid);
+        self.hidden.extend(other.hidden);
+        self.empty.extend(other.empty);
     }
 
     /// The first two different values (case-insensitively) of a field, if it has two.
@@ -271,13 +381,69 @@ pub fn without_link_target(v: &str) -> &str {
     if same { text_t } else { v }
 }
 
+/// Letters of right-to-left scripts (Hebrew, Arabic, Syriac, Thaana, N'Ko, …).
+fn is_rtl_letter(c: char) -> bool {
+    matches!(u32::from(c), 0x0590..=0x08FF | 0xFB1D..=0xFDFF | 0xFE70..=0xFEFF | 0x10800..=0x10FFF | 0x1E800..=0x1EFFF)
+}
+
 /// How far below an empty-valued label we look for its value (blank lines skipped).
 const VALUE_LOOKAHEAD: usize = 3;
 
 /// Extract the fields from lines. `is_other_label` tells lines that are labels of something
 /// else (forward headers) so they are never taken as a value.
+#[cfg(test)]
 pub fn extract(
     lines: &[String],
+    labels: &LabelSet,
+    is_other_label: &dyn Fn(&str) -> bool,
+) -> Found {
+    extract_marked(lines, lines, &[], labels, is_other_label)
+}
+
+/// What the marks of an HTML rendering's line say about it (see `html::Mark`): markup that can
+/// hide, add or reorder text, or a conditional comment that covers only part of the line.
+pub fn line_finding(marked: &str, findings: &[String]) -> Option<String> {
+    let mut outside_cond = false;
+    let mut cond: Option<usize> = None;
+    let mut in_cond = false;
+    for c in marked.chars() {
+        match html::mark_of(c) {
+            Some(html::Mark::Hide(i)) => {
+                return Some(
+                    findings
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| "markup that cannot be evaluated".into()),
+                );
+            }
+            Some(html::Mark::Cond(i)) => {
+                cond = cond.or(Some(i));
+                in_cond = true;
+            }
+            Some(html::Mark::End) => in_cond = false,
+            None if !in_cond && !c.is_whitespace() => outside_cond = true,
+            None => {}
+        }
+    }
+    match cond {
+        Some(i) if outside_cond => Some(format!(
+            "{} around part of the line",
+            findings
+                .get(i)
+                .map(String::as_str)
+                .unwrap_or("a conditional comment")
+        )),
+        _ => None,
+    }
+}
+
+/// [`extract`] on lines without marks (`lines`), with the same lines as converted (`marked`,
+/// same indexes) and what their marks stand for: a field whose label or value line holds a
+/// finding is recorded in `Found::hidden`.
+pub fn extract_marked(
+    lines: &[String],
+    marked: &[String],
+    findings: &[String],
     labels: &LabelSet,
     is_other_label: &dyn Fn(&str) -> bool,
 ) -> Found {
@@ -286,28 +452,47 @@ pub fn extract(
         let Some((field, value)) = labels.match_line(line) else {
             continue;
         };
+        let mut value_line = i;
         let value = if value.is_empty() {
             lines
                 .iter()
+                .enumerate()
                 .skip(i + 1)
                 .take(VALUE_LOOKAHEAD)
-                .find(|l| !l.trim().is_empty())
-                .filter(|l| labels.match_line(l).is_none() && !is_other_label(l))
-                .map(|l| strip_markers(l))
+                .find(|(_, l)| !l.trim().is_empty())
+                .filter(|(_, l)| labels.match_line(l).is_none() && !is_other_label(l))
+                .map(|(j, l)| {
+                    value_line = j;
+                    strip_markers(l)
+                })
                 .unwrap_or("")
         } else {
             value
         };
+        // The label and its value are one run, even when the value is in the next cell.
+        let finding = match (marked.get(i), marked.get(value_line)) {
+            (Some(a), Some(b)) if value_line != i => line_finding(&format!("{a}\t{b}"), findings),
+            (Some(a), _) => line_finding(a, findings),
+            _ => None,
+        };
+        if let Some(what) = finding {
+            found.hidden.push((field, what));
+        }
+        // Apple Mail's data detectors put LRM (U+200E) around dates: in a value with no
+        // right-to-left letter it changes nothing shown, and is dropped by `clean_value`.
+        let ltr_only = !value.chars().any(is_rtl_letter);
         let hidden: Vec<String> = value
             .chars()
-            .filter(|c| is_invisible(*c))
+            .filter(|c| is_invisible(*c) && !(ltr_only && *c == '\u{200E}'))
             .map(|c| format!("U+{:04X}", u32::from(c)))
             .collect();
         if !hidden.is_empty() {
             found.invalid.push((field, hidden.join(" ")));
         }
         let value = clean_value(without_link_target(value.trim()));
-        if !value.is_empty() {
+        if value.is_empty() {
+            found.empty.push(field);
+        } else {
             found.values.entry(field).or_default().push(value);
         }
     }

@@ -5,7 +5,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use mail_parser::{
-    Address, Header, HeaderName, HeaderValue, Message, MessageParser, MessagePart, PartType,
+    Address, Header, HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders,
+    PartType,
 };
 
 use super::html;
@@ -209,25 +210,36 @@ pub fn content_type(part: &MessagePart<'_>) -> String {
     "text/plain".into()
 }
 
-/// The readable body of one message, as text lines: the text/plain parts, and separately the
-/// HTML parts turned into text. Attachments (other than inline text) are not included.
-#[derive(Debug, Default, Clone)]
-pub struct Bodies {
-    pub plain: Option<String>,
-    pub html: Option<String>,
+/// One rendering of a message's text, read on its own (issue 25): the text/plain body, the
+/// HTML body as most clients show it, the HTML body as Outlook for Windows shows it, and each
+/// text or HTML attachment (Thunderbird and Apple Mail show them inline).
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// How `--explain` and refusals name it ("the text/plain part", …).
+    pub name: String,
+    /// Lines, HTML marks included (see `html::Mark`).
+    pub text: String,
+    /// What the marks stand for.
+    pub findings: Vec<String>,
 }
 
-pub fn bodies(msg: &Message<'_>) -> Bodies {
+/// Every rendering of one message (attached messages are read on their own).
+pub fn renderings(msg: &Message<'_>) -> Vec<Rendered> {
+    let mut out = Vec::new();
     let mut plain = String::new();
-    let mut html_text = String::new();
+    let mut html_parts: Vec<Vec<html::Rendering>> = Vec::new();
+    let mut used: Vec<u32> = Vec::new();
     for id in msg.text_body.iter().take(MAX_PARTS) {
-        if let Some(MessagePart {
-            body: PartType::Text(t),
-            ..
-        }) = msg.parts.get(*id as usize)
+        if let Some(
+            part @ MessagePart {
+                body: PartType::Text(t),
+                ..
+            },
+        ) = msg.parts.get(*id as usize)
         {
-            plain.push_str(t);
+            plain.push_str(&unflow_part(part, t));
             plain.push('\n');
+            used.push(*id);
         }
     }
     for id in msg.html_body.iter().take(MAX_PARTS) {
@@ -236,14 +248,125 @@ pub fn bodies(msg: &Message<'_>) -> Bodies {
             ..
         }) = msg.parts.get(*id as usize)
         {
-            html_text.push_str(&html::to_text(h));
-            html_text.push('\n');
+            html_parts.push(html::renderings(h));
+            used.push(*id);
         }
     }
-    Bodies {
-        plain: Some(plain).filter(|s| !s.trim().is_empty()),
-        html: Some(html_text).filter(|s| !s.trim().is_empty()),
+    if !plain.trim().is_empty() {
+        out.push(Rendered {
+            name: "the text/plain part".into(),
+            text: plain,
+            findings: Vec::new(),
+        });
     }
+    out.extend(join_html(html_parts, "the HTML part"));
+    // Text and HTML parts the body does not include: attachments and inline parts.
+    for (id, part) in msg.parts.iter().enumerate().take(MAX_PARTS) {
+        if used.contains(&(id as u32)) {
+            continue;
+        }
+        let name = part
+            .attachment_name()
+            .map(clean_value)
+            .map(|n| format!("the attachment \"{n}\""))
+            .unwrap_or_else(|| format!("MIME part {}", id + 1));
+        match &part.body {
+            PartType::Text(t) if !t.trim().is_empty() => out.push(Rendered {
+                name,
+                text: unflow_part(part, t),
+                findings: Vec::new(),
+            }),
+            PartType::Html(h) if !h.trim().is_empty() => {
+                out.extend(join_html(vec![html::renderings(h)], &name));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The HTML parts of a body, one text per client (parts joined by a line break, marks
+/// renumbered so each text has one findings table).
+fn join_html(parts: Vec<Vec<html::Rendering>>, name: &str) -> Vec<Rendered> {
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    let outlook_differs = parts.iter().any(|p| p.len() > 1);
+    let clients: &[html::Client] = if outlook_differs {
+        &[html::Client::Browser, html::Client::Outlook]
+    } else {
+        &[html::Client::Browser]
+    };
+    let mut out = Vec::new();
+    for client in clients {
+        let mut text = String::new();
+        let mut findings: Vec<String> = Vec::new();
+        for p in &parts {
+            let Some(r) = p.iter().find(|r| r.client == *client).or_else(|| p.first()) else {
+                continue;
+            };
+            let offset = findings.len();
+            findings.extend(r.findings.iter().cloned());
+            text.push_str(&html::renumber(&r.text, offset));
+            text.push('\n');
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let name = if outlook_differs {
+            format!("{name} ({})", client.name())
+        } else {
+            name.to_string()
+        };
+        out.push(Rendered {
+            name,
+            text,
+            findings,
+        });
+    }
+    out
+}
+
+/// The `Content-Type` parameter of a part, lower case.
+fn ct_param(part: &MessagePart<'_>, name: &str) -> Option<String> {
+    part.headers.iter().find_map(|h| match &h.value {
+        HeaderValue::ContentType(ct) if h.name.as_str().eq_ignore_ascii_case("content-type") => {
+            ct.attribute(name).map(|v| v.trim().to_ascii_lowercase())
+        }
+        _ => None,
+    })
+}
+
+fn unflow_part(part: &MessagePart<'_>, text: &str) -> String {
+    // The private-use planes HTML marks use mean nothing in a text part.
+    let owned;
+    let text = if text.chars().any(html::is_reserved) {
+        owned = text
+            .chars()
+            .map(|c| if html::is_reserved(c) { '\u{FFFD}' } else { c })
+            .collect::<String>();
+        owned.as_str()
+    } else {
+        text
+    };
+    if ct_param(part, "format").as_deref() == Some("flowed") {
+        let delsp = ct_param(part, "delsp").as_deref() == Some("yes");
+        super::text::unflow(text, delsp)
+    } else {
+        text.to_string()
+    }
+}
+
+/// True when the message carries a TNEF part (`application/ms-tnef`, winmail.dat): what
+/// Outlook shows of it cannot be read here.
+pub fn has_tnef(msg: &Message<'_>) -> bool {
+    msg.parts.iter().take(MAX_PARTS).any(|p| {
+        let ct = content_type(p);
+        ct == "application/ms-tnef"
+            || ct == "application/vnd.ms-tnef"
+            || p.attachment_name()
+                .is_some_and(|n| n.trim().eq_ignore_ascii_case("winmail.dat"))
+    })
 }
 
 /// Messages attached to this one (`message/rfc822`), in order.

@@ -10,6 +10,7 @@
 //! forwarder's own text above it never counts. The values read here are what the mail *claims*;
 //! the decision compares them with PVWA (see `sender` for who really sent the mail).
 
+mod css;
 mod fields;
 mod forward;
 pub mod html;
@@ -424,7 +425,15 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
 
     let labels = cfg.labels.set();
     let mut candidates = Vec::new();
-    collect(&msg, &labels, 0, &mut candidates);
+    let mut problems = Vec::new();
+    collect(
+        &msg,
+        &labels,
+        &cfg.required,
+        0,
+        &mut candidates,
+        &mut problems,
+    );
     // Every notification anywhere in the mail (attachments, the text around them, deeper
     // quotes, inside another field's value, both renderings) must agree: the request confirmed
     // is then the one the approver saw, whichever copy is read.
@@ -432,7 +441,11 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
         .iter()
         .flat_map(|c| [&c.found, &c.others])
         .collect();
+    check_hidden(&everywhere)?;
     check_invalid(&everywhere)?;
+    if let Some(p) = problems.into_iter().next() {
+        return Err(p);
+    }
     check_conflicts_anywhere(&everywhere)?;
     let chosen = choose(candidates)?;
     let Some(mut cand) = chosen else {
@@ -606,30 +619,73 @@ struct Candidate {
 }
 
 /// Look for notifications: attached messages first (depth-first, innermost wins); only when
-/// none is found, the body of this message.
+/// none is found, the body of this message. Every rendering of every message is read on its
+/// own; one that looks like a notice but cannot be read, or a TNEF part, goes to `problems`.
 fn collect(
     msg: &mail_parser::Message<'_>,
     labels: &LabelSet,
+    required: &[Field],
     depth: u32,
     out: &mut Vec<Candidate>,
+    problems: &mut Vec<Refusal>,
 ) {
     let before = out.len();
     if (depth as usize) < mime::MAX_DEPTH {
         for inner in mime::attached_messages(msg) {
-            collect(inner, labels, depth + 1, out);
+            collect(inner, labels, required, depth + 1, out, problems);
         }
+    }
+    if mime::has_tnef(msg) {
+        problems.push(Refusal::new(
+            Reason::UnreadableRendering,
+            "The mail carries a TNEF part (winmail.dat, application/ms-tnef): Outlook shows its              content, which cannot be read here, so what the approver saw is unknown. Forward the              notification again from a client that does not send TNEF (Outlook: send as HTML or              plain text, not Rich Text), or approve in the PVWA portal.",
+        ));
     }
     // With an attached notification, the text around it is read too (after it, so the
     // attachment stays the one chosen): any notification there must agree with it.
     let attached = out.len() > before;
     let own_subject = mime::header_text(msg, "subject");
-    let bodies = mime::bodies(msg);
-    let plain = bodies.plain.as_deref().and_then(|t| from_text(t, labels));
-    let html = bodies.html.as_deref().and_then(|t| from_text(t, labels));
-    let picked = match (plain, html) {
-        (Some(p), Some(h)) => Some(merge_alternatives(p, h)),
-        (p, h) => p.or(h),
-    };
+    let mut picked: Option<TextFind> = None;
+    for r in mime::renderings(msg) {
+        let marked = fields::lines_of(&r.text);
+        let stripped: Vec<String>;
+        let lines: &[String] = if r.text.chars().any(html::is_reserved) {
+            stripped = marked.iter().map(|l| html::strip_marks(l)).collect();
+            &stripped
+        } else {
+            &marked
+        };
+        if let Some(p) = unreadable(&r, lines, labels) {
+            problems.push(p);
+        }
+        let Some(find) = from_text(&r, lines, &marked, labels) else {
+            continue;
+        };
+        // A required field whose label this rendering shows but whose value it does not give
+        // in text (an image far below, an empty cell): what it shows cannot be read.
+        if let Some(f) = find
+            .0
+            .empty
+            .iter()
+            .find(|f| required.contains(f) && find.0.first(**f).is_none())
+        {
+            problems.push(Refusal::new(
+                Reason::UnreadableRendering,
+                format!(
+                    "{} shows a {} label without a value that can be read as text (an image, \
+                     an empty cell, or a value placed elsewhere): what it shows may not be what \
+                     is read. Forward the original notification unedited, or approve in the \
+                     PVWA portal.",
+                    upper_first(&r.name),
+                    f.key()
+                ),
+            ));
+        }
+        picked = Some(match picked {
+            Some(acc) => merge_alternatives(acc, find),
+            None => find,
+        });
+    }
     if let Some((found, subject, text, inline_depth, others)) = picked {
         let shape = if depth > 0 && !attached {
             Shape::Attachment
@@ -654,19 +710,76 @@ fn collect(
     }
 }
 
+/// A rendering that looks like a notice to a person (labels found with look-alike letters
+/// folded, spaces and table cells ignored, hidden text removed) but whose labels the reader
+/// cannot all read: what the approver sees is not what would be confirmed.
+fn unreadable(r: &mime::Rendered, lines: &[String], labels: &LabelSet) -> Option<Refusal> {
+    let shown = html::displayed(&r.text);
+    let loose = fields::loose_label_lines(&shown, labels);
+    if loose.is_empty() {
+        return None;
+    }
+    let strict = fields::label_counts(lines, labels);
+    let (f, (_, line)) = loose
+        .iter()
+        .find(|(f, (n, _))| strict.get(f).copied().unwrap_or(0) < *n)?;
+    Some(Refusal::new(
+        Reason::UnreadableRendering,
+        format!(
+            "{} shows a {} line, \"{}\", that cannot be read as written (a look-alike letter, \
+             a label split over table cells or spaced by style, or hidden text inside the \
+             label): what it shows may not be what is read. Forward the original notification \
+             unedited, or approve in the PVWA portal.",
+            upper_first(&r.name),
+            f.key(),
+            text::clean(&line.replace('\t', " "), 80)
+        ),
+    ))
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
 type TextFind = (Found, Option<String>, String, u32, Found);
 
-/// The innermost segment of a text that has notification fields, and every field value of
-/// every segment.
-fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
-    let lines = fields::lines_of(text);
-    let segs = forward::segments(&lines);
+/// The innermost segment of a rendering that has notification fields, and every field value
+/// of every segment.
+fn from_text(
+    r: &mime::Rendered,
+    lines: &[String],
+    marked: &[String],
+    labels: &LabelSet,
+) -> Option<TextFind> {
+    // Forward headers are found in the text as shown: a header block hidden by markup does
+    // not cut the text (nor give the notice its subject).
+    let shown: Vec<String>;
+    let segs = if r.findings.is_empty() {
+        forward::segments(lines)
+    } else {
+        shown = marked.iter().map(|l| html::displayed(l)).collect();
+        forward::segments(&shown)
+    };
     let inline_depth = segs.len().saturating_sub(1);
     let mut picked = None;
     let mut others = Found::default();
     for (idx, seg) in segs.iter().enumerate().rev() {
         let seg_lines = lines.get(seg.start..seg.end).unwrap_or(&[]);
-        let found = fields::extract(seg_lines, labels, &forward::is_header_line);
+        let seg_marked = marked.get(seg.start..seg.end).unwrap_or(&[]);
+        let mut found = fields::extract_marked(
+            seg_lines,
+            seg_marked,
+            &r.findings,
+            labels,
+            &forward::is_header_line,
+        );
+        for (_, what) in &mut found.hidden {
+            *what = format!("{what}, in {}", r.name);
+        }
         if found.is_empty() {
             continue;
         }
@@ -681,8 +794,8 @@ fn from_text(text: &str, labels: &LabelSet) -> Option<TextFind> {
     picked.map(|(found, subject, text, depth)| (found, subject, text, depth, others))
 }
 
-/// text/plain and text/html are two renderings of one message: take the plain one, fill gaps
-/// from the HTML one, and keep both values where they disagree (a conflict is refused later).
+/// Two renderings of one message: take the first, fill gaps from the other, and keep both
+/// values where they disagree (a conflict is refused later).
 fn merge_alternatives(plain: TextFind, html: TextFind) -> TextFind {
     let (mut found, subject, text, depth, mut others) = plain;
     let (html_found, html_subject, _, html_depth, html_others) = html;
@@ -778,7 +891,7 @@ fn check_kind(cand: &Candidate, cfg: &NoticeConfig) -> Result<(), Refusal> {
 }
 
 fn check_conflicts(found: &Found) -> Result<(), Refusal> {
-    for f in [Field::RequestId, Field::Safe, Field::Requester] {
+    for f in Field::ALL.iter().copied() {
         if let Some((a, b)) = found.two_values(f) {
             return Err(Refusal::new(
                 Reason::ConflictingFields,
@@ -807,6 +920,22 @@ fn check_conflicts_anywhere(all: &[&Found]) -> Result<(), Refusal> {
                 ),
             ));
         }
+    }
+    Ok(())
+}
+
+/// A field shown through markup that can hide, add or reorder its text (issue 25).
+fn check_hidden(all: &[&Found]) -> Result<(), Refusal> {
+    if let Some((f, what)) = all.iter().find_map(|x| x.hidden.first()) {
+        return Err(Refusal::new(
+            Reason::InvalidField,
+            format!(
+                "The {} field is shown through markup that can hide, add or reorder its text: \
+                 {what}. What it shows may not be what is read: forward the original \
+                 notification unedited, or approve in the PVWA portal.",
+                f.key()
+            ),
+        ));
     }
     Ok(())
 }
@@ -998,5 +1127,7 @@ fn uses(cfg: &NoticeConfig, f: Field) -> bool {
     cfg.id_template.contains(&format!("{{{}}}", f.key())) || cfg.required.contains(&f)
 }
 
+#[cfg(test)]
+mod reader_tests;
 #[cfg(test)]
 mod tests;

@@ -34,6 +34,9 @@ pub enum Reason {
     InvalidField,
     /// Two different values for the request id or the safe.
     ConflictingFields,
+    /// A rendering of the mail (text, HTML as a client shows it, a text attachment, a TNEF
+    /// part) looks like a notification but cannot be read: what the approver saw is unknown.
+    UnreadableRendering,
     // The sender.
     /// No `From` header.
     MissingFrom,
@@ -79,6 +82,7 @@ impl Reason {
             Reason::MissingField => "missing_field",
             Reason::InvalidField => "invalid_field",
             Reason::ConflictingFields => "conflicting_fields",
+            Reason::UnreadableRendering => "unreadable_rendering",
             Reason::MissingFrom => "missing_from",
             Reason::AmbiguousFrom => "ambiguous_from",
             Reason::InvalidAddress => "invalid_address",
@@ -115,6 +119,7 @@ impl Reason {
         Reason::MissingField,
         Reason::InvalidField,
         Reason::ConflictingFields,
+        Reason::UnreadableRendering,
         Reason::MissingFrom,
         Reason::AmbiguousFrom,
         Reason::InvalidAddress,

@@ -514,7 +514,7 @@ fn conflicting_fields_an_attached_look_alike_differs_from_the_inline_notice() {
 }
 
 #[test]
-fn conflicting_fields_a_notice_hidden_in_html_differs_from_the_shown_one() {
+fn a_notice_hidden_in_html_is_refused_as_hidden_markup() {
     let text = fwd(NOTICE);
     let html = "<p>From: CyberArk Vault<br>Sent: Tuesday, March 4, 2025 9:12 AM<br>To: Bob<br>\
                 Subject: Notification: Password access request</p>\
@@ -522,7 +522,7 @@ fn conflicting_fields_a_notice_hidden_in_html_differs_from_the_shown_one() {
                 <div style=\"display:none\">Safe: ProdSafe<br>Request Id: 999</div>";
     assert_eq!(
         reason(&alternative(&text, html), &NoticeConfig::default()),
-        Reason::ConflictingFields
+        Reason::InvalidField
     );
 }
 

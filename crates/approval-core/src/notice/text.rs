@@ -113,6 +113,55 @@ pub fn normalise_line(line: &str) -> String {
         .to_string()
 }
 
+/// Undo `format=flowed` (RFC 3676): a line ending in a space continues on the next line of
+/// the same quote depth; with `delsp=yes` that space is not part of the text. Space-stuffing is
+/// removed. The signature separator `-- ` is never joined.
+pub fn unflow(text: &str, delsp: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending: Option<(usize, String)> = None;
+    for raw in text.split('\n') {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        let depth = raw.chars().take_while(|c| *c == '>').count();
+        let body = raw.get(depth..).unwrap_or("");
+        let body = body.strip_prefix(' ').unwrap_or(body);
+        let mut line = match pending.take() {
+            Some((d, mut acc)) if d == depth => {
+                acc.push_str(body);
+                acc
+            }
+            Some((d, acc)) => {
+                push_line(&mut out, d, &acc);
+                body.to_string()
+            }
+            None => body.to_string(),
+        };
+        let flowed = line.ends_with(' ') && line != "-- ";
+        if flowed {
+            if delsp {
+                line.pop();
+            }
+            pending = Some((depth, line));
+        } else {
+            push_line(&mut out, depth, &line);
+        }
+    }
+    if let Some((d, acc)) = pending {
+        push_line(&mut out, d, &acc);
+    }
+    out
+}
+
+fn push_line(out: &mut String, depth: usize, line: &str) {
+    for _ in 0..depth {
+        out.push('>');
+    }
+    if depth > 0 {
+        out.push(' ');
+    }
+    out.push_str(line);
+    out.push('\n');
+}
+
 /// Case-insensitive `contains` on already normalised text (Unicode lower case).
 pub fn contains_ci(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
