@@ -638,7 +638,7 @@ fn collect(
     if mime::has_tnef(msg) {
         problems.push(Refusal::new(
             Reason::UnreadableRendering,
-            "The mail carries a TNEF part (winmail.dat, application/ms-tnef): Outlook shows its              content, which cannot be read here, so what the approver saw is unknown. Forward the              notification again from a client that does not send TNEF (Outlook: send as HTML or              plain text, not Rich Text), or approve in the PVWA portal.",
+            "The mail carries a TNEF part (winmail.dat, application/ms-tnef): Outlook shows its content, which cannot be read here, so what the approver saw is unknown. Forward the notification again from a client that does not send TNEF (Outlook: send as HTML or plain text, not Rich Text), or approve in the PVWA portal.",
         ));
     }
     // With an attached notification, the text around it is read too (after it, so the
