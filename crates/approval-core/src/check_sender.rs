@@ -25,9 +25,10 @@ pub async fn approvers_for(
         ApproverMode::SafeMembers => {
             let pvwa = Pvwa::new(loaded.pvwa()?)?;
             let (user, pw) = loaded.credentials(resolver, AccountRole::Lookup).await?;
+            let cache = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
             let approvers = pvwa
                 .with_session(&user, &pw, async |session: &Session| {
-                    pvwa_approvers(session, s, safe, level).await
+                    pvwa_approvers(session, s, safe, level, &cache).await
                 })
                 .await?;
             Ok(approvers)

@@ -52,6 +52,7 @@ fn approvers(names: &[&str]) -> Approvers {
         groups: names
             .iter()
             .map(|n| ApproverGroup {
+                dn: None,
                 name: n.to_string(),
                 source: "test".into(),
             })

@@ -1,6 +1,8 @@
 //! Which directory groups approve a safe at a level: from PVWA's safe members (mode
 //! `safe-members`) or from the static table (mode `static`). Pure functions over their inputs.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use super::config::{GroupNameRule, StaticRule};
@@ -12,6 +14,10 @@ use crate::pvwa::SafeMember;
 pub struct ApproverGroup {
     /// The directory group name (compared with the group's `sAMAccountName` or `cn`).
     pub name: String,
+    /// The group's DN where the vault's group record gives it: then only the directory entry
+    /// with this DN is the group, whatever else answers to the name.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub dn: Option<String>,
     /// Where the approval right comes from, e.g. `PVWA safe member "DB_PAMapprover@corp"` or
     /// `static rule 2`.
     pub source: String,
@@ -31,14 +37,45 @@ pub struct Approvers {
     pub skipped: Vec<Skipped>,
 }
 
+/// What the vault's group record (`GET /API/UserGroups`) says of a group safe member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum GroupRecord {
+    /// A directory group: `name` as the vault names it in `directory`, and its DN when given.
+    Directory {
+        name: String,
+        directory: Option<String>,
+        dn: Option<String>,
+    },
+    /// A group of the vault itself: never a directory group, whatever its name.
+    Vault,
+    /// The vault has no group record of this name (visible to the lookup account).
+    Missing,
+    /// The record could not be read or is unusable; the reason.
+    Unreadable(String),
+}
+
+/// Group records by safe member name, lower-cased (see [`record_key`]).
+pub type GroupRecords = BTreeMap<String, GroupRecord>;
+
+/// The key of a member name in [`GroupRecords`].
+pub fn record_key(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
 /// Mode `safe-members`: group members of the safe with the level's authorisation permission and
-/// a membership that has not expired, their names mapped by `rule`. User members are not
-/// approvers here (the right is granted to groups), and are listed as skipped when they would be.
+/// a membership that has not expired. A group member maps to a directory group through its
+/// vault group record (`records`): a `Directory` record maps to the group it names (by DN when
+/// the record has one, else by name); a `Vault` record never maps. A member without a record
+/// maps only when its own name carries a domain of `rule.domains` (`NAME@DOMAIN`,
+/// `DOMAIN\NAME`). User members are not approvers here (the right is granted to groups), and
+/// are listed as skipped when they would be.
 pub fn from_safe_members(
     members: &[SafeMember],
     level: u8,
     now_unix: i64,
     rule: &GroupNameRule,
+    records: &GroupRecords,
 ) -> Approvers {
     let mut out = Approvers::default();
     for m in members {
@@ -80,12 +117,66 @@ pub fn from_safe_members(
             });
             continue;
         }
+        match records.get(&record_key(&m.member_name)) {
+            Some(GroupRecord::Directory {
+                name,
+                directory,
+                dn,
+            }) => {
+                let dir = directory
+                    .as_deref()
+                    .map(|d| format!(" of directory {}", crate::text::printable(d)))
+                    .unwrap_or_default();
+                let how = match dn {
+                    Some(dn) => format!("by DN {}", crate::text::printable(dn)),
+                    None => "by name (the record gives no DN)".to_string(),
+                };
+                match map_group_name(name, rule) {
+                    Some(mapped) => push_unique(
+                        &mut out.groups,
+                        ApproverGroup {
+                            name: mapped,
+                            dn: dn.clone(),
+                            source: format!(
+                                "PVWA safe member \"{shown}\" (level {level}), a directory group{dir} by its vault record, matched {how}"
+                            ),
+                        },
+                    ),
+                    None => out.skipped.push(Skipped {
+                        member: shown,
+                        reason: "its vault record's name does not map to a directory group under [directory.group_names]"
+                            .into(),
+                    }),
+                }
+                continue;
+            }
+            Some(GroupRecord::Vault) => {
+                out.skipped.push(Skipped {
+                    member: shown,
+                    reason: "a Vault group (its vault record says groupType Vault), never a directory group"
+                        .into(),
+                });
+                continue;
+            }
+            Some(GroupRecord::Unreadable(r)) => {
+                out.skipped.push(Skipped {
+                    member: shown,
+                    reason: format!("its vault group record could not be used: {r}"),
+                });
+                continue;
+            }
+            Some(GroupRecord::Missing) | None => {}
+        }
         if !carries_listed_domain(&m.member_name, rule) {
             out.skipped.push(Skipped {
                 member: shown,
                 reason: if rule.domains.is_empty() {
                     "no directory domain is configured (directory.group_names.domains), so no \
                      member can be recognised as a directory group"
+                        .into()
+                } else if records.contains_key(&record_key(&m.member_name)) {
+                    "the vault has no group record of this name that the lookup account can read, \
+                     and the name carries none of directory.group_names.domains"
                         .into()
                 } else {
                     "a Vault-internal member (its name carries none of directory.group_names.domains)"
@@ -99,6 +190,7 @@ pub fn from_safe_members(
                 &mut out.groups,
                 ApproverGroup {
                     name,
+                    dn: None,
                     source: format!("PVWA safe member \"{shown}\" (level {level})"),
                 },
             ),
@@ -127,6 +219,7 @@ pub fn from_static(rules: &[StaticRule], safe: &str, level: u8, rule: &GroupName
                 &mut out.groups,
                 ApproverGroup {
                     name,
+                    dn: None,
                     source: format!(
                         "static rule {} (level {level}, safes \"{}\")",
                         i + 1,
@@ -145,7 +238,10 @@ pub fn from_static(rules: &[StaticRule], safe: &str, level: u8, rule: &GroupName
 }
 
 fn push_unique(groups: &mut Vec<ApproverGroup>, g: ApproverGroup) {
-    if !groups.iter().any(|x| x.name.eq_ignore_ascii_case(&g.name)) {
+    if !groups
+        .iter()
+        .any(|x| x.name.eq_ignore_ascii_case(&g.name) && x.dn == g.dn)
+    {
         groups.push(g);
     }
 }
@@ -197,7 +293,7 @@ mod tests {
             domains: vec!["corp.example".into(), "CORP".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule);
+        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
         let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["DB_PAMapprover"]);
         assert!(a.groups[0].source.contains("DB_PAMapprover@corp.example"));
@@ -206,11 +302,11 @@ mod tests {
             skipped,
             vec!["jdoe", "Foreign@other.example", "Old_Approvers"]
         );
-        let a2 = from_safe_members(&members, 2, 1000, &rule);
+        let a2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new());
         let names: Vec<&str> = a2.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["PAM_L2"]);
         assert!(
-            from_safe_members(&members, 3, 1000, &rule)
+            from_safe_members(&members, 3, 1000, &rule, &GroupRecords::new())
                 .groups
                 .is_empty()
         );
@@ -280,7 +376,7 @@ mod vault_internal {
             domains: vec!["corp.example".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule);
+        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
         let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["DB_PAMapprover"]);
         let skipped: Vec<(&str, bool)> = a
@@ -297,8 +393,110 @@ mod vault_internal {
             ]
         );
         // Without a configured domain nothing is recognised as a directory group.
-        let none = from_safe_members(&members, 1, 1000, &GroupNameRule::default());
+        let none = from_safe_members(&members, 1, 1000, &GroupNameRule::default(), &GroupRecords::new());
         assert!(none.groups.is_empty(), "{none:?}");
         assert!(none.skipped[0].reason.contains("group_names.domains"));
+    }
+}
+
+#[cfg(test)]
+mod vault_records {
+    use super::*;
+    use crate::pvwa::SafePermissions;
+
+    fn group(name: &str) -> SafeMember {
+        SafeMember {
+            member_name: name.into(),
+            member_type: "Group".into(),
+            permissions: SafePermissions {
+                requests_authorization_level1: true,
+                requests_authorization_level2: false,
+                view_safe_members: false,
+            },
+            ..SafeMember::default()
+        }
+    }
+
+    #[test]
+    fn bare_names_map_by_their_vault_record_and_vault_groups_never() {
+        let members = vec![
+            group("DB_PAMapprover"),
+            group("PAM_Approvers_L1"),
+            group("Ghost"),
+            group("Hidden"),
+            group("Infra_PAMapprover"),
+        ];
+        let mut records = GroupRecords::new();
+        records.insert(
+            record_key("db_pamapprover"),
+            GroupRecord::Directory {
+                name: "DB_PAMapprover".into(),
+                directory: Some("corp.example".into()),
+                dn: Some("cn=DB_PAMapprover,ou=groups,dc=corp,dc=example".into()),
+            },
+        );
+        records.insert(record_key("PAM_Approvers_L1"), GroupRecord::Vault);
+        records.insert(record_key("Ghost"), GroupRecord::Missing);
+        records.insert(
+            record_key("Hidden"),
+            GroupRecord::Unreadable("two records answer to the name".into()),
+        );
+        records.insert(
+            record_key("Infra_PAMapprover"),
+            GroupRecord::Directory {
+                name: "Infra_PAMapprover".into(),
+                directory: Some("corp.example".into()),
+                dn: None,
+            },
+        );
+        // The shipped default: a domain rule is configured, the vault lists bare names.
+        let rule = GroupNameRule {
+            domains: vec!["corp.example".into()],
+            ..GroupNameRule::default()
+        };
+        let a = from_safe_members(&members, 1, 1000, &rule, &records);
+        let got: Vec<(&str, Option<&str>)> = a
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.dn.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "DB_PAMapprover",
+                    Some("cn=DB_PAMapprover,ou=groups,dc=corp,dc=example")
+                ),
+                ("Infra_PAMapprover", None),
+            ]
+        );
+        assert!(a.groups[0].source.contains("by DN"), "{:?}", a.groups[0]);
+        assert!(a.groups[1].source.contains("by name"), "{:?}", a.groups[1]);
+        let skipped: Vec<(&str, &str)> = a
+            .skipped
+            .iter()
+            .map(|s| (s.member.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert_eq!(skipped[0].0, "PAM_Approvers_L1");
+        assert!(skipped[0].1.contains("Vault group"), "{skipped:?}");
+        assert_eq!(skipped[1].0, "Ghost");
+        assert!(skipped[1].1.contains("no group record"), "{skipped:?}");
+        assert_eq!(skipped[2].0, "Hidden");
+        assert!(skipped[2].1.contains("two records"), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_vault_record_wins_over_a_domain_in_the_name() {
+        // A Vault group whose name happens to carry a listed domain is still a Vault group.
+        let members = vec![group("Approvers@corp.example")];
+        let mut records = GroupRecords::new();
+        records.insert(record_key("Approvers@corp.example"), GroupRecord::Vault);
+        let rule = GroupNameRule {
+            domains: vec!["corp.example".into()],
+            ..GroupNameRule::default()
+        };
+        let a = from_safe_members(&members, 1, 1000, &rule, &records);
+        assert!(a.groups.is_empty(), "{a:?}");
     }
 }

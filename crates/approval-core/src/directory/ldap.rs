@@ -57,6 +57,7 @@ pub struct LdapDirectory {
     strategy: tokio::sync::OnceCell<Strategy>,
     users: TtlCache<DirUser>,
     memberships: TtlCache<Membership>,
+    group_records: TtlCache<super::approvers::GroupRecord>,
 }
 
 impl std::fmt::Debug for LdapDirectory {
@@ -149,6 +150,7 @@ impl LdapDirectory {
         Ok(LdapDirectory {
             users: TtlCache::new(settings.cache_ttl),
             memberships: TtlCache::new(settings.cache_ttl),
+            group_records: TtlCache::new(settings.cache_ttl),
             s: settings,
             password,
             tls,
@@ -165,6 +167,13 @@ impl LdapDirectory {
     pub fn clear_cache(&self) {
         self.users.clear();
         self.memberships.clear();
+        self.group_records.clear();
+    }
+
+    /// The cache of vault group records (`directory::check::read_safe_approvers`), with the
+    /// directory look-up TTL.
+    pub fn group_records(&self) -> &TtlCache<super::approvers::GroupRecord> {
+        &self.group_records
     }
 
     /// Unbind and close the connection, if one is open.
@@ -572,9 +581,15 @@ impl LdapDirectory {
         Ok(groups
             .iter()
             .map(|g| {
+                // A group the vault names by its DN is that entry and no other of the name.
                 let mut dns: Vec<String> = found
                     .iter()
                     .filter(|e| e.all(attr).iter().any(|v| v.eq_ignore_ascii_case(&g.name)))
+                    .filter(|e| {
+                        g.dn
+                            .as_deref()
+                            .is_none_or(|dn| normalize_dn(dn) == normalize_dn(&e.dn))
+                    })
                     .map(|e| e.dn.clone())
                     .collect();
                 dns.dedup_by(|a, b| normalize_dn(a) == normalize_dn(b));
@@ -791,7 +806,13 @@ impl Directory for LdapDirectory {
         user: &DirUser,
         groups: &[ApproverGroup],
     ) -> Result<Membership, DirectoryError> {
-        let mut names: Vec<String> = groups.iter().map(|g| g.name.to_lowercase()).collect();
+        let mut names: Vec<String> = groups
+            .iter()
+            .map(|g| match &g.dn {
+                Some(dn) => format!("{}\t{}", g.name.to_lowercase(), normalize_dn(dn)),
+                None => g.name.to_lowercase(),
+            })
+            .collect();
         names.sort();
         let key = format!("{}\n{}", normalize_dn(&user.dn), names.join("\n"));
         if let Some(m) = self.memberships.get(&key) {

@@ -534,6 +534,7 @@ mod tests {
     fn approvers() -> Approvers {
         Approvers {
             groups: vec![ApproverGroup {
+                dn: None,
                 name: "DB_PAMapprover".into(),
                 source: "static rule 1".into(),
             }],

@@ -16,9 +16,9 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use super::WatcherConfig;
-use crate::directory::approvers::{self, Approvers};
+use crate::directory::approvers::Approvers;
 use crate::directory::config::ApproverMode;
-use crate::directory::{self, LdapDirectory};
+use crate::directory::{self, Directory, LdapDirectory};
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::journal::{self, Begin, Entry, Journal, State};
@@ -54,6 +54,18 @@ pub mod codes {
     /// The mail has no transport headers from Exchange (it was not delivered but put into the
     /// folder), so its sender cannot be verified.
     pub const NO_TRANSPORT_HEADERS: &str = "no_transport_headers";
+    /// No member of the safe maps to a directory group (mode `safe-members`): a configuration
+    /// fault, not the approver's; the reply copies the PAM team.
+    pub const NO_APPROVER_GROUPS: &str = "no_approver_groups";
+    /// The request's requester cannot be matched with the requester address the mail shows
+    /// (site fact: the directory does not know the vault user); the reply copies the PAM team.
+    pub const REQUESTER_UNRESOLVED: &str = "requester_unresolved";
+
+    /// Refusals that are configuration facts of the site rather than the forwarder's doing:
+    /// their replies go out as failures (the PAM team is copied).
+    pub fn site_fault(code: &str) -> bool {
+        matches!(code, NO_APPROVER_GROUPS | REQUESTER_UNRESOLVED)
+    }
 
     /// Refusals because the request has moved on (confirmed, rejected, expired, invalid): their
     /// replies and `--json` name who acted on the request and when.
@@ -68,6 +80,33 @@ pub mod codes {
                 | CONFIRM_FAILED
         )
     }
+}
+
+/// The need-to-know answer: the refusal (code, sentence) or none, and the safe members read
+/// for it (safe name, members and records) for the decision to reuse.
+type NeedToKnow = (
+    Option<(&'static str, String)>,
+    Option<(String, directory::check::SafeApprovers)>,
+);
+
+/// The reply when no group member of `safe` maps to a directory group: the site's
+/// configuration, not the forwarder's doing. Names the members skipped and why, and the way out.
+fn no_approver_groups_text(safe: &str, level: Option<u8>, a: &Approvers) -> String {
+    let at = level.map(|l| format!(" at level {l}")).unwrap_or_default();
+    let why: Vec<String> = a
+        .skipped
+        .iter()
+        .take(8)
+        .map(|s| format!("{} ({})", s.member, s.reason))
+        .collect();
+    format!(
+        "No member of safe {safe} that may confirm requests{at} maps to a directory group, so nobody can approve its requests by mail; this is the site's configuration, not your doing, and the PAM team is copied. Members not used: {}. The PAM team can check it with `check-approval-request --check-sender`; see docs/directory.md ([directory] approvers).",
+        if why.is_empty() {
+            "none".to_string()
+        } else {
+            why.join("; ")
+        }
+    )
 }
 
 /// A fault: what failed, and its exit class (TempFail/Unavailable are transient).
@@ -602,7 +641,8 @@ impl Pipeline {
         };
         // Need to know: whoever does not approve the safe the mail names, at any level, gets
         // the refusal alone; nothing of the request is read from PVWA or quoted to them.
-        if let Some((code, reason)) = self.need_to_know(&forwarder, &n.safe).await? {
+        let (refusal, mut read_members) = self.need_to_know(&forwarder, &n.safe).await?;
+        if let Some((code, reason)) = refusal {
             return refuse(code, reason, None, Some(forwarder));
         }
         let rid = n.request_id.clone();
@@ -668,19 +708,27 @@ impl Pipeline {
                         directory::check::static_approvers(s, &request.safe_name, level)
                     }
                     ApproverMode::SafeMembers => {
-                        let safe = request.safe_name.clone();
-                        let members = self
-                            .pvwa(AccountRole::Lookup, async |x: &Session| {
-                                x.safe_members(&safe).await
-                            })
-                            .await
-                            .map_err(Fault::of)?;
-                        let a = approvers::from_safe_members(
-                            &members,
-                            level,
-                            chrono::Utc::now().timestamp(),
-                            &s.group_names,
-                        );
+                        // Read once per mail: the need-to-know check read the safe the mail
+                        // names, which is the request's safe unless the mail lies.
+                        let members = match read_members
+                            .take()
+                            .filter(|(name, _)| *name == request.safe_name)
+                        {
+                            Some((_, m)) => m,
+                            None => self
+                                .safe_approvers(&request.safe_name)
+                                .await
+                                .map_err(Fault::of)?,
+                        };
+                        let a = members.at(s, level, chrono::Utc::now().timestamp());
+                        if a.groups.is_empty() {
+                            return refuse(
+                                codes::NO_APPROVER_GROUPS,
+                                no_approver_groups_text(&request.safe_name, Some(level), &a),
+                                Some(rid),
+                                Some(forwarder),
+                            );
+                        }
                         safe_members = Some(members);
                         a
                     }
@@ -864,23 +912,17 @@ impl Pipeline {
         level: u8,
         forwarder: &str,
         identities: &[String],
-        members: Option<Vec<crate::pvwa::SafeMember>>,
+        members: Option<directory::check::SafeApprovers>,
     ) -> Result<PortalRights, Fault> {
         let needed = policy::levels_still_needed(request, level);
         if needed.is_empty() || self.cfg.portal_rights == super::config::PortalRightsCheck::NoneHeld
         {
             return Ok(PortalRights::NotChecked);
         }
-        let members = match members {
+        let read = match members {
             Some(m) => m,
             None => {
-                let safe = request.safe_name.clone();
-                match self
-                    .pvwa(AccountRole::Lookup, async |x: &Session| {
-                        x.safe_members(&safe).await
-                    })
-                    .await
-                {
+                match self.safe_approvers(&request.safe_name).await {
                     Ok(m) => m,
                     Err(e) if e.is_transient() => return Err(Fault::of(e)),
                     Err(e) => {
@@ -891,6 +933,7 @@ impl Pipeline {
                 }
             }
         };
+        let members = &read.members;
         let ours: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
         let mut me: Vec<String> = identities.to_vec();
         me.push(forwarder.to_string());
@@ -911,7 +954,7 @@ impl Pipeline {
                     });
                 }
             }
-            let groups = approvers::from_safe_members(&members, n, now, &s.group_names);
+            let groups = read.at(s, n, now);
             if groups.groups.is_empty() {
                 continue;
             }
@@ -937,35 +980,40 @@ impl Pipeline {
         &self,
         forwarder: &str,
         claimed: &str,
-    ) -> Result<Option<(&'static str, String)>, Fault> {
+    ) -> Result<NeedToKnow, Fault> {
         let s = self.directory.settings();
         let members = match s.approvers {
             ApproverMode::Static => None,
-            ApproverMode::SafeMembers => {
-                let safe = claimed.to_string();
-                match self
-                    .pvwa(AccountRole::Lookup, async |x: &Session| {
-                        x.safe_members(&safe).await
-                    })
-                    .await
-                {
-                    Ok(m) => Some(m),
-                    Err(e) if e.is_transient() => return Err(Fault::of(e)),
-                    // No such safe (or one the lookup account may not read): nobody approves
-                    // it through this tool.
-                    Err(e) => {
-                        log::info!("members of the safe a mail names: {e}");
-                        Some(Vec::new())
-                    }
+            ApproverMode::SafeMembers => match self.safe_approvers(claimed).await {
+                Ok(m) => Some(m),
+                Err(e) if e.is_transient() => return Err(Fault::of(e)),
+                // The lookup account may not read group records: a configuration fault.
+                Err(e @ PvwaError::NoPermission { .. }) => return Err(Fault::of(e)),
+                // No such safe (or one the lookup account may not read): nobody approves
+                // it through this tool.
+                Err(e) => {
+                    log::info!("members of the safe a mail names: {e}");
+                    Some(directory::check::SafeApprovers::default())
                 }
-            }
+            },
+        };
+        let keep = |m: Option<directory::check::SafeApprovers>| {
+            m.filter(|m| !m.members.is_empty())
+                .map(|m| (claimed.to_string(), m))
         };
         let now = chrono::Utc::now().timestamp();
+        let mut any_groups = false;
+        let mut skipped = Approvers::default();
         for level in [1u8, 2] {
             let groups = match &members {
                 None => directory::check::static_approvers(s, claimed, level),
-                Some(m) => approvers::from_safe_members(m, level, now, &s.group_names),
+                Some(m) => m.at(s, level, now),
             };
+            if groups.groups.is_empty() {
+                skipped.skipped.extend(groups.skipped.iter().cloned());
+            } else {
+                any_groups = true;
+            }
             if groups.groups.is_empty() {
                 continue;
             }
@@ -973,24 +1021,59 @@ impl Pipeline {
                 .await
                 .map_err(Fault::of)?;
             if v.user.is_none() {
-                return Ok(Some((
-                    codes::UNKNOWN_SENDER,
-                    format!(
-                        "The directory does not know you as one person: {}. Nothing about the request was read.",
-                        v.reason
-                    ),
-                )));
+                return Ok((
+                    Some((
+                        codes::UNKNOWN_SENDER,
+                        format!(
+                            "The directory does not know you as one person: {}. Nothing about the request was read.",
+                            v.reason
+                        ),
+                    )),
+                    None,
+                ));
             }
             if v.may_approve {
-                return Ok(None);
+                return Ok((None, keep(members)));
             }
         }
-        Ok(Some((
+        // A safe whose group members the vault lists but none of which maps to a directory
+        // group is the site's configuration, not the forwarder's fault. Only a forwarder the
+        // directory knows gets here; the sentence names the safe they named, nothing of the
+        // request.
+        if !any_groups
+            && let Some(m) = &members
+            && !m.members.is_empty()
+            && !skipped.skipped.is_empty()
+        {
+            if self.directory.find_user(forwarder).await.is_ok() {
+                return Ok((
+                    Some((
+                        codes::NO_APPROVER_GROUPS,
+                        no_approver_groups_text(claimed, None, &skipped),
+                    )),
+                    None,
+                ));
+            }
+        }
+        Ok((Some((
             "not_an_approver",
             format!(
                 "You ({forwarder}) do not approve requests of safe {claimed} at any level, so nothing about the request was read or is shown here. If you should approve them, ask the PAM team to add you to the safe's approver group; otherwise leave the request to its approvers."
             ),
-        )))
+        )), None))
+    }
+
+    /// The members of `safe` and the vault group records of its group members, read with the
+    /// lookup account (records cached with the directory look-up TTL).
+    async fn safe_approvers(
+        &self,
+        safe: &str,
+    ) -> Result<directory::check::SafeApprovers, PvwaError> {
+        let cache = self.directory.group_records();
+        self.pvwa(AccountRole::Lookup, async |x: &Session| {
+            directory::check::read_safe_approvers(x, safe, cache).await
+        })
+        .await
     }
 
     /// Whether PVWA lists a request with this number (`<Safe>_<number>`) under a safe other
@@ -1469,6 +1552,7 @@ impl Pipeline {
         let outcome = match (e.outcome.as_deref(), e.reason_code.as_deref()) {
             (Some("confirmed"), _) => Outcome::Approved,
             (_, Some(codes::CONFIRM_FAILED | codes::GAVE_UP)) => Outcome::Failed,
+            (_, Some(c)) if codes::site_fault(c) => Outcome::Failed,
             _ => Outcome::Refused,
         };
         // Who may be answered is settled first, from the transport headers alone: the body of

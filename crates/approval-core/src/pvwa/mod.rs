@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use model::{
     AccountDetails, Confirmer, ConfirmerMember, Request, SafeMember, SafePermissions,
-    TicketProperties,
+    TicketProperties, VaultGroup,
 };
 
 use crate::exit::{Classify, Exit};
@@ -76,6 +76,16 @@ pub enum PvwaError {
     OutcomeUnknown { what: String, detail: String },
     #[error("request id `{id}`: {reason}")]
     BadId { id: String, reason: String },
+    /// PVWA refused an action for want of a Vault permission: a configuration fault.
+    #[error(
+        "PVWA refused to let {user} {what} ({detail}): the account needs the Vault permission \"{permission}\"; grant it, or set [directory] approvers = \"static\""
+    )]
+    NoPermission {
+        user: String,
+        what: String,
+        permission: &'static str,
+        detail: String,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
@@ -141,6 +151,7 @@ impl Classify for PvwaError {
             },
             PvwaError::Protocol { .. } => Exit::Unavailable,
             PvwaError::BadId { .. } => Exit::DataErr,
+            PvwaError::NoPermission { .. } => Exit::Config,
             PvwaError::Tls(_) => Exit::Config,
         }
     }
@@ -833,6 +844,38 @@ impl Session {
             what,
             detail: "paging did not end".into(),
         })
+    }
+
+    /// The vault's group records whose name contains `name` (`GET /API/UserGroups?search=`),
+    /// as PVWA gives them (the caller picks the record named exactly `name`). The caller needs
+    /// the Vault permission "Audit users"; without it PVWA answers 403, given as
+    /// [`PvwaError::NoPermission`].
+    pub async fn user_groups(&self, name: &str) -> Result<Vec<VaultGroup>, PvwaError> {
+        if name.trim().is_empty() || name.chars().any(char::is_control) {
+            return Err(PvwaError::BadId {
+                id: format!("group {}", printable(name)),
+                reason: "empty or has control characters".into(),
+            });
+        }
+        let q: String = utf8_percent_encode(name, NON_ALPHANUMERIC).to_string();
+        let what = format!("read the vault group record of {}", printable(name));
+        let path = format!("UserGroups?search={q}");
+        let (status, text) = self
+            .call(reqwest::Method::GET, &path, None, &what, Idempotent::Yes)
+            .await?;
+        if status == 403 {
+            return Err(PvwaError::NoPermission {
+                user: self.user.clone(),
+                what,
+                permission: "Audit users",
+                detail: join_code(&error_detail(&text).0, &error_detail(&text).1),
+            });
+        }
+        if status != 200 {
+            return Err(self.fail(&what, status, &text, None));
+        }
+        let page: model::VaultGroupPage = self.parse(&what, &text)?;
+        Ok(page.value)
     }
 
     /// `POST /API/Auth/Logoff`. Errors are logged, not returned: the work is already done.

@@ -172,6 +172,41 @@ impl RequestList {
     }
 }
 
+/// A vault group record (`GET /API/UserGroups`): a group of the vault itself (`groupType`
+/// `Vault`) or a directory group the vault knows (`Directory`, with its `directory` and, where
+/// PVWA gives it, its `dn`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultGroup {
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    #[serde(deserialize_with = "null_default", default)]
+    pub group_name: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub group_type: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub description: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub location: String,
+    #[serde(default)]
+    pub directory: Option<String>,
+    #[serde(default)]
+    pub dn: Option<String>,
+}
+
+impl VaultGroup {
+    pub fn is_directory(&self) -> bool {
+        self.group_type.eq_ignore_ascii_case("Directory")
+    }
+}
+
+/// `{"value":[…],"count":N}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VaultGroupPage {
+    #[serde(deserialize_with = "null_default", default)]
+    pub value: Vec<VaultGroup>,
+}
+
 /// One safe member (Gen2 `SafeMemberResponse`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
