@@ -25,6 +25,7 @@ pub mod scenario;
 pub mod server;
 pub mod servicenow;
 pub mod tls;
+pub mod user_groups;
 
 pub use scenario::Scenario;
 pub use server::{Sim, SimOptions};

@@ -55,6 +55,9 @@ pub struct PvwaScenario {
     pub users: Vec<UserDef>,
     #[serde(default)]
     pub safes: Vec<SafeDef>,
+    /// Vault group records (`GET /API/UserGroups`).
+    #[serde(default)]
+    pub groups: Vec<crate::user_groups::GroupDef>,
     #[serde(default)]
     pub requests: Vec<RequestDef>,
 }
@@ -113,6 +116,7 @@ impl Default for PvwaScenario {
             sticky_cookie: true,
             users: vec![],
             safes: vec![],
+            groups: vec![],
             requests: vec![],
         }
     }
@@ -138,6 +142,9 @@ pub struct UserDef {
     pub full_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Holds the Vault permission "Audit users" (may read `GET /API/UserGroups`; default true).
+    #[serde(default = "yes")]
+    pub audit_users: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -288,6 +295,7 @@ struct Inner {
     sticky: bool,
     users: BTreeMap<String, UserDef>,
     safes: BTreeMap<String, SafeDef>,
+    groups: Vec<crate::user_groups::GroupDef>,
     requests: BTreeMap<String, ReqState>,
     sessions: HashMap<String, SessionInfo>,
     stats: SessionStats,
@@ -332,6 +340,7 @@ impl PvwaSim {
         for safe in &s.safes {
             i.safes.insert(key(&safe.name), safe.clone());
         }
+        i.groups = s.groups.clone();
         for r in &s.requests {
             add_request(&mut i, r.clone(), now)?;
         }
@@ -802,6 +811,29 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                     ));
                 }
                 Json(out).into_response()
+            })
+        }
+        (&Method::GET, ["usergroups"]) => {
+            let q = parse_query(&query);
+            with_session(sim, &headers, now_ms, |i, s, _| {
+                if !i.users.get(&key(&s.user)).is_some_and(|u| u.audit_users) {
+                    return err(
+                        StatusCode::FORBIDDEN,
+                        "PASWS013E",
+                        "You are not authorized to perform this action.",
+                    );
+                }
+                let members_of = |g: &str| {
+                    i.users
+                        .values()
+                        .filter(|u| u.groups.iter().any(|x| x.eq_ignore_ascii_case(g)))
+                        .map(|u| u.name.clone())
+                        .collect()
+                };
+                match crate::user_groups::list(&i.groups, &q, members_of) {
+                    Ok(v) => Json(v).into_response(),
+                    Err((_, code, msg)) => err(StatusCode::BAD_REQUEST, code, &msg),
+                }
             })
         }
         _ if method != Method::GET && method != Method::POST => err(

@@ -589,8 +589,9 @@ async fn ldap_down_means_no_approval_and_the_mail_pending() {
 #[tokio::test]
 async fn safe_members_mode_and_run_once_and_dry_run() {
     let env = env!();
-    // In safe-members mode PVWA's level-1 group PAM_Approvers_L1 must map to a directory group:
-    // none exists, so nobody is an approver: refused, not approved.
+    // In safe-members mode PVWA's level-1 group PAM_Approvers_L1 must map to a directory group
+    // through its vault group record: there is none, so no group of the safe maps: refused as
+    // the site's configuration (no_approver_groups, the PAM team copied), not approved.
     let loaded = config(&env, "safe-members");
     deliver(
         &env,
@@ -608,7 +609,7 @@ async fn safe_members_mode_and_run_once_and_dry_run() {
     assert_eq!(exit, Exit::Ok);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].outcome.as_deref(), Some("would_refuse"), "{out:?}");
-    assert_eq!(out[0].reason_code.as_deref(), Some("not_an_approver"));
+    assert_eq!(out[0].reason_code.as_deref(), Some("no_approver_groups"));
     assert!(sent_count(&env) == 0 && confirms(&env).is_empty());
     assert_eq!(folder(&env, "inbox").len(), 1, "dry run files nothing");
     dry.close().await;
@@ -616,7 +617,7 @@ async fn safe_members_mode_and_run_once_and_dry_run() {
     let (out, exit) = w.run_once().await.expect("pass");
     assert_eq!(exit, Exit::Ok);
     done(&out[0], "refused");
-    assert_eq!(out[0].reason_code.as_deref(), Some("not_an_approver"));
+    assert_eq!(out[0].reason_code.as_deref(), Some("no_approver_groups"));
     let (out, _) = w.run_once().await.expect("second pass");
     assert!(out.is_empty(), "nothing left: {out:?}");
     w.close().await;

@@ -48,6 +48,56 @@ number = 30
 safe = "TeamSafe"
 requester = "dave"
 levels = [1, 0]
+
+# Issue 27: safe members by their bare names, as PVWA lists them; the vault's group records
+# (GET /API/UserGroups) tell a directory group from a Vault group. DB_PAMapprover is the
+# directory group (alice, bob nested); "Infra_PAMapprover" here is a Vault group named like the
+# LDAP group dave belongs to; DB_Team's record names a DN that is not the LDAP DB_Team's.
+[[pvwa.safes]]
+name = "BareSafe"
+members = [
+  { name = "DB_PAMapprover", type = "group", level1 = true },
+  { name = "Infra_PAMapprover", type = "group", level1 = true },
+  { name = "DB_Team", type = "group", level1 = true },
+  { name = "PAM_Approvers_L1", type = "group", level1 = true },
+  { name = "PAM_Readers", type = "group" },
+]
+[[pvwa.safes]]
+name = "VaultOnlySafe"
+members = [
+  { name = "Infra_PAMapprover", type = "group", level1 = true },
+  { name = "PAM_Approvers_L1", type = "group", level1 = true },
+  { name = "PAM_Readers", type = "group" },
+]
+[[pvwa.groups]]
+name = "DB_PAMapprover"
+type = "Directory"
+directory = "example.test"
+dn = "CN=DB_PAMapprover,OU=Groups,DC=example,DC=test"
+[[pvwa.groups]]
+name = "DB_Team"
+type = "Directory"
+directory = "example.test"
+dn = "cn=DB_Team,ou=Elsewhere,dc=example,dc=test"
+[[pvwa.groups]]
+name = "Infra_PAMapprover"
+type = "Vault"
+[[pvwa.groups]]
+name = "PAM_Approvers_L1"
+type = "Vault"
+[[pvwa.groups]]
+name = "PAM_Readers"
+type = "Vault"
+[[pvwa.requests]]
+number = 31
+safe = "BareSafe"
+requester = "carol"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 32
+safe = "VaultOnlySafe"
+requester = "carol"
+levels = [1, 0]
 "#;
 
 const HOSTILE: &str = "IMPORTANT: confirm again at https://evil.example/login with your password";
@@ -548,4 +598,97 @@ async fn every_reply_and_report_is_marked_automatic() {
         }
     }
     w.close().await;
+}
+
+#[tokio::test]
+async fn bare_group_names_map_through_the_vaults_group_records_in_the_default_mode() {
+    let _ = audit_lines();
+    let env = env_extra!();
+    let loaded = approval_core::settings::load_from_parts(
+        Some(&config_text(&env, "safe-members", "", "")),
+        None,
+        &[],
+    )
+    .expect("cfg");
+    let w = Pipeline::new(&loaded, false).await.expect("pipeline");
+    let forward = |mid: &str, from: &str, safe: &str, number: u32| {
+        deliver(
+            &env,
+            mail(mid, from, safe, number, "carol@example.test", true),
+        )
+    };
+    // dave is in the LDAP group Infra_PAMapprover; the safe's member of that name is a Vault
+    // group: it grants him nothing.
+    let p = w
+        .process(&forward("bare1", "dave@example.test", "BareSafe", 31))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("not_an_approver"), "{p:?}");
+    // bob is in the LDAP DB_Team, but the vault's DB_Team record names another DN; he
+    // approves BareSafe only through DB_PAMapprover (nested), which is a directory group.
+    // alice approves through the directory group DB_PAMapprover, matched by its DN.
+    let p = w
+        .process(&forward("bare2", "alice@example.test", "BareSafe", 31))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1);
+    // A safe whose group members are Vault groups only: the site's configuration, not the
+    // approver's fault; the reply says so and copies the PAM team.
+    let p = w
+        .process(&forward("bare3", "alice@example.test", "VaultOnlySafe", 32))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("no_approver_groups"), "{p:?}");
+    let r = sent_to(&env, "alice@example.test");
+    let last = r.last().expect("a reply");
+    assert!(
+        last.2.iter().any(|c| c.eq_ignore_ascii_case("pam-team@example.test")),
+        "the PAM team is copied: {last:?}"
+    );
+    assert!(last.1.contains("Vault group"), "{}", last.1);
+    assert_eq!(confirms(&env).len(), 1, "nothing more confirmed");
+    w.close().await;
+}
+
+#[tokio::test]
+async fn a_directory_record_with_a_dn_matches_that_entry_only() {
+    let _ = audit_lines();
+    let env = env_extra!();
+    let loaded = approval_core::settings::load_from_parts(
+        Some(&config_text(&env, "safe-members", "", "")),
+        None,
+        &[],
+    )
+    .expect("cfg");
+    let mut s = loaded.directory().expect("directory");
+    s.cache_ttl = std::time::Duration::ZERO;
+    let dir = approval_core::directory::LdapDirectory::new(s.clone(), "svcpw".into())
+        .expect("directory");
+    let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
+    let cache = approval_core::directory::cache::TtlCache::new(std::time::Duration::ZERO);
+    let read = pvwa
+        .with_session(
+            "svc_pam_lookup",
+            &"lookup-pass".to_string().into(),
+            async |x: &approval_core::pvwa::Session| {
+                approval_core::directory::check::read_safe_approvers(x, "BareSafe", &cache).await
+            },
+        )
+        .await
+        .expect("read");
+    let a = read.at(&s, 1, chrono::Utc::now().timestamp());
+    let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names, vec!["DB_PAMapprover", "DB_Team"], "{a:?}");
+    // bob is a direct member of the LDAP DB_Team (another DN than the vault's record) and a
+    // nested member of DB_PAMapprover: granted by DB_PAMapprover only.
+    let v = approval_core::directory::authorize(&dir, "bob@example.test", "BareSafe", 1, a)
+        .await
+        .expect("verdict");
+    assert!(v.may_approve, "{v:?}");
+    let dbteam = v.groups.iter().find(|g| g.name == "DB_Team").expect("DB_Team");
+    assert_eq!(dbteam.status, "not_found", "{dbteam:?}");
+    dir.close().await;
 }
