@@ -26,6 +26,23 @@ groups = ["All_L2"]
 name = "alice"
 password = "pw-alice"
 groups = ["Infra_L1"]
+[[pvwa.users]]
+name = "svc_noaudit"
+password = "pw-na"
+groups = ["All_L2"]
+audit_users = false
+[[pvwa.groups]]
+name = "Infra_L1"
+type = "Directory"
+directory = "corp.example"
+dn = "CN=Infra_L1,OU=Groups,DC=corp,DC=example"
+[[pvwa.groups]]
+name = "Infra_L1_old"
+type = "Directory"
+directory = "corp.example"
+[[pvwa.groups]]
+name = "All_L2"
+type = "Vault"
 [[pvwa.safes]]
 name = "InfraSafe"
 members = [
@@ -538,4 +555,48 @@ async fn the_admin_api_seeds_requests_and_injects_faults_over_http() {
     let e = s.get_request("InfraSafe_77").await.expect_err("deleted");
     assert!(matches!(e, PvwaError::NotFound { .. }), "{e}");
     s.logoff().await;
+}
+
+#[tokio::test]
+async fn group_records_by_name_and_the_audit_users_permission() {
+    use approval_core::directory::approvers::GroupRecord;
+    use approval_core::directory::cache::TtlCache;
+    use approval_core::directory::check::read_safe_approvers;
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    let cache = TtlCache::new(Duration::from_secs(60));
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        // PVWA's search matches parts of names; the record named exactly is the one used.
+        let found = s.user_groups("Infra_L1").await?;
+        assert_eq!(found.len(), 2, "{found:?}");
+        let read = read_safe_approvers(s, "InfraSafe", &cache).await?;
+        assert_eq!(
+            read.records.get("infra_l1"),
+            Some(&GroupRecord::Directory {
+                name: "Infra_L1".into(),
+                directory: Some("corp.example".into()),
+                dn: Some("CN=Infra_L1,OU=Groups,DC=corp,DC=example".into()),
+            })
+        );
+        assert_eq!(read.records.get("all_l2"), Some(&GroupRecord::Vault));
+        // Members without an approval permission are not looked up.
+        assert!(!read.records.contains_key("m1"), "{:?}", read.records);
+        Ok(())
+    })
+    .await
+    .expect("records");
+    // A lookup account without "Audit users": a configuration error naming the permission, the
+    // account and the alternative.
+    let e = pvwa
+        .with_session("svc_noaudit", &pw("pw-na"), async |s| {
+            read_safe_approvers(s, "OtherSafe", &TtlCache::new(Duration::ZERO)).await
+        })
+        .await
+        .expect_err("403");
+    assert!(matches!(e, PvwaError::NoPermission { .. }), "{e:?}");
+    let text = e.to_string();
+    for part in ["Audit users", "svc_noaudit", "approvers = \"static\""] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert_eq!(e.exit(), Exit::Config);
 }
