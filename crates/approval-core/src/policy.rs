@@ -115,6 +115,22 @@ pub struct Facts<'a> {
     pub tool_acted: &'a [ToolActed],
     /// The forwarder's own PVWA rights for what the request still needs.
     pub portal: &'a PortalRights,
+    /// The request's requester (`RequestorUserName`) as the directory knows them.
+    pub requester: &'a RequesterIdentity,
+}
+
+/// The request's requester resolved through the directory, as the forwarder is: PVWA names
+/// them by their vault user name (often the `sAMAccountName`, `lfischer`), the notification by
+/// their mail address (`lena.fischer@…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequesterIdentity {
+    /// Not looked up (the mail names no requester).
+    NotLookedUp,
+    /// One directory person: the account's (and, with `person_attribute`, the person's other
+    /// accounts') names and addresses.
+    Known(Vec<String>),
+    /// The directory does not resolve the user name to one person: why.
+    Unknown(String),
 }
 
 /// The outcome.
@@ -153,6 +169,13 @@ pub fn is_same_person(pvwa_user: &str, identities: &[String]) -> bool {
         })
 }
 
+fn why_text(r: &RequesterIdentity) -> Option<&str> {
+    match r {
+        RequesterIdentity::Unknown(w) => Some(w.as_str()),
+        _ => None,
+    }
+}
+
 /// Decide. Pure: no I/O, no clock.
 pub fn decide(f: &Facts<'_>) -> Decision {
     let r = f.request;
@@ -187,16 +210,48 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             ),
         );
     }
-    if let Some(claimed) = f.mail.requester.filter(|c| !c.trim().is_empty())
-        && !is_same_person(&r.requestor_user_name, &[claimed.to_string()])
-    {
-        return refuse(
-            "requester_mismatch",
-            format!(
-                "The mail names {} as requester, but PVWA says request {} was made by {}: the forward looks edited.",
-                claimed, r.request_id, r.requestor_user_name
-            ),
-        );
+    // The mail's requester address must belong to the person who made the request: one of
+    // the addresses the directory knows for PVWA's requester, or (as before) the address whose
+    // local part is PVWA's user name.
+    if let Some(claimed) = f.mail.requester.filter(|c| !c.trim().is_empty()) {
+        let by_name = is_same_person(&r.requestor_user_name, &[claimed.to_string()]);
+        match f.requester {
+            _ if by_name => {}
+            RequesterIdentity::Known(ids)
+                if ids.iter().any(|i| i.trim().eq_ignore_ascii_case(claimed.trim())) => {}
+            RequesterIdentity::Known(ids) => {
+                let known: Vec<&str> = ids
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|i| i.contains('@'))
+                    .take(4)
+                    .collect();
+                return refuse(
+                    "requester_mismatch",
+                    format!(
+                        "The mail names {} as requester, but request {} was made by PVWA user {}, whom the directory knows as {}: the mail names someone else, so it is not this request's notification as sent; nothing was approved.",
+                        claimed,
+                        r.request_id,
+                        r.requestor_user_name,
+                        if known.is_empty() {
+                            "an account without a mail address".to_string()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+            }
+            RequesterIdentity::Unknown(_) | RequesterIdentity::NotLookedUp => {
+                let why = why_text(f.requester).unwrap_or("it was not looked up");
+                return refuse(
+                "requester_unresolved",
+                format!(
+                    "The mail names {} as requester and PVWA says request {} was made by {}, but the directory does not resolve that PVWA user to a person ({}), so the two cannot be matched; nothing was approved. This is a fact of the site, not your doing, and the PAM team is copied: the directory ([directory] base_dn, user accounts by sAMAccountName or userPrincipalName) must know the vault user, or the requester check is switched off with [notice.labels] requester = [] (docs/notice-and-sender.md).",
+                        claimed, r.request_id, r.requestor_user_name, why
+                    ),
+                );
+            }
+        }
     }
     if r.invalid_request_reason != 0 {
         return refuse(
@@ -566,6 +621,7 @@ mod tests {
         account: Option<&'static str>,
         portal: Option<PortalRights>,
         acted: Vec<ToolActed>,
+        requester_ids: Option<RequesterIdentity>,
     }
 
     fn run(c: &Case) -> Decision {
@@ -600,6 +656,7 @@ mod tests {
             ],
             tool_acted: &m.acted,
             portal: m.portal.as_ref().unwrap_or(&PortalRights::NotChecked),
+            requester: m.requester_ids.as_ref().unwrap_or(&RequesterIdentity::NotLookedUp),
         };
         decide(&f)
     }
@@ -651,8 +708,54 @@ mod tests {
                 want: Err("safe_mismatch"),
             },
             Case {
-                name: "edited requester",
+                name: "edited requester: the directory knows the requester as someone else",
+                edit: |_, _, _, _, m| {
+                    m.requester = Some(Some("mallory@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Known(vec![
+                        "CN=Alice,OU=Users,DC=example,DC=test".into(),
+                        "alice".into(),
+                        "alice@example.test".into(),
+                    ]));
+                },
+                want: Err("requester_mismatch"),
+            },
+            Case {
+                name: "requester the directory does not resolve, address not the PVWA name",
+                edit: |_, _, _, _, m| {
+                    m.requester = Some(Some("mallory@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Unknown(
+                        "no directory account is named alice".into(),
+                    ));
+                },
+                want: Err("requester_unresolved"),
+            },
+            Case {
+                name: "requester not looked up, address not the PVWA name",
                 edit: |_, _, _, _, m| m.requester = Some(Some("mallory@example.test")),
+                want: Err("requester_unresolved"),
+            },
+            Case {
+                name: "requester's account name is not their mail's local part (lfischer)",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "lfischer".into();
+                    m.requester = Some(Some("Lena.Fischer@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Known(vec![
+                        "lfischer".into(),
+                        "lena.fischer@example.test".into(),
+                    ]));
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "requester lfischer, the mail names another person of the directory",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "lfischer".into();
+                    m.requester = Some(Some("carol@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Known(vec![
+                        "lfischer".into(),
+                        "lena.fischer@example.test".into(),
+                    ]));
+                },
                 want: Err("requester_mismatch"),
             },
             Case {

@@ -58,11 +58,7 @@ pub fn list(
                     Some(value.to_ascii_lowercase())
                 }
                 _ => {
-                    return Err((
-                        400,
-                        "PASWS167E",
-                        format!("The filter {f} is not valid."),
-                    ));
+                    return Err((400, "PASWS167E", format!("The filter {f} is not valid.")));
                 }
             }
         }
@@ -148,14 +144,21 @@ mod tests {
         assert_eq!(all["count"], 2);
         let dir = list(&groups, &q(&[("filter", "groupType eq Directory")]), none).expect("f");
         assert_eq!(dir["value"][0]["groupName"], "DB_PAMapprover");
-        assert_eq!(dir["value"][0]["dn"], "cn=DB_PAMapprover,ou=groups,dc=corp,dc=example");
+        assert_eq!(
+            dir["value"][0]["dn"],
+            "cn=DB_PAMapprover,ou=groups,dc=corp,dc=example"
+        );
         assert_eq!(dir["count"], 1);
         let s = list(&groups, &q(&[("search", "approvers l1")]), none).expect("s");
         assert_eq!(s["value"][0]["groupType"], "Vault");
         assert!(s["value"][0].get("dn").is_none());
         assert!(s["value"][0].get("members").is_none());
-        let m = list(&groups, &q(&[("search", "db"), ("includemembers", "true")]), none)
-            .expect("m");
+        let m = list(
+            &groups,
+            &q(&[("search", "db"), ("includemembers", "true")]),
+            none,
+        )
+        .expect("m");
         assert_eq!(m["value"][0]["members"][0]["username"], "lfischer");
         assert!(list(&groups, &q(&[("filter", "groupName eq x")]), none).is_err());
     }

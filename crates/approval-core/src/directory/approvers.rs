@@ -393,7 +393,13 @@ mod vault_internal {
             ]
         );
         // Without a configured domain nothing is recognised as a directory group.
-        let none = from_safe_members(&members, 1, 1000, &GroupNameRule::default(), &GroupRecords::new());
+        let none = from_safe_members(
+            &members,
+            1,
+            1000,
+            &GroupNameRule::default(),
+            &GroupRecords::new(),
+        );
         assert!(none.groups.is_empty(), "{none:?}");
         assert!(none.skipped[0].reason.contains("group_names.domains"));
     }

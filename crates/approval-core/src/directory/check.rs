@@ -142,14 +142,8 @@ mod tests {
             record_of("DB_PAMapprover", &found),
             GroupRecord::Directory { dn: Some(_), .. }
         ));
-        assert_eq!(
-            record_of("Other", &found),
-            GroupRecord::Missing
-        );
-        let two = vec![
-            g("A", "Directory", None),
-            g("A", "Vault", None),
-        ];
+        assert_eq!(record_of("Other", &found), GroupRecord::Missing);
+        let two = vec![g("A", "Directory", None), g("A", "Vault", None)];
         assert!(matches!(record_of("A", &two), GroupRecord::Unreadable(_)));
         let odd = vec![g("A", "Role", None)];
         assert!(matches!(record_of("A", &odd), GroupRecord::Unreadable(_)));

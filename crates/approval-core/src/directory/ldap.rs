@@ -552,6 +552,41 @@ impl LdapDirectory {
             .collect())
     }
 
+    /// The enabled directory users whose account name is `name` (a PVWA user name such as a
+    /// request's `RequestorUserName`): `sAMAccountName` or `userPrincipalName`, `DOMAIN\`
+    /// stripped. Empty when none; two at most are read (more than one names nobody).
+    pub async fn accounts_named(&self, name: &str) -> Result<Vec<DirUser>, DirectoryError> {
+        let name = name.trim();
+        let name = name.rsplit_once('\\').map(|(_, n)| n).unwrap_or(name).trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Ok(Vec::new());
+        }
+        let v = ldap_escape(name);
+        let filter = format!(
+            "(&(objectClass=user)(|(sAMAccountName={v})(userPrincipalName={v}))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
+        );
+        let what = format!("looking up the account {}", crate::text::printable(name));
+        let base = self.s.base_dn.as_str();
+        let attrs = self.user_attrs();
+        let (res, server) = self
+            .run(&what, |mut l| {
+                let filter = filter.clone();
+                let attrs = attrs.clone();
+                async move {
+                    l.with_search_options(SearchOptions::new().sizelimit(2))
+                        .search(base, Scope::Subtree, &filter, attrs)
+                        .await
+                }
+            })
+            .await?;
+        let entries = self.entries(res, &server, &what, true)?;
+        let attr = self.s.person_attribute.clone();
+        Ok(entries
+            .into_iter()
+            .map(|e| user_of(e, attr.as_deref()))
+            .collect())
+    }
+
     /// Find the directory groups answering to each approver name.
     pub async fn resolve_groups(
         &self,
@@ -586,8 +621,7 @@ impl LdapDirectory {
                     .iter()
                     .filter(|e| e.all(attr).iter().any(|v| v.eq_ignore_ascii_case(&g.name)))
                     .filter(|e| {
-                        g.dn
-                            .as_deref()
+                        g.dn.as_deref()
                             .is_none_or(|dn| normalize_dn(dn) == normalize_dn(&e.dn))
                     })
                     .map(|e| e.dn.clone())

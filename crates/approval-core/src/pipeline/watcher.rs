@@ -830,6 +830,10 @@ impl Pipeline {
             }
             _ => PortalRights::NotChecked,
         };
+        let requester = match n.requester.as_deref().filter(|r| !r.trim().is_empty()) {
+            Some(_) => self.requester_identity(&request.requestor_user_name).await?,
+            None => policy::RequesterIdentity::NotLookedUp,
+        };
         let d = policy::decide(&Facts {
             mail: MailClaims {
                 request_id: &rid,
@@ -847,6 +851,7 @@ impl Pipeline {
             service_accounts: &service_accounts,
             tool_acted: &tool_acted,
             portal: &portal,
+            requester: &requester,
         });
         match d {
             Decision::Refuse(r) => refuse(r.code, r.message, Some(rid), Some(forwarder)),
@@ -921,17 +926,15 @@ impl Pipeline {
         }
         let read = match members {
             Some(m) => m,
-            None => {
-                match self.safe_approvers(&request.safe_name).await {
-                    Ok(m) => m,
-                    Err(e) if e.is_transient() => return Err(Fault::of(e)),
-                    Err(e) => {
-                        return Ok(PortalRights::Unknown(format!(
-                            "the safe's members could not be read: {e}"
-                        )));
-                    }
+            None => match self.safe_approvers(&request.safe_name).await {
+                Ok(m) => m,
+                Err(e) if e.is_transient() => return Err(Fault::of(e)),
+                Err(e) => {
+                    return Ok(PortalRights::Unknown(format!(
+                        "the safe's members could not be read: {e}"
+                    )));
                 }
-            }
+            },
         };
         let members = &read.members;
         let ours: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
@@ -976,11 +979,7 @@ impl Pipeline {
     /// directory); otherwise the refusal (code, sentence), which names nothing but the claimed
     /// safe. Decided before the request is read, so that nobody who approves nothing there
     /// learns its requester, confirmers, status or real safe from a reply to a look-alike mail.
-    async fn need_to_know(
-        &self,
-        forwarder: &str,
-        claimed: &str,
-    ) -> Result<NeedToKnow, Fault> {
+    async fn need_to_know(&self, forwarder: &str, claimed: &str) -> Result<NeedToKnow, Fault> {
         let s = self.directory.settings();
         let members = match s.approvers {
             ApproverMode::Static => None,
@@ -1044,23 +1043,63 @@ impl Pipeline {
             && let Some(m) = &members
             && !m.members.is_empty()
             && !skipped.skipped.is_empty()
+            && self.directory.find_user(forwarder).await.is_ok()
         {
-            if self.directory.find_user(forwarder).await.is_ok() {
-                return Ok((
-                    Some((
-                        codes::NO_APPROVER_GROUPS,
-                        no_approver_groups_text(claimed, None, &skipped),
-                    )),
-                    None,
-                ));
-            }
+            return Ok((
+                Some((
+                    codes::NO_APPROVER_GROUPS,
+                    no_approver_groups_text(claimed, None, &skipped),
+                )),
+                None,
+            ));
         }
-        Ok((Some((
-            "not_an_approver",
-            format!(
-                "You ({forwarder}) do not approve requests of safe {claimed} at any level, so nothing about the request was read or is shown here. If you should approve them, ask the PAM team to add you to the safe's approver group; otherwise leave the request to its approvers."
-            ),
-        )), None))
+        Ok((
+            Some((
+                "not_an_approver",
+                format!(
+                    "You ({forwarder}) do not approve requests of safe {claimed} at any level, so nothing about the request was read or is shown here. If you should approve them, ask the PAM team to add you to the safe's approver group; otherwise leave the request to its approvers."
+                ),
+            )),
+            None,
+        ))
+    }
+
+    /// The request's requester (PVWA's `RequestorUserName`) as the directory knows them: the
+    /// one enabled account of that name (`sAMAccountName` or `userPrincipalName`), with its
+    /// person's other accounts under `[directory] person_attribute`. A fault of the directory
+    /// is a fault (the mail waits); no account, or several, is `Unknown`.
+    async fn requester_identity(&self, name: &str) -> Result<policy::RequesterIdentity, Fault> {
+        let accounts = self
+            .directory
+            .accounts_named(name)
+            .await
+            .map_err(Fault::of)?;
+        let shown = crate::text::printable(name);
+        let u = match accounts.as_slice() {
+            [] => {
+                return Ok(policy::RequesterIdentity::Unknown(format!(
+                    "no enabled directory account is named {shown}"
+                )));
+            }
+            [u] => u.clone(),
+            _ => {
+                return Ok(policy::RequesterIdentity::Unknown(format!(
+                    "several directory accounts are named {shown}"
+                )));
+            }
+        };
+        let mut ids = u.identities();
+        if self.directory.settings().person_attribute.is_some()
+            && let Some(value) = u.person.clone().filter(|v| !v.trim().is_empty())
+        {
+            let more = self
+                .directory
+                .accounts_of_person(&value)
+                .await
+                .map_err(Fault::of)?;
+            ids.extend(more.iter().flat_map(|a| a.identities()));
+        }
+        Ok(policy::RequesterIdentity::Known(ids))
     }
 
     /// The members of `safe` and the vault group records of its group members, read with the
