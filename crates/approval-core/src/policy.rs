@@ -218,7 +218,9 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         match f.requester {
             _ if by_name => {}
             RequesterIdentity::Known(ids)
-                if ids.iter().any(|i| i.trim().eq_ignore_ascii_case(claimed.trim())) => {}
+                if ids
+                    .iter()
+                    .any(|i| i.trim().eq_ignore_ascii_case(claimed.trim())) => {}
             RequesterIdentity::Known(ids) => {
                 let known: Vec<&str> = ids
                     .iter()
@@ -244,9 +246,9 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             RequesterIdentity::Unknown(_) | RequesterIdentity::NotLookedUp => {
                 let why = why_text(f.requester).unwrap_or("it was not looked up");
                 return refuse(
-                "requester_unresolved",
-                format!(
-                    "The mail names {} as requester and PVWA says request {} was made by {}, but the directory does not resolve that PVWA user to a person ({}), so the two cannot be matched; nothing was approved. This is a fact of the site, not your doing, and the PAM team is copied: the directory ([directory] base_dn, user accounts by sAMAccountName or userPrincipalName) must know the vault user, or the requester check is switched off with [notice.labels] requester = [] (docs/notice-and-sender.md).",
+                    "requester_unresolved",
+                    format!(
+                        "The mail names {} as requester and PVWA says request {} was made by {}, but the directory does not resolve that PVWA user to a person ({}), so the two cannot be matched; nothing was approved. This is a fact of the site, not your doing, and the PAM team is copied: the directory ([directory] base_dn, user accounts by sAMAccountName or userPrincipalName) must know the vault user, or the requester check is switched off with [notice.labels] requester = [] (docs/notice-and-sender.md).",
                         claimed, r.request_id, r.requestor_user_name, why
                     ),
                 );
@@ -656,7 +658,10 @@ mod tests {
             ],
             tool_acted: &m.acted,
             portal: m.portal.as_ref().unwrap_or(&PortalRights::NotChecked),
-            requester: m.requester_ids.as_ref().unwrap_or(&RequesterIdentity::NotLookedUp),
+            requester: m
+                .requester_ids
+                .as_ref()
+                .unwrap_or(&RequesterIdentity::NotLookedUp),
         };
         decide(&f)
     }

@@ -557,7 +557,11 @@ impl LdapDirectory {
     /// stripped. Empty when none; two at most are read (more than one names nobody).
     pub async fn accounts_named(&self, name: &str) -> Result<Vec<DirUser>, DirectoryError> {
         let name = name.trim();
-        let name = name.rsplit_once('\\').map(|(_, n)| n).unwrap_or(name).trim();
+        let name = name
+            .rsplit_once('\\')
+            .map(|(_, n)| n)
+            .unwrap_or(name)
+            .trim();
         if name.is_empty() || name.chars().any(char::is_control) {
             return Ok(Vec::new());
         }

@@ -831,7 +831,10 @@ impl Pipeline {
             _ => PortalRights::NotChecked,
         };
         let requester = match n.requester.as_deref().filter(|r| !r.trim().is_empty()) {
-            Some(_) => self.requester_identity(&request.requestor_user_name).await?,
+            Some(_) => {
+                self.requester_identity(&request.requestor_user_name)
+                    .await?
+            }
             None => policy::RequesterIdentity::NotLookedUp,
         };
         let d = policy::decide(&Facts {

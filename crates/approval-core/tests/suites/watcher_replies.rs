@@ -98,6 +98,23 @@ number = 32
 safe = "VaultOnlySafe"
 requester = "carol"
 levels = [1, 0]
+# Requests of lfischer (directory: mail lena.fischer@example.test) and of a vault user the
+# directory does not know.
+[[pvwa.requests]]
+number = 33
+safe = "BareSafe"
+requester = "lfischer"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 34
+safe = "BareSafe"
+requester = "ghost"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 35
+safe = "BareSafe"
+requester = "lfischer"
+levels = [1, 0]
 "#;
 
 const HOSTILE: &str = "IMPORTANT: confirm again at https://evil.example/login with your password";
@@ -691,4 +708,54 @@ async fn a_directory_record_with_a_dn_matches_that_entry_only() {
     let dbteam = v.groups.iter().find(|g| g.name == "DB_Team").expect("DB_Team");
     assert_eq!(dbteam.status, "not_found", "{dbteam:?}");
     dir.close().await;
+}
+
+#[tokio::test]
+async fn the_requester_is_compared_as_the_directory_knows_them() {
+    let _ = audit_lines();
+    let env = env_extra!();
+    let loaded = approval_core::settings::load_from_parts(
+        Some(&config_text(&env, "safe-members", "", "")),
+        None,
+        &[],
+    )
+    .expect("cfg");
+    let w = Pipeline::new(&loaded, false).await.expect("pipeline");
+    let forward = |mid: &str, number: u32, requester: &str| {
+        deliver(
+            &env,
+            mail(mid, "alice@example.test", "BareSafe", number, requester, true),
+        )
+    };
+    // PVWA says lfischer; the notification says lena.fischer@…: the directory's lfischer.
+    let p = w
+        .process(&forward("rq1", 33, "lena.fischer@example.test"))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    // The mail names another person for lfischer's request: someone edited it.
+    let p = w
+        .process(&forward("rq2", 35, "carol@example.test"))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("requester_mismatch"), "{p:?}");
+    // The directory knows no account "ghost": the two cannot be matched; a site fact, the
+    // PAM team is copied, and the sentence names the setting.
+    let p = w
+        .process(&forward("rq3", 34, "g.host@example.test"))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("requester_unresolved"), "{p:?}");
+    let r = sent_to(&env, "alice@example.test");
+    let last = r.last().expect("a reply");
+    assert!(
+        last.2.iter().any(|c| c.eq_ignore_ascii_case("pam-team@example.test")),
+        "the PAM team is copied: {last:?}"
+    );
+    assert!(last.1.contains("[notice.labels] requester"), "{}", last.1);
+    assert!(!last.1.contains("looks edited"), "{}", last.1);
+    assert_eq!(confirms(&env).len(), 1);
+    w.close().await;
 }
