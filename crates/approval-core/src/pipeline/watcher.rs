@@ -90,22 +90,25 @@ type NeedToKnow = (
 );
 
 /// The reply when no group member of `safe` maps to a directory group: the site's
-/// configuration, not the forwarder's doing. Names the members skipped and why, and the way out.
-fn no_approver_groups_text(safe: &str, level: Option<u8>, a: &Approvers) -> String {
+/// configuration, not the forwarder's doing. With `members` (the forwarder approves the safe at
+/// another level, so may know them), names the members skipped and why; without, only the way
+/// out (the need-to-know check: the forwarder may approve nothing there).
+fn no_approver_groups_text(safe: &str, level: Option<u8>, members: Option<&Approvers>) -> String {
     let at = level.map(|l| format!(" at level {l}")).unwrap_or_default();
-    let why: Vec<String> = a
-        .skipped
-        .iter()
-        .take(8)
-        .map(|s| format!("{} ({})", s.member, s.reason))
-        .collect();
-    format!(
-        "No member of safe {safe} that may confirm requests{at} maps to a directory group, so nobody can approve its requests by mail; this is the site's configuration, not your doing, and the PAM team is copied. Members not used: {}. The PAM team can check it with `check-approval-request --check-sender`; see docs/directory.md ([directory] approvers).",
-        if why.is_empty() {
-            "none".to_string()
-        } else {
-            why.join("; ")
+    let why = match members {
+        Some(a) if !a.skipped.is_empty() => {
+            let list: Vec<String> = a
+                .skipped
+                .iter()
+                .take(8)
+                .map(|s| format!("{} ({})", s.member, s.reason))
+                .collect();
+            format!(" Members not used: {}.", list.join("; "))
         }
+        _ => String::new(),
+    };
+    format!(
+        "No member of safe {safe} that may confirm requests{at} maps to a directory group, so nobody can approve its requests by mail; this is the site's configuration, not your doing, and the PAM team is copied.{why} The PAM team can check it with `check-approval-request --check-sender`; see docs/directory.md ([directory] approvers)."
     )
 }
 
@@ -724,7 +727,7 @@ impl Pipeline {
                         if a.groups.is_empty() {
                             return refuse(
                                 codes::NO_APPROVER_GROUPS,
-                                no_approver_groups_text(&request.safe_name, Some(level), &a),
+                                no_approver_groups_text(&request.safe_name, Some(level), Some(&a)),
                                 Some(rid),
                                 Some(forwarder),
                             );
@@ -1051,7 +1054,7 @@ impl Pipeline {
             return Ok((
                 Some((
                     codes::NO_APPROVER_GROUPS,
-                    no_approver_groups_text(claimed, None, &skipped),
+                    no_approver_groups_text(claimed, None, None),
                 )),
                 None,
             ));
