@@ -3,7 +3,7 @@
 //! Behind `check-approval-request --check-sender`; the watcher uses the same pieces.
 
 use crate::directory::approvers::Approvers;
-use crate::directory::check::{pvwa_approvers, static_approvers};
+use crate::directory::check::{approvers_at, read_safe_approvers};
 use crate::directory::config::{ApproverMode, Settings};
 use crate::directory::{LdapDirectory, Verdict, authorize};
 use crate::error::{Error, Result};
@@ -20,20 +20,27 @@ pub async fn approvers_for(
     safe: &str,
     level: u8,
 ) -> Result<Approvers> {
-    match s.approvers {
-        ApproverMode::Static => Ok(static_approvers(s, safe, level)),
+    let read = match s.approvers {
+        ApproverMode::Static => None,
         ApproverMode::SafeMembers => {
             let pvwa = Pvwa::new(loaded.pvwa()?)?;
             let (user, pw) = loaded.credentials(resolver, AccountRole::Lookup).await?;
             let cache = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
-            let approvers = pvwa
+            let read = pvwa
                 .with_session(&user, &pw, async |session: &Session| {
-                    pvwa_approvers(session, s, safe, level, &cache).await
+                    read_safe_approvers(session, safe, &cache).await
                 })
                 .await?;
-            Ok(approvers)
+            Some(read)
         }
-    }
+    };
+    Ok(approvers_at(
+        s,
+        safe,
+        read.as_ref(),
+        level,
+        chrono::Utc::now().timestamp(),
+    ))
 }
 
 /// Check one sender against one safe and level. `Ok` carries the verdict (approve or refuse

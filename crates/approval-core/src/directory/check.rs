@@ -1,10 +1,16 @@
 //! Where the approver groups of a safe come from: the static table, or PVWA's members of the
-//! safe and the vault's group record of each group member, read with an open session. The
-//! watcher and [`crate::check_sender`] use these.
+//! safe and the vault's group record of each group member, read with an open session.
+//!
+//! The one way to the approver groups of a safe, for every caller (the watcher's need-to-know
+//! check and decision, its portal-rights check, `--check-sender`, the site check):
+//!
+//! 1. in mode `safe-members`, read the safe once with [`read_safe_approvers`] (lookup
+//!    account's session, the directory look-up cache in front of the group records);
+//! 2. ask [`approvers_at`] for each level, passing what was read (`None` in mode `static`).
 
 use super::approvers::{self, Approvers, GroupRecord, GroupRecords, record_key};
 use super::cache::TtlCache;
-use super::config::Settings;
+use super::config::{ApproverMode, Settings};
 use crate::pvwa::{PvwaError, SafeMember, Session};
 
 /// Approver groups from the static table.
@@ -12,17 +18,59 @@ pub fn static_approvers(s: &Settings, safe: &str, level: u8) -> Approvers {
     approvers::from_static(&s.static_rules, safe, level, &s.group_names)
 }
 
+/// The approver groups of `safe` at `level` (1 or 2) under the configured mode
+/// (`s.approvers`), at `now_unix`:
+///
+/// - `static`: the rows of the static table for `safe` and `level`; `read` is ignored.
+/// - `safe-members`: the group members of `read` (the safe's members and their vault group
+///   records, from [`read_safe_approvers`] for this same `safe`) with the level's
+///   authorisation permission, mapped by [`SafeApprovers::at`]. Without `read`, or with the
+///   members of another safe, none (fail closed), with the reason in `skipped`.
+///
+/// Empty `groups` means nobody approves the safe at that level through this tool; `skipped`
+/// says which members were not used and why (for the PAM team: `no_approver_groups`).
+pub fn approvers_at(
+    s: &Settings,
+    safe: &str,
+    read: Option<&SafeApprovers>,
+    level: u8,
+    now_unix: i64,
+) -> Approvers {
+    match s.approvers {
+        ApproverMode::Static => static_approvers(s, safe, level),
+        ApproverMode::SafeMembers => match read {
+            Some(r) if r.safe == safe => r.at(s, level, now_unix),
+            other => Approvers {
+                groups: Vec::new(),
+                skipped: vec![approvers::Skipped {
+                    member: crate::text::printable(safe),
+                    reason: if other.is_some() {
+                        "the members read are those of another safe".into()
+                    } else {
+                        "the safe's members were not read".into()
+                    },
+                }],
+            },
+        },
+    }
+}
+
 /// A safe's members as PVWA lists them, and the vault group record of every group member that
 /// may confirm at some level. Read once per mail ([`read_safe_approvers`]) and passed along;
 /// [`SafeApprovers::at`] gives the approver groups of a level.
 #[derive(Debug, Clone, Default)]
 pub struct SafeApprovers {
+    /// The safe these are the members of, as the caller named it.
+    pub safe: String,
     pub members: Vec<SafeMember>,
     pub records: GroupRecords,
 }
 
 impl SafeApprovers {
-    /// The approver groups at `level` (1 or 2) at `now_unix`, names mapped by `s.group_names`.
+    /// The approver groups at `level` (1 or 2) at `now_unix` as the vault grants them (the
+    /// safe's members, whatever `s.approvers` says), names mapped by `s.group_names`. Callers
+    /// deciding an approval use [`approvers_at`], which follows the configured mode; the
+    /// portal-rights check uses this (PVWA's own rights).
     pub fn at(&self, s: &Settings, level: u8, now_unix: i64) -> Approvers {
         approvers::from_safe_members(
             &self.members,
@@ -34,7 +82,8 @@ impl SafeApprovers {
     }
 }
 
-/// Read the members of `safe` and the vault group record (`GET /API/UserGroups?search=`) of each
+/// Step 1 of the approver groups of a safe (see the module doc; then [`approvers_at`]):
+/// read the members of `safe` and the vault group record (`GET /API/UserGroups?search=`) of each
 /// group member that may confirm at level 1 or 2, with `cache` (the directory look-up TTL) in
 /// front of the record look-ups. A record PVWA refuses for want of the "Audit users" permission
 /// is an `Err` ([`PvwaError::NoPermission`]): a configuration fault, no approval. Any other
@@ -74,7 +123,11 @@ pub async fn read_safe_approvers(
         }
         records.insert(key, record);
     }
-    Ok(SafeApprovers { members, records })
+    Ok(SafeApprovers {
+        safe: safe.to_string(),
+        members,
+        records,
+    })
 }
 
 /// The record named exactly `name` among PVWA's search results (the search matches parts of
@@ -103,18 +156,6 @@ fn record_of(name: &str, found: &[crate::pvwa::VaultGroup]) -> GroupRecord {
     }
 }
 
-/// Approver groups from PVWA's members of the safe, read with an open session.
-pub async fn pvwa_approvers(
-    session: &Session,
-    s: &Settings,
-    safe: &str,
-    level: u8,
-    cache: &TtlCache<GroupRecord>,
-) -> Result<Approvers, PvwaError> {
-    let a = read_safe_approvers(session, safe, cache).await?;
-    Ok(a.at(s, level, chrono::Utc::now().timestamp()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +169,77 @@ mod tests {
             dn: dn.map(str::to_string),
             ..VaultGroup::default()
         }
+    }
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!(
+            "[directory]\nurl = \"ldaps://dc1.corp.example\"\nbind_dn = \"svc@corp.example\"\nbind_password = \"env:LDAP_PW\"\nbase_dn = \"DC=corp,DC=example\"\n{extra}"
+        );
+        crate::settings::load_from_parts(Some(&text), None, &[])
+            .expect("parses")
+            .directory()
+            .expect("valid")
+    }
+
+    fn read_of(safe: &str) -> SafeApprovers {
+        let mut records = GroupRecords::new();
+        records.insert(
+            record_key("DB_PAMapprover"),
+            GroupRecord::Directory {
+                name: "DB_PAMapprover".into(),
+                directory: Some("corp.example".into()),
+                dn: None,
+            },
+        );
+        SafeApprovers {
+            safe: safe.into(),
+            members: vec![SafeMember {
+                member_name: "DB_PAMapprover".into(),
+                member_type: "Group".into(),
+                permissions: crate::pvwa::SafePermissions {
+                    requests_authorization_level1: true,
+                    requests_authorization_level2: false,
+                    view_safe_members: false,
+                },
+                ..SafeMember::default()
+            }],
+            records,
+        }
+    }
+
+    #[test]
+    fn approvers_at_follows_the_mode_and_fails_closed_without_the_safes_members() {
+        let members = settings("");
+        let read = read_of("DBSafe");
+        let a = approvers_at(&members, "DBSafe", Some(&read), 1, 0);
+        assert_eq!(a.groups.len(), 1, "{a:?}");
+        assert_eq!(a.groups[0].name, "DB_PAMapprover");
+        assert!(
+            approvers_at(&members, "DBSafe", Some(&read), 2, 0)
+                .groups
+                .is_empty()
+        );
+        // Not read, or read for another safe: nobody, and why.
+        let none = approvers_at(&members, "DBSafe", None, 1, 0);
+        assert!(none.groups.is_empty());
+        assert!(none.skipped[0].reason.contains("not read"), "{none:?}");
+        let other = approvers_at(&members, "HRSafe", Some(&read), 1, 0);
+        assert!(other.groups.is_empty());
+        assert!(
+            other.skipped[0].reason.contains("another safe"),
+            "{other:?}"
+        );
+        // Static: the table decides, whatever the vault lists.
+        let st = settings(
+            "approvers = \"static\"\n[[directory.static]]\ngroup = \"Infra_PAMapprover\"\nlevel = 1\nsafes = [\"Infra*\"]\n",
+        );
+        assert!(
+            approvers_at(&st, "DBSafe", Some(&read), 1, 0)
+                .groups
+                .is_empty()
+        );
+        let a = approvers_at(&st, "InfraSafe", None, 1, 0);
+        assert_eq!(a.groups[0].name, "Infra_PAMapprover");
     }
 
     #[test]

@@ -83,10 +83,10 @@ pub mod codes {
 }
 
 /// The need-to-know answer: the refusal (code, sentence) or none, and the safe members read
-/// for it (safe name, members and records) for the decision to reuse.
+/// for it (the claimed safe's members and records) for the decision to reuse.
 type NeedToKnow = (
     Option<(&'static str, String)>,
-    Option<(String, directory::check::SafeApprovers)>,
+    Option<directory::check::SafeApprovers>,
 );
 
 /// The reply when no group member of `safe` maps to a directory group: the site's
@@ -705,37 +705,35 @@ impl Pipeline {
             ),
             Some(level) => {
                 let s = self.directory.settings();
-                let mut safe_members = None;
-                let groups: Approvers = match s.approvers {
-                    ApproverMode::Static => {
-                        directory::check::static_approvers(s, &request.safe_name, level)
-                    }
-                    ApproverMode::SafeMembers => {
-                        // Read once per mail: the need-to-know check read the safe the mail
-                        // names, which is the request's safe unless the mail lies.
-                        let members = match read_members
-                            .take()
-                            .filter(|(name, _)| *name == request.safe_name)
-                        {
-                            Some((_, m)) => m,
+                let safe_members = match s.approvers {
+                    ApproverMode::Static => None,
+                    // Read once per mail: the need-to-know check read the safe the mail
+                    // names, which is the request's safe unless the mail lies.
+                    ApproverMode::SafeMembers => Some(
+                        match read_members.take().filter(|m| m.safe == request.safe_name) {
+                            Some(m) => m,
                             None => self
                                 .safe_approvers(&request.safe_name)
                                 .await
                                 .map_err(Fault::of)?,
-                        };
-                        let a = members.at(s, level, chrono::Utc::now().timestamp());
-                        if a.groups.is_empty() {
-                            return refuse(
-                                codes::NO_APPROVER_GROUPS,
-                                no_approver_groups_text(&request.safe_name, Some(level), Some(&a)),
-                                Some(rid),
-                                Some(forwarder),
-                            );
-                        }
-                        safe_members = Some(members);
-                        a
-                    }
+                        },
+                    ),
                 };
+                let groups: Approvers = directory::check::approvers_at(
+                    s,
+                    &request.safe_name,
+                    safe_members.as_ref(),
+                    level,
+                    chrono::Utc::now().timestamp(),
+                );
+                if groups.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers) {
+                    return refuse(
+                        codes::NO_APPROVER_GROUPS,
+                        no_approver_groups_text(&request.safe_name, Some(level), Some(&groups)),
+                        Some(rid),
+                        Some(forwarder),
+                    );
+                }
                 let v = directory::authorize(
                     &self.directory,
                     &forwarder,
@@ -998,22 +996,19 @@ impl Pipeline {
                 // it through this tool.
                 Err(e) => {
                     log::info!("members of the safe a mail names: {e}");
-                    Some(directory::check::SafeApprovers::default())
+                    Some(directory::check::SafeApprovers {
+                        safe: claimed.to_string(),
+                        ..Default::default()
+                    })
                 }
             },
         };
-        let keep = |m: Option<directory::check::SafeApprovers>| {
-            m.filter(|m| !m.members.is_empty())
-                .map(|m| (claimed.to_string(), m))
-        };
+        let keep = |m: Option<directory::check::SafeApprovers>| m.filter(|m| !m.members.is_empty());
         let now = chrono::Utc::now().timestamp();
         let mut any_groups = false;
         let mut skipped = Approvers::default();
         for level in [1u8, 2] {
-            let groups = match &members {
-                None => directory::check::static_approvers(s, claimed, level),
-                Some(m) => m.at(s, level, now),
-            };
+            let groups = directory::check::approvers_at(s, claimed, members.as_ref(), level, now);
             if groups.groups.is_empty() {
                 skipped.skipped.extend(groups.skipped.iter().cloned());
             } else {
