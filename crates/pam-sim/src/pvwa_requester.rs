@@ -1,5 +1,5 @@
 //! The requester's view (`/API/MyRequests`), bulk confirm/reject (PVWA 14.6+), and the answer
-//! to a path the stand-in does not model (pvwa.md §7, §8, §10; ASSUMPTIONS P14, P19–P21).
+//! to a path the stand-in does not model (pvwa.md §7, §8, §10; ASSUMPTIONS P14, P17, P18).
 
 use std::collections::HashMap;
 
@@ -59,7 +59,7 @@ pub(super) fn my_request(i: &mut Inner, s: &SessionInfo, id: &str, now: i64) -> 
 
 /// `POST /API/IncomingRequests/{Confirm|Reject}/Bulk` with `{"BulkItems":[{"RequestId","Reason"}]}`:
 /// each item is acted on as the single call would; the answer lists each item's outcome (the
-/// answer's shape is a guess, ASSUMPTIONS P20).
+/// answer's shape is a guess, ASSUMPTIONS P18).
 pub(super) fn bulk(
     i: &mut Inner,
     user: &str,
