@@ -368,9 +368,15 @@ pub async fn waiting(
     };
     let (pvwa, user, pw) = connect(loaded, role).await?;
     let now = chrono::Utc::now().timestamp();
+    // A list item is an outline: PVWA leaves its account properties and confirmers empty
+    // (pvwa.md §5), so each request is read in full before it is shown or filtered.
     let list = pvwa
         .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {
-            s.list_incoming(true, include_expired).await
+            let mut full = Vec::new();
+            for item in s.list_incoming(true, include_expired).await? {
+                full.push(s.get_request(&item.request_id).await?);
+            }
+            Ok(full)
         })
         .await?;
     Ok(list

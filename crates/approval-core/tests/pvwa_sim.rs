@@ -14,6 +14,8 @@ use secrecy::SecretString;
 
 const SCENARIO: &str = r#"
 [pvwa]
+# The load balancer needs its cookie back: the client keeps a jar per session.
+sticky_cookie = true
 [[pvwa.users]]
 name = "svc_l1"
 password = "pw-l1"

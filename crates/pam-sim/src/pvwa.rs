@@ -48,8 +48,9 @@ pub struct PvwaScenario {
     /// The Identity tenant that issues platform tokens (Privilege Cloud mode).
     #[serde(default)]
     pub identity: IdentityScenario,
-    /// Require the stickiness cookie set at logon on every later call (self-hosted).
-    #[serde(default = "yes")]
+    /// Require the stickiness cookie set at logon on every later call (self-hosted). Off by
+    /// default: a real PVWA needs none; the load-balancer tests turn it on (ASSUMPTIONS P11).
+    #[serde(default)]
     pub sticky_cookie: bool,
     #[serde(default)]
     pub users: Vec<UserDef>,
@@ -113,7 +114,7 @@ impl Default for PvwaScenario {
         PvwaScenario {
             mode: PvwaMode::SelfHosted,
             identity: IdentityScenario::default(),
-            sticky_cookie: true,
+            sticky_cookie: false,
             users: vec![],
             safes: vec![],
             groups: vec![],
@@ -601,7 +602,7 @@ fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
                     "Type": if m.r#type.eq_ignore_ascii_case("user") { 1 } else { 2 },
                     "ID": 100 + n as i64 + level * 1000,
                     "Name": m.name,
-                    "Action": last.map(|a| a.3).unwrap_or(0),
+                    "Action": last.map(|a| a.3).unwrap_or(ACTION_WAITING),
                     "Reason": last.map(|a| a.4.clone()).unwrap_or_default(),
                     "ActionDate": last.map(|a| a.5).unwrap_or(0),
                     "AdditionalDetails": {},
@@ -723,11 +724,7 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                                     || i.authorised_at(safe, &s.user, 2, now).is_some())
                         })
                     })
-                    .map(|r| {
-                        let mut v = request_json(i, r, false);
-                        v["Confirmers"] = Value::Array(vec![]);
-                        v
-                    })
+                    .map(|r| list_item(request_json(i, r, false)))
                     .collect();
                 let total = list.len();
                 Json(json!({"IncomingRequests": list, "Total": total})).into_response()
@@ -836,13 +833,48 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                 }
             })
         }
+        (&Method::GET, ["myrequests"]) => {
+            let q = parse_query(&query);
+            with_session(sim, &headers, now_ms, |i, s, _| {
+                requester::my_requests(i, s, &q, now)
+            })
+        }
+        (&Method::GET, ["myrequests", _]) => {
+            let id = segs[3].clone();
+            with_session(sim, &headers, now_ms, |i, s, _| {
+                requester::my_request(i, s, &id, now)
+            })
+        }
+        (&Method::POST, ["incomingrequests", verb @ ("confirm" | "reject"), "bulk"]) => {
+            let confirm = *verb == "confirm";
+            with_session(sim, &headers, now_ms, |i, s, _| {
+                requester::bulk(i, &s.user, &body, confirm, now, now_ms)
+            })
+        }
         _ if method != Method::GET && method != Method::POST => err(
             StatusCode::METHOD_NOT_ALLOWED,
             "PAMSIM_METHOD",
             "The requested resource does not support this method.",
         ),
-        _ => html_404(),
+        _ => requester::not_modelled(&method, &raw_path),
     }
+}
+
+#[path = "pvwa_requester.rs"]
+mod requester;
+
+/// `Confirmers[].Action` of a confirmer that has not acted: the one public sample of a waiting
+/// request shows 2 with `ActionDate` 0 (pvwa.md §9.1; ASSUMPTIONS P12).
+const ACTION_WAITING: i64 = 2;
+
+/// A list item: PVWA's lists leave the account's properties and the confirmers empty
+/// (ASSUMPTIONS P16); only the details call carries them.
+fn list_item(mut v: Value) -> Value {
+    v["Confirmers"] = Value::Array(vec![]);
+    if let Some(a) = v.get_mut("AccountDetails") {
+        a["Properties"] = json!({});
+    }
+    v
 }
 
 fn html_404() -> Response {
@@ -965,7 +997,7 @@ fn logon(sim: &PvwaSim, kind: &str, body: &[u8]) -> Response {
     i.issued_tokens.push(token.clone());
     i.stats.logons += 1;
     let mut r = Json(Value::String(token)).into_response();
-    if let Ok(v) = format!("{LB_COOKIE}={lb}; Path=/PasswordVault; HttpOnly").parse() {
+    if let Ok(v) = format!("{LB_COOKIE}={lb}; Path=/; HttpOnly").parse() {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r

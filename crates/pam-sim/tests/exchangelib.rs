@@ -4,7 +4,8 @@
 //! unread, read body, text body and headers, mark read, create a folder and move into it, send
 //! and save, a new-mail event over a streaming subscription, pull notifications and sync, move
 //! to the trash and delete. Every SOAP document of the run is then validated against
-//! Microsoft's schema.
+//! Microsoft's schema. A second test runs its documented delegate set-up on a shared mailbox
+//! (tests/exchangelib_delegate_flow.py): read the inbox, a folder, move an item, reply.
 //!
 //! Needs the test venv (`$PAMTEST_VENV`, made by scripts/install-test-deps.sh). Without it the
 //! test says so and passes, unless `PAMTEST_REQUIRE_SERVERS=1`.
@@ -131,6 +132,130 @@ async fn exchangelib_runs_its_normal_flow_against_the_stand_in() {
         answer.contains("ServerVersionInfo") && answer.contains("ErrorInvalidIdMalformed"),
         "{answer}"
     );
+    match schema::validate(&docs).expect("exchangelib's requests and our answers validate") {
+        Outcome::Valid(n) => assert_eq!(n, docs.len()),
+        Outcome::Skipped(why) => eprintln!("SKIPPED schema validation: {why}"),
+    }
+}
+
+/// exchangelib's documented delegate set-up (`Account(primary_smtp_address=…, credentials=…,
+/// autodiscover=False, config=Configuration(server=…, credentials=…), access_type=DELEGATE)`),
+/// everything else at its defaults: a service account reads a shared mailbox's inbox, makes and
+/// finds a folder there, moves an item into it and replies to the sender.
+#[tokio::test(flavor = "multi_thread")]
+async fn exchangelib_delegate_access_to_a_shared_mailbox() {
+    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
+    let Some(py) = python() else {
+        assert!(
+            !required,
+            "PAMTEST_VENV/bin/python is missing: run scripts/install-test-deps.sh"
+        );
+        eprintln!("SKIPPED exchangelib delegate conformance: set PAMTEST_VENV to the test venv");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scenario = Scenario::from_toml(
+        r#"
+[ews]
+mailboxes = ["approvals@example.com"]
+users = [{ username = "CORP\\svc-mail", password = "svc-password", mailbox = "svc-mail@example.com" }]
+"#,
+    )
+    .expect("scenario");
+    let sim = Sim::start(
+        scenario,
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("pam-sim starts");
+    sim.state
+        .ews
+        .deliver("approvals@example.com", None, eml(1).into_bytes(), 0)
+        .expect("deliver");
+    let server = sim
+        .url()
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_string();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/exchangelib_delegate_flow.py");
+    let out = tokio::process::Command::new(&py)
+        .arg(&script)
+        .arg(&server)
+        .arg(sim.ca_cert.as_ref().expect("https"))
+        .args(["CORP\\svc-mail", "svc-password", "approvals@example.com"])
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("No module named 'exchangelib'") && !required {
+        eprintln!("SKIPPED exchangelib delegate conformance: exchangelib is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "exchangelib (delegate) failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("EXCHANGELIB DELEGATE FLOW OK"), "{stdout}");
+    assert!(stdout.contains("auth: NTLM"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("endpoint: https://{server}/EWS/Exchange.asmx")),
+        "{stdout}"
+    );
+
+    // The shared mailbox, not the service account's own, holds the folder and the moved item.
+    let shared = sim
+        .state
+        .ews
+        .folders_json("approvals@example.com")
+        .expect("shared mailbox");
+    let folders = shared["folders"].as_array().expect("folders");
+    let processed = folders
+        .iter()
+        .find(|f| f["name"] == "Processed")
+        .expect("Processed created in the shared mailbox");
+    assert_eq!(
+        processed["items"].as_array().map(Vec::len),
+        Some(1),
+        "{shared}"
+    );
+    let own = sim
+        .state
+        .ews
+        .folders_json("svc-mail@example.com")
+        .expect("own mailbox");
+    assert!(
+        !own["folders"]
+            .as_array()
+            .expect("folders")
+            .iter()
+            .any(|f| f["name"] == "Processed"),
+        "{own}"
+    );
+    // The reply went from the shared mailbox to the sender, as a reply.
+    let sent = sim.state.ews.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].mailbox, "approvals@example.com");
+    assert_eq!(sent[0].to, vec!["alice@example.com"]);
+    assert_eq!(
+        sent[0].subject,
+        "Re: FW: Notification: Password access request 1"
+    );
+    assert!(sent[0].body.contains("Approved."), "{:?}", sent[0].body);
+    let header = |n: &str| {
+        sent[0]
+            .headers
+            .iter()
+            .find(|h| h.0 == n)
+            .map(|h| h.1.as_str())
+    };
+    assert_eq!(header("In-Reply-To"), Some("<fw-1@example.com>"));
+    assert_eq!(header("References"), Some("<fw-1@example.com>"));
+    let docs = sim.state.ews.transcript();
     match schema::validate(&docs).expect("exchangelib's requests and our answers validate") {
         Outcome::Valid(n) => assert_eq!(n, docs.len()),
         Outcome::Skipped(why) => eprintln!("SKIPPED schema validation: {why}"),

@@ -217,6 +217,20 @@ async fn waiting_list_pipes_through_jq_into_first_level_approve() {
         eprintln!("skipping: jq is not installed");
         return;
     }
+    // PVWA's list items carry no account properties: the listing reads each request, so the
+    // account and its address are shown.
+    let o = tool(&env, "get-inco-req", &["--waiting", "--level", "1", "--json"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let listed = out(&o);
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    for l in listed.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+        assert!(
+            v["account"].as_str().is_some_and(|a| !a.is_empty())
+                && v["address"].as_str().is_some_and(|a| !a.is_empty()),
+            "{v}"
+        );
+    }
     let script = format!(
         "'{}' --waiting --level 1 --json | jq -r .request_id | '{}' - --json --reason 'batch from pipeline'",
         bin("get-inco-req").display(),

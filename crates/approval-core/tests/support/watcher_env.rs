@@ -134,6 +134,11 @@ pub async fn start() -> Option<Env> {
 
 /// The environment with more scenario TOML (e.g. further `[[pvwa.requests]]`) after SCENARIO.
 pub async fn start_with(extra_scenario: &str) -> Option<Env> {
+    start_edited(extra_scenario, |_| {}).await
+}
+
+/// [`start_with`], then `edit` changes the scenario (e.g. turns on the load balancer's cookie).
+pub async fn start_edited(extra_scenario: &str, edit: impl FnOnce(&mut Scenario)) -> Option<Env> {
     let slapd = Slapd::start(Opts::default())?;
     let dir = tempfile::tempdir().expect("tempdir");
     // The Graph app signs in with a certificate pam-sim generates for it.
@@ -144,6 +149,7 @@ pub async fn start_with(extra_scenario: &str) -> Option<Env> {
     let mut scenario =
         Scenario::from_toml(&format!("{SCENARIO}\n{graph}\n{extra_scenario}")).expect("scenario");
     scenario.pvwa.mode = crate::SUITE_PVWA;
+    edit(&mut scenario);
     let sim = Sim::start(
         scenario,
         SimOptions {

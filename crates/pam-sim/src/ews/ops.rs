@@ -757,6 +757,40 @@ fn one_line(s: &str) -> String {
         .collect()
 }
 
+/// The item a `t:ReplyToItem` answers (its `t:ReferenceItemId`), as far as the reply needs it.
+struct Original {
+    /// The mailbox holding it: the reply goes out from there (ASSUMPTIONS E22).
+    mailbox: String,
+    /// Who gets the reply when the client names no recipient: `Reply-To`, else `From`.
+    author: Option<String>,
+    subject: String,
+    message_id: Option<String>,
+    references: Option<String>,
+}
+
+fn replied_to(st: &Store, msg: Node<'_, '_>) -> Result<Original, EwsErr> {
+    let id = child(msg, T, "ReferenceItemId")
+        .and_then(|r| r.attribute("Id"))
+        .ok_or_else(|| schema("t:ReplyToItem needs a t:ReferenceItemId"))?;
+    let mailbox = st.mailbox_of_item(id).ok_or_else(EwsErr::item_not_found)?;
+    let item = st
+        .mailbox(&mailbox)
+        .and_then(|m| m.items.get(id))
+        .ok_or_else(EwsErr::item_not_found)?;
+    let hs = mime::headers(&item.mime);
+    let author = mime::header(&hs, "Reply-To")
+        .or_else(|| mime::header(&hs, "From"))
+        .map(|v| mime::address(v).1)
+        .filter(|a| !a.is_empty());
+    Ok(Original {
+        mailbox,
+        author,
+        subject: mime::header(&hs, "Subject").unwrap_or_default().to_string(),
+        message_id: mime::header(&hs, "Message-ID").map(one_line),
+        references: mime::header(&hs, "References").map(one_line),
+    })
+}
+
 pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
     let disposition = op
         .attribute("MessageDisposition")
@@ -768,15 +802,31 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
     let items = child(op, M, "Items").ok_or_else(|| schema("m:Items missing"))?;
     let mut msgs = Vec::new();
     for msg in elements(items) {
-        if msg.tag_name().name() != "Message" {
-            msgs.push(wire::err(
-                "CreateItem",
-                &EwsErr::new("ErrorInvalidOperation", "pam-sim creates messages only."),
-                "<m:Items/>",
-            ));
-            continue;
+        let reply = match msg.tag_name().name() {
+            "Message" => None,
+            "ReplyToItem" => match replied_to(st, msg) {
+                Ok(o) => Some(o),
+                Err(e) => {
+                    msgs.push(wire::err("CreateItem", &e, "<m:Items/>"));
+                    continue;
+                }
+            },
+            _ => {
+                msgs.push(wire::err(
+                    "CreateItem",
+                    &EwsErr::new(
+                        "ErrorInvalidOperation",
+                        "pam-sim creates messages and replies only.",
+                    ),
+                    "<m:Items/>",
+                ));
+                continue;
+            }
+        };
+        let mut to = addresses(msg, "ToRecipients");
+        if let Some(o) = reply.as_ref().filter(|_| to.is_empty()) {
+            to = o.author.iter().cloned().collect();
         }
-        let to = addresses(msg, "ToRecipients");
         let cc = addresses(msg, "CcRecipients");
         let bcc = addresses(msg, "BccRecipients");
         let sending = disposition != "SaveOnly";
@@ -796,7 +846,9 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
             ));
             continue;
         }
-        let subject = child_text(msg, T, "Subject").unwrap_or_default();
+        let subject = child_text(msg, T, "Subject")
+            .or_else(|| reply.as_ref().map(|o| format!("RE: {}", o.subject)))
+            .unwrap_or_default();
         let props: BTreeMap<String, String> = elements(msg)
             .filter(|n| n.tag_name().name() == "ExtendedProperty")
             .filter_map(|n| {
@@ -820,7 +872,24 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 })
             })
             .collect();
-        let body_node = child(msg, T, "Body");
+        let mut headers = headers;
+        if let Some(mid) = reply.as_ref().and_then(|o| o.message_id.clone()) {
+            let refs = reply
+                .as_ref()
+                .and_then(|o| o.references.clone())
+                .map_or_else(|| mid.clone(), |r| format!("{r} {mid}"));
+            headers.push(("In-Reply-To".into(), mid));
+            headers.push(("References".into(), refs));
+        }
+        let body_node = child(
+            msg,
+            T,
+            if reply.is_some() {
+                "NewBodyContent"
+            } else {
+                "Body"
+            },
+        );
         let body = body_node.map(wire::text).unwrap_or_default();
         let body_type = body_node
             .and_then(|b| b.attribute("BodyType"))
@@ -832,7 +901,12 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 msgs.push(wire::err("CreateItem", e, "<m:Items/>"));
                 continue;
             }
-            None => (ctx.mailbox.clone(), None),
+            None => (
+                reply
+                    .as_ref()
+                    .map_or_else(|| ctx.mailbox.clone(), |o| o.mailbox.clone()),
+                None,
+            ),
         };
         let from = st
             .mailbox(&mbx_key)

@@ -1,0 +1,292 @@
+//! The PVWA stand-in spoken to over HTTP as a client that keeps no cookies would: stickiness is
+//! off by default and an option, list items leave the account's properties empty, a waiting
+//! confirmer reads `Action: 2`, the requester's view (`MyRequests`), bulk confirm/reject, and a
+//! path the stand-in does not model answers a JSON 501.
+
+use pam_sim::{Scenario, Sim, SimOptions};
+use serde_json::{Value, json};
+
+fn scenario(extra: &str) -> Scenario {
+    Scenario::from_toml(&format!(
+        r#"
+[pvwa]
+{extra}
+[[pvwa.users]]
+name = "svc_l1"
+password = "pw-l1"
+groups = ["Infra_L1"]
+[[pvwa.users]]
+name = "alice"
+password = "pw-alice"
+[[pvwa.safes]]
+name = "InfraSafe"
+members = [{{ name = "Infra_L1", level1 = true, view_members = true }}]
+[[pvwa.requests]]
+number = 1
+safe = "InfraSafe"
+requester = "alice"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 2
+safe = "InfraSafe"
+requester = "alice"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 3
+safe = "InfraSafe"
+requester = "alice"
+levels = [1, 0]
+"#
+    ))
+    .expect("scenario")
+}
+
+struct Env {
+    sim: Sim,
+    http: reqwest::Client,
+}
+
+async fn start(extra: &str) -> Env {
+    let sim = Sim::start(scenario(extra), SimOptions::default())
+        .await
+        .expect("sim");
+    Env {
+        sim,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Env {
+    fn url(&self, path: &str) -> String {
+        format!("{}/PasswordVault/API/{path}", self.sim.url())
+    }
+
+    /// Logon; the token and the `Set-Cookie` the answer carried.
+    async fn logon(&self, user: &str, pw: &str) -> (String, String) {
+        let r = self
+            .http
+            .post(self.url("auth/CyberArk/Logon"))
+            .json(&json!({"username": user, "password": pw}))
+            .send()
+            .await
+            .expect("logon");
+        assert_eq!(r.status(), 200);
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let token: String = r.json().await.expect("token");
+        (token, cookie)
+    }
+
+    async fn call(
+        &self,
+        m: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, String, Value) {
+        let mut b = self
+            .http
+            .request(m, self.url(path))
+            .header("Authorization", token);
+        if let Some(v) = body {
+            b = b.json(&v);
+        }
+        let r = b.send().await.expect("send");
+        let status = r.status().as_u16();
+        let ctype = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, ctype, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn a_client_without_cookies_is_served_by_default_and_the_cookie_covers_every_path() {
+    let env = start("").await;
+    let (token, cookie) = env.logon("svc_l1", "pw-l1").await;
+    assert!(cookie.contains("Path=/;"), "cookie path is /: {cookie}");
+    let (status, _, v) = env
+        .call(reqwest::Method::GET, "IncomingRequests", &token, None)
+        .await;
+    assert_eq!(status, 200, "no cookie needed by default: {v}");
+    assert_eq!(env.sim.state.pvwa.stats().cookie_refused, 0);
+}
+
+#[tokio::test]
+async fn with_stickiness_on_a_call_without_the_cookie_is_refused() {
+    let env = start("sticky_cookie = true").await;
+    let (token, cookie) = env.logon("svc_l1", "pw-l1").await;
+    let (status, _, _) = env
+        .call(reqwest::Method::GET, "IncomingRequests", &token, None)
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(env.sim.state.pvwa.stats().cookie_refused, 1);
+    let pair = cookie.split(';').next().expect("pair").to_string();
+    let r = env
+        .http
+        .get(env.url("IncomingRequests"))
+        .header("Authorization", &token)
+        .header("Cookie", pair)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        200,
+        "with the cookie back the call goes through"
+    );
+}
+
+#[tokio::test]
+async fn list_items_carry_no_account_properties_and_a_waiting_confirmer_reads_action_2() {
+    let env = start("").await;
+    let (token, _) = env.logon("svc_l1", "pw-l1").await;
+    let (_, _, list) = env
+        .call(
+            reqwest::Method::GET,
+            "IncomingRequests?onlywaiting=true",
+            &token,
+            None,
+        )
+        .await;
+    let items = list["IncomingRequests"].as_array().expect("list");
+    assert_eq!(items.len(), 3);
+    for it in items {
+        assert_eq!(it["AccountDetails"]["Properties"], json!({}), "{it}");
+        assert_eq!(it["Confirmers"], json!([]));
+    }
+    let (_, _, one) = env
+        .call(
+            reqwest::Method::GET,
+            "IncomingRequests/InfraSafe_1",
+            &token,
+            None,
+        )
+        .await;
+    assert_eq!(one["AccountDetails"]["Properties"]["UserName"], "root");
+    let c = &one["Confirmers"][0];
+    assert_eq!(
+        (c["Action"].clone(), c["ActionDate"].clone()),
+        (json!(2), json!(0))
+    );
+}
+
+#[tokio::test]
+async fn the_requester_sees_their_own_requests_and_no_one_elses() {
+    let env = start("").await;
+    let (alice, _) = env.logon("alice", "pw-alice").await;
+    let (status, _, v) = env
+        .call(
+            reqwest::Method::GET,
+            "MyRequests?onlywaiting=true&expired=false",
+            &alice,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["Total"], 3);
+    let first = &v["MyRequests"][0];
+    assert_eq!(first["RequestorUserName"], "alice");
+    assert!(
+        first.get("RequestorFullName").is_none(),
+        "the Request schema lacks it"
+    );
+    let (status, _, one) = env
+        .call(reqwest::Method::GET, "MyRequests/InfraSafe_2", &alice, None)
+        .await;
+    assert_eq!(
+        (status, one["RequestID"].clone()),
+        (200, json!("InfraSafe_2"))
+    );
+    let (svc, _) = env.logon("svc_l1", "pw-l1").await;
+    let (_, _, v) = env
+        .call(reqwest::Method::GET, "MyRequests", &svc, None)
+        .await;
+    assert_eq!(v["Total"], 0, "svc_l1 requested nothing");
+    let (status, _, _) = env
+        .call(reqwest::Method::GET, "MyRequests/InfraSafe_2", &svc, None)
+        .await;
+    assert_eq!(status, 404, "another's request is not found");
+}
+
+#[tokio::test]
+async fn bulk_confirm_and_reject_act_on_each_item_as_the_single_call_would() {
+    let env = start("").await;
+    let (svc, _) = env.logon("svc_l1", "pw-l1").await;
+    let (status, _, v) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/Confirm/Bulk",
+            &svc,
+            Some(json!({"BulkItems": [
+                {"RequestId": "InfraSafe_1", "Reason": "one"},
+                {"RequestId": "InfraSafe_9", "Reason": "none such"},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let res = v["BulkActionResults"].as_array().expect("results");
+    assert_eq!(res[0]["Success"], true);
+    assert_eq!(res[1]["Success"], false);
+    let (status, _, _) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/Reject/Bulk",
+            &svc,
+            Some(json!({"BulkItems": [{"RequestId": "InfraSafe_2", "Reason": "no"}]})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let acts = env.sim.state.pvwa.actions();
+    let got: Vec<_> = acts
+        .iter()
+        .map(|a| (a.request_id.as_str(), a.action.as_str(), a.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("InfraSafe_1", "confirm", "one"),
+            ("InfraSafe_2", "reject", "no")
+        ]
+    );
+    // The requester may not confirm their own request in bulk either.
+    let (alice, _) = env.logon("alice", "pw-alice").await;
+    let (_, _, v) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/Confirm/Bulk",
+            &alice,
+            Some(json!({"BulkItems": [{"RequestId": "InfraSafe_3", "Reason": "self"}]})),
+        )
+        .await;
+    assert_eq!(v["BulkActionResults"][0]["Success"], false);
+    assert_eq!(env.sim.state.pvwa.actions().len(), 2);
+    let (status, _, _) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/Confirm/Bulk",
+            &svc,
+            Some(json!({"Items": []})),
+        )
+        .await;
+    assert_eq!(status, 400, "a body without BulkItems is refused");
+}
+
+#[tokio::test]
+async fn a_path_the_stand_in_does_not_model_answers_a_json_501() {
+    let env = start("").await;
+    let (svc, _) = env.logon("svc_l1", "pw-l1").await;
+    let (status, ctype, v) = env
+        .call(reqwest::Method::GET, "Accounts?search=root", &svc, None)
+        .await;
+    assert_eq!(status, 501, "{v}");
+    assert!(ctype.starts_with("application/json"), "{ctype}");
+    assert_eq!(v["ErrorCode"], "PAMSIM_NOT_MODELLED");
+}
