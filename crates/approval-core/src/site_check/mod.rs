@@ -1,0 +1,623 @@
+//! `check-approval-request --check-site`: one read-only pass over everything the watcher relies
+//! on (configuration, secret references, file modes, PVWA accounts and safe members, the
+//! mailbox, the directory, ticketing, Remote Access), reported per section. Changes nothing:
+//! no confirm, no move, no mark-as-read, no send; every PVWA session is signed out. No secret
+//! value is ever put in the report (a reference is shown, its value never).
+
+pub mod report;
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+
+use crate::directory::LdapDirectory;
+use crate::directory::approvers::Approvers;
+use crate::directory::config::{ApproverMode, Settings};
+use crate::pvwa::{AccountRole, Pvwa, Session};
+use crate::secret::{Resolver, SecretRef};
+use crate::settings::Loaded;
+
+pub use report::{Item, Report, Section, Status};
+
+/// What the check may look at.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// How many recent mails of the watched folder to look at (0: none).
+    pub mails: usize,
+}
+
+/// A configuration that did not load: the report says so in `config` and nothing else runs.
+pub fn config_failed(message: &str) -> Report {
+    let mut r = Report::default();
+    r.fail(
+        "config",
+        "load",
+        message,
+        "fix the file and key named above (see examples/config.toml)",
+    );
+    r
+}
+
+/// Run every check against the real systems.
+pub async fn run(loaded: &Loaded, opts: Options) -> Report {
+    let _ = opts.mails;
+    let mut r = Report::default();
+    r.ok(
+        "config",
+        "load",
+        match &loaded.origin.file {
+            Some(f) => format!("loaded {}", f.display()),
+            None => "loaded from the environment".to_string(),
+        },
+    );
+    let resolver = match Resolver::new(loaded.config.vault.as_ref()) {
+        Ok(res) => Some(res),
+        Err(e) => {
+            r.fail(
+                "secrets",
+                "vault",
+                format!("the Vault client cannot be set up: {e}"),
+                "check the [vault] section",
+            );
+            None
+        }
+    };
+    if let Some(res) = &resolver {
+        secrets(loaded, res, &mut r).await;
+    }
+    files(loaded, &mut r);
+    let safes = if let Some(res) = &resolver {
+        pvwa(loaded, res, &mut r).await
+    } else {
+        Vec::new()
+    };
+    if let Some(res) = &resolver {
+        mailbox(loaded, res, &mut r).await;
+        directory(loaded, res, &safes, &mut r).await;
+    }
+    ticketing(loaded, &mut r).await;
+    remote_access(loaded, &mut r);
+    if let Some(res) = resolver {
+        res.close().await;
+    }
+    r
+}
+
+/// Every secret reference of the configuration, by its key.
+fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
+    let c = &loaded.config;
+    let mut out: Vec<(String, SecretRef)> = Vec::new();
+    for (role, acc) in [
+        ("level1", &c.accounts.level1),
+        ("level2", &c.accounts.level2),
+        ("lookup", &c.accounts.lookup),
+    ] {
+        if let Some(a) = acc {
+            out.push((format!("accounts.{role}.password"), a.password.clone()));
+        }
+    }
+    if let Some(d) = &c.directory {
+        out.push(("directory.bind_password".into(), d.bind_password.clone()));
+    }
+    if let Some(m) = &c.mailbox {
+        if let Some(p) = &m.password {
+            out.push(("mailbox.password".into(), p.clone()));
+        }
+        if let Some(o) = &m.oauth {
+            out.push(("mailbox.oauth.client_secret".into(), o.client_secret.clone()));
+        }
+        if let Some(g) = &m.graph {
+            for (k, v) in [
+                ("certificate", &g.certificate),
+                ("private_key", &g.private_key),
+                ("client_secret", &g.client_secret),
+            ] {
+                if let Some(v) = v {
+                    out.push((format!("mailbox.graph.{k}"), v.clone()));
+                }
+            }
+        }
+    }
+    if let Some(t) = &c.ticketing {
+        if let Some(s) = &t.servicenow {
+            for (k, v) in [("password", &s.password), ("client_secret", &s.client_secret)] {
+                if let Some(v) = v {
+                    out.push((format!("ticketing.servicenow.{k}"), v.clone()));
+                }
+            }
+        }
+        if let Some(rm) = &t.remedy {
+            out.push(("ticketing.remedy.password".into(), rm.password.clone()));
+        }
+    }
+    if let Some(ra) = &c.remote_access {
+        out.push(("remote_access.key_file".into(), ra.key_file.clone()));
+    }
+    out
+}
+
+async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {
+    let refs = secret_refs(loaded);
+    if refs.is_empty() {
+        r.skip("secrets", "references", "no secret reference is configured");
+    }
+    for (key, sref) in refs {
+        match res.resolve(&sref).await {
+            Ok(v) => {
+                use secrecy::ExposeSecret;
+                if v.expose_secret().is_empty() {
+                    r.fail(
+                        "secrets",
+                        key.as_str(),
+                        format!("{sref} resolves to an empty value"),
+                        format!("put the secret where {sref} points, or change {key}"),
+                    );
+                } else {
+                    r.ok("secrets", key.as_str(), format!("{sref} resolves"));
+                }
+            }
+            Err(e) => r.fail(
+                "secrets",
+                key.as_str(),
+                format!("{sref} does not resolve: {e}"),
+                format!("make {sref} readable by this account, or change {key}"),
+            ),
+        }
+    }
+}
+
+fn files(loaded: &Loaded, r: &mut Report) {
+    match crate::pipeline::watch_loop::check_trusted_paths(loaded) {
+        Ok(()) => r.ok(
+            "files",
+            "modes",
+            "the configuration, reply templates and state directory are not writable by group or others",
+        ),
+        Err(e) => r.fail(
+            "files",
+            "modes",
+            e.to_string(),
+            "chmod go-w the path named (the watcher refuses to start until then)",
+        ),
+    }
+}
+
+/// The approver groups of a safe at a level from PVWA's safe members. The one call site of the
+/// mapping, so that the group-record resolution can take its place.
+fn approvers_of(
+    members: &[crate::pvwa::SafeMember],
+    level: u8,
+    s: &Settings,
+) -> Approvers {
+    crate::directory::approvers::from_safe_members(
+        members,
+        level,
+        chrono::Utc::now().timestamp(),
+        &s.group_names,
+    )
+}
+
+/// Sign each account in and out; with the lookup account read the incoming requests and the
+/// members of the safes seen. Returns the approver groups found, per safe and level.
+async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u8, Approvers)> {
+    let cfg = match loaded.pvwa() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail("pvwa", "configuration", e.to_string(), "set pvwa.url (see docs/configuration.md)");
+            return Vec::new();
+        }
+    };
+    let client = match Pvwa::new(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail("pvwa", "client", e.to_string(), "check pvwa.url and pvwa.ca_bundle");
+            return Vec::new();
+        }
+    };
+    let mode = if client.is_privilege_cloud() {
+        "Privilege Cloud"
+    } else {
+        "self-hosted PVWA"
+    };
+    let mut found = Vec::new();
+    for role in [AccountRole::Level1, AccountRole::Level2, AccountRole::Lookup] {
+        let key = role.key();
+        let account = match role {
+            AccountRole::Level1 => &loaded.config.accounts.level1,
+            AccountRole::Level2 => &loaded.config.accounts.level2,
+            AccountRole::Lookup => &loaded.config.accounts.lookup,
+        };
+        if account.is_none() {
+            let finding = if role == AccountRole::Lookup {
+                "[accounts.lookup] is not set: the level2 account reads requests and safe members"
+            } else {
+                "not configured"
+            };
+            r.skip("pvwa", format!("account {key}"), finding);
+            if role != AccountRole::Lookup {
+                continue;
+            }
+        }
+        let (user, pw): (String, SecretString) = match loaded.credentials(res, role).await {
+            Ok(c) => c,
+            Err(e) => {
+                r.fail(
+                    "pvwa",
+                    format!("account {key}"),
+                    format!("no credentials: {e}"),
+                    format!("set [accounts.{key}] (see the secrets section)"),
+                );
+                continue;
+            }
+        };
+        let session = match client.logon(&user, &pw).await {
+            Ok(s) => s,
+            Err(e) => {
+                r.fail(
+                    "pvwa",
+                    format!("account {key}"),
+                    format!("{user} cannot sign in to the {mode}: {e}"),
+                    format!("check accounts.{key}.username and its password, and that the account is enabled"),
+                );
+                continue;
+            }
+        };
+        r.ok("pvwa", format!("account {key}"), format!("{user} signs in to the {mode}"));
+        if role == AccountRole::Lookup {
+            found = lookup(loaded, &session, &user, r).await;
+        }
+        session.logoff().await;
+    }
+    found
+}
+
+async fn lookup(
+    loaded: &Loaded,
+    session: &Session,
+    user: &str,
+    r: &mut Report,
+) -> Vec<(String, u8, Approvers)> {
+    let mut safes: BTreeSet<String> = BTreeSet::new();
+    match session.list_incoming(false, false).await {
+        Ok(list) => {
+            let statuses: BTreeSet<i64> = list.iter().map(|q| q.status).collect();
+            for q in &list {
+                safes.insert(q.safe_name.clone());
+            }
+            r.ok(
+                "pvwa",
+                "incoming requests",
+                format!(
+                    "{user} reads IncomingRequests: {} request(s) on {} safe(s), status values seen {:?}",
+                    list.len(),
+                    safes.len(),
+                    statuses
+                ),
+            );
+        }
+        Err(e) => r.fail(
+            "pvwa",
+            "incoming requests",
+            format!("{user} cannot read IncomingRequests: {e}"),
+            "the lookup account must be an approver (Authorize requests) on the safes it watches",
+        ),
+    }
+    let Ok(s) = loaded.directory() else {
+        return Vec::new();
+    };
+    for rule in &s.static_rules {
+        for safe in &rule.safes {
+            safes.insert(safe.clone());
+        }
+    }
+    let mut out = Vec::new();
+    if s.approvers != ApproverMode::SafeMembers {
+        for safe in &safes {
+            for level in [1u8, 2] {
+                let a = crate::directory::check::static_approvers(&s, safe, level);
+                out.push((safe.clone(), level, a));
+            }
+        }
+        r.skip(
+            "pvwa",
+            "safe members",
+            "directory.approvers = \"static\": approver groups come from [[directory.static]], safe members are not read",
+        );
+        report_approvers(&out, r);
+        return out;
+    }
+    for safe in &safes {
+        let members = match session.safe_members(safe).await {
+            Ok(m) => m,
+            Err(e) => {
+                r.fail(
+                    "pvwa",
+                    format!("safe {safe}"),
+                    format!("{user} cannot read the members of safe {safe}: {e}"),
+                    format!("give {user} the safe member right \"View Safe members\" on {safe}"),
+                );
+                continue;
+            }
+        };
+        service_account_checks(loaded, safe, &members, r);
+        for level in [1u8, 2] {
+            out.push((safe.clone(), level, approvers_of(&members, level, &s)));
+        }
+    }
+    report_approvers(&out, r);
+    out
+}
+
+fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
+    for (safe, level, a) in found {
+        let check = format!("safe {safe} level {level}");
+        let groups: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        let skipped: Vec<String> = a
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.member, s.reason))
+            .collect();
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped: {}", skipped.join("; "))
+        };
+        if groups.is_empty() {
+            r.skip("pvwa", check, format!("no approver group{skipped}"));
+        } else {
+            r.ok("pvwa", check, format!("approver groups {}{skipped}", groups.join(", ")));
+        }
+    }
+}
+
+/// A service account of this tool that confirms through a safe member people also use: PVWA
+/// then shows one confirmer entry for that member.
+fn service_account_checks(
+    loaded: &Loaded,
+    safe: &str,
+    members: &[crate::pvwa::SafeMember],
+    r: &mut Report,
+) {
+    let accounts = &loaded.config.accounts;
+    for (level, acc) in [(1u8, &accounts.level1), (2, &accounts.level2)] {
+        let Some(acc) = acc else { continue };
+        let direct = members.iter().any(|m| {
+            m.member_name.eq_ignore_ascii_case(&acc.username)
+                && match level {
+                    1 => m.permissions.requests_authorization_level1,
+                    _ => m.permissions.requests_authorization_level2,
+                }
+        });
+        if !direct {
+            let shared: Vec<&str> = members
+                .iter()
+                .filter(|m| {
+                    m.is_group()
+                        && match level {
+                            1 => m.permissions.requests_authorization_level1,
+                            _ => m.permissions.requests_authorization_level2,
+                        }
+                })
+                .map(|m| m.member_name.as_str())
+                .collect();
+            if !shared.is_empty() {
+                r.warn(
+                    "pvwa",
+                    format!("safe {safe} level {level} service account"),
+                    format!(
+                        "{} is not a direct level-{level} member of {safe}; if it confirms through {} (a group people also use), PVWA shows one confirmer entry for that group and a colleague's portal confirm replaces the reason trace (the journal stays the record)",
+                        acc.username,
+                        shared.join(", ")
+                    ),
+                    format!("make {} a direct member of {safe} with level-{level} authorization, or accept the weaker PVWA trace (docs/site-check.md)", acc.username),
+                );
+            }
+        }
+    }
+}
+
+async fn mailbox(loaded: &Loaded, res: &Resolver, r: &mut Report) {
+    let Some(cfg) = loaded.config.mailbox.as_ref() else {
+        r.skip("mailbox", "mailbox", "no [mailbox] section");
+        return;
+    };
+    if let Err((key, message)) = cfg.validate() {
+        r.fail("mailbox", "configuration", message, format!("set {key}"));
+        return;
+    }
+    let kind = match cfg.kind {
+        crate::mailbox::MailboxKind::Ews => "EWS",
+        crate::mailbox::MailboxKind::Graph => "Graph",
+    };
+    let mb = match crate::mailbox::open(cfg, res).await {
+        Ok(m) => m,
+        Err(e) => {
+            let hint = crate::error::classify(&e)
+                .1
+                .unwrap_or_else(|| "check the [mailbox] credentials and the mailbox address".into());
+            r.fail("mailbox", "sign in", format!("{} ({kind}): {e}", cfg.mailbox), hint);
+            return;
+        }
+    };
+    let names = [cfg.processed_folder.as_str(), cfg.refused_folder.as_str()];
+    match mb.probe(&names).await {
+        Ok(p) => {
+            r.ok(
+                "mailbox",
+                "sign in",
+                format!("{} ({kind}) signs in; folder {:?} readable, {} unread", cfg.mailbox, cfg.folder, p.unread),
+            );
+            for (name, exists) in p.folders {
+                r.ok(
+                    "mailbox",
+                    format!("folder {name}"),
+                    if exists { "exists" } else { "missing, created at the first filing" },
+                );
+            }
+        }
+        Err(e) => r.fail(
+            "mailbox",
+            "folders",
+            format!("{}: {e}", cfg.mailbox),
+            format!("check mailbox.folder ({:?}) and the account's rights on it", cfg.folder),
+        ),
+    }
+    r.skip(
+        "mailbox",
+        "rights",
+        "who else holds rights on the mailbox (delegates, Full Access, folder permissions, application access) is not read by this version; check in Exchange admin that only the service account can create items in the watched folder (docs/notice-and-sender.md)",
+    );
+    r.skip(
+        "mailbox",
+        "transport headers",
+        "the sender verdicts of recent mails are not read by this version; use --explain FILE.eml on a forwarded mail",
+    );
+}
+
+async fn directory(
+    loaded: &Loaded,
+    res: &Resolver,
+    found: &[(String, u8, Approvers)],
+    r: &mut Report,
+) {
+    if loaded.config.directory.is_none() {
+        r.skip("directory", "directory", "no [directory] section");
+        return;
+    }
+    let s = match loaded.directory() {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail("directory", "configuration", e.to_string(), "fix the key named");
+            return;
+        }
+    };
+    let pw = match res.resolve(&s.bind_password).await {
+        Ok(p) => p,
+        Err(e) => {
+            r.fail(
+                "directory",
+                "bind",
+                format!("directory.bind_password does not resolve: {e}"),
+                "fix directory.bind_password",
+            );
+            return;
+        }
+    };
+    let servers = s.servers();
+    let bind_dn = s.bind_dn.clone();
+    let dir = match LdapDirectory::new(s, pw) {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail("directory", "bind", e.to_string(), "check directory.url and directory.ca_bundle");
+            return;
+        }
+    };
+    match dir.effective_strategy().await {
+        Ok(st) => {
+            r.ok("directory", "bind", format!("{bind_dn} binds to {servers}"));
+            r.ok("directory", "membership", format!("strategy {}", st.name()));
+            let mut groups = Vec::new();
+            for (_, _, a) in found {
+                for g in &a.groups {
+                    if !groups.iter().any(|x: &crate::directory::approvers::ApproverGroup| x.name == g.name) {
+                        groups.push(g.clone());
+                    }
+                }
+            }
+            if groups.is_empty() {
+                r.skip("directory", "approver groups", "no approver group was found to resolve");
+            } else {
+                match dir.resolve_groups(&groups).await {
+                    Ok(resolved) => {
+                        for g in resolved {
+                            match g.status {
+                                "found" => r.ok("directory", format!("group {}", g.name), format!("maps to {}", g.dns.join(", "))),
+                                "not_found" => r.fail(
+                                    "directory",
+                                    format!("group {}", g.name),
+                                    format!("no directory group answers to {} ({})", g.name, g.source),
+                                    "check directory.group_base_dn, directory.group_names and the group's name",
+                                ),
+                                _ => r.fail(
+                                    "directory",
+                                    format!("group {}", g.name),
+                                    format!("{} directory groups answer to {}: {}", g.dns.len(), g.name, g.dns.join("; ")),
+                                    "narrow directory.group_base_dn or directory.group_filter so one group answers",
+                                ),
+                            }
+                        }
+                    }
+                    Err(e) => r.fail(
+                        "directory",
+                        "approver groups",
+                        e.to_string(),
+                        "check that the bind account may search directory.group_base_dn",
+                    ),
+                }
+            }
+        }
+        Err(e) => r.fail(
+            "directory",
+            "bind",
+            format!("{bind_dn} at {servers}: {e}"),
+            "check directory.url, directory.bind_dn and directory.bind_password",
+        ),
+    }
+    dir.close().await;
+}
+
+async fn ticketing(loaded: &Loaded, r: &mut Report) {
+    let Some(t) = &loaded.config.ticketing else {
+        r.skip("ticketing", "ticketing", "no [ticketing] section");
+        return;
+    };
+    if let Err(e) = loaded.ticketing() {
+        r.fail("ticketing", "configuration", e.to_string(), "fix the key named");
+        return;
+    }
+    let mut urls = Vec::new();
+    if let Some(s) = &t.servicenow {
+        urls.push(("servicenow", s.url.clone()));
+    }
+    if let Some(rm) = &t.remedy {
+        urls.push(("remedy", rm.url.clone()));
+    }
+    for (name, url) in urls {
+        reachable(r, "ticketing", name, &format!("ticketing.{name}.url"), &url).await;
+    }
+}
+
+/// Whether a TCP connection to the URL's host and port opens (5 s).
+async fn reachable(r: &mut Report, section: &str, name: &str, key: &str, url: &str) {
+    let Ok(u) = url::Url::parse(url) else {
+        r.fail(section, name, format!("{url:?} is not a URL"), format!("fix {key}"));
+        return;
+    };
+    let host = u.host_str().unwrap_or_default().to_string();
+    let port = u.port_or_known_default().unwrap_or(443);
+    let conn = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await;
+    match conn {
+        Ok(Ok(_)) => r.ok(section, name, format!("{host}:{port} reachable (sign-in is proven by validate-ticket)")),
+        Ok(Err(e)) => r.fail(section, name, format!("{host}:{port} unreachable: {e}"), format!("check {key} and the firewall")),
+        Err(_) => r.fail(section, name, format!("{host}:{port} did not answer in 5 s"), format!("check {key} and the firewall")),
+    }
+}
+
+fn remote_access(loaded: &Loaded, r: &mut Report) {
+    if loaded.config.remote_access.is_none() {
+        r.skip("remote_access", "remote_access", "no [remote_access] section");
+        return;
+    }
+    match loaded.remote_access() {
+        Ok(_) => r.skip(
+            "remote_access",
+            "sign in",
+            "configured; sign-in is not tried by this version (remote-access proves it)",
+        ),
+        Err(e) => r.fail("remote_access", "configuration", e.to_string(), "fix the key named"),
+    }
+}
