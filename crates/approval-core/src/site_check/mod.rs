@@ -104,7 +104,10 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
             out.push(("mailbox.password".into(), p.clone()));
         }
         if let Some(o) = &m.oauth {
-            out.push(("mailbox.oauth.client_secret".into(), o.client_secret.clone()));
+            out.push((
+                "mailbox.oauth.client_secret".into(),
+                o.client_secret.clone(),
+            ));
         }
         if let Some(g) = &m.graph {
             for (k, v) in [
@@ -120,7 +123,10 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
     }
     if let Some(t) = &c.ticketing {
         if let Some(s) = &t.servicenow {
-            for (k, v) in [("password", &s.password), ("client_secret", &s.client_secret)] {
+            for (k, v) in [
+                ("password", &s.password),
+                ("client_secret", &s.client_secret),
+            ] {
                 if let Some(v) = v {
                     out.push((format!("ticketing.servicenow.{k}"), v.clone()));
                 }
@@ -184,11 +190,7 @@ fn files(loaded: &Loaded, r: &mut Report) {
 
 /// The approver groups of a safe at a level from PVWA's safe members. The one call site of the
 /// mapping, so that the group-record resolution can take its place.
-fn approvers_of(
-    members: &[crate::pvwa::SafeMember],
-    level: u8,
-    s: &Settings,
-) -> Approvers {
+fn approvers_of(members: &[crate::pvwa::SafeMember], level: u8, s: &Settings) -> Approvers {
     crate::directory::approvers::from_safe_members(
         members,
         level,
@@ -203,14 +205,24 @@ async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u
     let cfg = match loaded.pvwa() {
         Ok(c) => c,
         Err(e) => {
-            r.fail("pvwa", "configuration", e.to_string(), "set pvwa.url (see docs/configuration.md)");
+            r.fail(
+                "pvwa",
+                "configuration",
+                e.to_string(),
+                "set pvwa.url (see docs/configuration.md)",
+            );
             return Vec::new();
         }
     };
     let client = match Pvwa::new(cfg) {
         Ok(c) => c,
         Err(e) => {
-            r.fail("pvwa", "client", e.to_string(), "check pvwa.url and pvwa.ca_bundle");
+            r.fail(
+                "pvwa",
+                "client",
+                e.to_string(),
+                "check pvwa.url and pvwa.ca_bundle",
+            );
             return Vec::new();
         }
     };
@@ -220,7 +232,11 @@ async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u
         "self-hosted PVWA"
     };
     let mut found = Vec::new();
-    for role in [AccountRole::Level1, AccountRole::Level2, AccountRole::Lookup] {
+    for role in [
+        AccountRole::Level1,
+        AccountRole::Level2,
+        AccountRole::Lookup,
+    ] {
         let key = role.key();
         let account = match role {
             AccountRole::Level1 => &loaded.config.accounts.level1,
@@ -262,7 +278,11 @@ async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u
                 continue;
             }
         };
-        r.ok("pvwa", format!("account {key}"), format!("{user} signs in to the {mode}"));
+        r.ok(
+            "pvwa",
+            format!("account {key}"),
+            format!("{user} signs in to the {mode}"),
+        );
         if role == AccountRole::Lookup {
             found = lookup(loaded, &session, &user, r).await;
         }
@@ -365,7 +385,11 @@ fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
         if groups.is_empty() {
             r.skip("pvwa", check, format!("no approver group{skipped}"));
         } else {
-            r.ok("pvwa", check, format!("approver groups {}{skipped}", groups.join(", ")));
+            r.ok(
+                "pvwa",
+                check,
+                format!("approver groups {}{skipped}", groups.join(", ")),
+            );
         }
     }
 }
@@ -432,10 +456,15 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, r: &mut Report) {
     let mb = match crate::mailbox::open(cfg, res).await {
         Ok(m) => m,
         Err(e) => {
-            let hint = crate::error::classify(&e)
-                .1
-                .unwrap_or_else(|| "check the [mailbox] credentials and the mailbox address".into());
-            r.fail("mailbox", "sign in", format!("{} ({kind}): {e}", cfg.mailbox), hint);
+            let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
+                "check the [mailbox] credentials and the mailbox address".into()
+            });
+            r.fail(
+                "mailbox",
+                "sign in",
+                format!("{} ({kind}): {e}", cfg.mailbox),
+                hint,
+            );
             return;
         }
     };
@@ -445,22 +474,37 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, r: &mut Report) {
             r.ok(
                 "mailbox",
                 "sign in",
-                format!("{} ({kind}) signs in; folder {:?} readable, {} unread", cfg.mailbox, cfg.folder, p.unread),
+                format!(
+                    "{} ({kind}) signs in; folder {:?} readable, {} unread",
+                    cfg.mailbox, cfg.folder, p.unread
+                ),
             );
             for (name, exists) in p.folders {
                 r.ok(
                     "mailbox",
                     format!("folder {name}"),
-                    if exists { "exists" } else { "missing, created at the first filing" },
+                    if exists {
+                        "exists"
+                    } else {
+                        "missing, created at the first filing"
+                    },
                 );
             }
         }
-        Err(e) => r.fail(
-            "mailbox",
-            "folders",
-            format!("{}: {e}", cfg.mailbox),
-            format!("check mailbox.folder ({:?}) and the account's rights on it", cfg.folder),
-        ),
+        Err(e) => {
+            let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
+                format!(
+                    "check the [mailbox] credentials, mailbox.folder ({:?}) and the account's rights on it",
+                    cfg.folder
+                )
+            });
+            r.fail(
+                "mailbox",
+                "sign in",
+                format!("{} ({kind}): {e}", cfg.mailbox),
+                hint,
+            );
+        }
     }
     r.skip(
         "mailbox",
@@ -487,7 +531,12 @@ async fn directory(
     let s = match loaded.directory() {
         Ok(s) => s,
         Err(e) => {
-            r.fail("directory", "configuration", e.to_string(), "fix the key named");
+            r.fail(
+                "directory",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
             return;
         }
     };
@@ -508,7 +557,12 @@ async fn directory(
     let dir = match LdapDirectory::new(s, pw) {
         Ok(d) => d,
         Err(e) => {
-            r.fail("directory", "bind", e.to_string(), "check directory.url and directory.ca_bundle");
+            r.fail(
+                "directory",
+                "bind",
+                e.to_string(),
+                "check directory.url and directory.ca_bundle",
+            );
             return;
         }
     };
@@ -519,13 +573,20 @@ async fn directory(
             let mut groups = Vec::new();
             for (_, _, a) in found {
                 for g in &a.groups {
-                    if !groups.iter().any(|x: &crate::directory::approvers::ApproverGroup| x.name == g.name) {
+                    if !groups
+                        .iter()
+                        .any(|x: &crate::directory::approvers::ApproverGroup| x.name == g.name)
+                    {
                         groups.push(g.clone());
                     }
                 }
             }
             if groups.is_empty() {
-                r.skip("directory", "approver groups", "no approver group was found to resolve");
+                r.skip(
+                    "directory",
+                    "approver groups",
+                    "no approver group was found to resolve",
+                );
             } else {
                 match dir.resolve_groups(&groups).await {
                     Ok(resolved) => {
@@ -572,7 +633,12 @@ async fn ticketing(loaded: &Loaded, r: &mut Report) {
         return;
     };
     if let Err(e) = loaded.ticketing() {
-        r.fail("ticketing", "configuration", e.to_string(), "fix the key named");
+        r.fail(
+            "ticketing",
+            "configuration",
+            e.to_string(),
+            "fix the key named",
+        );
         return;
     }
     let mut urls = Vec::new();
@@ -590,7 +656,12 @@ async fn ticketing(loaded: &Loaded, r: &mut Report) {
 /// Whether a TCP connection to the URL's host and port opens (5 s).
 async fn reachable(r: &mut Report, section: &str, name: &str, key: &str, url: &str) {
     let Ok(u) = url::Url::parse(url) else {
-        r.fail(section, name, format!("{url:?} is not a URL"), format!("fix {key}"));
+        r.fail(
+            section,
+            name,
+            format!("{url:?} is not a URL"),
+            format!("fix {key}"),
+        );
         return;
     };
     let host = u.host_str().unwrap_or_default().to_string();
@@ -601,15 +672,33 @@ async fn reachable(r: &mut Report, section: &str, name: &str, key: &str, url: &s
     )
     .await;
     match conn {
-        Ok(Ok(_)) => r.ok(section, name, format!("{host}:{port} reachable (sign-in is proven by validate-ticket)")),
-        Ok(Err(e)) => r.fail(section, name, format!("{host}:{port} unreachable: {e}"), format!("check {key} and the firewall")),
-        Err(_) => r.fail(section, name, format!("{host}:{port} did not answer in 5 s"), format!("check {key} and the firewall")),
+        Ok(Ok(_)) => r.ok(
+            section,
+            name,
+            format!("{host}:{port} reachable (sign-in is proven by validate-ticket)"),
+        ),
+        Ok(Err(e)) => r.fail(
+            section,
+            name,
+            format!("{host}:{port} unreachable: {e}"),
+            format!("check {key} and the firewall"),
+        ),
+        Err(_) => r.fail(
+            section,
+            name,
+            format!("{host}:{port} did not answer in 5 s"),
+            format!("check {key} and the firewall"),
+        ),
     }
 }
 
 fn remote_access(loaded: &Loaded, r: &mut Report) {
     if loaded.config.remote_access.is_none() {
-        r.skip("remote_access", "remote_access", "no [remote_access] section");
+        r.skip(
+            "remote_access",
+            "remote_access",
+            "no [remote_access] section",
+        );
         return;
     }
     match loaded.remote_access() {
@@ -618,6 +707,11 @@ fn remote_access(loaded: &Loaded, r: &mut Report) {
             "sign in",
             "configured; sign-in is not tried by this version (remote-access proves it)",
         ),
-        Err(e) => r.fail("remote_access", "configuration", e.to_string(), "fix the key named"),
+        Err(e) => r.fail(
+            "remote_access",
+            "configuration",
+            e.to_string(),
+            "fix the key named",
+        ),
     }
 }

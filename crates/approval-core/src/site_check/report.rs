@@ -113,7 +113,10 @@ impl Report {
         finding: impl Into<String>,
         fix: impl Into<String>,
     ) {
-        self.push(section, item(check, Status::Warn, finding, Some(fix.into())));
+        self.push(
+            section,
+            item(check, Status::Warn, finding, Some(fix.into())),
+        );
     }
 
     pub fn fail(
@@ -123,7 +126,10 @@ impl Report {
         finding: impl Into<String>,
         fix: impl Into<String>,
     ) {
-        self.push(section, item(check, Status::Fail, finding, Some(fix.into())));
+        self.push(
+            section,
+            item(check, Status::Fail, finding, Some(fix.into())),
+        );
     }
 
     /// 0 when every item is ok or skip, 1 when one warns, 2 when one fails.
@@ -203,7 +209,12 @@ fn one_line(s: &str) -> String {
     out
 }
 
-fn item(check: impl Into<String>, status: Status, finding: impl Into<String>, fix: Option<String>) -> Item {
+fn item(
+    check: impl Into<String>,
+    status: Status,
+    finding: impl Into<String>,
+    fix: Option<String>,
+) -> Item {
     Item {
         check: check.into(),
         status,
@@ -220,17 +231,34 @@ mod tests {
     fn the_worst_item_sets_the_exit_and_skip_is_not_a_warning() {
         let mut r = Report::default();
         assert_eq!(r.exit, 0);
-        r.skip("mailbox", "full access", "not readable over EWS; check in Exchange admin");
+        r.skip(
+            "mailbox",
+            "full access",
+            "not readable over EWS; check in Exchange admin",
+        );
         r.ok("config", "load", "loaded");
         assert_eq!((r.exit, r.status), (0, "ok"));
-        r.warn("pvwa", "safe S level 1", "shared group", "use a group of its own");
+        r.warn(
+            "pvwa",
+            "safe S level 1",
+            "shared group",
+            "use a group of its own",
+        );
         assert_eq!((r.exit, r.status), (1, "warn"));
-        r.fail("secrets", "accounts.lookup.password", "unresolved", "set it");
+        r.fail(
+            "secrets",
+            "accounts.lookup.password",
+            "unresolved",
+            "set it",
+        );
         assert_eq!((r.exit, r.status), (2, "fail"));
         r.ok("files", "config", "0600");
         assert_eq!(r.exit, 2);
         let text = r.render().join("\n");
-        assert!(text.starts_with("SITE CHECK CRITICAL: 2 ok, 1 warning(s), 1 failure(s), 1 skipped"), "{text}");
+        assert!(
+            text.starts_with("SITE CHECK CRITICAL: 2 ok, 1 warning(s), 1 failure(s), 1 skipped"),
+            "{text}"
+        );
         assert!(text.contains("       fix: set it"), "{text}");
         let v = serde_json::to_value(&r).expect("json");
         assert_eq!(v["sections"][1]["name"], "secrets");

@@ -1,0 +1,209 @@
+// The site check's suite, included by check_site.rs (self-hosted PVWA) and
+// check_site_privilege_cloud.rs (Privilege Cloud), which declare `watcher_env` and `SUITE_PVWA`.
+// The real binary against pam-sim (EWS and Graph) and the real slapd: a clean site exits 0 and
+// changes nothing; each fault makes its check fail with the fix, and no secret is ever shown.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output};
+
+use watcher_env::*;
+
+/// The secret values the configuration refers to: none may appear in any output.
+const SECRETS: [&str; 5] = ["l1-pass", "l2-pass", "lookup-pass", "svcpw", "box-pass"];
+
+fn site(env: &Env, text: &str, json: bool) -> (Output, String) {
+    let cfg = env.dir.path().join("site.toml");
+    std::fs::write(&cfg, text).expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    run_on(&cfg, json)
+}
+
+fn run_on(cfg: &std::path::Path, json: bool) -> (Output, String) {
+    let mut c = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"));
+    c.arg("--config").arg(cfg).arg("--check-site");
+    if json {
+        c.arg("--json");
+    }
+    let o = c.output().expect("runs");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for s in SECRETS {
+        assert!(!out.contains(s), "secret {s} shown:\n{out}");
+    }
+    (o, out)
+}
+
+fn json_of(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).expect("one JSON document")
+}
+
+/// The item `check` of `section` in a JSON report.
+fn item<'a>(v: &'a serde_json::Value, section: &str, check: &str) -> &'a serde_json::Value {
+    v["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["name"] == section)
+        .and_then(|s| {
+            s["items"]
+                .as_array()
+                .expect("items")
+                .iter()
+                .find(|i| i["check"] == check)
+        })
+        .unwrap_or_else(|| panic!("no {section}/{check} in {v}"))
+}
+
+fn clean_site_changes_nothing(env: &Env) {
+    forward(env, "c1", "alice@example.test", 9);
+    let text = config_text(env, "static", "", "");
+    let (o, out) = site(env, &text, false);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.starts_with("SITE CHECK OK:"), "{out}");
+    for line in [
+        "[secrets]",
+        "ok   accounts.lookup.password: file:",
+        "ok   account level1: svc_pam_level1 signs in",
+        "ok   account lookup: svc_pam_lookup signs in",
+        "ok   incoming requests: svc_pam_lookup reads IncomingRequests",
+        "ok   safe DBSafe level 1: approver groups DB_PAMapprover",
+        "ok   group DB_PAMapprover: maps to cn=DB_PAMapprover",
+        "ok   bind: cn=svc_pamtool",
+        "skip rights:",
+    ] {
+        assert!(out.contains(line), "missing {line:?}:\n{out}");
+    }
+    let (o, _) = site(env, &text, true);
+    let v = json_of(&o);
+    assert_eq!(v["exit"], 0);
+    assert_eq!(v["status"], "ok");
+    assert_eq!(item(&v, "mailbox", "rights")["status"], "skip");
+    // Nothing changed: the mail is still unread where it was, nothing confirmed, nothing sent.
+    assert_eq!(folder(env, "inbox"), vec!["c1@corp.example.test"]);
+    assert!(confirms(env).is_empty(), "{:?}", confirms(env));
+    assert_eq!(sent_count(env), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graph_a_clean_site_passes_and_changes_nothing() {
+    let env = env!();
+    clean_site_changes_nothing(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_a_clean_site_passes_and_changes_nothing() {
+    let mut env = env!();
+    env.backend = Backend::Ews;
+    clean_site_changes_nothing(&env);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_fails_its_check_with_the_fix() {
+    let mut env = env!();
+    env.backend = Backend::Ews;
+    let d = env.dir.path().to_path_buf();
+    let text = config_text(&env, "static", "", "");
+
+    // A wrong password of the lookup account: the sign-in fails, the others still pass.
+    secret(&d, "lk", "not-the-lookup-password");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    assert_eq!(v["status"], "fail");
+    let i = item(&v, "pvwa", "account lookup");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("accounts.lookup"), "{i}");
+    assert_eq!(item(&v, "pvwa", "account level1")["status"], "ok");
+    assert!(!out.contains("not-the-lookup-password"), "{out}");
+    secret(&d, "lk", "lookup-pass");
+
+    // A secret reference that does not resolve.
+    std::fs::remove_file(d.join("l2")).expect("rm");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "secrets", "accounts.level2.password");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("accounts.level2.password"), "{i}");
+    secret(&d, "l2", "l2-pass");
+
+    // A group-writable configuration file.
+    let cfg = d.join("site.toml");
+    std::fs::write(&cfg, &text).expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o620)).expect("chmod");
+    let (o, out) = run_on(&cfg, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "files", "modes");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["finding"].as_str().unwrap().contains("group"), "{i}");
+
+    // A directory bind refused.
+    secret(&d, "lp", "not-the-bind-password");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "directory", "bind");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("directory.bind_password"), "{i}");
+    secret(&d, "lp", "svcpw");
+
+    // The mailbox password refused.
+    secret(&d, "mb", "not-the-box-password");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    assert_eq!(item(&v, "mailbox", "sign in")["status"], "fail");
+    secret(&d, "mb", "box-pass");
+
+    // Ticketing configured but unreachable (a port nothing listens on).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let with_ticketing = format!(
+        "{text}\n[ticketing.servicenow]\nurl = \"https://127.0.0.1:{port}\"\nusername = \"svc\"\npassword = \"{}\"\n[[ticketing.types]]\nname = \"sn-incident\"\nsystem = \"servicenow\"\nkind = \"incident\"\npattern = \"INC[0-9]{{7}}\"\nallowed_states = [\"New\"]\n",
+        secret(&d, "sn", "sn-pass")
+    );
+    let (o, out) = site(&env, &with_ticketing, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "ticketing", "servicenow");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("ticketing.servicenow.url"), "{i}");
+    assert!(!out.contains("sn-pass"), "{out}");
+
+    // The clean site again: exit 0.
+    let (o, out) = site(&env, &text, false);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_members_mode_shows_groups_per_safe_and_level() {
+    let env = env!();
+    let text = config_text(&env, "safe-members", "", "");
+    let (o, out) = site(&env, &text, false);
+    // Per safe and level: what was skipped and why (no directory domain configured here).
+    assert!(
+        out.contains("skip safe DBSafe level 1: no approver group; skipped: PAM_Approvers_L1 (no directory domain"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skip safe DBSafe level 2: no approver group; skipped: PAM_Approvers_L2"),
+        "{out}"
+    );
+    // The service accounts confirm through groups: said, as a warning, per safe and level.
+    assert!(out.contains("WARN safe DBSafe level 1 service account"), "{out}");
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configuration_that_does_not_load_is_a_failure_of_the_config_section() {
+    let env = env!();
+    let (o, out) = site(&env, "[pvwa]\nurl = 3\n", true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    assert_eq!(item(&v, "config", "load")["status"], "fail");
+}
