@@ -207,3 +207,24 @@ async fn a_configuration_that_does_not_load_is_a_failure_of_the_config_section()
     let v = json_of(&o);
     assert_eq!(item(&v, "config", "load")["status"], "fail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn none_held_is_verified_against_the_safe_members() {
+    let env = env!();
+    // pam-sim's safes give PAM_Approvers_L1/L2 (groups people may be in) the authorisation
+    // rights: "none-held" is contradicted, per safe.
+    let text = config_text(&env, "static", "", "portal_rights = \"none-held\"");
+    let (o, out) = site(&env, &text, true);
+    let v = json_of(&o);
+    let i = item(&v, "pvwa", "safe DBSafe portal rights");
+    assert_ne!(i["status"], "ok", "{out}");
+    assert!(i["finding"].as_str().unwrap().contains("PAM_Approvers_L1"), "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("portal_rights"), "{i}");
+    assert!(matches!(o.status.code(), Some(1 | 2)), "{out}");
+    // Without the statement the watcher checks by itself: no such item.
+    let text = config_text(&env, "static", "", "");
+    let (o, _) = site(&env, &text, true);
+    let v = json_of(&o);
+    let pvwa = v["sections"][3]["items"].as_array().expect("items");
+    assert!(!pvwa.iter().any(|i| i["check"] == "safe DBSafe portal rights"), "{v}");
+}

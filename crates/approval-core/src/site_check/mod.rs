@@ -344,6 +344,21 @@ async fn lookup(
             "directory.approvers = \"static\": approver groups come from [[directory.static]], safe members are not read",
         );
         report_approvers(&out, r);
+        if loaded.config.watcher.portal_rights
+            == crate::pipeline::config::PortalRightsCheck::NoneHeld
+        {
+            for safe in &safes {
+                match session.safe_members(safe).await {
+                    Ok(members) => none_held_checks(loaded, safe, &members, &out, r),
+                    Err(e) => r.fail(
+                        "pvwa",
+                        format!("safe {safe} portal rights"),
+                        format!("portal_rights = \"none-held\" cannot be verified: {user} cannot read the members of {safe}: {e}"),
+                        format!("give {user} the safe member right \"View Safe members\" on {safe}"),
+                    ),
+                }
+            }
+        }
         return out;
     }
     for safe in &safes {
@@ -360,9 +375,12 @@ async fn lookup(
             }
         };
         service_account_checks(loaded, safe, &members, r);
-        for level in [1u8, 2] {
-            out.push((safe.clone(), level, approvers_of(&members, level, &s)));
-        }
+        let per_level: Vec<(String, u8, Approvers)> = [1u8, 2]
+            .into_iter()
+            .map(|level| (safe.clone(), level, approvers_of(&members, level, &s)))
+            .collect();
+        none_held_checks(loaded, safe, &members, &per_level, r);
+        out.extend(per_level);
     }
     report_approvers(&out, r);
     out
@@ -437,6 +455,79 @@ fn service_account_checks(
                 );
             }
         }
+    }
+}
+
+/// Under `[watcher] portal_rights = "none-held"` the watcher reads no safe member before it
+/// confirms: the deployment states that mail approvers hold no PVWA right on the safes served.
+/// Every member with an authorisation right other than this tool's accounts contradicts it: a
+/// mail approver group (or a person) is a failure, another group a warning (its members may be
+/// mail approvers).
+fn none_held_checks(
+    loaded: &Loaded,
+    safe: &str,
+    members: &[crate::pvwa::SafeMember],
+    approvers: &[(String, u8, Approvers)],
+    r: &mut Report,
+) {
+    use crate::pipeline::config::PortalRightsCheck;
+    if loaded.config.watcher.portal_rights != PortalRightsCheck::NoneHeld {
+        return;
+    }
+    let a = &loaded.config.accounts;
+    let ours: Vec<&str> = [&a.level1, &a.level2, &a.lookup]
+        .into_iter()
+        .flatten()
+        .map(|acc| acc.username.as_str())
+        .collect();
+    let mut clean = true;
+    for m in members {
+        let p = &m.permissions;
+        if !(p.requests_authorization_level1 || p.requests_authorization_level2) {
+            continue;
+        }
+        if ours.iter().any(|o| o.eq_ignore_ascii_case(&m.member_name)) {
+            continue;
+        }
+        clean = false;
+        let quoted = format!("\"{}\"", m.member_name);
+        let is_approver = approvers
+            .iter()
+            .any(|(_, _, ap)| ap.groups.iter().any(|g| g.source.contains(&quoted)));
+        let check = format!("safe {safe} portal rights");
+        let fix = format!(
+            "remove the authorisation right of {} on {safe} (only this tool's accounts may hold one), or set [watcher] portal_rights = \"check\"",
+            m.member_name
+        );
+        if !m.is_group() || is_approver {
+            r.fail(
+                "pvwa",
+                check,
+                format!(
+                    "portal_rights = \"none-held\" but {} {} holds an authorisation right on {safe}: a mail approver could confirm twice (by mail and in the portal)",
+                    if m.is_group() { "mail approver group" } else { "user" },
+                    m.member_name
+                ),
+                fix,
+            );
+        } else {
+            r.warn(
+                "pvwa",
+                check,
+                format!(
+                    "portal_rights = \"none-held\" but group {} holds an authorisation right on {safe}; if a mail approver is in it, they could confirm twice",
+                    m.member_name
+                ),
+                fix,
+            );
+        }
+    }
+    if clean {
+        r.ok(
+            "pvwa",
+            format!("safe {safe} portal rights"),
+            "portal_rights = \"none-held\": only this tool's accounts hold an authorisation right",
+        );
     }
 }
 
