@@ -76,9 +76,16 @@ fn clean_site_changes_nothing(env: &Env) {
     ] {
         assert!(out.contains(line), "missing {line:?}:\n{out}");
     }
-    let (o, _) = site(env, &text, true);
+    // The forwarded mail is judged as the watcher would, from its transport headers.
+    assert!(
+        out.contains("ok   mail 1: from alice@example.test: accepted (AuthAs Internal, AuthSource EX01.corp.example.test"),
+        "{out}"
+    );
+    let (o, out) = site(env, &text, true);
     let v = json_of(&o);
     assert_eq!(v["exit"], 0);
+    // Still unread after two runs.
+    assert!(out.contains("1 unread"), "{out}");
     assert_eq!(v["status"], "ok");
     assert_eq!(item(&v, "mailbox", "rights")["status"], "skip");
     // Nothing changed: the mail is still unread where it was, nothing confirmed, nothing sent.
@@ -174,6 +181,22 @@ async fn each_fault_fails_its_check_with_the_fix() {
     assert_eq!(i["status"], "fail", "{i}");
     assert!(i["fix"].as_str().unwrap().contains("ticketing.servicenow.url"), "{i}");
     assert!(!out.contains("sn-pass"), "{out}");
+
+    // A wrong auth_sources: the mail in the folder would be refused, and the report says why.
+    forward(&env, "c2", "alice@example.test", 9);
+    let wrong = text.replace(
+        "auth_sources = [\"EX01.corp.example.test\"]",
+        "auth_sources = [\"EX99.corp.example.test\"]",
+    );
+    assert_ne!(wrong, text);
+    let (o, out) = site(&env, &wrong, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "mail 1");
+    assert_eq!(i["status"], "warn", "{i}");
+    let f = i["finding"].as_str().unwrap();
+    assert!(f.contains("would be refused") && f.contains("EX01.corp.example.test"), "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("auth_sources"), "{i}");
 
     // The clean site again: exit 0.
     let (o, out) = site(&env, &text, false);

@@ -40,7 +40,6 @@ pub fn config_failed(message: &str) -> Report {
 
 /// Run every check against the real systems.
 pub async fn run(loaded: &Loaded, opts: Options) -> Report {
-    let _ = opts.mails;
     let mut r = Report::default();
     r.ok(
         "config",
@@ -72,7 +71,7 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
         Vec::new()
     };
     if let Some(res) = &resolver {
-        mailbox(loaded, res, &mut r).await;
+        mailbox(loaded, res, opts.mails, &mut r).await;
         directory(loaded, res, &safes, &mut r).await;
     }
     ticketing(loaded, &mut r).await;
@@ -458,6 +457,96 @@ fn service_account_checks(
     }
 }
 
+/// The last `n` unread mails of the watched folder: what the watcher would decide about each
+/// sender and why, from the transport headers Exchange stamped (read only: fetched, never
+/// marked read, moved or answered).
+async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usize, r: &mut Report) {
+    if n == 0 {
+        return;
+    }
+    let list = match mb.list_new().await {
+        Ok(l) => l,
+        Err(e) => {
+            r.fail(
+                "mailbox",
+                "recent mails",
+                format!("the watched folder cannot be listed: {e}"),
+                "check the account's read right on mailbox.folder",
+            );
+            return;
+        }
+    };
+    if list.is_empty() {
+        r.skip(
+            "mailbox",
+            "recent mails",
+            "no unread mail in the watched folder to judge (forward one to try [sender])",
+        );
+        return;
+    }
+    let skip = list.len().saturating_sub(n);
+    for (i, m) in list.iter().skip(skip).enumerate() {
+        let check = format!("mail {}", i + 1);
+        let fetched = match mb.fetch(m).await {
+            Ok(f) => f,
+            Err(e) => {
+                r.fail(
+                    "mailbox",
+                    check,
+                    format!("cannot be read: {e}"),
+                    "check the account's read right on mailbox.folder",
+                );
+                continue;
+            }
+        };
+        let headers = match &fetched.transport_headers {
+            Some(t) if !t.trim().is_empty() => crate::sender::headers_from_raw(t.as_bytes()),
+            _ => {
+                r.warn(
+                    "mailbox",
+                    check,
+                    "carries no transport headers (put into the folder rather than delivered): the watcher refuses it no_transport_headers",
+                    "only delivered mail can be verified; find out who can create items in the folder (see the rights item)",
+                );
+                continue;
+            }
+        };
+        let header = |name: &str| -> String {
+            let v: Vec<&str> = headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.trim())
+                .collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(" | ")
+            }
+        };
+        let seen = format!(
+            "AuthAs {}, AuthSource {}, Authentication-Results {}",
+            header("X-MS-Exchange-Organization-AuthAs"),
+            header("X-MS-Exchange-Organization-AuthSource"),
+            header("Authentication-Results"),
+        );
+        let a = crate::sender::assess(&headers, &loaded.config.sender);
+        let from = a.address.clone().unwrap_or_else(|| "(no sender)".into());
+        match a.verdict() {
+            Ok(v) => r.ok("mailbox", check, format!("from {}: accepted ({seen})", v.address)),
+            Err(refusal) => r.warn(
+                "mailbox",
+                check,
+                format!(
+                    "from {from}: would be refused {}: {} ({seen})",
+                    refusal.reason.code(),
+                    refusal.message
+                ),
+                "if this mail is a genuine forward from inside, [sender] does not fit the site (compare auth_sources, allowed_domains and authserv_ids with the values seen)",
+            ),
+        }
+    }
+}
+
 /// Under `[watcher] portal_rights = "none-held"` the watcher reads no safe member before it
 /// confirms: the deployment states that mail approvers hold no PVWA right on the safes served.
 /// Every member with an authorisation right other than this tool's accounts contradicts it: a
@@ -531,7 +620,7 @@ fn none_held_checks(
     }
 }
 
-async fn mailbox(loaded: &Loaded, res: &Resolver, r: &mut Report) {
+async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) {
     let Some(cfg) = loaded.config.mailbox.as_ref() else {
         r.skip("mailbox", "mailbox", "no [mailbox] section");
         return;
@@ -602,11 +691,7 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, r: &mut Report) {
         "rights",
         "who else holds rights on the mailbox (delegates, Full Access, folder permissions, application access) is not read by this version; check in Exchange admin that only the service account can create items in the watched folder (docs/notice-and-sender.md)",
     );
-    r.skip(
-        "mailbox",
-        "transport headers",
-        "the sender verdicts of recent mails are not read by this version; use --explain FILE.eml on a forwarded mail",
-    );
+    recent_mails(loaded, mb.as_ref(), mails, r).await;
 }
 
 async fn directory(
