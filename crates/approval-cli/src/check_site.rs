@@ -12,10 +12,10 @@ use crate::Printer;
 pub async fn run(
     p: &Printer,
     loaded: Result<&Loaded, String>,
-    mails: usize,
+    opts: Options,
 ) -> anyhow::Result<Exit> {
     let report = match loaded {
-        Ok(l) => site_check::run(l, Options { mails }).await,
+        Ok(l) => site_check::run(l, opts).await,
         Err(message) => site_check::config_failed(&message),
     };
     print(p, &report)?;

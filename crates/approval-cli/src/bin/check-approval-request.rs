@@ -10,10 +10,26 @@ fn main() -> ExitCode {
     run(&args.common, async |p| {
         if args.check_site {
             let loaded = approval_core::settings::load(args.common.config.as_deref());
+            // With --check-sender, that approver is resolved end to end as one item of the
+            // report (the same code as --check-sender alone).
+            let approver = match (&args.check_sender, &args.safe, args.level) {
+                (Some(address), Some(safe), Some(level)) => {
+                    Some(approval_core::site_check::Approver {
+                        address: address.clone(),
+                        safe: safe.clone(),
+                        level,
+                    })
+                }
+                _ => None,
+            };
+            let opts = approval_core::site_check::Options {
+                mails: args.mails,
+                approver,
+            };
             return approval_cli::check_site::run(
                 p,
                 loaded.as_ref().map_err(|e| e.to_string()),
-                args.mails,
+                opts,
             )
             .await;
         }

@@ -73,6 +73,8 @@ fn clean_site_changes_nothing(env: &Env) {
         "ok   group DB_PAMapprover: maps to cn=DB_PAMapprover",
         "ok   bind: cn=svc_pamtool",
         "skip rights:",
+        // One approver end to end: the sender of the forwarded mail, through the directory.
+        "ok   approver alice@example.test: (the sender of a recent mail) alice@example.test may approve safe",
     ] {
         assert!(out.contains(line), "missing {line:?}:\n{out}");
     }
@@ -250,4 +252,160 @@ async fn none_held_is_verified_against_the_safe_members() {
     let v = json_of(&o);
     let pvwa = v["sections"][3]["items"].as_array().expect("items");
     assert!(!pvwa.iter().any(|i| i["check"] == "safe DBSafe portal rights"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approver_given_is_resolved_end_to_end_as_check_sender_does() {
+    let env = env!();
+    let text = config_text(&env, "static", "", "");
+    let cfg = env.dir.path().join("site.toml");
+    std::fs::write(&cfg, &text).expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = |who: &str| {
+        let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--check-site", "--json", "--check-sender", who])
+            .args(["--safe", "DBSafe", "--level", "1"])
+            .output()
+            .expect("runs");
+        let v = json_of(&o);
+        (o.status.code(), v)
+    };
+    let (code, v) = run("alice@example.test");
+    let i = item(&v, "directory", "approver alice@example.test safe DBSafe level 1");
+    assert_eq!(i["status"], "ok", "{v}");
+    assert!(i["finding"].as_str().unwrap().contains("through DB_PAMapprover"), "{i}");
+    assert_eq!(code, Some(0), "{v}");
+    // The same question through --check-sender alone: the same answer.
+    let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--check-sender", "alice@example.test", "--safe", "DBSafe", "--level", "1"])
+        .output()
+        .expect("runs");
+    assert_eq!(o.status.code(), Some(0));
+    // Someone who is no approver: a warning with the reason, exit 1.
+    let (code, v) = run("nobody@example.test");
+    let i = item(&v, "directory", "approver nobody@example.test safe DBSafe level 1");
+    assert_eq!(i["status"], "warn", "{v}");
+    assert!(i["finding"].as_str().unwrap().starts_with("may not approve"), "{i}");
+    assert_eq!(code, Some(1), "{v}");
+}
+
+/// A configuration with only `[ticketing]` (the demo's, against pam-sim's ServiceNow and
+/// Remedy): both sign in with a read that changes nothing; a wrong password fails with the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticketing_signs_in_and_a_wrong_password_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sim = pam_sim::Sim::start(
+        pam_sim::Scenario::from_toml(include_str!("../../../../examples/demo/ticketing-scenario.toml"))
+            .expect("scenario"),
+        pam_sim::SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..pam_sim::SimOptions::default()
+        },
+    )
+    .await
+    .expect("sim");
+    let text = include_str!("../../../../examples/demo/ticketing-config.toml")
+        .replace("https://127.0.0.1:8443", &sim.url())
+        .replace(
+            "/tmp/pam-sim-tls/ca.crt",
+            &sim.ca_cert.as_ref().expect("https").display().to_string(),
+        )
+        .replace("retries = 1", "retries = 0");
+    let cfg = dir.path().join("t.toml");
+    std::fs::write(&cfg, text).expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = |sn: &str| {
+        let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--check-site", "--json"])
+            .env("DEMO_SN_PASSWORD", sn)
+            .env("DEMO_REMEDY_PASSWORD", "Remedy-Demo-Pass")
+            .output()
+            .expect("runs");
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!all.contains("Remedy-Demo-Pass") && !all.contains(sn), "secret shown: {all}");
+        json_of(&o)
+    };
+    let v = run("Ticketing-Demo-Pass");
+    for name in ["servicenow", "remedy"] {
+        let i = item(&v, "ticketing", name);
+        assert_eq!(i["status"], "ok", "{v}");
+        assert!(i["finding"].as_str().unwrap().contains("signs in"), "{i}");
+    }
+    let v = run("not-the-sn-password");
+    let i = item(&v, "ticketing", "servicenow");
+    assert_eq!(i["status"], "fail", "{v}");
+    assert!(i["fix"].as_str().unwrap().contains("ticketing.servicenow.username"), "{i}");
+    assert_eq!(item(&v, "ticketing", "remedy")["status"], "ok");
+    assert_eq!(v["exit"], 2);
+    sim.stop().await;
+}
+
+/// A configuration with only `[remote_access]`: a token and a read of the sites; a key file
+/// of another service account is refused and the report says what to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_access_signs_in_and_a_foreign_key_fails() {
+    use pam_sim::remote_access::keys;
+    const TENANT: &str = "11eaab2463a4d3399816d3b7450c5b10";
+    const SA: &str = "11ea6140f94d5f82a3712de9ac6f6b24";
+    let kp = keys::generate().expect("keygen");
+    let dir = tempfile::tempdir().expect("tmp");
+    let scenario = pam_sim::Scenario::from_toml(&format!(
+        "[remote_access]\ntenant_id = \"{TENANT}\"\nservice_account_id = \"{SA}\"\npublic_key = \"\"\"{}\"\"\"\n[[remote_access.sites]]\nname = \"Main DC\"\napplications = [ {{ name = \"Linux SSH\" }} ]\n",
+        kp.public_pem
+    ))
+    .expect("scenario");
+    let sim = pam_sim::Sim::start(
+        scenario,
+        pam_sim::SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..pam_sim::SimOptions::default()
+        },
+    )
+    .await
+    .expect("sim");
+    let key = dir.path().join("sa.json");
+    keys::write_key_file(&key, &keys::key_file_json(SA, &kp.pkcs1_pem)).expect("key");
+    let cfg = dir.path().join("ra.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[remote_access]\ntenant_id = \"{TENANT}\"\nkey_file = \"file:{}\"\nauth_url = \"{u}\"\napi_url = \"{u}\"\nca_bundle = \"{}\"\nbackoff_ms = 20\n",
+            key.display(),
+            sim.ca_cert.clone().expect("ca").display(),
+            u = sim.url()
+        ),
+    )
+    .expect("config");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = || {
+        let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--check-site", "--json"])
+            .output()
+            .expect("runs");
+        let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(!all.contains("PRIVATE KEY"), "key shown: {all}");
+        json_of(&o)
+    };
+    let v = run();
+    assert_eq!(item(&v, "remote_access", "sign in")["status"], "ok", "{v}");
+    let i = item(&v, "remote_access", "api");
+    assert_eq!(i["status"], "ok", "{v}");
+    assert!(i["finding"].as_str().unwrap().contains("1 site(s)"), "{i}");
+    // Another key pair for the same service account: the token service refuses it.
+    let other = keys::generate().expect("keygen");
+    keys::write_key_file(&key, &keys::key_file_json(SA, &other.pkcs1_pem)).expect("key");
+    let v = run();
+    let i = item(&v, "remote_access", "sign in");
+    assert_eq!(i["status"], "fail", "{v}");
+    assert!(i["fix"].as_str().is_some_and(|f| !f.is_empty()), "{i}");
+    assert_eq!(v["exit"], 2);
+    sim.stop().await;
 }

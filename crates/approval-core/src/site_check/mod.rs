@@ -20,10 +20,22 @@ use crate::settings::Loaded;
 pub use report::{Item, Report, Section, Status};
 
 /// What the check may look at.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// How many recent mails of the watched folder to look at (0: none).
     pub mails: usize,
+    /// The approver to resolve; without one, the sender of the first recent mail [sender]
+    /// accepts is tried against the safes and levels seen.
+    pub approver: Option<Approver>,
+}
+
+/// One approver to resolve end to end (`--check-site --check-sender EMAIL --safe S --level L`):
+/// the same resolution as `--check-sender`, as an item of the directory section.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub address: String,
+    pub safe: String,
+    pub level: u8,
 }
 
 /// A configuration that did not load: the report says so in `config` and nothing else runs.
@@ -71,11 +83,20 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
         Vec::new()
     };
     if let Some(res) = &resolver {
-        mailbox(loaded, res, opts.mails, &mut r).await;
+        let senders = mailbox(loaded, res, opts.mails, &mut r).await;
         directory(loaded, res, &safes, &mut r).await;
+        approver(
+            loaded,
+            res,
+            &safes,
+            opts.approver.as_ref(),
+            &senders,
+            &mut r,
+        )
+        .await;
     }
-    ticketing(loaded, &mut r).await;
-    remote_access(loaded, &mut r);
+    ticketing(loaded, resolver.as_ref(), &mut r).await;
+    remote_access(loaded, &mut r).await;
     if let Some(res) = resolver {
         res.close().await;
     }
@@ -460,9 +481,15 @@ fn service_account_checks(
 /// The last `n` unread mails of the watched folder: what the watcher would decide about each
 /// sender and why, from the transport headers Exchange stamped (read only: fetched, never
 /// marked read, moved or answered).
-async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usize, r: &mut Report) {
+async fn recent_mails(
+    loaded: &Loaded,
+    mb: &dyn crate::mailbox::Mailbox,
+    n: usize,
+    r: &mut Report,
+) -> Vec<String> {
+    let mut accepted = Vec::new();
     if n == 0 {
-        return;
+        return accepted;
     }
     let list = match mb.list_new().await {
         Ok(l) => l,
@@ -473,7 +500,7 @@ async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usiz
                 format!("the watched folder cannot be listed: {e}"),
                 "check the account's read right on mailbox.folder",
             );
-            return;
+            return accepted;
         }
     };
     if list.is_empty() {
@@ -482,7 +509,7 @@ async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usiz
             "recent mails",
             "no unread mail in the watched folder to judge (forward one to try [sender])",
         );
-        return;
+        return accepted;
     }
     let skip = list.len().saturating_sub(n);
     for (i, m) in list.iter().skip(skip).enumerate() {
@@ -532,7 +559,14 @@ async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usiz
         let a = crate::sender::assess(&headers, &loaded.config.sender);
         let from = a.address.clone().unwrap_or_else(|| "(no sender)".into());
         match a.verdict() {
-            Ok(v) => r.ok("mailbox", check, format!("from {}: accepted ({seen})", v.address)),
+            Ok(v) => {
+                r.ok(
+                    "mailbox",
+                    check,
+                    format!("from {}: accepted ({seen})", v.address),
+                );
+                accepted.push(v.address.clone());
+            }
             Err(refusal) => r.warn(
                 "mailbox",
                 check,
@@ -545,6 +579,7 @@ async fn recent_mails(loaded: &Loaded, mb: &dyn crate::mailbox::Mailbox, n: usiz
             ),
         }
     }
+    accepted
 }
 
 /// Under `[watcher] portal_rights = "none-held"` the watcher reads no safe member before it
@@ -620,61 +655,45 @@ fn none_held_checks(
     }
 }
 
-async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) {
+/// The mailbox's sign-in: open it (for Graph, a token from Entra ID), read the watched folder
+/// and look for the Processed and Refused folders. Changes nothing. The mailbox section of the
+/// site check and `--check-mailbox` (which prints only this) both go through here.
+pub async fn sign_in_mailbox(
+    cfg: &crate::mailbox::MailboxConfig,
+    res: &Resolver,
+) -> Result<
+    (
+        std::sync::Arc<dyn crate::mailbox::Mailbox>,
+        crate::mailbox::Probe,
+    ),
+    crate::mailbox::MailboxError,
+> {
+    let mb = crate::mailbox::open(cfg, res).await?;
+    let names = [cfg.processed_folder.as_str(), cfg.refused_folder.as_str()];
+    let probe = mb.probe(&names).await?;
+    Ok((mb, probe))
+}
+
+/// The mailbox section; returns the senders of the recent mails `[sender]` accepts.
+async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) -> Vec<String> {
     let Some(cfg) = loaded.config.mailbox.as_ref() else {
         r.skip("mailbox", "mailbox", "no [mailbox] section");
-        return;
+        return Vec::new();
     };
     if let Err((key, message)) = cfg.validate() {
         r.fail("mailbox", "configuration", message, format!("set {key}"));
-        return;
+        return Vec::new();
     }
     let kind = match cfg.kind {
         crate::mailbox::MailboxKind::Ews => "EWS",
         crate::mailbox::MailboxKind::Graph => "Graph",
     };
-    let mb = match crate::mailbox::open(cfg, res).await {
-        Ok(m) => m,
-        Err(e) => {
-            let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
-                "check the [mailbox] credentials and the mailbox address".into()
-            });
-            r.fail(
-                "mailbox",
-                "sign in",
-                format!("{} ({kind}): {e}", cfg.mailbox),
-                hint,
-            );
-            return;
-        }
-    };
-    let names = [cfg.processed_folder.as_str(), cfg.refused_folder.as_str()];
-    match mb.probe(&names).await {
-        Ok(p) => {
-            r.ok(
-                "mailbox",
-                "sign in",
-                format!(
-                    "{} ({kind}) signs in; folder {:?} readable, {} unread",
-                    cfg.mailbox, cfg.folder, p.unread
-                ),
-            );
-            for (name, exists) in p.folders {
-                r.ok(
-                    "mailbox",
-                    format!("folder {name}"),
-                    if exists {
-                        "exists"
-                    } else {
-                        "missing, created at the first filing"
-                    },
-                );
-            }
-        }
+    let (mb, p) = match sign_in_mailbox(cfg, res).await {
+        Ok(x) => x,
         Err(e) => {
             let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
                 format!(
-                    "check the [mailbox] credentials, mailbox.folder ({:?}) and the account's rights on it",
+                    "check the [mailbox] credentials, the mailbox address, mailbox.folder ({:?}) and the account's rights on it",
                     cfg.folder
                 )
             });
@@ -684,14 +703,34 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
                 format!("{} ({kind}): {e}", cfg.mailbox),
                 hint,
             );
+            return Vec::new();
         }
+    };
+    r.ok(
+        "mailbox",
+        "sign in",
+        format!(
+            "{} ({kind}) signs in; folder {:?} readable, {} unread",
+            cfg.mailbox, cfg.folder, p.unread
+        ),
+    );
+    for (name, exists) in p.folders {
+        r.ok(
+            "mailbox",
+            format!("folder {name}"),
+            if exists {
+                "exists"
+            } else {
+                "missing, created at the first filing"
+            },
+        );
     }
     r.skip(
         "mailbox",
         "rights",
         "who else holds rights on the mailbox (delegates, Full Access, folder permissions, application access) is not read by this version; check in Exchange admin that only the service account can create items in the watched folder (docs/notice-and-sender.md)",
     );
-    recent_mails(loaded, mb.as_ref(), mails, r).await;
+    recent_mails(loaded, mb.as_ref(), mails, r).await
 }
 
 async fn directory(
@@ -803,7 +842,9 @@ async fn directory(
     dir.close().await;
 }
 
-async fn ticketing(loaded: &Loaded, r: &mut Report) {
+async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
+    use crate::ticketing::config::TicketKind;
+    use crate::ticketing::{Lookup, TicketId, TicketSystem};
     let Some(t) = &loaded.config.ticketing else {
         r.skip("ticketing", "ticketing", "no [ticketing] section");
         return;
@@ -817,58 +858,74 @@ async fn ticketing(loaded: &Loaded, r: &mut Report) {
         );
         return;
     }
-    let mut urls = Vec::new();
-    if let Some(s) = &t.servicenow {
-        urls.push(("servicenow", s.url.clone()));
-    }
-    if let Some(rm) = &t.remedy {
-        urls.push(("remedy", rm.url.clone()));
-    }
-    for (name, url) in urls {
-        reachable(r, "ticketing", name, &format!("ticketing.{name}.url"), &url).await;
-    }
-}
-
-/// Whether a TCP connection to the URL's host and port opens (5 s).
-async fn reachable(r: &mut Report, section: &str, name: &str, key: &str, url: &str) {
-    let Ok(u) = url::Url::parse(url) else {
-        r.fail(
-            section,
-            name,
-            format!("{url:?} is not a URL"),
-            format!("fix {key}"),
+    let Some(res) = res else {
+        r.skip(
+            "ticketing",
+            "sign in",
+            "not tried: the secret references cannot be resolved (see [secrets])",
         );
         return;
     };
-    let host = u.host_str().unwrap_or_default().to_string();
-    let port = u.port_or_known_default().unwrap_or(443);
-    let conn = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        tokio::net::TcpStream::connect((host.as_str(), port)),
-    )
-    .await;
-    match conn {
-        Ok(Ok(_)) => r.ok(
-            section,
-            name,
-            format!("{host}:{port} reachable (sign-in is proven by validate-ticket)"),
-        ),
-        Ok(Err(e)) => r.fail(
-            section,
-            name,
-            format!("{host}:{port} unreachable: {e}"),
-            format!("check {key} and the firewall"),
-        ),
-        Err(_) => r.fail(
-            section,
-            name,
-            format!("{host}:{port} did not answer in 5 s"),
-            format!("check {key} and the firewall"),
-        ),
+    // A read of a ticket number no site uses: "not found" proves the sign-in and the read
+    // right; nothing is written.
+    let probe = TicketId::new(PROBE_TICKET).expect("an allow-listed id");
+    let mut systems: Vec<(
+        &str,
+        Result<Box<dyn TicketSystem>, crate::ticketing::TicketingError>,
+    )> = Vec::new();
+    if let Some(c) = &t.servicenow {
+        let s = crate::ticketing::servicenow::ServiceNow::new(c, res).await;
+        systems.push((
+            "servicenow",
+            s.map(|s| Box::new(s) as Box<dyn TicketSystem>),
+        ));
+    }
+    if let Some(c) = &t.remedy {
+        let s = crate::ticketing::remedy::Remedy::new(c, res).await;
+        systems.push(("remedy", s.map(|s| Box::new(s) as Box<dyn TicketSystem>)));
+    }
+    for (name, system) in systems {
+        let key = format!("ticketing.{name}.url");
+        let system = match system {
+            Ok(s) => s,
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| format!("check [ticketing.{name}]"));
+                r.fail("ticketing", name, e.to_string(), hint);
+                continue;
+            }
+        };
+        match system.lookup(TicketKind::Incident, &probe, &[]).await {
+            Ok(found) => r.ok(
+                "ticketing",
+                name,
+                format!(
+                    "signs in and reads incidents (probe {PROBE_TICKET}: {})",
+                    match found {
+                        Lookup::Found(_) => "found".to_string(),
+                        Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
+                    }
+                ),
+            ),
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| format!("check {key} and the connection account"));
+                r.fail("ticketing", name, e.to_string(), hint);
+            }
+        }
+        system.close().await;
     }
 }
 
-fn remote_access(loaded: &Loaded, r: &mut Report) {
+/// The ticket number the ticketing check reads (allow-listed, and no real number format).
+const PROBE_TICKET: &str = "SITECHECK0000000";
+
+/// Remote Access: the key file resolves and parses, a token is issued (the sign-in), and the
+/// API answers a read (`GET sites`). Nothing is created or changed.
+async fn remote_access(loaded: &Loaded, r: &mut Report) {
+    use crate::remote_access::RemoteAccess;
     if loaded.config.remote_access.is_none() {
         r.skip(
             "remote_access",
@@ -877,17 +934,175 @@ fn remote_access(loaded: &Loaded, r: &mut Report) {
         );
         return;
     }
-    match loaded.remote_access() {
-        Ok(_) => r.skip(
+    let cfg = match loaded.remote_access() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "remote_access",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
+            return;
+        }
+    };
+    let fail = |r: &mut Report, check: &str, e: &crate::remote_access::RemoteAccessError| {
+        let hint = crate::error::classify(e).1.unwrap_or_else(|| {
+            "check remote_access.tenant_id, remote_access.key_file and the service account's roles"
+                .into()
+        });
+        r.fail("remote_access", check, e.to_string(), hint);
+    };
+    let ra = match RemoteAccess::connect(cfg, loaded.config.vault.as_ref()).await {
+        Ok(ra) => ra,
+        Err(e) => return fail(r, "key file", &e),
+    };
+    match ra.check().await {
+        Ok(secs) => r.ok(
             "remote_access",
             "sign in",
-            "configured; sign-in is not tried by this version (remote-access proves it)",
+            format!(
+                "client {} gets a token from {} (valid {secs} s)",
+                ra.tokens().client_id(),
+                ra.endpoints().token
+            ),
         ),
-        Err(e) => r.fail(
+        Err(e) => return fail(r, "sign in", &e),
+    }
+    match ra.sites().await {
+        Ok(sites) => r.ok(
             "remote_access",
-            "configuration",
-            e.to_string(),
-            "fix the key named",
+            "api",
+            format!("{} answers: {} site(s)", ra.endpoints().api, sites.len()),
+        ),
+        Err(e) => fail(r, "api", &e),
+    }
+}
+
+/// One approver resolved end to end: with `--check-sender EMAIL --safe S --level L` exactly what
+/// `--check-sender` decides (the same code, `check_sender::check_sender`); otherwise the sender
+/// of the first recent mail `[sender]` accepts, against the safes and levels seen, until one
+/// grants.
+async fn approver(
+    loaded: &Loaded,
+    res: &Resolver,
+    found: &[(String, u8, Approvers)],
+    given: Option<&Approver>,
+    senders: &[String],
+    r: &mut Report,
+) {
+    if loaded.config.directory.is_none() {
+        return;
+    }
+    if r.section("directory")
+        .iter()
+        .any(|i| i.status == Status::Fail)
+    {
+        r.skip(
+            "directory",
+            "approver",
+            "not tried end to end: the directory check above failed",
+        );
+        return;
+    }
+    if let Some(a) = given {
+        let check = format!("approver {} safe {} level {}", a.address, a.safe, a.level);
+        match crate::check_sender::check_sender(loaded, &a.address, &a.safe, a.level).await {
+            Ok(v) if v.may_approve => r.ok("directory", check, granted(&v)),
+            Ok(v) => r.warn(
+                "directory",
+                check,
+                format!("may not approve: {}", v.reason),
+                "if this person should approve, put them into one of the safe's approver groups in the directory (run --check-sender for the details)",
+            ),
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| "see the sections above for the failing system".into());
+                r.fail("directory", check, e.to_string(), hint);
+            }
+        }
+        return;
+    }
+    let Some(address) = senders.first() else {
+        r.skip(
+            "directory",
+            "approver",
+            "no approver tried end to end: none of the recent mails has an accepted sender; pass --check-sender EMAIL --safe S --level N",
+        );
+        return;
+    };
+    let candidates: Vec<&(String, u8, Approvers)> = found
+        .iter()
+        .filter(|(_, _, a)| !a.groups.is_empty())
+        .collect();
+    if candidates.is_empty() {
+        r.skip(
+            "directory",
+            "approver",
+            format!("{address} not tried: no safe with approver groups was seen"),
+        );
+        return;
+    }
+    let (s, pw) = match loaded.directory() {
+        Ok(s) => match res.resolve(&s.bind_password).await {
+            Ok(pw) => (s, pw),
+            Err(_) => return,
+        },
+        Err(_) => return,
+    };
+    let Ok(dir) = LdapDirectory::new(s, pw) else {
+        return;
+    };
+    let mut refused = Vec::new();
+    for (safe, level, a) in candidates {
+        match crate::directory::authorize(&dir, address, safe, *level, a.clone()).await {
+            Ok(v) if v.may_approve => {
+                r.ok(
+                    "directory",
+                    format!("approver {address}"),
+                    format!("(the sender of a recent mail) {}", granted(&v)),
+                );
+                dir.close().await;
+                return;
+            }
+            Ok(v) => refused.push(format!("{safe} level {level}: {}", v.reason)),
+            Err(e) => {
+                r.fail(
+                    "directory",
+                    format!("approver {address}"),
+                    format!("{address} cannot be resolved: {e}"),
+                    "check directory.base_dn, directory.user_filter and the bind account's read rights",
+                );
+                dir.close().await;
+                return;
+            }
+        }
+    }
+    dir.close().await;
+    r.skip(
+        "directory",
+        format!("approver {address}"),
+        format!(
+            "(the sender of a recent mail) may approve none of the safes seen: {}; pass --check-sender EMAIL --safe S --level N to try a known approver",
+            refused.join("; ")
+        ),
+    );
+}
+
+fn granted(v: &crate::directory::Verdict) -> String {
+    match &v.granted_by {
+        Some(g) => format!(
+            "{} may approve safe {} at level {} through {} ({})",
+            v.address,
+            v.safe,
+            v.level,
+            g.group,
+            g.path_text()
+        ),
+        None => format!(
+            "{} may approve safe {} at level {}",
+            v.address, v.safe, v.level
         ),
     }
 }
