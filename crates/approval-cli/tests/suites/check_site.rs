@@ -57,7 +57,34 @@ fn item<'a>(v: &'a serde_json::Value, section: &str, check: &str) -> &'a serde_j
         .unwrap_or_else(|| panic!("no {section}/{check} in {v}"))
 }
 
+/// Reload pam-sim's PVWA with the suite's scenario edited by `edit`.
+fn reload_pvwa(env: &Env, edit: impl Fn(&str) -> String) {
+    let text = edit(SCENARIO);
+    assert_ne!(text, SCENARIO, "the edit changed nothing");
+    let mut sc = pam_sim::Scenario::from_toml(&text).expect("scenario");
+    sc.pvwa.mode = SUITE_PVWA;
+    env.sim
+        .state
+        .pvwa
+        .load(&sc.pvwa, chrono::Utc::now().timestamp())
+        .expect("reload");
+}
+
+const READERS: &str = "{ name = \"PAM_Readers\", type = \"group\" },";
+
+/// The service accounts as direct members with their level's right (besides the groups): the
+/// shape in which PVWA shows this tool's confirm as its own.
+fn direct_service_accounts(env: &Env) {
+    reload_pvwa(env, |s| {
+        s.replace(
+            READERS,
+            &format!("{READERS}\n  {{ name = \"svc_pam_level1\", type = \"user\", level1 = true }},\n  {{ name = \"svc_pam_level2\", type = \"user\", level2 = true }},"),
+        )
+    });
+}
+
 fn clean_site_changes_nothing(env: &Env) {
+    direct_service_accounts(env);
     forward(env, "c1", "alice@example.test", 9);
     let text = config_text(env, "static", "", "");
     let (o, out) = site(env, &text, false);
@@ -115,6 +142,8 @@ async fn each_fault_fails_its_check_with_the_fix() {
     env.backend = Backend::Ews;
     let d = env.dir.path().to_path_buf();
     let text = config_text(&env, "static", "", "");
+
+    direct_service_accounts(&env);
 
     // A wrong password of the lookup account: the sign-in fails, the others still pass.
     secret(&d, "lk", "not-the-lookup-password");
@@ -200,7 +229,24 @@ async fn each_fault_fails_its_check_with_the_fix() {
     assert!(f.contains("would be refused") && f.contains("EX01.corp.example.test"), "{i}");
     assert!(i["fix"].as_str().unwrap().contains("auth_sources"), "{i}");
 
+    // The lookup account may not list the safes' members: under portal_rights = "check" the
+    // watcher would refuse the mails on their requests (portal_rights_unknown).
+    reload_pvwa(&env, |s| {
+        s.replace(
+            READERS,
+            "{ name = \"PAM_Readers\", type = \"group\", view_members = false },",
+        )
+    });
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "pvwa", "safe DBSafe");
+    assert_eq!(i["status"], "fail", "{i}");
+    assert!(i["finding"].as_str().unwrap().contains("portal_rights_unknown"), "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("View Safe members"), "{i}");
+
     // The clean site again: exit 0.
+    direct_service_accounts(&env);
     let (o, out) = site(&env, &text, false);
     assert_eq!(o.status.code(), Some(0), "{out}");
 }
@@ -221,6 +267,7 @@ async fn safe_members_mode_shows_groups_per_safe_and_level() {
     );
     // The service accounts confirm through groups: said, as a warning, per safe and level.
     assert!(out.contains("WARN safe DBSafe level 1 service account"), "{out}");
+    assert!(out.contains("WARN safe DBSafe level 2 service account"), "{out}");
     assert!(matches!(o.status.code(), Some(1 | 2)), "{out}");
 }
 
@@ -257,6 +304,7 @@ async fn none_held_is_verified_against_the_safe_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_given_is_resolved_end_to_end_as_check_sender_does() {
     let env = env!();
+    direct_service_accounts(&env);
     let text = config_text(&env, "static", "", "");
     let cfg = env.dir.path().join("site.toml");
     std::fs::write(&cfg, &text).expect("config");
@@ -408,4 +456,30 @@ async fn remote_access_signs_in_and_a_foreign_key_fails() {
     assert!(i["fix"].as_str().is_some_and(|f| !f.is_empty()), "{i}");
     assert_eq!(v["exit"], 2);
     sim.stop().await;
+}
+
+/// Issue 26's shape: the service accounts confirm through the people's approver groups. It keeps
+/// working, and the report warns per safe and level that PVWA then shows one confirmer entry
+/// for the group (whatever the approver mode); as direct members the warning goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_account_confirming_through_a_shared_group_is_a_warning() {
+    let env = env!();
+    let text = config_text(&env, "static", "", "");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    for (level, account, group) in [
+        (1, "svc_pam_level1", "PAM_Approvers_L1"),
+        (2, "svc_pam_level2", "PAM_Approvers_L2"),
+    ] {
+        let i = item(&v, "pvwa", &format!("safe DBSafe level {level} service account"));
+        assert_eq!(i["status"], "warn", "{i}");
+        let f = i["finding"].as_str().unwrap();
+        assert!(f.contains(account) && f.contains(group) && f.contains("one confirmer entry"), "{i}");
+        assert!(i["fix"].as_str().unwrap().contains("direct member"), "{i}");
+    }
+    direct_service_accounts(&env);
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(!out.contains("service account\""), "{out}");
 }

@@ -351,56 +351,57 @@ async fn lookup(
         }
     }
     let mut out = Vec::new();
-    if s.approvers != ApproverMode::SafeMembers {
-        for safe in &safes {
-            for level in [1u8, 2] {
-                let a = crate::directory::check::static_approvers(&s, safe, level);
-                out.push((safe.clone(), level, a));
-            }
-        }
-        r.skip(
-            "pvwa",
-            "safe members",
-            "directory.approvers = \"static\": approver groups come from [[directory.static]], safe members are not read",
-        );
-        report_approvers(&out, r);
-        if loaded.config.watcher.portal_rights
-            == crate::pipeline::config::PortalRightsCheck::NoneHeld
-        {
-            for safe in &safes {
-                match session.safe_members(safe).await {
-                    Ok(members) => none_held_checks(loaded, safe, &members, &out, r),
-                    Err(e) => r.fail(
-                        "pvwa",
-                        format!("safe {safe} portal rights"),
-                        format!("portal_rights = \"none-held\" cannot be verified: {user} cannot read the members of {safe}: {e}"),
-                        format!("give {user} the safe member right \"View Safe members\" on {safe}"),
-                    ),
-                }
-            }
-        }
-        return out;
-    }
+    let none_held =
+        loaded.config.watcher.portal_rights == crate::pipeline::config::PortalRightsCheck::NoneHeld;
+    let static_mode = s.approvers != ApproverMode::SafeMembers;
     for safe in &safes {
+        // Read in both approver modes: under portal_rights = "check" the watcher reads them
+        // before each confirm that leaves confirmations to go, and refuses the mail when it
+        // cannot (portal_rights_unknown).
         let members = match session.safe_members(safe).await {
-            Ok(m) => m,
+            Ok(m) => Some(m),
             Err(e) => {
+                let why = if !static_mode {
+                    "its approver groups cannot be known, every mail on it is refused"
+                } else if none_held {
+                    "portal_rights = \"none-held\" cannot be verified"
+                } else {
+                    "the watcher refuses mails on its requests portal_rights_unknown (portal_rights = \"check\")"
+                };
                 r.fail(
                     "pvwa",
                     format!("safe {safe}"),
-                    format!("{user} cannot read the members of safe {safe}: {e}"),
+                    format!("{user} cannot read the members of safe {safe} ({why}): {e}"),
                     format!("give {user} the safe member right \"View Safe members\" on {safe}"),
                 );
-                continue;
+                None
             }
         };
-        service_account_checks(loaded, safe, &members, r);
         let per_level: Vec<(String, u8, Approvers)> = [1u8, 2]
             .into_iter()
-            .map(|level| (safe.clone(), level, approvers_of(&members, level, &s)))
+            .map(|level| {
+                let a = match (&members, static_mode) {
+                    (_, true) => crate::directory::check::static_approvers(&s, safe, level),
+                    (Some(m), false) => approvers_of(m, level, &s),
+                    (None, false) => Approvers::default(),
+                };
+                (safe.clone(), level, a)
+            })
             .collect();
-        none_held_checks(loaded, safe, &members, &per_level, r);
-        out.extend(per_level);
+        if let Some(m) = &members {
+            service_account_checks(loaded, safe, m, r);
+            none_held_checks(loaded, safe, m, &per_level, r);
+        }
+        if members.is_some() || static_mode {
+            out.extend(per_level);
+        }
+    }
+    if static_mode {
+        r.ok(
+            "pvwa",
+            "approver source",
+            "directory.approvers = \"static\": approver groups come from [[directory.static]]",
+        );
     }
     report_approvers(&out, r);
     out
