@@ -145,6 +145,9 @@ deliver() {
   done
 }
 
+echo; echo "# first the site check: read-only, everything the watcher relies on (docs/site-check.md)"
+run check-approval-request --check-site
+
 echo; echo "# bob forwards dave's DBSafe request 31 (waiting at level 1):"
 deliver examples/demo/mails/01-*.eml
 run check-approval-request --once

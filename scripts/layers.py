@@ -43,7 +43,7 @@ LAYERS = [
      ["base", "secrets", "data"]),
     ("top", "the aggregate configuration and error, and the operations that put the layers "
      "together: the watcher pipeline and the single-request tools",
-     ["settings", "error", "approve", "check_sender", "pipeline"],
+     ["settings", "error", "approve", "check_sender", "pipeline", "site_check"],
      ["base", "secrets", "data", "readers", "clients"]),
 ]
 

@@ -5,13 +5,17 @@
 //! wrong tenant or app, a secret or certificate refused, the app not allowed on this mailbox
 //! (the RBAC scope), an unknown mailbox.
 //!
+//! The same sign-in as the mailbox section of `--check-site` (`site_check::sign_in_mailbox`),
+//! which adds the recent mails' sender verdicts and who else holds rights on the mailbox.
+//!
 //! Exit: 0 the mailbox works, 69 unreachable, 75 busy, 77 credentials or permissions refused,
 //! 78 configuration.
 
 use approval_core::exit::Exit;
-use approval_core::mailbox::{self, MailboxKind};
+use approval_core::mailbox::MailboxKind;
 use approval_core::secret::Resolver;
 use approval_core::settings::Loaded;
+use approval_core::site_check;
 
 use crate::Printer;
 
@@ -29,11 +33,9 @@ pub async fn run(p: &Printer, loaded: &Loaded) -> anyhow::Result<Exit> {
         MailboxKind::Graph => "graph",
     };
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let opened = mailbox::open(cfg, &resolver).await;
+    let opened = site_check::sign_in_mailbox(cfg, &resolver).await;
     resolver.close().await;
-    let mb = opened?;
-    let names = [cfg.processed_folder.as_str(), cfg.refused_folder.as_str()];
-    let probe = mb.probe(&names).await?;
+    let (_mb, probe) = opened?;
     if p.json() {
         let folders: serde_json::Map<String, serde_json::Value> = probe
             .folders

@@ -39,6 +39,7 @@ const WATCHER_EXAMPLES: &str = "  check-approval-request --log-file /var/log/pam
   check-approval-request --explain forwarded.eml --json
   check-approval-request --check-sender bob@example.com --safe InfraSafe --level 1
   check-approval-request --check-mailbox
+  check-approval-request --check-site      # read-only site report: exit 0 ok, 1 warnings, 2 failures
   check-approval-request --status          # Nagios-style: exit 0 OK, 1 WARNING, 2 CRITICAL";
 
 /// Watch the approval mailbox and confirm the Dual Control requests approvers forward to it.
@@ -58,12 +59,23 @@ pub struct WatcherArgs {
     #[arg(long, value_name = "FILE.eml", conflicts_with_all = ["once", "check_sender"])]
     pub explain: Option<PathBuf>,
     /// Check whether this address may approve --safe at --level, and through which group.
+    /// With --check-site: the approver the report resolves end to end.
     #[arg(long, value_name = "EMAIL", requires_all = ["safe", "level"], conflicts_with = "once")]
     pub check_sender: Option<String>,
     /// Prove the [mailbox] configuration: sign in, read the watched folder, look for the
-    /// Processed and Refused folders; changes nothing, sends nothing.
+    /// Processed and Refused folders; changes nothing, sends nothing. The mailbox section of
+    /// --check-site alone (which adds the recent mails' senders).
     #[arg(long, conflicts_with_all = ["once", "explain", "check_sender"])]
     pub check_mailbox: bool,
+    /// Check, read-only, everything the watcher relies on (configuration, secret references,
+    /// file modes, PVWA accounts and safe members, mailbox, directory, ticketing, Remote
+    /// Access) and print a report; exit 0 all ok, 1 warnings, 2 failures. Changes nothing.
+    /// With --check-sender EMAIL --safe S --level N, that approver is resolved end to end.
+    #[arg(long, conflicts_with_all = ["once", "explain", "check_mailbox", "status"])]
+    pub check_site: bool,
+    /// With --check-site: how many recent mails of the watched folder to look at.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "check_site")]
+    pub mails: usize,
     /// Print the watcher's state from its state directory in one line (journal counts, pending
     /// mails, when the mailbox last answered) and exit as a Nagios plugin: 0 OK, 1 WARNING,
     /// 2 CRITICAL. Asks no server.

@@ -4,6 +4,7 @@
 pub mod approve_cmd;
 pub mod check_mailbox;
 pub mod check_sender;
+pub mod check_site;
 pub mod cli;
 pub mod common;
 pub mod explain;

@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod secret;
 pub mod sender;
 pub mod settings;
+pub mod site_check;
 pub mod text;
 pub mod ticketing;
 pub mod tls;

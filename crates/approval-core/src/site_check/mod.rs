@@ -1,0 +1,1109 @@
+//! `check-approval-request --check-site`: one read-only pass over everything the watcher relies
+//! on (configuration, secret references, file modes, PVWA accounts and safe members, the
+//! mailbox, the directory, ticketing, Remote Access), reported per section. Changes nothing:
+//! no confirm, no move, no mark-as-read, no send; every PVWA session is signed out. No secret
+//! value is ever put in the report (a reference is shown, its value never).
+
+pub mod report;
+
+use std::collections::BTreeSet;
+
+use secrecy::SecretString;
+
+use crate::directory::LdapDirectory;
+use crate::directory::approvers::Approvers;
+use crate::directory::config::{ApproverMode, Settings};
+use crate::pvwa::{AccountRole, Pvwa, Session};
+use crate::secret::{Resolver, SecretRef};
+use crate::settings::Loaded;
+
+pub use report::{Item, Report, Section, Status};
+
+/// What the check may look at.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// How many recent mails of the watched folder to look at (0: none).
+    pub mails: usize,
+    /// The approver to resolve; without one, the sender of the first recent mail [sender]
+    /// accepts is tried against the safes and levels seen.
+    pub approver: Option<Approver>,
+}
+
+/// One approver to resolve end to end (`--check-site --check-sender EMAIL --safe S --level L`):
+/// the same resolution as `--check-sender`, as an item of the directory section.
+#[derive(Debug, Clone)]
+pub struct Approver {
+    pub address: String,
+    pub safe: String,
+    pub level: u8,
+}
+
+/// A configuration that did not load: the report says so in `config` and nothing else runs.
+pub fn config_failed(message: &str) -> Report {
+    let mut r = Report::default();
+    r.fail(
+        "config",
+        "load",
+        message,
+        "fix the file and key named above (see examples/config.toml)",
+    );
+    r
+}
+
+/// Run every check against the real systems.
+pub async fn run(loaded: &Loaded, opts: Options) -> Report {
+    let mut r = Report::default();
+    r.ok(
+        "config",
+        "load",
+        match &loaded.origin.file {
+            Some(f) => format!("loaded {}", f.display()),
+            None => "loaded from the environment".to_string(),
+        },
+    );
+    let resolver = match Resolver::new(loaded.config.vault.as_ref()) {
+        Ok(res) => Some(res),
+        Err(e) => {
+            r.fail(
+                "secrets",
+                "vault",
+                format!("the Vault client cannot be set up: {e}"),
+                "check the [vault] section",
+            );
+            None
+        }
+    };
+    if let Some(res) = &resolver {
+        secrets(loaded, res, &mut r).await;
+    }
+    files(loaded, &mut r);
+    let safes = if let Some(res) = &resolver {
+        pvwa(loaded, res, &mut r).await
+    } else {
+        Vec::new()
+    };
+    if let Some(res) = &resolver {
+        let senders = mailbox(loaded, res, opts.mails, &mut r).await;
+        directory(loaded, res, &safes, &mut r).await;
+        approver(
+            loaded,
+            res,
+            &safes,
+            opts.approver.as_ref(),
+            &senders,
+            &mut r,
+        )
+        .await;
+    }
+    ticketing(loaded, resolver.as_ref(), &mut r).await;
+    remote_access(loaded, &mut r).await;
+    if let Some(res) = resolver {
+        res.close().await;
+    }
+    r
+}
+
+/// Every secret reference of the configuration, by its key.
+fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
+    let c = &loaded.config;
+    let mut out: Vec<(String, SecretRef)> = Vec::new();
+    for (role, acc) in [
+        ("level1", &c.accounts.level1),
+        ("level2", &c.accounts.level2),
+        ("lookup", &c.accounts.lookup),
+    ] {
+        if let Some(a) = acc {
+            out.push((format!("accounts.{role}.password"), a.password.clone()));
+        }
+    }
+    if let Some(d) = &c.directory {
+        out.push(("directory.bind_password".into(), d.bind_password.clone()));
+    }
+    if let Some(m) = &c.mailbox {
+        if let Some(p) = &m.password {
+            out.push(("mailbox.password".into(), p.clone()));
+        }
+        if let Some(o) = &m.oauth {
+            out.push((
+                "mailbox.oauth.client_secret".into(),
+                o.client_secret.clone(),
+            ));
+        }
+        if let Some(g) = &m.graph {
+            for (k, v) in [
+                ("certificate", &g.certificate),
+                ("private_key", &g.private_key),
+                ("client_secret", &g.client_secret),
+            ] {
+                if let Some(v) = v {
+                    out.push((format!("mailbox.graph.{k}"), v.clone()));
+                }
+            }
+        }
+    }
+    if let Some(t) = &c.ticketing {
+        if let Some(s) = &t.servicenow {
+            for (k, v) in [
+                ("password", &s.password),
+                ("client_secret", &s.client_secret),
+            ] {
+                if let Some(v) = v {
+                    out.push((format!("ticketing.servicenow.{k}"), v.clone()));
+                }
+            }
+        }
+        if let Some(rm) = &t.remedy {
+            out.push(("ticketing.remedy.password".into(), rm.password.clone()));
+        }
+    }
+    if let Some(ra) = &c.remote_access {
+        out.push(("remote_access.key_file".into(), ra.key_file.clone()));
+    }
+    out
+}
+
+async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {
+    let refs = secret_refs(loaded);
+    if refs.is_empty() {
+        r.skip("secrets", "references", "no secret reference is configured");
+    }
+    for (key, sref) in refs {
+        match res.resolve(&sref).await {
+            Ok(v) => {
+                use secrecy::ExposeSecret;
+                if v.expose_secret().is_empty() {
+                    r.fail(
+                        "secrets",
+                        key.as_str(),
+                        format!("{sref} resolves to an empty value"),
+                        format!("put the secret where {sref} points, or change {key}"),
+                    );
+                } else {
+                    r.ok("secrets", key.as_str(), format!("{sref} resolves"));
+                }
+            }
+            Err(e) => r.fail(
+                "secrets",
+                key.as_str(),
+                format!("{sref} does not resolve: {e}"),
+                format!("make {sref} readable by this account, or change {key}"),
+            ),
+        }
+    }
+}
+
+fn files(loaded: &Loaded, r: &mut Report) {
+    match crate::pipeline::watch_loop::check_trusted_paths(loaded) {
+        Ok(()) => r.ok(
+            "files",
+            "modes",
+            "the configuration, reply templates and state directory are not writable by group or others",
+        ),
+        Err(e) => r.fail(
+            "files",
+            "modes",
+            e.to_string(),
+            "chmod go-w the path named (the watcher refuses to start until then)",
+        ),
+    }
+}
+
+/// The approver groups of a safe at a level from PVWA's safe members. The one call site of the
+/// mapping, so that the group-record resolution can take its place.
+fn approvers_of(members: &[crate::pvwa::SafeMember], level: u8, s: &Settings) -> Approvers {
+    crate::directory::approvers::from_safe_members(
+        members,
+        level,
+        chrono::Utc::now().timestamp(),
+        &s.group_names,
+    )
+}
+
+/// Sign each account in and out; with the lookup account read the incoming requests and the
+/// members of the safes seen. Returns the approver groups found, per safe and level.
+async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u8, Approvers)> {
+    let cfg = match loaded.pvwa() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "pvwa",
+                "configuration",
+                e.to_string(),
+                "set pvwa.url (see docs/configuration.md)",
+            );
+            return Vec::new();
+        }
+    };
+    let client = match Pvwa::new(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "pvwa",
+                "client",
+                e.to_string(),
+                "check pvwa.url and pvwa.ca_bundle",
+            );
+            return Vec::new();
+        }
+    };
+    let mode = if client.is_privilege_cloud() {
+        "Privilege Cloud"
+    } else {
+        "self-hosted PVWA"
+    };
+    let mut found = Vec::new();
+    for role in [
+        AccountRole::Level1,
+        AccountRole::Level2,
+        AccountRole::Lookup,
+    ] {
+        let key = role.key();
+        let account = match role {
+            AccountRole::Level1 => &loaded.config.accounts.level1,
+            AccountRole::Level2 => &loaded.config.accounts.level2,
+            AccountRole::Lookup => &loaded.config.accounts.lookup,
+        };
+        if account.is_none() {
+            let finding = if role == AccountRole::Lookup {
+                "[accounts.lookup] is not set: the level2 account reads requests and safe members"
+            } else {
+                "not configured"
+            };
+            r.skip("pvwa", format!("account {key}"), finding);
+            if role != AccountRole::Lookup {
+                continue;
+            }
+        }
+        let (user, pw): (String, SecretString) = match loaded.credentials(res, role).await {
+            Ok(c) => c,
+            Err(e) => {
+                r.fail(
+                    "pvwa",
+                    format!("account {key}"),
+                    format!("no credentials: {e}"),
+                    format!("set [accounts.{key}] (see the secrets section)"),
+                );
+                continue;
+            }
+        };
+        let session = match client.logon(&user, &pw).await {
+            Ok(s) => s,
+            Err(e) => {
+                r.fail(
+                    "pvwa",
+                    format!("account {key}"),
+                    format!("{user} cannot sign in to the {mode}: {e}"),
+                    format!("check accounts.{key}.username and its password, and that the account is enabled"),
+                );
+                continue;
+            }
+        };
+        r.ok(
+            "pvwa",
+            format!("account {key}"),
+            format!("{user} signs in to the {mode}"),
+        );
+        if role == AccountRole::Lookup {
+            found = lookup(loaded, &session, &user, r).await;
+        }
+        session.logoff().await;
+    }
+    found
+}
+
+async fn lookup(
+    loaded: &Loaded,
+    session: &Session,
+    user: &str,
+    r: &mut Report,
+) -> Vec<(String, u8, Approvers)> {
+    let mut safes: BTreeSet<String> = BTreeSet::new();
+    match session.list_incoming(false, false).await {
+        Ok(list) => {
+            let statuses: BTreeSet<i64> = list.iter().map(|q| q.status).collect();
+            for q in &list {
+                safes.insert(q.safe_name.clone());
+            }
+            r.ok(
+                "pvwa",
+                "incoming requests",
+                format!(
+                    "{user} reads IncomingRequests: {} request(s) on {} safe(s), status values seen {:?}",
+                    list.len(),
+                    safes.len(),
+                    statuses
+                ),
+            );
+        }
+        Err(e) => r.fail(
+            "pvwa",
+            "incoming requests",
+            format!("{user} cannot read IncomingRequests: {e}"),
+            "the lookup account must be an approver (Authorize requests) on the safes it watches",
+        ),
+    }
+    let Ok(s) = loaded.directory() else {
+        return Vec::new();
+    };
+    for rule in &s.static_rules {
+        for safe in &rule.safes {
+            safes.insert(safe.clone());
+        }
+    }
+    let mut out = Vec::new();
+    let none_held =
+        loaded.config.watcher.portal_rights == crate::pipeline::config::PortalRightsCheck::NoneHeld;
+    let static_mode = s.approvers != ApproverMode::SafeMembers;
+    for safe in &safes {
+        // Read in both approver modes: under portal_rights = "check" the watcher reads them
+        // before each confirm that leaves confirmations to go, and refuses the mail when it
+        // cannot (portal_rights_unknown).
+        let members = match session.safe_members(safe).await {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let why = if !static_mode {
+                    "its approver groups cannot be known, every mail on it is refused"
+                } else if none_held {
+                    "portal_rights = \"none-held\" cannot be verified"
+                } else {
+                    "the watcher refuses mails on its requests portal_rights_unknown (portal_rights = \"check\")"
+                };
+                r.fail(
+                    "pvwa",
+                    format!("safe {safe}"),
+                    format!("{user} cannot read the members of safe {safe} ({why}): {e}"),
+                    format!("give {user} the safe member right \"View Safe members\" on {safe}"),
+                );
+                None
+            }
+        };
+        let per_level: Vec<(String, u8, Approvers)> = [1u8, 2]
+            .into_iter()
+            .map(|level| {
+                let a = match (&members, static_mode) {
+                    (_, true) => crate::directory::check::static_approvers(&s, safe, level),
+                    (Some(m), false) => approvers_of(m, level, &s),
+                    (None, false) => Approvers::default(),
+                };
+                (safe.clone(), level, a)
+            })
+            .collect();
+        if let Some(m) = &members {
+            service_account_checks(loaded, safe, m, r);
+            none_held_checks(loaded, safe, m, &per_level, r);
+        }
+        if members.is_some() || static_mode {
+            out.extend(per_level);
+        }
+    }
+    if static_mode {
+        r.ok(
+            "pvwa",
+            "approver source",
+            "directory.approvers = \"static\": approver groups come from [[directory.static]]",
+        );
+    }
+    report_approvers(&out, r);
+    out
+}
+
+fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
+    for (safe, level, a) in found {
+        let check = format!("safe {safe} level {level}");
+        let groups: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
+        let skipped: Vec<String> = a
+            .skipped
+            .iter()
+            .map(|s| format!("{} ({})", s.member, s.reason))
+            .collect();
+        let skipped = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped: {}", skipped.join("; "))
+        };
+        if groups.is_empty() {
+            r.skip("pvwa", check, format!("no approver group{skipped}"));
+        } else {
+            r.ok(
+                "pvwa",
+                check,
+                format!("approver groups {}{skipped}", groups.join(", ")),
+            );
+        }
+    }
+}
+
+/// A service account of this tool that confirms through a safe member people also use: PVWA
+/// then shows one confirmer entry for that member.
+fn service_account_checks(
+    loaded: &Loaded,
+    safe: &str,
+    members: &[crate::pvwa::SafeMember],
+    r: &mut Report,
+) {
+    let accounts = &loaded.config.accounts;
+    for (level, acc) in [(1u8, &accounts.level1), (2, &accounts.level2)] {
+        let Some(acc) = acc else { continue };
+        let direct = members.iter().any(|m| {
+            m.member_name.eq_ignore_ascii_case(&acc.username)
+                && match level {
+                    1 => m.permissions.requests_authorization_level1,
+                    _ => m.permissions.requests_authorization_level2,
+                }
+        });
+        if !direct {
+            let shared: Vec<&str> = members
+                .iter()
+                .filter(|m| {
+                    m.is_group()
+                        && match level {
+                            1 => m.permissions.requests_authorization_level1,
+                            _ => m.permissions.requests_authorization_level2,
+                        }
+                })
+                .map(|m| m.member_name.as_str())
+                .collect();
+            if !shared.is_empty() {
+                r.warn(
+                    "pvwa",
+                    format!("safe {safe} level {level} service account"),
+                    format!(
+                        "{} is not a direct level-{level} member of {safe}; if it confirms through {} (a group people also use), PVWA shows one confirmer entry for that group and a colleague's portal confirm replaces the reason trace (the journal stays the record)",
+                        acc.username,
+                        shared.join(", ")
+                    ),
+                    format!("make {} a direct member of {safe} with level-{level} authorization, or accept the weaker PVWA trace (docs/site-check.md)", acc.username),
+                );
+            }
+        }
+    }
+}
+
+/// The last `n` unread mails of the watched folder: what the watcher would decide about each
+/// sender and why, from the transport headers Exchange stamped (read only: fetched, never
+/// marked read, moved or answered).
+async fn recent_mails(
+    loaded: &Loaded,
+    mb: &dyn crate::mailbox::Mailbox,
+    n: usize,
+    r: &mut Report,
+) -> Vec<String> {
+    let mut accepted = Vec::new();
+    if n == 0 {
+        return accepted;
+    }
+    let list = match mb.list_new().await {
+        Ok(l) => l,
+        Err(e) => {
+            r.fail(
+                "mailbox",
+                "recent mails",
+                format!("the watched folder cannot be listed: {e}"),
+                "check the account's read right on mailbox.folder",
+            );
+            return accepted;
+        }
+    };
+    if list.is_empty() {
+        r.skip(
+            "mailbox",
+            "recent mails",
+            "no unread mail in the watched folder to judge (forward one to try [sender])",
+        );
+        return accepted;
+    }
+    let skip = list.len().saturating_sub(n);
+    for (i, m) in list.iter().skip(skip).enumerate() {
+        let check = format!("mail {}", i + 1);
+        let fetched = match mb.fetch(m).await {
+            Ok(f) => f,
+            Err(e) => {
+                r.fail(
+                    "mailbox",
+                    check,
+                    format!("cannot be read: {e}"),
+                    "check the account's read right on mailbox.folder",
+                );
+                continue;
+            }
+        };
+        let headers = match &fetched.transport_headers {
+            Some(t) if !t.trim().is_empty() => crate::sender::headers_from_raw(t.as_bytes()),
+            _ => {
+                r.warn(
+                    "mailbox",
+                    check,
+                    "carries no transport headers (put into the folder rather than delivered): the watcher refuses it no_transport_headers",
+                    "only delivered mail can be verified; find out who can create items in the folder (see the rights item)",
+                );
+                continue;
+            }
+        };
+        let header = |name: &str| -> String {
+            let v: Vec<&str> = headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case(name))
+                .map(|h| h.value.trim())
+                .collect();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(" | ")
+            }
+        };
+        let seen = format!(
+            "AuthAs {}, AuthSource {}, Authentication-Results {}",
+            header("X-MS-Exchange-Organization-AuthAs"),
+            header("X-MS-Exchange-Organization-AuthSource"),
+            header("Authentication-Results"),
+        );
+        let a = crate::sender::assess(&headers, &loaded.config.sender);
+        let from = a.address.clone().unwrap_or_else(|| "(no sender)".into());
+        match a.verdict() {
+            Ok(v) => {
+                r.ok(
+                    "mailbox",
+                    check,
+                    format!("from {}: accepted ({seen})", v.address),
+                );
+                accepted.push(v.address.clone());
+            }
+            Err(refusal) => r.warn(
+                "mailbox",
+                check,
+                format!(
+                    "from {from}: would be refused {}: {} ({seen})",
+                    refusal.reason.code(),
+                    refusal.message
+                ),
+                "if this mail is a genuine forward from inside, [sender] does not fit the site (compare auth_sources, allowed_domains and authserv_ids with the values seen)",
+            ),
+        }
+    }
+    accepted
+}
+
+/// Under `[watcher] portal_rights = "none-held"` the watcher reads no safe member before it
+/// confirms: the deployment states that mail approvers hold no PVWA right on the safes served.
+/// Every member with an authorisation right other than this tool's accounts contradicts it: a
+/// mail approver group (or a person) is a failure, another group a warning (its members may be
+/// mail approvers).
+fn none_held_checks(
+    loaded: &Loaded,
+    safe: &str,
+    members: &[crate::pvwa::SafeMember],
+    approvers: &[(String, u8, Approvers)],
+    r: &mut Report,
+) {
+    use crate::pipeline::config::PortalRightsCheck;
+    if loaded.config.watcher.portal_rights != PortalRightsCheck::NoneHeld {
+        return;
+    }
+    let a = &loaded.config.accounts;
+    let ours: Vec<&str> = [&a.level1, &a.level2, &a.lookup]
+        .into_iter()
+        .flatten()
+        .map(|acc| acc.username.as_str())
+        .collect();
+    let mut clean = true;
+    for m in members {
+        let p = &m.permissions;
+        if !(p.requests_authorization_level1 || p.requests_authorization_level2) {
+            continue;
+        }
+        if ours.iter().any(|o| o.eq_ignore_ascii_case(&m.member_name)) {
+            continue;
+        }
+        clean = false;
+        let quoted = format!("\"{}\"", m.member_name);
+        let is_approver = approvers
+            .iter()
+            .any(|(_, _, ap)| ap.groups.iter().any(|g| g.source.contains(&quoted)));
+        let check = format!("safe {safe} portal rights");
+        let fix = format!(
+            "remove the authorisation right of {} on {safe} (only this tool's accounts may hold one), or set [watcher] portal_rights = \"check\"",
+            m.member_name
+        );
+        if !m.is_group() || is_approver {
+            r.fail(
+                "pvwa",
+                check,
+                format!(
+                    "portal_rights = \"none-held\" but {} {} holds an authorisation right on {safe}: a mail approver could confirm twice (by mail and in the portal)",
+                    if m.is_group() { "mail approver group" } else { "user" },
+                    m.member_name
+                ),
+                fix,
+            );
+        } else {
+            r.warn(
+                "pvwa",
+                check,
+                format!(
+                    "portal_rights = \"none-held\" but group {} holds an authorisation right on {safe}; if a mail approver is in it, they could confirm twice",
+                    m.member_name
+                ),
+                fix,
+            );
+        }
+    }
+    if clean {
+        r.ok(
+            "pvwa",
+            format!("safe {safe} portal rights"),
+            "portal_rights = \"none-held\": only this tool's accounts hold an authorisation right",
+        );
+    }
+}
+
+/// The mailbox's sign-in: open it (for Graph, a token from Entra ID), read the watched folder
+/// and look for the Processed and Refused folders. Changes nothing. The mailbox section of the
+/// site check and `--check-mailbox` (which prints only this) both go through here.
+pub async fn sign_in_mailbox(
+    cfg: &crate::mailbox::MailboxConfig,
+    res: &Resolver,
+) -> Result<
+    (
+        std::sync::Arc<dyn crate::mailbox::Mailbox>,
+        crate::mailbox::Probe,
+    ),
+    crate::mailbox::MailboxError,
+> {
+    let mb = crate::mailbox::open(cfg, res).await?;
+    let names = [cfg.processed_folder.as_str(), cfg.refused_folder.as_str()];
+    let probe = mb.probe(&names).await?;
+    Ok((mb, probe))
+}
+
+/// The mailbox section; returns the senders of the recent mails `[sender]` accepts.
+async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) -> Vec<String> {
+    let Some(cfg) = loaded.config.mailbox.as_ref() else {
+        r.skip("mailbox", "mailbox", "no [mailbox] section");
+        return Vec::new();
+    };
+    if let Err((key, message)) = cfg.validate() {
+        r.fail("mailbox", "configuration", message, format!("set {key}"));
+        return Vec::new();
+    }
+    let kind = match cfg.kind {
+        crate::mailbox::MailboxKind::Ews => "EWS",
+        crate::mailbox::MailboxKind::Graph => "Graph",
+    };
+    let (mb, p) = match sign_in_mailbox(cfg, res).await {
+        Ok(x) => x,
+        Err(e) => {
+            let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
+                format!(
+                    "check the [mailbox] credentials, the mailbox address, mailbox.folder ({:?}) and the account's rights on it",
+                    cfg.folder
+                )
+            });
+            r.fail(
+                "mailbox",
+                "sign in",
+                format!("{} ({kind}): {e}", cfg.mailbox),
+                hint,
+            );
+            return Vec::new();
+        }
+    };
+    r.ok(
+        "mailbox",
+        "sign in",
+        format!(
+            "{} ({kind}) signs in; folder {:?} readable, {} unread",
+            cfg.mailbox, cfg.folder, p.unread
+        ),
+    );
+    for (name, exists) in p.folders {
+        r.ok(
+            "mailbox",
+            format!("folder {name}"),
+            if exists {
+                "exists"
+            } else {
+                "missing, created at the first filing"
+            },
+        );
+    }
+    r.skip(
+        "mailbox",
+        "rights",
+        "who else holds rights on the mailbox (delegates, Full Access, folder permissions, application access) is not read by this version; check in Exchange admin that only the service account can create items in the watched folder (docs/notice-and-sender.md)",
+    );
+    recent_mails(loaded, mb.as_ref(), mails, r).await
+}
+
+async fn directory(
+    loaded: &Loaded,
+    res: &Resolver,
+    found: &[(String, u8, Approvers)],
+    r: &mut Report,
+) {
+    if loaded.config.directory.is_none() {
+        r.skip("directory", "directory", "no [directory] section");
+        return;
+    }
+    let s = match loaded.directory() {
+        Ok(s) => s,
+        Err(e) => {
+            r.fail(
+                "directory",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
+            return;
+        }
+    };
+    let pw = match res.resolve(&s.bind_password).await {
+        Ok(p) => p,
+        Err(e) => {
+            r.fail(
+                "directory",
+                "bind",
+                format!("directory.bind_password does not resolve: {e}"),
+                "fix directory.bind_password",
+            );
+            return;
+        }
+    };
+    let servers = s.servers();
+    let bind_dn = s.bind_dn.clone();
+    let dir = match LdapDirectory::new(s, pw) {
+        Ok(d) => d,
+        Err(e) => {
+            r.fail(
+                "directory",
+                "bind",
+                e.to_string(),
+                "check directory.url and directory.ca_bundle",
+            );
+            return;
+        }
+    };
+    match dir.effective_strategy().await {
+        Ok(st) => {
+            r.ok("directory", "bind", format!("{bind_dn} binds to {servers}"));
+            r.ok("directory", "membership", format!("strategy {}", st.name()));
+            let mut groups = Vec::new();
+            for (_, _, a) in found {
+                for g in &a.groups {
+                    if !groups
+                        .iter()
+                        .any(|x: &crate::directory::approvers::ApproverGroup| x.name == g.name)
+                    {
+                        groups.push(g.clone());
+                    }
+                }
+            }
+            if groups.is_empty() {
+                r.skip(
+                    "directory",
+                    "approver groups",
+                    "no approver group was found to resolve",
+                );
+            } else {
+                match dir.resolve_groups(&groups).await {
+                    Ok(resolved) => {
+                        for g in resolved {
+                            match g.status {
+                                "found" => r.ok("directory", format!("group {}", g.name), format!("maps to {}", g.dns.join(", "))),
+                                "not_found" => r.fail(
+                                    "directory",
+                                    format!("group {}", g.name),
+                                    format!("no directory group answers to {} ({})", g.name, g.source),
+                                    "check directory.group_base_dn, directory.group_names and the group's name",
+                                ),
+                                _ => r.fail(
+                                    "directory",
+                                    format!("group {}", g.name),
+                                    format!("{} directory groups answer to {}: {}", g.dns.len(), g.name, g.dns.join("; ")),
+                                    "narrow directory.group_base_dn or directory.group_filter so one group answers",
+                                ),
+                            }
+                        }
+                    }
+                    Err(e) => r.fail(
+                        "directory",
+                        "approver groups",
+                        e.to_string(),
+                        "check that the bind account may search directory.group_base_dn",
+                    ),
+                }
+            }
+        }
+        Err(e) => r.fail(
+            "directory",
+            "bind",
+            format!("{bind_dn} at {servers}: {e}"),
+            "check directory.url, directory.bind_dn and directory.bind_password",
+        ),
+    }
+    dir.close().await;
+}
+
+async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
+    use crate::ticketing::config::TicketKind;
+    use crate::ticketing::{Lookup, TicketId, TicketSystem};
+    let Some(t) = &loaded.config.ticketing else {
+        r.skip("ticketing", "ticketing", "no [ticketing] section");
+        return;
+    };
+    if let Err(e) = loaded.ticketing() {
+        r.fail(
+            "ticketing",
+            "configuration",
+            e.to_string(),
+            "fix the key named",
+        );
+        return;
+    }
+    let Some(res) = res else {
+        r.skip(
+            "ticketing",
+            "sign in",
+            "not tried: the secret references cannot be resolved (see [secrets])",
+        );
+        return;
+    };
+    // A read of a ticket number no site uses: "not found" proves the sign-in and the read
+    // right; nothing is written.
+    let probe = TicketId::new(PROBE_TICKET).expect("an allow-listed id");
+    let mut systems: Vec<(
+        &str,
+        Result<Box<dyn TicketSystem>, crate::ticketing::TicketingError>,
+    )> = Vec::new();
+    if let Some(c) = &t.servicenow {
+        let s = crate::ticketing::servicenow::ServiceNow::new(c, res).await;
+        systems.push((
+            "servicenow",
+            s.map(|s| Box::new(s) as Box<dyn TicketSystem>),
+        ));
+    }
+    if let Some(c) = &t.remedy {
+        let s = crate::ticketing::remedy::Remedy::new(c, res).await;
+        systems.push(("remedy", s.map(|s| Box::new(s) as Box<dyn TicketSystem>)));
+    }
+    for (name, system) in systems {
+        let key = format!("ticketing.{name}.url");
+        let system = match system {
+            Ok(s) => s,
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| format!("check [ticketing.{name}]"));
+                r.fail("ticketing", name, e.to_string(), hint);
+                continue;
+            }
+        };
+        match system.lookup(TicketKind::Incident, &probe, &[]).await {
+            Ok(found) => r.ok(
+                "ticketing",
+                name,
+                format!(
+                    "signs in and reads incidents (probe {PROBE_TICKET}: {})",
+                    match found {
+                        Lookup::Found(_) => "found".to_string(),
+                        Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
+                    }
+                ),
+            ),
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| format!("check {key} and the connection account"));
+                r.fail("ticketing", name, e.to_string(), hint);
+            }
+        }
+        system.close().await;
+    }
+}
+
+/// The ticket number the ticketing check reads (allow-listed, and no real number format).
+const PROBE_TICKET: &str = "SITECHECK0000000";
+
+/// Remote Access: the key file resolves and parses, a token is issued (the sign-in), and the
+/// API answers a read (`GET sites`). Nothing is created or changed.
+async fn remote_access(loaded: &Loaded, r: &mut Report) {
+    use crate::remote_access::RemoteAccess;
+    if loaded.config.remote_access.is_none() {
+        r.skip(
+            "remote_access",
+            "remote_access",
+            "no [remote_access] section",
+        );
+        return;
+    }
+    let cfg = match loaded.remote_access() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "remote_access",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
+            return;
+        }
+    };
+    let fail = |r: &mut Report, check: &str, e: &crate::remote_access::RemoteAccessError| {
+        let hint = crate::error::classify(e).1.unwrap_or_else(|| {
+            "check remote_access.tenant_id, remote_access.key_file and the service account's roles"
+                .into()
+        });
+        r.fail("remote_access", check, e.to_string(), hint);
+    };
+    let ra = match RemoteAccess::connect(cfg, loaded.config.vault.as_ref()).await {
+        Ok(ra) => ra,
+        Err(e) => return fail(r, "key file", &e),
+    };
+    match ra.check().await {
+        Ok(secs) => r.ok(
+            "remote_access",
+            "sign in",
+            format!(
+                "client {} gets a token from {} (valid {secs} s)",
+                ra.tokens().client_id(),
+                ra.endpoints().token
+            ),
+        ),
+        Err(e) => return fail(r, "sign in", &e),
+    }
+    match ra.sites().await {
+        Ok(sites) => r.ok(
+            "remote_access",
+            "api",
+            format!("{} answers: {} site(s)", ra.endpoints().api, sites.len()),
+        ),
+        Err(e) => fail(r, "api", &e),
+    }
+}
+
+/// One approver resolved end to end: with `--check-sender EMAIL --safe S --level L` exactly what
+/// `--check-sender` decides (the same code, `check_sender::check_sender`); otherwise the sender
+/// of the first recent mail `[sender]` accepts, against the safes and levels seen, until one
+/// grants.
+async fn approver(
+    loaded: &Loaded,
+    res: &Resolver,
+    found: &[(String, u8, Approvers)],
+    given: Option<&Approver>,
+    senders: &[String],
+    r: &mut Report,
+) {
+    if loaded.config.directory.is_none() {
+        return;
+    }
+    if r.section("directory")
+        .iter()
+        .any(|i| i.status == Status::Fail)
+    {
+        r.skip(
+            "directory",
+            "approver",
+            "not tried end to end: the directory check above failed",
+        );
+        return;
+    }
+    if let Some(a) = given {
+        let check = format!("approver {} safe {} level {}", a.address, a.safe, a.level);
+        match crate::check_sender::check_sender(loaded, &a.address, &a.safe, a.level).await {
+            Ok(v) if v.may_approve => r.ok("directory", check, granted(&v)),
+            Ok(v) => r.warn(
+                "directory",
+                check,
+                format!("may not approve: {}", v.reason),
+                "if this person should approve, put them into one of the safe's approver groups in the directory (run --check-sender for the details)",
+            ),
+            Err(e) => {
+                let hint = crate::error::classify(&e)
+                    .1
+                    .unwrap_or_else(|| "see the sections above for the failing system".into());
+                r.fail("directory", check, e.to_string(), hint);
+            }
+        }
+        return;
+    }
+    let Some(address) = senders.first() else {
+        r.skip(
+            "directory",
+            "approver",
+            "no approver tried end to end: none of the recent mails has an accepted sender; pass --check-sender EMAIL --safe S --level N",
+        );
+        return;
+    };
+    let candidates: Vec<&(String, u8, Approvers)> = found
+        .iter()
+        .filter(|(_, _, a)| !a.groups.is_empty())
+        .collect();
+    if candidates.is_empty() {
+        r.skip(
+            "directory",
+            "approver",
+            format!("{address} not tried: no safe with approver groups was seen"),
+        );
+        return;
+    }
+    let (s, pw) = match loaded.directory() {
+        Ok(s) => match res.resolve(&s.bind_password).await {
+            Ok(pw) => (s, pw),
+            Err(_) => return,
+        },
+        Err(_) => return,
+    };
+    let Ok(dir) = LdapDirectory::new(s, pw) else {
+        return;
+    };
+    let mut refused = Vec::new();
+    for (safe, level, a) in candidates {
+        match crate::directory::authorize(&dir, address, safe, *level, a.clone()).await {
+            Ok(v) if v.may_approve => {
+                r.ok(
+                    "directory",
+                    format!("approver {address}"),
+                    format!("(the sender of a recent mail) {}", granted(&v)),
+                );
+                dir.close().await;
+                return;
+            }
+            Ok(v) => refused.push(format!("{safe} level {level}: {}", v.reason)),
+            Err(e) => {
+                r.fail(
+                    "directory",
+                    format!("approver {address}"),
+                    format!("{address} cannot be resolved: {e}"),
+                    "check directory.base_dn, directory.user_filter and the bind account's read rights",
+                );
+                dir.close().await;
+                return;
+            }
+        }
+    }
+    dir.close().await;
+    r.skip(
+        "directory",
+        format!("approver {address}"),
+        format!(
+            "(the sender of a recent mail) may approve none of the safes seen: {}; pass --check-sender EMAIL --safe S --level N to try a known approver",
+            refused.join("; ")
+        ),
+    );
+}
+
+fn granted(v: &crate::directory::Verdict) -> String {
+    match &v.granted_by {
+        Some(g) => format!(
+            "{} may approve safe {} at level {} through {} ({})",
+            v.address,
+            v.safe,
+            v.level,
+            g.group,
+            g.path_text()
+        ),
+        None => format!(
+            "{} may approve safe {} at level {}",
+            v.address, v.safe, v.level
+        ),
+    }
+}
