@@ -12,7 +12,9 @@ use secrecy::SecretString;
 
 use crate::directory::LdapDirectory;
 use crate::directory::approvers::Approvers;
-use crate::directory::config::{ApproverMode, Settings};
+use crate::directory::cache::TtlCache;
+use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers};
+use crate::directory::config::ApproverMode;
 use crate::pvwa::{AccountRole, Pvwa, Session};
 use crate::secret::{Resolver, SecretRef};
 use crate::settings::Loaded;
@@ -208,17 +210,6 @@ fn files(loaded: &Loaded, r: &mut Report) {
     }
 }
 
-/// The approver groups of a safe at a level from PVWA's safe members. The one call site of the
-/// mapping, so that the group-record resolution can take its place.
-fn approvers_of(members: &[crate::pvwa::SafeMember], level: u8, s: &Settings) -> Approvers {
-    crate::directory::approvers::from_safe_members(
-        members,
-        level,
-        chrono::Utc::now().timestamp(),
-        &s.group_names,
-    )
-}
-
 /// Sign each account in and out; with the lookup account read the incoming requests and the
 /// members of the safes seen. Returns the approver groups found, per safe and level.
 async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u8, Approvers)> {
@@ -354,11 +345,26 @@ async fn lookup(
     let none_held =
         loaded.config.watcher.portal_rights == crate::pipeline::config::PortalRightsCheck::NoneHeld;
     let static_mode = s.approvers != ApproverMode::SafeMembers;
+    let cache = TtlCache::new(std::time::Duration::from_secs(300));
     for safe in &safes {
         // Read in both approver modes: under portal_rights = "check" the watcher reads them
         // before each confirm that leaves confirmations to go, and refuses the mail when it
         // cannot (portal_rights_unknown).
-        let members = match session.safe_members(safe).await {
+        // Mode safe-members reads each approver group's vault record too (the watcher's own
+        // read, directory::check); mode static needs only the members (portal rights).
+        let read = if static_mode {
+            session
+                .safe_members(safe)
+                .await
+                .map(|members| SafeApprovers {
+                    safe: safe.clone(),
+                    members,
+                    records: Default::default(),
+                })
+        } else {
+            read_safe_approvers(session, safe, &cache).await
+        };
+        let read = match read {
             Ok(m) => Some(m),
             Err(e) => {
                 let why = if !static_mode {
@@ -368,26 +374,37 @@ async fn lookup(
                 } else {
                     "the watcher refuses mails on its requests portal_rights_unknown (portal_rights = \"check\")"
                 };
+                let fix = if matches!(e, crate::pvwa::PvwaError::NoPermission { .. })
+                    && !static_mode
+                {
+                    format!(
+                        "give {user} the safe member right \"View Safe members\" on {safe} and the vault permission \"Audit users\" (group records)"
+                    )
+                } else {
+                    format!("give {user} the safe member right \"View Safe members\" on {safe}")
+                };
                 r.fail(
                     "pvwa",
                     format!("safe {safe}"),
-                    format!("{user} cannot read the members of safe {safe} ({why}): {e}"),
-                    format!("give {user} the safe member right \"View Safe members\" on {safe}"),
+                    format!("{user} cannot read the approvers of safe {safe} ({why}): {e}"),
+                    fix,
                 );
                 None
             }
         };
+        let now = chrono::Utc::now().timestamp();
         let per_level: Vec<(String, u8, Approvers)> = [1u8, 2]
             .into_iter()
             .map(|level| {
-                let a = match (&members, static_mode) {
+                let a = match (&read, static_mode) {
                     (_, true) => crate::directory::check::static_approvers(&s, safe, level),
-                    (Some(m), false) => approvers_of(m, level, &s),
+                    (Some(m), false) => approvers_at(&s, safe, Some(m), level, now),
                     (None, false) => Approvers::default(),
                 };
                 (safe.clone(), level, a)
             })
             .collect();
+        let members = read.map(|r| r.members);
         if let Some(m) = &members {
             service_account_checks(loaded, safe, m, r);
             none_held_checks(loaded, safe, m, &per_level, r);
