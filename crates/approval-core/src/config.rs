@@ -25,10 +25,35 @@ pub const APP_DIR: &str = "pam-approval";
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// Log file; stderr when absent. Reopened on SIGHUP by the watcher.
+    /// Log file; stderr when absent (journald under systemd). `--log-file` and
+    /// `$APPROVAL_LOG_FILE` win over it. Reopened on SIGHUP by the watcher.
     pub file: Option<PathBuf>,
-    /// Base level: error, warn, info, debug, trace (raised by -v, lowered by -q).
+    /// Base level: error, warn, info, debug, trace (raised by -v, lowered by -q). The audit
+    /// lines (one per mail) go out at every level but `-qq`.
     pub level: Option<String>,
+}
+
+/// The `[log]` section alone, read before anything else (logging starts before the rest of the
+/// configuration is checked): other sections are ignored here, their errors come at the full load.
+#[derive(Debug, Default, Deserialize)]
+struct LogOnly {
+    #[serde(default)]
+    log: LogConfig,
+}
+
+/// Read `[log]` from the configuration the tool will use (same file, same overrides). The defaults
+/// when the file cannot be read or parsed (the full load reports that with its own error); an
+/// error only for a bad key inside `[log]`.
+pub fn peek_log(explicit: Option<&Path>) -> Result<LogConfig, ConfigError> {
+    let overrides = env::config_overrides();
+    let Ok((text, file)) = read_source(explicit) else {
+        return Ok(LogConfig::default());
+    };
+    match load_from_parts::<LogOnly>(text.as_deref(), file, &overrides) {
+        Ok((l, _)) => Ok(l.log),
+        Err(e) if e.key.as_deref().is_some_and(|k| k.starts_with("log")) => Err(e),
+        Err(_) => Ok(LogConfig::default()),
+    }
 }
 
 /// Defaults shared by every section that talks to a server.
