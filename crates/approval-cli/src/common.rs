@@ -10,7 +10,8 @@ use crate::printer::Printer;
 /// Flags shared by every tool.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml).
+    /// Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then
+    /// /etc/pam-approval/config.toml).
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
     /// More log output (-v info, -vv debug, -vvv trace); the audit lines are always written.

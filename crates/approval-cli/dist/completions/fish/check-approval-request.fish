@@ -5,7 +5,7 @@ complete -c check-approval-request -l warning-secs -d 'With --status: WARNING wh
 complete -c check-approval-request -l critical-secs -d 'With --status: CRITICAL past this many seconds' -r
 complete -c check-approval-request -l safe -d 'With --check-sender: the safe' -r
 complete -c check-approval-request -l level -d 'With --check-sender: the confirmation level (1 or 2)' -r
-complete -c check-approval-request -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c check-approval-request -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c check-approval-request -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c check-approval-request -l once -d 'One pass over the mailbox, then exit (for cron)'
 complete -c check-approval-request -l dry-run -d 'Decide, but confirm nothing, send nothing, file nothing'

@@ -24,7 +24,7 @@ function __fish_remote_access_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c remote-access -n "__fish_remote_access_needs_command" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_needs_command" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_needs_command" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_needs_command" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_needs_command" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
@@ -39,13 +39,13 @@ complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "offboar
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "invitations" -d 'Vendor invitations'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "vendors" -d 'Vendors (registered remote users)'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
@@ -72,7 +72,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l i
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l time-zone -d 'Time zone of the allowed hours, e.g. Europe/Berlin' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l allowed-day -d 'Allowed day (repeatable): MONDAY … SUNDAY' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l hours -d 'Allowed hours, HH:MM-HH:MM' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l can-invite -d 'The vendor may invite others'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l phone-and-email-auth -d 'SMS/call and mail codes instead of the QR code'
@@ -82,7 +82,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s v
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l force -d 'Invite even when the vendor already has an invitation or an account'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l dry-run -d 'Resolve and check everything, send nothing'
@@ -91,7 +91,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s 
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s h -l help -d 'Print help'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l email -d 'The vendor\'s mail address (repeatable)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l delete -d 'Delete the vendor instead of deactivating it (irreversible)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l dry-run
@@ -99,7 +99,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
@@ -111,19 +111,19 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invitations;
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l search -d 'Text to search for' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l search-in -d 'Field to search in: ALL, FULLNAME, COMPANY, GROUPS (invitations also PHONE, EMAIL)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l dry-run
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
@@ -134,7 +134,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invitations;
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke invitations (an unknown or already revoked one counts as done)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
@@ -147,26 +147,26 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l search -d 'Text to search for' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l search-in -d 'Field to search in: ALL, FULLNAME, COMPANY, GROUPS (invitations also PHONE, EMAIL)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l dry-run
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l dry-run
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
