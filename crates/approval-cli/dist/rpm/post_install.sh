@@ -4,6 +4,8 @@ chown root:pamapproval /etc/pam-approval
 chmod 0750 /etc/pam-approval
 # The one state directory (journal, lock) of the service, cron and by-hand runs alike.
 install -d -o pamapproval -g pamapproval -m 0700 /var/lib/pam-approval
+# The installed configuration's file: secrets (service, cron and by-hand runs read the same).
+install -d -o pamapproval -g pamapproval -m 0700 /etc/pam-approval/secrets
 # The cron wrapper's run directory (tmpfiles.d recreates it at each boot).
 systemd-tmpfiles --create pam-approval.conf >/dev/null 2>&1 || \
     install -d -o pamapproval -g pamapproval -m 0750 /run/pam-approval
