@@ -67,7 +67,10 @@ fn the_main_example_validates() {
     );
     // One secret layout that the service, cron and a by-hand run all read: no cred: (systemd
     // only) and no vault: without a [vault] section.
-    assert!(!text.contains("\"cred:"), "the installed example uses cred:");
+    assert!(
+        !text.contains("\"cred:"),
+        "the installed example uses cred:"
+    );
     assert!(l.config.vault.is_some() || !text.contains("\"vault:"));
 }
 
