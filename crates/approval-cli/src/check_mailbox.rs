@@ -23,7 +23,8 @@ pub async fn run(p: &Printer, loaded: &Loaded) -> anyhow::Result<Exit> {
     let cfg = loaded.config.mailbox.as_ref().ok_or_else(|| {
         loaded.error(
             "mailbox.mailbox",
-            "the [mailbox] section is missing; see examples/config.d/mailbox.toml or mailbox-graph.toml",
+            "the [mailbox] section is missing; see config.d/mailbox.toml or mailbox-graph.toml in \
+             /usr/share/doc/pam-approval/examples/ (installed) or examples/ (source tree)",
         )
     })?;
     cfg.validate()

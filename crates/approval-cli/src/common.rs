@@ -10,10 +10,11 @@ use crate::printer::Printer;
 /// Flags shared by every tool.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Common {
-    /// Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml).
+    /// Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then
+    /// /etc/pam-approval/config.toml).
     #[arg(long, value_name = "PATH", global = true)]
     pub config: Option<PathBuf>,
-    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    /// More log output (-v info, -vv debug, -vvv trace); the audit lines are always written.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Less log output (-q errors only, -qq nothing).
@@ -22,7 +23,7 @@ pub struct Common {
     /// Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Write logs to this file instead of stderr.
+    /// Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file).
     #[arg(long, value_name = "PATH", global = true)]
     pub log_file: Option<PathBuf>,
 }
@@ -34,7 +35,21 @@ where
     F: AsyncFnOnce(&Printer) -> anyhow::Result<Exit>,
 {
     let printer = Printer::new(common.json);
-    if let Err(e) = crate::logging::init(common.verbose, common.quiet, common.log_file.as_deref()) {
+    let log_config = match approval_core::config::peek_log(common.config.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            let (code, hint) = approval_core::error::classify(e.as_ref());
+            printer.error(&e, code, hint.as_deref());
+            return ExitCode::from(code.code());
+        }
+    };
+    if let Err(e) = crate::logging::init(
+        common.verbose,
+        common.quiet,
+        common.log_file.as_deref(),
+        &log_config,
+    ) {
         printer.error(&e, Exit::Config, None);
         return ExitCode::from(Exit::Config.code());
     }

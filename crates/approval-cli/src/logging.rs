@@ -60,17 +60,50 @@ pub fn reopen() -> Result<()> {
     Ok(())
 }
 
-/// The level for `-v`/`-q` counts.
+/// The level for `-v`/`-q` counts over the base level (`[log] level`, `warn` when unset): each
+/// `-v` raises it one step, `-q` lowers it to errors only, `-qq` to nothing.
 pub fn level(verbose: u8, quiet: u8) -> log::LevelFilter {
-    match (verbose, quiet) {
-        (_, 2..) => log::LevelFilter::Off,
-        (_, 1) => log::LevelFilter::Error,
-        (0, 0) => log::LevelFilter::Warn,
-        (1, 0) => log::LevelFilter::Info,
-        (2, 0) => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
+    level_from(log::LevelFilter::Warn, verbose, quiet)
+}
+
+fn level_from(base: log::LevelFilter, verbose: u8, quiet: u8) -> log::LevelFilter {
+    const STEPS: [log::LevelFilter; 6] = [
+        log::LevelFilter::Off,
+        log::LevelFilter::Error,
+        log::LevelFilter::Warn,
+        log::LevelFilter::Info,
+        log::LevelFilter::Debug,
+        log::LevelFilter::Trace,
+    ];
+    match quiet {
+        2.. => log::LevelFilter::Off,
+        1 => log::LevelFilter::Error.min(base),
+        0 => {
+            let i = STEPS.iter().position(|l| *l == base).unwrap_or(2);
+            STEPS[(i + verbose as usize).min(STEPS.len() - 1)]
+        }
     }
 }
+
+/// `[log] level` as a filter; an unknown word is refused (a key that is accepted and ignored is
+/// a defect).
+pub fn parse_level(word: &str) -> Result<log::LevelFilter> {
+    match word.trim().to_ascii_lowercase().as_str() {
+        "off" => Ok(log::LevelFilter::Off),
+        "error" => Ok(log::LevelFilter::Error),
+        "warn" | "warning" => Ok(log::LevelFilter::Warn),
+        "info" => Ok(log::LevelFilter::Info),
+        "debug" => Ok(log::LevelFilter::Debug),
+        "trace" => Ok(log::LevelFilter::Trace),
+        other => anyhow::bail!(
+            "configuration key `log.level`: unknown level {other:?} (one of off, error, warn, info, debug, trace)"
+        ),
+    }
+}
+
+/// The audit target (one JSON line per mail): at `info` whatever the base level, so it is
+/// written by default; only `-qq` silences it.
+pub const AUDIT_TARGET: &str = "audit";
 
 /// The crates whose log lines `-v`, `-vv` and `-vvv` open: this workspace's own. Every other
 /// crate (HTTP, TLS, cookies, LDAP, SQLite, ...) stays at `warn` whatever the verbosity: their
@@ -92,21 +125,40 @@ pub const OWN_CRATES: &[&str] = &[
 ];
 
 /// Initialise logging once per process: `verbose` and `quiet` are the counts of `-v` and `-q`,
-/// `log_file` is `--log-file`.
-pub fn init(verbose: u8, quiet: u8, log_file: Option<&std::path::Path>) -> Result<()> {
+/// `log_file` is `--log-file`, `config` the `[log]` section. The file is `--log-file`, else
+/// `$APPROVAL_LOG_FILE`, else `[log] file`, else stderr (journald under systemd).
+pub fn init(
+    verbose: u8,
+    quiet: u8,
+    log_file: Option<&std::path::Path>,
+    config: &approval_core::config::LogConfig,
+) -> Result<()> {
+    let base = match &config.level {
+        Some(w) => parse_level(w)?,
+        None => log::LevelFilter::Warn,
+    };
     let mut b = env_logger::Builder::new();
-    let own = level(verbose, quiet);
+    let own = level_from(base, verbose, quiet);
     b.filter_level(own.min(log::LevelFilter::Warn));
     for krate in OWN_CRATES {
         b.filter_module(krate, own);
     }
+    let audit = if quiet >= 2 {
+        log::LevelFilter::Off
+    } else {
+        own.max(log::LevelFilter::Info)
+    };
+    b.filter_module(AUDIT_TARGET, audit);
     if let Some(spec) = approval_core::env::var(approval_core::env::RUST_LOG) {
         b.parse_filters(&spec);
     }
     b.format_timestamp_millis();
-    let file = log_file.map(PathBuf::from).or_else(|| {
-        approval_core::env::var(approval_core::env::APPROVAL_LOG_FILE).map(PathBuf::from)
-    });
+    let file = log_file
+        .map(PathBuf::from)
+        .or_else(|| {
+            approval_core::env::var(approval_core::env::APPROVAL_LOG_FILE).map(PathBuf::from)
+        })
+        .or_else(|| config.file.clone());
     if let Some(path) = file {
         let sink = Reopenable::open(&path)?;
         let _ = SINK.set(sink.clone());
@@ -231,6 +283,21 @@ impl log::Log for Redacting {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_configured_level_is_the_base_that_v_and_q_move() {
+        use log::LevelFilter::*;
+        assert_eq!(level(0, 0), Warn);
+        assert_eq!(level_from(Info, 0, 0), Info);
+        assert_eq!(level_from(Info, 1, 0), Debug);
+        assert_eq!(level_from(Error, 2, 0), Info);
+        assert_eq!(level_from(Debug, 9, 0), Trace);
+        assert_eq!(level_from(Debug, 0, 1), Error);
+        assert_eq!(level_from(Off, 0, 1), Off);
+        assert_eq!(level_from(Trace, 0, 2), Off);
+        assert_eq!(parse_level(" INFO ").unwrap(), Info);
+        assert!(parse_level("verbose").is_err());
+    }
 
     #[test]
     fn third_party_lines_lose_what_follows_a_secret_word() {

@@ -131,6 +131,9 @@ pub fn assess(
     if !problems.is_empty() {
         summary.push_str(&format!(" — {}", problems.join("; ")));
     }
+    // Which journal was read: a by-hand run with another state directory than the service's
+    // shows it at once.
+    summary.push_str(&format!(" [journal {journal}]"));
     Status {
         verdict,
         summary,
@@ -244,6 +247,8 @@ mod tests {
         );
         let s = assess(&stats(0, None), None, now, "j", w, c);
         assert_eq!(s.verdict, Verdict::Critical);
+        // The journal read is named: a by-hand run on another state directory shows it.
+        assert!(s.summary.ends_with(" [journal j]"), "{}", s.summary);
         assert_eq!(Verdict::Critical.exit().code(), 2);
         assert_eq!(Verdict::Warning.exit().code(), 1);
     }

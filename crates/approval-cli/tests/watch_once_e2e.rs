@@ -39,12 +39,13 @@ fn once_with(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> Run {
-    let out = Command::cargo_bin("check-approval-request")
-        .expect("binary")
-        .args(args)
-        .envs(env.iter().copied())
-        .arg("--config")
-        .arg(repo().join("examples/demo/watcher-config.toml"))
+    let mut cmd = Command::cargo_bin("check-approval-request").expect("binary");
+    cmd.args(args).envs(env.iter().copied());
+    if !args.contains(&"--config") {
+        cmd.arg("--config")
+            .arg(repo().join("examples/demo/watcher-config.toml"));
+    }
+    let out = cmd
         .args(["--once", "--json"])
         .env_remove("APPROVAL_CONFIG")
         .env("APPROVAL__PVWA__URL", sim_url)
@@ -267,4 +268,98 @@ async fn on_privilege_cloud_the_pass_confirms_with_identity_tokens_and_shows_non
     for secret in ["Level1-Demo-Pass", "Level2-Demo-Pass", "Lookup-Demo-Pass"] {
         assert!(!r.stderr.contains(secret), "{secret} leaked:\n{}", r.stderr);
     }
+}
+
+/// The audit line of each mail is written at the default verbosity (no `-v`): to `[log] file`
+/// when the configuration names one (and not to stderr), else to stderr (journald under systemd).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_v_the_audit_line_goes_to_the_configured_log_file_else_to_stderr() {
+    let Some(ldap) = Slapd::start(Opts::default()) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scenario = std::fs::read_to_string(repo().join("examples/demo/watcher-scenario.toml"))
+        .expect("scenario");
+    let sim = pam_sim::Sim::start(
+        pam_sim::Scenario::from_toml(&scenario).expect("scenario parses"),
+        pam_sim::SimOptions {
+            tls_dir: Some(tmp.path().join("sim-tls")),
+            ..pam_sim::SimOptions::default()
+        },
+    )
+    .await
+    .expect("pam-sim");
+    let url = sim.url();
+    let ca = sim.ca_cert.clone().expect("sim CA");
+    let state = tmp.path().join("state");
+    let mailbox = "pam-approvals@example.test";
+    let deliver = |m: &str| {
+        let raw = std::fs::read(repo().join("examples/demo/mails").join(m)).expect("mail");
+        sim.state
+            .ews
+            .deliver(mailbox, None, raw, chrono::Utc::now().timestamp_millis())
+            .expect("deliver");
+    };
+    // The demo's configuration with a [log] section naming a file.
+    let log = tmp.path().join("pam-approval.log");
+    let demo = std::fs::read_to_string(repo().join("examples/demo/watcher-config.toml"))
+        .expect("demo config");
+    assert!(!demo.contains("[log]"), "the demo config sets no [log]");
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("{demo}\n[log]\nfile = {:?}\n", log.display().to_string()),
+    )
+    .expect("config");
+
+    deliver("01-approvable-level1.eml");
+    let r = {
+        let (url, ca, state, config) = (url.clone(), ca.clone(), state.clone(), config.clone());
+        let ldap = &ldap;
+        tokio::task::block_in_place(move || {
+            once_with(
+                &url,
+                &ca,
+                ldap,
+                &state,
+                &["--config", config.to_str().unwrap()],
+                &[],
+            )
+        })
+    };
+    assert_eq!(r.code, Some(0), "{:?}\n{}", r.lines, r.stderr);
+    let written = std::fs::read_to_string(&log).expect("the configured log file was written");
+    let audit: Vec<&str> = written.lines().filter(|l| l.contains(" audit]")).collect();
+    assert_eq!(audit.len(), 1, "one audit line per mail in {written}");
+    assert!(
+        audit[0].contains("\"outcome\":\"confirmed\"") && audit[0].contains("DBSafe_31"),
+        "{}",
+        audit[0]
+    );
+    assert!(
+        !r.stderr.contains(" audit]"),
+        "not on stderr too: {}",
+        r.stderr
+    );
+
+    // No [log] file: the audit line goes to stderr, still without -v.
+    deliver("03-self-approval.eml");
+    let r = {
+        let (url, ca, state) = (url.clone(), ca.clone(), state.clone());
+        let ldap = &ldap;
+        tokio::task::block_in_place(move || once(&url, &ca, ldap, &state))
+    };
+    assert_eq!(r.code, Some(0), "{:?}\n{}", r.lines, r.stderr);
+    let audit: Vec<&str> = r.stderr.lines().filter(|l| l.contains(" audit]")).collect();
+    assert_eq!(audit.len(), 1, "one audit line on stderr: {}", r.stderr);
+    assert!(
+        audit[0].contains("\"reason_code\":\"self_approval\""),
+        "{}",
+        audit[0]
+    );
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log").lines().count(),
+        written.lines().count(),
+        "nothing more in the file of the first run"
+    );
 }

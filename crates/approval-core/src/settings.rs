@@ -69,8 +69,10 @@ impl Deref for Loaded {
 /// `APPROVAL_CONFIG` and the overrides.
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     let overrides = crate::env::config_overrides();
-    let (text, file) = config::read_source(explicit)?;
-    load_from_parts(text.as_deref(), file, &overrides)
+    let source = config::read_source(explicit)?;
+    let mut loaded = load_from_parts(source.text.as_deref(), source.file, &overrides)?;
+    loaded.origin.tried = source.tried;
+    Ok(loaded)
 }
 
 /// Parse the configuration from text plus overrides (variable, path, raw value), and check what
@@ -139,7 +141,8 @@ impl Loaded {
         let t = self.config.ticketing.as_ref().ok_or_else(|| {
             self.error(
                 "ticketing",
-                "the [ticketing] section is missing; see docs/ticketing.md",
+                "the [ticketing] section is missing; see docs/ticketing.md \
+                 (installed: /usr/share/doc/pam-approval/docs/ticketing.md)",
             )
         })?;
         t.compile(&self.origin)

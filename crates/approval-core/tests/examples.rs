@@ -54,7 +54,24 @@ fn the_main_example_validates() {
     ] {
         l.account(role).expect("account present");
     }
-    assert!(l.config.vault.is_some());
+    // The whole configuration of a site in one file (issue 28): the mailbox, the directory, the
+    // sender policy (empty lists refuse every mail), the PAM team, the one state directory.
+    let m = l.config.mailbox.as_ref().expect("[mailbox]");
+    m.validate().expect("[mailbox] valid");
+    l.directory().expect("[directory] valid");
+    assert!(!l.config.sender.allowed_domains.is_empty());
+    assert!(!l.config.notify.pam_team.is_empty());
+    assert_eq!(
+        l.config.watcher.state_dir.as_deref(),
+        Some(Path::new("/var/lib/pam-approval"))
+    );
+    // One secret layout that the service, cron and a by-hand run all read: no cred: (systemd
+    // only) and no vault: without a [vault] section.
+    assert!(
+        !text.contains("\"cred:"),
+        "the installed example uses cred:"
+    );
+    assert!(l.config.vault.is_some() || !text.contains("\"vault:"));
 }
 
 #[test]

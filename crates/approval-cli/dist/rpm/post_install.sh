@@ -2,6 +2,13 @@
 # /etc/pam-approval/config.toml first, then: systemctl enable --now pam-approval.service).
 chown root:pamapproval /etc/pam-approval
 chmod 0750 /etc/pam-approval
+# The one state directory (journal, lock) of the service, cron and by-hand runs alike.
+install -d -o pamapproval -g pamapproval -m 0700 /var/lib/pam-approval
+# The installed configuration's file: secrets (service, cron and by-hand runs read the same).
+install -d -o pamapproval -g pamapproval -m 0700 /etc/pam-approval/secrets
+# The cron wrapper's run directory (tmpfiles.d recreates it at each boot).
+systemd-tmpfiles --create pam-approval.conf >/dev/null 2>&1 || \
+    install -d -o pamapproval -g pamapproval -m 0750 /run/pam-approval
 install -d -o pamapproval -g adm -m 0750 /var/log/pam-approval 2>/dev/null || \
     install -d -o pamapproval -g pamapproval -m 0750 /var/log/pam-approval
 if [ -d /run/systemd/system ]; then

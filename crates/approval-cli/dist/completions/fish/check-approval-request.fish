@@ -6,14 +6,14 @@ complete -c check-approval-request -l warning-secs -d 'With --status: WARNING wh
 complete -c check-approval-request -l critical-secs -d 'With --status: CRITICAL past this many seconds' -r
 complete -c check-approval-request -l safe -d 'With --check-sender: the safe' -r
 complete -c check-approval-request -l level -d 'With --check-sender: the confirmation level (1 or 2)' -r
-complete -c check-approval-request -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c check-approval-request -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c check-approval-request -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c check-approval-request -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c check-approval-request -l once -d 'One pass over the mailbox, then exit (for cron)'
 complete -c check-approval-request -l dry-run -d 'Decide, but confirm nothing, send nothing, file nothing'
 complete -c check-approval-request -l check-mailbox -d 'Prove the [mailbox] configuration: sign in, read the watched folder, look for the Processed and Refused folders; changes nothing, sends nothing'
 complete -c check-approval-request -l check-site -d 'Check, read-only, everything the watcher relies on (configuration, secret references, file modes, PVWA accounts and safe members, mailbox, directory, ticketing, Remote Access) and print a report; exit 0 all ok, 1 warnings, 2 failures. Changes nothing'
 complete -c check-approval-request -l status -d 'Print the watcher\'s state from its state directory in one line (journal counts, pending mails, when the mailbox last answered) and exit as a Nagios plugin: 0 OK, 1 WARNING, 2 CRITICAL. Asks no server'
-complete -c check-approval-request -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c check-approval-request -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c check-approval-request -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c check-approval-request -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c check-approval-request -s h -l help -d 'Print help'

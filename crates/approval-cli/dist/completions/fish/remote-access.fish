@@ -24,9 +24,9 @@ function __fish_remote_access_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c remote-access -n "__fish_remote_access_needs_command" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_needs_command" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_needs_command" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_needs_command" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_needs_command" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_needs_command" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_needs_command" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_needs_command" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_needs_command" -s h -l help -d 'Print help'
@@ -39,15 +39,15 @@ complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "offboar
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "invitations" -d 'Vendor invitations'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "vendors" -d 'Vendors (registered remote users)'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand check" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand applications" -s h -l help -d 'Print help'
@@ -72,36 +72,36 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l i
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l time-zone -d 'Time zone of the allowed hours, e.g. Europe/Berlin' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l allowed-day -d 'Allowed day (repeatable): MONDAY … SUNDAY' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l hours -d 'Allowed hours, HH:MM-HH:MM' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l can-invite -d 'The vendor may invite others'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l phone-and-email-auth -d 'SMS/call and mail codes instead of the QR code'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l enable-web-apps-access
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l dry-run
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l force -d 'Invite even when the vendor already has an invitation or an account'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l dry-run -d 'Resolve and check everything, send nothing'
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s h -l help -d 'Print help'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l email -d 'The vendor\'s mail address (repeatable)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l delete -d 'Delete the vendor instead of deactivating it (irreversible)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l dry-run
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s h -l help -d 'Print help'
@@ -111,22 +111,22 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invitations;
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l search -d 'Text to search for' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l search-in -d 'Field to search in: ALL, FULLNAME, COMPANY, GROUPS (invitations also PHONE, EMAIL)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l dry-run
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
@@ -134,9 +134,9 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invitations;
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke invitations (an unknown or already revoked one counts as done)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -s h -l help -d 'Print help'
@@ -147,29 +147,29 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and not __fish_seen_subcommand_from list show deactivate activate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l search -d 'Text to search for' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l search-in -d 'Field to search in: ALL, FULLNAME, COMPANY, GROUPS (invitations also PHONE, EMAIL)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l dry-run
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l dry-run
-complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and __fish_seen_subcommand_from activate" -s h -l help -d 'Print help'

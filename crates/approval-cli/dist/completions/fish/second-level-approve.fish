@@ -1,9 +1,9 @@
 complete -c second-level-approve -l on-behalf-of -d 'Record "Approved on behalf of EMAIL" as the reason' -r
 complete -c second-level-approve -l reason -d 'The reason recorded with the confirmation' -r
-complete -c second-level-approve -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml)' -r -F
-complete -c second-level-approve -l log-file -d 'Write logs to this file instead of stderr' -r -F
+complete -c second-level-approve -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
+complete -c second-level-approve -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c second-level-approve -l dry-run -d 'Show what would be confirmed, confirm nothing'
-complete -c second-level-approve -s v -l verbose -d 'More log output on stderr (-v info, -vv debug, -vvv trace)'
+complete -c second-level-approve -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c second-level-approve -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c second-level-approve -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c second-level-approve -s h -l help -d 'Print help'
