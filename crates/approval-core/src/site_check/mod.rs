@@ -210,6 +210,10 @@ fn files(loaded: &Loaded, r: &mut Report) {
     }
 }
 
+/// A ticketing system as built from the configuration, or why it could not be.
+type SystemOrError =
+    Result<Box<dyn crate::ticketing::TicketSystem>, crate::ticketing::TicketingError>;
+
 /// Sign each account in and out; with the lookup account read the incoming requests and the
 /// members of the safes seen. Returns the approver groups found, per safe and level.
 async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u8, Approvers)> {
@@ -887,10 +891,7 @@ async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
     // A read of a ticket number no site uses: "not found" proves the sign-in and the read
     // right; nothing is written.
     let probe = TicketId::new(PROBE_TICKET).expect("an allow-listed id");
-    let mut systems: Vec<(
-        &str,
-        Result<Box<dyn TicketSystem>, crate::ticketing::TicketingError>,
-    )> = Vec::new();
+    let mut systems: Vec<(&str, SystemOrError)> = Vec::new();
     if let Some(c) = &t.servicenow {
         let s = crate::ticketing::servicenow::ServiceNow::new(c, res).await;
         systems.push((
