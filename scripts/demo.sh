@@ -146,7 +146,7 @@ deliver() {
 }
 
 echo; echo "# first the site check: read-only, everything the watcher relies on (docs/site-check.md)"
-run check-approval-request --check-site
+run check-approval-request --check-site --check-sender bob@example.test --safe DBSafe --level 1
 
 echo; echo "# bob forwards dave's DBSafe request 31 (waiting at level 1):"
 deliver examples/demo/mails/01-*.eml
@@ -204,11 +204,20 @@ export APPROVAL__WATCHER__STATE_DIR="$work/state3"
 unset APPROVAL__MAILBOX__URL APPROVAL__MAILBOX__CA_BUNDLE
 admin3() { curl -fsS --cacert "$ca3" "$@"; }
 run check-approval-request --check-mailbox
-for m in examples/demo/mails/0[1-9]-*.eml; do
-  admin3 -X POST --data-binary @"$m" "$url3/sim/graph/deliver?mailbox=pam-approvals@example.test" >/dev/null
-done
-echo "  (the nine forwarded mails delivered to the Graph mailbox)"
+deliver3() {
+  local m
+  for m in "$@"; do
+    admin3 -X POST --data-binary @"$m" "$url3/sim/graph/deliver?mailbox=pam-approvals@example.test" >/dev/null
+  done
+}
+# In the same order as on EWS: bob's level-1 forward first. alice approves at both levels of
+# DBSafe (DB_PAMapprover and DB_PAMlevel2), so had her mail come first, while the request waits
+# at level 1, she would be told to use the portal (use_the_portal: one person, one confirmation).
+deliver3 examples/demo/mails/01-*.eml
+echo "  (bob's forward delivered to the Graph mailbox)"
 run check-approval-request --once
+deliver3 examples/demo/mails/0[2-9]-*.eml
+echo "  (the eight other forwarded mails delivered)"
 run check-approval-request --once
 echo; echo "# replies sent through Graph (subjects), and the mailbox's folders:"
 admin3 "$url3/sim/graph/sent" | jq -r '.[] | "  to \(.to | join(", ")): \(.subject)"'

@@ -163,6 +163,8 @@ struct Work<'a> {
     request: Option<Request>,
     group: Option<String>,
     forwarder: Option<String>,
+    /// The level the decision approved at (the request read after a confirm shows the next).
+    level: Option<u8>,
     /// `request` is from before a confirm and could not be read again.
     stale: bool,
     /// The mail's journal row (none in a dry run): its own record does not count against it.
@@ -489,6 +491,7 @@ impl Pipeline {
             group: None,
             forwarder: None,
             stale: false,
+            level: None,
             row: None,
             _guard: None,
             reads: &self.notice_reads,
@@ -606,11 +609,14 @@ impl Pipeline {
                 .map(|r| r.safe_name.clone())
                 .or_else(|| n.map(|n| n.safe.clone())),
             requester: w.request.as_ref().map(|r| r.requestor_user_name.clone()),
-            level: w
-                .request
-                .as_ref()
-                .and_then(|r| u8::try_from(r.current_confirmation_level).ok()),
-            account: None,
+            level: w.level.or_else(|| {
+                w.request
+                    .as_ref()
+                    .and_then(|r| u8::try_from(r.current_confirmation_level).ok())
+            }),
+            account: w.request.as_ref().map(|r| {
+                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).account
+            }),
             group: w.group.clone(),
             outcome: p.outcome.clone().unwrap_or_else(|| "pending".into()),
             reason_code: p.reason_code.clone(),
@@ -870,6 +876,7 @@ impl Pipeline {
                         Some(forwarder),
                     );
                 }
+                w.level = Some(level);
                 Ok(Verdict::Approve {
                     request_id: rid,
                     level,
