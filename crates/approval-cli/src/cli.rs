@@ -116,7 +116,8 @@ pub struct GetIncoReqArgs {
         conflicts_with = "waiting"
     )]
     pub ids: Vec<String>,
-    /// List the incoming requests still waiting for confirmation.
+    /// List the incoming requests still waiting for confirmation, as the level-1 and level-2
+    /// accounts see them (PVWA lists a request only to an account that may confirm it).
     #[arg(long)]
     pub waiting: bool,
     /// With --waiting: list as the level's service account, only requests waiting at that level.

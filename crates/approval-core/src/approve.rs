@@ -354,36 +354,64 @@ pub async fn lookup(
     Ok(worst)
 }
 
-/// Pending incoming requests: those the lookup account sees, or with `level`, those waiting at
-/// that level for that level's account.
+/// The requests waiting for confirmation, as PVWA lists them to the accounts that confirm:
+/// with `level`, the level's account, only requests waiting at that level; without, the level-1
+/// and the level-2 account (those configured; the lookup account when neither is), one list
+/// without repeats. PVWA lists a request only to an account that may confirm it, so the lookup
+/// account alone can see none. Also returns the accounts asked (for an empty answer).
 pub async fn waiting(
     loaded: &Loaded,
     include_expired: bool,
     level: Option<u8>,
-) -> crate::error::Result<Vec<RequestView>> {
-    let role = match level {
-        Some(l) => AccountRole::for_level(l)
-            .ok_or_else(|| crate::error::Error::Usage("--level must be 1 or 2".into()))?,
-        None => AccountRole::Lookup,
-    };
-    let (pvwa, user, pw) = connect(loaded, role).await?;
-    let now = chrono::Utc::now().timestamp();
-    // A list item is an outline: PVWA leaves its account properties and confirmers empty
-    // (pvwa.md §5), so each request is read in full before it is shown or filtered.
-    let list = pvwa
-        .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {
-            let mut full = Vec::new();
-            for item in s.list_incoming(true, include_expired).await? {
-                full.push(s.get_request(&item.request_id).await?);
+) -> crate::error::Result<(Vec<RequestView>, Vec<String>)> {
+    let roles: Vec<AccountRole> = match level {
+        Some(l) => vec![
+            AccountRole::for_level(l)
+                .ok_or_else(|| crate::error::Error::Usage("--level must be 1 or 2".into()))?,
+        ],
+        None => {
+            let a = &loaded.config.accounts;
+            let mut r = Vec::new();
+            if a.level1.is_some() {
+                r.push(AccountRole::Level1);
             }
-            Ok(full)
-        })
-        .await?;
-    Ok(list
-        .iter()
-        .filter(|r| level.is_none_or(|l| r.current_confirmation_level == i64::from(l)))
-        .map(|r| RequestView::new(r, now))
-        .collect())
+            if a.level2.is_some() {
+                r.push(AccountRole::Level2);
+            }
+            if r.is_empty() {
+                r.push(AccountRole::Lookup);
+            }
+            r
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let mut asked = Vec::new();
+    for role in roles {
+        let (pvwa, user, pw) = connect(loaded, role).await?;
+        // A list item is an outline: PVWA leaves its account properties and confirmers empty
+        // (pvwa.md §5), so each request is read in full before it is shown or filtered.
+        let list = pvwa
+            .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {
+                let mut full = Vec::new();
+                for item in s.list_incoming(true, include_expired).await? {
+                    full.push(s.get_request(&item.request_id).await?);
+                }
+                Ok(full)
+            })
+            .await?;
+        asked.push(user);
+        for r in list {
+            if level.is_some_and(|l| r.current_confirmation_level != i64::from(l)) {
+                continue;
+            }
+            if seen.insert(r.request_id.clone()) {
+                out.push(RequestView::new(&r, now));
+            }
+        }
+    }
+    Ok((out, asked))
 }
 
 #[cfg(test)]

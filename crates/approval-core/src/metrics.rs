@@ -150,7 +150,7 @@ impl Metrics {
         );
         registry.register(
             "replies",
-            "Replies sent to forwarders, by the mail's outcome",
+            "Replies sent to forwarders by the mail's outcome, and reports to the PAM team on mails refused without a reply (outcome pam_team_report)",
             m.replies.clone(),
         );
         registry.register(

@@ -26,7 +26,8 @@ pub struct NotifyConfig {
     #[serde(default)]
     pub cc_team_on: CcPolicy,
     /// Directory with template files overriding the built-in ones: `<outcome>.subject`,
-    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`. Every
+    /// `<outcome>.txt`, `<outcome>.html` for outcome `approved`, `refused`, `failed`,
+    /// `already` (another copy of an approved mail). Every
     /// value fills in as one bounded line; `{requester}`, `{request_reason}`,
     /// `{target_account}` come quoted as data; `{details}` (a refusal's request lines) and
     /// `{acted}` are empty when the request was not read for the forwarder (need to know).
@@ -76,6 +77,8 @@ pub enum Outcome {
     Refused,
     /// The confirm failed, or the mail kept failing: the PAM team should look.
     Failed,
+    /// Another copy of a mail that was approved: nothing more was done, the approval stands.
+    Already,
 }
 
 impl Outcome {
@@ -84,6 +87,7 @@ impl Outcome {
             Outcome::Approved => "approved",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
+            Outcome::Already => "already",
         }
     }
 }
@@ -119,7 +123,7 @@ impl crate::exit::Classify for NotifyError {
 /// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
-const SUBJECTS: [(&str, &str); 3] = [
+const SUBJECTS: [(&str, &str); 4] = [
     (
         "approved",
         "Approved: Dual Control request {request_id} ({safe}, level {level})",
@@ -129,9 +133,13 @@ const SUBJECTS: [(&str, &str); 3] = [
         "failed",
         "Failed to approve: Dual Control request {request_id}",
     ),
+    (
+        "already",
+        "Already approved: Dual Control request {request_id} ({safe}, level {level})",
+    ),
 ];
 
-const TEXTS: [(&str, &str); 3] = [
+const TEXTS: [(&str, &str); 4] = [
     (
         "approved",
         "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n\n  Reason (as typed by the requester): {request_reason}\n",
@@ -143,6 +151,9 @@ const TEXTS: [(&str, &str); 3] = [
     (
         "failed",
         "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
+    ),    (
+        "already",
+        "Hello,\n\nyour approval of this request was already recorded in CyberArk; this copy of the mail changed nothing.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Level:      {level}\n  Status now: {status}\n",
     ),
 ];
 
@@ -309,7 +320,7 @@ impl Notifier {
             htmls: BTreeMap::new(),
         };
         if let Some(dir) = &cfg.templates_dir {
-            for outcome in ["approved", "refused", "failed"] {
+            for outcome in ["approved", "refused", "failed", "already"] {
                 for (ext, map) in [
                     ("subject", &mut n.subjects),
                     ("txt", &mut n.texts),
@@ -367,7 +378,7 @@ impl Notifier {
     ) -> Result<Reply, NotifyError> {
         let to = vec![check_address(forwarder)?];
         let cc = match (self.cfg.cc_team_on, outcome) {
-            (CcPolicy::Never, _) | (_, Outcome::Approved) => vec![],
+            (CcPolicy::Never, _) | (_, Outcome::Approved | Outcome::Already) => vec![],
             (CcPolicy::Failures, Outcome::Refused) => vec![],
             _ => self.cfg.pam_team.clone(),
         };

@@ -393,7 +393,8 @@ async fn pvwa_503_for_a_while_leaves_the_mail_pending_then_it_is_confirmed_and_a
     })
     .await;
     assert_eq!(summary.processed, 2, "{summary:?}");
-    assert!(summary.pending >= 4, "{summary:?}");
+    // Pending four times and more, then answered: none is still pending at the end.
+    assert_eq!(summary.pending, 0, "{summary:?}");
 }
 
 #[tokio::test]
@@ -437,7 +438,8 @@ async fn pvwa_down_past_max_attempts_refuses_gave_up_with_a_reply_and_the_pam_te
     })
     .await;
     assert_eq!(summary.processed, 1, "{summary:?}");
-    assert_eq!(summary.pending, 2, "{summary:?}");
+    // Pending twice, then given up on (answered): none is still pending at the end.
+    assert_eq!(summary.pending, 0, "{summary:?}");
 }
 
 #[tokio::test]
@@ -653,5 +655,5 @@ async fn ldap_down_while_running_leaves_the_mail_pending_then_it_is_confirmed_on
     })
     .await;
     assert_eq!(summary.processed, 2, "{summary:?}");
-    assert!(summary.pending >= 2, "{summary:?}");
+    assert_eq!(summary.pending, 0, "{summary:?}");
 }

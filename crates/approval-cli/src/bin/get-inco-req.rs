@@ -12,9 +12,12 @@ fn main() -> ExitCode {
     run(&args.common, async |p| {
         let loaded = approval_core::settings::load(args.common.config.as_deref())?;
         if args.waiting {
-            let list = approve::waiting(&loaded, args.expired, args.level).await?;
+            let (list, asked) = approve::waiting(&loaded, args.expired, args.level).await?;
             if list.is_empty() {
-                p.note("no waiting requests");
+                p.note(&format!(
+                    "no waiting requests that {} may confirm",
+                    asked.join(" or ")
+                ));
             }
             for r in &list {
                 if p.json() {

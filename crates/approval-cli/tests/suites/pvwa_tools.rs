@@ -668,3 +668,44 @@ async fn a_request_at_the_other_level_is_not_confirmed_and_what_pvwa_recorded_is
     );
     assert_eq!(env.sim.state.pvwa.actions().len(), before);
 }
+
+/// Issue 28: without `--level`, the list is what the accounts that confirm see (PVWA lists a
+/// request only to an account that may confirm it; the demo's lookup account confirms nothing),
+/// each request once: the level-1 and the level-2 lists together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_without_a_level_lists_what_both_confirming_accounts_see() {
+    let env = start().await;
+    let ids = |o: &Output| -> Vec<String> {
+        assert_eq!(o.status.code(), Some(0), "{}{}", out(o), err(o));
+        out(o)
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("JSON line");
+                v["request_id"].as_str().expect("id").to_string()
+            })
+            .collect()
+    };
+    let all = ids(&tool(&env, "get-inco-req", &["--waiting", "--json"], "").await);
+    let l1 = ids(&tool(&env, "get-inco-req", &["--waiting", "--level", "1", "--json"], "").await);
+    let l2 = ids(&tool(&env, "get-inco-req", &["--waiting", "--level", "2", "--json"], "").await);
+    assert!(!l1.is_empty() && !l2.is_empty(), "{l1:?} {l2:?}");
+    let mut want: Vec<String> = l1.iter().chain(l2.iter()).cloned().collect();
+    want.sort();
+    let mut got = all.clone();
+    got.sort();
+    assert_eq!(got, want, "every waiting request, once");
+    // With no level account configured, the lookup account is asked, and the empty answer says
+    // who was asked.
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let start = text.find("[accounts.level1]").expect("level1");
+    let end = text.find("[accounts.lookup]").expect("lookup");
+    let lookup_only = format!("{}{}", &text[..start], &text[end..]);
+    std::fs::write(&env.config, lookup_only).expect("config");
+    let o = tool(&env, "get-inco-req", &["--waiting"], "").await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("no waiting requests that svc_pam_lookup may confirm"),
+        "{}",
+        err(&o)
+    );
+}

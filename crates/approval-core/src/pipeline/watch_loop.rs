@@ -36,7 +36,8 @@ pub const LAST_MAILBOX_OK: &str = "last_mailbox_ok_ms";
 pub struct WatchSummary {
     /// Mails answered or filed (approved, refused, already processed).
     pub processed: u64,
-    /// Mails left pending by a fault (retried later).
+    /// Mails left pending by a fault and not answered since (retried later): a mail that was
+    /// pending and then answered counts as processed only.
     pub pending: u64,
     /// Mails that could not even be read, or whose journal failed.
     pub failed: u64,
@@ -231,6 +232,8 @@ struct Dispatcher {
     in_flight: Arc<Mutex<Items>>,
     tasks: JoinSet<Option<std::result::Result<Processed, Error>>>,
     summary: WatchSummary,
+    /// Journal rows (else Message-IDs) of the mails left pending and not answered since.
+    pending: std::collections::HashSet<String>,
     /// Signs of life for systemd's watchdog.
     heartbeat: Heartbeat,
 }
@@ -320,8 +323,17 @@ impl Dispatcher {
     ) {
         self.heartbeat.beat();
         match r {
-            Ok(Some(Ok(p))) if p.pending.is_some() => self.summary.pending += 1,
+            Ok(Some(Ok(p))) if p.pending.is_some() => {
+                if let Some(k) = pending_key(&p) {
+                    self.pending.insert(k);
+                }
+                self.summary.pending = self.pending.len() as u64;
+            }
             Ok(Some(Ok(p))) => {
+                if let Some(k) = pending_key(&p) {
+                    self.pending.remove(&k);
+                }
+                self.summary.pending = self.pending.len() as u64;
                 log::info!(
                     "mail {} (request {}): {}",
                     p.message_id.as_deref().unwrap_or("-"),
@@ -401,6 +413,13 @@ async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
     p.with_unfinished(refs)
 }
 
+/// What identifies a mail across its attempts: its journal row, else its Message-ID.
+fn pending_key(p: &Processed) -> Option<String> {
+    p.row
+        .map(|r| format!("row:{r}"))
+        .or_else(|| p.message_id.as_ref().map(|m| format!("mid:{m}")))
+}
+
 /// The `STATUS=` line of a running watcher.
 fn status_line(s: &WatchSummary) -> String {
     format!(
@@ -463,6 +482,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         in_flight: Arc::default(),
         tasks: JoinSet::new(),
         summary: WatchSummary::default(),
+        pending: Default::default(),
         heartbeat: heartbeat.clone(),
     };
     let mut ready = false;

@@ -1635,6 +1635,7 @@ impl Pipeline {
                                 Outcome::Approved => "approved",
                                 Outcome::Refused => "refused",
                                 Outcome::Failed => "failed",
+                                Outcome::Already => codes::ALREADY_PROCESSED,
                             });
                         }
                         Err(err) => log::warn!("journal row {}: no reply sent: {err}", e.row),
@@ -1676,7 +1677,9 @@ impl Pipeline {
         match self.notifier.render_report(&v) {
             Some(report) => {
                 self.send_once(report, crate::mailbox::send_key("report", &e.key, ""))
-                    .await
+                    .await?;
+                self.metrics.reply("pam_team_report");
+                Ok(())
             }
             None => {
                 log::info!(
@@ -1786,8 +1789,15 @@ impl Pipeline {
                 {
                     let mut values = self.values(w, &e);
                     values.insert("reason_code", codes::ALREADY_PROCESSED.into());
-                    values.insert(
-                        "reason",
+                    let approved = e.outcome.as_deref() == Some("confirmed");
+                    let reason = if approved {
+                        format!(
+                            "An earlier copy of this mail (journal row {}) approved request {} at level {} on your behalf; it stays approved.",
+                            e.row,
+                            e.request_id.as_deref().unwrap_or("(unknown)"),
+                            e.level.map(|l| l.to_string()).unwrap_or_else(|| "(unknown)".into()),
+                        )
+                    } else {
                         format!(
                             "This mail was already processed ({}{}); nothing more was done.",
                             e.outcome.as_deref().unwrap_or("done"),
@@ -1795,9 +1805,15 @@ impl Pipeline {
                                 .as_deref()
                                 .map(|c| format!(": {c}"))
                                 .unwrap_or_default()
-                        ),
-                    );
-                    if let Ok(reply) = self.notifier.render(Outcome::Refused, &to, &values) {
+                        )
+                    };
+                    values.insert("reason", reason);
+                    let outcome = if approved {
+                        Outcome::Already
+                    } else {
+                        Outcome::Refused
+                    };
+                    if let Ok(reply) = self.notifier.render(outcome, &to, &values) {
                         let key =
                             crate::mailbox::send_key("duplicate", &e.key, &w.fetched.reference.id);
                         self.send_once(reply, key).await?;

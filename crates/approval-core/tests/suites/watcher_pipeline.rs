@@ -361,8 +361,15 @@ async fn the_same_mail_twice_is_confirmed_once_and_answered_already_processed() 
     assert_eq!(confirms(&env).len(), 1, "one confirm");
     let replies = sent_to(&env, "alice@example.test");
     assert_eq!(replies.len(), 2, "{replies:?}");
+    // The second answer says the approval stands, in the subject too (not "Not approved").
     assert!(
-        replies[1].1.contains("already_processed"),
+        replies[1].0.starts_with("Already approved: Dual Control request DBSafe_9"),
+        "{}",
+        replies[1].0
+    );
+    assert!(
+        replies[1].1.contains("approved request DBSafe_9 at level 1")
+            && replies[1].1.contains("stays approved"),
         "{}",
         replies[1].1
     );
