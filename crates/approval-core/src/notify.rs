@@ -151,7 +151,8 @@ const TEXTS: [(&str, &str); 4] = [
     (
         "failed",
         "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
-    ),    (
+    ),
+    (
         "already",
         "Hello,\n\nyour approval of this request was already recorded in CyberArk; this copy of the mail changed nothing.\n\n  Why:        {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Level:      {level}\n  Status now: {status}\n",
     ),
