@@ -47,7 +47,10 @@ pub fn config_failed(message: &str) -> Report {
         "config",
         "load",
         message,
-        "fix the file and key named above (see examples/config.toml)",
+        format!(
+            "fix the file and key named above (every key: {})",
+            crate::config::EXAMPLE_HINT
+        ),
     );
     r
 }
