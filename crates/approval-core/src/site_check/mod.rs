@@ -47,10 +47,8 @@ pub fn config_failed(message: &str) -> Report {
         "config",
         "load",
         message,
-        format!(
-            "fix the file and key named above (every key: {})",
-            crate::config::EXAMPLE_HINT
-        ),
+        "fix the file and key named above (every key: /usr/share/doc/pam-approval/examples/config.toml \
+         (installed) or examples/config.toml (source tree), and config.d/ beside it)",
     );
     r
 }
