@@ -47,7 +47,8 @@ pub fn config_failed(message: &str) -> Report {
         "config",
         "load",
         message,
-        "fix the file and key named above (see examples/config.toml)",
+        "fix the file and key named above (every key: /usr/share/doc/pam-approval/examples/config.toml \
+         (installed) or examples/config.toml (source tree), and config.d/ beside it)",
     );
     r
 }
