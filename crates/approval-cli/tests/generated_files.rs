@@ -13,23 +13,148 @@ fn dist() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("dist")
 }
 
+/// The page of `cmd` and of each of its subcommands: clap_mangen's page with a synopsis that
+/// names each option's value, and FILES and SEE ALSO sections before VERSION.
+fn pages(cmd: clap::Command, tool: &str, out: &mut BTreeMap<String, Vec<u8>>) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned() {
+        pages(sub, tool, out);
+    }
+    let usage = synopsis(&cmd);
+    let man = clap_mangen::Man::new(cmd.override_usage(usage));
+    let mut page = Vec::new();
+    man.render(&mut page).expect("render");
+    let page = String::from_utf8(page).expect("utf8");
+    let extra = format!("{}{}", files_section(tool), see_also_section(tool));
+    let page = match page.find(".SH VERSION") {
+        Some(at) => format!("{}{extra}{}", &page[..at], &page[at..]),
+        None => format!("{page}{extra}"),
+    };
+    out.insert(
+        format!("man/man1/{}", man.get_filename()),
+        page.into_bytes(),
+    );
+}
+
+/// The synopsis line: every option with its value's name (`[--config <PATH>]`), then the
+/// positionals and the subcommand.
+fn synopsis(cmd: &clap::Command) -> String {
+    let mut parts = vec![cmd.get_bin_name().unwrap_or(cmd.get_name()).to_string()];
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+    {
+        let flag = match (a.get_short(), a.get_long()) {
+            (Some(s), Some(l)) => format!("-{s}|--{l}"),
+            (Some(s), None) => format!("-{s}"),
+            (None, Some(l)) => format!("--{l}"),
+            (None, None) => continue,
+        };
+        let value = if a.get_action().takes_values() {
+            match a.get_value_names() {
+                Some(names) if !names.is_empty() => {
+                    names.iter().map(|n| format!(" <{n}>")).collect::<String>()
+                }
+                _ => format!(" <{}>", a.get_id().as_str().to_uppercase()),
+            }
+        } else {
+            String::new()
+        };
+        let again = if matches!(
+            a.get_action(),
+            clap::ArgAction::Count | clap::ArgAction::Append
+        ) {
+            "..."
+        } else {
+            ""
+        };
+        parts.push(if a.is_required_set() {
+            format!("{flag}{value}{again}")
+        } else {
+            format!("[{flag}{value}]{again}")
+        });
+    }
+    for a in cmd.get_positionals().filter(|a| !a.is_hide_set()) {
+        let name = a
+            .get_value_names()
+            .and_then(|v| v.first().map(|n| n.to_string()))
+            .unwrap_or_else(|| a.get_id().as_str().to_uppercase());
+        let many = a.get_num_args().is_some_and(|r| r.max_values() > 1);
+        let p = format!("<{name}>{}", if many { "..." } else { "" });
+        parts.push(if a.is_required_set() {
+            p
+        } else {
+            format!("[{p}]")
+        });
+    }
+    if cmd.has_subcommands() {
+        parts.push("<COMMAND>".into());
+    }
+    parts.join(" ")
+}
+
+/// A FILES entry: a path in italics and what it is.
+fn file_entry(path: &str, what: &str) -> String {
+    format!(
+        ".TP\n\\fI{}\\fR\n{}\n",
+        path.replace('-', "\\-"),
+        what.replace('-', "\\-")
+    )
+}
+
+/// FILES: where the package puts what the tool reads and writes.
+fn files_section(tool: &str) -> String {
+    let mut s = String::from(".SH FILES\n");
+    s.push_str(&file_entry(
+        "/etc/pam-approval/config.toml",
+        "The configuration (installed annotated, 0640 root:pamapproval). Read when neither --config nor APPROVAL_CONFIG names a file and there is no ~/.config/pam-approval/config.toml (under XDG_CONFIG_HOME when set).",
+    ));
+    s.push_str(&file_entry(
+        "/etc/pam-approval/secrets/",
+        "The secret files the configuration's file: references name (pamapproval, 0700; each file owner-only).",
+    ));
+    if tool == "check-approval-request" {
+        s.push_str(&file_entry(
+            "/var/lib/pam-approval/",
+            "The state directory of the installed configuration: journal.sqlite (every mail and decision, the audit trail), the lock that keeps one watcher per mailbox, the mailbox's sync position.",
+        ));
+        s.push_str(&file_entry(
+            "/var/log/pam-approval/pam-approval.log",
+            "The log of the installed configuration ([log] file), with one JSON audit line per mail; rotated by /etc/logrotate.d/pam-approval.",
+        ));
+        s.push_str(&file_entry(
+            "/usr/lib/systemd/system/pam-approval.service",
+            "The watcher as a service; pam-approval-once.timer runs --once every minute instead.",
+        ));
+        s.push_str(&file_entry(
+            "/usr/lib/pam-approval/check_approval_request.sh",
+            "The cron wrapper: keeps one watcher running, its pid file in /run/pam-approval/ (created at boot by /usr/lib/tmpfiles.d/pam-approval.conf).",
+        ));
+    }
+    s
+}
+
+/// SEE ALSO: the other tools and the installed documentation.
+fn see_also_section(tool: &str) -> String {
+    let others: Vec<String> = TOOLS
+        .iter()
+        .filter(|t| **t != tool)
+        .map(|t| format!("\\fB{}\\fR(1)", t.replace('-', "\\-")))
+        .collect();
+    format!(
+        ".SH \"SEE ALSO\"\n{}\n.PP\n/usr/share/doc/pam\\-approval/README.md and the guides beside it in docs/: watcher.md, site\\-check.md, secrets.md, vault\\-permissions.md, notice\\-and\\-sender.md, directory.md, ticketing.md, remote\\-access.md, privilege\\-cloud.md, graph.md, migration.md.\n",
+        others.join(", ")
+    )
+}
+
 /// Every generated file: its path under `dist/`, and its content.
 fn generate() -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
-    let tmp = tempfile::tempdir().expect("tmp");
     for tool in TOOLS {
         let cmd = command(tool).expect("a tool of TOOLS");
         // One page per tool and per subcommand (remote-access invite, …).
-        let dir = tmp.path().join(tool);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        clap_mangen::generate_to(cmd.clone(), &dir).expect("man page");
-        for e in std::fs::read_dir(&dir).expect("read").flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            out.insert(
-                format!("man/man1/{name}"),
-                std::fs::read(e.path()).expect("read page"),
-            );
-        }
+        let mut built = cmd.clone().disable_help_subcommand(true);
+        built.build();
+        pages(built, tool, &mut out);
         for (shell, path) in [
             (Shell::Bash, format!("completions/bash/{tool}")),
             (Shell::Zsh, format!("completions/zsh/_{tool}")),
@@ -102,9 +227,25 @@ fn every_tool_has_a_page_and_a_completion_for_each_shell_naming_its_flags() {
     for tool in TOOLS {
         let page = String::from_utf8(files[&format!("man/man1/{tool}.1")].clone()).expect("utf8");
         assert!(page.starts_with(".ie \\n(.g .ds Aq"), "roff: {tool}");
-        for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH VERSION"] {
+        for section in [
+            ".SH NAME",
+            ".SH SYNOPSIS",
+            ".SH OPTIONS",
+            ".SH FILES",
+            ".SH \"SEE ALSO\"",
+            ".SH VERSION",
+        ] {
             assert!(page.contains(section), "{tool}: {section}");
         }
+        // The synopsis names the values (issue 28): `[--config <PATH>]`, not `[--config]`.
+        assert!(
+            page.contains("\\-\\-config <"),
+            "{tool}: synopsis without the value's name"
+        );
+        assert!(
+            page.contains("/etc/pam\\-approval/config.toml"),
+            "{tool}: FILES"
+        );
         // The examples, exit codes and environment of --help are in the page too.
         for text in ["Examples:", "Exit codes:", "APPROVAL_CONFIG"] {
             assert!(page.contains(text), "{tool}: {text}");
