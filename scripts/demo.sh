@@ -148,7 +148,7 @@ deliver() {
 echo; echo "# first the site check: read-only, everything the watcher relies on (docs/site-check.md)"
 run check-approval-request --check-site --check-sender bob@example.test --safe DBSafe --level 1
 
-echo; echo "# bob forwards dave's DBSafe request 31 (waiting at level 1):"
+echo; echo "# bob forwards lfischer's DBSafe request 31 (waiting at level 1; she is lena.fischer@ in the directory):"
 deliver examples/demo/mails/01-*.eml
 run check-approval-request --once
 echo; echo "# the same request, now at level 2, forwarded by alice; and the refusals:"
