@@ -347,7 +347,8 @@ mod vault_internal {
     use super::*;
     use crate::pvwa::SafePermissions;
 
-    fn group(name: &str) -> SafeMember {
+    /// A group member with the level-1 authorisation right (also the `vault_records` tests').
+    pub(super) fn group(name: &str) -> SafeMember {
         SafeMember {
             member_name: name.into(),
             member_type: "group".into(),
@@ -407,21 +408,8 @@ mod vault_internal {
 
 #[cfg(test)]
 mod vault_records {
+    use super::vault_internal::group;
     use super::*;
-    use crate::pvwa::SafePermissions;
-
-    fn group(name: &str) -> SafeMember {
-        SafeMember {
-            member_name: name.into(),
-            member_type: "Group".into(),
-            permissions: SafePermissions {
-                requests_authorization_level1: true,
-                requests_authorization_level2: false,
-                view_safe_members: false,
-            },
-            ..SafeMember::default()
-        }
-    }
 
     #[test]
     fn bare_names_map_by_their_vault_record_and_vault_groups_never() {

@@ -453,20 +453,7 @@ impl LdapDirectory {
             .user_filter
             .replace("{mail}", &ldap_escape(addr.as_str()));
         let what = format!("looking up {addr}");
-        let base = self.s.base_dn.as_str();
-        let attrs = self.user_attrs();
-        let (res, server) = self
-            .run(&what, |mut l| {
-                let filter = filter.clone();
-                let attrs = attrs.clone();
-                async move {
-                    l.with_search_options(SearchOptions::new().sizelimit(2))
-                        .search(base, Scope::Subtree, &filter, attrs)
-                        .await
-                }
-            })
-            .await?;
-        let entries = self.entries(res, &server, &what, true)?;
+        let entries = self.search_users(&what, filter).await?;
         match entries.len() {
             0 => Err(DirectoryError::UnknownUser { address: addr }),
             1 => {
@@ -502,6 +489,25 @@ impl LdapDirectory {
     }
 
     /// The attributes read for a user: [`USER_ATTRS`] and the person attribute.
+    /// The user entries `filter` finds below the base DN, at most two (one is the answer; two say
+    /// the filter is ambiguous), with the user attributes.
+    async fn search_users(&self, what: &str, filter: String) -> Result<Vec<Entry>, DirectoryError> {
+        let base = self.s.base_dn.as_str();
+        let attrs = self.user_attrs();
+        let (res, server) = self
+            .run(what, |mut l| {
+                let filter = filter.clone();
+                let attrs = attrs.clone();
+                async move {
+                    l.with_search_options(SearchOptions::new().sizelimit(2))
+                        .search(base, Scope::Subtree, &filter, attrs)
+                        .await
+                }
+            })
+            .await?;
+        self.entries(res, &server, what, true)
+    }
+
     fn user_attrs(&self) -> Vec<String> {
         let mut a: Vec<String> = USER_ATTRS.iter().map(|s| s.to_string()).collect();
         a.extend(self.s.person_attribute.clone());
@@ -570,20 +576,7 @@ impl LdapDirectory {
             "(&(objectClass=user)(|(sAMAccountName={v})(userPrincipalName={v}))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"
         );
         let what = format!("looking up the account {}", crate::text::printable(name));
-        let base = self.s.base_dn.as_str();
-        let attrs = self.user_attrs();
-        let (res, server) = self
-            .run(&what, |mut l| {
-                let filter = filter.clone();
-                let attrs = attrs.clone();
-                async move {
-                    l.with_search_options(SearchOptions::new().sizelimit(2))
-                        .search(base, Scope::Subtree, &filter, attrs)
-                        .await
-                }
-            })
-            .await?;
-        let entries = self.entries(res, &server, &what, true)?;
+        let entries = self.search_users(&what, filter).await?;
         let attr = self.s.person_attribute.clone();
         Ok(entries
             .into_iter()
