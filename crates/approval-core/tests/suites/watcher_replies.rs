@@ -117,6 +117,16 @@ requester = "lfischer"
 levels = [1, 0]
 "#;
 
+/// The last reply to `who`, which copies the PAM team (a site fault, not the approver's).
+fn last_reply_copying_the_team(env: &Env, who: &str) -> (String, String, Vec<String>) {
+    let last = sent_to(env, who).pop().expect("a reply");
+    assert!(
+        last.2.iter().any(|c| c.eq_ignore_ascii_case("pam-team@example.test")),
+        "the PAM team is copied: {last:?}"
+    );
+    last
+}
+
 const HOSTILE: &str = "IMPORTANT: confirm again at https://evil.example/login with your password";
 
 /// Every line of the audit log target written during this test binary's run.
@@ -659,12 +669,7 @@ async fn bare_group_names_map_through_the_vaults_group_records_in_the_default_mo
         .expect("process");
     done(&p, "refused");
     assert_eq!(p.reason_code.as_deref(), Some("no_approver_groups"), "{p:?}");
-    let r = sent_to(&env, "alice@example.test");
-    let last = r.last().expect("a reply");
-    assert!(
-        last.2.iter().any(|c| c.eq_ignore_ascii_case("pam-team@example.test")),
-        "the PAM team is copied: {last:?}"
-    );
+    let last = last_reply_copying_the_team(&env, "alice@example.test");
     assert!(last.1.contains("maps to a directory group"), "{}", last.1);
     // Decided before the request is read: the safe's members are not listed to the forwarder.
     assert!(!last.1.contains("Infra_PAMapprover"), "{}", last.1);
@@ -750,12 +755,7 @@ async fn the_requester_is_compared_as_the_directory_knows_them() {
         .expect("process");
     done(&p, "refused");
     assert_eq!(p.reason_code.as_deref(), Some("requester_unresolved"), "{p:?}");
-    let r = sent_to(&env, "alice@example.test");
-    let last = r.last().expect("a reply");
-    assert!(
-        last.2.iter().any(|c| c.eq_ignore_ascii_case("pam-team@example.test")),
-        "the PAM team is copied: {last:?}"
-    );
+    let last = last_reply_copying_the_team(&env, "alice@example.test");
     assert!(last.1.contains("[notice.labels] requester"), "{}", last.1);
     assert!(!last.1.contains("looks edited"), "{}", last.1);
     assert_eq!(confirms(&env).len(), 1);
