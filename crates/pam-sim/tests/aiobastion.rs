@@ -5,6 +5,9 @@
 //! Needs the test venv (`$PAMTEST_VENV`, made by scripts/install-test-deps.sh). Without it the
 //! test says so and passes, unless `PAMTEST_REQUIRE_SERVERS=1`.
 
+#[path = "support/venv.rs"]
+mod venv;
+
 use std::path::PathBuf;
 
 use pam_sim::{Scenario, Sim, SimOptions};
@@ -25,21 +28,10 @@ requester = "alice"
 levels = [1, 0]
 "#;
 
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("PAMTEST_VENV")?;
-    let p = PathBuf::from(venv).join("bin/python");
-    p.is_file().then_some(p)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn aiobastion_logs_on_lists_and_confirms_at_its_defaults() {
-    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-    let Some(py) = python() else {
-        assert!(
-            !required,
-            "PAMTEST_VENV/bin/python is missing: run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED aiobastion conformance: set PAMTEST_VENV to the test venv");
+    let required = venv::required();
+    let Some(py) = venv::program("python", "aiobastion conformance") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

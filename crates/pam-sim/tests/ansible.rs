@@ -8,7 +8,8 @@
 //! Needs the test venv (`$PAMTEST_VENV`, made by scripts/install-test-deps.sh). Without it the
 //! test says so and passes, unless `PAMTEST_REQUIRE_SERVERS=1`.
 
-use std::path::PathBuf;
+#[path = "support/venv.rs"]
+mod venv;
 
 use pam_sim::{Scenario, Sim, SimOptions};
 
@@ -58,21 +59,9 @@ const PLAYBOOK: &str = r#"
         state: absent
 "#;
 
-fn venv_bin(name: &str) -> Option<PathBuf> {
-    let venv = std::env::var_os("PAMTEST_VENV")?;
-    let p = PathBuf::from(venv).join("bin").join(name);
-    p.is_file().then_some(p)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_ansible_collection_logs_on_and_off_at_its_defaults() {
-    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-    let Some(playbook_bin) = venv_bin("ansible-playbook") else {
-        assert!(
-            !required,
-            "PAMTEST_VENV/bin/ansible-playbook is missing: run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED Ansible conformance: set PAMTEST_VENV to the test venv with ansible");
+    let Some(playbook_bin) = venv::program("ansible-playbook", "Ansible conformance") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,6 +13,9 @@
 // A skipped check says so on the test output.
 #![allow(clippy::print_stderr)]
 
+#[path = "support/venv.rs"]
+mod venv;
+
 use std::path::PathBuf;
 
 use ews_soap::schema::{self, Outcome};
@@ -32,21 +35,10 @@ Please approve request {n}\r\n"
     )
 }
 
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("PAMTEST_VENV")?;
-    let p = PathBuf::from(venv).join("bin/python");
-    p.is_file().then_some(p)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn exchangelib_runs_its_normal_flow_against_the_stand_in() {
-    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-    let Some(py) = python() else {
-        assert!(
-            !required,
-            "PAMTEST_VENV/bin/python is missing: run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED exchangelib conformance: set PAMTEST_VENV to the test venv");
+    let required = venv::required();
+    let Some(py) = venv::program("python", "exchangelib conformance") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -144,13 +136,8 @@ async fn exchangelib_runs_its_normal_flow_against_the_stand_in() {
 /// finds a folder there, moves an item into it and replies to the sender.
 #[tokio::test(flavor = "multi_thread")]
 async fn exchangelib_delegate_access_to_a_shared_mailbox() {
-    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-    let Some(py) = python() else {
-        assert!(
-            !required,
-            "PAMTEST_VENV/bin/python is missing: run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED exchangelib delegate conformance: set PAMTEST_VENV to the test venv");
+    let required = venv::required();
+    let Some(py) = venv::program("python", "exchangelib delegate conformance") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");

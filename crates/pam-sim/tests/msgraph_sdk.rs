@@ -12,6 +12,9 @@
 // A skipped check says so on the test output.
 #![allow(clippy::print_stderr)]
 
+#[path = "support/venv.rs"]
+mod venv;
+
 use std::path::PathBuf;
 
 use pam_sim::{Scenario, Sim, SimOptions};
@@ -35,21 +38,10 @@ Please approve request {n}\r\n"
     .into_bytes()
 }
 
-fn python() -> Option<PathBuf> {
-    let venv = std::env::var_os("PAMTEST_VENV")?;
-    let p = PathBuf::from(venv).join("bin/python");
-    p.is_file().then_some(p)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn msgraph_sdk_runs_the_mailbox_flow_against_the_stand_in() {
-    let required = std::env::var("PAMTEST_REQUIRE_SERVERS").is_ok_and(|v| v == "1");
-    let Some(py) = python() else {
-        assert!(
-            !required,
-            "PAMTEST_VENV/bin/python is missing: run scripts/install-test-deps.sh"
-        );
-        eprintln!("SKIPPED msgraph-sdk conformance: set PAMTEST_VENV to the test venv");
+    let required = venv::required();
+    let Some(py) = venv::program("python", "msgraph-sdk conformance") else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
