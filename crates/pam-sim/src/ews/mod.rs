@@ -201,6 +201,14 @@ impl EwsSim {
         })
     }
 
+    /// Replace the folder permissions, delegates and `get_delegate_denied` with those of `s`
+    /// (tests change a running stand-in's rights; the mail stays).
+    pub fn set_rights(&self, s: &EwsScenario) -> anyhow::Result<()> {
+        let r = rights::Rights::new(&s.folder_permissions, &s.delegates, &s.get_delegate_denied)?;
+        self.lock().rights = r;
+        Ok(())
+    }
+
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
