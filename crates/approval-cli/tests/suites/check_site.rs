@@ -121,18 +121,18 @@ fn clean_site_changes_nothing(env: &Env) {
         Backend::Ews => {
             let i = item(&v, "mailbox", "rights: folder \"inbox\" permissions");
             assert_eq!(i["status"], "ok", "{i}");
-            assert!(i["finding"].as_str().unwrap().contains("none but the service account"), "{i}");
+            assert!(i["finding"].as_str().expect("finding").contains("none but the service account"), "{i}");
             assert_eq!(item(&v, "mailbox", "rights: delegates")["status"], "ok");
         }
         Backend::Graph => {
             let i = item(&v, "mailbox", "rights: folder permissions and delegates");
             assert_eq!(i["status"], "skip", "{i}");
-            assert!(i["finding"].as_str().unwrap().contains("not readable on Graph"), "{i}");
+            assert!(i["finding"].as_str().expect("finding").contains("not readable on Graph"), "{i}");
         }
     }
     let i = item(&v, "mailbox", "rights: Full Access and application access");
     assert_eq!(i["status"], "skip", "{i}");
-    let f = i["finding"].as_str().unwrap();
+    let f = i["finding"].as_str().expect("finding");
     assert!(f.contains("Get-MailboxPermission") && f.contains("AuthAs"), "{i}");
     // Nothing changed: the mail is still unread where it was, nothing confirmed, nothing sent.
     assert_eq!(folder(env, "inbox"), vec!["c1@corp.example.test"]);

@@ -752,7 +752,7 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
 }
 
 /// Why the rights items matter, for their hints.
-const RIGHTS_WHY: &str = "anyone who can create an item in the watched folder may plant transport headers (Exchange keeps X-MS-Exchange-Organization-AuthAs/AuthSource from imported MIME, MS-OXCMAIL 2.2.3.2.29); only the service account should (docs/notice-and-sender.md)";
+const RIGHTS_WHY: &str = "whoever can create items in the watched folder may plant transport headers (Exchange keeps X-MS-Exchange-Organization-AuthAs/AuthSource from imported MIME, MS-OXCMAIL 2.2.3.2.29; docs/notice-and-sender.md)";
 
 /// Who else holds rights on the mailbox and its watched folder, as far as the protocol shows
 /// it (read-only). EWS: the folder's permission set and the delegates; Full Access and
@@ -780,7 +780,7 @@ async fn rights(
             "mailbox",
             "rights: folder permissions and delegates",
             format!(
-                "not readable on Graph ({}); check them in Exchange (Get-MailboxFolderPermission, Get-MailboxPermission, delegates): {RIGHTS_WHY}",
+                "not readable on Graph ({}); check them in Exchange (Get-MailboxFolderPermission, delegates): {RIGHTS_WHY}",
                 fr.folder.as_ref().err().map(String::as_str).unwrap_or("not read")
             ),
         );
@@ -791,7 +791,7 @@ async fn rights(
                 "mailbox",
                 check,
                 format!(
-                    "not readable: {why}; check them in Exchange (Get-MailboxFolderPermission): {RIGHTS_WHY}"
+                    "not readable ({why}); check them in Exchange (Get-MailboxFolderPermission): {RIGHTS_WHY}"
                 ),
             ),
             Ok(grants) => {
@@ -830,7 +830,7 @@ async fn rights(
             Err(why) => r.skip(
                 "mailbox",
                 check,
-                format!("not readable: {why}; check the mailbox's delegates in Exchange or Outlook: {RIGHTS_WHY}"),
+                format!("not readable ({why}); check the mailbox's delegates in Exchange or Outlook: {RIGHTS_WHY}"),
             ),
             Ok(ds) if ds.is_empty() => r.ok("mailbox", check, "the mailbox has no delegates"),
             Ok(ds) => {
@@ -854,7 +854,7 @@ async fn rights(
         "mailbox",
         "rights: Full Access and application access",
         format!(
-            "not readable through the mailbox protocol; check in Exchange that only the service account holds Full Access (Get-MailboxPermission) and which applications may open the mailbox (application access policies / RBAC for Applications in Exchange Online): {RIGHTS_WHY}"
+            "not readable through EWS or Graph; in Exchange only the service account should hold Full Access (Get-MailboxPermission) or app access (application access policies, RBAC for Applications): {RIGHTS_WHY}"
         ),
     );
 }
