@@ -369,3 +369,59 @@ pub fn get_delegate(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
         &format!("{inner}<m:DeliverMeetingRequests>DelegatesAndMe</m:DeliverMeetingRequests>"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(user: &str, level: &str) -> FolderPermissionSpec {
+        FolderPermissionSpec {
+            mailbox: "bot@example.com".into(),
+            folder: "inbox".into(),
+            user: user.into(),
+            display_name: None,
+            level: level.into(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_level_is_refused_at_load() {
+        let e = Rights::new(&[spec("a@example.com", "Writer")], &[], &[]).expect_err("refused");
+        assert!(e.to_string().contains("Writer"), "{e}");
+    }
+
+    #[test]
+    fn default_and_anonymous_are_none_unless_named() {
+        let f = Folder {
+            id: "F".into(),
+            change: 1,
+            parent: None,
+            name: "Inbox".into(),
+            class: None,
+            distinguished: Some("inbox".into()),
+        };
+        let r = Rights::default();
+        let x = permission_set(&r, "bot@example.com", &f);
+        assert_eq!(
+            x.matches("<t:PermissionLevel>None</t:PermissionLevel>")
+                .count(),
+            2
+        );
+        assert!(!x.contains("<t:CanCreateItems>true"));
+        let r = Rights::new(
+            &[
+                spec("Default", "FolderVisible"),
+                spec("c@example.com", "Contributor"),
+            ],
+            &[],
+            &[],
+        )
+        .expect("rights");
+        let x = permission_set(&r, "BOT@example.com", &f);
+        assert_eq!(x.matches("<t:Permission>").count(), 3, "{x}");
+        assert!(x.contains(
+            "<t:DistinguishedUser>Default</t:DistinguishedUser></t:UserId><t:CanCreateItems>false"
+        ));
+        assert!(x.contains("<t:PrimarySmtpAddress>c@example.com</t:PrimarySmtpAddress></t:UserId><t:CanCreateItems>true"));
+    }
+}
