@@ -539,6 +539,21 @@ async fn ews_rights_on_the_watched_folder_are_read_and_warned() {
     assert!(!text_out.contains("pam-approvals@example.test holds"), "{text_out}");
     assert_eq!(item(&v, "mailbox", "rights: delegates")["status"], "ok");
 
+    // Everyone (the Default entry) may create items: a warning that says who that is.
+    ews_rights(
+        &env,
+        "[[ews.folder_permissions]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"Default\"\nlevel = \"Contributor\"\n",
+    );
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "rights: folder \"inbox\" permissions");
+    assert_eq!(i["status"], "warn", "{i}");
+    assert!(
+        i["finding"].as_str().unwrap().starts_with("Default (every user not listed) holds Contributor"),
+        "{i}"
+    );
+
     // A delegate of the mailbox: a warning naming them and their Inbox level.
     ews_rights(
         &env,

@@ -815,8 +815,15 @@ async fn rights(
                         "mailbox",
                         check.clone(),
                         format!(
-                            "{} holds {} on folder {:?} and can create items in it",
-                            g.who, g.level, cfg.folder
+                            "{}{} holds {} on folder {:?} and can create items in it",
+                            g.who,
+                            match g.distinguished.as_deref() {
+                                Some("Default") => " (every user not listed)",
+                                Some("Anonymous") => " (unauthenticated users)",
+                                _ => "",
+                            },
+                            g.level,
+                            cfg.folder
                         ),
                         format!(
                             "remove the permission (Remove-MailboxFolderPermission) or lower it to None/Reviewer: {RIGHTS_WHY}"
