@@ -53,9 +53,13 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(SCENARIO).await
+}
+
+async fn start_with(scenario: &str) -> Env {
     let dir = tempfile::tempdir().expect("tempdir");
     let sim = Sim::start(
-        Scenario::from_toml(SCENARIO).expect("scenario"),
+        Scenario::from_toml(scenario).expect("scenario"),
         SimOptions {
             tls_dir: Some(dir.path().join("tls")),
             ..SimOptions::default()
@@ -597,5 +601,56 @@ async fn streaming_reports_new_mail_and_survives_closes_and_drops() {
         1,
         "one subscription, reused"
     );
+    validate_transcript(&env.sim);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn folder_rights_reads_the_permission_set_and_the_delegates() {
+    let scenario = format!(
+        r#"{SCENARIO}
+get_delegate_denied = ["shared@example.com"]
+[[ews.folder_permissions]]
+mailbox = "bot@example.com"
+user = "colleague@example.com"
+display_name = "A Colleague"
+level = "Author"
+[[ews.folder_permissions]]
+mailbox = "bot@example.com"
+user = "Default"
+level = "FolderVisible"
+[[ews.folder_permissions]]
+mailbox = "bot@example.com"
+folder = "sentitems"
+user = "other@example.com"
+level = "Editor"
+[[ews.delegates]]
+mailbox = "bot@example.com"
+user = "assistant@example.com"
+display_name = "An Assistant"
+inbox = "Reviewer"
+"#
+    );
+    let env = start_with(&scenario).await;
+    let mb = mailbox(&config(&env, "")).await;
+    let r = mb.folder_rights().await;
+    let grants = r.folder.expect("permission set read");
+    // Default (FolderVisible, shown as Custom), Anonymous (None), the colleague; the Sent Items
+    // entry belongs to another folder.
+    assert_eq!(grants.len(), 3, "{grants:?}");
+    let creators: Vec<_> = grants.iter().filter(|g| g.can_create).collect();
+    assert_eq!(creators.len(), 1, "{grants:?}");
+    assert_eq!(creators[0].who, "A Colleague <colleague@example.com>");
+    assert_eq!(creators[0].level, "Author");
+    let d = r.delegates.expect("delegates read");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].smtp.as_deref(), Some("assistant@example.com"));
+    assert_eq!(d[0].inbox_level.as_deref(), Some("Reviewer"));
+
+    // A mailbox whose delegates the account may not read: the reason, not an empty list.
+    let shared = mailbox(&config_with(&env, &[("mailbox", "shared@example.com")], "")).await;
+    let r = shared.folder_rights().await;
+    assert_eq!(r.folder.expect("permission set read").len(), 2);
+    let why = r.delegates.expect_err("GetDelegate refused");
+    assert!(why.contains("ErrorAccessDenied"), "{why}");
     validate_transcript(&env.sim);
 }

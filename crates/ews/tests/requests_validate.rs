@@ -10,6 +10,7 @@ use ews_soap::ops::items::{FindItem, GetItem, ItemFilter, MoveItem, SendMessage,
 use ews_soap::ops::notifications::{
     GetStreamingEvents, MAIL_EVENTS, SubscribeStreaming, Unsubscribe,
 };
+use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::SyncFolderItems;
 use ews_soap::schema::{self, Outcome};
 use ews_soap::soap::{RequestHeader, envelope};
@@ -26,6 +27,27 @@ fn all_requests() -> Vec<(String, String)> {
             "GetFolder",
             GetFolder {
                 folders: vec![inbox.clone(), shared.clone(), byid.clone()],
+            }
+            .to_xml(),
+        ),
+        (
+            "GetFolderPermissions",
+            GetFolderPermissions {
+                folder: shared.clone(),
+            }
+            .to_xml(),
+        ),
+        (
+            "GetFolderPermissionsById",
+            GetFolderPermissions {
+                folder: byid.clone(),
+            }
+            .to_xml(),
+        ),
+        (
+            "GetDelegate",
+            GetDelegate {
+                mailbox: "bot@example.com".into(),
             }
             .to_xml(),
         ),

@@ -4,7 +4,9 @@
 use ews_soap::ops::folders::CreateFolder;
 use ews_soap::ops::items::{FindItem, GetItem, MoveItem};
 use ews_soap::ops::notifications::{ConnectionStatus, DocumentSplitter, GetStreamingEvents};
+use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::{Change, SyncFolderItems};
+use ews_soap::schema::{self, Outcome};
 use ews_soap::soap::parse_response;
 use ews_soap::{FolderRef, ItemId};
 
@@ -201,4 +203,117 @@ fn expired_subscription_reports_its_error_and_status() {
         .expect_err("error");
     assert_eq!(e.error.code, "ErrorExpiredSubscription");
     assert_eq!(e.status, Some(ConnectionStatus::Closed));
+}
+
+fn schema_valid(name: &str, doc: &str) {
+    match schema::validate(&[(name.into(), doc.as_bytes().to_vec())]).expect("sample validates") {
+        Outcome::Valid(n) => assert_eq!(n, 1),
+        Outcome::Skipped(why) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("SKIPPED schema validation: {why}")
+            }
+        }
+    }
+}
+
+#[test]
+fn folder_permission_set_names_who_may_create_items() {
+    let body = env(
+        r#"<m:GetFolderResponse><m:ResponseMessages><m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:Folder><t:FolderId Id="F1" ChangeKey="C1"/><t:DisplayName>Inbox</t:DisplayName><t:PermissionSet><t:Permissions><t:Permission><t:UserId><t:DistinguishedUser>Default</t:DistinguishedUser></t:UserId><t:CanCreateItems>false</t:CanCreateItems><t:CanCreateSubFolders>false</t:CanCreateSubFolders><t:IsFolderOwner>false</t:IsFolderOwner><t:IsFolderVisible>true</t:IsFolderVisible><t:IsFolderContact>false</t:IsFolderContact><t:EditItems>None</t:EditItems><t:DeleteItems>None</t:DeleteItems><t:ReadItems>None</t:ReadItems><t:PermissionLevel>Custom</t:PermissionLevel></t:Permission><t:Permission><t:UserId><t:SID>S-1-5-21-1-2-3-1105</t:SID><t:PrimarySmtpAddress>colleague@example.com</t:PrimarySmtpAddress><t:DisplayName>A Colleague</t:DisplayName></t:UserId><t:CanCreateItems>true</t:CanCreateItems><t:CanCreateSubFolders>false</t:CanCreateSubFolders><t:IsFolderOwner>false</t:IsFolderOwner><t:IsFolderVisible>true</t:IsFolderVisible><t:IsFolderContact>false</t:IsFolderContact><t:EditItems>Owned</t:EditItems><t:DeleteItems>Owned</t:DeleteItems><t:ReadItems>FullDetails</t:ReadItems><t:PermissionLevel>Author</t:PermissionLevel></t:Permission><t:Permission><t:UserId><t:DistinguishedUser>Anonymous</t:DistinguishedUser></t:UserId><t:PermissionLevel>None</t:PermissionLevel></t:Permission></t:Permissions></t:PermissionSet></t:Folder></m:Folders></m:GetFolderResponseMessage></m:ResponseMessages></m:GetFolderResponse>"#,
+    );
+    schema_valid("GetFolderPermissionSet", &body);
+    let r = parse_response(body.as_bytes()).expect("parses");
+    let perms = GetFolderPermissions::parse(&r.body)
+        .expect("shape")
+        .expect("success");
+    assert_eq!(perms.len(), 3);
+    assert_eq!(perms[0].user.distinguished_user.as_deref(), Some("Default"));
+    assert!(!perms[0].can_create(), "visible only, no create right");
+    assert_eq!(
+        perms[1].user.describe(),
+        "A Colleague <colleague@example.com>"
+    );
+    assert_eq!(perms[1].level, "Author");
+    assert!(perms[1].can_create());
+    assert!(!perms[2].can_create());
+
+    // A folder answered without its permission set is not "nobody".
+    let bare = env(
+        r#"<m:GetFolderResponse><m:ResponseMessages><m:GetFolderResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:Folders><t:Folder><t:FolderId Id="F1"/></t:Folder></m:Folders></m:GetFolderResponseMessage></m:ResponseMessages></m:GetFolderResponse>"#,
+    );
+    let r = parse_response(bare.as_bytes()).expect("parses");
+    assert!(GetFolderPermissions::parse(&r.body).is_err());
+}
+
+#[test]
+fn permission_levels_that_create_items() {
+    use ews_soap::ops::rights::{FolderPermission, UserId};
+    let p = |level: &str, create: Option<bool>| FolderPermission {
+        user: UserId::default(),
+        can_create_items: create,
+        can_create_subfolders: None,
+        is_folder_owner: None,
+        is_folder_visible: None,
+        edit_items: None,
+        delete_items: None,
+        read_items: None,
+        level: level.into(),
+    };
+    for l in [
+        "Owner",
+        "PublishingEditor",
+        "Editor",
+        "PublishingAuthor",
+        "Author",
+        "NoneditingAuthor",
+        "Contributor",
+    ] {
+        assert!(p(l, None).can_create(), "{l}");
+    }
+    assert!(!p("None", None).can_create());
+    assert!(!p("Reviewer", Some(false)).can_create());
+    assert!(p("Reviewer", Some(true)).can_create());
+    assert!(p("Custom", None).can_create(), "unknown is read as may");
+    assert!(!p("Custom", Some(false)).can_create());
+    assert!(
+        p("SomethingNew", None).can_create(),
+        "an unknown level fails closed"
+    );
+}
+
+#[test]
+fn get_delegate_lists_delegates_and_reports_none_and_refusal() {
+    let body = env(
+        r#"<m:GetDelegateResponse ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:ResponseMessages><m:DelegateUserResponseMessageType ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode><m:DelegateUser><t:UserId><t:SID>S-1-5-21-1-2-3-1107</t:SID><t:PrimarySmtpAddress>assistant@example.com</t:PrimarySmtpAddress><t:DisplayName>An Assistant</t:DisplayName></t:UserId><t:DelegatePermissions><t:CalendarFolderPermissionLevel>Editor</t:CalendarFolderPermissionLevel><t:InboxFolderPermissionLevel>Reviewer</t:InboxFolderPermissionLevel></t:DelegatePermissions><t:ReceiveCopiesOfMeetingMessages>false</t:ReceiveCopiesOfMeetingMessages><t:ViewPrivateItems>false</t:ViewPrivateItems></m:DelegateUser></m:DelegateUserResponseMessageType></m:ResponseMessages><m:DeliverMeetingRequests>DelegatesAndMe</m:DeliverMeetingRequests></m:GetDelegateResponse>"#,
+    );
+    schema_valid("GetDelegateResponse", &body);
+    let r = parse_response(body.as_bytes()).expect("parses");
+    let d = GetDelegate::parse(&r.body)
+        .expect("shape")
+        .expect("success");
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].user.describe(), "An Assistant <assistant@example.com>");
+    assert_eq!(d[0].inbox_level.as_deref(), Some("Reviewer"));
+
+    let none = env(
+        r#"<m:GetDelegateResponse ResponseClass="Error"><m:MessageText>The user has no delegates.</m:MessageText><m:ResponseCode>ErrorDelegateNoUser</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetDelegateResponse>"#,
+    );
+    schema_valid("GetDelegateNoUser", &none);
+    let r = parse_response(none.as_bytes()).expect("parses");
+    assert!(
+        GetDelegate::parse(&r.body)
+            .expect("shape")
+            .expect("none")
+            .is_empty()
+    );
+
+    let denied = env(
+        r#"<m:GetDelegateResponse ResponseClass="Error"><m:MessageText>Access is denied.</m:MessageText><m:ResponseCode>ErrorAccessDenied</m:ResponseCode><m:DescriptiveLinkKey>0</m:DescriptiveLinkKey></m:GetDelegateResponse>"#,
+    );
+    let r = parse_response(denied.as_bytes()).expect("parses");
+    let e = GetDelegate::parse(&r.body)
+        .expect("shape")
+        .expect_err("denied");
+    assert!(e.is("ErrorAccessDenied"));
 }

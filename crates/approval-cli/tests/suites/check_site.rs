@@ -116,7 +116,24 @@ fn clean_site_changes_nothing(env: &Env) {
     // Still unread after two runs.
     assert!(out.contains("1 unread"), "{out}");
     assert_eq!(v["status"], "ok");
-    assert_eq!(item(&v, "mailbox", "rights")["status"], "skip");
+    // Who else may create items in the watched folder: read on EWS (nobody here), not on Graph.
+    match env.backend {
+        Backend::Ews => {
+            let i = item(&v, "mailbox", "rights: folder \"inbox\" permissions");
+            assert_eq!(i["status"], "ok", "{i}");
+            assert!(i["finding"].as_str().expect("finding").contains("none but the service account"), "{i}");
+            assert_eq!(item(&v, "mailbox", "rights: delegates")["status"], "ok");
+        }
+        Backend::Graph => {
+            let i = item(&v, "mailbox", "rights: folder permissions and delegates");
+            assert_eq!(i["status"], "skip", "{i}");
+            assert!(i["finding"].as_str().expect("finding").contains("not readable on Graph"), "{i}");
+        }
+    }
+    let i = item(&v, "mailbox", "rights: Full Access and application access");
+    assert_eq!(i["status"], "skip", "{i}");
+    let f = i["finding"].as_str().expect("finding");
+    assert!(f.contains("Get-MailboxPermission") && f.contains("AuthAs"), "{i}");
     // Nothing changed: the mail is still unread where it was, nothing confirmed, nothing sent.
     assert_eq!(folder(env, "inbox"), vec!["c1@corp.example.test"]);
     assert!(confirms(env).is_empty(), "{:?}", confirms(env));
@@ -482,4 +499,84 @@ async fn a_service_account_confirming_through_a_shared_group_is_a_warning() {
     let (o, out) = site(&env, &text, true);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(!out.contains("service account\""), "{out}");
+}
+
+/// Set pam-sim's EWS folder permissions and delegates from a `[ews]` snippet.
+fn ews_rights(env: &Env, snippet: &str) {
+    let sc = pam_sim::Scenario::from_toml(&format!("[ews]\n{snippet}")).expect("rights scenario");
+    env.sim.state.ews.set_rights(&sc.ews).expect("rights");
+}
+
+/// EWS shows who else may create items in the watched folder and who is a delegate: each is
+/// a warning naming them (exit 1); delegates the account may not read are a skip, not a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ews_rights_on_the_watched_folder_are_read_and_warned() {
+    let mut env = env!();
+    env.backend = Backend::Ews;
+    direct_service_accounts(&env);
+    let text = config_text(&env, "static", "", "");
+
+    // A colleague with Author on the inbox; the service account's own entry and a Reviewer
+    // (reads only) are fine.
+    ews_rights(
+        &env,
+        concat!(
+            "[[ews.folder_permissions]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"erik.colleague@example.test\"\ndisplay_name = \"Erik Colleague\"\nlevel = \"Author\"\n",
+            "[[ews.folder_permissions]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"pam-approvals@example.test\"\nlevel = \"Owner\"\n",
+            "[[ews.folder_permissions]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"auditor@example.test\"\nlevel = \"Reviewer\"\n",
+        ),
+    );
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "rights: folder \"inbox\" permissions");
+    assert_eq!(i["status"], "warn", "{i}");
+    let f = i["finding"].as_str().unwrap();
+    assert!(f.contains("Erik Colleague <erik.colleague@example.test>") && f.contains("Author"), "{i}");
+    assert!(i["fix"].as_str().unwrap().contains("AuthAs"), "{i}");
+    let (_, text_out) = site(&env, &text, false);
+    assert!(!text_out.contains("auditor@example.test"), "{text_out}");
+    assert!(!text_out.contains("pam-approvals@example.test holds"), "{text_out}");
+    assert_eq!(item(&v, "mailbox", "rights: delegates")["status"], "ok");
+
+    // Everyone (the Default entry) may create items: a warning that says who that is.
+    ews_rights(
+        &env,
+        "[[ews.folder_permissions]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"Default\"\nlevel = \"Contributor\"\n",
+    );
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "rights: folder \"inbox\" permissions");
+    assert_eq!(i["status"], "warn", "{i}");
+    assert!(
+        i["finding"].as_str().unwrap().starts_with("Default (every user not listed) holds Contributor"),
+        "{i}"
+    );
+
+    // A delegate of the mailbox: a warning naming them and their Inbox level.
+    ews_rights(
+        &env,
+        "[[ews.delegates]]\nmailbox = \"pam-approvals@example.test\"\nuser = \"assistant@example.test\"\ndisplay_name = \"An Assistant\"\ninbox = \"Editor\"\n",
+    );
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "rights: delegates");
+    assert_eq!(i["status"], "warn", "{i}");
+    let f = i["finding"].as_str().unwrap();
+    assert!(f.contains("An Assistant <assistant@example.test>") && f.contains("Inbox: Editor"), "{i}");
+    assert_eq!(
+        item(&v, "mailbox", "rights: folder \"inbox\" permissions")["status"],
+        "ok"
+    );
+
+    // GetDelegate refused: a skip with the reason, the site still passes.
+    ews_rights(&env, "get_delegate_denied = [\"pam-approvals@example.test\"]\n");
+    let (o, out) = site(&env, &text, true);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let v = json_of(&o);
+    let i = item(&v, "mailbox", "rights: delegates");
+    assert_eq!(i["status"], "skip", "{i}");
+    assert!(i["finding"].as_str().unwrap().contains("ErrorAccessDenied"), "{i}");
 }

@@ -161,6 +161,59 @@ pub trait Mailbox: Send + Sync {
     /// Prove the configuration without changing anything: sign in, read the watched folder,
     /// look for the named folders under it (not created). Behind `--check-mailbox`.
     fn probe<'a>(&'a self, folders: &'a [&'a str]) -> BoxFuture<'a, Result<Probe, MailboxError>>;
+    /// Read-only: who else holds rights on the watched folder and the mailbox, as far as the
+    /// protocol shows it (EWS: the folder's permission set and the delegates). Behind the site
+    /// check's "rights" items. A backend that cannot read them says why.
+    fn folder_rights(&self) -> BoxFuture<'_, FolderRights> {
+        Box::pin(async {
+            FolderRights::unreadable(
+                "this mailbox backend cannot read folder permissions or delegates",
+            )
+        })
+    }
+}
+
+/// What [`Mailbox::folder_rights`] found. Each part is `Err(reason)` when it could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderRights {
+    /// The watched folder's permission entries.
+    pub folder: Result<Vec<FolderGrant>, String>,
+    /// The mailbox's delegates.
+    pub delegates: Result<Vec<Delegate>, String>,
+}
+
+impl FolderRights {
+    /// Neither part readable, for this reason.
+    pub fn unreadable(reason: &str) -> Self {
+        FolderRights {
+            folder: Err(reason.to_string()),
+            delegates: Err(reason.to_string()),
+        }
+    }
+}
+
+/// One entry of a folder's permissions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FolderGrant {
+    /// Human name: display name and address, `Default`, `Anonymous`, or a SID.
+    pub who: String,
+    pub smtp: Option<String>,
+    /// `Default` or `Anonymous` for the two built-in entries.
+    pub distinguished: Option<String>,
+    /// The permission level as the server names it (`None`, `Author`, `Custom`, …).
+    pub level: String,
+    /// Whether this entry may create items in the folder (directly, or by its level; an
+    /// unknown level counts as may).
+    pub can_create: bool,
+}
+
+/// One delegate of the mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Delegate {
+    pub who: String,
+    pub smtp: Option<String>,
+    /// The delegate's permission level on the Inbox, when the server says.
+    pub inbox_level: Option<String>,
 }
 
 /// What [`Mailbox::probe`] found.

@@ -748,12 +748,123 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
             },
         );
     }
+    rights(cfg, mb.as_ref(), r).await;
+    recent_mails(loaded, mb.as_ref(), mails, r).await
+}
+
+/// Why the rights items matter, for their hints.
+const RIGHTS_WHY: &str = "whoever can create items in the watched folder may plant transport headers (Exchange keeps X-MS-Exchange-Organization-AuthAs/AuthSource from imported MIME, MS-OXCMAIL 2.2.3.2.29; docs/notice-and-sender.md)";
+
+/// Who else holds rights on the mailbox and its watched folder, as far as the protocol shows
+/// it (read-only). EWS: the folder's permission set and the delegates; Full Access and
+/// application access policies are never visible through the mailbox protocol.
+async fn rights(
+    cfg: &crate::mailbox::MailboxConfig,
+    mb: &dyn crate::mailbox::Mailbox,
+    r: &mut Report,
+) {
+    let fr = mb.folder_rights().await;
+    // The service account's own entry (a folder permission held by the account that signs in).
+    let own: Vec<String> = [Some(cfg.mailbox.as_str()), cfg.username.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| s.contains('@'))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    let is_own = |smtp: &Option<String>| {
+        smtp.as_ref()
+            .is_some_and(|a| own.contains(&a.to_ascii_lowercase()))
+    };
+    let graph = cfg.kind == crate::mailbox::MailboxKind::Graph;
+    if graph {
+        r.skip(
+            "mailbox",
+            "rights: folder permissions and delegates",
+            format!(
+                "not readable on Graph ({}); check them in Exchange (Get-MailboxFolderPermission, delegates): {RIGHTS_WHY}",
+                fr.folder.as_ref().err().map(String::as_str).unwrap_or("not read")
+            ),
+        );
+    } else {
+        let check = format!("rights: folder {:?} permissions", cfg.folder);
+        match &fr.folder {
+            Err(why) => r.skip(
+                "mailbox",
+                check,
+                format!(
+                    "not readable ({why}); check them in Exchange (Get-MailboxFolderPermission): {RIGHTS_WHY}"
+                ),
+            ),
+            Ok(grants) => {
+                let risky: Vec<_> = grants
+                    .iter()
+                    .filter(|g| g.can_create && !is_own(&g.smtp))
+                    .collect();
+                if risky.is_empty() {
+                    r.ok(
+                        "mailbox",
+                        check.clone(),
+                        format!(
+                            "{} entr{}, none but the service account can create items",
+                            grants.len(),
+                            if grants.len() == 1 { "y" } else { "ies" }
+                        ),
+                    );
+                }
+                for g in risky {
+                    r.warn(
+                        "mailbox",
+                        check.clone(),
+                        format!(
+                            "{}{} holds {} on folder {:?} and can create items in it",
+                            g.who,
+                            match g.distinguished.as_deref() {
+                                Some("Default") => " (every user not listed)",
+                                Some("Anonymous") => " (unauthenticated users)",
+                                _ => "",
+                            },
+                            g.level,
+                            cfg.folder
+                        ),
+                        format!(
+                            "remove the permission (Remove-MailboxFolderPermission) or lower it to None/Reviewer: {RIGHTS_WHY}"
+                        ),
+                    );
+                }
+            }
+        }
+        let check = "rights: delegates";
+        match &fr.delegates {
+            Err(why) => r.skip(
+                "mailbox",
+                check,
+                format!("not readable ({why}); check the mailbox's delegates in Exchange or Outlook: {RIGHTS_WHY}"),
+            ),
+            Ok(ds) if ds.is_empty() => r.ok("mailbox", check, "the mailbox has no delegates"),
+            Ok(ds) => {
+                for d in ds {
+                    r.warn(
+                        "mailbox",
+                        check,
+                        format!(
+                            "{} is a delegate of {} (Inbox: {})",
+                            d.who,
+                            cfg.mailbox,
+                            d.inbox_level.as_deref().unwrap_or("level not given")
+                        ),
+                        format!("remove the delegate: {RIGHTS_WHY}"),
+                    );
+                }
+            }
+        }
+    }
     r.skip(
         "mailbox",
-        "rights",
-        "who else holds rights on the mailbox (delegates, Full Access, folder permissions, application access) is not read by this version; check in Exchange admin that only the service account can create items in the watched folder (docs/notice-and-sender.md)",
+        "rights: Full Access and application access",
+        format!(
+            "not readable through EWS or Graph; in Exchange only the service account should hold Full Access (Get-MailboxPermission) or app access (application access policies, RBAC for Applications): {RIGHTS_WHY}"
+        ),
     );
-    recent_mails(loaded, mb.as_ref(), mails, r).await
 }
 
 async fn directory(

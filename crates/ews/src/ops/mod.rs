@@ -5,4 +5,5 @@
 pub mod folders;
 pub mod items;
 pub mod notifications;
+pub mod rights;
 pub mod sync;

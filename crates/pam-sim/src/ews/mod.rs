@@ -3,7 +3,7 @@
 //!
 //! Stored mailboxes of RFC 5322 messages with folders, item ids and change keys; GetFolder,
 //! FindFolder, CreateFolder, FindItem, GetItem, UpdateItem, MoveItem, CreateItem,
-//! SyncFolderItems, Subscribe (streaming and pull), GetStreamingEvents (one long chunked answer
+//! SyncFolderItems, GetDelegate, Subscribe (streaming and pull), GetStreamingEvents (one long chunked answer
 //! of concatenated envelopes with keep-alives), GetEvents, Unsubscribe; Basic and NTLM auth.
 //! Admin API under `/sim/ews/`: deliver a raw `.eml`, read folders, sent mail and deliveries,
 //! inject `ErrorServerBusy` in both shapes, drop open streams. Every request and response is
@@ -13,6 +13,7 @@
 pub mod mime;
 pub mod ntlm;
 mod ops;
+mod rights;
 mod store;
 mod wire;
 
@@ -93,6 +94,16 @@ pub struct EwsScenario {
     /// Length of one "minute" of ConnectionTimeout, in milliseconds (tests shorten it).
     #[serde(default = "default_minute")]
     pub stream_minute_ms: u64,
+    /// Folder permission entries (`[[ews.folder_permissions]]`); every folder also has
+    /// `Default` and `Anonymous` at `None` unless named here.
+    #[serde(default)]
+    pub folder_permissions: Vec<rights::FolderPermissionSpec>,
+    /// Delegates of mailboxes (`[[ews.delegates]]`).
+    #[serde(default)]
+    pub delegates: Vec<rights::DelegateSpec>,
+    /// Mailboxes whose GetDelegate answers `ErrorAccessDenied`.
+    #[serde(default)]
+    pub get_delegate_denied: Vec<String>,
 }
 
 impl Default for EwsScenario {
@@ -103,6 +114,9 @@ impl Default for EwsScenario {
             auth: default_auth(),
             heartbeat_ms: default_heartbeat(),
             stream_minute_ms: default_minute(),
+            folder_permissions: vec![],
+            delegates: vec![],
+            get_delegate_denied: vec![],
         }
     }
 }
@@ -169,6 +183,8 @@ impl EwsSim {
         for m in &s.mailboxes {
             store.add_mailbox(m);
         }
+        store.rights =
+            rights::Rights::new(&s.folder_permissions, &s.delegates, &s.get_delegate_denied)?;
         for a in &s.auth {
             if !["basic", "ntlm", "bearer"].contains(&a.as_str()) {
                 anyhow::bail!("ews.auth: unknown scheme {a:?} (basic, ntlm, bearer)");
@@ -183,6 +199,14 @@ impl EwsSim {
             ntlm: ntlm::NtlmState::default(),
             tokens: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Replace the folder permissions, delegates and `get_delegate_denied` with those of `s`
+    /// (tests change a running stand-in's rights; the mail stays).
+    pub fn set_rights(&self, s: &EwsScenario) -> anyhow::Result<()> {
+        let r = rights::Rights::new(&s.folder_permissions, &s.delegates, &s.get_delegate_denied)?;
+        self.lock().rights = r;
+        Ok(())
     }
 
     fn lock(&self) -> MutexGuard<'_, Store> {
@@ -599,6 +623,7 @@ async fn soap(state: Arc<Shared>, user: &str, body: Bytes) -> Response {
             "GetEvents" => ops::get_events(&mut st, &ctx, op),
             "ConvertId" => ops::convert_id(&st, &ctx, op),
             "DeleteItem" => ops::delete_item(&mut st, &ctx, op),
+            "GetDelegate" => rights::get_delegate(&st, &ctx, op),
             other => Err(EwsErr::new(
                 "ErrorInvalidRequest",
                 format!("pam-sim does not implement {other}."),

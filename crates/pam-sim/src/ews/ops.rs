@@ -57,7 +57,7 @@ fn folder<'a>(m: &'a Mbx, id: &str) -> Option<&'a Folder> {
     m.folders.iter().find(|f| f.id == id)
 }
 
-fn folder_xml(m: &Mbx, f: &Folder) -> String {
+fn folder_xml(m: &Mbx, f: &Folder, perms: &str) -> String {
     let total = m.items.values().filter(|i| i.folder == f.id).count();
     let unread = m
         .items
@@ -92,7 +92,7 @@ fn folder_xml(m: &Mbx, f: &Folder) -> String {
             "<t:EffectiveRights><t:CreateAssociated>true</t:CreateAssociated><t:CreateContents>true</t:CreateContents>",
             "<t:CreateHierarchy>true</t:CreateHierarchy><t:Delete>true</t:Delete><t:Modify>true</t:Modify>",
             "<t:Read>true</t:Read><t:ViewPrivateItems>true</t:ViewPrivateItems></t:EffectiveRights>",
-            "{dist}<t:UnreadCount>{unread}</t:UnreadCount></t:Folder>"
+            "{dist}{perms}<t:UnreadCount>{unread}</t:UnreadCount></t:Folder>"
         ),
         id = id_el("FolderId", &f.id, f.change),
         name = esc(&f.name),
@@ -101,6 +101,7 @@ fn folder_xml(m: &Mbx, f: &Folder) -> String {
         total = total,
         kids = kids,
         dist = dist,
+        perms = perms,
         unread = unread,
     )
 }
@@ -149,14 +150,20 @@ fn root_folder(inner_tag: &str, inner: &str, offset: usize, shown: usize, total:
 
 pub fn get_folder(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
     let ids = child(op, M, "FolderIds").ok_or_else(|| schema("m:FolderIds missing"))?;
+    let with_perms = super::rights::asks_permission_set(op);
     let msgs: Vec<String> = elements(ids)
         .map(|n| match resolve_folder(st, ctx, n) {
             Ok((key, id)) => {
                 let m = st.mailbox(&key).expect("resolved mailbox exists");
                 let f = folder(m, &id).expect("resolved folder exists");
+                let perms = if with_perms {
+                    super::rights::permission_set(&st.rights, &m.address, f)
+                } else {
+                    String::new()
+                };
                 wire::ok(
                     "GetFolder",
-                    &format!("<m:Folders>{}</m:Folders>", folder_xml(m, f)),
+                    &format!("<m:Folders>{}</m:Folders>", folder_xml(m, f, &perms)),
                 )
             }
             Err(e) => wire::err("GetFolder", &e, ""),
@@ -184,7 +191,7 @@ pub fn find_folder(st: &Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                     .iter()
                     .skip(offset)
                     .take(max)
-                    .map(|f| folder_xml(m, f))
+                    .map(|f| folder_xml(m, f, ""))
                     .collect();
                 let shown = all.len().saturating_sub(offset).min(max);
                 wire::ok(

@@ -169,6 +169,8 @@ pub struct Store {
     pub sent: Vec<Sent>,
     pub deliveries: Vec<Delivery>,
     pub busy: Vec<Busy>,
+    /// Folder permissions and delegates from the scenario (read-only).
+    pub rights: super::rights::Rights,
 }
 
 impl Store {

@@ -21,6 +21,7 @@ use ews_soap::ops::notifications::{
     ConnectionStatus, DocumentSplitter, GetStreamingEvents, MAIL_EVENTS, SubscribeStreaming,
     Unsubscribe,
 };
+use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::{Change, SyncFolderItems};
 use ews_soap::soap::{self, RequestHeader, ResponseError, SoapError};
 use ews_soap::{FolderId, FolderRef, ItemId, Page};
@@ -315,6 +316,49 @@ impl Inner {
             unread,
             folders: found,
         })
+    }
+
+    /// The watched folder's permission set and the mailbox's delegates (read-only).
+    async fn folder_rights(&self) -> super::FolderRights {
+        let req = GetFolderPermissions {
+            folder: self.watched(),
+        };
+        let folder = match self.t.call("GetFolder", &req.to_xml(), true).await {
+            Err(e) => Err(e.to_string()),
+            Ok(r) => match GetFolderPermissions::parse(&r.body) {
+                Err(e) => Err(protocol("GetFolder (PermissionSet)", e).to_string()),
+                Ok(Err(e)) => Err(format!("GetFolder (PermissionSet) answered {e}")),
+                Ok(Ok(perms)) => Ok(perms
+                    .iter()
+                    .map(|p| super::FolderGrant {
+                        who: p.user.describe(),
+                        smtp: p.user.primary_smtp_address.clone(),
+                        distinguished: p.user.distinguished_user.clone(),
+                        level: p.level.clone(),
+                        can_create: p.can_create(),
+                    })
+                    .collect()),
+            },
+        };
+        let req = GetDelegate {
+            mailbox: self.cfg.mailbox.clone(),
+        };
+        let delegates = match self.t.call("GetDelegate", &req.to_xml(), true).await {
+            Err(e) => Err(e.to_string()),
+            Ok(r) => match GetDelegate::parse(&r.body) {
+                Err(e) => Err(protocol("GetDelegate", e).to_string()),
+                Ok(Err(e)) => Err(format!("GetDelegate answered {e}")),
+                Ok(Ok(ds)) => Ok(ds
+                    .iter()
+                    .map(|d| super::Delegate {
+                        who: d.user.describe(),
+                        smtp: d.user.primary_smtp_address.clone(),
+                        inbox_level: d.inbox_level.clone(),
+                    })
+                    .collect()),
+            },
+        };
+        super::FolderRights { folder, delegates }
     }
 
     async fn folder_id(&self, name: &str) -> Result<FolderId, MailboxError> {
@@ -760,5 +804,9 @@ impl Mailbox for EwsMailbox {
         folders: &'a [&'a str],
     ) -> BoxFuture<'a, Result<super::Probe, MailboxError>> {
         Box::pin(self.inner.probe(folders))
+    }
+
+    fn folder_rights(&self) -> BoxFuture<'_, super::FolderRights> {
+        Box::pin(self.inner.folder_rights())
     }
 }

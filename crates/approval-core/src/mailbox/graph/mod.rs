@@ -636,6 +636,14 @@ fn address(v: &Value) -> Option<Address> {
 }
 
 impl Mailbox for GraphMailbox {
+    fn folder_rights(&self) -> BoxFuture<'_, super::FolderRights> {
+        Box::pin(async {
+            super::FolderRights::unreadable(
+                "Microsoft Graph shows neither a mail folder's permissions nor a mailbox's delegates",
+            )
+        })
+    }
+
     fn probe<'a>(
         &'a self,
         folders: &'a [&'a str],
