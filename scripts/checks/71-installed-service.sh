@@ -28,7 +28,8 @@ if dpkg-query -W -f='${Status}' pam-approval 2>/dev/null | grep -q "install ok i
   fail "pam-approval is already installed on this machine; the check would remove it"
 fi
 for d in /etc/pam-approval /var/lib/pam-approval /var/log/pam-approval; do
-  if [[ -n "$(as_root find "$d" -type f -print -quit 2>/dev/null)" ]]; then
+  # (empty files and directories are what an earlier install and purge leave, 70-packages.sh's too)
+  if [[ -n "$(as_root find "$d" -type f ! -empty -print -quit 2>/dev/null)" ]]; then
     fail "$d holds files (left by an earlier installation?); the check would mix them up and remove them"
   fi
 done
@@ -36,7 +37,6 @@ user_existed=0
 getent passwd pamapproval >/dev/null && user_existed=1
 
 work=$(mktemp -d)
-chmod 0755 "$work"
 sim_pid="" cron_pid=""
 cleanup() {
   set +e
@@ -63,12 +63,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the package, and pam-sim from the workspace build
-if [[ -n "${PACKAGE_OUT:-}" ]] && ls "$PACKAGE_OUT"/pam-approval_*.deb >/dev/null 2>&1; then
-  deb=$(ls "$PACKAGE_OUT"/pam-approval_*.deb | head -1)
-else
-  PACKAGE_OUT="$work/pkg" scripts/package.sh >/dev/null
-  deb=$(ls "$work"/pkg/pam-approval_*.deb)
-fi
+# scripts/test.sh builds the packages once for both package checks ($PAMTEST_PACKAGES).
+pkg_dir="${PAMTEST_PACKAGES:-$work/pkg}"
+ls "$pkg_dir"/pam-approval_*.deb >/dev/null 2>&1 || PACKAGE_OUT="$pkg_dir" scripts/package.sh >/dev/null
+deb=$(ls "$pkg_dir"/pam-approval_*.deb)
 cargo build -q --locked -p pam-sim --bin pam-sim
 sim="${CARGO_TARGET_DIR:-$PWD/target}/debug/pam-sim"
 step "built $(basename "$deb") ($(( $(date +%s) - started )) s)"
@@ -84,7 +82,19 @@ for want in "/etc/pam-approval 750 root:pamapproval" "/etc/pam-approval/config.t
 done
 [[ -d /var/log/pam-approval && "$(stat -c %U /var/log/pam-approval)" == pamapproval ]] \
   || fail "after install /var/log/pam-approval is $(mode /var/log/pam-approval), not owned by pamapproval"
+log=/var/log/pam-approval/pam-approval.log
+# An administrator's first look as root (as 70-packages.sh does) appends to the [log] file: the
+# package made it the service user's, so it stays writable by pamapproval.
+rc=0; as_root /usr/bin/check-approval-request --config /etc/pam-approval/config.toml --status >/dev/null 2>&1 || rc=$?
+[[ $rc -eq 2 ]] || fail "--status as root on the fresh install exited $rc, not 2 (no journal yet)"
+[[ "$(mode "$log")" == "640 pamapproval:"* ]] || fail "after install and a root --status $log is $(mode "$log"), not 640 pamapproval"
 step "installed: the user, /etc/pam-approval/secrets, /var/lib/pam-approval, /var/log/pam-approval, /run/pam-approval"
+# The installed README's Install section is read on the installed system: its links resolve there.
+doc=/usr/share/doc/pam-approval
+links=$(sed -n '/^## Install$/,/^## /p' "$doc/README.md" | grep -oE '\]\([^)#]+' | sed 's/^](//' | grep -vE '^[a-z]+:' || true)
+grep -qx "## Install" "$doc/README.md" || fail "no Install section in $doc/README.md"
+for l in $links; do [[ -e "$doc/$l" ]] || fail "the installed README's Install section links to $l, which is not in $doc"; done
+step "the installed README's Install section: its links resolve in $doc ($(echo $links))"
 
 # --- the servers: slapd (the directory) and pam-sim (PVWA, Exchange EWS, ServiceNow)
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -176,7 +186,7 @@ step "--check-site: exit $rc"
 
 deliver examples/demo/mails/01-*.eml
 run_pam 0 -- check-approval-request --once
-grep -q "CONFIRMED.*DBSafe_31" <<<"$out" || { echo "$out"; fail "--once did not confirm DBSafe_31"; }
+grep -qE "^CONFIRMED +DBSafe_31 " <<<"$out" || { echo "$out"; fail "--once did not confirm DBSafe_31"; }
 a=$(actions)
 [[ "$(jq -c '[.[] | {request_id, user, action}]' <<<"$a")" == '[{"request_id":"DBSafe_31","user":"svc_pam_level1","action":"confirm"}]' ]] \
   || { echo "$a"; fail "PVWA did not record exactly one confirm of DBSafe_31 by svc_pam_level1"; }
@@ -185,9 +195,14 @@ run_pam 0 -- check-approval-request --status
 grep -q "^OK: 1 mails answered" <<<"$out" || fail "--status: $out"
 grep -qF "[journal /var/lib/pam-approval/journal.sqlite]" <<<"$out" || fail "--status names another journal: $out"
 step "--status: $out"
-log=/var/log/pam-approval/pam-approval.log
-audit=$(as_root grep -F '"event":"mail_processed"' "$log" 2>/dev/null || true)
-grep -qF '"outcome":"confirmed"' <<<"$audit" || { as_root cat "$log" 2>/dev/null; fail "no confirmed audit line in $log"; }
+# confirmed_levels: the level of each audit line (one JSON object after the log prefix) of a
+# confirmed DBSafe_31, in order.
+confirmed_levels() {
+  as_root cat "$log" 2>/dev/null | sed -n 's/^[^{]*\({.*\)$/\1/p' \
+    | jq -cR 'fromjson? | select(.event == "mail_processed" and .outcome == "confirmed" and .request_id == "DBSafe_31") | .level' \
+    | paste -sd, -
+}
+[[ "$(confirmed_levels)" == 1 ]] || { as_root cat "$log" 2>/dev/null; fail "no audit line of the level-1 confirm in $log"; }
 [[ "$(mode "$log")" == "640 pamapproval:"* ]] || fail "$log is $(mode "$log")"
 step "audit line in $log ($(mode "$log"))"
 
@@ -235,17 +250,17 @@ cron_pid=""
 run_pam 0 -- check-approval-request --status
 grep -q "^OK: 2 mails answered" <<<"$out" || fail "--status after cron: $out"
 step "--status: $out"
-n=$(as_root grep -cF '"outcome":"confirmed"' "$log")
-[[ $n -eq 2 ]] || fail "$log holds $n confirmed audit lines, not 2"
+[[ "$(confirmed_levels)" == 1,2 ]] || { as_root cat "$log"; fail "the audit lines in $log confirm levels $(confirmed_levels), not 1,2"; }
+step "audit lines in $log: DBSafe_31 confirmed at levels 1,2"
 
 # --- purge: the configuration goes; secrets, journal, logs and the user stay (README, Install)
 as_root dpkg --purge pam-approval >"$work/purge.out" 2>&1 || { cat "$work/purge.out"; fail "dpkg --purge failed"; }
 [[ ! -e /usr/bin/check-approval-request ]] || fail "the binaries stay after purge"
 [[ ! -e $cfg ]] || fail "$cfg stays after purge"
-for f in /etc/pam-approval/secrets/pvwa-level1 /var/lib/pam-approval/journal.sqlite "$log"; do
+for f in /etc/pam-approval/secrets/pvwa-level1 /etc/pam-approval/pvwa-ca.pem /var/lib/pam-approval/journal.sqlite "$log"; do
   as_root test -f "$f" || fail "purge removed $f (the README says it stays)"
 done
 getent passwd pamapproval >/dev/null || fail "purge removed the pamapproval user (the README says it stays)"
 grep -q "shred -u /etc/pam-approval/secrets/\*" "$work/purge.out" || { cat "$work/purge.out"; fail "purge does not say what to shred"; }
-step "purged: config gone; secrets, journal, log and user kept as the README says"
+step "purged: the configuration gone; secrets, CA file, journal, log and user kept as the README says"
 step "passed in $(( $(date +%s) - t0 )) s after the build"
