@@ -69,7 +69,7 @@ ls "$pkg_dir"/pam-approval_*.deb >/dev/null 2>&1 || PACKAGE_OUT="$pkg_dir" scrip
 deb=$(ls "$pkg_dir"/pam-approval_*.deb)
 cargo build -q --locked -p pam-sim --bin pam-sim
 sim="${CARGO_TARGET_DIR:-$PWD/target}/debug/pam-sim"
-step "built $(basename "$deb") ($(( $(date +%s) - started )) s)"
+step "package $(basename "$deb") and pam-sim ready ($(( $(date +%s) - started )) s)"
 t0=$(date +%s)
 
 as_root dpkg -i "$deb" >/dev/null
