@@ -205,6 +205,13 @@ confirmed_levels() {
 [[ "$(confirmed_levels)" == 1 ]] || { as_root cat "$log" 2>/dev/null; fail "no audit line of the level-1 confirm in $log"; }
 [[ "$(mode "$log")" == "640 pamapproval:"* ]] || fail "$log is $(mode "$log")"
 step "audit line in $log ($(mode "$log"))"
+# A root --status in between (an administrator's look) must leave the journal the service's.
+rc=0; st=$(as_root /usr/bin/check-approval-request --config "$cfg" --status 2>&1) || rc=$?
+[[ $rc -eq 0 && "$st" == "OK: 1 mails answered"* ]] || fail "--status as root exited $rc: $st"
+if as_root find /var/lib/pam-approval /var/log/pam-approval ! -user pamapproval | grep -q .; then
+  as_root ls -la /var/lib/pam-approval /var/log/pam-approval; fail "a root --status left files root's"
+fi
+step "--status as root in between: the journal and the log stay pamapproval's"
 
 # --- cron: the README's line as written, in cron's environment, while the run directory is what
 # boot makes of the tmpfiles.d entry. The wrapper runs a long-lived watcher under its flock.
