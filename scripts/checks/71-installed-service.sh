@@ -41,10 +41,8 @@ sim_pid="" cron_pid=""
 cleanup() {
   set +e
   [[ -n "$cron_pid" ]] && kill "$cron_pid" 2>/dev/null
-  if [[ -r /run/pam-approval/watcher.pid ]]; then
-    p=$(cat /run/pam-approval/watcher.pid 2>/dev/null || true)
-    [[ "$p" =~ ^[0-9]+$ ]] && as_root kill "$p" 2>/dev/null
-  fi
+  p=$(as_root cat /run/pam-approval/watcher.pid 2>/dev/null)
+  [[ "$p" =~ ^[0-9]+$ ]] && as_root kill "$p" 2>/dev/null
   [[ -n "$sim_pid" ]] && kill "$sim_pid" 2>/dev/null
   [[ -d "$work/slapd" ]] && scripts/start-slapd.sh --stop "$work/slapd" >/dev/null 2>&1
   wait 2>/dev/null
@@ -228,7 +226,7 @@ read -r _ _ _ _ _ cron_user cron_cmd <<<"$cron_line"
 [[ "$cron_user" == pamapproval ]] || fail "the README's cron line runs as $cron_user"
 deliver examples/demo/mails/02-*.eml
 cron_run() { # cron_run SECONDS: the cron line's command in cron's environment, at most SECONDS
-  (cd /var/lib/pam-approval && as_root timeout "$1" runuser -u pamapproval -- env -i PATH=/usr/bin:/bin \
+  (cd / && as_root timeout "$1" runuser -u pamapproval -- env -i -C /var/lib/pam-approval PATH=/usr/bin:/bin \
     SHELL=/bin/sh HOME=/var/lib/pam-approval LOGNAME=pamapproval $cron_cmd)
 }
 cron_run 120 >"$work/cron.out" 2>&1 &
@@ -241,8 +239,8 @@ done
 a=$(actions)
 [[ "$(jq -c '[.[1] | {request_id, user, action}]' <<<"$a")" == '[{"request_id":"DBSafe_31","user":"svc_pam_level2","action":"confirm"}]' && "$(jq length <<<"$a")" -eq 2 ]] \
   || { echo "$a"; cat "$work/cron.out"; fail "the cron line's watcher did not confirm DBSafe_31 at level 2 (svc_pam_level2)"; }
-for f in watcher.lock watcher.pid; do [[ -e /run/pam-approval/$f ]] || fail "no /run/pam-approval/$f"; done
-wpid=$(cat /run/pam-approval/watcher.pid)
+for f in watcher.lock watcher.pid; do as_root test -e "/run/pam-approval/$f" || fail "no /run/pam-approval/$f"; done
+wpid=$(as_root cat /run/pam-approval/watcher.pid)
 [[ "$wpid" =~ ^[0-9]+$ && "$(stat -c %U "/proc/$wpid" 2>/dev/null)" == pamapproval ]] || fail "the pid file names $wpid, not a watcher run by pamapproval"
 step "cron line (\`$cron_cmd\`): DBSafe_31 confirmed at level 2, watcher $wpid, lock and pid in /run/pam-approval"
 # The next minute's cron run returns at once; a by-hand pass meets the watcher's lock (75).
