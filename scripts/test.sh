@@ -20,7 +20,11 @@ step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+# The packages, built once by the first check that needs them (70-packages.sh,
+# 71-installed-service.sh), for both.
+pkgs=""
+if [[ -z "${PAMTEST_PACKAGES:-}" ]]; then pkgs=$(mktemp -d); export PAMTEST_PACKAGES="$pkgs"; fi
+trap 'rm -f "$log"; [[ -z "$pkgs" ]] || rm -rf "$pkgs"' EXIT
 
 # Every exchange the tests have with pam-sim's Graph stand-in is recorded here and validated
 # against Microsoft's description of the Graph mail API afterwards (scripts/checks/60-graph-fidelity.sh).

@@ -13,9 +13,13 @@ for tool in dpkg-deb rpm man systemd-analyze; do
 done
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-PACKAGE_OUT="$out" scripts/package.sh >/dev/null
-deb=$(ls "$out"/pam-approval_*.deb)
-rpm_file=$(ls "$out"/pam-approval-*.rpm)
+# scripts/test.sh builds the packages once for both package checks ($PAMTEST_PACKAGES).
+pkg_dir="${PAMTEST_PACKAGES:-$out}"
+if ! ls "$pkg_dir"/pam-approval_*.deb "$pkg_dir"/pam-approval-*.rpm >/dev/null 2>&1; then
+  PACKAGE_OUT="$pkg_dir" scripts/package.sh >/dev/null
+fi
+deb=$(ls "$pkg_dir"/pam-approval_*.deb)
+rpm_file=$(ls "$pkg_dir"/pam-approval-*.rpm)
 tools="check-approval-request first-level-approve second-level-approve get-inco-req validate-ticket remote-access"
 fail() { echo "packages: $*"; exit 1; }
 
