@@ -23,14 +23,7 @@ async fn behind_a_sticky_load_balancer_the_session_keeps_its_cookie() {
     let w = pipeline(&env).await;
     let m = deliver(
         &env,
-        mail(
-            "l1",
-            "alice@example.test",
-            "DBSafe",
-            7,
-            "dave@example.test",
-            true,
-        ),
+        mail("l1", "bob@example.test", "DBSafe", 7, requester_of(7), true),
     );
     let p = w.process(&m).await.expect("process");
     done(&p, "confirmed");

@@ -16,15 +16,16 @@ use watcher_env::*;
 async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_account() {
     let env = env!();
     let w = pipeline(&env).await;
-    // alice is a direct member of DB_PAMapprover.
+    // bob approves level 1 (nested in DB_PAMapprover through DB_Team). The requester, lfischer,
+    // is named by her mail, lena.fischer@example.test: the directory says it is hers.
     let m1 = deliver(
         &env,
         mail(
             "l1",
-            "alice@example.test",
+            "bob@example.test",
             "DBSafe",
             7,
-            "dave@example.test",
+            requester_of(7),
             true,
         ),
     );
@@ -44,25 +45,25 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
         .marker
         .expect("marker");
     assert!(
-        c[0].2.contains(&marker) && c[0].2.contains("alice@example.test"),
+        c[0].2.contains(&marker) && c[0].2.contains("bob@example.test"),
         "{}",
         c[0].2
     );
-    let replies = sent_to(&env, "alice@example.test");
+    let replies = sent_to(&env, "bob@example.test");
     assert_eq!(replies.len(), 1);
     assert!(replies[0].0.starts_with("Approved:"), "{}", replies[0].0);
-    assert!(replies[0].1.contains("DBSafe_7") && replies[0].1.contains("dave"));
+    assert!(replies[0].1.contains("DBSafe_7") && replies[0].1.contains("lfischer"));
     assert!(replies[0].2.is_empty(), "no CC on success");
     assert_eq!(folder(&env, "Processed"), vec!["l1@corp.example.test"]);
-    // Now at level 2: bob (nested through DB_Team) forwards it.
+    // Now at level 2: alice (DB_PAMlevel2) forwards it.
     let m2 = deliver(
         &env,
         mail(
             "l2",
-            "bob@example.test",
+            "alice@example.test",
             "DBSafe",
             7,
-            "dave@example.test",
+            requester_of(7),
             true,
         ),
     );
@@ -81,12 +82,12 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
     );
     // The reply names what was confirmed, from PVWA, and the status after the confirm: the
     // request is now fully confirmed, not "waiting".
-    let bob = sent_to(&env, "bob@example.test");
-    assert_eq!(bob.len(), 1);
-    let body = &bob[0].1;
+    let alice = sent_to(&env, "alice@example.test");
+    assert_eq!(alice.len(), 1);
+    let body = &alice[0].1;
     assert!(body.contains("Status now: Confirmed"), "{body}");
     assert!(!body.contains("Waiting"), "a stale status: {body}");
-    assert!(body.contains("DBSafe_7") && body.contains("dave"), "{body}");
+    assert!(body.contains("DBSafe_7") && body.contains("lfischer"), "{body}");
     assert!(!body.contains("(unknown)"), "every field from PVWA: {body}");
     // One sign-in per account role (lookup, level 1, level 2), kept across both mails.
     assert_signed_in_per_role(&env, 3);
@@ -95,27 +96,29 @@ async fn approvable_at_level_1_then_level_2_each_confirmed_once_with_the_level_a
 
 #[tokio::test]
 async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
-    // alice approves DBSafe at both levels (DB_PAMapprover is the group of level 1 and 2).
+    // The static table: bob approves DBSafe at both levels (DB_PAMapprover is the group of
+    // level 1 and 2 there), while in PVWA he holds only level 1 (no portal right for level 2).
+    // One suite test per backend on the static mode (a supported mode).
     let env = env!();
-    let w = pipeline(&env).await;
+    let w = pipeline_in(&env, "static").await;
     let first = mail(
         "a1",
-        "alice@example.test",
+        "bob@example.test",
         "DBSafe",
         7,
-        "dave@example.test",
+        requester_of(7),
         true,
     );
     let p = w.process(&deliver(&env, first)).await.expect("process");
     done(&p, "confirmed");
     // The same notice forwarded again (a new mail): the request now waits at level 2, and the
-    // only confirmation so far came from alice through the level-1 account.
+    // only confirmation so far came from bob through the level-1 account.
     let again = mail(
         "a2",
-        "alice@example.test",
+        "bob@example.test",
         "DBSafe",
         7,
-        "dave@example.test",
+        requester_of(7),
         true,
     );
     let p = w.process(&deliver(&env, again)).await.expect("process");
@@ -137,7 +140,7 @@ async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
         json["confirmers"][0]["members"][0], "svc_pam_level1",
         "{json}"
     );
-    let replies = sent_to(&env, "alice@example.test");
+    let replies = sent_to(&env, "bob@example.test");
     assert_eq!(replies.len(), 2);
     let body = &replies[1].1;
     assert!(body.contains("already_confirmed_by_you"), "{body}");
@@ -146,16 +149,16 @@ async fn already_confirmed_by_you_one_person_cannot_supply_both_levels() {
         body.contains("svc_pam_level1") && body.contains(&when),
         "{body}"
     );
-    // Someone else still can: bob confirms level 2.
-    let bob = mail(
+    // Someone else still can: alice confirms level 2.
+    let alice = mail(
         "b2",
-        "bob@example.test",
+        "alice@example.test",
         "DBSafe",
         7,
-        "dave@example.test",
+        requester_of(7),
         true,
     );
-    let p = w.process(&deliver(&env, bob)).await.expect("process");
+    let p = w.process(&deliver(&env, alice)).await.expect("process");
     done(&p, "confirmed");
     assert_eq!(confirms(&env).len(), 2);
     w.close().await;
@@ -595,18 +598,41 @@ async fn ldap_down_means_no_approval_and_the_mail_pending() {
 
 #[tokio::test]
 async fn safe_members_mode_and_run_once_and_dry_run() {
-    let env = env!();
-    // In safe-members mode PVWA's level-1 group PAM_Approvers_L1 must map to a directory group
-    // through its vault group record: there is none, so no group of the safe maps: refused as
-    // the site's configuration (no_approver_groups, the PAM team copied), not approved.
+    // OpsSafe's only approver group is the Vault group DB_Team: in safe-members mode it never
+    // maps to a directory group, not even to the same-named LDAP group bob is in, so no group of
+    // the safe maps: refused as the site's configuration (no_approver_groups, the PAM team
+    // copied), not approved.
+    let Some(env) = start_with(
+        r#"
+[[pvwa.safes]]
+name = "OpsSafe"
+members = [
+  { name = "svc_pam_level1", type = "user", level1 = true },
+  { name = "svc_pam_lookup", type = "user" },
+  { name = "DB_Team", type = "group", level1 = true },
+]
+[[pvwa.groups]]
+name = "DB_Team"
+type = "Vault"
+[[pvwa.requests]]
+number = 12
+safe = "OpsSafe"
+requester = "dave"
+levels = [1, 0]
+"#,
+    )
+    .await
+    else {
+        return;
+    };
     let loaded = config(&env, "safe-members");
     deliver(
         &env,
         mail(
             "sm",
-            "alice@example.test",
-            "DBSafe",
-            9,
+            "bob@example.test",
+            "OpsSafe",
+            12,
             "dave@example.test",
             true,
         ),

@@ -1,8 +1,10 @@
 //! The watcher's test environment, shared by the pipeline and watch-loop tests of the core and
 //! the CLI's binary test (`#[path]`-included): pam-sim (PVWA + Exchange over HTTPS) and a real
-//! slapd (scripts/start-slapd.sh, scripts/ldap/ad-data.ldif: alice and bob approve DBSafe, bob
-//! through a nested group; dave approves InfraSafe only), the configuration for them, forwarded
-//! mails, and what pam-sim saw.
+//! slapd (scripts/start-slapd.sh, scripts/ldap/ad-data.ldif: alice and bob approve DBSafe at
+//! level 1, bob through a nested group, alice at level 2; dave approves InfraSafe only; lfischer
+//! requests), the configuration for them, forwarded mails, and what pam-sim saw. The suites run
+//! in the default approver mode, `safe-members` ([`pipeline`]); the static table in
+//! [`config_text`] serves the tests that pass `"static"`.
 //!
 //! One suite, two mailbox backends and two PVWAs: the including crate names its backend in
 //! `SUITE_BACKEND` (EWS, or Graph for Exchange Online), and every helper here (the mailbox
@@ -29,47 +31,81 @@ pub const SCENARIO: &str = r#"
 users = [ { username = "pam-approvals@example.test", password = "box-pass", mailbox = "pam-approvals@example.test" } ]
 
 [pvwa]
+# As a real vault lists them: the tool's accounts are direct user members (level 1, level 2, and
+# the lookup account, which reads requests, safe members and, with "Audit users", the vault's
+# group records); people approve through directory groups, safe members by their bare names,
+# which the vault's group records (GET /API/UserGroups) say are Directory groups, with their DNs.
+# One approver group per level, so that a level-1 approver holds no portal right for the level
+# still to come (the one-person rule, docs/watcher.md): DBSafe DB_PAMapprover (alice, bob nested)
+# at level 1 and DB_PAMlevel2 (alice) at level 2; InfraSafe Infra_PAMapprover (dave) at level 1.
 [[pvwa.users]]
 name = "svc_pam_level1"
 password = "l1-pass"
-groups = ["PAM_Approvers_L1"]
+audit_users = false
 [[pvwa.users]]
 name = "svc_pam_level2"
 password = "l2-pass"
-groups = ["PAM_Approvers_L2"]
+audit_users = false
 [[pvwa.users]]
 name = "svc_pam_lookup"
 password = "lookup-pass"
-groups = ["PAM_Readers"]
 [[pvwa.users]]
 name = "alice"
 password = "x"
 email = "alice@example.test"
+audit_users = false
 [[pvwa.users]]
 name = "dave"
 password = "x"
 email = "dave@example.test"
+audit_users = false
+# Lena Fischer: her vault name is not her mail's local part (lena.fischer@example.test), as on
+# most AD sites; the watcher finds her in the directory.
+[[pvwa.users]]
+name = "lfischer"
+password = "x"
+full_name = "Lena Fischer"
+audit_users = false
 
 [[pvwa.safes]]
 name = "DBSafe"
 members = [
-  { name = "PAM_Approvers_L1", type = "group", level1 = true },
-  { name = "PAM_Approvers_L2", type = "group", level2 = true },
-  { name = "PAM_Readers", type = "group" },
+  { name = "svc_pam_level1", type = "user", level1 = true },
+  { name = "svc_pam_level2", type = "user", level2 = true },
+  { name = "svc_pam_lookup", type = "user" },
+  { name = "DB_PAMapprover", type = "group", level1 = true },
+  { name = "DB_PAMlevel2", type = "group", level2 = true },
 ]
 [[pvwa.safes]]
 name = "InfraSafe"
 members = [
-  { name = "PAM_Approvers_L1", type = "group", level1 = true },
-  { name = "PAM_Approvers_L2", type = "group", level2 = true },
-  { name = "PAM_Readers", type = "group" },
+  { name = "svc_pam_level1", type = "user", level1 = true },
+  { name = "svc_pam_level2", type = "user", level2 = true },
+  { name = "svc_pam_lookup", type = "user" },
+  { name = "Infra_PAMapprover", type = "group", level1 = true },
 ]
 
-# dave's request on DBSafe, two levels.
+[[pvwa.groups]]
+name = "DB_PAMapprover"
+type = "Directory"
+directory = "example.test"
+dn = "CN=DB_PAMapprover,OU=Groups,DC=example,DC=test"
+[[pvwa.groups]]
+name = "DB_PAMlevel2"
+type = "Directory"
+directory = "example.test"
+dn = "CN=DB_PAMlevel2,OU=Groups,DC=example,DC=test"
+[[pvwa.groups]]
+name = "Infra_PAMapprover"
+type = "Directory"
+directory = "example.test"
+dn = "CN=Infra PAM Approvers,OU=Groups,DC=example,DC=test"
+
+# lfischer's request on DBSafe, two levels (her mails name lena.fischer@example.test).
 [[pvwa.requests]]
 number = 7
 safe = "DBSafe"
-requester = "dave"
+requester = "lfischer"
 levels = [1, 1]
 
 # alice's own request on DBSafe.
@@ -440,12 +476,22 @@ pub fn sent_count(env: &Env) -> usize {
     }
 }
 
-/// `from` forwards, from inside the organisation, the notification of dave's DBSafe request
-/// `number` (Message-ID `<mid@corp.example.test>`).
+/// The mail address of the requester of SCENARIO's request `number` as the notice names it:
+/// request 7 is lfischer's (lena.fischer@example.test), 8 and 11 alice's, the others dave's.
+pub fn requester_of(number: u32) -> &'static str {
+    match number {
+        7 => "lena.fischer@example.test",
+        8 | 11 => "alice@example.test",
+        _ => "dave@example.test",
+    }
+}
+
+/// `from` forwards, from inside the organisation, the notification of SCENARIO's DBSafe request
+/// `number` (Message-ID `<mid@corp.example.test>`), naming its requester ([`requester_of`]).
 pub fn forward(env: &Env, mid: &str, from: &str, number: u32) -> MessageRef {
     deliver(
         env,
-        mail(mid, from, "DBSafe", number, "dave@example.test", true),
+        mail(mid, from, "DBSafe", number, requester_of(number), true),
     )
 }
 
@@ -535,8 +581,18 @@ macro_rules! env {
     };
 }
 
+/// The approver mode the suites run in: the product's default, the safe's members as PVWA
+/// lists them. Tests of the static table pass `"static"` to [`config`] / [`config_text`].
+pub const DEFAULT_APPROVERS: &str = "safe-members";
+
+/// The watcher on the default mode ([`DEFAULT_APPROVERS`]).
 pub async fn pipeline(env: &Env) -> Pipeline {
-    Pipeline::new(&config(env, "static"), false)
+    pipeline_in(env, DEFAULT_APPROVERS).await
+}
+
+/// The watcher with `approvers` (`"safe-members"` or `"static"`).
+pub async fn pipeline_in(env: &Env, approvers: &str) -> Pipeline {
+    Pipeline::new(&config(env, approvers), false)
         .await
         .expect("pipeline builds")
 }
