@@ -73,6 +73,45 @@ fn refused_with(p: &approval_core::pipeline::Processed, code: &str) {
     assert_eq!(p.reason_code.as_deref(), Some(code), "{p:?}");
 }
 
+/// The environment with `extra`, and DBSafe as these tests were written for: the tool's
+/// accounts confirm through the vault groups PAM_Approvers_L1/L2, which people share (a portal
+/// confirm by carol, bob or bob.adm lands in the same confirmer entry), and no directory group
+/// is a member, so the forwarders hold no portal right PVWA shows. No group of DBSafe then maps
+/// in safe-members mode: the DBSafe tests run on "static" (TeamSafe's run on safe-members).
+async fn start_vault_groups(extra: &str) -> Option<Env> {
+    start_edited(extra, |s| {
+        let member = |name: &str, level1: bool, level2: bool| pam_sim::pvwa::MemberDef {
+            name: name.into(),
+            r#type: "group".into(),
+            level1,
+            level2,
+            view_members: true,
+            expires_at: None,
+        };
+        let db = s
+            .pvwa
+            .safes
+            .iter_mut()
+            .find(|x| x.name == "DBSafe")
+            .expect("DBSafe");
+        db.members = vec![
+            member("PAM_Approvers_L1", true, false),
+            member("PAM_Approvers_L2", false, true),
+            member("PAM_Readers", false, false),
+        ];
+        for u in &mut s.pvwa.users {
+            let group = match u.name.as_str() {
+                "svc_pam_level1" => "PAM_Approvers_L1",
+                "svc_pam_level2" => "PAM_Approvers_L2",
+                "svc_pam_lookup" => "PAM_Readers",
+                _ => continue,
+            };
+            u.groups.push(group.into());
+        }
+    })
+    .await
+}
+
 const CAROL_IN_THE_LEVEL1_GROUP: &str = r#"
 [[pvwa.users]]
 name = "carol"
@@ -90,11 +129,11 @@ levels = [2, 1]
 
 #[tokio::test]
 async fn the_journal_is_the_record_a_replaced_reason_does_not_let_bob_confirm_level_2() {
-    let env = match start_with(CAROL_IN_THE_LEVEL1_GROUP).await {
+    let env = match start_vault_groups(CAROL_IN_THE_LEVEL1_GROUP).await {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline(&env).await;
+    let w = pipeline_in(&env, "static").await;
     let p = w
         .process(&forward(&env, "j1", "bob@example.test", 21))
         .await
@@ -146,11 +185,11 @@ levels = [2, 0]
 
 #[tokio::test]
 async fn a_retry_re_runs_the_decision_a_portal_confirm_in_between_is_refused() {
-    let env = match start_with(BOB_IN_THE_LEVEL1_GROUP).await {
+    let env = match start_vault_groups(BOB_IN_THE_LEVEL1_GROUP).await {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline(&env).await;
+    let w = pipeline_in(&env, "static").await;
     let m = forward(&env, "r1", "bob@example.test", 22);
     // PVWA answers the confirm with 503: the outcome is a fault, the row stays `decided`.
     env.sim.state.faults.set(
@@ -193,11 +232,11 @@ async fn a_retry_re_runs_the_decision_a_portal_confirm_in_between_is_refused() {
 
 #[tokio::test]
 async fn a_retry_without_a_change_in_between_confirms_once() {
-    let env = match start_with(BOB_IN_THE_LEVEL1_GROUP).await {
+    let env = match start_vault_groups(BOB_IN_THE_LEVEL1_GROUP).await {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline(&env).await;
+    let w = pipeline_in(&env, "static").await;
     let m = forward(&env, "r2", "alice@example.test", 22);
     env.sim.state.faults.set(
         "pvwa",
@@ -231,14 +270,14 @@ async fn a_retry_without_a_change_in_between_confirms_once() {
 
 /// TeamSafe: each team's directory group approves level 1 (DB_Team: bob and bob.adm;
 /// Infra_PAMapprover: dave), a common group level 2 (DB_PAMapprover: alice, and bob through
-/// DB_Team); the service accounts confirm through vault groups.
+/// DB_Team); the service accounts are direct members.
 const TEAM_SAFE: &str = r#"
 [[pvwa.safes]]
 name = "TeamSafe"
 members = [
-  { name = "PAM_Approvers_L1", type = "group", level1 = true },
-  { name = "PAM_Approvers_L2", type = "group", level2 = true },
-  { name = "PAM_Readers", type = "group" },
+  { name = "svc_pam_level1", type = "user", level1 = true },
+  { name = "svc_pam_level2", type = "user", level2 = true },
+  { name = "svc_pam_lookup", type = "user" },
   { name = "DB_Team@example.test", type = "group", level1 = true },
   { name = "Infra_PAMapprover@example.test", type = "group", level1 = true },
   { name = "DB_PAMapprover@example.test", type = "group", level2 = true },
@@ -352,9 +391,9 @@ const HIDDEN_MEMBERS: &str = r#"
 [[pvwa.safes]]
 name = "DBSafeHidden"
 members = [
-  { name = "PAM_Approvers_L1", type = "group", level1 = true },
-  { name = "PAM_Approvers_L2", type = "group", level2 = true },
-  { name = "PAM_Readers", type = "group", view_members = false },
+  { name = "svc_pam_level1", type = "user", level1 = true },
+  { name = "svc_pam_level2", type = "user", level2 = true },
+  { name = "svc_pam_lookup", type = "user", view_members = false },
 ]
 
 [[pvwa.requests]]
@@ -442,7 +481,7 @@ levels = [1, 0]
 
 #[tokio::test]
 async fn a_second_account_is_the_same_person() {
-    let env = match start_with(BOB_ADM_REQUESTS).await {
+    let env = match start_vault_groups(BOB_ADM_REQUESTS).await {
         Some(e) => e,
         None => return,
     };
@@ -499,7 +538,7 @@ levels = [2, 0]
 
 #[tokio::test]
 async fn a_portal_confirm_by_a_second_account_counts_as_its_owner() {
-    let env = match start_with(BOB_ADM_IN_THE_PORTAL).await {
+    let env = match start_vault_groups(BOB_ADM_IN_THE_PORTAL).await {
         Some(e) => e,
         None => return,
     };
@@ -523,11 +562,11 @@ async fn a_portal_confirm_by_a_second_account_counts_as_its_owner() {
 
 #[tokio::test]
 async fn a_mail_left_in_seen_by_a_fault_decides_again_from_scratch() {
-    let env = match start_with(BOB_IN_THE_LEVEL1_GROUP).await {
+    let env = match start_vault_groups(BOB_IN_THE_LEVEL1_GROUP).await {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline(&env).await;
+    let w = pipeline_in(&env, "static").await;
     let m = forward(&env, "u1", "bob@example.test", 22);
     // PVWA cannot be read: the mail stays in `seen`.
     env.sim.state.faults.set(

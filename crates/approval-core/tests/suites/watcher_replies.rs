@@ -165,8 +165,33 @@ fn audit_of(mid: &str) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no audit line for {want}"))
 }
 
+/// SCENARIO with EXTRA: EXTRA's group records replace SCENARIO's of the same name
+/// (Infra_PAMapprover is a Vault group here), and DBSafe also lists PAM_Approvers_L1 (pat's
+/// Vault group, a portal approver at level 1).
 async fn start_extra() -> Option<Env> {
-    start_with(EXTRA).await
+    start_edited(EXTRA, |s| {
+        let mut seen = std::collections::HashSet::new();
+        s.pvwa.groups.reverse();
+        s.pvwa
+            .groups
+            .retain(|g| seen.insert(g.name.to_ascii_lowercase()));
+        s.pvwa.groups.reverse();
+        let db = s
+            .pvwa
+            .safes
+            .iter_mut()
+            .find(|x| x.name == "DBSafe")
+            .expect("DBSafe");
+        db.members.push(pam_sim::pvwa::MemberDef {
+            name: "PAM_Approvers_L1".into(),
+            r#type: "group".into(),
+            level1: true,
+            level2: false,
+            view_members: true,
+            expires_at: None,
+        });
+    })
+    .await
 }
 
 macro_rules! env_extra {
@@ -205,9 +230,9 @@ async fn need_to_know_a_non_approver_learns_nothing_of_the_request() {
     let _ = audit_lines();
     let env = env!();
     let w = pipeline(&env).await;
-    // alice confirms level 1 of dave's request 7: it now has a confirmer with a reason naming
-    // her.
-    let p = w.process(&forward(&env, "nk1", "alice@example.test", 7)).await;
+    // bob confirms level 1 of lfischer's request 7: it now has a confirmer with a reason naming
+    // him.
+    let p = w.process(&forward(&env, "nk1", "bob@example.test", 7)).await;
     done(&p.expect("process"), "confirmed");
     // carol approves nothing: she forwards a look-alike of request 7 (her own, not one she got).
     let p = w
@@ -224,6 +249,13 @@ async fn need_to_know_a_non_approver_learns_nothing_of_the_request() {
     let (subject, body, _) = &replies[0];
     assert!(body.contains("not_an_approver"), "{body}");
     tells_nothing(&format!("{subject}\n{body}"), None);
+    // Nor who asked (lfischer) or who confirmed (bob).
+    for text in [json.to_string(), format!("{subject}\n{body}")] {
+        assert!(
+            !text.contains("lfischer") && !text.contains("bob"),
+            "told to someone who approves nothing: {text}"
+        );
+    }
     assert_eq!(confirms(&env).len(), 1, "nothing more confirmed");
     w.close().await;
 }
