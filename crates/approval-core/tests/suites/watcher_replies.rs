@@ -167,7 +167,8 @@ fn audit_of(mid: &str) -> serde_json::Value {
 
 /// SCENARIO with EXTRA: EXTRA's group records replace SCENARIO's of the same name
 /// (Infra_PAMapprover is a Vault group here), and DBSafe also lists PAM_Approvers_L1 (pat's
-/// Vault group, a portal approver at level 1).
+/// Vault group, a portal approver at level 1). EXTRA's safes reach the tool's accounts through
+/// the Vault groups PAM_Approvers_L1 and PAM_Readers.
 async fn start_extra() -> Option<Env> {
     start_edited(EXTRA, |s| {
         let mut seen = std::collections::HashSet::new();
@@ -190,6 +191,13 @@ async fn start_extra() -> Option<Env> {
             view_members: true,
             expires_at: None,
         });
+        for u in &mut s.pvwa.users {
+            match u.name.as_str() {
+                "svc_pam_level1" => u.groups.push("PAM_Approvers_L1".into()),
+                "svc_pam_lookup" => u.groups.push("PAM_Readers".into()),
+                _ => {}
+            }
+        }
     })
     .await
 }
