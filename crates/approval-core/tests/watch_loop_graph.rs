@@ -48,7 +48,7 @@ fn filed(env: &Env, mid: &str) -> bool {
 fn loaded(env: &Env) -> Loaded {
     let text = config_text(
         env,
-        "static",
+        DEFAULT_APPROVERS,
         "poll_interval_secs = 1\nmax_back_off_secs = 2",
         "poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2",
     );
@@ -158,7 +158,7 @@ async fn a_lost_delta_state_and_a_revoked_token_are_ridden_out() {
         // The server forgets every delta state (410), and every token.
         env.sim.state.graph.expire_delta();
         env.sim.state.graph.expire_tokens();
-        forward(env, "r2", "alice@example.test", 7);
+        forward(env, "r2", "bob@example.test", 7);
         eventually(15, "second mail after the reset", || filed(env, "r2")).await;
         // The renewed token shows in the metrics.
         assert!(renewals(&p.metrics().encode()) > before);
@@ -181,7 +181,7 @@ async fn mail_that_arrived_while_the_watcher_was_down_is_caught_up() {
     })
     .await;
     // Down: a mail arrives.
-    forward(&env, "c2", "alice@example.test", 7);
+    forward(&env, "c2", "bob@example.test", 7);
     let summary = with_loop(&loaded, |_p| async {
         eventually(10, "the mail that came while down", || filed(&env, "c2")).await;
     })
