@@ -46,11 +46,16 @@ fn filed(env: &Env, mid: &str) -> bool {
 /// Delta polled every second; the full listing only every minute, so what is found within
 /// seconds came through the delta query. Three retries of a call, as configured by default.
 fn loaded(env: &Env) -> Loaded {
+    loaded_in(env, DEFAULT_APPROVERS, "")
+}
+
+/// [`loaded`] with `approvers` and more `[watcher]` keys.
+fn loaded_in(env: &Env, approvers: &str, watcher_extra: &str) -> Loaded {
     let text = config_text(
         env,
-        DEFAULT_APPROVERS,
+        approvers,
         "poll_interval_secs = 1\nmax_back_off_secs = 2",
-        "poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2",
+        &format!("poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2\n{watcher_extra}"),
     );
     approval_core::settings::load_from_parts(
         Some(&text),
@@ -194,7 +199,10 @@ async fn mail_that_arrived_while_the_watcher_was_down_is_caught_up() {
 #[tokio::test]
 async fn throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
     let env = env!();
-    let loaded = loaded(&env);
+    // Static mode (DB_PAMapprover approves both levels of DBSafe there) with mail approvers
+    // holding no portal right: alice and bob race on request 7, and any order confirms each
+    // level once (on the default mode alice's level-2 right makes the order matter).
+    let loaded = loaded_in(&env, "static", "portal_rights = \"none-held\"");
     let mids: Vec<String> = (0..6).map(|n| format!("t{n}")).collect();
     let summary = with_loop(&loaded, |_p| async {
         // The next calls to Graph are refused with 429 and Retry-After: 1.
