@@ -37,7 +37,7 @@ fn text_of(o: &Output) -> String {
 async fn graph_a_working_mailbox_is_proven_without_changing_it() {
     let env = env!();
     forward(&env, "c1", "alice@example.test", 9);
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let o = check(&env, &text, false);
     let out = text_of(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");
@@ -72,7 +72,7 @@ async fn graph_a_working_mailbox_is_proven_without_changing_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_a_mailbox_outside_the_apps_scope_and_a_wrong_tenant_are_named() {
     let env = env!();
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let other = text.replace(
         &format!("mailbox = \"{BOX}\""),
         "mailbox = \"someone.else@example.test\"",
@@ -97,7 +97,7 @@ async fn graph_a_mailbox_outside_the_apps_scope_and_a_wrong_tenant_are_named() {
 async fn ews_a_working_mailbox_and_a_refused_password() {
     let mut env = env!();
     env.backend = Backend::Ews;
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let o = check(&env, &text, false);
     let out = text_of(&o);
     assert_eq!(o.status.code(), Some(0), "{out}");

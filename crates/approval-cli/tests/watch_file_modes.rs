@@ -68,7 +68,7 @@ async fn a_group_or_world_writable_config_template_or_state_directory_stops_the_
     std::fs::write(&template, "Approved: {request_id}\n").expect("template");
     chmod(&template, 0o644);
     let cfg = d.join("config.toml");
-    let text = config_text(&env, "static", "", "poll_secs = 2").replace(
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 2").replace(
         "[notify]\n",
         &format!("[notify]\ntemplates_dir = \"{}\"\n", templates.display()),
     );
@@ -128,7 +128,11 @@ async fn under_umask_000_every_file_the_watcher_writes_is_owner_only() {
     let env = env!();
     let d = env.dir.path();
     let cfg = d.join("config.toml");
-    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 1")).expect("config");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 1"),
+    )
+    .expect("config");
     chmod(&cfg, 0o600);
     let run_dir = d.join("run");
     let pid_file = run_dir.join("watcher.pid");

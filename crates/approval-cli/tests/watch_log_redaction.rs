@@ -20,19 +20,19 @@ async fn rust_log_trace_on_the_watcher_prints_no_secret() {
     let env = env!();
     let d = env.dir.path();
     let cfg = d.join("config.toml");
-    std::fs::write(&cfg, config_text(&env, "static", "", "")).expect("config");
+    std::fs::write(&cfg, config_text(&env, DEFAULT_APPROVERS, "", "")).expect("config");
     let mut all = String::new();
-    // dave's single-level request 9, then level 1 of his two-level request 7.
+    // bob forwards dave's single-level request 9, then level 1 of lfischer's two-level request 7.
     for (n, (filter, number)) in [("trace", 9), ("debug", 7)].iter().enumerate() {
         let mid = format!("r{n}");
         deliver(
             &env,
             mail(
                 &mid,
-                "alice@example.test",
+                "bob@example.test",
                 "DBSafe",
                 *number,
-                "dave@example.test",
+                requester_of(*number),
                 true,
             ),
         );

@@ -48,7 +48,11 @@ async fn the_service_runs_refuses_a_second_instance_reopens_its_log_and_stops_on
     let env = env!();
     let d = env.dir.path();
     let cfg = d.join("config.toml");
-    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 2")).expect("config");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 2"),
+    )
+    .expect("config");
     let log = d.join("log/watcher.log");
     std::fs::create_dir_all(log.parent().expect("dir")).expect("log dir");
     let pid_file = d.join("run/watcher.pid");

@@ -94,7 +94,7 @@ async fn the_counters_match_what_happened_and_health_follows_pvwa() {
     let port = free_port();
     let text = format!(
         "{}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\nready_within_secs = 60\n",
-        config_text(&env, "static", "", "poll_secs = 1")
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 1")
     );
     std::fs::write(&cfg, &text).expect("config");
     let mut child = Command::new(bin())
@@ -207,7 +207,7 @@ async fn the_counters_match_what_happened_and_health_follows_pvwa() {
             ..Default::default()
         },
     );
-    forward(&env, "m3", "alice@example.test", 7);
+    forward(&env, "m3", "bob@example.test", 7);
     eventually(30, "a PVWA fault counted", || {
         sample(&scrape(), "pam_approval_faults_total{service=\"pvwa\"}") >= 1.0
     })
@@ -269,7 +269,7 @@ async fn status_without_a_journal_is_critical_and_the_listener_is_off_by_default
     let env = env!();
     let d = env.dir.path();
     let cfg = d.join("config.toml");
-    std::fs::write(&cfg, config_text(&env, "static", "", "")).expect("config");
+    std::fs::write(&cfg, config_text(&env, DEFAULT_APPROVERS, "", "")).expect("config");
     let o = Command::new(bin())
         .arg("--config")
         .arg(&cfg)
@@ -287,7 +287,7 @@ async fn status_without_a_journal_is_critical_and_the_listener_is_off_by_default
         &cfg,
         format!(
             "{}\n[metrics]\nlisten = \"localhost\"\n",
-            config_text(&env, "static", "", "")
+            config_text(&env, DEFAULT_APPROVERS, "", "")
         ),
     )
     .expect("config");

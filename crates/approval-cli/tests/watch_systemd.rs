@@ -58,7 +58,11 @@ async fn ready_after_the_catch_up_watchdog_while_running_stopping_on_sigterm() {
     let d = env.dir.path();
     let cfg = d.join("config.toml");
     // poll_secs far above the watchdog: the watcher must wake often enough anyway.
-    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 600")).expect("config");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 600"),
+    )
+    .expect("config");
     let socket = d.join("notify.sock");
     let sock = UnixDatagram::bind(&socket).expect("notify socket");
     sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -166,7 +170,11 @@ async fn no_ready_while_the_mailbox_cannot_be_listed() {
             ..Default::default()
         },
     );
-    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 1")).expect("config");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 1"),
+    )
+    .expect("config");
     let socket = d.join("notify.sock");
     let sock = UnixDatagram::bind(&socket).expect("notify socket");
     sock.set_read_timeout(Some(Duration::from_millis(200)))

@@ -71,7 +71,7 @@ async fn the_watcher_reads_every_service_password_from_openbao_and_leaks_none() 
     };
 
     let d = env.dir.path().to_path_buf();
-    let mut text = config_text(&env, "static", "", "");
+    let mut text = config_text(&env, DEFAULT_APPROVERS, "", "");
     for (file, name) in [
         ("l1", "cyberark-approver1"),
         ("l2", "cyberark-approver2"),

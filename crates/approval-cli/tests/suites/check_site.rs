@@ -70,23 +70,47 @@ fn reload_pvwa(env: &Env, edit: impl Fn(&str) -> String) {
         .expect("reload");
 }
 
-const READERS: &str = "{ name = \"PAM_Readers\", type = \"group\" },";
+const LOOKUP: &str = "{ name = \"svc_pam_lookup\", type = \"user\" },";
 
-/// The service accounts as direct members with their level's right (besides the groups): the
-/// shape in which PVWA shows this tool's confirm as its own.
-fn direct_service_accounts(env: &Env) {
+/// Put back the suite's PVWA as SCENARIO has it (the service accounts as direct members with
+/// their level's right: the shape in which PVWA shows this tool's confirm as its own).
+fn reset_pvwa(env: &Env) {
+    let mut sc = pam_sim::Scenario::from_toml(SCENARIO).expect("scenario");
+    sc.pvwa.mode = SUITE_PVWA;
+    env.sim
+        .state
+        .pvwa
+        .load(&sc.pvwa, chrono::Utc::now().timestamp())
+        .expect("reload");
+}
+
+/// Issue 26's shape: the service accounts confirm through the Vault groups PAM_Approvers_L1/L2
+/// (groups people may be in) instead of as direct members.
+fn service_accounts_through_groups(env: &Env) {
     reload_pvwa(env, |s| {
         s.replace(
-            READERS,
-            &format!("{READERS}\n  {{ name = \"svc_pam_level1\", type = \"user\", level1 = true }},\n  {{ name = \"svc_pam_level2\", type = \"user\", level2 = true }},"),
+            "{ name = \"svc_pam_level1\", type = \"user\", level1 = true },",
+            "{ name = \"PAM_Approvers_L1\", type = \"group\", level1 = true },",
+        )
+        .replace(
+            "{ name = \"svc_pam_level2\", type = \"user\", level2 = true },",
+            "{ name = \"PAM_Approvers_L2\", type = \"group\", level2 = true },",
+        )
+        .replace(
+            "name = \"svc_pam_level1\"\npassword = \"l1-pass\"\n",
+            "name = \"svc_pam_level1\"\npassword = \"l1-pass\"\ngroups = [\"PAM_Approvers_L1\"]\n",
+        )
+        .replace(
+            "name = \"svc_pam_level2\"\npassword = \"l2-pass\"\n",
+            "name = \"svc_pam_level2\"\npassword = \"l2-pass\"\ngroups = [\"PAM_Approvers_L2\"]\n",
         )
     });
 }
 
-fn clean_site_changes_nothing(env: &Env) {
-    direct_service_accounts(env);
+/// A clean site in mode `approvers` passes and changes nothing.
+fn clean_site_changes_nothing(env: &Env, approvers: &str) {
     forward(env, "c1", "alice@example.test", 9);
-    let text = config_text(env, "static", "", "");
+    let text = config_text(env, approvers, "", "");
     let (o, out) = site(env, &text, false);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.starts_with("SITE CHECK OK:"), "{out}");
@@ -143,14 +167,15 @@ fn clean_site_changes_nothing(env: &Env) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_a_clean_site_passes_and_changes_nothing() {
     let env = env!();
-    clean_site_changes_nothing(&env);
+    clean_site_changes_nothing(&env, DEFAULT_APPROVERS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ews_a_clean_site_passes_and_changes_nothing() {
     let mut env = env!();
     env.backend = Backend::Ews;
-    clean_site_changes_nothing(&env);
+    // The static mode, a supported mode, on one backend.
+    clean_site_changes_nothing(&env, "static");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,9 +183,7 @@ async fn each_fault_fails_its_check_with_the_fix() {
     let mut env = env!();
     env.backend = Backend::Ews;
     let d = env.dir.path().to_path_buf();
-    let text = config_text(&env, "static", "", "");
-
-    direct_service_accounts(&env);
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
 
     // A wrong password of the lookup account: the sign-in fails, the others still pass.
     secret(&d, "lk", "not-the-lookup-password");
@@ -246,12 +269,12 @@ async fn each_fault_fails_its_check_with_the_fix() {
     assert!(f.contains("would be refused") && f.contains("EX01.corp.example.test"), "{i}");
     assert!(i["fix"].as_str().unwrap().contains("auth_sources"), "{i}");
 
-    // The lookup account may not list the safes' members: under portal_rights = "check" the
-    // watcher would refuse the mails on their requests (portal_rights_unknown).
+    // The lookup account may not list the safes' members: in the default mode the approver
+    // groups cannot be known, and the watcher would refuse every mail on the safe.
     reload_pvwa(&env, |s| {
         s.replace(
-            READERS,
-            "{ name = \"PAM_Readers\", type = \"group\", view_members = false },",
+            LOOKUP,
+            "{ name = \"svc_pam_lookup\", type = \"user\", view_members = false },",
         )
     });
     let (o, out) = site(&env, &text, true);
@@ -259,11 +282,11 @@ async fn each_fault_fails_its_check_with_the_fix() {
     let v = json_of(&o);
     let i = item(&v, "pvwa", "safe DBSafe");
     assert_eq!(i["status"], "fail", "{i}");
-    assert!(i["finding"].as_str().unwrap().contains("portal_rights_unknown"), "{i}");
+    assert!(i["finding"].as_str().unwrap().contains("cannot read the approvers"), "{i}");
     assert!(i["fix"].as_str().unwrap().contains("View Safe members"), "{i}");
 
     // The clean site again: exit 0.
-    direct_service_accounts(&env);
+    reset_pvwa(&env);
     let (o, out) = site(&env, &text, false);
     assert_eq!(o.status.code(), Some(0), "{out}");
 }
@@ -271,21 +294,31 @@ async fn each_fault_fails_its_check_with_the_fix() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn safe_members_mode_shows_groups_per_safe_and_level() {
     let env = env!();
+    // Besides DBSafe's directory groups, a Vault group with the level-1 right: skipped, with
+    // the reason (a Vault group never maps to the directory).
+    reload_pvwa(&env, |s| {
+        s.replacen(
+            LOOKUP,
+            &format!("{LOOKUP}\n  {{ name = \"PAM_Ops\", type = \"group\", level1 = true }},"),
+            1,
+        ) + "\n[[pvwa.groups]]\nname = \"PAM_Ops\"\ntype = \"Vault\"\n"
+    });
     let text = config_text(&env, "safe-members", "", "");
     let (o, out) = site(&env, &text, false);
-    // Per safe and level: what was skipped and why (no directory domain configured here).
-    assert!(
-        out.contains("skip safe DBSafe level 1: no approver group; skipped: PAM_Approvers_L1 (no directory domain"),
-        "{out}"
-    );
-    assert!(
-        out.contains("skip safe DBSafe level 2: no approver group; skipped: PAM_Approvers_L2"),
-        "{out}"
-    );
-    // The service accounts confirm through groups: said, as a warning, per safe and level.
-    assert!(out.contains("WARN safe DBSafe level 1 service account"), "{out}");
-    assert!(out.contains("WARN safe DBSafe level 2 service account"), "{out}");
-    assert!(matches!(o.status.code(), Some(1 | 2)), "{out}");
+    // Per safe and level: the groups PVWA grants the level, mapped through their vault records
+    // (by DN), and what was skipped and why.
+    for line in [
+        "ok   safe DBSafe level 1: approver groups DB_PAMapprover; skipped: svc_pam_level1 (a User member, not a group); PAM_Ops (a Vault group",
+        "ok   safe DBSafe level 2: approver groups DB_PAMlevel2;",
+        "ok   safe InfraSafe level 1: approver groups Infra_PAMapprover;",
+        "skip safe InfraSafe level 2: no approver group",
+        "ok   group Infra_PAMapprover: maps to cn=Infra PAM Approvers,ou=Groups,dc=example,dc=test",
+    ] {
+        assert!(out.contains(line), "missing {line:?}:\n{out}");
+    }
+    // The service accounts are direct members: no shared-group warning.
+    assert!(!out.contains("level 1 service account"), "{out}");
+    assert_eq!(o.status.code(), Some(0), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,18 +333,18 @@ async fn a_configuration_that_does_not_load_is_a_failure_of_the_config_section()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn none_held_is_verified_against_the_safe_members() {
     let env = env!();
-    // pam-sim's safes give PAM_Approvers_L1/L2 (groups people may be in) the authorisation
-    // rights: "none-held" is contradicted, per safe.
-    let text = config_text(&env, "static", "", "portal_rights = \"none-held\"");
+    // pam-sim's safes give the people's directory groups (DB_PAMapprover, DB_PAMlevel2) the
+    // authorisation rights: "none-held" is contradicted, per safe.
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "portal_rights = \"none-held\"");
     let (o, out) = site(&env, &text, true);
     let v = json_of(&o);
     let i = item(&v, "pvwa", "safe DBSafe portal rights");
     assert_ne!(i["status"], "ok", "{out}");
-    assert!(i["finding"].as_str().unwrap().contains("PAM_Approvers_L1"), "{i}");
+    assert!(i["finding"].as_str().unwrap().contains("DB_PAMapprover"), "{i}");
     assert!(i["fix"].as_str().unwrap().contains("portal_rights"), "{i}");
     assert!(matches!(o.status.code(), Some(1 | 2)), "{out}");
     // Without the statement the watcher checks by itself: no such item.
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let (o, _) = site(&env, &text, true);
     let v = json_of(&o);
     let pvwa = v["sections"][3]["items"].as_array().expect("items");
@@ -321,8 +354,7 @@ async fn none_held_is_verified_against_the_safe_members() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approver_given_is_resolved_end_to_end_as_check_sender_does() {
     let env = env!();
-    direct_service_accounts(&env);
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let cfg = env.dir.path().join("site.toml");
     std::fs::write(&cfg, &text).expect("config");
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
@@ -481,7 +513,8 @@ async fn remote_access_signs_in_and_a_foreign_key_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_account_confirming_through_a_shared_group_is_a_warning() {
     let env = env!();
-    let text = config_text(&env, "static", "", "");
+    service_accounts_through_groups(&env);
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
     let (o, out) = site(&env, &text, true);
     assert_eq!(o.status.code(), Some(1), "{out}");
     let v = json_of(&o);
@@ -495,7 +528,7 @@ async fn a_service_account_confirming_through_a_shared_group_is_a_warning() {
         assert!(f.contains(account) && f.contains(group) && f.contains("one confirmer entry"), "{i}");
         assert!(i["fix"].as_str().unwrap().contains("direct member"), "{i}");
     }
-    direct_service_accounts(&env);
+    reset_pvwa(&env);
     let (o, out) = site(&env, &text, true);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(!out.contains("service account\""), "{out}");
@@ -513,8 +546,7 @@ fn ews_rights(env: &Env, snippet: &str) {
 async fn ews_rights_on_the_watched_folder_are_read_and_warned() {
     let mut env = env!();
     env.backend = Backend::Ews;
-    direct_service_accounts(&env);
-    let text = config_text(&env, "static", "", "");
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "");
 
     // A colleague with Author on the inbox; the service account's own entry and a Reviewer
     // (reads only) are fine.

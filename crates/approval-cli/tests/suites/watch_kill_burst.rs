@@ -90,7 +90,7 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
     let cfg = d.join("config.toml");
     std::fs::write(
         &cfg,
-        config_text(&env, "static", "", "poll_secs = 2\nconcurrency = 8"),
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 2\nconcurrency = 8"),
     )
     .expect("config");
     let log = d.join("watcher.log");
