@@ -732,7 +732,7 @@ async fn an_unauthenticated_mail_is_refused_before_its_notice_is_read() {
     .replace("Request Id:", "Something:")
     .replace("Notification: Password access request", "Lunch");
     deliver(&env, raw.into_bytes());
-    let dry = Pipeline::new(&config(&env, "static"), true)
+    let dry = Pipeline::new(&config(&env, DEFAULT_APPROVERS), true)
         .await
         .expect("dry");
     let (out, _) = dry.run_once().await.expect("pass");

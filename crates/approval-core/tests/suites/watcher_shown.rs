@@ -278,7 +278,7 @@ async fn a_date_in_no_known_format_is_refused_until_the_site_configures_it() {
     // With the site's format configured, the same notification is confirmed.
     let text = format!(
         "{}\n[notice]\ndate_formats = [\"%d.%m.%Y, %H.%M Uhr\"]\n",
-        config_text(&env, "static", "", "")
+        config_text(&env, DEFAULT_APPROVERS, "", "")
     );
     let cfg = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
     let w = Pipeline::new(&cfg, false).await.expect("pipeline");
@@ -298,7 +298,7 @@ async fn dry_run_reports_the_mismatch_and_confirms_nothing() {
     };
     let fields = with(genuine_fields(&env, 40), "Account name", "adm_root");
     deliver(&env, shown_mail("dry", 40, &fields));
-    let dry = Pipeline::new(&config(&env, "static"), true)
+    let dry = Pipeline::new(&config(&env, DEFAULT_APPROVERS), true)
         .await
         .expect("dry");
     let (out, _) = dry.run_once().await.expect("pass");
