@@ -200,6 +200,57 @@ impl VaultGroup {
     }
 }
 
+/// A vault user record (`GET /API/Users?search=`, psPAS `Get-PASUser`): the fields this project
+/// reads. `internet` holds the user's e-mail addresses where the vault has them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultUser {
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    #[serde(deserialize_with = "null_default", default)]
+    pub username: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub source: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub user_type: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub internet: UserInternet,
+}
+
+/// A vault user's `internet` details.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInternet {
+    #[serde(deserialize_with = "null_default", default)]
+    pub business_email: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub home_email: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub other_email: String,
+}
+
+impl VaultUser {
+    /// The user's e-mail addresses (business, home, other): trimmed, non-empty, each once.
+    pub fn emails(&self) -> Vec<String> {
+        let i = &self.internet;
+        let mut out: Vec<String> = Vec::new();
+        for e in [&i.business_email, &i.home_email, &i.other_email] {
+            let e = e.trim();
+            if !e.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+                out.push(e.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// `{"Users":[…],"Total":N}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VaultUserPage {
+    #[serde(rename = "Users", deserialize_with = "null_default", default)]
+    pub users: Vec<VaultUser>,
+}
+
 /// `{"value":[…],"count":N}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct VaultGroupPage {
