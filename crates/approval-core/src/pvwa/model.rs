@@ -230,13 +230,18 @@ pub struct UserInternet {
 }
 
 impl VaultUser {
-    /// The user's e-mail addresses (business, home, other): trimmed, non-empty, each once.
+    /// The user's e-mail addresses (business, home, other): trimmed, non-empty, each once. A
+    /// value that cannot be an address (no `@`, whitespace or control characters inside, longer
+    /// than 254 bytes) is left out.
     pub fn emails(&self) -> Vec<String> {
         let i = &self.internet;
         let mut out: Vec<String> = Vec::new();
         for e in [&i.business_email, &i.home_email, &i.other_email] {
             let e = e.trim();
-            if !e.is_empty() && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+            let plausible = e.contains('@')
+                && e.len() <= 254
+                && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+            if plausible && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
                 out.push(e.to_string());
             }
         }
@@ -440,5 +445,28 @@ mod tests {
         )
         .expect("o");
         assert_eq!(o.detail_messages(), vec!["d2"]);
+    }
+}
+
+#[cfg(test)]
+mod vault_user_tests {
+    use super::*;
+
+    #[test]
+    fn a_vault_users_e_mails_are_plausible_addresses_each_once() {
+        let u: VaultUser = serde_json::from_str(
+            r#"{"id":7,"username":"lfischer","source":"LDAP","userType":"EPVUser",
+                "internet":{"businessEmail":" Lena.Fischer@example.test ","homeEmail":"lena.fischer@EXAMPLE.test",
+                "otherEmail":"evil@x.test\r\nBcc: y@x.test","homePage":"https://x.test"}}"#,
+        )
+        .expect("record");
+        assert_eq!(u.emails(), vec!["Lena.Fischer@example.test".to_string()]);
+        let none: VaultUser =
+            serde_json::from_str(r#"{"username":"x","internet":null}"#).expect("record");
+        assert!(none.emails().is_empty());
+        let no_at: VaultUser =
+            serde_json::from_str(r#"{"username":"x","internet":{"businessEmail":"x"}}"#)
+                .expect("record");
+        assert!(no_at.emails().is_empty());
     }
 }
