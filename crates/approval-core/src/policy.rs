@@ -117,6 +117,10 @@ pub struct Facts<'a> {
     pub portal: &'a PortalRights,
     /// The request's requester (`RequestorUserName`) as the directory knows them.
     pub requester: &'a RequesterIdentity,
+    /// The e-mail addresses PVWA holds for the requester's vault user (`GET /API/Users`):
+    /// empty when it has none or they were not read. They serve the requester comparison only,
+    /// never the forwarder's identities.
+    pub requester_vault_emails: &'a [String],
 }
 
 /// The request's requester resolved through the directory, as the forwarder is: PVWA names
@@ -169,6 +173,36 @@ pub fn is_same_person(pvwa_user: &str, identities: &[String]) -> bool {
         })
 }
 
+/// Whether the mail's requester address `claimed` belongs to PVWA's requester `pvwa_user`: its
+/// local part is the user name, or it is one of the addresses the directory holds for them
+/// (`directory`), or one of the e-mail addresses the vault holds for that user (`vault_emails`).
+/// Whole addresses are compared, in any case.
+pub fn requester_matches(
+    claimed: &str,
+    pvwa_user: &str,
+    directory: &RequesterIdentity,
+    vault_emails: &[String],
+) -> bool {
+    let claimed = claimed.trim();
+    if claimed.is_empty() {
+        return false;
+    }
+    let same = |i: &String| i.trim().eq_ignore_ascii_case(claimed);
+    is_same_person(pvwa_user, &[claimed.to_string()])
+        || matches!(directory, RequesterIdentity::Known(ids) if ids.iter().any(same))
+        || vault_emails.iter().any(same)
+}
+
+/// " (the vault's e-mail: a, b)" for the e-mail addresses the vault holds for the requester,
+/// when it has any.
+fn vault_text(vault: &[&str]) -> String {
+    if vault.is_empty() {
+        String::new()
+    } else {
+        format!(" (the vault's e-mail: {})", vault.join(", "))
+    }
+}
+
 fn why_text(r: &RequesterIdentity) -> Option<&str> {
     match r {
         RequesterIdentity::Unknown(w) => Some(w.as_str()),
@@ -211,16 +245,38 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         );
     }
     // The mail's requester address must belong to the person who made the request: one of
-    // the addresses the directory knows for PVWA's requester, or (as before) the address whose
-    // local part is PVWA's user name.
+    // the addresses the directory knows for PVWA's requester, one of the e-mail addresses the
+    // vault holds for that user, or (as before) the address whose local part is PVWA's user
+    // name.
     if let Some(claimed) = f.mail.requester.filter(|c| !c.trim().is_empty()) {
-        let by_name = is_same_person(&r.requestor_user_name, &[claimed.to_string()]);
+        let matched = requester_matches(
+            claimed,
+            &r.requestor_user_name,
+            f.requester,
+            f.requester_vault_emails,
+        );
+        let vault: Vec<&str> = f
+            .requester_vault_emails
+            .iter()
+            .map(String::as_str)
+            .take(3)
+            .collect();
         match f.requester {
-            _ if by_name => {}
-            RequesterIdentity::Known(ids)
-                if ids
-                    .iter()
-                    .any(|i| i.trim().eq_ignore_ascii_case(claimed.trim())) => {}
+            // The vault holds one of the forwarder's own addresses for the requester: the
+            // same person (fail closed; never the other way round).
+            _ if f.requester_vault_emails.iter().any(|e| {
+                e.contains('@') && me.iter().any(|i| i.trim().eq_ignore_ascii_case(e.trim()))
+            }) =>
+            {
+                return refuse(
+                    "self_approval",
+                    format!(
+                        "You ({}) made request {} yourself (the vault holds your address for its requester {}); a request needs someone else's approval.",
+                        f.mail.forwarder, r.request_id, r.requestor_user_name
+                    ),
+                );
+            }
+            _ if matched => {}
             RequesterIdentity::Known(ids) => {
                 let known: Vec<&str> = ids
                     .iter()
@@ -231,7 +287,7 @@ pub fn decide(f: &Facts<'_>) -> Decision {
                 return refuse(
                     "requester_mismatch",
                     format!(
-                        "The mail names {} as requester, but request {} was made by PVWA user {}, whom the directory knows as {}: the mail names someone else, so it is not this request's notification as sent; nothing was approved.",
+                        "The mail names {} as requester, but request {} was made by PVWA user {}, whom the directory knows as {}{}: the mail names someone else, so it is not this request's notification as sent; nothing was approved.",
                         claimed,
                         r.request_id,
                         r.requestor_user_name,
@@ -239,7 +295,8 @@ pub fn decide(f: &Facts<'_>) -> Decision {
                             "an account without a mail address".to_string()
                         } else {
                             known.join(", ")
-                        }
+                        },
+                        vault_text(&vault)
                     ),
                 );
             }
@@ -248,8 +305,12 @@ pub fn decide(f: &Facts<'_>) -> Decision {
                 return refuse(
                     "requester_unresolved",
                     format!(
-                        "The mail names {} as requester and PVWA says request {} was made by {}, but the directory does not resolve that PVWA user to a person ({}), so the two cannot be matched; nothing was approved. This is a fact of the site, not your doing, and the PAM team is copied: the directory ([directory] base_dn, user accounts by sAMAccountName or userPrincipalName) must know the vault user, or the requester check is switched off with [notice.labels] requester = [] (docs/notice-and-sender.md).",
-                        claimed, r.request_id, r.requestor_user_name, why
+                        "The mail names {} as requester and PVWA says request {} was made by {}{}, but the directory does not resolve that PVWA user to a person ({}), so the two cannot be matched; nothing was approved. This is a fact of the site, not your doing, and the PAM team is copied: the directory ([directory] base_dn, user accounts by sAMAccountName or userPrincipalName) must know the vault user, or the requester check is switched off with [notice.labels] requester = [] (docs/notice-and-sender.md).",
+                        claimed,
+                        r.request_id,
+                        r.requestor_user_name,
+                        vault_text(&vault),
+                        why
                     ),
                 );
             }
@@ -624,6 +685,7 @@ mod tests {
         portal: Option<PortalRights>,
         acted: Vec<ToolActed>,
         requester_ids: Option<RequesterIdentity>,
+        vault_emails: Vec<&'static str>,
     }
 
     fn run(c: &Case) -> Decision {
@@ -637,6 +699,7 @@ mod tests {
         let mut ticket = TicketCheck::NotRequired;
         let mut m = MailOverride::default();
         (c.edit)(&mut r, &mut ids, &mut appr, &mut ticket, &mut m);
+        let vault: Vec<String> = m.vault_emails.iter().map(|e| e.to_string()).collect();
         let f = Facts {
             mail: MailClaims {
                 request_id: m.id.unwrap_or("InfraSafe_12"),
@@ -662,6 +725,7 @@ mod tests {
                 .requester_ids
                 .as_ref()
                 .unwrap_or(&RequesterIdentity::NotLookedUp),
+            requester_vault_emails: &vault,
         };
         decide(&f)
     }
@@ -762,6 +826,66 @@ mod tests {
                     ]));
                 },
                 want: Err("requester_mismatch"),
+            },
+            Case {
+                name: "requester the directory does not resolve, the vault's e-mail is the mail's",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "hvogel".into();
+                    m.requester = Some(Some(" Hanna.Vogel@Example.test "));
+                    m.requester_ids = Some(RequesterIdentity::Unknown(
+                        "no enabled directory account is named hvogel".into(),
+                    ));
+                    m.vault_emails = vec!["h.private@example.test", "hanna.vogel@example.test"];
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "requester the directory does not resolve, the vault's e-mail differs",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "hvogel".into();
+                    m.requester = Some(Some("mallory@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Unknown(
+                        "no enabled directory account is named hvogel".into(),
+                    ));
+                    m.vault_emails = vec!["hanna.vogel@example.test"];
+                },
+                want: Err("requester_unresolved"),
+            },
+            Case {
+                name: "the directory knows the requester, the vault's e-mail is the mail's",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "lfischer".into();
+                    m.requester = Some(Some("lena@private.example"));
+                    m.requester_ids = Some(RequesterIdentity::Known(vec![
+                        "lfischer".into(),
+                        "lena.fischer@example.test".into(),
+                    ]));
+                    m.vault_emails = vec!["lena@private.example"];
+                },
+                want: Ok(1),
+            },
+            Case {
+                name: "neither the directory's nor the vault's address is the mail's",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "lfischer".into();
+                    m.requester = Some(Some("carol@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Known(vec![
+                        "lfischer".into(),
+                        "lena.fischer@example.test".into(),
+                    ]));
+                    m.vault_emails = vec!["lena@private.example"];
+                },
+                want: Err("requester_mismatch"),
+            },
+            Case {
+                name: "the vault holds the forwarder's address for the requester: one person",
+                edit: |r, _, _, _, m| {
+                    r.requestor_user_name = "hvogel".into();
+                    m.requester = Some(Some("hanna.vogel@example.test"));
+                    m.requester_ids = Some(RequesterIdentity::Unknown("none".into()));
+                    m.vault_emails = vec!["hanna.vogel@example.test", "BOB@example.test"];
+                },
+                want: Err("self_approval"),
             },
             Case {
                 name: "another id answered",

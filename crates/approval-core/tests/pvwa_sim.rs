@@ -33,6 +33,15 @@ name = "svc_noaudit"
 password = "pw-na"
 groups = ["All_L2"]
 audit_users = false
+# The vault's user records (GET /API/Users): the search for lfischer also finds lfischer2.
+[[pvwa.users]]
+name = "lfischer"
+password = "x"
+email = " lena.fischer@example.test "
+[[pvwa.users]]
+name = "lfischer2"
+password = "x"
+email = "other@example.test"
 [[pvwa.groups]]
 name = "Infra_L1"
 type = "Directory"
@@ -601,4 +610,37 @@ async fn group_records_by_name_and_the_audit_users_permission() {
         assert!(text.contains(part), "{part}: {text}");
     }
     assert_eq!(e.exit(), Exit::Config);
+}
+
+#[tokio::test]
+async fn the_vaults_e_mail_of_the_user_named_exactly_and_the_audit_users_permission() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "")).expect("client");
+    pvwa.with_session("svc_l1", &pw("pw-l1"), async |s| -> Result<(), PvwaError> {
+        // The search finds lfischer and lfischer2; only the record named exactly counts.
+        assert_eq!(
+            s.user_emails("LFischer").await?,
+            vec!["lena.fischer@example.test".to_string()]
+        );
+        // A user without an e-mail, and a name no record has: nothing.
+        assert!(s.user_emails("alice").await?.is_empty());
+        assert!(s.user_emails("fischer").await?.is_empty());
+        assert!(matches!(
+            s.user_emails(" ").await,
+            Err(PvwaError::BadId { .. })
+        ));
+        Ok(())
+    })
+    .await
+    .expect("user records");
+    let e = pvwa
+        .with_session("svc_noaudit", &pw("pw-na"), async |s| {
+            s.user_emails("lfischer").await
+        })
+        .await
+        .expect_err("403");
+    assert!(
+        matches!(&e, PvwaError::NoPermission { permission, .. } if *permission == "Audit users"),
+        "{e:?}"
+    );
 }

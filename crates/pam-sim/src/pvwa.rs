@@ -141,11 +141,56 @@ pub struct UserDef {
     pub groups: Vec<String>,
     #[serde(default)]
     pub full_name: Option<String>,
+    /// `internet.businessEmail` of the user's record (`GET /API/Users`).
     #[serde(default)]
     pub email: Option<String>,
-    /// Holds the Vault permission "Audit users" (may read `GET /API/UserGroups`; default true).
+    /// `source` of the user's record: `CyberArk` (a vault user, the default) or `LDAP`.
+    #[serde(default = "cyberark_source")]
+    pub source: String,
+    /// Holds the Vault permission "Audit users" (may read `GET /API/UserGroups` and
+    /// `GET /API/Users`; default true).
     #[serde(default = "yes")]
     pub audit_users: bool,
+}
+
+fn cyberark_source() -> String {
+    "CyberArk".into()
+}
+
+/// The answer to `GET /API/Users?search=…` (psPAS `Get-PASUser`): `{"Users":[…],"Total":N}`,
+/// the users whose name or full name contains `search` (any case; all without it), each record
+/// with the fields clients read (ASSUMPTIONS P19).
+fn vault_users<'a>(users: impl Iterator<Item = &'a UserDef>, search: Option<&str>) -> Value {
+    let search = search
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_lowercase);
+    let found: Vec<Value> = users
+        .filter(|u| {
+            search.as_ref().is_none_or(|q| {
+                u.name.to_lowercase().contains(q)
+                    || u.full_name
+                        .as_deref()
+                        .is_some_and(|f| f.to_lowercase().contains(q))
+            })
+        })
+        .enumerate()
+        .map(|(n, u)| {
+            let full = u.full_name.clone().unwrap_or_default();
+            let (first, last) = full.split_once(' ').unwrap_or((full.as_str(), ""));
+            json!({
+                "id": 100 + n, "username": u.name, "source": u.source,
+                "userType": "EPVUser", "componentUser": false, "location": "\\",
+                "enableUser": true, "suspended": false,
+                "personalDetails": { "firstName": first, "middleName": "", "lastName": last },
+                "internet": {
+                    "homePage": "", "homeEmail": "", "otherEmail": "",
+                    "businessEmail": u.email.clone().unwrap_or_default()
+                }
+            })
+        })
+        .collect();
+    json!({ "Users": found, "Total": found.len() })
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -831,6 +876,23 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
                     Ok(v) => Json(v).into_response(),
                     Err((_, code, msg)) => err(StatusCode::BAD_REQUEST, code, &msg),
                 }
+            })
+        }
+        (&Method::GET, ["users"]) => {
+            let q = parse_query(&query);
+            with_session(sim, &headers, now_ms, |i, s, _| {
+                if !i.users.get(&key(&s.user)).is_some_and(|u| u.audit_users) {
+                    return err(
+                        StatusCode::FORBIDDEN,
+                        "PASWS013E",
+                        "You are not authorized to perform this action.",
+                    );
+                }
+                Json(vault_users(
+                    i.users.values(),
+                    q.get("search").map(String::as_str),
+                ))
+                .into_response()
             })
         }
         (&Method::GET, ["myrequests"]) => {

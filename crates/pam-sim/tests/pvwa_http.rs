@@ -290,3 +290,68 @@ async fn a_path_the_stand_in_does_not_model_answers_a_json_501() {
     assert!(ctype.starts_with("application/json"), "{ctype}");
     assert_eq!(v["ErrorCode"], "PAMSIM_NOT_MODELLED");
 }
+
+#[tokio::test]
+async fn the_vaults_user_records_are_searched_by_part_of_a_name_with_audit_users_only() {
+    let env = start(
+        r#"
+[[pvwa.users]]
+name = "lfischer"
+password = "x"
+full_name = "Lena Fischer"
+email = "lena.fischer@example.test"
+source = "LDAP"
+[[pvwa.users]]
+name = "lfischer2"
+password = "x"
+[[pvwa.users]]
+name = "clerk"
+password = "pw-clerk"
+audit_users = false
+"#,
+    )
+    .await;
+    let (svc, _) = env.logon("svc_l1", "pw-l1").await;
+    // The search matches parts of names, in any case: the caller picks the exact one.
+    let (status, _, v) = env
+        .call(reqwest::Method::GET, "Users?search=LFischer", &svc, None)
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["Total"], 2, "{v}");
+    let names: Vec<&str> = v["Users"]
+        .as_array()
+        .expect("Users")
+        .iter()
+        .filter_map(|u| u["username"].as_str())
+        .collect();
+    assert_eq!(names, vec!["lfischer", "lfischer2"]);
+    let u = &v["Users"][0];
+    assert_eq!(u["source"], "LDAP");
+    assert_eq!(u["internet"]["businessEmail"], "lena.fischer@example.test");
+    assert_eq!(u["internet"]["homeEmail"], "");
+    assert_eq!(u["personalDetails"]["lastName"], "Fischer");
+    assert!(u["id"].is_number(), "{u}");
+    assert_eq!(v["Users"][1]["source"], "CyberArk");
+    assert_eq!(v["Users"][1]["internet"]["businessEmail"], "");
+    // The full name is searched too; nothing found is an empty list.
+    let (_, _, v) = env
+        .call(
+            reqwest::Method::GET,
+            "Users?search=lena%20fisch",
+            &svc,
+            None,
+        )
+        .await;
+    assert_eq!(v["Total"], 1, "{v}");
+    let (_, _, v) = env
+        .call(reqwest::Method::GET, "Users?search=nobody", &svc, None)
+        .await;
+    assert_eq!(v, json!({"Users": [], "Total": 0}));
+    // Without the Vault permission "Audit users": 403.
+    let (clerk, _) = env.logon("clerk", "pw-clerk").await;
+    let (status, _, v) = env
+        .call(reqwest::Method::GET, "Users?search=lfischer", &clerk, None)
+        .await;
+    assert_eq!(status, 403, "{v}");
+    assert_eq!(v["ErrorCode"], "PASWS013E");
+}

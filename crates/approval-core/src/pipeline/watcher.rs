@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -234,6 +234,8 @@ pub struct Pipeline {
     /// How many mails' bodies the notice reader has read (tests prove with it that the body of
     /// an unauthenticated mail is never read).
     notice_reads: AtomicU64,
+    /// PVWA refused the lookup account the vault's user records (no "Audit users"): said once.
+    vault_users_refused: AtomicBool,
 }
 
 impl Pipeline {
@@ -315,6 +317,7 @@ impl Pipeline {
             dry_run,
             metrics,
             notice_reads: AtomicU64::new(0),
+            vault_users_refused: AtomicBool::new(false),
         })
     }
 
@@ -844,6 +847,22 @@ impl Pipeline {
             }
             None => policy::RequesterIdentity::NotLookedUp,
         };
+        // The vault's e-mail addresses of the requester, read only when the directory does not
+        // already vouch for the mail's requester address.
+        let vault_emails = match n.requester.as_deref().filter(|r| !r.trim().is_empty()) {
+            Some(claimed)
+                if !policy::requester_matches(
+                    claimed,
+                    &request.requestor_user_name,
+                    &requester,
+                    &[],
+                ) =>
+            {
+                self.requester_vault_emails(&request.requestor_user_name)
+                    .await?
+            }
+            _ => Vec::new(),
+        };
         let d = policy::decide(&Facts {
             mail: MailClaims {
                 request_id: &rid,
@@ -862,6 +881,7 @@ impl Pipeline {
             tool_acted: &tool_acted,
             portal: &portal,
             requester: &requester,
+            requester_vault_emails: &vault_emails,
         });
         match d {
             Decision::Refuse(r) => refuse(r.code, r.message, Some(rid), Some(forwarder)),
@@ -1108,6 +1128,34 @@ impl Pipeline {
             ids.extend(more.iter().flat_map(|a| a.identities()));
         }
         Ok(policy::RequesterIdentity::Known(ids))
+    }
+
+    /// The e-mail addresses the vault holds for the user `name` (`GET /API/Users`), read with
+    /// the lookup account. A transient fault is a fault (the mail waits); when PVWA refuses the
+    /// account the user records (no Vault permission "Audit users") the rule is the directory's
+    /// alone, said once at info; any other failure gives no address.
+    async fn requester_vault_emails(&self, name: &str) -> Result<Vec<String>, Fault> {
+        match self
+            .pvwa(AccountRole::Lookup, async |x: &Session| {
+                x.user_emails(name).await
+            })
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(e) if e.is_transient() => Err(Fault::of(e)),
+            Err(PvwaError::NoPermission { user, detail, .. }) => {
+                if !self.vault_users_refused.swap(true, Ordering::Relaxed) {
+                    log::info!(
+                        "PVWA does not let the lookup account {user} read the vault's user records ({detail}): it lacks the Vault permission \"Audit users\", so the requester's e-mail in the vault is not read and the requester rule uses the directory alone"
+                    );
+                }
+                Ok(Vec::new())
+            }
+            Err(e) => {
+                log::info!("the requester's e-mail in the vault could not be read: {e}");
+                Ok(Vec::new())
+            }
+        }
     }
 
     /// The members of `safe` and the vault group records of its group members, read with the

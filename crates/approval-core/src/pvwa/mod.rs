@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use model::{
     AccountDetails, Confirmer, ConfirmerMember, Request, SafeMember, SafePermissions,
-    TicketProperties, VaultGroup,
+    TicketProperties, VaultGroup, VaultUser,
 };
 
 use crate::exit::{Classify, Exit};
@@ -876,6 +876,49 @@ impl Session {
         }
         let page: model::VaultGroupPage = self.parse(&what, &text)?;
         Ok(page.value)
+    }
+
+    /// The e-mail addresses the vault holds for the user named `name` (`GET
+    /// /API/Users?search=`; `internet.businessEmail`, `homeEmail`, `otherEmail`, trimmed,
+    /// non-empty). The search matches parts of names, so only the one record whose `username`
+    /// is `name` (any case) counts: none, or several, give no address. The caller needs the
+    /// Vault permission "Audit users"; without it PVWA answers 403, given as
+    /// [`PvwaError::NoPermission`].
+    pub async fn user_emails(&self, name: &str) -> Result<Vec<String>, PvwaError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().any(char::is_control) {
+            return Err(PvwaError::BadId {
+                id: format!("user {}", printable(name)),
+                reason: "empty or has control characters".into(),
+            });
+        }
+        let q: String = utf8_percent_encode(name, NON_ALPHANUMERIC).to_string();
+        let what = format!("read the vault user record of {}", printable(name));
+        let path = format!("Users?search={q}");
+        let (status, text) = self
+            .call(reqwest::Method::GET, &path, None, &what, Idempotent::Yes)
+            .await?;
+        if status == 403 {
+            let (code, detail) = error_detail(&text);
+            return Err(PvwaError::NoPermission {
+                user: self.user.clone(),
+                what,
+                permission: "Audit users",
+                detail: join_code(&code, &detail),
+            });
+        }
+        if status != 200 {
+            return Err(self.fail(&what, status, &text, None));
+        }
+        let page: model::VaultUserPage = self.parse(&what, &text)?;
+        let mut named = page
+            .users
+            .iter()
+            .filter(|u| u.username.trim().eq_ignore_ascii_case(name));
+        match (named.next(), named.next()) {
+            (Some(u), None) => Ok(u.emails()),
+            _ => Ok(Vec::new()),
+        }
     }
 
     /// `POST /API/Auth/Logoff`. Errors are logged, not returned: the work is already done.

@@ -200,6 +200,62 @@ impl VaultGroup {
     }
 }
 
+/// A vault user record (`GET /API/Users?search=`, psPAS `Get-PASUser`): the fields this project
+/// reads. `internet` holds the user's e-mail addresses where the vault has them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VaultUser {
+    #[serde(default)]
+    pub id: Option<serde_json::Value>,
+    #[serde(deserialize_with = "null_default", default)]
+    pub username: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub source: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub user_type: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub internet: UserInternet,
+}
+
+/// A vault user's `internet` details.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInternet {
+    #[serde(deserialize_with = "null_default", default)]
+    pub business_email: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub home_email: String,
+    #[serde(deserialize_with = "null_default", default)]
+    pub other_email: String,
+}
+
+impl VaultUser {
+    /// The user's e-mail addresses (business, home, other): trimmed, non-empty, each once. A
+    /// value that cannot be an address (no `@`, whitespace or control characters inside, longer
+    /// than 254 bytes) is left out.
+    pub fn emails(&self) -> Vec<String> {
+        let i = &self.internet;
+        let mut out: Vec<String> = Vec::new();
+        for e in [&i.business_email, &i.home_email, &i.other_email] {
+            let e = e.trim();
+            let plausible = e.contains('@')
+                && e.len() <= 254
+                && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+            if plausible && !out.iter().any(|o| o.eq_ignore_ascii_case(e)) {
+                out.push(e.to_string());
+            }
+        }
+        out
+    }
+}
+
+/// `{"Users":[…],"Total":N}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct VaultUserPage {
+    #[serde(rename = "Users", deserialize_with = "null_default", default)]
+    pub users: Vec<VaultUser>,
+}
+
 /// `{"value":[…],"count":N}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct VaultGroupPage {
@@ -389,5 +445,28 @@ mod tests {
         )
         .expect("o");
         assert_eq!(o.detail_messages(), vec!["d2"]);
+    }
+}
+
+#[cfg(test)]
+mod vault_user_tests {
+    use super::*;
+
+    #[test]
+    fn a_vault_users_e_mails_are_plausible_addresses_each_once() {
+        let u: VaultUser = serde_json::from_str(
+            r#"{"id":7,"username":"lfischer","source":"LDAP","userType":"EPVUser",
+                "internet":{"businessEmail":" Lena.Fischer@example.test ","homeEmail":"lena.fischer@EXAMPLE.test",
+                "otherEmail":"evil@x.test\r\nBcc: y@x.test","homePage":"https://x.test"}}"#,
+        )
+        .expect("record");
+        assert_eq!(u.emails(), vec!["Lena.Fischer@example.test".to_string()]);
+        let none: VaultUser =
+            serde_json::from_str(r#"{"username":"x","internet":null}"#).expect("record");
+        assert!(none.emails().is_empty());
+        let no_at: VaultUser =
+            serde_json::from_str(r#"{"username":"x","internet":{"businessEmail":"x"}}"#)
+                .expect("record");
+        assert!(no_at.emails().is_empty());
     }
 }

@@ -115,6 +115,37 @@ number = 35
 safe = "BareSafe"
 requester = "lfischer"
 levels = [1, 0]
+# A vault user the directory does not know (hvogel) whose vault record holds her e-mail, and
+# one whose name contains hers (the vault's search matches parts of names) with another address.
+[[pvwa.users]]
+name = "hvogel"
+password = "x"
+full_name = "Hanna Vogel"
+email = "hanna.vogel@example.test"
+[[pvwa.users]]
+name = "hvogel2"
+password = "x"
+email = "mallory@example.test"
+[[pvwa.requests]]
+number = 71
+safe = "BareSafe"
+requester = "hvogel"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 72
+safe = "BareSafe"
+requester = "hvogel"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 73
+safe = "DBSafe"
+requester = "hvogel"
+levels = [1, 0]
+[[pvwa.requests]]
+number = 74
+safe = "DBSafe"
+requester = "lfischer"
+levels = [1, 0]
 "#;
 
 /// The last reply to `who`, which copies the PAM team (a site fault, not the approver's).
@@ -798,6 +829,88 @@ async fn the_requester_is_compared_as_the_directory_knows_them() {
     let last = last_reply_copying_the_team(&env, "alice@example.test");
     assert!(last.1.contains("[notice.labels] requester"), "{}", last.1);
     assert!(!last.1.contains("looks edited"), "{}", last.1);
+    assert_eq!(confirms(&env).len(), 1);
+    w.close().await;
+}
+
+#[tokio::test]
+async fn the_vaults_e_mail_of_the_requester_vouches_for_the_mails_requester_address() {
+    let _ = audit_lines();
+    let env = env_extra!();
+    let loaded = approval_core::settings::load_from_parts(
+        Some(&config_text(&env, "safe-members", "", "")),
+        None,
+        &[],
+    )
+    .expect("cfg");
+    let w = Pipeline::new(&loaded, false).await.expect("pipeline");
+    let forward = |mid: &str, number: u32, requester: &str| {
+        deliver(
+            &env,
+            mail(mid, "alice@example.test", "BareSafe", number, requester, true),
+        )
+    };
+    // The directory knows no hvogel; the vault's record of hvogel holds the mail's address.
+    let p = w
+        .process(&forward("rqv1", 71, "Hanna.Vogel@example.test"))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1);
+    // Another address: the vault's e-mail is not the mail's (hvogel2's record, found by the
+    // same search, does not count): refused as before.
+    let p = w
+        .process(&forward("rqv2", 72, "mallory@example.test"))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("requester_unresolved"), "{p:?}");
+    let last = last_reply_copying_the_team(&env, "alice@example.test");
+    assert!(last.1.contains("hanna.vogel@example.test"), "{}", last.1);
+    assert_eq!(confirms(&env).len(), 1, "nothing more confirmed");
+    w.close().await;
+}
+
+#[tokio::test]
+async fn without_audit_users_the_requester_rule_is_the_directorys_alone() {
+    let _ = audit_lines();
+    let env = match start_edited(EXTRA, |s| {
+        for u in s.pvwa.users.iter_mut().filter(|u| u.name == "svc_pam_lookup") {
+            u.audit_users = false;
+        }
+    })
+    .await
+    {
+        Some(e) => e,
+        None => return,
+    };
+    let loaded = approval_core::settings::load_from_parts(
+        Some(&config_text(&env, "static", "", "")),
+        None,
+        &[],
+    )
+    .expect("cfg");
+    let w = Pipeline::new(&loaded, false).await.expect("pipeline");
+    let forward = |mid: &str, number: u32, requester: &str| {
+        deliver(
+            &env,
+            mail(mid, "alice@example.test", "DBSafe", number, requester, true),
+        )
+    };
+    // PVWA refuses the lookup account the user records: not a fault, the directory decides.
+    let p = w
+        .process(&forward("rqa1", 73, "hanna.vogel@example.test"))
+        .await
+        .expect("process");
+    done(&p, "refused");
+    assert_eq!(p.pending, None, "{p:?}");
+    assert_eq!(p.reason_code.as_deref(), Some("requester_unresolved"), "{p:?}");
+    // The directory still vouches for lfischer's address.
+    let p = w
+        .process(&forward("rqa2", 74, "lena.fischer@example.test"))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
     assert_eq!(confirms(&env).len(), 1);
     w.close().await;
 }
