@@ -214,3 +214,56 @@ async fn under_umask_000_every_file_the_watcher_writes_is_owner_only() {
         assert_eq!(*m, want, "{name} is {m:o} under umask 000: {seen:?}");
     }
 }
+
+/// Issue 28: root running the watcher in the service user's state directory would leave
+/// root-owned files there (the journal, its WAL, the lock) that lock the service out: refused,
+/// naming the owner and the fix, before anything is written. Only as root (CI runs as root).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_is_refused_in_a_state_directory_that_belongs_to_another_user() {
+    let env = env!();
+    let d = env.dir.path();
+    let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !as_root {
+        assert!(
+            std::env::var_os("PAMTEST_REQUIRE_SERVERS").is_none(),
+            "scripts/test.sh runs as root (CI); this test needs it"
+        );
+        return;
+    }
+    let cfg = d.join("config.toml");
+    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 2")).expect("config");
+    chmod(&cfg, 0o600);
+    let state = d.join("state");
+    std::fs::create_dir(&state).expect("mkdir");
+    chmod(&state, 0o700);
+    // nobody:nogroup, as the package's pamapproval would own /var/lib/pam-approval.
+    std::os::unix::fs::chown(&state, Some(65534), Some(65534)).expect("chown");
+    let once = || {
+        run(
+            "022",
+            &["--once".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        )
+    };
+    let o = once();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains(&state.display().to_string())
+            && err.contains("belongs to")
+            && err.contains("watcher.state_dir")
+            && err.contains("sudo -u"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&state).expect("list").count(),
+        0,
+        "nothing written into it"
+    );
+    // Root's own state directory: it runs.
+    std::os::unix::fs::chown(&state, Some(0), Some(0)).expect("chown");
+    let o = once();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -43,6 +43,43 @@ pub fn make_private(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Why root must not work in `dir`: this process runs as root and `dir` belongs to another user
+/// (the service's), so what root would create there (the journal, its write-ahead log, the
+/// lock) would be root's and lock that user's service out. `None` when the process is not root,
+/// or `dir` is root's or does not exist. The sentence names the owner and the fix.
+pub fn foreign_for_root(dir: &Path) -> io::Result<Option<String>> {
+    use std::os::unix::fs::MetadataExt;
+    if !rustix::process::geteuid().is_root() {
+        return Ok(None);
+    }
+    let meta = match std::fs::metadata(dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if meta.uid() == 0 {
+        return Ok(None);
+    }
+    let who = user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+    Ok(Some(format!(
+        "{} belongs to {who} and this run is root's: what root writes there (the journal, its \
+         write-ahead log, the lock) would lock {who}'s service out; run the tool as {who} \
+         (sudo -u {who} …)",
+        dir.display()
+    )))
+}
+
+/// The name `/etc/passwd` gives `uid`, if any.
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id = f.nth(1)?;
+        (id.parse::<u32>().ok()? == uid && !name.is_empty()).then(|| name.to_string())
+    })
+}
+
 /// Why `path` must not be trusted: it is writable by group or others (so whoever is in its
 /// group, or anyone, can change what the watcher reads there). `None` when it is not, or when
 /// it does not exist (whoever reads it reports that). The sentence names the mode and the fix.

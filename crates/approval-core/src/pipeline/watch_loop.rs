@@ -46,7 +46,8 @@ pub struct WatchSummary {
 /// Refuse to start on what the watcher trusts when group or others can change it: the
 /// configuration file, the reply templates (`notify.templates_dir` and every file in it), the
 /// state directory and the journal's directory (when they exist; what the watcher creates is
-/// 0700/0600). The error (exit 78) names the path, its mode and the key; the files and
+/// 0700/0600); and root working in a state directory that belongs to another user (the
+/// service's). The error (exit 78) names the path, its mode and the key; the files and
 /// directories themselves are checked, not their parents.
 pub fn check_trusted_paths(loaded: &Loaded) -> std::result::Result<(), ConfigError> {
     let check = |path: &Path| -> std::result::Result<Option<String>, String> {
@@ -78,6 +79,15 @@ pub fn check_trusted_paths(loaded: &Loaded) -> std::result::Result<(), ConfigErr
     let w = &loaded.config.watcher;
     let state_dir = w.state_dir(loaded)?;
     refuse("watcher.state_dir", "the state directory", &state_dir)?;
+    let foreign = crate::perms::foreign_for_root(&state_dir).map_err(|e| {
+        loaded.error(
+            "watcher.state_dir",
+            format!("cannot read the owner of {}: {e}", state_dir.display()),
+        )
+    })?;
+    if let Some(why) = foreign {
+        return Err(loaded.error("watcher.state_dir", format!("the state directory {why}")));
+    }
     let journal = w.journal_path(loaded)?;
     if let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty())
         && dir != state_dir
