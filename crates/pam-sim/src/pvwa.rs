@@ -858,12 +858,8 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         (&Method::GET, ["usergroups"]) => {
             let q = parse_query(&query);
             with_session(sim, &headers, now_ms, |i, s, _| {
-                if !i.users.get(&key(&s.user)).is_some_and(|u| u.audit_users) {
-                    return err(
-                        StatusCode::FORBIDDEN,
-                        "PASWS013E",
-                        "You are not authorized to perform this action.",
-                    );
+                if let Some(refused) = without_audit_users(i, &s.user) {
+                    return refused;
                 }
                 let members_of = |g: &str| {
                     i.users
@@ -881,12 +877,8 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         (&Method::GET, ["users"]) => {
             let q = parse_query(&query);
             with_session(sim, &headers, now_ms, |i, s, _| {
-                if !i.users.get(&key(&s.user)).is_some_and(|u| u.audit_users) {
-                    return err(
-                        StatusCode::FORBIDDEN,
-                        "PASWS013E",
-                        "You are not authorized to perform this action.",
-                    );
+                if let Some(refused) = without_audit_users(i, &s.user) {
+                    return refused;
                 }
                 Json(vault_users(
                     i.users.values(),
@@ -920,6 +912,19 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         ),
         _ => requester::not_modelled(&method, &raw_path),
     }
+}
+
+/// The 403 PVWA answers a caller without the Vault permission "Audit users" (the user and
+/// group records; ASSUMPTIONS U-series, P19), or `None` when the caller holds it.
+fn without_audit_users(i: &Inner, user: &str) -> Option<Response> {
+    if i.users.get(&key(user)).is_some_and(|u| u.audit_users) {
+        return None;
+    }
+    Some(err(
+        StatusCode::FORBIDDEN,
+        "PASWS013E",
+        "You are not authorized to perform this action.",
+    ))
 }
 
 #[path = "pvwa_requester.rs"]
