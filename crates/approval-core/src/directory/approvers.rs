@@ -105,11 +105,11 @@ pub fn from_safe_members(
             });
             continue;
         }
-        // Only a member PVWA shows as coming from the directory maps to an LDAP group: its
-        // name carries one of the directory's domains (`NAME@DOMAIN`, `DOMAIN\NAME`). A
-        // Vault-internal group or a predefined user (no domain) never does, even when an LDAP
-        // group of the same name exists: whoever creates that LDAP group would become an
-        // approver of the safe.
+        // Only a member the vault records as a directory group maps to an LDAP group: by its
+        // Directory record (by DN when the record has one), or, without any record, when its
+        // own name carries one of the directory's domains (`NAME@DOMAIN`, `DOMAIN\NAME`). A
+        // Vault group or a predefined user never does, even when an LDAP group of the same
+        // name exists: whoever creates that LDAP group would become an approver of the safe.
         if m.is_predefined_user {
             out.skipped.push(Skipped {
                 member: shown,
