@@ -1,0 +1,97 @@
+//! `seen` to `decided` to `confirmed`: record the decision, then confirm with the level's account.
+
+use super::*;
+
+impl Pipeline {
+    /// `seen`: decide, and on approval record the decision and confirm.
+    pub(super) async fn seen(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        match self.decide(w).await? {
+            Verdict::Refuse {
+                code,
+                reason,
+                request_id,
+                forwarder,
+            } => self
+                .journal
+                .refused(
+                    e.row,
+                    &code,
+                    &reason,
+                    request_id.as_deref(),
+                    forwarder.as_deref(),
+                )
+                .map_err(Fault::of),
+            Verdict::Approve {
+                request_id,
+                level,
+                forwarder,
+                identities,
+            } => {
+                let marker = hex::encode(rand::random::<[u8; 6]>());
+                let e = self
+                    .journal
+                    .decided_for(e.row, &request_id, level, &forwarder, &marker, &identities)
+                    .map_err(Fault::of)?;
+                self.confirm(w, &e).await
+            }
+        }
+    }
+
+    /// Send the confirm of a `decided` row whose absence in PVWA is known.
+    pub(super) async fn confirm(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let (Some(rid), Some(level), Some(fw), Some(marker)) =
+            (&e.request_id, e.level, &e.forwarder, &e.marker)
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+                service: "",
+            });
+        };
+        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
+            message: format!("level {level} has no account"),
+            exit: Exit::Software,
+            service: "",
+        })?;
+        let reason: String = self
+            .cfg
+            .reason_template
+            .replace("{forwarder}", &notify::one_line(fw, 254))
+            .replace("{marker}", marker)
+            .chars()
+            .take(crate::pvwa::MAX_REASON)
+            .collect();
+        match self
+            .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
+            .await
+        {
+            Ok(()) => {
+                let done = self
+                    .journal
+                    .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
+                    .map_err(Fault::of)?;
+                let waited = chrono::Utc::now().timestamp_millis() - e.first_seen_ms;
+                self.metrics
+                    .confirm(level, Duration::from_millis(waited.max(0) as u64));
+                // The reply names the request as PVWA shows it after the confirm (its status
+                // has moved on), not as it was read before.
+                self.reread(w, rid).await;
+                Ok(done)
+            }
+            Err(err) if err.is_transient() => Err(Fault::of(err)),
+            Err(err) => {
+                // A final refusal by PVWA: say who confirmed and when.
+                self.reread(w, rid).await;
+                self.journal
+                    .refused(
+                        e.row,
+                        codes::CONFIRM_FAILED,
+                        &format!("PVWA refused the confirmation: {err}"),
+                        Some(rid),
+                        Some(fw),
+                    )
+                    .map_err(Fault::of)
+            }
+        }
+    }
+}

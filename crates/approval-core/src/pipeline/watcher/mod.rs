@@ -1,0 +1,556 @@
+//! One forwarded mail end to end, exactly once (see `docs/watcher.md`).
+//!
+//! `process` reads the mail, records it in the journal and moves its row forward, one state at
+//! a time, from wherever it is: a new mail starts at `seen`; a row left in `decided` by a crash
+//! or an unknown confirm outcome is resolved by reading the request's confirmers for our marker
+//! (never by a blind second confirm); `confirmed`/`refused` rows get their reply; `notified`
+//! rows are filed. A transient fault leaves the row where it is, counts an attempt, and the mail
+//! stays in the inbox for the next pass; after `max_attempts` it is refused (`gave_up`).
+//!
+//! One file per step of the journal's state machine: [`decide`] (who sent it, may they approve
+//! it now), [`confirm`] (`seen` → `decided` → `confirmed`), [`outcome`] (a `decided` row whose
+//! confirm outcome is unknown), [`reply`] (→ `notified`), [`filing`] (→ `filed`, and second
+//! copies), [`dry_run`], and [`sessions`] (the PVWA sessions every step shares). This file holds
+//! the pipeline itself and `process`, which moves a row from step to step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Serialize;
+
+use super::WatcherConfig;
+use crate::directory::approvers::Approvers;
+use crate::directory::config::ApproverMode;
+use crate::directory::{self, Directory, LdapDirectory};
+use crate::error::{Error, Result};
+use crate::exit::{Classify, Exit};
+use crate::journal::{self, Begin, Entry, Journal, State};
+use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
+use crate::metrics::Metrics;
+use crate::notice::{self, Examination, NoticeConfig};
+use crate::notice_check;
+use crate::notify::{self, Notifier, Outcome, Values};
+use crate::policy::{
+    self, Approver, Decision, Facts, MailClaims, PortalRight, PortalRights, TicketCheck, ToolActed,
+};
+use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
+use crate::runtime::{Audit, RequestLocks};
+use crate::secret::Resolver;
+use crate::sender::{self, SenderPolicyConfig};
+use crate::settings::Loaded;
+use crate::ticketing::{self, Applies, TicketNeed, Validator};
+
+mod confirm;
+mod decide;
+mod dry_run;
+mod filing;
+mod outcome;
+mod reply;
+mod sessions;
+
+/// Refusal codes of the pipeline itself (the policy's and the notice reader's come on top).
+pub mod codes {
+    /// PVWA does not know the request the mail names.
+    pub const REQUEST_NOT_FOUND: &str = "request_not_found";
+    /// The request id in the mail cannot be a PVWA id.
+    pub const INVALID_REQUEST_ID: &str = "invalid_request_id";
+    /// PVWA refused our confirm, or the request moved on before it could be confirmed.
+    pub const CONFIRM_FAILED: &str = "confirm_failed";
+    /// The mail kept failing on faults; nothing was approved by this mail.
+    pub const GAVE_UP: &str = "gave_up";
+    /// The same mail was already processed (a second copy).
+    pub const ALREADY_PROCESSED: &str = "already_processed";
+    /// The directory does not know the forwarder, or knows several.
+    pub const UNKNOWN_SENDER: &str = "unknown_sender";
+    /// The mail has no transport headers from Exchange (it was not delivered but put into the
+    /// folder), so its sender cannot be verified.
+    pub const NO_TRANSPORT_HEADERS: &str = "no_transport_headers";
+    /// No member of the safe maps to a directory group (mode `safe-members`): a configuration
+    /// fault, not the approver's; the reply copies the PAM team.
+    pub const NO_APPROVER_GROUPS: &str = "no_approver_groups";
+    /// The request's requester cannot be matched with the requester address the mail shows
+    /// (site fact: the directory does not know the vault user); the reply copies the PAM team.
+    pub const REQUESTER_UNRESOLVED: &str = "requester_unresolved";
+
+    /// Refusals that are configuration facts of the site rather than the forwarder's doing:
+    /// their replies go out as failures (the PAM team is copied).
+    pub fn site_fault(code: &str) -> bool {
+        matches!(code, NO_APPROVER_GROUPS | REQUESTER_UNRESOLVED)
+    }
+
+    /// Refusals because the request has moved on (confirmed, rejected, expired, invalid): their
+    /// replies and `--json` name who acted on the request and when.
+    pub fn no_longer_waiting(code: &str) -> bool {
+        matches!(
+            code,
+            "not_waiting"
+                | "expired"
+                | "request_invalid"
+                | "already_confirmed"
+                | "already_confirmed_by_you"
+                | CONFIRM_FAILED
+        )
+    }
+}
+
+/// A fault: what failed, and its exit class (TempFail/Unavailable are transient).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub message: String,
+    pub exit: Exit,
+    /// The outside service at fault (`pvwa`, `mailbox`, …; empty for none), for metrics.
+    pub service: &'static str,
+}
+
+impl Fault {
+    pub fn of<E: Classify + std::fmt::Display>(e: E) -> Fault {
+        Fault {
+            message: e.to_string(),
+            exit: e.exit(),
+            service: e.service(),
+        }
+    }
+}
+
+/// What one `process` call did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Processed {
+    pub row: Option<i64>,
+    pub message_id: Option<String>,
+    /// The row's state after this call (`filed` when done).
+    pub state: Option<State>,
+    /// `confirmed`, `refused`, `already_processed`, `would_confirm`/`would_refuse` (dry run).
+    pub outcome: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+    /// Set when the mail was left pending by a fault (the fault's text).
+    pub pending: Option<String>,
+    /// For a refusal because the request is no longer waiting: who acted on it and when, from
+    /// PVWA (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub confirmers: Vec<crate::pvwa::view::ConfirmerView>,
+    pub attempts: u32,
+    pub dry_run: bool,
+    /// Exit class: `ok` unless the mail was left pending by a fault.
+    #[serde(skip)]
+    pub exit: Exit,
+}
+
+/// What is learned about one mail during one call.
+struct Work<'a> {
+    fetched: &'a FetchedMessage,
+    exam: Option<Examination>,
+    request: Option<Request>,
+    group: Option<String>,
+    forwarder: Option<String>,
+    /// The level the decision approved at (the request read after a confirm shows the next).
+    level: Option<u8>,
+    /// `request` is from before a confirm and could not be read again.
+    stale: bool,
+    /// The mail's journal row (none in a dry run): its own record does not count against it.
+    row: Option<i64>,
+    _guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    /// The pipeline's count of notice reads ([`Pipeline::notices_read`]).
+    reads: &'a AtomicU64,
+}
+
+impl Work<'_> {
+    fn exam(&mut self, cfg: &NoticeConfig) -> &Examination {
+        let raw = &self.fetched.mime;
+        let reads = self.reads;
+        self.exam.get_or_insert_with(|| {
+            reads.fetch_add(1, Ordering::Relaxed);
+            notice::examine(raw, cfg)
+        })
+    }
+}
+
+/// The decision for a `seen` mail.
+enum Verdict {
+    Refuse {
+        code: String,
+        reason: String,
+        request_id: Option<String>,
+        forwarder: Option<String>,
+    },
+    Approve {
+        request_id: String,
+        level: u8,
+        forwarder: String,
+        /// Every identity of the forwarder (all their linked accounts, the person key): what
+        /// the journal records as "confirmed for".
+        identities: Vec<String>,
+    },
+}
+
+struct Tickets {
+    applies: Applies,
+    validator: tokio::sync::Mutex<Validator>,
+}
+
+/// The watcher's pipeline, built once and used for every mail.
+pub struct Pipeline {
+    mailbox: Arc<dyn Mailbox>,
+    journal: Journal,
+    cfg: WatcherConfig,
+    notice: NoticeConfig,
+    sender: SenderPolicyConfig,
+    directory: LdapDirectory,
+    pvwa: Pvwa,
+    creds: HashMap<AccountRole, (String, SecretString)>,
+    sessions: tokio::sync::Mutex<HashMap<AccountRole, Arc<Session>>>,
+    notifier: Notifier,
+    locks: RequestLocks,
+    /// One call per mail (by its journal key) at a time: two copies of a mail handled at once
+    /// must not both decide from `seen`.
+    mail_locks: RequestLocks,
+    /// Where the watch loop keeps its catch-up position (`None` in a dry run).
+    state_dir: Option<std::path::PathBuf>,
+    tickets: Option<Tickets>,
+    processed_folder: String,
+    refused_folder: String,
+    dry_run: bool,
+    metrics: Arc<Metrics>,
+    /// How many mails' bodies the notice reader has read (tests prove with it that the body of
+    /// an unauthenticated mail is never read).
+    notice_reads: AtomicU64,
+    /// PVWA refused the lookup account the vault's user records (no "Audit users"): said once.
+    vault_users_refused: AtomicBool,
+}
+
+impl Pipeline {
+    /// Build from the configuration: validates every section the pipeline uses, resolves the
+    /// secrets, opens the journal (an in-memory one with `dry_run`) and the mailbox.
+    pub async fn new(loaded: &Loaded, dry_run: bool) -> Result<Pipeline> {
+        let c = &loaded.config;
+        c.watcher.validate(loaded)?;
+        c.notice.validate(loaded)?;
+        c.sender.validate(loaded)?;
+        let mcfg = c.mailbox.as_ref().ok_or_else(|| {
+            loaded.error(
+                "mailbox.url",
+                "the [mailbox] section is missing; the watcher reads the approval mailbox",
+            )
+        })?;
+        let dir_settings = loaded.directory()?;
+        let metrics = Arc::new(Metrics::new());
+        let mut pvwa = Pvwa::new(loaded.pvwa()?)?;
+        let counts = metrics.clone();
+        pvwa.on_sign_in(Arc::new(move |kind| counts.sign_in("pvwa", kind)));
+        let notifier = Notifier::new(&c.notify)?;
+        let tickets = match &c.ticketing {
+            Some(t) => {
+                let compiled = t.compile(loaded)?;
+                let applies = compiled.applies.clone();
+                let resolver = Resolver::new(c.vault.as_ref())?;
+                Some(Tickets {
+                    applies,
+                    validator: tokio::sync::Mutex::new(Validator::new(compiled, resolver)),
+                })
+            }
+            None => None,
+        };
+        let resolver = Resolver::new(c.vault.as_ref())?;
+        let built = async {
+            let mut creds = HashMap::new();
+            for role in [
+                AccountRole::Level1,
+                AccountRole::Level2,
+                AccountRole::Lookup,
+            ] {
+                creds.insert(role, loaded.credentials(&resolver, role).await?);
+            }
+            let dir_pw = resolver.resolve(&dir_settings.bind_password).await?;
+            let mailbox = crate::mailbox::open(mcfg, &resolver).await?;
+            Ok::<_, Error>((creds, dir_pw, mailbox))
+        }
+        .await;
+        resolver.close().await;
+        let (creds, dir_pw, mailbox) = built?;
+        let directory = LdapDirectory::new(dir_settings, dir_pw)?;
+        let journal = if dry_run {
+            Journal::in_memory()?
+        } else {
+            Journal::open(&c.watcher.journal_path(loaded)?)?
+        };
+        Ok(Pipeline {
+            mailbox,
+            journal,
+            cfg: c.watcher.clone(),
+            notice: c.notice.clone(),
+            sender: c.sender.clone(),
+            directory,
+            pvwa,
+            creds,
+            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            notifier,
+            locks: RequestLocks::default(),
+            mail_locks: RequestLocks::default(),
+            state_dir: if dry_run {
+                None
+            } else {
+                c.watcher.state_dir(loaded).ok()
+            },
+            tickets,
+            processed_folder: mcfg.processed_folder.clone(),
+            refused_folder: mcfg.refused_folder.clone(),
+            dry_run,
+            metrics,
+            notice_reads: AtomicU64::new(0),
+            vault_users_refused: AtomicBool::new(false),
+        })
+    }
+
+    /// How many mails' bodies the notice reader has read so far.
+    pub fn notices_read(&self) -> u64 {
+        self.notice_reads.load(Ordering::Relaxed)
+    }
+
+    /// The watcher's counters (served by [`crate::metrics::serve`] when `[metrics]` is set).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn mailbox(&self) -> &Arc<dyn Mailbox> {
+        &self.mailbox
+    }
+
+    pub(crate) fn config(&self) -> &WatcherConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn state_dir(&self) -> Option<&std::path::Path> {
+        self.state_dir.as_deref()
+    }
+
+    /// Log off every PVWA session and close the directory and ticketing connections.
+    pub async fn close(&self) {
+        let sessions: Vec<Arc<Session>> =
+            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
+        for s in sessions {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                s.logoff().await;
+            }
+        }
+        self.directory.close().await;
+        if let Some(t) = &self.tickets {
+            t.validator.lock().await.close().await;
+        }
+    }
+
+    /// `refs` and, after them, the mailbox item of every unfinished journal row not among them
+    /// (a mail left pending, or interrupted mid-way, is resumed even when it is no longer unread).
+    pub fn with_unfinished(&self, mut refs: Vec<MessageRef>) -> Result<Vec<MessageRef>> {
+        for e in self.journal.unfinished()? {
+            if let Some(item) = e.mailbox_item
+                && !refs.iter().any(|r| r.id == item)
+            {
+                refs.push(MessageRef {
+                    id: item,
+                    change_key: None,
+                });
+            }
+        }
+        Ok(refs)
+    }
+
+    /// One pass: every unread mail of the watched folder plus every unfinished journal row
+    /// whose mail is still there, each processed. Returns the results and the worst exit class
+    /// (`ok` when every mail was answered or correctly left for later without a fault).
+    pub async fn run_once(&self) -> Result<(Vec<Processed>, Exit)> {
+        let refs = self.mailbox.list_new().await?;
+        self.metrics.mailbox_ok();
+        if !self.dry_run {
+            let ms = chrono::Utc::now().timestamp_millis().to_string();
+            self.journal
+                .set_value(super::watch_loop::LAST_MAILBOX_OK, &ms)?;
+        }
+        let refs = self.with_unfinished(refs)?;
+        let mut out = Vec::new();
+        let mut worst = Exit::Ok;
+        for r in &refs {
+            match self.process(r).await {
+                Ok(p) => {
+                    worst = worst.worst(p.exit);
+                    out.push(p);
+                }
+                Err(Error::Mailbox(crate::mailbox::MailboxError::NotFound { .. })) => {
+                    log::info!("mailbox item gone since it was listed; skipped");
+                }
+                Err(e) => {
+                    log::warn!("mail could not be processed: {e}");
+                    worst = worst.worst(e.exit());
+                }
+            }
+        }
+        Ok((out, worst))
+    }
+
+    // ----- one mail -----
+
+    /// Process one mail of the watched folder, from wherever its journal row stands.
+    /// `Err` only when the mail could not even be read or the journal failed.
+    pub async fn process(&self, msg: &MessageRef) -> Result<Processed> {
+        let fetched = match self.mailbox.fetch(msg).await {
+            Ok(f) => f,
+            Err(err @ crate::mailbox::MailboxError::NotFound { .. }) => {
+                if !self.dry_run {
+                    self.moved_before_interruption(&msg.id)?;
+                }
+                return Err(err.into());
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let mid = fetched.internet_message_id.clone();
+        let key = journal::mail_key(mid.as_deref(), &fetched.mime);
+        let _mail_guard = self.mail_locks.lock(&key).await;
+        let mut w = Work {
+            fetched: &fetched,
+            exam: None,
+            request: None,
+            group: None,
+            forwarder: None,
+            stale: false,
+            level: None,
+            row: None,
+            _guard: None,
+            reads: &self.notice_reads,
+        };
+        if self.dry_run {
+            return self.dry(&mut w).await;
+        }
+        let begin = self
+            .journal
+            .begin(&key, mid.as_deref(), Some(&fetched.reference.id))?;
+        let mut e = match begin {
+            Begin::Known(e) if e.state == State::Filed => return self.duplicate(e, &mut w).await,
+            Begin::Known(e) | Begin::New(e) => e,
+        };
+        w.row = Some(e.row);
+        loop {
+            let step = match e.state {
+                State::Seen => self.seen(&mut w, &e).await,
+                State::Decided => self.resolve(&mut w, &e).await,
+                State::Confirmed | State::Refused => self.reply(&mut w, &e).await,
+                State::Notified => self.file(&w, &e).await,
+                State::Filed => break,
+            };
+            match step {
+                Ok(next) => e = next,
+                Err(f) => {
+                    let n = self.journal.attempt_failed(e.row, &f.message)?;
+                    log::warn!(
+                        "mail {} (journal row {}) left pending in state {} after attempt {n}: {}",
+                        mid.as_deref().unwrap_or("?"),
+                        e.row,
+                        e.state.as_str(),
+                        f.message
+                    );
+                    if n >= self.cfg.max_attempts && matches!(e.state, State::Seen | State::Decided)
+                    {
+                        let reason = if e.state == State::Decided {
+                            format!(
+                                "The approval could not be completed after {n} attempts ({}); whether PVWA recorded it must be checked by hand.",
+                                f.message
+                            )
+                        } else {
+                            format!(
+                                "The mail could not be processed after {n} attempts ({}); nothing was approved.",
+                                f.message
+                            )
+                        };
+                        e = self.journal.refused(
+                            e.row,
+                            codes::GAVE_UP,
+                            &reason,
+                            e.request_id.clone().as_deref(),
+                            e.forwarder.clone().as_deref(),
+                        )?;
+                        continue;
+                    }
+                    let e = self.journal.get(e.row)?.unwrap_or(e);
+                    let p = self.result(&e, &w, Some(f.message.clone()), f.exit);
+                    self.audit(&p, &w);
+                    self.metrics.fault(f.service);
+                    return Ok(p);
+                }
+            }
+        }
+        let p = self.result(&e, &w, None, Exit::Ok);
+        self.audit(&p, &w);
+        self.metrics.mail(
+            p.outcome.as_deref().unwrap_or("unknown"),
+            p.reason_code.as_deref(),
+        );
+        Ok(p)
+    }
+
+    fn result(&self, e: &Entry, w: &Work<'_>, pending: Option<String>, exit: Exit) -> Processed {
+        let confirmers = match (&w.request, e.reason_code.as_deref()) {
+            (Some(r), Some(code)) if codes::no_longer_waiting(code) => {
+                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).confirmed_by
+            }
+            _ => Vec::new(),
+        };
+        Processed {
+            confirmers,
+            row: Some(e.row),
+            message_id: e.message_id.clone(),
+            state: Some(e.state),
+            outcome: e.outcome.clone(),
+            reason_code: e.reason_code.clone(),
+            reason: e.reason.clone(),
+            request_id: e
+                .request_id
+                .clone()
+                .or_else(|| w.request.as_ref().map(|r| r.request_id.clone())),
+            pending,
+            attempts: e.attempts,
+            dry_run: self.dry_run,
+            exit,
+        }
+    }
+
+    fn audit(&self, p: &Processed, w: &Work<'_>) {
+        let n = w.exam.as_ref().and_then(|x| x.outcome.as_ref().ok());
+        Audit {
+            event: if p.pending.is_some() {
+                "mail_pending"
+            } else {
+                "mail_processed"
+            },
+            journal_row: p.row.unwrap_or(0),
+            message_id: p.message_id.clone(),
+            forwarder: w.forwarder.clone(),
+            request_id: p.request_id.clone(),
+            safe: w
+                .request
+                .as_ref()
+                .map(|r| r.safe_name.clone())
+                .or_else(|| n.map(|n| n.safe.clone())),
+            requester: w.request.as_ref().map(|r| r.requestor_user_name.clone()),
+            level: w.level.or_else(|| {
+                w.request
+                    .as_ref()
+                    .and_then(|r| u8::try_from(r.current_confirmation_level).ok())
+            }),
+            account: w.request.as_ref().map(|r| {
+                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).account
+            }),
+            group: w.group.clone(),
+            outcome: p.outcome.clone().unwrap_or_else(|| "pending".into()),
+            reason_code: p.reason_code.clone(),
+            reason: p.reason.clone().or_else(|| p.pending.clone()),
+            dry_run: self.dry_run,
+        }
+        .emit();
+    }
+}

@@ -1,0 +1,145 @@
+//! A `decided` row whose confirm outcome is unknown (a crash, a lost answer): settled by reading
+//! the request's confirmers, never by a blind second confirm.
+
+use super::*;
+
+impl Pipeline {
+    /// Read the request again for the reply (best effort: on a fault the reply says the status
+    /// could not be read rather than show a stale one).
+    pub(super) async fn reread(&self, w: &mut Work<'_>, rid: &str) {
+        match self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(rid).await
+            })
+            .await
+        {
+            Ok(r) => {
+                w.request = Some(r);
+                w.stale = false;
+            }
+            Err(e) => {
+                log::warn!("request {rid} could not be read again for the reply: {e}");
+                w.stale = true;
+            }
+        }
+    }
+
+    /// `decided` found at the start of a call: resolve from PVWA's confirmers, never blind.
+    pub(super) async fn resolve(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let (Some(rid), Some(level), Some(marker)) =
+            (e.request_id.clone(), e.level, e.marker.clone())
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+                service: "",
+            });
+        };
+        w.forwarder = e.forwarder.clone();
+        w._guard = Some(self.locks.lock(&rid).await);
+        let r = self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(&rid).await
+            })
+            .await;
+        let r = match r {
+            Ok(r) => r,
+            Err(err @ PvwaError::NotFound { .. }) => {
+                return self
+                    .journal
+                    .refused(e.row, codes::CONFIRM_FAILED, &format!("The request is gone from PVWA ({err}); it was not confirmed by this mail."), Some(&rid), e.forwarder.as_deref())
+                    .map_err(Fault::of);
+            }
+            Err(err) => return Err(Fault::of(err)),
+        };
+        w.request = Some(r.clone());
+        let ours = r
+            .confirmers
+            .iter()
+            .any(|c| c.acted() && c.reason.contains(marker.as_str()));
+        if ours {
+            return self
+                .journal
+                .confirmed(
+                    e.row,
+                    &format!("found our marker {marker} among the confirmers"),
+                )
+                .map_err(Fault::of);
+        }
+        let account = self.account(level);
+        let we_acted = r.confirmers.iter().filter(|c| c.acted()).any(|c| {
+            policy::is_same_person(&c.name, std::slice::from_ref(&account))
+                || c.members
+                    .iter()
+                    .any(|m| policy::is_same_person(&m.user_name, std::slice::from_ref(&account)))
+        });
+        let now = chrono::Utc::now().timestamp();
+        let waiting = r.confirmations_left > 0
+            && r.invalid_request_reason == 0
+            && r.current_confirmation_level == i64::from(level)
+            && (r.expiration_date == 0 || r.expiration_date > now);
+        if waiting && !we_acted {
+            return self.decide_again(w, e, &rid, level).await;
+        }
+        self.journal
+            .refused(
+                e.row,
+                codes::CONFIRM_FAILED,
+                &format!(
+                    "Request {rid} was not confirmed by this mail: it is no longer waiting for the level-{level} confirmation ({}).",
+                    if r.status_title.is_empty() { format!("status {}", r.status) } else { r.status_title.clone() }
+                ),
+                Some(&rid),
+                e.forwarder.as_deref(),
+            )
+            .map_err(Fault::of)
+    }
+
+    /// A `decided` row whose confirm is known not to have arrived: every attempt re-reads the
+    /// request and re-runs the whole decision (sender, notice, directory, policy, journal,
+    /// portal rights) before the confirm, so that what changed in between (a portal confirm by
+    /// the forwarder, a directory change) refuses it. The confirm goes out only for the same
+    /// request, level and forwarder as decided, with the recorded marker.
+    pub(super) async fn decide_again(
+        &self,
+        w: &mut Work<'_>,
+        e: &Entry,
+        rid: &str,
+        level: u8,
+    ) -> Result<Entry, Fault> {
+        // `decide` takes the request's lock itself.
+        w._guard = None;
+        let v = self.decide(w).await?;
+        match v {
+            Verdict::Approve {
+                request_id,
+                level: l,
+                forwarder,
+                ..
+            } if request_id == rid
+                && l == level
+                && e.forwarder
+                    .as_deref()
+                    .is_some_and(|f| f.eq_ignore_ascii_case(&forwarder)) =>
+            {
+                self.confirm(w, e).await
+            }
+            Verdict::Approve { level: l, .. } => self
+                .journal
+                .refused(
+                    e.row,
+                    codes::CONFIRM_FAILED,
+                    &format!(
+                        "Request {rid} was not confirmed by this mail: it was decided for level {level}, and deciding again gave another answer (level {l})."
+                    ),
+                    Some(rid),
+                    e.forwarder.as_deref(),
+                )
+                .map_err(Fault::of),
+            Verdict::Refuse { code, reason, .. } => self
+                .journal
+                .refused(e.row, &code, &reason, Some(rid), e.forwarder.as_deref())
+                .map_err(Fault::of),
+        }
+    }
+}
