@@ -1,5 +1,6 @@
 //! Shared HTTP plumbing: client construction with our TLS trust, the retry policy with
-//! exponential backoff and jitter, and reading error bodies that may be JSON or HTML.
+//! exponential backoff and jitter, the one capped reader every answer body goes through, and
+//! reading error bodies that may be JSON or HTML.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -158,6 +159,111 @@ fn strip_tags(html: &str) -> String {
     )
 }
 
+/// The most of an answer body one service may send: which service, how many bytes, and how
+/// an operator changes it (`None`: a fixed limit of this version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyCap {
+    pub service: &'static str,
+    pub limit: usize,
+    pub setting: Option<&'static str>,
+}
+
+impl BodyCap {
+    /// A fixed limit (nothing to configure).
+    pub const fn fixed(service: &'static str, limit: usize) -> BodyCap {
+        BodyCap {
+            service,
+            limit,
+            setting: None,
+        }
+    }
+}
+
+/// Why an answer body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// The server sent (or announced) more than the cap: nothing of it is used.
+    #[error("{}", too_large(.0))]
+    TooLarge(BodyCap),
+    /// The connection failed while the body was read.
+    #[error("{}", error_chain(.0))]
+    Transport(reqwest::Error),
+}
+
+impl BodyError {
+    /// The transport error, when the body was cut off by the connection (callers classify it:
+    /// timeout, retry, outcome unknown).
+    pub fn transport(&self) -> Option<&reqwest::Error> {
+        match self {
+            BodyError::Transport(e) => Some(e),
+            BodyError::TooLarge(_) => None,
+        }
+    }
+}
+
+/// A byte count as people read it: "48 MiB", "512 KiB", "100 bytes".
+pub fn size(n: usize) -> String {
+    if n >= 1 << 20 && n % (1 << 20) == 0 {
+        format!("{} MiB", n >> 20)
+    } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+fn too_large(c: &BodyCap) -> String {
+    let how = match c.setting {
+        Some(key) => format!("set by `{key}`"),
+        None => "a fixed limit of this version".to_string(),
+    };
+    format!(
+        "the {} answer is larger than {} ({how}); it was not read",
+        c.service,
+        size(c.limit)
+    )
+}
+
+/// Read an answer body of at most `cap.limit` bytes: the one reader for every body from
+/// outside. A larger body (announced by Content-Length, or found while reading) is refused
+/// with [`BodyError::TooLarge`], never cut silently. The buffer is wiped when dropped: bodies
+/// may hold tokens.
+pub async fn read_capped(
+    mut resp: reqwest::Response,
+    cap: BodyCap,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > cap.limit as u64) {
+        return Err(BodyError::TooLarge(cap));
+    }
+    // Reserved up front when announced, so the buffer does not move (and leave copies behind).
+    let announced = resp.content_length().unwrap_or(0) as usize;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(announced.min(cap.limit)));
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
+        if out.len() + chunk.len() > cap.limit {
+            return Err(BodyError::TooLarge(cap));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// [`read_capped`] as text (invalid UTF-8 replaced: the readers judge the content).
+pub async fn read_capped_text(
+    resp: reqwest::Response,
+    cap: BodyCap,
+) -> Result<zeroize::Zeroizing<String>, BodyError> {
+    let bytes = read_capped(resp, cap).await?;
+    Ok(zeroize::Zeroizing::new(
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
+}
+
+/// Read and drop a body nobody needs (so the connection goes back to the pool), at most
+/// `limit` bytes; errors are ignored.
+pub async fn discard(resp: reqwest::Response, limit: usize) {
+    let _ = read_capped(resp, BodyCap::fixed("discarded", limit)).await;
+}
+
 /// Whether a path is a usable file (for CA bundle checks at config time).
 pub fn is_readable_file(p: &Path) -> bool {
     std::fs::metadata(p).map(|m| m.is_file()).unwrap_or(false)
@@ -223,5 +329,76 @@ mod tests {
     fn long_bodies_are_cut() {
         let s = "x".repeat(1000);
         assert_eq!(body_excerpt(&s, 10).chars().count(), 11);
+    }
+
+    /// A tiny HTTP server answering every connection with `body` (without Content-Length when
+    /// `chunked`), for the capped reader's tests.
+    async fn serve(body: Vec<u8>, announce: bool) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = s.read(&mut buf).await;
+                    let head = if announce {
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                    } else {
+                        "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_string()
+                    };
+                    let _ = s.write_all(head.as_bytes()).await;
+                    let _ = s.write_all(&body).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_with_the_service_and_limit_named() {
+        let cap = BodyCap {
+            service: "Example",
+            limit: 64 << 10,
+            setting: Some("example.max_kib"),
+        };
+        let http = reqwest::Client::new();
+        for announce in [true, false] {
+            let url = serve(vec![b'x'; (64 << 10) + 1], announce).await;
+            let resp = http.get(&url).send().await.unwrap();
+            let err = read_capped(resp, cap).await.unwrap_err();
+            assert!(matches!(err, BodyError::TooLarge(c) if c == cap), "{err}");
+            assert_eq!(
+                err.to_string(),
+                "the Example answer is larger than 64 KiB (set by `example.max_kib`); it was not read"
+            );
+        }
+        let fixed = BodyCap::fixed("PVWA", 1 << 20);
+        let url = serve(vec![b'x'; (1 << 20) + 10], false).await;
+        let err = read_capped(http.get(&url).send().await.unwrap(), fixed)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the PVWA answer is larger than 1 MiB (a fixed limit of this version); it was not read"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_at_the_cap_is_read_whole() {
+        let http = reqwest::Client::new();
+        for announce in [true, false] {
+            let url = serve(vec![b'y'; 64 << 10], announce).await;
+            let resp = http.get(&url).send().await.unwrap();
+            let body = read_capped(resp, BodyCap::fixed("Example", 64 << 10))
+                .await
+                .unwrap();
+            assert_eq!(body.len(), 64 << 10);
+        }
     }
 }

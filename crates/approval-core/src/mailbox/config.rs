@@ -72,6 +72,10 @@ pub struct MailboxConfig {
     pub oauth: Option<OAuthConfig>,
     /// The app registration for `kind = "graph"`.
     pub graph: Option<super::graph::GraphConfig>,
+    /// The largest mail read, in MiB (its MIME; EWS sends it base64, a third larger): a larger
+    /// one is never read, and is refused after `watcher.max_attempts`.
+    #[serde(default = "defaults::max_mail_mib")]
+    pub max_mail_mib: usize,
 }
 
 /// `[mailbox.oauth]`
@@ -119,6 +123,9 @@ mod defaults {
     pub fn refused() -> String {
         "Refused".into()
     }
+    pub fn max_mail_mib() -> usize {
+        48
+    }
     pub fn stream_minutes() -> u32 {
         30
     }
@@ -161,6 +168,12 @@ impl MailboxConfig {
         }
         if self.poll_interval_secs == Some(0) {
             return e("poll_interval_secs", "must be at least 1");
+        }
+        if !(1..=150).contains(&self.max_mail_mib) {
+            return e(
+                "max_mail_mib",
+                "must be between 1 and 150 (Exchange Online's own message size limit)",
+            );
         }
         if self.connect_timeout_secs == 0 {
             return e("connect_timeout_secs", "must be at least 1");

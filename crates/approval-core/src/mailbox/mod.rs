@@ -252,6 +252,9 @@ pub enum MailboxError {
     },
     #[error("{op}: unreadable answer from the mailbox server: {detail}")]
     Protocol { op: String, detail: String },
+    /// The answer was larger than its cap (a mail over `mailbox.max_mail_mib`): not read.
+    #[error("{op}: {detail}")]
+    TooLarge { op: String, detail: String },
     #[error("{op} may or may not have been carried out: {detail}")]
     OutcomeUnknown { op: String, detail: String },
     #[error("sync state file {}: {detail}", path.display())]
@@ -278,7 +281,33 @@ pub enum MailboxError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// A body that could not be read: larger than its cap, or cut off by the connection.
+pub(crate) fn body_fault(op: &str, url: &str, e: crate::http::BodyError) -> MailboxError {
+    match e {
+        crate::http::BodyError::Transport(t) => MailboxError::Unreachable {
+            url: url.to_string(),
+            detail: crate::http::error_chain(&t),
+        },
+        too_large => MailboxError::TooLarge {
+            op: op.to_string(),
+            detail: too_large.to_string(),
+        },
+    }
+}
+
 impl MailboxError {
+    /// Whether the fault is the item's own, not the server's: an answer for this one mail that
+    /// is too large, unreadable, or an error code for it. Such a fetch fails the same way each
+    /// time; the watcher counts its attempts and refuses the mail after `watcher.max_attempts`.
+    pub fn is_item_fault(&self) -> bool {
+        matches!(
+            self,
+            MailboxError::TooLarge { .. }
+                | MailboxError::Protocol { .. }
+                | MailboxError::Ews { .. }
+        )
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(
@@ -296,7 +325,9 @@ impl Classify for MailboxError {
     }
     fn exit(&self) -> Exit {
         match self {
-            MailboxError::Unreachable { .. } | MailboxError::Protocol { .. } => Exit::Unavailable,
+            MailboxError::Unreachable { .. }
+            | MailboxError::Protocol { .. }
+            | MailboxError::TooLarge { .. } => Exit::Unavailable,
             MailboxError::Timeout { .. }
             | MailboxError::Busy { .. }
             | MailboxError::OutcomeUnknown { .. } => Exit::TempFail,

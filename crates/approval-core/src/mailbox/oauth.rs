@@ -23,6 +23,8 @@ pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jw
 const ASSERTION_SECS: i64 = 600;
 /// Longest wait honoured for a token endpoint's `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The largest token answer read.
+const MAX_BODY: http::BodyCap = http::BodyCap::fixed("OAuth2 token endpoint", 1 << 20);
 
 /// Tokens this process got from the token endpoint (first and renewed), for the metrics.
 static TOKENS_FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -237,10 +239,17 @@ impl TokenClient {
             })?;
         let status = resp.status().as_u16();
         let retry_after = http::retry_after(resp.headers());
-        let text = resp
-            .text()
+        let text = http::read_capped_text(resp, MAX_BODY)
             .await
-            .map_err(|e| Fetch::Retry(unreachable(http::error_chain(&e)), None))?;
+            .map_err(|e| match e {
+                http::BodyError::Transport(t) => {
+                    Fetch::Retry(unreachable(http::error_chain(&t)), None)
+                }
+                too_large => Fetch::Fail(MailboxError::TooLarge {
+                    op: "the token request".into(),
+                    detail: too_large.to_string(),
+                }),
+            })?;
         let answer: Option<TokenAnswer> = serde_json::from_str(&text).ok();
         if status == 200 {
             let Some(TokenAnswer {

@@ -22,6 +22,8 @@ use crate::text::printable;
 const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
 /// Longest wait honoured for the endpoint's `Retry-After`.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The largest token answer read.
+const MAX_BODY: http::BodyCap = http::BodyCap::fixed("CyberArk Identity", 1 << 20);
 
 /// The platform tokens of one account.
 pub(super) struct PlatformTokens {
@@ -151,11 +153,17 @@ impl PlatformTokens {
             })?;
         let status = resp.status().as_u16();
         let retry_after = http::retry_after(resp.headers());
-        let text = zeroize::Zeroizing::new(
-            resp.text()
-                .await
-                .map_err(|e| Fetch::Retry(unreachable(http::error_chain(&e), false), None))?,
-        );
+        let text = http::read_capped_text(resp, MAX_BODY)
+            .await
+            .map_err(|e| match e {
+                http::BodyError::Transport(t) => {
+                    Fetch::Retry(unreachable(http::error_chain(&t), false), None)
+                }
+                too_large => Fetch::Fail(PvwaError::Protocol {
+                    what: format!("the CyberArk Identity token request at {}", self.token_url),
+                    detail: too_large.to_string(),
+                }),
+            })?;
         let answer: Option<Answer> = serde_json::from_str(&text).ok();
         if status == 200 {
             return self.token_from(answer, &text).map_err(Fetch::Fail);

@@ -226,6 +226,9 @@ pub type SignInHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// Longest reason sent to PVWA with a confirmation.
 pub const MAX_REASON: usize = 1000;
 
+/// The largest PVWA answer read (a request list of a busy vault is well below it).
+pub(crate) const MAX_BODY: http::BodyCap = http::BodyCap::fixed("PVWA", 16 << 20);
+
 /// PVWA endpoint and behaviour settings; cheap to clone.
 #[derive(Clone)]
 pub struct Pvwa {
@@ -402,7 +405,17 @@ impl Pvwa {
             }
         };
         let status = resp.status().as_u16();
-        let text = zeroize::Zeroizing::new(resp.text().await.unwrap_or_default());
+        let text = match http::read_capped_text(resp, MAX_BODY).await {
+            Ok(t) => t,
+            Err(too_large @ http::BodyError::TooLarge(_)) => {
+                return Err(PvwaError::Protocol {
+                    what: "logon".into(),
+                    detail: too_large.to_string(),
+                });
+            }
+            // Cut off: read as empty, as before (the status decides).
+            Err(http::BodyError::Transport(_)) => zeroize::Zeroizing::new(String::new()),
+        };
         if status != 200 {
             let (code, detail) = error_detail(&text);
             let detail = match &code {
@@ -641,8 +654,9 @@ impl Session {
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    match resp.text().await {
-                        Ok(text) => {
+                    match http::read_capped_text(resp, MAX_BODY).await {
+                        Ok(mut text) => {
+                            let text = std::mem::take(&mut *text);
                             log::debug!("PVWA {what}: {status}");
                             // Sizes and timing only: a body may hold a session token.
                             log::trace!(
@@ -653,7 +667,13 @@ impl Session {
                             );
                             return Ok((status, text));
                         }
-                        Err(e)
+                        Err(too_large @ http::BodyError::TooLarge(_)) => {
+                            return Err(PvwaError::Protocol {
+                                what: what.into(),
+                                detail: too_large.to_string(),
+                            });
+                        }
+                        Err(http::BodyError::Transport(e))
                             if idem == Idempotent::Yes && attempt < self.pvwa.backoff.retries =>
                         {
                             attempt += 1;
@@ -664,10 +684,10 @@ impl Session {
                             );
                             tokio::time::sleep(d).await;
                         }
-                        Err(e) if idem == Idempotent::Yes => {
+                        Err(http::BodyError::Transport(e)) if idem == Idempotent::Yes => {
                             return Err(self.pvwa.transport_error(e, what));
                         }
-                        Err(e) => {
+                        Err(http::BodyError::Transport(e)) => {
                             return Err(PvwaError::OutcomeUnknown {
                                 what: what.into(),
                                 detail: http::error_chain(&e),

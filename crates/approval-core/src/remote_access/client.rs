@@ -23,6 +23,9 @@ use super::token::{self, TokenSettings, TokenSource};
 use super::{RemoteAccessConfig, RemoteAccessError};
 use crate::http::{self, Backoff, HttpSettings};
 
+/// The largest Remote Access API answer read.
+const MAX_BODY: http::BodyCap = http::BodyCap::fixed("Remote Access", 4 << 20);
+
 /// The three URLs of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
@@ -319,15 +322,23 @@ impl RemoteAccess {
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    let text = match resp.text().await {
-                        Ok(t) => t,
-                        Err(e) if retry == Retry::NotAfterSend => {
+                    let text = match http::read_capped_text(resp, MAX_BODY).await {
+                        Ok(mut t) => std::mem::take(&mut *t),
+                        Err(too_large @ http::BodyError::TooLarge(_)) => {
+                            return Err(RemoteAccessError::Protocol {
+                                what: what.into(),
+                                detail: too_large.to_string(),
+                            });
+                        }
+                        Err(http::BodyError::Transport(e)) if retry == Retry::NotAfterSend => {
                             return Err(RemoteAccessError::OutcomeUnknown {
                                 what: what.into(),
                                 detail: http::error_chain(&e),
                             });
                         }
-                        Err(e) => return Err(self.transport_error(e, what)),
+                        Err(http::BodyError::Transport(e)) => {
+                            return Err(self.transport_error(e, what));
+                        }
                     };
                     log::debug!("Remote Access {what}: {status}");
                     if status == 429 {

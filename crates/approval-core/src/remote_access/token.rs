@@ -19,6 +19,24 @@ use super::RemoteAccessError;
 use super::keyfile::{Credential, SigningKey};
 use crate::http::{self, Backoff};
 
+/// The largest token answer read.
+const MAX_BODY: http::BodyCap = http::BodyCap::fixed("Remote Access token service", 1 << 20);
+
+/// The token service's answer, at most [`MAX_BODY`] (a body cut off reads as empty: the status
+/// decides, as the token reader expects).
+async fn read_token_answer(
+    resp: reqwest::Response,
+) -> Result<Zeroizing<String>, RemoteAccessError> {
+    match http::read_capped_text(resp, MAX_BODY).await {
+        Ok(t) => Ok(t),
+        Err(too_large @ http::BodyError::TooLarge(_)) => Err(RemoteAccessError::Protocol {
+            what: "token request".into(),
+            detail: too_large.to_string(),
+        }),
+        Err(http::BodyError::Transport(_)) => Ok(Zeroizing::new(String::new())),
+    }
+}
+
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// Lifetime of an assertion (the short one of strick-j's clients, not CyberArk's 72 h).
 pub const ASSERTION_LIFETIME_SECS: i64 = 300;
@@ -238,7 +256,7 @@ impl TokenSource {
                         tokio::time::sleep(d).await;
                         continue;
                     }
-                    let text = Zeroizing::new(resp.text().await.unwrap_or_default());
+                    let text = read_token_answer(resp).await?;
                     let issued = self.read_answer(status, &text)?;
                     self.fetched
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -302,7 +320,7 @@ impl TokenSource {
                 detail: http::error_chain(&e),
             })?;
         let status = resp.status().as_u16();
-        let text = Zeroizing::new(resp.text().await.unwrap_or_default());
+        let text = read_token_answer(resp).await?;
         self.read_answer(status, &text)
     }
 

@@ -24,7 +24,7 @@ use crate::http::{self, HttpSettings};
 
 /// The largest answer body read from Vault (a KV secret is small; a hostile server cannot make
 /// us buffer more).
-const MAX_BODY: usize = 1 << 20;
+const MAX_BODY: http::BodyCap = http::BodyCap::fixed("Vault/OpenBao", 1 << 20);
 /// Longest server error text shown.
 const MAX_ERROR_TEXT: usize = 300;
 
@@ -284,6 +284,17 @@ impl VaultClient {
         super::resolve_local(r, self.credentials_dir.as_deref(), Duration::from_secs(30)).await
     }
 
+    /// A body that could not be read: cut off, or larger than [`MAX_BODY`].
+    fn body_fault(&self, reference: &SecretRef, e: &http::BodyError) -> SecretError {
+        match e.transport() {
+            Some(t) => self.transport(reference, t),
+            None => SecretError::Unavailable {
+                reference: reference.to_string(),
+                message: format!("{}: {e}", self.base),
+            },
+        }
+    }
+
     fn transport(&self, reference: &SecretRef, e: &reqwest::Error) -> SecretError {
         let what = if e.is_timeout() {
             format!("no answer within {}s", self.cfg.timeout_secs)
@@ -355,7 +366,7 @@ impl VaultClient {
         if status == 200 {
             let body = read_body(resp)
                 .await
-                .map_err(|e| self.transport(reference, &e))?;
+                .map_err(|e| self.body_fault(reference, &e))?;
             if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
                 let d = &v["data"];
                 let ttl = Duration::from_secs(d["ttl"].as_u64().unwrap_or(0));
@@ -405,7 +416,7 @@ impl VaultClient {
         let status = resp.status().as_u16();
         let text = read_body(resp)
             .await
-            .map_err(|e| self.transport(reference, &e))?;
+            .map_err(|e| self.body_fault(reference, &e))?;
         let scrub_with = [secret_id.expose_secret()];
         if status != 200 {
             let why = errors_of(&text, &scrub_with);
@@ -578,7 +589,7 @@ impl VaultClient {
             let status = resp.status().as_u16();
             let body = read_body(resp)
                 .await
-                .map_err(|e| self.transport(reference, &e))?;
+                .map_err(|e| self.body_fault(reference, &e))?;
             match status {
                 200 => return field_of(reference, &body, field),
                 404 => return Err(not_found(reference, &body, mount, path)),
@@ -671,15 +682,8 @@ impl VaultClient {
 }
 
 /// Read a body up to [`MAX_BODY`], into memory that is wiped when dropped.
-async fn read_body(mut resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, reqwest::Error> {
-    let mut out = Zeroizing::new(Vec::new());
-    while let Some(chunk) = resp.chunk().await? {
-        if out.len() + chunk.len() > MAX_BODY {
-            break;
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
+async fn read_body(resp: reqwest::Response) -> Result<Zeroizing<Vec<u8>>, http::BodyError> {
+    http::read_capped(resp, MAX_BODY).await
 }
 
 #[derive(Deserialize)]
@@ -857,7 +861,7 @@ fn errors_of(body: &[u8], secrets: &[&str]) -> String {
             .join("; "),
         _ => "no error text".into(),
     };
-    let mut text: String = text.chars().take(MAX_BODY).collect();
+    let mut text: String = text.chars().take(MAX_BODY.limit).collect();
     for s in secrets.iter().filter(|s| s.len() >= 4) {
         text = text.replace(s, "[redacted]");
     }

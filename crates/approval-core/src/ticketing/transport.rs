@@ -109,7 +109,7 @@ impl Transport {
         }
     }
 
-    async fn read(&self, mut resp: reqwest::Response, what: &str) -> Result<Reply, TicketingError> {
+    async fn read(&self, resp: reqwest::Response, what: &str) -> Result<Reply, TicketingError> {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let content_type = headers
@@ -117,23 +117,18 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_string();
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if buf.len() + c.len() > MAX_BODY {
-                        return Err(TicketingError::Protocol {
-                            system: self.system,
-                            what: what.into(),
-                            detail: format!("the answer is larger than {} MiB", MAX_BODY >> 20),
-                        });
-                    }
-                    buf.extend_from_slice(&c);
-                }
-                Ok(None) => break,
-                Err(e) => return Err(self.transport_error(&e, what)),
+        let cap = http::BodyCap::fixed(self.system.title(), MAX_BODY);
+        let buf = match http::read_capped(resp, cap).await {
+            Ok(b) => b,
+            Err(http::BodyError::Transport(e)) => return Err(self.transport_error(&e, what)),
+            Err(too_large) => {
+                return Err(TicketingError::Protocol {
+                    system: self.system,
+                    what: what.into(),
+                    detail: too_large.to_string(),
+                });
             }
-        }
+        };
         Ok(Reply {
             status,
             content_type,

@@ -172,6 +172,7 @@ impl EwsMailbox {
             backoff: Backoff::new(cfg.retries, cfg.backoff_ms),
             max_back_off: Duration::from_secs(cfg.max_back_off_secs),
             request_timeout: settings.request_timeout,
+            max_answer: transport::answer_cap(cfg.max_mail_mib),
         };
         Ok(EwsMailbox {
             inner: Arc::new(Inner {

@@ -86,6 +86,21 @@ pub(crate) struct Transport {
     pub backoff: Backoff,
     pub max_back_off: Duration,
     pub request_timeout: Duration,
+    /// The largest answer read: a mail of `mailbox.max_mail_mib` in base64, and its envelope.
+    pub max_answer: http::BodyCap,
+}
+
+/// The largest OAuth2 token answer read.
+const TOKEN_ANSWER: http::BodyCap = http::BodyCap::fixed("OAuth2 token endpoint", 1 << 20);
+
+/// The cap on EWS answers for mails of at most `max_mail_mib` MiB: GetItem sends the MIME in
+/// base64 (four bytes for three), plus 1 MiB of envelope and properties.
+pub(crate) fn answer_cap(max_mail_mib: usize) -> http::BodyCap {
+    http::BodyCap {
+        service: "EWS",
+        limit: ((max_mail_mib * 4).div_ceil(3) + 1) << 20,
+        setting: Some("mailbox.max_mail_mib"),
+    }
 }
 
 fn unreachable(url: &str, e: &reqwest::Error) -> MailboxError {
@@ -148,12 +163,12 @@ impl Transport {
                 if first.status().as_u16() != 401 {
                     // The server let the bodiless first leg through (no authentication
                     // needed): send the real request the same way.
-                    let _ = first.bytes().await;
+                    http::discard(first, 64 << 10).await;
                     return base().body(envelope.to_string()).send().await;
                 }
                 let challenge = ntlm_challenge(first.headers());
                 // Read the body so the connection goes back to the pool for the second leg.
-                let _ = first.bytes().await;
+                http::discard(first, 64 << 10).await;
                 let Some(c) = challenge else {
                     // Leave the 401 to the caller: no NTLM challenge means NTLM is not offered.
                     return base().body(envelope.to_string()).send().await;
@@ -222,7 +237,13 @@ impl Transport {
             }
         };
         let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let body: serde_json::Value = match http::read_capped(resp, TOKEN_ANSWER).await {
+            Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+            Err(e) => {
+                log::warn!("OAuth2 token endpoint: {e}");
+                return None;
+            }
+        };
         let Some(tok) = body.get("access_token").and_then(|v| v.as_str()) else {
             log::warn!(
                 "OAuth2 token endpoint answered {status} without a token ({})",
@@ -310,16 +331,18 @@ impl Transport {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let bytes = resp.bytes().await.map_err(|e| {
-                        if idempotent {
-                            unreachable(&self.url, &e)
-                        } else {
-                            MailboxError::OutcomeUnknown {
-                                op: op.into(),
-                                detail: http::error_chain(&e),
-                            }
-                        }
-                    })?;
+                    let bytes =
+                        http::read_capped(resp, self.max_answer)
+                            .await
+                            .map_err(|e| match e {
+                                http::BodyError::Transport(e) if !idempotent => {
+                                    MailboxError::OutcomeUnknown {
+                                        op: op.into(),
+                                        detail: http::error_chain(&e),
+                                    }
+                                }
+                                e => super::super::body_fault(op, &self.url, e),
+                            })?;
                     match self.judge(op, status, &headers, &bytes) {
                         Verdict::Done(r) => return r,
                         Verdict::Retry(d, final_err) => {

@@ -49,9 +49,8 @@ pub const INTERNET_HEADERS_SET: &str = "String {00020386-0000-0000-C000-00000000
 const TRANSPORT_HEADERS: &str = "String 0x007D";
 /// Calls in flight to one mailbox (Exchange Online's limit).
 const MAX_CONCURRENT: usize = 4;
-/// Largest MIME read (Exchange Online's message size limit is 150 MB; the watcher needs far
-/// less, and a forwarded notification is small).
-const MAX_MIME: usize = 48 << 20;
+/// Largest JSON answer read (a page of ids, one message's properties).
+const MAX_ANSWER: http::BodyCap = http::BodyCap::fixed("Microsoft Graph", 4 << 20);
 const IMMUTABLE: &str = "IdType=\"ImmutableId\"";
 
 /// Characters escaped in a path segment (the mailbox address keeps `@` and `.`).
@@ -75,6 +74,8 @@ struct Inner {
     gate: Semaphore,
     backoff: Backoff,
     max_back_off: Duration,
+    /// The largest mail read (`mailbox.max_mail_mib`).
+    max_mime: http::BodyCap,
     poll: Duration,
     request_timeout: Duration,
     /// Child folder name (lowercase) -> id.
@@ -169,6 +170,11 @@ impl GraphMailbox {
                 gate: Semaphore::new(MAX_CONCURRENT),
                 backoff,
                 max_back_off: Duration::from_secs(cfg.max_back_off_secs),
+                max_mime: http::BodyCap {
+                    service: "Microsoft Graph",
+                    limit: cfg.max_mail_mib << 20,
+                    setting: Some("mailbox.max_mail_mib"),
+                },
                 poll: cfg.poll_interval(),
                 request_timeout: settings.request_timeout,
                 folders: Mutex::new(HashMap::new()),
@@ -273,21 +279,17 @@ impl Inner {
             };
             let status = resp.status();
             let retry_after = http::retry_after(resp.headers());
-            let limit = if op == "read the MIME" {
-                MAX_MIME
+            let cap = if op == "read the MIME" {
+                self.max_mime
             } else {
-                4 << 20
+                MAX_ANSWER
             };
-            let bytes =
-                read_bounded(resp, limit)
-                    .await
-                    .map_err(|detail| MailboxError::Protocol {
-                        op: op.to_string(),
-                        detail,
-                    })?;
+            let bytes = http::read_capped(resp, cap)
+                .await
+                .map_err(|e| super::body_fault(op, &self.user_url, e))?;
             let answer = Answer {
                 status,
-                body: bytes,
+                body: bytes.to_vec(),
             };
             if status.is_success() {
                 return Ok(answer);
@@ -612,18 +614,6 @@ fn is_reset(code: &str) -> bool {
         code,
         "syncStateNotFound" | "syncStateInvalid" | "resyncRequired" | "HTTP 410"
     ) || code.eq_ignore_ascii_case("SyncStateNotFound")
-}
-
-/// Read a body up to `limit` bytes.
-async fn read_bounded(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| http::error_chain(&e))? {
-        if out.len() + chunk.len() > limit {
-            return Err(format!("the answer is larger than {} MiB", limit >> 20));
-        }
-        out.extend_from_slice(&chunk);
-    }
-    Ok(out)
 }
 
 fn address(v: &Value) -> Option<Address> {
