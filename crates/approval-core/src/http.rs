@@ -166,6 +166,8 @@ pub struct BodyCap {
     pub service: &'static str,
     pub limit: usize,
     pub setting: Option<&'static str>,
+    /// How the limit follows from the setting, when it is not the setting itself.
+    pub note: &'static str,
 }
 
 impl BodyCap {
@@ -175,6 +177,7 @@ impl BodyCap {
             service,
             limit,
             setting: None,
+            note: "",
         }
     }
 }
@@ -214,7 +217,7 @@ pub fn size(n: usize) -> String {
 
 fn too_large(c: &BodyCap) -> String {
     let how = match c.setting {
-        Some(key) => format!("set by `{key}`"),
+        Some(key) => format!("set by `{key}`{}", c.note),
         None => "a fixed limit of this version".to_string(),
     };
     format!(
@@ -366,6 +369,7 @@ mod tests {
             service: "Example",
             limit: 64 << 10,
             setting: Some("example.max_kib"),
+            note: "",
         };
         let http = reqwest::Client::new();
         for announce in [true, false] {

@@ -161,6 +161,12 @@ pub fn mail_key(message_id: Option<&str>, raw: &[u8]) -> String {
     }
 }
 
+/// The key of a mail that could not be fetched (its bytes unknown): its mailbox item. When the
+/// mail is read later, [`Journal::begin`] gives this row the mail's own key.
+pub fn item_key(item: &str) -> String {
+    format!("item:{item}")
+}
+
 /// What `begin` found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Begin {
@@ -320,6 +326,23 @@ impl Journal {
     ) -> Result<Begin, JournalError> {
         let mut c = self.lock();
         let tx = c.transaction()?;
+        // A row opened for this item when it could not be fetched: the mail is read now, so
+        // the row becomes the mail's own (its attempts kept), unless the mail has a row already.
+        if let Some(item) = mailbox_item
+            && let Some(p) = get_by_key(&tx, &item_key(item))?
+            && p.state == State::Seen
+            && p.key != key
+        {
+            if get_by_key(&tx, key)?.is_some() {
+                tx.execute("DELETE FROM history WHERE row = ?1", params![p.row])?;
+                tx.execute("DELETE FROM mail WHERE row = ?1", params![p.row])?;
+            } else {
+                tx.execute(
+                    "UPDATE mail SET key = ?1, message_id = ?2 WHERE row = ?3",
+                    params![key, message_id, p.row],
+                )?;
+            }
+        }
         if let Some(e) = get_by_key(&tx, key)? {
             // The item id changes when a mail is moved; remember the newest one.
             if let Some(item) = mailbox_item
@@ -706,6 +729,32 @@ fn get_by_row(c: &Connection, row: i64) -> Result<Option<Entry>, JournalError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_opened_for_an_unreadable_item_becomes_the_mails_own_once_read() {
+        let j = Journal::in_memory().unwrap();
+        let Begin::New(p) = j.begin(&item_key("I1"), None, Some("I1")).unwrap() else {
+            panic!("new")
+        };
+        assert_eq!(j.attempt_failed(p.row, "too large").unwrap(), 1);
+        // Read at last: the same row, its attempt kept, under the mail's key.
+        let Begin::Known(e) = j.begin("mid:x@t", Some("<x@t>"), Some("I1")).unwrap() else {
+            panic!("known")
+        };
+        assert_eq!((e.row, e.attempts, e.state), (p.row, 1, State::Seen));
+        assert_eq!(e.key, "mid:x@t");
+        assert_eq!(j.all().unwrap().len(), 1);
+        // A second item of a mail the journal knows already: its provisional row goes.
+        let Begin::New(q) = j.begin(&item_key("I2"), None, Some("I2")).unwrap() else {
+            panic!("new")
+        };
+        let Begin::Known(e) = j.begin("mid:x@t", Some("<x@t>"), Some("I2")).unwrap() else {
+            panic!("known")
+        };
+        assert_eq!(e.row, p.row);
+        assert!(j.get(q.row).unwrap().is_none());
+        assert!(j.history(q.row).unwrap().is_empty());
+    }
 
     #[test]
     fn keys_prefer_the_message_id() {

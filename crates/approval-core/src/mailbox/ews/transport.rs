@@ -100,6 +100,7 @@ pub(crate) fn answer_cap(max_mail_mib: usize) -> http::BodyCap {
         service: "EWS",
         limit: ((max_mail_mib * 4).div_ceil(3) + 1) << 20,
         setting: Some("mailbox.max_mail_mib"),
+        note: ": EWS sends a mail in base64, a third larger, with 1 MiB for the rest",
     }
 }
 

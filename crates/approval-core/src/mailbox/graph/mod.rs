@@ -174,6 +174,7 @@ impl GraphMailbox {
                     service: "Microsoft Graph",
                     limit: cfg.max_mail_mib << 20,
                     setting: Some("mailbox.max_mail_mib"),
+                    note: "",
                 },
                 poll: cfg.poll_interval(),
                 request_timeout: settings.request_timeout,

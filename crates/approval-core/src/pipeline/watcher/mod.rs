@@ -10,7 +10,8 @@
 //! One file per step of the journal's state machine: [`decide`] (who sent it, may they approve
 //! it now), [`confirm`] (`seen` → `decided` → `confirmed`), [`outcome`] (a `decided` row whose
 //! confirm outcome is unknown), [`reply`] (→ `notified`), [`filing`] (→ `filed`, and second
-//! copies), [`dry_run`], and [`sessions`] (the PVWA sessions every step shares). This file holds
+//! copies), [`dry_run`], [`sessions`] (the PVWA sessions every step shares), and
+//! [`unreadable`] (a mail that cannot be fetched: counted, then refused and reported). This file holds
 //! the pipeline itself and `process`, which moves a row from step to step.
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ mod filing;
 mod outcome;
 mod reply;
 mod sessions;
+mod unreadable;
 
 /// Refusal codes of the pipeline itself (the policy's and the notice reader's come on top).
 pub mod codes {
@@ -61,6 +63,9 @@ pub mod codes {
     pub const CONFIRM_FAILED: &str = "confirm_failed";
     /// The mail kept failing on faults; nothing was approved by this mail.
     pub const GAVE_UP: &str = "gave_up";
+    /// The mail could not be fetched or read (larger than `mailbox.max_mail_mib`, an answer
+    /// that cannot be read) through `watcher.max_attempts` attempts; the PAM team is told.
+    pub const UNREADABLE_MAIL: &str = "unreadable_mail";
     /// The same mail was already processed (a second copy).
     pub const ALREADY_PROCESSED: &str = "already_processed";
     /// The directory does not know the forwarder, or knows several.
@@ -406,6 +411,10 @@ impl Pipeline {
                     self.moved_before_interruption(&msg.id)?;
                 }
                 return Err(err.into());
+            }
+            // The item's own fault (too large, unreadable): counted, and refused in the end.
+            Err(err) if !self.dry_run && err.is_item_fault() => {
+                return self.unreadable(msg, err).await;
             }
             Err(err) => return Err(err.into()),
         };
