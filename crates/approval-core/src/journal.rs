@@ -30,6 +30,9 @@ pub enum JournalError {
     Sql(#[from] rusqlite::Error),
     #[error("journal: row {row} cannot move from {from} to {to}")]
     Transition { row: i64, from: String, to: String },
+    /// The blocking task that ran a journal call failed (it panicked, or the runtime stops).
+    #[error("journal: the call did not complete: {0}")]
+    Worker(String),
 }
 
 impl Classify for JournalError {
@@ -40,7 +43,7 @@ impl Classify for JournalError {
         match self {
             JournalError::Open { .. } => Exit::Config,
             JournalError::Sql(_) => Exit::TempFail,
-            JournalError::Transition { .. } => Exit::Software,
+            JournalError::Transition { .. } | JournalError::Worker(_) => Exit::Software,
         }
     }
 }
@@ -680,6 +683,143 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// The journal for async code: every call runs on tokio's blocking pool, so SQLite's fsync per
+/// state change and its busy wait (up to 10 s while another process writes) never stall the
+/// executor, which also serves every other mail in flight, `/metrics`, `/readyz` and systemd's
+/// watchdog. Calls on one journal still run one at a time (its connection's lock), in the order
+/// each caller awaits them. The methods are [`Journal`]'s, with owned copies of their arguments.
+#[derive(Clone)]
+pub struct AsyncJournal(std::sync::Arc<Journal>);
+
+impl AsyncJournal {
+    pub fn new(j: Journal) -> AsyncJournal {
+        AsyncJournal(std::sync::Arc::new(j))
+    }
+
+    /// The journal itself, for synchronous callers (tools, tests).
+    pub fn blocking(&self) -> &Journal {
+        &self.0
+    }
+
+    /// Run `f` on the journal in the blocking pool.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Journal) -> Result<R, JournalError> + Send + 'static,
+    ) -> Result<R, JournalError> {
+        let j = self.0.clone();
+        tokio::task::spawn_blocking(move || f(&j))
+            .await
+            .map_err(|e| JournalError::Worker(e.to_string()))?
+    }
+
+    pub async fn begin(
+        &self,
+        key: &str,
+        message_id: Option<&str>,
+        mailbox_item: Option<&str>,
+    ) -> Result<Begin, JournalError> {
+        let (key, mid, item) = (key.to_owned(), owned(message_id), owned(mailbox_item));
+        self.run(move |j| j.begin(&key, mid.as_deref(), item.as_deref()))
+            .await
+    }
+
+    pub async fn decided_for(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+        identities: &[String],
+    ) -> Result<Entry, JournalError> {
+        let (rid, fwd, marker, ids) = (
+            request_id.to_owned(),
+            forwarder.to_owned(),
+            marker.to_owned(),
+            identities.to_vec(),
+        );
+        self.run(move |j| j.decided_for(row, &rid, level, &fwd, &marker, &ids))
+            .await
+    }
+
+    pub async fn acted_for(
+        &self,
+        request_id: &str,
+        except_row: Option<i64>,
+    ) -> Result<Vec<ActedFor>, JournalError> {
+        let rid = request_id.to_owned();
+        self.run(move |j| j.acted_for(&rid, except_row)).await
+    }
+
+    pub async fn confirmed(&self, row: i64, note: &str) -> Result<Entry, JournalError> {
+        let note = note.to_owned();
+        self.run(move |j| j.confirmed(row, &note)).await
+    }
+
+    pub async fn refused(
+        &self,
+        row: i64,
+        code: &str,
+        reason: &str,
+        request_id: Option<&str>,
+        forwarder: Option<&str>,
+    ) -> Result<Entry, JournalError> {
+        let (code, reason, rid, fwd) = (
+            code.to_owned(),
+            reason.to_owned(),
+            owned(request_id),
+            owned(forwarder),
+        );
+        self.run(move |j| j.refused(row, &code, &reason, rid.as_deref(), fwd.as_deref()))
+            .await
+    }
+
+    pub async fn notified(&self, row: i64) -> Result<Entry, JournalError> {
+        self.run(move |j| j.notified(row)).await
+    }
+
+    pub async fn filed(&self, row: i64, folder: &str) -> Result<Entry, JournalError> {
+        let folder = folder.to_owned();
+        self.run(move |j| j.filed(row, &folder)).await
+    }
+
+    pub async fn attempt_failed(&self, row: i64, error: &str) -> Result<u32, JournalError> {
+        let error = error.to_owned();
+        self.run(move |j| j.attempt_failed(row, &error)).await
+    }
+
+    pub async fn unfinished(&self) -> Result<Vec<Entry>, JournalError> {
+        self.run(|j| j.unfinished()).await
+    }
+
+    pub async fn stats(&self) -> Result<JournalStats, JournalError> {
+        self.run(|j| j.stats()).await
+    }
+
+    pub async fn unfinished_by_item(&self, item: &str) -> Result<Option<Entry>, JournalError> {
+        let item = item.to_owned();
+        self.run(move |j| j.unfinished_by_item(&item)).await
+    }
+
+    pub async fn get(&self, row: i64) -> Result<Option<Entry>, JournalError> {
+        self.run(move |j| j.get(row)).await
+    }
+
+    pub async fn get_value(&self, name: &str) -> Result<Option<String>, JournalError> {
+        let name = name.to_owned();
+        self.run(move |j| j.get_value(&name)).await
+    }
+
+    pub async fn set_value(&self, name: &str, value: &str) -> Result<(), JournalError> {
+        let (name, value) = (name.to_owned(), value.to_owned());
+        self.run(move |j| j.set_value(&name, &value)).await
+    }
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    s.map(str::to_owned)
 }
 
 const COLS: &str = "row, key, message_id, mailbox_item, state, outcome, reason_code, reason, request_id, level, forwarder, marker, attempts, last_error, first_seen_ms, updated_ms";

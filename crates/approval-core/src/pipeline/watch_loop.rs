@@ -158,26 +158,26 @@ pub async fn watch(
 }
 
 /// The mailbox answered: for `/readyz`, the metrics, and (at most every 30 s) `--status`.
-fn mailbox_answered(p: &Pipeline, persisted: &mut Option<tokio::time::Instant>) {
+async fn mailbox_answered(p: &Pipeline, persisted: &mut Option<tokio::time::Instant>) {
     p.metrics().mailbox_ok();
     let now = tokio::time::Instant::now();
     if persisted.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(30)) {
         *persisted = Some(now);
         let ms = chrono::Utc::now().timestamp_millis().to_string();
-        if let Err(e) = p.journal().set_value(LAST_MAILBOX_OK, &ms) {
+        if let Err(e) = p.journal_async().set_value(LAST_MAILBOX_OK, &ms).await {
             log::warn!("journal: cannot record the mailbox's last answer: {e}");
         }
     }
 }
 
 /// The pending-mail gauges, from the journal (at most every 5 s).
-fn refresh_pending(p: &Pipeline, refreshed: &mut Option<tokio::time::Instant>) {
+async fn refresh_pending(p: &Pipeline, refreshed: &mut Option<tokio::time::Instant>) {
     let now = tokio::time::Instant::now();
     if refreshed.is_some_and(|t| now.duration_since(t) < Duration::from_secs(5)) {
         return;
     }
     *refreshed = Some(now);
-    if let Ok(s) = p.journal().stats() {
+    if let Ok(s) = p.journal_async().stats().await {
         let age = s.oldest_unfinished_ms.map(|t| {
             Duration::from_millis((chrono::Utc::now().timestamp_millis() - t).max(0) as u64)
         });
@@ -420,7 +420,7 @@ async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
             Err(e) => log::warn!("mailbox catch-up failed ({e}); continuing with unread mail"),
         }
     }
-    p.with_unfinished(refs)
+    p.with_unfinished(refs).await
 }
 
 /// What identifies a mail across its attempts: its journal row, else its Message-ID.
@@ -522,7 +522,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         }
         heartbeat.beat();
         d.reap();
-        refresh_pending(&pipeline, &mut refreshed);
+        refresh_pending(&pipeline, &mut refreshed).await;
         if ready && d.summary != shown {
             shown = d.summary.clone();
             systemd::status(&status_line(&shown));
@@ -530,7 +530,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
         let step: Result<()> = async {
             if resync {
                 let refs = pending_refs(&pipeline, catch_up).await?;
-                mailbox_answered(&pipeline, &mut persisted);
+                mailbox_answered(&pipeline, &mut persisted).await;
                 last_list = tokio::time::Instant::now();
                 if !refs.is_empty() {
                     log::debug!("{} mail(s) to look at", refs.len());
@@ -558,7 +558,7 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
                 o = pipeline.mailbox().wait_for_new(timeout) => Woke::Mailbox(o?),
             };
             if let Woke::Mailbox(_) = &woke {
-                mailbox_answered(&pipeline, &mut persisted);
+                mailbox_answered(&pipeline, &mut persisted).await;
             }
             match woke {
                 Woke::Finished(task) => d.count(task),

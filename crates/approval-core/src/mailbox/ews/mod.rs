@@ -246,8 +246,14 @@ impl Inner {
             ids: vec![to_item(m)],
         };
         let r = self.t.call("GetItem", &req.to_xml(), true).await?;
-        let d = req
-            .parse(&r.body)
+        // A mail of many MiB: read on the blocking pool, not on the executor.
+        let parsed = tokio::task::spawn_blocking(move || req.parse(&r.body))
+            .await
+            .map_err(|e| MailboxError::Protocol {
+                op: "GetItem".into(),
+                detail: format!("the answer's reader failed: {e}"),
+            })?;
+        let d = parsed
             .map_err(|e| protocol("GetItem", e))?
             .remove(0)
             .map_err(|e| self.message_error("GetItem", e))?;

@@ -90,6 +90,9 @@ pub(crate) struct Transport {
     pub max_answer: http::BodyCap,
 }
 
+/// Answers larger than this are parsed on the blocking pool, not on the executor.
+const PARSE_ASIDE: usize = 256 << 10;
+
 /// The largest OAuth2 token answer read.
 const TOKEN_ANSWER: http::BodyCap = http::BodyCap::fixed("OAuth2 token endpoint", 1 << 20);
 
@@ -344,7 +347,23 @@ impl Transport {
                                 }
                                 e => super::super::body_fault(op, &self.url, e),
                             })?;
-                    match self.judge(op, status, &headers, &bytes) {
+                    // A large answer (a mail) is parsed on the blocking pool: reading the XML
+                    // of many MiB would stall every other task of the executor.
+                    let (bytes, parsed) =
+                        if matches!(status, 200 | 500) && bytes.len() > PARSE_ASIDE {
+                            tokio::task::spawn_blocking(move || {
+                                let p = soap::parse_response(&bytes);
+                                (bytes, Some(p))
+                            })
+                            .await
+                            .map_err(|e| MailboxError::Protocol {
+                                op: op.into(),
+                                detail: format!("the answer's reader failed: {e}"),
+                            })?
+                        } else {
+                            (bytes, None)
+                        };
+                    match self.judge(op, status, &headers, &bytes, parsed) {
                         Verdict::Done(r) => return r,
                         Verdict::Retry(d, final_err) => {
                             if !can_retry {
@@ -364,7 +383,14 @@ impl Transport {
     }
 
     /// Decide what an HTTP answer means.
-    fn judge(&self, op: &str, status: u16, headers: &HeaderMap, body: &[u8]) -> Verdict {
+    fn judge(
+        &self,
+        op: &str,
+        status: u16,
+        headers: &HeaderMap,
+        body: &[u8],
+        parsed: Option<Result<Response, SoapError>>,
+    ) -> Verdict {
         let busy = |attempts| MailboxError::Busy {
             op: op.into(),
             attempts,
@@ -426,7 +452,7 @@ impl Transport {
                 }));
             }
         }
-        match soap::parse_response(body) {
+        match parsed.unwrap_or_else(|| soap::parse_response(body)) {
             Ok(r) => {
                 if let Some(back_off) = message_busy(&r) {
                     return Verdict::Retry(

@@ -20,6 +20,7 @@ impl Pipeline {
                     request_id.as_deref(),
                     forwarder.as_deref(),
                 )
+                .await
                 .map_err(Fault::of),
             Verdict::Approve {
                 request_id,
@@ -31,6 +32,7 @@ impl Pipeline {
                 let e = self
                     .journal
                     .decided_for(e.row, &request_id, level, &forwarder, &marker, &identities)
+                    .await
                     .map_err(Fault::of)?;
                 self.confirm(w, &e).await
             }
@@ -69,6 +71,7 @@ impl Pipeline {
                 let done = self
                     .journal
                     .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
+                    .await
                     .map_err(Fault::of)?;
                 let waited = chrono::Utc::now().timestamp_millis() - e.first_seen_ms;
                 self.metrics
@@ -90,6 +93,7 @@ impl Pipeline {
                         Some(rid),
                         Some(fw),
                     )
+                    .await
                     .map_err(Fault::of)
             }
         }

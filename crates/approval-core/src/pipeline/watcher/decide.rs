@@ -55,7 +55,7 @@ impl Pipeline {
             Err((code, reason)) => return refuse(&code, reason, None, None),
         };
         w.forwarder = Some(forwarder.clone());
-        let exam = w.exam(&self.notice).clone();
+        let exam = w.notice(&self.notice).await.clone();
         let n = match exam.outcome {
             Ok(n) => n,
             Err(r) => return refuse(r.reason.code(), r.message, None, Some(forwarder)),
@@ -234,6 +234,7 @@ impl Pipeline {
         let tool_acted: Vec<ToolActed> = self
             .journal
             .acted_for(&rid, w.row)
+            .await
             .map_err(Fault::of)?
             .into_iter()
             .map(|a| ToolActed {

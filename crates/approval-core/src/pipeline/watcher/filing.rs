@@ -8,15 +8,15 @@ impl Pipeline {
     /// filed (the move was sent, then the watcher was interrupted), the move happened; the row
     /// is closed. Any other row is left as it is (someone moved the mail away mid-way; it is
     /// processed again if it comes back).
-    pub(super) fn moved_before_interruption(&self, item: &str) -> Result<()> {
-        let Some(e) = self.journal.unfinished_by_item(item)? else {
+    pub(super) async fn moved_before_interruption(&self, item: &str) -> Result<()> {
+        let Some(e) = self.journal.unfinished_by_item(item).await? else {
             return Ok(());
         };
         if e.state != State::Notified {
             return Ok(());
         }
-        if let Some(folder) = self.journal.get_value(&format!("filing:{}", e.row))? {
-            self.journal.filed(e.row, &folder)?;
+        if let Some(folder) = self.journal.get_value(&format!("filing:{}", e.row)).await? {
+            self.journal.filed(e.row, &folder).await?;
             log::info!(
                 "mail {} (journal row {}) left the folder after its move into {folder} was sent, before an interruption; row closed",
                 e.message_id.as_deref().unwrap_or("?"),
@@ -36,11 +36,12 @@ impl Pipeline {
         };
         self.journal
             .set_value(&format!("filing:{}", e.row), folder)
+            .await
             .map_err(Fault::of)?;
         self.file_as_read(&w.fetched.reference, folder)
             .await
             .map_err(Fault::of)?;
-        self.journal.filed(e.row, folder).map_err(Fault::of)
+        self.journal.filed(e.row, folder).await.map_err(Fault::of)
     }
 
     /// Mark the mail read, then file it. Marking is best effort: a failure leaves the filed
@@ -64,11 +65,11 @@ impl Pipeline {
     pub(super) async fn duplicate(&self, e: Entry, w: &mut Work<'_>) -> Result<Processed> {
         let kv = format!("duplicate_replied:{}", w.fetched.reference.id);
         let pending = async {
-            if self.journal.get_value(&kv).map_err(Fault::of)?.is_none() {
+            if self.journal.get_value(&kv).await.map_err(Fault::of)?.is_none() {
                 if self.notifier.enabled()
                     && self.unanswered(w, &e).is_none()
                     && let Some(to) = self.reply_to(w, &e)
-                    && !self.silent(w, &e)
+                    && !self.silent(w, &e).await
                 {
                     let mut values = self.values(w, &e);
                     values.insert("reason_code", codes::ALREADY_PROCESSED.into());
@@ -103,7 +104,7 @@ impl Pipeline {
                         self.metrics.reply(codes::ALREADY_PROCESSED);
                     }
                 }
-                self.journal.set_value(&kv, "replied").map_err(Fault::of)?;
+                self.journal.set_value(&kv, "replied").await.map_err(Fault::of)?;
             }
             let folder = if e.outcome.as_deref() == Some("confirmed") {
                 &self.processed_folder

@@ -28,7 +28,7 @@ use crate::directory::config::ApproverMode;
 use crate::directory::{self, Directory, LdapDirectory};
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
-use crate::journal::{self, Begin, Entry, Journal, State};
+use crate::journal::{self, AsyncJournal, Begin, Entry, Journal, State};
 use crate::mailbox::{FetchedMessage, Mailbox, MessageRef, OutgoingMail};
 use crate::metrics::Metrics;
 use crate::notice::{self, Examination, NoticeConfig};
@@ -164,6 +164,21 @@ struct Work<'a> {
 }
 
 impl Work<'_> {
+    /// The notice read from the mail, read once, off the executor: a hostile mail of many MiB
+    /// keeps the reader busy for a while, and other mails, `/metrics` and the watchdog go on.
+    async fn notice(&mut self, cfg: &NoticeConfig) -> &Examination {
+        if self.exam.is_none() {
+            let (raw, c) = (self.fetched.mime.clone(), cfg.clone());
+            let read = tokio::task::spawn_blocking(move || notice::examine(&raw, &c)).await;
+            if let Ok(exam) = read {
+                self.reads.fetch_add(1, Ordering::Relaxed);
+                self.exam = Some(exam);
+            }
+        }
+        // (A failed blocking task — the runtime stopping — reads it here instead.)
+        self.exam(cfg)
+    }
+
     fn exam(&mut self, cfg: &NoticeConfig) -> &Examination {
         let raw = &self.fetched.mime;
         let reads = self.reads;
@@ -200,7 +215,7 @@ struct Tickets {
 /// The watcher's pipeline, built once and used for every mail.
 pub struct Pipeline {
     mailbox: Arc<dyn Mailbox>,
-    journal: Journal,
+    journal: AsyncJournal,
     cfg: WatcherConfig,
     notice: NoticeConfig,
     sender: SenderPolicyConfig,
@@ -277,11 +292,11 @@ impl Pipeline {
         resolver.close().await;
         let (creds, dir_pw, mailbox) = built?;
         let directory = LdapDirectory::new(dir_settings, dir_pw)?;
-        let journal = if dry_run {
+        let journal = AsyncJournal::new(if dry_run {
             Journal::in_memory()?
         } else {
             Journal::open(&c.watcher.journal_path(loaded)?)?
-        };
+        });
         Ok(Pipeline {
             mailbox,
             journal,
@@ -320,7 +335,14 @@ impl Pipeline {
         &self.metrics
     }
 
+    /// The journal, for synchronous callers (tools, tests); the pipeline itself goes through
+    /// [`Pipeline::journal_async`].
     pub fn journal(&self) -> &Journal {
+        self.journal.blocking()
+    }
+
+    /// The journal, off the executor.
+    pub fn journal_async(&self) -> &AsyncJournal {
         &self.journal
     }
 
@@ -353,8 +375,8 @@ impl Pipeline {
 
     /// `refs` and, after them, the mailbox item of every unfinished journal row not among them
     /// (a mail left pending, or interrupted mid-way, is resumed even when it is no longer unread).
-    pub fn with_unfinished(&self, mut refs: Vec<MessageRef>) -> Result<Vec<MessageRef>> {
-        for e in self.journal.unfinished()? {
+    pub async fn with_unfinished(&self, mut refs: Vec<MessageRef>) -> Result<Vec<MessageRef>> {
+        for e in self.journal.unfinished().await? {
             if let Some(item) = e.mailbox_item
                 && !refs.iter().any(|r| r.id == item)
             {
@@ -376,9 +398,10 @@ impl Pipeline {
         if !self.dry_run {
             let ms = chrono::Utc::now().timestamp_millis().to_string();
             self.journal
-                .set_value(super::watch_loop::LAST_MAILBOX_OK, &ms)?;
+                .set_value(super::watch_loop::LAST_MAILBOX_OK, &ms)
+                .await?;
         }
-        let refs = self.with_unfinished(refs)?;
+        let refs = self.with_unfinished(refs).await?;
         let mut out = Vec::new();
         let mut worst = Exit::Ok;
         for r in &refs {
@@ -408,7 +431,7 @@ impl Pipeline {
             Ok(f) => f,
             Err(err @ crate::mailbox::MailboxError::NotFound { .. }) => {
                 if !self.dry_run {
-                    self.moved_before_interruption(&msg.id)?;
+                    self.moved_before_interruption(&msg.id).await?;
                 }
                 return Err(err.into());
             }
@@ -438,7 +461,8 @@ impl Pipeline {
         }
         let begin = self
             .journal
-            .begin(&key, mid.as_deref(), Some(&fetched.reference.id))?;
+            .begin(&key, mid.as_deref(), Some(&fetched.reference.id))
+            .await?;
         let mut e = match begin {
             Begin::Known(e) if e.state == State::Filed => return self.duplicate(e, &mut w).await,
             Begin::Known(e) | Begin::New(e) => e,
@@ -455,7 +479,7 @@ impl Pipeline {
             match step {
                 Ok(next) => e = next,
                 Err(f) => {
-                    let n = self.journal.attempt_failed(e.row, &f.message)?;
+                    let n = self.journal.attempt_failed(e.row, &f.message).await?;
                     log::warn!(
                         "mail {} (journal row {}) left pending in state {} after attempt {n}: {}",
                         mid.as_deref().unwrap_or("?"),
@@ -476,16 +500,19 @@ impl Pipeline {
                                 f.message
                             )
                         };
-                        e = self.journal.refused(
-                            e.row,
-                            codes::GAVE_UP,
-                            &reason,
-                            e.request_id.clone().as_deref(),
-                            e.forwarder.clone().as_deref(),
-                        )?;
+                        e = self
+                            .journal
+                            .refused(
+                                e.row,
+                                codes::GAVE_UP,
+                                &reason,
+                                e.request_id.clone().as_deref(),
+                                e.forwarder.clone().as_deref(),
+                            )
+                            .await?;
                         continue;
                     }
-                    let e = self.journal.get(e.row)?.unwrap_or(e);
+                    let e = self.journal.get(e.row).await?.unwrap_or(e);
                     let p = self.result(&e, &w, Some(f.message.clone()), f.exit);
                     self.audit(&p, &w);
                     self.metrics.fault(f.service);

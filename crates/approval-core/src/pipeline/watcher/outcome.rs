@@ -47,7 +47,7 @@ impl Pipeline {
             Err(err @ PvwaError::NotFound { .. }) => {
                 return self
                     .journal
-                    .refused(e.row, codes::CONFIRM_FAILED, &format!("The request is gone from PVWA ({err}); it was not confirmed by this mail."), Some(&rid), e.forwarder.as_deref())
+                    .refused(e.row, codes::CONFIRM_FAILED, &format!("The request is gone from PVWA ({err}); it was not confirmed by this mail."), Some(&rid), e.forwarder.as_deref()).await
                     .map_err(Fault::of);
             }
             Err(err) => return Err(Fault::of(err)),
@@ -64,6 +64,7 @@ impl Pipeline {
                     e.row,
                     &format!("found our marker {marker} among the confirmers"),
                 )
+                .await
                 .map_err(Fault::of);
         }
         let account = self.account(level);
@@ -91,7 +92,7 @@ impl Pipeline {
                 ),
                 Some(&rid),
                 e.forwarder.as_deref(),
-            )
+            ).await
             .map_err(Fault::of)
     }
 
@@ -134,11 +135,11 @@ impl Pipeline {
                     ),
                     Some(rid),
                     e.forwarder.as_deref(),
-                )
+                ).await
                 .map_err(Fault::of),
             Verdict::Refuse { code, reason, .. } => self
                 .journal
-                .refused(e.row, &code, &reason, Some(rid), e.forwarder.as_deref())
+                .refused(e.row, &code, &reason, Some(rid), e.forwarder.as_deref()).await
                 .map_err(Fault::of),
         }
     }

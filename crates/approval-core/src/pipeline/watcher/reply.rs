@@ -14,8 +14,8 @@ impl Pipeline {
         self.authenticate(w.fetched).ok()
     }
 
-    pub(super) fn silent(&self, w: &mut Work<'_>, e: &Entry) -> bool {
-        match &w.exam(&self.notice).outcome {
+    pub(super) async fn silent(&self, w: &mut Work<'_>, e: &Entry) -> bool {
+        match &w.notice(&self.notice).await.outcome {
             Err(r) => r.reason.silent() && e.reason_code.as_deref() == Some(r.reason.code()),
             Ok(_) => false,
         }
@@ -165,7 +165,7 @@ impl Pipeline {
             && let Some(why) = unanswered
         {
             self.report_unanswered(e, why).await?;
-        } else if self.notifier.enabled() && !self.silent(w, e) {
+        } else if self.notifier.enabled() && !self.silent(w, e).await {
             if w.request.is_none()
                 && let Some(rid) = e.request_id.clone()
                 && (outcome != Outcome::Refused || e.forwarder.is_some())
@@ -200,7 +200,7 @@ impl Pipeline {
                 None => log::info!("journal row {}: no address to answer; no reply sent", e.row),
             }
         }
-        self.journal.notified(e.row).map_err(Fault::of)
+        self.journal.notified(e.row).await.map_err(Fault::of)
     }
 
     /// Why a refused mail gets no reply but a report to the PAM team, if it does: its sender
@@ -253,7 +253,12 @@ impl Pipeline {
     /// asked whether the mail was sent before it is sent again.
     pub(super) async fn send_once(&self, reply: notify::Reply, key: String) -> Result<(), Fault> {
         let kv = format!("send_attempt:{key}");
-        if self.journal.get_value(&kv).map_err(Fault::of)?.is_some()
+        if self
+            .journal
+            .get_value(&kv)
+            .await
+            .map_err(Fault::of)?
+            .is_some()
             && self.mailbox.was_sent(&key).await.map_err(Fault::of)?
         {
             log::info!("reply {key} was sent before an interruption; not sent again");
@@ -261,6 +266,7 @@ impl Pipeline {
         }
         self.journal
             .set_value(&kv, &chrono::Utc::now().to_rfc3339())
+            .await
             .map_err(Fault::of)?;
         let mail = OutgoingMail {
             to: reply.to,

@@ -19,12 +19,12 @@ impl Pipeline {
         let key = journal::item_key(&msg.id);
         let _mail_guard = self.mail_locks.lock(&key).await;
         let why = err.to_string();
-        let mut e = match self.journal.begin(&key, None, Some(&msg.id))? {
+        let mut e = match self.journal.begin(&key, None, Some(&msg.id)).await? {
             Begin::New(e) | Begin::Known(e) => e,
         };
         let step: std::result::Result<Entry, Fault> = async {
             if e.state == State::Seen {
-                let n = self.journal.attempt_failed(e.row, &why).map_err(Fault::of)?;
+                let n = self.journal.attempt_failed(e.row, &why).await.map_err(Fault::of)?;
                 if n < self.cfg.max_attempts {
                     return Err(Fault::of(err));
                 }
@@ -33,20 +33,20 @@ impl Pipeline {
                 );
                 e = self
                     .journal
-                    .refused(e.row, codes::UNREADABLE_MAIL, &reason, None, None)
+                    .refused(e.row, codes::UNREADABLE_MAIL, &reason, None, None).await
                     .map_err(Fault::of)?;
             }
             if matches!(e.state, State::Refused) {
                 self.report_unanswered(&e, "it could not be read").await?;
-                e = self.journal.notified(e.row).map_err(Fault::of)?;
+                e = self.journal.notified(e.row).await.map_err(Fault::of)?;
             }
             if e.state == State::Notified {
                 let folder = &self.refused_folder;
                 self.journal
-                    .set_value(&format!("filing:{}", e.row), folder)
+                    .set_value(&format!("filing:{}", e.row), folder).await
                     .map_err(Fault::of)?;
                 self.file_as_read(msg, folder).await.map_err(Fault::of)?;
-                e = self.journal.filed(e.row, folder).map_err(Fault::of)?;
+                e = self.journal.filed(e.row, folder).await.map_err(Fault::of)?;
             }
             Ok(e.clone())
         }
@@ -56,7 +56,7 @@ impl Pipeline {
             Err(f) => {
                 // A fault after the refusal (the report or the move failed) counts too.
                 if e.state != State::Seen {
-                    self.journal.attempt_failed(e.row, &f.message)?;
+                    self.journal.attempt_failed(e.row, &f.message).await?;
                 }
                 log::warn!(
                     "mail item {} (journal row {}) could not be read or finished, left pending in state {}: {}",
@@ -66,7 +66,7 @@ impl Pipeline {
                     f.message
                 );
                 self.metrics.fault(f.service);
-                (self.journal.get(e.row)?.unwrap_or(e), Some(f))
+                (self.journal.get(e.row).await?.unwrap_or(e), Some(f))
             }
         };
         let p = Processed {
