@@ -328,7 +328,7 @@ impl Journal {
         mailbox_item: Option<&str>,
     ) -> Result<Begin, JournalError> {
         let mut c = self.lock();
-        let tx = c.transaction()?;
+        let tx = write_transaction(&mut c)?;
         // A row opened for this item when it could not be fetched: the mail is read now, so
         // the row becomes the mail's own (its attempts kept), unless the mail has a row already.
         if let Some(item) = mailbox_item
@@ -396,7 +396,7 @@ impl Journal {
         also: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
     ) -> Result<Entry, JournalError> {
         let mut c = self.lock();
-        let tx = c.transaction()?;
+        let tx = write_transaction(&mut c)?;
         let cur = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
         if !cur.state.may_become(to) {
             return Err(JournalError::Transition {
@@ -820,6 +820,13 @@ impl AsyncJournal {
 
 fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)
+}
+
+/// A transaction that takes the write lock first (`BEGIN IMMEDIATE`): while another process
+/// writes, it waits in the busy handler (the 10 s busy timeout). A deferred transaction that
+/// reads first and writes then would fail at once with "database is locked" instead.
+fn write_transaction(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }
 
 const COLS: &str = "row, key, message_id, mailbox_item, state, outcome, reason_code, reason, request_id, level, forwarder, marker, attempts, last_error, first_seen_ms, updated_ms";

@@ -136,3 +136,46 @@ async fn a_mail_within_the_limit_next_to_an_oversized_one_is_approved() {
     assert_eq!(confirms(&env).len(), 1);
     w.close().await;
 }
+
+/// pam-sim fails every fetch of this mail: EWS answers GetItem with `ErrorItemCorrupt`, Graph
+/// its MIME with 500 `ErrorInternalServerError` (test controls, pam-sim's ASSUMPTIONS.md).
+fn fail_fetches_of(env: &Env, message_id: &str) -> &'static str {
+    match env.backend {
+        Backend::Ews => {
+            env.sim.state.ews.fail_fetches_of(message_id);
+            "ErrorItemCorrupt"
+        }
+        Backend::Graph => {
+            env.sim.state.graph.fail_fetches_of(message_id);
+            "ErrorInternalServerError"
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_mail_whose_fetch_always_fails_is_refused_after_max_attempts_and_reported() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let code = fail_fetches_of(&env, "<broken@corp.example.test>");
+    forward(&env, "broken", "alice@example.test", 9);
+    for attempt in 1..=2u32 {
+        let (out, _) = w.run_once().await.expect("pass");
+        assert_eq!(out.len(), 1, "pass {attempt}: {out:?}");
+        let why = out[0].pending.as_deref().unwrap_or_else(|| panic!("{out:?}"));
+        assert!(why.contains(code), "{why}");
+        assert_eq!(out[0].attempts, attempt);
+        assert_eq!(w.journal().all().expect("journal").len(), 1);
+    }
+    let (out, _) = w.run_once().await.expect("pass");
+    assert_eq!(out.len(), 1, "{out:?}");
+    done(&out[0], "refused");
+    assert_eq!(out[0].reason_code.as_deref(), Some("unreadable_mail"));
+    assert!(confirms(&env).is_empty(), "nothing approved");
+    assert_eq!(folder(&env, "Refused"), vec!["broken@corp.example.test"]);
+    let reports = sent_to(&env, "pam-team@example.test");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert!(reports[0].1.contains(code), "{}", reports[0].1);
+    let (out, _) = w.run_once().await.expect("pass");
+    assert!(out.is_empty(), "never retried again: {out:?}");
+    w.close().await;
+}

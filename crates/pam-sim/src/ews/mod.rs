@@ -209,6 +209,12 @@ impl EwsSim {
         Ok(())
     }
 
+    /// From now on, every GetItem of the mail with this Message-ID fails with
+    /// `ErrorItemCorrupt` (a mail the server cannot read; a test control).
+    pub fn fail_fetches_of(&self, message_id: &str) {
+        self.lock().unreadable.insert(norm_mid(message_id));
+    }
+
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -888,4 +894,9 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
             }),
         )
         .route("/oauth2/token", post(admin_token))
+}
+
+/// A Message-ID as the unreadable list keeps it: without brackets, in lower case.
+pub(crate) fn norm_mid(m: &str) -> String {
+    m.trim().trim_matches(['<', '>']).to_ascii_lowercase()
 }

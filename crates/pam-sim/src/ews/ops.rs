@@ -573,7 +573,20 @@ pub fn get_item(st: &Store, _ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 .mailbox_of_item(id)
                 .and_then(|k| st.mailbox(&k))
                 .and_then(|m| m.items.get(id).map(|i| (m, i)));
+            let unreadable = |i: &Item| {
+                let hs = mime::headers(&i.mime);
+                mime::header(&hs, "Message-ID")
+                    .is_some_and(|mid| st.unreadable.contains(&super::norm_mid(mid)))
+            };
             match found {
+                Some((_, i)) if unreadable(i) => wire::err(
+                    "GetItem",
+                    &EwsErr::new(
+                        "ErrorItemCorrupt",
+                        "The item is corrupt and cannot be read.",
+                    ),
+                    "<m:Items/>",
+                ),
                 Some((m, i)) => wire::ok(
                     "GetItem",
                     &format!("<m:Items>{}</m:Items>", message_xml(m, i, &sh)),

@@ -171,6 +171,9 @@ pub struct Store {
     pub busy: Vec<Busy>,
     /// Folder permissions and delegates from the scenario (read-only).
     pub rights: super::rights::Rights,
+    /// Message-IDs (as in the header, brackets and case ignored) whose GetItem always fails
+    /// with `ErrorItemCorrupt` (a test control: a mail that cannot be read, ASSUMPTIONS.md).
+    pub unreadable: std::collections::BTreeSet<String>,
 }
 
 impl Store {

@@ -396,10 +396,18 @@ fn get_message(store: &mut Store, address: &str, id: &str, c: &Call<'_>, p: &Pre
 }
 
 fn get_mime(store: &mut Store, address: &str, id: &str) -> Response {
+    let unreadable = store.unreadable.clone();
     let m = mailbox(store, address);
     let Some(msg) = m.find(id) else {
         return not_found();
     };
+    if unreadable.contains(&crate::ews::norm_mid(&msg.internet_message_id)) {
+        return error(
+            500,
+            "ErrorInternalServerError",
+            "An internal server error occurred. The operation failed.",
+        );
+    }
     // Graph serves MIME as text/plain (the description says octet-stream; graph.md §5.1).
     (
         StatusCode::OK,

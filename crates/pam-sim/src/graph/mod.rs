@@ -259,6 +259,15 @@ impl GraphSim {
         self.lock().tokens.clear();
     }
 
+    /// From now on, every read of the MIME (`$value`) of the mail with this Message-ID answers
+    /// 500 `ErrorInternalServerError` (a mail the server cannot read; a test control).
+    pub fn fail_fetches_of(&self, message_id: &str) {
+        self.lock()
+            .store
+            .unreadable
+            .insert(crate::ews::norm_mid(message_id));
+    }
+
     /// Deliver a raw message into a folder (default the inbox) as transport does: unread, with
     /// its header block as transport headers. Returns the immutable id.
     pub fn deliver(

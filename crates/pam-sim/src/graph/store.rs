@@ -71,6 +71,9 @@ pub struct Mailbox {
 #[derive(Debug, Default)]
 pub struct Store {
     pub mailboxes: BTreeMap<String, Mailbox>,
+    /// Message-IDs (brackets and case ignored) whose MIME (`$value`) always answers 500
+    /// `ErrorInternalServerError` (a test control: a mail that cannot be read, ASSUMPTIONS.md).
+    pub unreadable: std::collections::BTreeSet<String>,
     pub seq: u64,
     /// Every mail sent, oldest first.
     pub sent: Vec<super::mail::Sent>,
