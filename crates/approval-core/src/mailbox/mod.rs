@@ -300,12 +300,20 @@ impl MailboxError {
     /// is too large, unreadable, or an error code for it. Such a fetch fails the same way each
     /// time; the watcher counts its attempts and refuses the mail after `watcher.max_attempts`.
     pub fn is_item_fault(&self) -> bool {
-        matches!(
-            self,
-            MailboxError::TooLarge { .. }
-                | MailboxError::Protocol { .. }
-                | MailboxError::Ews { .. }
-        )
+        match self {
+            MailboxError::TooLarge { .. } | MailboxError::Protocol { .. } => true,
+            // Codes of a store that is down or moving say nothing about the item.
+            MailboxError::Ews { code, .. } => !matches!(
+                code.as_str(),
+                "ErrorInternalServerTransientError"
+                    | "ErrorMailboxStoreUnavailable"
+                    | "ErrorMailboxMoveInProgress"
+                    | "ErrorServerBusy"
+                    | "ErrorTimeoutExpired"
+                    | "ErrorConnectionFailed"
+            ),
+            _ => false,
+        }
     }
 
     /// Whether trying again later may succeed.
@@ -369,5 +377,60 @@ impl Classify for MailboxError {
             }
             .to_string(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_items_own_faults_count_towards_refusing_it() {
+        let ews = |code: &str| MailboxError::Ews {
+            op: "GetItem".into(),
+            code: code.into(),
+            text: String::new(),
+        };
+        for own in [
+            MailboxError::TooLarge {
+                op: "GetItem".into(),
+                detail: "too large".into(),
+            },
+            MailboxError::Protocol {
+                op: "GetItem".into(),
+                detail: "bad XML".into(),
+            },
+            ews("ErrorItemCorrupt"),
+            ews("ErrorInternalServerError"),
+        ] {
+            assert!(own.is_item_fault(), "{own}");
+        }
+        for server in [
+            ews("ErrorMailboxStoreUnavailable"),
+            ews("ErrorInternalServerTransientError"),
+            MailboxError::Unreachable {
+                url: "u".into(),
+                detail: "refused".into(),
+            },
+            MailboxError::Timeout {
+                url: "u".into(),
+                op: "GetItem".into(),
+                secs: 30,
+            },
+            MailboxError::Busy {
+                op: "GetItem".into(),
+                attempts: 4,
+            },
+            MailboxError::NotFound {
+                op: "GetItem".into(),
+                code: "ErrorItemNotFound".into(),
+            },
+            MailboxError::AuthFailed {
+                user: "u".into(),
+                detail: "401".into(),
+            },
+        ] {
+            assert!(!server.is_item_fault(), "{server}");
+        }
     }
 }
