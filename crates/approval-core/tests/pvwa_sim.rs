@@ -407,6 +407,34 @@ async fn timeouts_and_html_error_pages() {
 }
 
 #[tokio::test]
+async fn an_answer_over_the_cap_is_refused_with_the_cap_named() {
+    let env = start().await;
+    let pvwa = Pvwa::new(&cfg(&env, "retries = 0")).expect("client");
+    let s = pvwa.logon("svc_l1", &pw("pw-l1")).await.expect("logon");
+    // 16 MiB and one byte of JSON-looking text where a request is expected.
+    let big = format!("{{\"x\":\"{}\"}}", "a".repeat((16 << 20) - 7));
+    env.sim.state.faults.set(
+        "pvwa",
+        fail(
+            200,
+            1,
+            "incomingrequests",
+            Some(("application/json", big.as_str())),
+        ),
+    );
+    let e = s.get_request("InfraSafe_1").await.expect_err("too large");
+    assert!(
+        e.to_string()
+            .contains("the PVWA answer is larger than 16 MiB (a fixed limit of this version)"),
+        "{e}"
+    );
+    assert!(matches!(e, PvwaError::Protocol { .. }), "{e}");
+    // The next answer, of normal size, is read.
+    s.get_request("InfraSafe_1").await.expect("normal answer");
+    s.logoff().await;
+}
+
+#[tokio::test]
 async fn down_server_and_untrusted_certificate() {
     let env = start().await;
     // Untrusted: the system store does not know the simulator's CA.
