@@ -531,3 +531,34 @@ async fn internet_headers_take_x_names_only_and_others_come_as_ps_internet_heade
         ]
     );
 }
+
+#[tokio::test]
+async fn a_mail_made_unreadable_answers_500_on_its_mime_only() {
+    let env = start("").await;
+    let id = env.deliver(BOT, "broken").await;
+    let ok = env.deliver(BOT, "fine").await;
+    let r = env
+        .http
+        .post(format!("{}/sim/graph/unreadable", env.base))
+        .json(&json!({"message_id": "<BROKEN@example.com>"}))
+        .send()
+        .await
+        .expect("control");
+    assert_eq!(r.status().as_u16(), 204);
+    let mime = |id: String| {
+        env.req(
+            reqwest::Method::GET,
+            &format!("users/{BOT}/messages/{id}/$value"),
+        )
+        .send()
+    };
+    let r = mime(id.clone()).await.expect("send");
+    assert_eq!(r.status().as_u16(), 500);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "ErrorInternalServerError");
+    let r = mime(ok).await.expect("send");
+    assert_eq!(r.status().as_u16(), 200);
+    // Its properties still read.
+    let (status, v) = env.get(&format!("users/{BOT}/messages/{id}")).await;
+    assert_eq!(status, 200, "{v}");
+}

@@ -894,6 +894,22 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
             }),
         )
         .route("/oauth2/token", post(admin_token))
+        .route(
+            "/unreadable",
+            post(
+                |State(s): State<Arc<Shared>>, axum::Json(u): axum::Json<Unreadable>| async move {
+                    s.sim.fail_fetches_of(&u.message_id);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
+}
+
+/// `POST /sim/ews/unreadable` and `/sim/graph/unreadable`: every fetch of this mail fails.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Unreadable {
+    pub message_id: String,
 }
 
 /// A Message-ID as the unreadable list keeps it: without brackets, in lower case.

@@ -717,4 +717,14 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
                 StatusCode::NO_CONTENT
             }),
         )
+        .route(
+            "/unreadable",
+            post(
+                |State(s): State<Arc<Shared>>,
+                 Json(u): Json<crate::ews::Unreadable>| async move {
+                    s.sim.fail_fetches_of(&u.message_id);
+                    StatusCode::NO_CONTENT
+                },
+            ),
+        )
 }
