@@ -238,9 +238,11 @@ pub async fn read_capped(
     if resp.content_length().is_some_and(|n| n > cap.limit as u64) {
         return Err(BodyError::TooLarge(cap));
     }
-    // Reserved up front when announced, so the buffer does not move (and leave copies behind).
+    // Reserved up front when announced, so a small body (a token) does not move and leave
+    // copies behind; at most 1 MiB, so a server announcing more than it sends costs little.
     let announced = resp.content_length().unwrap_or(0) as usize;
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(announced.min(cap.limit)));
+    let mut out =
+        zeroize::Zeroizing::new(Vec::with_capacity(announced.min(cap.limit).min(1 << 20)));
     while let Some(chunk) = resp.chunk().await.map_err(BodyError::Transport)? {
         if out.len() + chunk.len() > cap.limit {
             return Err(BodyError::TooLarge(cap));
