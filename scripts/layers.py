@@ -30,8 +30,9 @@ LAYERS = [
      ["exit", "env", "text", "tls", "http", "config", "perms"], []),
     ("secrets", "secret references (`env:`, `file:`, `vault:`) and the Vault/OpenBao client",
      ["secret"], ["base"]),
-    ("data", "PVWA's request model as plain data, and its display form",
-     ["pvwa::model", "pvwa::view"], ["base"]),
+    ("data", "PVWA's request model as plain data, its display form, and who a user name "
+     "names (the one \"same person\" rule)",
+     ["pvwa::model", "pvwa::view", "person"], ["base"]),
     ("readers", "pure logic: read the forwarded mail, judge the sender, decide, write the "
      "reply text, the watcher's own settings; no I/O, no client",
      ["notice", "notice_check", "sender", "policy", "notify", "pipeline::config"], ["base", "data"]),

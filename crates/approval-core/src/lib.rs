@@ -13,7 +13,7 @@
 //! | top | [`settings`], [`error`], [`approve`], [`check_sender`], [`pipeline`] | all below |
 //! | clients | [`pvwa`], [`mailbox`], [`directory`], [`ticketing`], [`remote_access`], [`journal`], [`runtime`] | secrets, data, base |
 //! | readers | [`notice`], [`sender`], [`policy`], [`notify`], [`pipeline::config`] | data, base |
-//! | data | [`pvwa::model`], [`pvwa::view`] | base |
+//! | data | [`pvwa::model`], [`pvwa::view`], [`person`] | base |
 //! | secrets | [`secret`] | base |
 //! | base | [`exit`], [`env`](mod@env), [`text`], [`tls`], [`http`], [`config`], [`perms`] | base |
 //!
@@ -36,6 +36,7 @@ pub mod notice;
 pub mod notice_check;
 pub mod notify;
 pub mod perms;
+pub mod person;
 pub mod pipeline;
 pub mod policy;
 pub mod pvwa;

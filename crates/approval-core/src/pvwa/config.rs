@@ -268,7 +268,7 @@ impl AccountsConfig {
         let a = self;
         if let (Some(l1), Some(l2)) = (&a.level1, &a.level2)
             && !l1.username.trim().is_empty()
-            && same_account_name(&l1.username, &l2.username)
+            && crate::person::same_person(&l1.username, &l2.username)
         {
             return Err(origin.error(
                 "accounts.level2.username",
@@ -310,18 +310,6 @@ impl AccountsConfig {
         }
         Ok(acc)
     }
-}
-
-/// Whether two configured PVWA user names name one user: case-insensitive, `DOMAIN\` and an
-/// `@domain` suffix ignored (PVWA may know an LDAP user under either form).
-fn same_account_name(a: &str, b: &str) -> bool {
-    let base = |s: &str| {
-        let s = s.trim();
-        let s = s.rsplit_once('\\').map_or(s, |(_, u)| u);
-        let s = s.split_once('@').map_or(s, |(u, _)| u);
-        s.to_lowercase()
-    };
-    base(a) == base(b)
 }
 
 /// Which service account.

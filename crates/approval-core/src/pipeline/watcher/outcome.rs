@@ -67,17 +67,10 @@ impl Pipeline {
                 .map_err(Fault::of);
         }
         let account = self.account(level);
-        let we_acted = r.confirmers.iter().filter(|c| c.acted()).any(|c| {
-            policy::is_same_person(&c.name, std::slice::from_ref(&account))
-                || c.members
-                    .iter()
-                    .any(|m| policy::is_same_person(&m.user_name, std::slice::from_ref(&account)))
-        });
+        let we_acted = policy::acted_at_current_level(&r, &account);
         let now = chrono::Utc::now().timestamp();
-        let waiting = r.confirmations_left > 0
-            && r.invalid_request_reason == 0
-            && r.current_confirmation_level == i64::from(level)
-            && (r.expiration_date == 0 || r.expiration_date > now);
+        // The decision's own definition of "still waiting" (Status included).
+        let waiting = policy::waiting_at(&r, level, now);
         if waiting && !we_acted {
             return self.decide_again(w, e, &rid, level).await;
         }
