@@ -137,30 +137,32 @@ impl Pipeline {
                         },
                     ),
                 };
-                let groups: Approvers = directory::check::approvers_at(
+                // The one approver look-up, shared with `--check-sender`.
+                let v = directory::check::approver_verdict(
+                    &self.directory,
                     s,
+                    &forwarder,
                     &request.safe_name,
-                    safe_members.as_ref(),
                     level,
+                    safe_members.as_ref(),
                     chrono::Utc::now().timestamp(),
-                );
-                if groups.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers) {
+                )
+                .await
+                .map_err(Fault::of)?;
+                if v.approvers.groups.is_empty()
+                    && matches!(s.approvers, ApproverMode::SafeMembers)
+                {
                     return refuse(
                         codes::NO_APPROVER_GROUPS,
-                        no_approver_groups_text(&request.safe_name, Some(level), Some(&groups)),
+                        no_approver_groups_text(
+                            &request.safe_name,
+                            Some(level),
+                            Some(&v.approvers),
+                        ),
                         Some(rid),
                         Some(forwarder),
                     );
                 }
-                let v = directory::authorize(
-                    &self.directory,
-                    &forwarder,
-                    &request.safe_name,
-                    level,
-                    groups,
-                )
-                .await
-                .map_err(Fault::of)?;
                 let mut ids = v
                     .user
                     .as_ref()
@@ -449,18 +451,23 @@ impl Pipeline {
         let mut any_groups = false;
         let mut skipped = Approvers::default();
         for level in [1u8, 2] {
-            let groups = directory::check::approvers_at(s, claimed, members.as_ref(), level, now);
-            if groups.groups.is_empty() {
-                skipped.skipped.extend(groups.skipped.iter().cloned());
-            } else {
-                any_groups = true;
-            }
-            if groups.groups.is_empty() {
+            // The one approver look-up, shared with `--check-sender`.
+            let v = directory::check::approver_verdict(
+                &self.directory,
+                s,
+                forwarder,
+                claimed,
+                level,
+                members.as_ref(),
+                now,
+            )
+            .await
+            .map_err(Fault::of)?;
+            if v.approvers.groups.is_empty() {
+                skipped.skipped.extend(v.approvers.skipped.iter().cloned());
                 continue;
             }
-            let v = directory::authorize(&self.directory, forwarder, claimed, level, groups)
-                .await
-                .map_err(Fault::of)?;
+            any_groups = true;
             if v.user.is_none() {
                 return Ok((
                     Some((
