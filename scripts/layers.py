@@ -35,7 +35,7 @@ LAYERS = [
      ["pvwa::model", "pvwa::view", "person"], ["base"]),
     ("readers", "pure logic: read the forwarded mail, judge the sender, decide, write the "
      "reply text, the watcher's own settings; no I/O, no client",
-     ["notice", "notice_check", "sender", "policy", "notify", "pipeline::config"], ["base", "data"]),
+     ["notice", "notice_check", "sender", "screen", "policy", "notify", "pipeline::config"], ["base", "data"]),
     ("clients", "one outside system each (PVWA, the mailbox backends, the directory, "
      "ticketing, Remote Access) and the local stores (journal, locks and audit, metrics); "
      "never the readers",

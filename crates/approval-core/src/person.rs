@@ -100,7 +100,11 @@ mod tests {
         ("alice", "alice2@corp.example", false),
         ("CORP\\bob", "alice", false),
         ("bobby", "bob", false),
-        ("alice", "CN=Alice Approver,OU=Users,DC=corp,DC=example", false),
+        (
+            "alice",
+            "CN=Alice Approver,OU=Users,DC=corp,DC=example",
+            false,
+        ),
         // A directory DN equals only itself.
         (
             "cn=alice approver,ou=users,dc=corp,dc=example",

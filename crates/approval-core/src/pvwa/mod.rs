@@ -14,6 +14,7 @@
 pub mod config;
 mod identity;
 pub mod model;
+pub mod sessions;
 pub mod view;
 
 use std::sync::Arc;
@@ -777,7 +778,9 @@ impl Session {
         self.act(id, reason, "Confirm").await
     }
 
-    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`.
+    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`: the reject call. No tool
+    /// rejects yet (only the pam-sim tests call it); it is kept for rejecting by mail, which
+    /// will send it. Never repeated once sent.
     pub async fn reject(&self, id: &str, reason: &str) -> Result<(), PvwaError> {
         self.act(id, reason, "Reject").await
     }

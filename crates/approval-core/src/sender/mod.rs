@@ -172,7 +172,7 @@ pub struct VerifiedSender {
 }
 
 /// The full verdict: the identity, what was checked, and every refusal (the first decides).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Assessment {
     pub address: Option<String>,
     pub name: Option<String>,

@@ -123,18 +123,6 @@ impl Validator {
         }
     }
 
-    /// A validator with ready-made systems (tests, or a caller that built them itself).
-    pub fn with_systems(cfg: Compiled, systems: Vec<Box<dyn TicketSystem>>) -> Self {
-        Validator {
-            cfg,
-            resolver: None,
-            systems: systems
-                .into_iter()
-                .map(|s| (s.kind(), Slot::Ready(s)))
-                .collect(),
-        }
-    }
-
     pub fn config(&self) -> &Compiled {
         &self.cfg
     }

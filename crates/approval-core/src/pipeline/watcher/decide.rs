@@ -50,16 +50,14 @@ impl Pipeline {
         };
         // Who sent it comes first: an unauthenticated mail is refused before a byte of its
         // body is read (the notice reader is the larger attack surface).
-        let forwarder = match self.authenticate(w.fetched) {
+        // `screen` is the one reading of a mail before any server (shared with `--explain`).
+        let (forwarder, n) = match crate::screen::screen(transport(w.fetched), &self.sender, || {
+            w.exam(&self.notice).clone()
+        }) {
             Ok(v) => v,
-            Err((code, reason)) => return refuse(&code, reason, None, None),
+            Err(r) => return refuse(&r.code, r.message, None, r.forwarder),
         };
         w.forwarder = Some(forwarder.clone());
-        let exam = w.exam(&self.notice).clone();
-        let n = match exam.outcome {
-            Ok(n) => n,
-            Err(r) => return refuse(r.reason.code(), r.message, None, Some(forwarder)),
-        };
         // Need to know: whoever does not approve the safe the mail names, at any level, gets
         // the refusal alone; nothing of the request is read from PVWA or quoted to them.
         let (refusal, mut read_members) = self.need_to_know(&forwarder, &n.safe).await?;
@@ -149,8 +147,7 @@ impl Pipeline {
                 )
                 .await
                 .map_err(Fault::of)?;
-                if v.approvers.groups.is_empty()
-                    && matches!(s.approvers, ApproverMode::SafeMembers)
+                if v.approvers.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers)
                 {
                     return refuse(
                         codes::NO_APPROVER_GROUPS,
@@ -232,7 +229,7 @@ impl Pipeline {
         }
         let ticket = self.ticket(&request).await?;
         let account = self.account(level.unwrap_or(0));
-        let service_accounts: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let service_accounts: Vec<String> = self.sessions.users();
         let tool_acted: Vec<ToolActed> = self
             .journal
             .acted_for(&rid, w.row)
@@ -380,7 +377,7 @@ impl Pipeline {
             },
         };
         let members = &read.members;
-        let ours: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let ours: Vec<String> = self.sessions.users();
         let mut me: Vec<String> = identities.to_vec();
         me.push(forwarder.to_string());
         let now = chrono::Utc::now().timestamp();
@@ -675,17 +672,11 @@ impl Pipeline {
     /// folder some other way (CreateItem, drag and drop, an import) has none, and its MIME
     /// header block is whatever its author wrote.
     pub(super) fn authenticate(&self, m: &FetchedMessage) -> Result<String, (String, String)> {
-        let headers = match &m.transport_headers {
-            Some(t) if !t.trim().is_empty() => sender::headers_from_raw(t.as_bytes()),
-            _ => {
-                return Err((
-                    codes::NO_TRANSPORT_HEADERS.into(),
-                    "The mail carries no transport headers from Exchange (it was put into the folder rather than delivered), so its sender cannot be verified.".into(),
-                ));
-            }
-        };
-        sender::verify(&headers, &self.sender)
-            .map(|v| v.address)
-            .map_err(|r| (r.reason.code().to_string(), r.message))
+        crate::screen::forwarder(transport(m), &self.sender).map_err(|r| (r.code, r.message))
     }
+}
+
+/// The transport headers Exchange stamped on delivery, the only headers the sender check reads.
+fn transport(m: &FetchedMessage) -> Option<&[u8]> {
+    m.transport_headers.as_deref().map(str::as_bytes)
 }

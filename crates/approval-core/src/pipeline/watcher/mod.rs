@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Serialize;
 
 use super::WatcherConfig;
@@ -36,10 +35,11 @@ use crate::notify::{self, Notifier, Outcome, Values};
 use crate::policy::{
     self, Approver, Decision, Facts, MailClaims, PortalRight, PortalRights, TicketCheck, ToolActed,
 };
+use crate::pvwa::sessions::Sessions;
 use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
 use crate::runtime::{Audit, RequestLocks};
 use crate::secret::Resolver;
-use crate::sender::{self, SenderPolicyConfig};
+use crate::sender::SenderPolicyConfig;
 use crate::settings::Loaded;
 use crate::ticketing::{self, Applies, TicketNeed, Validator};
 
@@ -67,7 +67,7 @@ pub mod codes {
     pub const UNKNOWN_SENDER: &str = "unknown_sender";
     /// The mail has no transport headers from Exchange (it was not delivered but put into the
     /// folder), so its sender cannot be verified.
-    pub const NO_TRANSPORT_HEADERS: &str = "no_transport_headers";
+    pub const NO_TRANSPORT_HEADERS: &str = crate::screen::NO_TRANSPORT_HEADERS;
     /// No member of the safe maps to a directory group (mode `safe-members`): a configuration
     /// fault, not the approver's; the reply copies the PAM team.
     pub const NO_APPROVER_GROUPS: &str = "no_approver_groups";
@@ -200,9 +200,8 @@ pub struct Pipeline {
     notice: NoticeConfig,
     sender: SenderPolicyConfig,
     directory: LdapDirectory,
-    pvwa: Pvwa,
-    creds: HashMap<AccountRole, (String, SecretString)>,
-    sessions: tokio::sync::Mutex<HashMap<AccountRole, Arc<Session>>>,
+    /// The PVWA sessions of the level and lookup accounts.
+    sessions: Sessions,
     notifier: Notifier,
     locks: RequestLocks,
     /// One call per mail (by its journal key) at a time: two copies of a mail handled at once
@@ -284,9 +283,7 @@ impl Pipeline {
             notice: c.notice.clone(),
             sender: c.sender.clone(),
             directory,
-            pvwa,
-            creds,
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            sessions: Sessions::new(pvwa, creds),
             notifier,
             locks: RequestLocks::default(),
             mail_locks: RequestLocks::default(),
@@ -333,13 +330,7 @@ impl Pipeline {
 
     /// Log off every PVWA session and close the directory and ticketing connections.
     pub async fn close(&self) {
-        let sessions: Vec<Arc<Session>> =
-            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
-        for s in sessions {
-            if let Ok(s) = Arc::try_unwrap(s) {
-                s.logoff().await;
-            }
-        }
+        self.sessions.close().await;
         self.directory.close().await;
         if let Some(t) = &self.tickets {
             t.validator.lock().await.close().await;
