@@ -77,7 +77,9 @@ async fn a_session_dropped_mid_batch_logs_on_again_once() {
     let actions = env.sim.state.pvwa.actions();
     assert_eq!(actions.len(), 2, "{actions:?}");
     let st = env.sim.state.pvwa.stats();
-    // Two logons (the first, and once after the 401), one logoff (the session dropped by
-    // PVWA is gone; the second is logged off at the end).
-    assert_eq!((st.logons, st.logoffs), (2, 1), "{st:?}");
+    // Two logons: the first, and once after the 401. The session in use at the end is logged
+    // off; the one PVWA dropped gets a best-effort logoff in the background (pam-sim still
+    // knows it, as its 401 was injected), which may or may not land before the tool exits.
+    assert_eq!(st.logons, 2, "{st:?}");
+    assert!(st.logoffs >= 1, "{st:?}");
 }

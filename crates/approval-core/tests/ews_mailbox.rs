@@ -15,7 +15,9 @@ use approval_core::mailbox::{
     FileSyncState, Mailbox, MailboxConfig, MailboxError, OutgoingMail, WaitOutcome,
 };
 use approval_core::secret::Resolver;
-use ews_soap::schema::{self, Outcome};
+#[path = "../../ews/tests/support/schema.rs"]
+mod schema;
+use schema::Outcome;
 use pam_sim::{Scenario, Sim, SimOptions};
 
 const SCENARIO: &str = r#"

@@ -12,7 +12,9 @@ use ews_soap::ops::notifications::{
 };
 use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::SyncFolderItems;
-use ews_soap::schema::{self, Outcome};
+#[path = "support/schema.rs"]
+mod schema;
+use schema::Outcome;
 use ews_soap::soap::{RequestHeader, envelope};
 use ews_soap::{FolderRef, ItemId, Page};
 

@@ -18,7 +18,9 @@ mod venv;
 
 use std::path::PathBuf;
 
-use ews_soap::schema::{self, Outcome};
+#[path = "../../ews/tests/support/schema.rs"]
+mod schema;
+use schema::Outcome;
 use pam_sim::{Scenario, Sim, SimOptions};
 
 fn eml(n: u32) -> String {
