@@ -43,8 +43,16 @@ fn extra_scenario() -> String {
 }
 
 /// What `--explain` makes of a raw mail under the suite's configuration (no server).
-fn explain(loaded: &approval_core::settings::Loaded, raw: &[u8]) -> approval_cli::explain::Explanation {
-    approval_cli::explain::explain("mail.eml", raw, &loaded.config.notice, &loaded.config.sender)
+fn explain(
+    loaded: &approval_core::settings::Loaded,
+    raw: &[u8],
+) -> approval_cli::explain::Explanation {
+    approval_cli::explain::explain(
+        "mail.eml",
+        raw,
+        &loaded.config.notice,
+        &loaded.config.sender,
+    )
 }
 
 /// `--check-sender`'s verdict (the library call behind it).
@@ -68,12 +76,17 @@ async fn tool(config: &std::path::Path, name: &str, args: &[&str]) -> Output {
 }
 
 /// The request as PVWA has it, read with the lookup account.
-async fn request(loaded: &approval_core::settings::Loaded, id: &str) -> approval_core::pvwa::Request {
+async fn request(
+    loaded: &approval_core::settings::Loaded,
+    id: &str,
+) -> approval_core::pvwa::Request {
     let pvwa = Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let pw = secrecy::SecretString::from("lookup-pass".to_string());
-    pvwa.with_session("svc_pam_lookup", &pw, async |s: &Session| s.get_request(id).await)
-        .await
-        .expect("request read")
+    pvwa.with_session("svc_pam_lookup", &pw, async |s: &Session| {
+        s.get_request(id).await
+    })
+    .await
+    .expect("request read")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,7 +138,14 @@ async fn the_watcher_explain_check_sender_and_the_tools_agree_case_by_case() {
     // --- Not an approver: dave approves InfraSafe only. ---
     assert!(!may_approve(&loaded, "dave@example.test", 1).await);
     assert!(!may_approve(&loaded, "dave@example.test", 2).await);
-    let raw = mail("dave-9", "dave@example.test", "DBSafe", 9, requester_of(9), true);
+    let raw = mail(
+        "dave-9",
+        "dave@example.test",
+        "DBSafe",
+        9,
+        requester_of(9),
+        true,
+    );
     assert!(explain(&loaded, &raw).actionable);
     let r = p.process(&deliver(&env, raw)).await.expect("process");
     assert_eq!(r.reason_code.as_deref(), Some("not_an_approver"), "{r:?}");
@@ -135,7 +155,12 @@ async fn the_watcher_explain_check_sender_and_the_tools_agree_case_by_case() {
     assert!(!may_approve(&loaded, "bob@example.test", 2).await);
     // The level-1 tool confirms request 7's first level; it now waits at level 2.
     let o = tool(&config_file, "first-level-approve", &["DBSafe_7"]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     // The level-1 tool again: it waits at the other level, nothing is sent.
     let o = tool(&config_file, "first-level-approve", &["DBSafe_7"]).await;
     let said = format!(
@@ -145,11 +170,21 @@ async fn the_watcher_explain_check_sender_and_the_tools_agree_case_by_case() {
     );
     assert_eq!(o.status.code(), Some(65), "{said}");
     assert!(said.contains("level 2"), "{said}");
-    let raw = mail("bob-7", "bob@example.test", "DBSafe", 7, requester_of(7), true);
+    let raw = mail(
+        "bob-7",
+        "bob@example.test",
+        "DBSafe",
+        7,
+        requester_of(7),
+        true,
+    );
     assert!(explain(&loaded, &raw).actionable);
     let r = p.process(&deliver(&env, raw)).await.expect("process");
     assert_eq!(r.reason_code.as_deref(), Some("not_an_approver"), "{r:?}");
-    assert!(r.reason.as_deref().is_some_and(|m| m.contains("level 2")), "{r:?}");
+    assert!(
+        r.reason.as_deref().is_some_and(|m| m.contains("level 2")),
+        "{r:?}"
+    );
     assert_eq!(confirms(&env).len(), 1, "only the tool's level-1 confirm");
 
     // --- No longer waiting: request 10 has expired. The one rule says why, and the watcher
@@ -161,23 +196,53 @@ async fn the_watcher_explain_check_sender_and_the_tools_agree_case_by_case() {
         .expect("an expired request is not waiting");
     assert!(matches!(code, "expired" | "request_invalid"), "{code}");
     assert!(!approval_core::policy::waiting_at(&expired, 1, now));
-    let raw = mail("bob-10", "bob@example.test", "DBSafe", 10, requester_of(10), true);
+    let raw = mail(
+        "bob-10",
+        "bob@example.test",
+        "DBSafe",
+        10,
+        requester_of(10),
+        true,
+    );
     assert!(explain(&loaded, &raw).actionable);
     let r = p.process(&deliver(&env, raw)).await.expect("process");
     assert_eq!(r.reason_code.as_deref(), Some(code), "{r:?}");
     let o = tool(&config_file, "first-level-approve", &["DBSafe_10"]).await;
-    assert_ne!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
-    assert_eq!(confirms(&env).len(), 1, "nothing confirmed on an expired request");
+    assert_ne!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert_eq!(
+        confirms(&env).len(),
+        1,
+        "nothing confirmed on an expired request"
+    );
 
     // --- The sender: --explain and the watcher read the same headers, in the same order. ---
     for (name, raw) in [
         (
             "not authenticated",
-            mail("ext-9", "bob@example.test", "DBSafe", 9, requester_of(9), false),
+            mail(
+                "ext-9",
+                "bob@example.test",
+                "DBSafe",
+                9,
+                requester_of(9),
+                false,
+            ),
         ),
         (
             "another domain",
-            mail("dom-9", "bob@elsewhere.example", "DBSafe", 9, requester_of(9), true),
+            mail(
+                "dom-9",
+                "bob@elsewhere.example",
+                "DBSafe",
+                9,
+                requester_of(9),
+                true,
+            ),
         ),
     ] {
         let e = explain(&loaded, &raw);

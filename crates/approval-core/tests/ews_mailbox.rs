@@ -17,8 +17,8 @@ use approval_core::mailbox::{
 use approval_core::secret::Resolver;
 #[path = "../../ews/tests/support/schema.rs"]
 mod schema;
-use schema::Outcome;
 use pam_sim::{Scenario, Sim, SimOptions};
+use schema::Outcome;
 
 const SCENARIO: &str = r#"
 [ews]

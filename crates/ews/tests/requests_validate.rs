@@ -14,9 +14,9 @@ use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::SyncFolderItems;
 #[path = "support/schema.rs"]
 mod schema;
-use schema::Outcome;
 use ews_soap::soap::{RequestHeader, envelope};
 use ews_soap::{FolderRef, ItemId, Page};
+use schema::Outcome;
 
 fn all_requests() -> Vec<(String, String)> {
     let inbox = FolderRef::distinguished("inbox", None);

@@ -8,9 +8,9 @@ use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::{Change, SyncFolderItems};
 #[path = "support/schema.rs"]
 mod schema;
-use schema::Outcome;
 use ews_soap::soap::parse_response;
 use ews_soap::{FolderRef, ItemId};
+use schema::Outcome;
 
 fn env(body: &str) -> String {
     format!(

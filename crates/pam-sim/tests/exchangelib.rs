@@ -20,8 +20,8 @@ use std::path::PathBuf;
 
 #[path = "../../ews/tests/support/schema.rs"]
 mod schema;
-use schema::Outcome;
 use pam_sim::{Scenario, Sim, SimOptions};
+use schema::Outcome;
 
 fn eml(n: u32) -> String {
     format!(

@@ -189,7 +189,11 @@ mod tests {
         let _pid = PidFile::write(&pid).expect("pid");
         let new_pid = PidFile::write(&run.join("new/w.pid")).expect("pid in a new directory");
         let lock = sd.join("watcher.lock");
-        for f in [lock.as_path(), pid.as_path(), run.join("new/w.pid").as_path()] {
+        for f in [
+            lock.as_path(),
+            pid.as_path(),
+            run.join("new/w.pid").as_path(),
+        ] {
             let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}: {mode:o}", f.display());
         }
