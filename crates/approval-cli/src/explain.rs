@@ -77,10 +77,11 @@ pub fn explain(
     let sender_ok = screen::forwarder(Some(raw), scfg).is_ok();
     let mut reasons = Vec::new();
     reasons.extend(assessment.refusals.iter().map(|r| r.message.clone()));
-    if !sender_ok && assessment.refusals.is_empty() {
-        if let Err(r) = &screened {
-            reasons.push(r.message.clone());
-        }
+    if !sender_ok
+        && assessment.refusals.is_empty()
+        && let Err(r) = &screened
+    {
+        reasons.push(r.message.clone());
     }
     reasons.extend(exam.notes.iter().cloned());
     if let Some(r) = notice_refusal {
