@@ -1,18 +1,20 @@
 //! "May this sender approve this safe at this level?" end to end from the configuration: the
 //! approver groups (PVWA safe members or the static table), the bind password, the directory.
-//! Behind `check-approval-request --check-sender`; the watcher uses the same pieces.
+//! Behind `check-approval-request --check-sender`. The look-up itself is the watcher's
+//! ([`approver_verdict`]), so that the two cannot disagree.
 
 use crate::directory::check::{SafeApprovers, approver_verdict, read_safe_approvers};
 use crate::directory::config::{ApproverMode, Settings};
 use crate::directory::{LdapDirectory, Verdict};
 use crate::error::{Error, Result};
+use crate::pvwa::sessions::Sessions;
 use crate::pvwa::{AccountRole, Pvwa, Session};
 use crate::secret::Resolver;
 use crate::settings::Loaded;
 
 /// The members of `safe` and their vault group records, read with the lookup account in mode
 /// `safe-members` (`None` in mode `static`, which reads nothing from PVWA).
-pub async fn safe_members_for(
+async fn safe_members_for(
     loaded: &Loaded,
     s: &Settings,
     resolver: &Resolver,
@@ -22,11 +24,16 @@ pub async fn safe_members_for(
         ApproverMode::Static => Ok(None),
         ApproverMode::SafeMembers => {
             let pvwa = Pvwa::new(loaded.pvwa()?)?;
-            let (user, pw) = loaded.credentials(resolver, AccountRole::Lookup).await?;
+            let role = AccountRole::Lookup;
+            let creds = loaded.credentials(resolver, role).await?;
             let cache = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
-            let read = pvwa
-                .with_session(&user, &pw, async |session: &Session| {
-                    read_safe_approvers(session, safe, &cache).await
+            // The watcher's session helper: a 401 logs on again once, logoff on every path.
+            let read = Sessions::new(pvwa, std::collections::HashMap::from([(role, creds)]))
+                .scoped(async |s: &Sessions| {
+                    s.run(role, async |session: &Session| {
+                        read_safe_approvers(session, safe, &cache).await
+                    })
+                    .await
                 })
                 .await?;
             Ok(Some(read))

@@ -8,8 +8,10 @@
 //!   ([`identity`]). Everything above the sign-in is the same.
 //! - Reads and logon are retried with backoff on transient faults; confirm and reject are never
 //!   repeated once they may have reached the server.
-//! - Logoff happens on every path: use [`Pvwa::with_session`], or call [`Session::logoff`];
-//!   a dropped session logs itself off in the background as a last resort.
+//! - Logoff happens on every path: the tools and the watcher use [`sessions::Sessions`] (a
+//!   session per account role, opened again once after a 401, logged off on close); otherwise
+//!   [`Pvwa::with_session`] or [`Session::logoff`]. A dropped session logs itself off in the
+//!   background as a last resort.
 
 pub mod config;
 mod identity;
