@@ -766,6 +766,7 @@ async fn an_unauthenticated_mail_is_refused_before_its_notice_is_read() {
     let m = deliver(&env, raw.into_bytes());
     let w = pipeline(&env).await;
     unauthentic_case(&env, &w, &m, "u", "not_internal").await;
+    assert_eq!(w.notices_read(), 0, "the notice reader ran on it");
     let rows = w.journal().all().expect("journal");
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].reason_code.as_deref(), Some("not_internal"), "{rows:?}");
