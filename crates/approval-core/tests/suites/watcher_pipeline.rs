@@ -446,7 +446,7 @@ async fn after_a_crash_a_confirm_already_in_pvwa_is_not_repeated() {
     );
     let row = crashed_decided(&env, &w, &m, "crash1", "c0ffee123456").await;
     // The confirm reached PVWA before the crash.
-    let loaded = config(&env, "static");
+    let loaded = config(&env, DEFAULT_APPROVERS);
     let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let s = pvwa
         .logon("svc_pam_level1", &secrecy::SecretString::from("l1-pass"))
