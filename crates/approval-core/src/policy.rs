@@ -415,6 +415,18 @@ pub const STATUS_WAITING: i64 = 1;
 /// [`STATUS_WAITING`] or it needs no more confirmations. The one definition of "still waiting",
 /// for the decision and for settling a confirm whose outcome is unknown.
 pub fn not_waiting(r: &Request, now: i64) -> Option<Refusal> {
+    // Expiry first, from the documented `ExpirationDate` (Unix seconds, pvwa.md §9): whatever
+    // PVWA writes in `Status` or `InvalidRequestReason` for an expired request (unpublished), it
+    // is refused as expired.
+    if r.expiration_date != 0 && r.expiration_date <= now {
+        return Some(Refusal::new(
+            "expired",
+            format!(
+                "Request {} has expired; the requester must raise a new one.",
+                r.request_id
+            ),
+        ));
+    }
     if r.invalid_request_reason != 0 {
         return Some(Refusal::new(
             "request_invalid",
@@ -422,15 +434,6 @@ pub fn not_waiting(r: &Request, now: i64) -> Option<Refusal> {
                 "PVWA marks request {} as invalid ({}); it can no longer be approved.",
                 r.request_id,
                 title_or(r)
-            ),
-        ));
-    }
-    if r.expiration_date != 0 && r.expiration_date <= now {
-        return Some(Refusal::new(
-            "expired",
-            format!(
-                "Request {} has expired; the requester must raise a new one.",
-                r.request_id
             ),
         ));
     }
@@ -1125,6 +1128,17 @@ mod tests {
                 name: "invalid request",
                 edit: |r, _, _, _, _| r.invalid_request_reason = 3,
                 want: Err("request_invalid"),
+            },
+            Case {
+                // Whatever PVWA writes for an expired request, `ExpirationDate` decides.
+                name: "expired, also marked invalid and no longer waiting",
+                edit: |r, _, _, _, _| {
+                    r.expiration_date = NOW - 1;
+                    r.invalid_request_reason = 1;
+                    r.status = 4;
+                    r.status_title = "Expired".into();
+                },
+                want: Err("expired"),
             },
             Case {
                 name: "odd level",
