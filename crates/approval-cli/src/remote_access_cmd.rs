@@ -52,13 +52,19 @@ pub enum Cmd {
     Applications,
     /// Send one vendor invitation (no check for an existing one: see `onboard`).
     Invite(Box<InviteArgs>),
-    /// Invite vendors read as JSON from stdin (one object, or JSON Lines), skipping a vendor
-    /// who already has an invitation or an account unless --force. For identity-system hooks.
+    /// Invite vendors read as JSON from stdin (one object, or JSON Lines), for identity-system
+    /// hooks.
+    ///
+    /// A vendor who already has an account or a still valid invitation is skipped unless
+    /// --force. Expired invitations are revoked and a new one sent; a deactivated account is
+    /// reactivated when its applications and access end lie within the approval, otherwise the
+    /// record fails naming it. A record with a key given twice, or with invisible,
+    /// text-direction or line-break characters in a text, is refused.
     Onboard {
         /// `-` for stdin, or a file.
         #[arg(value_name = "SOURCE")]
         source: String,
-        /// Invite even when the vendor already has an invitation or an account.
+        /// Invite even when the vendor already has an account or a valid invitation.
         #[arg(long)]
         force: bool,
         /// Resolve and check everything, send nothing.
@@ -66,8 +72,13 @@ pub enum Cmd {
         dry_run: bool,
     },
     /// Revoke a vendor's outstanding invitations, then deactivate the vendor (or delete it with
-    /// --delete, or leave it with --keep-account). Running it twice changes nothing the second
-    /// time; an address Remote Access does not know exits 1 (`not_found`).
+    /// --delete). Running it twice changes nothing the second time.
+    ///
+    /// With --keep-account only the invitations are revoked; the vendor account stays as it is.
+    ///
+    /// Exit 0 when everything was done or already done (result offboarded or nothing_to_do).
+    /// Exit 1, result not_found, when no invitation and no vendor account has the address: a
+    /// mistyped address, or a vendor deleted before. With several addresses the worst decides.
     Offboard {
         /// The vendor's mail address (repeatable).
         #[arg(long, value_name = "EMAIL")]
