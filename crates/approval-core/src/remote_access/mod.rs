@@ -460,6 +460,20 @@ key_file = "file:/etc/pam-approval/ra.json"
     }
 
     #[test]
+    fn a_token_url_that_is_not_there_points_at_auth_url_not_the_key() {
+        use crate::exit::{Classify, Exit};
+        let e = super::RemoteAccessError::TokenRefused {
+            status: 404,
+            error: "Realm does not exist".into(),
+            description: "empty body".into(),
+        };
+        assert_eq!(e.exit(), Exit::Config);
+        let hint = e.hint().expect("hint");
+        assert!(hint.contains("remote_access.auth_url"), "{hint}");
+        assert!(!hint.contains("tenant_id"), "{hint}");
+    }
+
+    #[test]
     fn versions() {
         for ok in ["v2-edge", "v1-edge", "v2"] {
             let text = BASE.replace("key_file", &format!("api_version = \"{ok}\"\nkey_file"));
