@@ -106,6 +106,45 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
     r
 }
 
+/// `validate-ticket --check`: the configuration, the ticketing secret references, and the
+/// ticketing section of the site check (sign-in, every configured table or form read, the
+/// bypass-code list). Reads only.
+pub async fn run_ticketing(loaded: &Loaded) -> Report {
+    let mut r = Report::default();
+    r.ok(
+        "config",
+        "load",
+        match &loaded.origin.file {
+            Some(f) => format!("loaded {}", f.display()),
+            None => "loaded from the environment".to_string(),
+        },
+    );
+    let resolver = match Resolver::new(loaded.config.vault.as_ref()) {
+        Ok(res) => Some(res),
+        Err(e) => {
+            r.fail(
+                "secrets",
+                "vault",
+                format!("the Vault client cannot be set up: {e}"),
+                "check the [vault] section",
+            );
+            None
+        }
+    };
+    if let Some(res) = &resolver {
+        let refs: Vec<(String, SecretRef)> = secret_refs(loaded)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ticketing."))
+            .collect();
+        check_refs(&refs, res, &mut r).await;
+    }
+    ticketing(loaded, resolver.as_ref(), &mut r).await;
+    if let Some(res) = resolver {
+        res.close().await;
+    }
+    r
+}
+
 /// Every secret reference of the configuration, by its key.
 fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
     let c = &loaded.config;
@@ -166,12 +205,16 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
 }
 
 async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {
-    let refs = secret_refs(loaded);
+    check_refs(&secret_refs(loaded), res, r).await;
+}
+
+/// Each reference resolves to a value that is not empty (the value is never shown).
+async fn check_refs(refs: &[(String, SecretRef)], res: &Resolver, r: &mut Report) {
     if refs.is_empty() {
         r.skip("secrets", "references", "no secret reference is configured");
     }
     for (key, sref) in refs {
-        match res.resolve(&sref).await {
+        match res.resolve(sref).await {
             Ok(v) => {
                 use secrecy::ExposeSecret;
                 if v.expose_secret().is_empty() {
@@ -983,14 +1026,29 @@ async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
         r.skip("ticketing", "ticketing", "no [ticketing] section");
         return;
     };
-    if let Err(e) = loaded.ticketing() {
-        r.fail(
+    let compiled = match loaded.ticketing() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "ticketing",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
+            return;
+        }
+    };
+    match compiled.bypass.len() {
+        0 => r.skip(
             "ticketing",
-            "configuration",
-            e.to_string(),
-            "fix the key named",
-        );
-        return;
+            "bypass codes",
+            "no failsafe bypass code is configured (ticketing.bypass_codes)",
+        ),
+        n => r.ok(
+            "ticketing",
+            "bypass codes",
+            format!("{n} bypass code hash(es) load (the codes themselves are never stored)"),
+        ),
     }
     let Some(res) = res else {
         r.skip(
@@ -1027,23 +1085,66 @@ async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
                 continue;
             }
         };
-        match system.lookup(TicketKind::Incident, &probe, &[]).await {
-            Ok(found) => r.ok(
-                "ticketing",
-                name,
-                format!(
-                    "signs in and reads incidents (probe {PROBE_TICKET}: {})",
-                    match found {
-                        Lookup::Found(_) => "found".to_string(),
-                        Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
-                    }
-                ),
-            ),
+        let signed_in = match system.lookup(TicketKind::Incident, &probe, &[]).await {
+            Ok(found) => {
+                r.ok(
+                    "ticketing",
+                    name,
+                    format!(
+                        "signs in and reads incidents (probe {PROBE_TICKET}: {})",
+                        match found {
+                            Lookup::Found(_) => "found".to_string(),
+                            Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
+                        }
+                    ),
+                );
+                true
+            }
             Err(e) => {
                 let hint = crate::error::classify(&e)
                     .1
                     .unwrap_or_else(|| format!("check {key} and the connection account"));
                 r.fail("ticketing", name, e.to_string(), hint);
+                false
+            }
+        };
+        // Each ticket type of this system: its table or form, read with its requester fields.
+        for t in compiled.types.iter().filter(|t| t.system.key() == name) {
+            let check = format!("type {}", t.name);
+            if !signed_in {
+                r.skip(
+                    "ticketing",
+                    check,
+                    format!("not tried: {name} failed above"),
+                );
+                continue;
+            }
+            let fields: Vec<String> = t
+                .requester
+                .as_ref()
+                .map(|q| q.fields.clone())
+                .unwrap_or_default();
+            match system.lookup(t.kind, &probe, &fields).await {
+                Ok(_) => r.ok(
+                    "ticketing",
+                    check,
+                    format!(
+                        "{} {}s are readable{}",
+                        t.system,
+                        t.kind.key(),
+                        if fields.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with the requester field(s) {}", fields.join(", "))
+                        }
+                    ),
+                ),
+                Err(e) => {
+                    let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
+                        format!("check the type's table or form and requester_fields ({check})")
+                    });
+                    r.fail("ticketing", check, e.to_string(), hint);
+                }
             }
         }
         system.close().await;
