@@ -348,6 +348,57 @@ password = "env:L1_PW"
         );
     }
 
+    /// CyberArk's US government environment (`cyberarkgov.cloud`) is Privilege Cloud like the
+    /// commercial one; the API and the sign-in must be in the same environment, and a mistake
+    /// is hinted in the environment it was made in.
+    #[test]
+    fn the_government_environment_is_privilege_cloud_too() {
+        let pc = "https://acme.privilegecloud.cyberarkgov.cloud";
+        let id = "https://abc1234.id.cyberarkgov.cloud";
+        pvwa_of(pc, "identity", Some(id)).expect("US government Privilege Cloud");
+        for (url, method, identity, key, says) in [
+            (
+                pc,
+                "ldap",
+                None,
+                "pvwa.auth_method",
+                "https://<tenant-id>.id.cyberarkgov.cloud",
+            ),
+            (
+                "https://acme.cyberarkgov.cloud",
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "https://acme.privilegecloud.cyberarkgov.cloud",
+            ),
+            (
+                id,
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "privilegecloud.cyberarkgov.cloud",
+            ),
+            (
+                pc,
+                "identity",
+                Some("https://abc1234.id.cyberark.cloud"),
+                "pvwa.identity_url",
+                "https://<tenant-id>.id.cyberarkgov.cloud",
+            ),
+            (
+                "https://acme.privilegecloud.cyberark.cloud",
+                "identity",
+                Some(id),
+                "pvwa.identity_url",
+                "https://<tenant-id>.id.cyberark.cloud",
+            ),
+        ] {
+            let e = pvwa_of(url, method, identity).expect_err(url);
+            assert_eq!(e.key.as_deref(), Some(key), "{url}: {e}");
+            assert!(e.to_string().contains(says), "{url}: {e}");
+        }
+    }
+
     #[test]
     fn a_mix_of_privilege_cloud_and_self_hosted_settings_is_refused_with_the_fitting_hint() {
         let pc = "https://acme.privilegecloud.cyberark.cloud";

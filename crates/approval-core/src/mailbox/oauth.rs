@@ -323,7 +323,7 @@ fn refusal(url: &str, client_id: &str, status: u16, a: Option<&TokenAnswer>) -> 
         ),
         Some(1002012) | Some(70011) => (
             Exit::Config,
-            "the scope is not valid: check mailbox.graph.graph_url",
+            "the scope is not valid: check mailbox.url (the Graph base of the cloud the app is registered in)",
         ),
         _ if error == "invalid_client" || status == 401 => (
             Exit::NoPerm,
