@@ -791,8 +791,37 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
             },
         );
     }
+    certificate_end(r);
     rights(cfg, mb.as_ref(), r).await;
     recent_mails(loaded, mb.as_ref(), mails, r).await
+}
+
+/// The end of the certificate the mailbox app signed in with: a warning within
+/// [`EXPIRY_WARNING_DAYS`](crate::mailbox::oauth::EXPIRY_WARNING_DAYS) of it (an expired one
+/// does not load at all, and the sign-in above failed naming it).
+fn certificate_end(r: &mut Report) {
+    use crate::mailbox::oauth::{EXPIRY_WARNING_DAYS, certificate_not_after};
+    let Some(end) = certificate_not_after() else {
+        return;
+    };
+    let days = (end - chrono::Utc::now().timestamp()).div_euclid(86_400);
+    let date = chrono::DateTime::from_timestamp(end, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    if days < EXPIRY_WARNING_DAYS {
+        r.warn(
+            "mailbox",
+            "certificate",
+            format!("the app's certificate ends on {date}, in {days} day(s)"),
+            "create a new certificate, upload its public part to the app registration, and replace the files mailbox.graph.certificate and private_key point to (picked up at the next sign-in, no restart)",
+        );
+    } else {
+        r.ok(
+            "mailbox",
+            "certificate",
+            format!("the app's certificate is valid until {date} ({days} days)"),
+        );
+    }
 }
 
 /// Why the rights items matter, for their hints.
