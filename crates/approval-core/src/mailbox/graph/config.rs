@@ -41,15 +41,7 @@ fn default_authority() -> String {
     "https://login.microsoftonline.com".into()
 }
 
-/// A GUID in its usual 8-4-4-4-12 form.
-fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+use crate::text::is_guid;
 
 impl GraphConfig {
     /// Check the values; errors name the key (under `mailbox.graph.`).
