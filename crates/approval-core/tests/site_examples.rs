@@ -50,10 +50,7 @@ fn check_all(name: &str, l: &Loaded) {
         !c.sender.allowed_domains.is_empty() && !c.sender.auth_sources.is_empty(),
         "{name}: a sender policy that refuses every mail"
     );
-    assert!(
-        !c.notify.pam_team.is_empty(),
-        "{name}: nobody to report to"
-    );
+    assert!(!c.notify.pam_team.is_empty(), "{name}: nobody to report to");
 }
 
 #[test]
@@ -80,7 +77,11 @@ fn each_kind_of_site_has_a_complete_example_that_loads() {
                     "{name}"
                 );
                 assert!(
-                    l.config.sender.auth_sources.iter().any(|s| s == "*.prod.outlook.com"),
+                    l.config
+                        .sender
+                        .auth_sources
+                        .iter()
+                        .any(|s| s == "*.prod.outlook.com"),
                     "{name}"
                 );
                 let cloud = name.contains("Privilege Cloud");
