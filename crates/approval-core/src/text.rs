@@ -1,6 +1,16 @@
 //! Untrusted text (a mail's field, a server's answer, a config value) made safe to show in a
 //! message, a log line or a reply. Bottom layer: imports nothing from the crate.
 
+/// A GUID in its usual 8-4-4-4-12 hexadecimal form (an Entra tenant or application id).
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// A printable, bounded form of untrusted text for messages.
 pub fn printable(s: &str) -> String {
     let clean: String = s
