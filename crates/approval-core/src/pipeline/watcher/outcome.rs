@@ -4,26 +4,6 @@
 use super::*;
 
 impl Pipeline {
-    /// Read the request again for the reply (best effort: on a fault the reply says the status
-    /// could not be read rather than show a stale one).
-    pub(super) async fn reread(&self, w: &mut Work<'_>, rid: &str) {
-        match self
-            .pvwa(AccountRole::Lookup, async |s: &Session| {
-                s.get_request(rid).await
-            })
-            .await
-        {
-            Ok(r) => {
-                w.request = Some(r);
-                w.stale = false;
-            }
-            Err(e) => {
-                log::warn!("request {rid} could not be read again for the reply: {e}");
-                w.stale = true;
-            }
-        }
-    }
-
     /// `decided` found at the start of a call: resolve from PVWA's confirmers, never blind.
     pub(super) async fn resolve(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
         let (Some(rid), Some(level), Some(marker)) =
