@@ -297,7 +297,7 @@ impl GraphSim {
     /// `X-MS-Exchange-Organization-AuthAs: Internal`) gets Exchange Online's tenant stamps on
     /// top: `X-MS-Exchange-CrossTenant-Id` (this tenant), `-AuthAs: Internal`, `-AuthSource`
     /// (the organisation AuthSource). Stamps already in the submitted MIME are kept below them
-    /// (ASSUMPTIONS.md G14).
+    /// (ASSUMPTIONS.md G15).
     pub fn deliver(
         &self,
         mailbox: &str,
