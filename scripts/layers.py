@@ -30,11 +30,12 @@ LAYERS = [
      ["exit", "env", "text", "tls", "http", "config", "perms"], []),
     ("secrets", "secret references (`env:`, `file:`, `vault:`) and the Vault/OpenBao client",
      ["secret"], ["base"]),
-    ("data", "PVWA's request model as plain data, and its display form",
-     ["pvwa::model", "pvwa::view"], ["base"]),
+    ("data", "PVWA's request model as plain data, its display form, and who a user name "
+     "names (the one \"same person\" rule)",
+     ["pvwa::model", "pvwa::view", "person"], ["base"]),
     ("readers", "pure logic: read the forwarded mail, judge the sender, decide, write the "
      "reply text, the watcher's own settings; no I/O, no client",
-     ["notice", "notice_check", "sender", "policy", "notify", "pipeline::config"], ["base", "data"]),
+     ["notice", "notice_check", "sender", "screen", "policy", "notify", "pipeline::config"], ["base", "data"]),
     ("clients", "one outside system each (PVWA, the mailbox backends, the directory, "
      "ticketing, Remote Access) and the local stores (journal, locks and audit, metrics); "
      "never the readers",
@@ -348,6 +349,43 @@ def markdown(layer_of, edges):
     return "\n".join(lines)
 
 
+STEPS = "crates/approval-core/src/pipeline/watcher"
+
+
+def steps(steps_dir=None):
+    """The watcher's steps (one file per journal state, all `impl Pipeline`): which file calls a
+    method another file defines. Returns (edges, problems): a circle between steps is one."""
+    d = steps_dir or os.path.join(ROOT, STEPS)
+    srcs = {}
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".rs"):
+            srcs[f[:-3]] = strip_tests(clean(open(os.path.join(d, f), encoding="utf-8").read()))[0]
+    owner = {}
+    for unit, code in srcs.items():
+        for m in re.finditer(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+)?fn\s+(\w+)", code, re.M):
+            owner.setdefault(m.group(1), unit)
+    edges = {}
+    for unit, code in srcs.items():
+        for m in re.finditer(r"\bself\.(\w+)\s*\(", code):
+            o = owner.get(m.group(1))
+            if o and o != unit:
+                edges.setdefault(unit, set()).add(o)
+    problems = [
+        f"the watcher's steps call each other in a circle: {', '.join(c)} ({STEPS})"
+        for c in tarjan(set(srcs), edges)
+    ]
+    return srcs.keys(), edges, problems
+
+
+def steps_markdown(units, edges):
+    lines = ["```"]
+    for u in sorted(units, key=lambda u: (u != "mod", u)):
+        deps = sorted(edges.get(u, ()))
+        lines.append(f"pipeline::watcher::{u:9} -> {' '.join(deps) if deps else '(nothing)'}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
 def self_test():
     """The check on a made-up crate: each rule must catch its violation, and test code and
     allowed imports must pass."""
@@ -389,6 +427,14 @@ def self_test():
     stray = crate({"lib.rs": lib + "pub mod d;\n", "a.rs": "", "b/mod.rs": "", "c.rs": "", "d.rs": ""})
     _, _, problems = check_core(stray, layers, "stray")
     cases.append((any("`d` is in no layer" in p for p in problems), f"a module outside the table: {problems}"))
+    step_circle = crate({"mod.rs": "impl P {\n    fn process(&self) { self.decide(); }\n}\n",
+                         "decide.rs": "impl P {\n    pub(super) fn decide(&self) { self.confirm() }\n}\n",
+                         "confirm.rs": "impl P {\n    pub(super) async fn confirm(&self) { self.decide(); }\n}\n"
+                                       "#[cfg(test)]\nmod tests {\n    fn t(p: &P) { self.process(); }\n}\n"})
+    _, edges, problems = steps(step_circle)
+    cases.append((any("circle: confirm, decide" in p for p in problems), f"a circle between steps: {problems}"))
+    cases.append((edges.get("mod") == {"decide"} and "mod" not in edges.get("confirm", set()),
+                  f"step calls are read, test code is not: {edges}"))
     other = crate({"lib.rs": "mod x;\nmod y;\n", "x.rs": "use crate::y::A;\n", "y.rs": "use crate::x::B;\n"})
     problems = check_other("other", other)
     cases.append((any("import circle between x, y" in p for p in problems), f"circle in another crate: {problems}"))
@@ -407,15 +453,25 @@ def main(argv):
         if os.path.isdir(os.path.join(ROOT, other)):
             problems.extend(check_other(other))
     md = markdown(layer_of, edges)
+    step_units, step_edges, step_problems = steps()
+    problems.extend(step_problems)
+    smd = steps_markdown(step_units, step_edges)
     if "--markdown" in argv:
         print(md)
         return 0
+    if "--steps-markdown" in argv:
+        print(smd)
+        return 0
     print(md)
+    print()
+    print(smd)
     if "--docs" in argv:
         doc = argv[argv.index("--docs") + 1]
         text = open(os.path.join(ROOT, doc), encoding="utf-8").read()
         if md not in text:
             problems.append(f"{doc} does not hold the current layer map: paste the output of `scripts/layers.py --markdown` into it")
+        if smd not in text:
+            problems.append(f"{doc} does not hold the current map of the watcher's steps: paste the output of `scripts/layers.py --steps-markdown` into it")
     if problems:
         print("\nlayer check failed:", file=sys.stderr)
         for p in problems:

@@ -14,11 +14,16 @@ pub async fn run(
     loaded: Result<&Loaded, String>,
     opts: Options,
 ) -> anyhow::Result<Exit> {
-    let report = match loaded {
+    let r = match loaded {
         Ok(l) => site_check::run(l, opts).await,
         Err(message) => site_check::config_failed(&message),
     };
-    print(p, &report)?;
+    report(p, &r)
+}
+
+/// Print a report (text or `--json`) and map it to the exit of a Nagios check.
+pub fn report(p: &Printer, report: &Report) -> anyhow::Result<Exit> {
+    print(p, report)?;
     Ok(match report.exit {
         0 => Exit::Ok,
         1 => Exit::Refused,

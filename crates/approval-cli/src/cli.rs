@@ -148,8 +148,8 @@ pub struct ValidateTicketArgs {
     /// arguments are visible to other users of the host).
     #[arg(
         value_name = "TICKET",
-        required_unless_present = "hash_bypass_code",
-        conflicts_with = "hash_bypass_code"
+        required_unless_present_any = ["hash_bypass_code", "check"],
+        conflicts_with_all = ["hash_bypass_code", "check"]
     )]
     pub tickets: Vec<String>,
     /// The CyberArk requester the ticket must belong to (`DOMAIN\` is ignored, any case).
@@ -163,6 +163,11 @@ pub struct ValidateTicketArgs {
     /// `ticketing.bypass_codes`; the code itself is never printed or logged.
     #[arg(long)]
     pub hash_bypass_code: bool,
+    /// Check the set-up without a ticket: the configuration and its secret references, the
+    /// sign-in to each system, each configured ticket table or form readable (a read of a
+    /// number no site uses), and the bypass-code list. Reads only; exit 0 ok, 2 a failure.
+    #[arg(long, conflicts_with_all = ["hash_bypass_code", "user", "at"])]
+    pub check: bool,
     #[command(flatten)]
     pub common: Common,
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 
 use approval_core::exit::Exit;
 use approval_core::notice::{self, Examination, Field, NoticeConfig, Reason, Shape};
-use approval_core::sender::{self, Assessment, SenderPolicyConfig};
+use approval_core::screen;
+use approval_core::sender::{Assessment, SenderPolicyConfig};
 use approval_core::settings::Loaded;
 use serde::Serialize;
 
@@ -21,8 +22,8 @@ pub struct Explanation {
     pub file: String,
     /// The watcher would go on to check this request with PVWA and the directory.
     pub actionable: bool,
-    /// The deciding refusal code (the sender check first, then the notice, as the watcher
-    /// decides), or null.
+    /// The deciding refusal code, or null: the watcher's own function decides
+    /// (`approval_core::screen::screen`: the sender check first, then the notice).
     pub refusal: Option<Reason>,
     /// Sentences: where the notification was found, and every reason for refusing.
     pub reasons: Vec<String>,
@@ -66,27 +67,27 @@ pub fn explain(
     scfg: &SenderPolicyConfig,
 ) -> Explanation {
     let exam: Examination = notice::examine(raw, ncfg);
-    let headers = sender::headers_from_raw(raw);
-    let assessment: Assessment = sender::assess(&headers, scfg);
+    // The watcher's own reading (`screen::screen`): the sender check over the transport
+    // headers (here the exported mail's own header block), then the notice, in that order.
+    let screened = screen::screen(Some(raw), scfg, || exam.clone());
+    let assessment: Assessment = screen::assess(Some(raw), scfg).unwrap_or_default();
     let field = |f: Field| exam.fields.get(&f).cloned();
     let notice = exam.outcome.as_ref().ok();
     let notice_refusal = exam.outcome.as_ref().err();
-    let sender_ok = assessment.refusals.is_empty() && assessment.address.is_some();
-    // The watcher's order: the sender check first (an unauthenticated mail is refused before
-    // its notice is read), then the notice.
-    let malformed = matches!(
-        notice_refusal.map(|r| r.reason),
-        Some(Reason::Malformed | Reason::TooLarge)
-    );
+    let sender_ok = screen::forwarder(Some(raw), scfg).is_ok();
     let mut reasons = Vec::new();
-    if !malformed {
-        reasons.extend(assessment.refusals.iter().map(|r| r.message.clone()));
+    reasons.extend(assessment.refusals.iter().map(|r| r.message.clone()));
+    if !sender_ok
+        && assessment.refusals.is_empty()
+        && let Err(r) = &screened
+    {
+        reasons.push(r.message.clone());
     }
     reasons.extend(exam.notes.iter().cloned());
     if let Some(r) = notice_refusal {
         reasons.push(r.message.clone());
     }
-    let actionable = notice.is_some() && sender_ok;
+    let actionable = screened.is_ok();
     if actionable {
         reasons.extend(assessment.passed.iter().cloned());
         reasons.push(
@@ -95,18 +96,12 @@ pub fn explain(
                 .into(),
         );
     }
-    let sender_refusal = if malformed {
-        None
-    } else {
-        assessment.refusals.first().map(|r| r.reason)
+    // The deciding code is the watcher's: the first refusal of `screen`. A file without any
+    // header block has no transport headers to verify: its sender is missing.
+    let refusal = match &screened {
+        Ok(_) => None,
+        Err(r) => Some(r.reason.unwrap_or(Reason::MissingFrom)),
     };
-    let refusal = sender_refusal
-        .or(notice_refusal.map(|r| r.reason))
-        .or(if sender_ok {
-            None
-        } else {
-            Some(Reason::MissingFrom)
-        });
     Explanation {
         file: file.to_string(),
         actionable,

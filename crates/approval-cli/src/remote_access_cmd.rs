@@ -52,13 +52,19 @@ pub enum Cmd {
     Applications,
     /// Send one vendor invitation (no check for an existing one: see `onboard`).
     Invite(Box<InviteArgs>),
-    /// Invite vendors read as JSON from stdin (one object, or JSON Lines), skipping a vendor
-    /// who already has an invitation or an account unless --force. For identity-system hooks.
+    /// Invite vendors read as JSON from stdin (one object, or JSON Lines), for identity-system
+    /// hooks.
+    ///
+    /// A vendor who already has an account or a still valid invitation is skipped unless
+    /// --force. Expired invitations are revoked and a new one sent; a deactivated account is
+    /// reactivated when its applications and access end lie within the approval, otherwise the
+    /// record fails naming it. A record with a key given twice, or with invisible,
+    /// text-direction or line-break characters in a text, is refused.
     Onboard {
         /// `-` for stdin, or a file.
         #[arg(value_name = "SOURCE")]
         source: String,
-        /// Invite even when the vendor already has an invitation or an account.
+        /// Invite even when the vendor already has an account or a valid invitation.
         #[arg(long)]
         force: bool,
         /// Resolve and check everything, send nothing.
@@ -67,6 +73,12 @@ pub enum Cmd {
     },
     /// Revoke a vendor's outstanding invitations, then deactivate the vendor (or delete it with
     /// --delete). Running it twice changes nothing the second time.
+    ///
+    /// With --keep-account only the invitations are revoked; the vendor account stays as it is.
+    ///
+    /// Exit 0 when everything was done or already done (result offboarded or nothing_to_do).
+    /// Exit 1, result not_found, when no invitation and no vendor account has the address: a
+    /// mistyped address, or a vendor deleted before. With several addresses the worst decides.
     Offboard {
         /// The vendor's mail address (repeatable).
         #[arg(long, value_name = "EMAIL")]
@@ -77,6 +89,11 @@ pub enum Cmd {
         /// Delete the vendor instead of deactivating it (irreversible).
         #[arg(long)]
         delete: bool,
+        /// Only revoke outstanding invitations; leave the vendor account as it is.
+        #[arg(long, conflicts_with = "delete")]
+        keep_account: bool,
+        /// Look everything up and show what would be revoked, deactivated or deleted; change
+        /// nothing.
         #[arg(long)]
         dry_run: bool,
     },
@@ -90,7 +107,7 @@ pub enum Cmd {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum InvitationsCmd {
-    /// List outstanding invitations.
+    /// List invitations; one past its expiry says `expired` (`"expired": true` in JSON).
     List(SearchArgs),
     /// Show one invitation.
     Show { id: String },
@@ -151,10 +168,11 @@ pub struct InviteArgs {
     /// `<site>/<application>` (repeatable).
     #[arg(long = "app", value_name = "SITE/APPLICATION", required = true)]
     pub applications: Vec<String>,
-    /// Start of access: YYYY-MM-DD, RFC 3339 or `now` (default now).
+    /// Start of access: YYYY-MM-DD (the start of that day), RFC 3339 or `now` (default now).
     #[arg(long, value_name = "TIME")]
     pub start: Option<String>,
-    /// End of access: YYYY-MM-DD or RFC 3339.
+    /// End of access: YYYY-MM-DD (the end of that day: the vendor keeps it) or RFC 3339. A date
+    /// alone is a day of `remote_access.date_time_zone` (default UTC).
     #[arg(
         long,
         value_name = "TIME",
@@ -357,6 +375,9 @@ fn print_onboard(p: &Printer, o: &OnboardOutcome) -> std::io::Result<()> {
                 .unwrap_or_default()
         ),
         "skipped" => format!("{at}skipped {who}: {}", o.reason.as_deref().unwrap_or("")),
+        "reactivated" | "would_reactivate" => {
+            format!("{at}{who}: {}", o.reason.as_deref().unwrap_or(""))
+        }
         other => format!(
             "{}{other}: {}{}",
             if o.reason.as_deref().is_some_and(|r| r.starts_with("line ")) {
@@ -372,6 +393,22 @@ fn print_onboard(p: &Printer, o: &OnboardOutcome) -> std::io::Result<()> {
                 .unwrap_or_default()
         ),
     };
+    if !o.revoked_invitations.is_empty() {
+        p.line(&format!(
+            "  {} expired invitation(s) {}: {}",
+            if o.result == "would_invite" {
+                "would revoke"
+            } else {
+                "revoked"
+            },
+            if o.result == "would_invite" {
+                "first"
+            } else {
+                "before inviting"
+            },
+            o.revoked_invitations.join(", ")
+        ))?;
+    }
     p.line(&text)
 }
 
@@ -404,6 +441,7 @@ fn print_offboard(p: &Printer, o: &OffboardOutcome) -> std::io::Result<()> {
 /// Run one `remote-access` command.
 pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
     let loaded = approval_core::settings::load(args.common.config.as_deref())?;
+    let zone = loaded.remote_access()?.date_zone();
     // Input problems are found before any network call.
     let early = match &args.command {
         Cmd::Invite(i) => Some(i.request()?),
@@ -458,6 +496,7 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
                 check_existing: false,
                 force: true,
                 dry_run: i.dry_run,
+                zone,
             };
             let o = ops::onboard_one(&cat, None, Ok(req), opts, now_ms()).await;
             print_onboard(p, &o)?;
@@ -480,6 +519,7 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
                 check_existing: true,
                 force: *force,
                 dry_run: *dry_run,
+                zone,
             };
             let mut worst = Exit::Ok;
             let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -496,6 +536,7 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             email,
             source,
             delete,
+            keep_account,
             dry_run,
         } => {
             let mut items: Vec<(Option<usize>, Result<String, String>)> =
@@ -523,6 +564,7 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             }
             let opts = OffboardOptions {
                 delete: *delete,
+                keep_account: *keep_account,
                 dry_run: *dry_run,
             };
             let mut worst = Exit::Ok;
@@ -540,18 +582,25 @@ pub async fn execute(args: &Args, p: &Printer) -> anyhow::Result<Exit> {
             if list.is_empty() {
                 p.note("no invitations");
             }
+            let now = now_ms();
             for i in &list {
                 if p.json() {
-                    p.json_line(i)?;
+                    let mut v = serde_json::to_value(i)?;
+                    v["expired"] = json!(i.expired_at.is_some_and(|t| t <= now));
+                    p.json_line(&v)?;
                 } else {
+                    // `expiredAt` is when it expires: past it, the invitation is of no use.
+                    let expiry = match i.expired_at {
+                        Some(t) if t <= now => format!("expired {}", when(Some(t))),
+                        t => format!("expires {}", when(t)),
+                    };
                     p.line(&format!(
-                        "{}  {}  {}  {}  {}  expires {}",
+                        "{}  {}  {}  {}  {}  {expiry}",
                         or_dash(&i.invitation_id),
                         or_dash(&i.email_address),
                         or_dash(&i.full_name),
                         or_dash(&i.company_name),
                         or_dash(&i.phone_number),
-                        when(i.expired_at)
                     ))?;
                 }
             }

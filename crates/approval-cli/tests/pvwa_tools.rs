@@ -42,3 +42,44 @@ fn help_and_version_describe_the_tools() {
         .expect("run");
     assert_eq!(o.status.code(), Some(2), "usage error without ids");
 }
+
+/// PVWA drops the session in the middle of a batch (a 401 on the second request): the tool
+/// logs on again once, as the watcher does, confirms both requests, and logs off the session
+/// it ends with. (Self-hosted only: a Privilege Cloud session renews its own token.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_dropped_mid_batch_logs_on_again_once() {
+    let env = start().await;
+    env.sim.state.faults.set(
+        "pvwa",
+        pam_sim::faults::Faults {
+            fail: Some(pam_sim::faults::FailNext {
+                status: 401,
+                count: 1,
+                body: None,
+                content_type: None,
+                headers: Default::default(),
+            }),
+            path_contains: Some("infrasafe_13".into()), // pam-sim matches the path in lower case
+            ..Default::default()
+        },
+    );
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["InfraSafe_12", "InfraSafe_13"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let text = out(&o);
+    assert!(text.contains("confirmed InfraSafe_12 at level 1"), "{text}");
+    assert!(text.contains("confirmed InfraSafe_13 at level 1"), "{text}");
+    let actions = env.sim.state.pvwa.actions();
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    let st = env.sim.state.pvwa.stats();
+    // Two logons: the first, and once after the 401. The session in use at the end is logged
+    // off; the one PVWA dropped gets a best-effort logoff in the background (pam-sim still
+    // knows it, as its 401 was injected), which may or may not land before the tool exits.
+    assert_eq!(st.logons, 2, "{st:?}");
+    assert!(st.logoffs >= 1, "{st:?}");
+}

@@ -387,3 +387,386 @@ fn a_bad_key_file_is_a_configuration_error_naming_the_reference() {
     assert!(!err.contains("SECRETBITS"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+/// The records sent so far (POSTs of invitations).
+fn invitations_sent(env: &Env) -> usize {
+    env.sim()
+        .state
+        .remote_access
+        .calls()
+        .iter()
+        .filter(|c| c.method == "POST" && c.path.contains("vendor-invitations"))
+        .count()
+}
+
+#[test]
+fn a_hook_record_with_a_key_given_twice_is_refused() {
+    let env = start();
+    let twice = r#"{"first_name":"Jane","last_name":"Doe","company":"Acme Inc.","email":"jane.doe@acme.example","phone":"+17035550100","applications":["Main DC/Linux SSH"],"access_days":30,"email":"mallory@evil.example"}"#;
+    let nested = r#"{"first_name":"Bob","last_name":"Doe","company":"Acme Inc.","email":"bob@acme.example","phone":"+17035550101","applications":["Main DC/Linux SSH"],"access_days":30,"access_time":{"time_zone":"UTC","from":"08:00","to":"18:00","to":"23:00"}}"#;
+    let out = env
+        .cmd()
+        .args(["onboard", "-", "--json"])
+        .write_stdin(format!("{twice}\n{nested}\n"))
+        .assert()
+        .code(65)
+        .get_output()
+        .clone();
+    let r = lines(&out.stdout);
+    assert_eq!(r[0]["result"], "invalid", "{r:?}");
+    assert!(
+        r[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("`email` is given twice"),
+        "{r:?}"
+    );
+    assert_eq!(r[1]["result"], "invalid");
+    assert!(
+        r[1]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("`access_time.to` is given twice"),
+        "{r:?}"
+    );
+    assert_eq!(invitations_sent(&env), 0);
+    let all = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !all.contains("mallory@evil.example\",\"result\":\"invited"),
+        "{all}"
+    );
+}
+
+#[test]
+fn names_that_display_otherwise_never_reach_the_invitation() {
+    let env = start();
+    for (n, bad) in ["\u{202E}", "\u{200B}", "\u{00AD}", "\u{2028}"]
+        .iter()
+        .enumerate()
+    {
+        let record = serde_json::json!({
+            "first_name": format!("Jane{bad}"), "last_name": "Doe", "company": "Acme Inc.",
+            "email": format!("jane{n}@acme.example"), "phone": format!("+1703555010{n}"),
+            "applications": ["Main DC/Linux SSH"], "access_days": 30,
+        });
+        let out = env
+            .cmd()
+            .args(["onboard", "-", "--json"])
+            .write_stdin(record.to_string())
+            .assert()
+            .code(65)
+            .get_output()
+            .clone();
+        let r = lines(&out.stdout);
+        let reason = r[0]["reason"].as_str().expect("reason");
+        assert!(reason.contains("first_name"), "{reason}");
+        assert!(
+            reason.contains(&format!(
+                "U+{:04X}",
+                u32::from(bad.chars().next().expect("c"))
+            )),
+            "{reason}"
+        );
+        // The command line too.
+        env.cmd()
+            .args([
+                "invite",
+                "--first-name",
+                "Jane",
+                "--last-name",
+                &format!("Doe{bad}"),
+                "--company",
+                "Acme",
+                "--email",
+                "j@acme.example",
+                "--phone",
+                "+17035550100",
+                "--app",
+                "Main DC/Linux SSH",
+                "--days",
+                "3",
+            ])
+            .assert()
+            .code(65)
+            .stdout(predicates::str::contains("last_name"));
+    }
+    assert_eq!(invitations_sent(&env), 0);
+}
+
+#[test]
+fn auth_url_may_be_the_access_token_url_of_the_integration_document() {
+    let env = start();
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    let u = env.sim().url();
+    let text = text.replacen(
+        &format!("auth_url = \"{u}\""),
+        &format!("auth_url = \"{u}/auth/realms/serviceaccounts/protocol/openid-connect/token\""),
+        1,
+    );
+    std::fs::write(&env.config, &text).expect("write");
+    let out = env
+        .cmd()
+        .args(["check", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = &lines(&out.stdout)[0];
+    assert_eq!(
+        v["token_url"],
+        format!("{u}/auth/realms/serviceaccounts/protocol/openid-connect/token")
+    );
+    assert_eq!(v["realm"], format!("{u}/auth/realms/serviceaccounts"));
+    // A path that can only 404 is refused at load, naming the key and the form expected.
+    std::fs::write(
+        &env.config,
+        text.replace("openid-connect/token", "openid-connect/auth"),
+    )
+    .expect("write");
+    let out = env
+        .cmd()
+        .arg("check")
+        .assert()
+        .code(78)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("remote_access.auth_url") && err.contains("protocol/openid-connect/token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_date_only_end_keeps_the_last_day() {
+    let env = start();
+    let today = chrono::Utc::now().date_naive();
+    let record = serde_json::json!({
+        "first_name": "Jane", "last_name": "Doe", "company": "Acme Inc.",
+        "email": "jane.doe@acme.example", "phone": "+17035550100",
+        "applications": ["Main DC/Linux SSH"], "access_end": today.format("%Y-%m-%d").to_string(),
+    });
+    // Ending today: the vendor still has the rest of today (UTC by default).
+    env.cmd()
+        .args(["onboard", "-"])
+        .write_stdin(record.to_string())
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("invited"));
+    let end_of_today = today
+        .succ_opt()
+        .expect("tomorrow")
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        .timestamp_millis()
+        - 1;
+    let stored = env.sim().state.remote_access.state()["invitations"][0].clone();
+    assert_eq!(stored["accessEndDate"], end_of_today);
+    // In a configured zone: the end of that day there.
+    let text = std::fs::read_to_string(&env.config).expect("config");
+    std::fs::write(
+        &env.config,
+        format!("{text}date_time_zone = \"Pacific/Auckland\"\n"),
+    )
+    .expect("write");
+    env.cmd()
+        .args([
+            "invite",
+            "--first-name",
+            "Bob",
+            "--last-name",
+            "Roe",
+            "--company",
+            "Acme",
+            "--email",
+            "bob@acme.example",
+            "--phone",
+            "+17035550101",
+            "--app",
+            "Main DC/Linux SSH",
+            "--start",
+            "2099-01-10",
+            "--end",
+            "2099-01-31",
+        ])
+        .assert()
+        .code(0);
+    let inv = env.sim().state.remote_access.state()["invitations"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|i| i["emailAddress"] == "bob@acme.example")
+        .cloned()
+        .expect("bob");
+    // Auckland is UTC+13 in January.
+    assert_eq!(
+        inv["accessStartDate"],
+        4_071_686_400_000_i64 - 13 * 3_600_000
+    );
+    assert_eq!(
+        inv["accessEndDate"],
+        4_073_587_200_000_i64 - 13 * 3_600_000 - 1
+    );
+}
+
+#[test]
+fn an_expired_invitation_is_listed_as_expired_and_replaced_on_onboarding() {
+    let env = start();
+    let record = vendor("Jane", "jane.doe@acme.example", "+17035550100");
+    env.cmd()
+        .args(["onboard", "-"])
+        .write_stdin(record.clone())
+        .assert()
+        .code(0);
+    let old = env.invitation_ids().pop().expect("id");
+    assert!(
+        env.sim()
+            .state
+            .remote_access
+            .expire(&old, chrono::Utc::now().timestamp_millis())
+    );
+    let out = env
+        .cmd()
+        .args(["invitations", "list"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&old) && text.contains(" expired 2"), "{text}");
+    assert!(!text.contains("expires"), "{text}");
+    let out = env
+        .cmd()
+        .args(["invitations", "list", "--json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    assert_eq!(lines(&out.stdout)[0]["expired"], true);
+    // The hook runs again for the approved vendor: a new invitation, the expired one revoked.
+    let out = env
+        .cmd()
+        .args(["onboard", "-", "--json"])
+        .write_stdin(record)
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let r = &lines(&out.stdout)[0];
+    assert_eq!(r["result"], "invited", "{r}");
+    assert_eq!(r["revoked_invitations"][0], old.as_str());
+    let ids = env.invitation_ids();
+    assert_eq!(ids.len(), 1);
+    assert_ne!(ids[0], old);
+    env.sim()
+        .state
+        .remote_access
+        .accept(&ids[0])
+        .expect("accept");
+}
+
+#[test]
+fn a_returning_deactivated_vendor_is_reactivated() {
+    let env = start();
+    let record = vendor("Jane", "jane.doe@acme.example", "+17035550100");
+    env.cmd()
+        .args(["onboard", "-"])
+        .write_stdin(record.clone())
+        .assert()
+        .code(0);
+    let id = env.invitation_ids().pop().expect("id");
+    env.sim().state.remote_access.accept(&id).expect("accept");
+    env.cmd()
+        .args(["offboard", "--email", "jane.doe@acme.example"])
+        .assert()
+        .code(0);
+    let out = env
+        .cmd()
+        .args(["onboard", "-", "--json"])
+        .write_stdin(record)
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let r = &lines(&out.stdout)[0];
+    assert_eq!(r["result"], "reactivated", "{r}");
+    let state = env.sim().state.remote_access.state();
+    assert_eq!(state["vendors"][0]["status"], "Activated");
+}
+
+#[test]
+fn offboarding_an_unknown_address_exits_1_and_says_not_found() {
+    let env = start();
+    env.cmd()
+        .args(["onboard", "-"])
+        .write_stdin(vendor("Jane", "jane.doe@acme.example", "+17035550100"))
+        .assert()
+        .code(0);
+    let out = env
+        .cmd()
+        .args(["offboard", "-", "--json"])
+        .write_stdin("{\"email\":\"jane.deo@acme.example\"}\n")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let r = &lines(&out.stdout)[0];
+    assert_eq!(r["result"], "not_found", "{r}");
+    assert_eq!(r["error"]["kind"], "refused");
+    let out = env
+        .cmd()
+        .args(["offboard", "--email", "jane.deo@acme.example"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("not found"), "{text}");
+    // --keep-account revokes the invitation only; the real address is found.
+    env.cmd()
+        .args([
+            "offboard",
+            "--keep-account",
+            "--email",
+            "jane.doe@acme.example",
+        ])
+        .assert()
+        .code(0)
+        .stdout(predicates::str::contains("revoke invitation"));
+    assert!(env.invitation_ids().is_empty());
+    env.cmd()
+        .args([
+            "offboard",
+            "--keep-account",
+            "--delete",
+            "--email",
+            "jane.doe@acme.example",
+        ])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn every_offboard_flag_has_a_help_line() {
+    let env = start();
+    let out = env
+        .cmd()
+        .args(["offboard", "--help"])
+        .output()
+        .expect("help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in ["--dry-run", "--delete", "--keep-account", "--email"] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} missing: {help}"));
+        let described = line.trim_start().len() > flag.len() + 12
+            || help
+                .lines()
+                .skip_while(|l| !l.trim_start().starts_with(flag))
+                .nth(1)
+                .is_some_and(|next| !next.trim().is_empty() && !next.trim_start().starts_with('-'));
+        assert!(described, "{flag} has no help text:\n{help}");
+    }
+}

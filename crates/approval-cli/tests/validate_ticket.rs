@@ -294,3 +294,136 @@ async fn system_down_wrong_credentials_and_usage_errors() {
     c.arg("--config").arg(empty.path()).arg("CHG0030001");
     assert_eq!(output(c).await.status.code(), Some(78));
 }
+
+/// A Remedy read that fails (an error status, an HTML page, a timeout) still ends the session
+/// it opened: one login, one logout, nothing left open. Every later id of the batch is named in
+/// its own error, never the first ticket's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_remedy_read_logs_out_and_names_each_ticket() {
+    use pam_sim::faults::{FailNext, Faults};
+    let read_fault = |status: u16, body: &str, content_type: &str| Faults {
+        fail: Some(FailNext {
+            status,
+            count: 10,
+            body: Some(body.to_string()),
+            content_type: Some(content_type.to_string()),
+            headers: Default::default(),
+        }),
+        path_contains: Some("/api/arsys/".into()),
+        ..Faults::default()
+    };
+    let cases = [
+        ("503", read_fault(503, "busy", "text/plain")),
+        (
+            "500",
+            read_fault(500, r#"[{"messageText":"ARERR 552"}]"#, "application/json"),
+        ),
+        (
+            "an HTML page",
+            read_fault(200, "<html><body>Sign in</body></html>", "text/html"),
+        ),
+        (
+            "a timeout",
+            Faults {
+                latency_ms: 4000,
+                path_contains: Some("/api/arsys/".into()),
+                ..Faults::default()
+            },
+        ),
+    ];
+    for (what, fault) in cases {
+        let env =
+            start(|t| t.replace("retries = 0", "retries = 0\nrequest_timeout_secs = 1")).await;
+        env.sim.state.faults.set("remedy", fault);
+        let mut c = env.cmd();
+        c.args(["--user", "alice", "INC000000000101", "INC000000000102"]);
+        let out = output(c).await;
+        let (so, se) = (text(&out.stdout), text(&out.stderr));
+        assert_ne!(out.status.code(), Some(0), "{what}: {so}{se}");
+        let st = env.sim.state.remedy.stats();
+        assert_eq!(st.logins, 1, "{what}: {st:?}");
+        assert_eq!(st.logouts, 1, "{what}: the session is ended: {st:?}\n{se}");
+        assert_eq!(st.open, 0, "{what}: {st:?}");
+        let second: String = so
+            .lines()
+            .skip_while(|l| !l.starts_with("INC000000000102"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(second.contains("cannot validate"), "{what}: {so}");
+        assert!(
+            !second.contains("INC000000000101"),
+            "{what}: the second ticket's error names the first: {so}"
+        );
+    }
+}
+
+/// `--check` proves the set-up without a ticket: the secret references, the sign-in to each
+/// system, every configured type's table or form with its requester fields, the bypass-code
+/// list; a wrong password or an unreadable form is a failure naming what to fix, and every
+/// Remedy session it opened is ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_proves_the_set_up_without_a_ticket() {
+    let env = start(|t| t).await;
+    let mut c = env.cmd();
+    c.arg("--check");
+    let out = output(c).await;
+    let (so, se) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{so}{se}");
+    for want in [
+        "ticketing.servicenow.password",
+        "ticketing.remedy.password",
+        "1 bypass code hash(es) load",
+        "type sn-incident",
+        "type sn-change",
+        "type remedy-incident",
+        "type remedy-change",
+        "with the requester field(s) Requestor ID",
+    ] {
+        assert!(so.contains(want), "{want}: {so}");
+    }
+    assert!(!so.contains("Demo-Bypass-Code") && !so.contains("Remedy-Demo-Pass"));
+    let st = env.sim.state.remedy.stats();
+    assert!(st.logins >= 1 && st.open == 0, "{st:?}");
+
+    // JSON: one document with the items.
+    let mut c = env.cmd();
+    c.args(["--check", "--json"]);
+    let out = output(c).await;
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["exit"], 0, "{doc}");
+
+    // A wrong Remedy password: a failure naming the account; the types are not tried.
+    let mut c = env.cmd();
+    c.env("DEMO_REMEDY_PASSWORD", "wrong").arg("--check");
+    let out = output(c).await;
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{so}");
+    assert!(so.contains("svc_remedy"), "{so}");
+    assert!(!so.contains("wrong"), "{so}");
+
+    // A requester field the Remedy form does not have: that type fails, the others pass.
+    let bad = start(|t| {
+        t.replace(
+            "requester_fields = [\"Requestor ID\"]",
+            "requester_fields = [\"No Such Field\"]",
+        )
+    })
+    .await;
+    let mut c = bad.cmd();
+    c.arg("--check");
+    let out = output(c).await;
+    let so = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{so}");
+    let line = so
+        .lines()
+        .find(|l| l.contains("type remedy-change"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("FAIL") || line.to_lowercase().contains("fail"),
+        "{so}"
+    );
+
+    // No ticket and no --check is a usage error.
+    let out = output(env.cmd()).await;
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -226,3 +226,49 @@ async fn a_refused_login_exits_77_and_a_vault_that_is_down_exits_69() {
     assert!(stderr.contains("hint:"), "{stderr}");
     assert_clean(&out, &bao.secrets());
 }
+
+/// `first-level-approve` whose password reference cannot be resolved (no such secret in
+/// OpenBao): the run fails, and its Vault token is revoked all the same (the single-request
+/// tools close the Vault session on every path, as the watcher does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_credential_that_cannot_be_read_still_closes_the_vault_session() {
+    let Some(bao) = OpenBao::start(true) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let password = bao.seeded("lookup", "password");
+    let sim = sim(tmp.path(), &password).await;
+    let path = tmp.path().join("approve.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[pvwa]\nurl = \"{}\"\nca_bundle = \"{}\"\nretries = 0\n\n\
+             [accounts.level1]\nusername = \"svc_pam_level1\"\npassword = \"vault:secret/pamtool/no-such-secret#password\"\n\n\
+             [vault]\n{}",
+            sim.url(),
+            sim.ca_cert.as_ref().expect("sim CA").display(),
+            bao.vault_toml("pamtool"),
+        ),
+    )
+    .expect("write config");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_first-level-approve"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .args(["--config", path.to_str().expect("utf-8"), "InfraSafe_12"])
+        .stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("run"))
+        .await
+        .expect("join");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no-such-secret"), "{stderr}");
+    assert_clean(&out, &bao.secrets());
+    let stats = sim.state.pvwa.stats();
+    assert_eq!((stats.logons, stats.open), (0, 0), "{stats:?}");
+    assert!(sim.state.pvwa.actions().is_empty(), "nothing confirmed");
+    assert_eq!(
+        bao.live_approle_tokens("pamtool"),
+        0,
+        "the run's Vault token is revoked although its credential failed"
+    );
+}

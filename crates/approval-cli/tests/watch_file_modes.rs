@@ -234,7 +234,11 @@ async fn root_is_refused_in_a_state_directory_that_belongs_to_another_user() {
         return;
     }
     let cfg = d.join("config.toml");
-    std::fs::write(&cfg, config_text(&env, "static", "", "poll_secs = 2")).expect("config");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 2"),
+    )
+    .expect("config");
     chmod(&cfg, 0o600);
     let state = d.join("state");
     std::fs::create_dir(&state).expect("mkdir");

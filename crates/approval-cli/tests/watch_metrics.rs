@@ -86,6 +86,37 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The TCP ports process `pid` listens on (IPv4 and IPv6): the sockets in LISTEN state of
+/// /proc/<pid>/net/tcp{,6} whose inode is one of the process's open file descriptors.
+fn listening_ports(pid: u32) -> Vec<u16> {
+    let fds: std::collections::HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("the process's descriptors")
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            l.to_str()?
+                .strip_prefix("socket:[")?
+                .strip_suffix(']')
+                .map(str::to_string)
+        })
+        .collect();
+    let mut ports = Vec::new();
+    for table in ["tcp", "tcp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() > 9 && f[3] == "0A" && fds.contains(f[9]) {
+                let port = f[1].rsplit(':').next().expect("port");
+                ports.push(u16::from_str_radix(port, 16).expect("hex port"));
+            }
+        }
+    }
+    ports
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_counters_match_what_happened_and_health_follows_pvwa() {
     let env = env!();
@@ -113,6 +144,12 @@ async fn the_counters_match_what_happened_and_health_follows_pvwa() {
         get(port, "/readyz").is_some_and(|(s, _)| s == 200)
     })
     .await;
+    // What the default-off test relies on: the listener is seen among the process's sockets.
+    assert_eq!(
+        listening_ports(child.id()),
+        vec![port],
+        "the metrics listener"
+    );
 
     // alice approves dave's request 9; alice forwards her own request 8; the first mail again.
     let first = mail(
@@ -265,7 +302,43 @@ async fn the_counters_match_what_happened_and_health_follows_pvwa() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_without_a_journal_is_critical_and_the_listener_is_off_by_default() {
+async fn the_listener_is_off_by_default() {
+    // No [metrics] section: the watcher runs (it confirms a mail) and binds no TCP port at all.
+    let env = env!();
+    let cfg = env.dir.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        config_text(&env, DEFAULT_APPROVERS, "", "poll_secs = 1"),
+    )
+    .expect("config");
+    assert!(
+        !std::fs::read_to_string(&cfg)
+            .expect("config")
+            .contains("[metrics]")
+    );
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the watcher");
+    forward(&env, "off1", "alice@example.test", 9);
+    eventually(30, "the mail confirmed", || confirms(&env).len() == 1).await;
+    let ports = listening_ports(child.id());
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let until = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < until, "no exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ports.is_empty(), "the watcher listens on {ports:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_without_a_journal_is_critical_and_a_bad_listen_address_names_the_key() {
     let env = env!();
     let d = env.dir.path();
     let cfg = d.join("config.toml");

@@ -2,11 +2,13 @@
 //! `get-inco-req`: one logon per run for every id, a result per id, and on a failed confirm
 //! the request as PVWA now shows it (who confirmed and when).
 
-use secrecy::SecretString;
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 pub use crate::exit::ErrorView;
 use crate::exit::{Classify, Exit};
+use crate::pvwa::sessions::Sessions;
 use crate::pvwa::view::RequestView;
 use crate::pvwa::{AccountRole, Pvwa, PvwaError, Session};
 use crate::secret::Resolver;
@@ -182,17 +184,22 @@ fn wrong_level(r: &mut ApproveResult, current: i64) {
     });
 }
 
-/// The PVWA client and the credentials of `role`, resolved (Vault closed again at once).
-async fn connect(
-    loaded: &Loaded,
-    role: AccountRole,
-) -> crate::error::Result<(Pvwa, String, SecretString)> {
+/// The PVWA sessions of `roles` ([`Sessions`], the watcher's session helper: a 401 logs on again
+/// once), their credentials resolved; the Vault session is closed again on every path, also
+/// when a credential cannot be resolved.
+async fn connect(loaded: &Loaded, roles: &[AccountRole]) -> crate::error::Result<Sessions> {
     let pvwa = Pvwa::new(loaded.pvwa()?)?;
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let creds = loaded.credentials(&resolver, role).await;
+    let creds = async {
+        let mut creds = HashMap::new();
+        for &role in roles {
+            creds.insert(role, loaded.credentials(&resolver, role).await?);
+        }
+        Ok::<_, crate::error::Error>(creds)
+    }
+    .await;
     resolver.close().await;
-    let (user, pw) = creds?;
-    Ok((pvwa, user, pw))
+    Ok(Sessions::new(pvwa, creds?))
 }
 
 /// Confirm (or, with `dry_run`, look at) each id with the level's account, one session for all.
@@ -207,16 +214,13 @@ pub async fn approve_batch(
 ) -> crate::error::Result<Exit> {
     let role = AccountRole::for_level(level)
         .ok_or_else(|| crate::error::Error::Usage("level must be 1 or 2".into()))?;
-    let pvwa = Pvwa::new(loaded.pvwa()?)?;
-    let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let (user, pw) = loaded.credentials(&resolver, role).await?;
-    resolver.close().await;
+    let sessions = connect(loaded, &[role]).await?;
+    sessions.open(role).await?;
+    let user = sessions.user(role).unwrap_or_default().to_string();
     let now = chrono::Utc::now().timestamp();
     let mut worst = Exit::Ok;
-    pvwa.with_session(
-        &user,
-        &pw,
-        async |s: &Session| -> crate::error::Result<()> {
+    sessions
+        .scoped(async |s: &Sessions| {
             for (_, id) in ids {
                 let mut r = ApproveResult {
                     request_id: id.clone(),
@@ -234,7 +238,10 @@ pub async fn approve_batch(
                     r.exit = e.exit();
                     r.error = Some(ErrorView::of(&e, None));
                 } else if dry_run {
-                    match s.get_request(id).await {
+                    match s
+                        .run(role, async |x: &Session| x.get_request(id).await)
+                        .await
+                    {
                         Ok(req)
                             if req.status == crate::policy::STATUS_WAITING
                                 && req.current_confirmation_level != i64::from(level) =>
@@ -251,7 +258,10 @@ pub async fn approve_batch(
                 } else {
                     // Read it first: PVWA records a confirm at the level the request waits
                     // at, whatever this tool's level is.
-                    match s.get_request(id).await {
+                    match s
+                        .run(role, async |x: &Session| x.get_request(id).await)
+                        .await
+                    {
                         Err(e) => fail(&mut r, &e),
                         Ok(req)
                             if req.status == crate::policy::STATUS_WAITING
@@ -262,8 +272,14 @@ pub async fn approve_batch(
                         }
                         // Not waiting (confirmed, rejected, expired): PVWA refuses the confirm
                         // and says why.
-                        Ok(before) => match s.confirm(id, reason).await {
-                            Ok(()) => match s.get_request(id).await {
+                        Ok(before) => match s
+                            .run(role, async |x: &Session| x.confirm(id, reason).await)
+                            .await
+                        {
+                            Ok(()) => match s
+                                .run(role, async |x: &Session| x.get_request(id).await)
+                                .await
+                            {
                                 Ok(req) => {
                                     let rec = Recorded::of(&before, level, &req);
                                     if !rec.as_expected {
@@ -291,7 +307,10 @@ pub async fn approve_batch(
                             },
                             Err(e) => {
                                 fail(&mut r, &e);
-                                if let Ok(req) = s.get_request(id).await {
+                                if let Ok(req) = s
+                                    .run(role, async |x: &Session| x.get_request(id).await)
+                                    .await
+                                {
                                     r.request = Some(RequestView::new(&req, now));
                                 }
                             }
@@ -305,10 +324,8 @@ pub async fn approve_batch(
                     break;
                 }
             }
-            Ok(())
-        },
-    )
-    .await?;
+        })
+        .await;
     Ok(worst)
 }
 
@@ -324,15 +341,18 @@ pub async fn lookup(
     ids: &[(usize, String)],
     mut emit: impl FnMut(&str, Result<RequestView, ErrorView>, Exit),
 ) -> crate::error::Result<Exit> {
-    let (pvwa, user, pw) = connect(loaded, AccountRole::Lookup).await?;
+    let role = AccountRole::Lookup;
+    let sessions = connect(loaded, &[role]).await?;
+    sessions.open(role).await?;
     let now = chrono::Utc::now().timestamp();
     let mut worst = Exit::Ok;
-    pvwa.with_session(
-        &user,
-        &pw,
-        async |s: &Session| -> crate::error::Result<()> {
+    sessions
+        .scoped(async |s: &Sessions| {
             for (_, id) in ids {
-                match s.get_request(id).await {
+                match s
+                    .run(role, async |x: &Session| x.get_request(id).await)
+                    .await
+                {
                     Ok(req) => emit(id, Ok(RequestView::new(&req, now)), Exit::Ok),
                     Err(e) => {
                         worst = worst.worst(e.exit());
@@ -347,10 +367,8 @@ pub async fn lookup(
                     }
                 }
             }
-            Ok(())
-        },
-    )
-    .await?;
+        })
+        .await;
     Ok(worst)
 }
 
@@ -389,14 +407,24 @@ pub async fn waiting(
     let mut out = Vec::new();
     let mut asked = Vec::new();
     for role in roles {
-        let (pvwa, user, pw) = connect(loaded, role).await?;
+        let sessions = connect(loaded, &[role]).await?;
+        let user = sessions.user(role).unwrap_or_default().to_string();
         // A list item is an outline: PVWA leaves its account properties and confirmers empty
         // (pvwa.md §5), so each request is read in full before it is shown or filtered.
-        let list = pvwa
-            .with_session(&user, &pw, async |s: &Session| -> Result<_, PvwaError> {
+        let list = sessions
+            .scoped(async |s: &Sessions| -> Result<_, PvwaError> {
                 let mut full = Vec::new();
-                for item in s.list_incoming(true, include_expired).await? {
-                    full.push(s.get_request(&item.request_id).await?);
+                let items = s
+                    .run(role, async |x: &Session| {
+                        x.list_incoming(true, include_expired).await
+                    })
+                    .await?;
+                for item in items {
+                    let id = &item.request_id;
+                    full.push(
+                        s.run(role, async |x: &Session| x.get_request(id).await)
+                            .await?,
+                    );
                 }
                 Ok(full)
             })

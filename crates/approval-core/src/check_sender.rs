@@ -1,46 +1,44 @@
 //! "May this sender approve this safe at this level?" end to end from the configuration: the
 //! approver groups (PVWA safe members or the static table), the bind password, the directory.
-//! Behind `check-approval-request --check-sender`; the watcher uses the same pieces.
+//! Behind `check-approval-request --check-sender`. The look-up itself is the watcher's
+//! ([`approver_verdict`]), so that the two cannot disagree.
 
-use crate::directory::approvers::Approvers;
-use crate::directory::check::{approvers_at, read_safe_approvers};
+use crate::directory::check::{SafeApprovers, approver_verdict, read_safe_approvers};
 use crate::directory::config::{ApproverMode, Settings};
-use crate::directory::{LdapDirectory, Verdict, authorize};
+use crate::directory::{LdapDirectory, Verdict};
 use crate::error::{Error, Result};
+use crate::pvwa::sessions::Sessions;
 use crate::pvwa::{AccountRole, Pvwa, Session};
 use crate::secret::Resolver;
 use crate::settings::Loaded;
 
-/// The approver groups of `safe` at `level` under the configured mode (logs on to PVWA with the
-/// lookup account in mode `safe-members`).
-pub async fn approvers_for(
+/// The members of `safe` and their vault group records, read with the lookup account in mode
+/// `safe-members` (`None` in mode `static`, which reads nothing from PVWA).
+async fn safe_members_for(
     loaded: &Loaded,
     s: &Settings,
     resolver: &Resolver,
     safe: &str,
-    level: u8,
-) -> Result<Approvers> {
-    let read = match s.approvers {
-        ApproverMode::Static => None,
+) -> Result<Option<SafeApprovers>> {
+    match s.approvers {
+        ApproverMode::Static => Ok(None),
         ApproverMode::SafeMembers => {
             let pvwa = Pvwa::new(loaded.pvwa()?)?;
-            let (user, pw) = loaded.credentials(resolver, AccountRole::Lookup).await?;
+            let role = AccountRole::Lookup;
+            let creds = loaded.credentials(resolver, role).await?;
             let cache = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
-            let read = pvwa
-                .with_session(&user, &pw, async |session: &Session| {
-                    read_safe_approvers(session, safe, &cache).await
+            // The watcher's session helper: a 401 logs on again once, logoff on every path.
+            let read = Sessions::new(pvwa, std::collections::HashMap::from([(role, creds)]))
+                .scoped(async |s: &Sessions| {
+                    s.run(role, async |session: &Session| {
+                        read_safe_approvers(session, safe, &cache).await
+                    })
+                    .await
                 })
                 .await?;
-            Some(read)
+            Ok(Some(read))
         }
-    };
-    Ok(approvers_at(
-        s,
-        safe,
-        read.as_ref(),
-        level,
-        chrono::Utc::now().timestamp(),
-    ))
+    }
 }
 
 /// Check one sender against one safe and level. `Ok` carries the verdict (approve or refuse
@@ -63,15 +61,25 @@ pub async fn check_sender(
     let s = loaded.directory()?;
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
     let password = resolver.resolve(&s.bind_password).await;
-    let approvers = match password {
-        Ok(_) => approvers_for(loaded, &s, &resolver, safe, level).await,
-        Err(_) => Ok(Approvers::default()),
+    let read = match password {
+        Ok(_) => safe_members_for(loaded, &s, &resolver, safe).await,
+        Err(_) => Ok(None),
     };
     resolver.close().await;
     let password = password?;
-    let approvers = approvers?;
+    let read = read?;
     let dir = LdapDirectory::new(s, password)?;
-    let verdict = authorize(&dir, address, safe, level, approvers).await;
+    // The watcher's own approver look-up (`directory::check::approver_verdict`).
+    let verdict = approver_verdict(
+        &dir,
+        dir.settings(),
+        address,
+        safe,
+        level,
+        read.as_ref(),
+        chrono::Utc::now().timestamp(),
+    )
+    .await;
     dir.close().await;
     Ok(verdict?)
 }

@@ -643,10 +643,6 @@ impl Journal {
         get_by_row(&self.lock(), row)
     }
 
-    pub fn by_key(&self, key: &str) -> Result<Option<Entry>, JournalError> {
-        get_by_key(&self.lock(), key)
-    }
-
     /// Every row (audit export), oldest first.
     pub fn all(&self) -> Result<Vec<Entry>, JournalError> {
         let c = self.lock();

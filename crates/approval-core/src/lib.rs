@@ -12,8 +12,8 @@
 //! |---|---|---|
 //! | top | [`settings`], [`error`], [`approve`], [`check_sender`], [`pipeline`] | all below |
 //! | clients | [`pvwa`], [`mailbox`], [`directory`], [`ticketing`], [`remote_access`], [`journal`], [`runtime`] | secrets, data, base |
-//! | readers | [`notice`], [`sender`], [`policy`], [`notify`], [`pipeline::config`] | data, base |
-//! | data | [`pvwa::model`], [`pvwa::view`] | base |
+//! | readers | [`notice`], [`sender`], [`screen`], [`policy`], [`notify`], [`pipeline::config`] | data, base |
+//! | data | [`pvwa::model`], [`pvwa::view`], [`person`] | base |
 //! | secrets | [`secret`] | base |
 //! | base | [`exit`], [`env`](mod@env), [`text`], [`tls`], [`http`], [`config`], [`perms`] | base |
 //!
@@ -36,11 +36,13 @@ pub mod notice;
 pub mod notice_check;
 pub mod notify;
 pub mod perms;
+pub mod person;
 pub mod pipeline;
 pub mod policy;
 pub mod pvwa;
 pub mod remote_access;
 pub mod runtime;
+pub mod screen;
 pub mod secret;
 pub mod sender;
 pub mod settings;

@@ -90,6 +90,7 @@ pub struct Metrics {
     oldest_pending: Gauge<f64, AtomicU64>,
     last_mailbox_ok: Gauge<f64, AtomicU64>,
     last_pvwa_ok: Gauge<f64, AtomicU64>,
+    certificate_expiry: Gauge,
     health: Mutex<Health>,
     /// Mailbox tokens already counted (the mailbox keeps its own process-wide count).
     mailbox_tokens_seen: AtomicU64,
@@ -134,6 +135,7 @@ impl Metrics {
             oldest_pending: Gauge::default(),
             last_mailbox_ok: Gauge::default(),
             last_pvwa_ok: Gauge::default(),
+            certificate_expiry: Gauge::default(),
             health: Mutex::default(),
             mailbox_tokens_seen: AtomicU64::new(0),
             registry: Registry::default(),
@@ -191,6 +193,12 @@ impl Metrics {
             "When PVWA last answered a call (Unix time; 0 before the first)",
             Unit::Seconds,
             m.last_pvwa_ok.clone(),
+        );
+        registry.register_with_unit(
+            "mailbox_certificate_expiry_timestamp",
+            "When the certificate the mailbox app signs in with ends (Unix time; 0 without one): alert well before",
+            Unit::Seconds,
+            m.certificate_expiry.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -312,6 +320,8 @@ impl Metrics {
                 ])
                 .inc_by(fetched - seen);
         }
+        self.certificate_expiry
+            .set(crate::mailbox::oauth::certificate_not_after().unwrap_or(0));
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);

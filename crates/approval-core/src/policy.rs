@@ -144,33 +144,10 @@ pub enum Decision {
     Refuse(Refusal),
 }
 
-/// A user name in comparable form: lower case, `DOMAIN\` stripped.
-pub fn norm(s: &str) -> String {
-    let s = s.trim();
-    let s = s.rsplit_once('\\').map(|(_, u)| u).unwrap_or(s);
-    s.to_lowercase()
-}
-
-fn local_part(s: &str) -> &str {
-    s.split_once('@').map(|(l, _)| l).unwrap_or(s)
-}
-
-/// Whether a user name from PVWA names one of `identities` (any case, `DOMAIN\` stripped, a
-/// bare name matching the local part of a UPN or address).
+/// Whether a user name from PVWA names one of `identities`: [`crate::person::is_one_of`], the
+/// one "same person" rule.
 pub fn is_same_person(pvwa_user: &str, identities: &[String]) -> bool {
-    let p = norm(pvwa_user);
-    if p.is_empty() {
-        return false;
-    }
-    identities
-        .iter()
-        .map(|i| norm(i))
-        .filter(|i| !i.is_empty())
-        .any(|i| {
-            i == p
-                || (!p.contains('@') && local_part(&i) == p)
-                || (!i.contains('@') && local_part(&p) == i)
-        })
+    crate::person::is_one_of(pvwa_user, identities)
 }
 
 /// Whether the mail's requester address `claimed` belongs to PVWA's requester `pvwa_user`: its
@@ -188,7 +165,7 @@ pub fn requester_matches(
         return false;
     }
     let same = |i: &String| i.trim().eq_ignore_ascii_case(claimed);
-    is_same_person(pvwa_user, &[claimed.to_string()])
+    crate::person::address_of_user(claimed, pvwa_user)
         || matches!(directory, RequesterIdentity::Known(ids) if ids.iter().any(same))
         || vault_emails.iter().any(same)
 }
@@ -316,34 +293,8 @@ pub fn decide(f: &Facts<'_>) -> Decision {
             }
         }
     }
-    if r.invalid_request_reason != 0 {
-        return refuse(
-            "request_invalid",
-            format!(
-                "PVWA marks request {} as invalid ({}); it can no longer be approved.",
-                r.request_id,
-                title_or(r)
-            ),
-        );
-    }
-    if r.expiration_date != 0 && r.expiration_date <= f.now {
-        return refuse(
-            "expired",
-            format!(
-                "Request {} has expired; the requester must raise a new one.",
-                r.request_id
-            ),
-        );
-    }
-    if r.status != STATUS_WAITING || r.confirmations_left <= 0 {
-        return refuse(
-            "not_waiting",
-            format!(
-                "Request {} is not waiting for approval ({}).",
-                r.request_id,
-                title_or(r)
-            ),
-        );
+    if let Some(refusal) = not_waiting(r, f.now) {
+        return Decision::Refuse(refusal);
     }
     if let Some(c) = confirmed_by_person(r, &me, f.reason_template, f.service_accounts) {
         return refuse(
@@ -459,6 +410,52 @@ pub fn decide(f: &Facts<'_>) -> Decision {
 /// other value is treated as not waiting: the enumeration is not documented, so fail closed.
 pub const STATUS_WAITING: i64 = 1;
 
+/// Why request `r` is no longer waiting for a confirmation at `now` (Unix seconds), or `None`
+/// while it waits: PVWA marks it invalid, it has expired, or its `Status` is not
+/// [`STATUS_WAITING`] or it needs no more confirmations. The one definition of "still waiting",
+/// for the decision and for settling a confirm whose outcome is unknown.
+pub fn not_waiting(r: &Request, now: i64) -> Option<Refusal> {
+    // Expiry first, from the documented `ExpirationDate` (Unix seconds, pvwa.md §9): whatever
+    // PVWA writes in `Status` or `InvalidRequestReason` for an expired request (unpublished), it
+    // is refused as expired.
+    if r.expiration_date != 0 && r.expiration_date <= now {
+        return Some(Refusal::new(
+            "expired",
+            format!(
+                "Request {} has expired; the requester must raise a new one.",
+                r.request_id
+            ),
+        ));
+    }
+    if r.invalid_request_reason != 0 {
+        return Some(Refusal::new(
+            "request_invalid",
+            format!(
+                "PVWA marks request {} as invalid ({}); it can no longer be approved.",
+                r.request_id,
+                title_or(r)
+            ),
+        ));
+    }
+    if r.status != STATUS_WAITING || r.confirmations_left <= 0 {
+        return Some(Refusal::new(
+            "not_waiting",
+            format!(
+                "Request {} is not waiting for approval ({}).",
+                r.request_id,
+                title_or(r)
+            ),
+        ));
+    }
+    None
+}
+
+/// Whether request `r` still waits for a confirmation at `level` at `now`: [`not_waiting`] has
+/// nothing against it and it waits at that level.
+pub fn waiting_at(r: &Request, level: u8, now: i64) -> bool {
+    not_waiting(r, now).is_none() && r.current_confirmation_level == i64::from(level)
+}
+
 /// The first confirmer that acted and is the person `me` names: directly (the confirmer, a
 /// listed member or its e-mail detail is one of `me`), or through one of this tool's own
 /// accounts (`ours`, by name or as the acting member) whose reason is this tool's reason for
@@ -528,16 +525,9 @@ fn is_marker(s: &str) -> bool {
 /// The journal's record of a mail confirmed for one of `me` (identities compared exactly, in
 /// lower case: both sides come from the directory).
 fn acted_for_me<'a>(acted: &'a [ToolActed], me: &[String]) -> Option<&'a ToolActed> {
-    let me: Vec<String> = me
+    acted
         .iter()
-        .map(|i| i.trim().to_lowercase())
-        .filter(|i| !i.is_empty())
-        .collect();
-    acted.iter().find(|a| {
-        a.identities
-            .iter()
-            .any(|i| me.contains(&i.trim().to_lowercase()))
-    })
+        .find(|a| crate::person::any_same(&a.identities, me))
 }
 
 /// A right of the forwarder for a confirmation the request still needs after the one at
@@ -588,7 +578,7 @@ fn confirmer_text(c: &Confirmer) -> String {
 
 /// PVWA does not say at which level a confirmer acted; the level-1 and level-2 accounts differ,
 /// so an action of `account` means an action at the level that account serves.
-fn acted_at_current_level(r: &Request, account: &str) -> bool {
+pub fn acted_at_current_level(r: &Request, account: &str) -> bool {
     r.confirmers.iter().filter(|c| c.acted()).any(|c| {
         c.members
             .iter()
@@ -1140,6 +1130,17 @@ mod tests {
                 want: Err("request_invalid"),
             },
             Case {
+                // Whatever PVWA writes for an expired request, `ExpirationDate` decides.
+                name: "expired, also marked invalid and no longer waiting",
+                edit: |r, _, _, _, _| {
+                    r.expiration_date = NOW - 1;
+                    r.invalid_request_reason = 1;
+                    r.status = 4;
+                    r.status_title = "Expired".into();
+                },
+                want: Err("expired"),
+            },
+            Case {
                 name: "odd level",
                 edit: |r, _, _, _, _| r.current_confirmation_level = 3,
                 want: Err("unknown_level"),
@@ -1243,6 +1244,34 @@ mod tests {
         ));
     }
 
+    /// The one "still waiting" rule: what the decision refuses as no longer waiting is what
+    /// settling an unknown confirm outcome treats as no longer waiting (Status included).
+    #[test]
+    fn still_waiting_is_one_rule() {
+        let waits = request();
+        assert!(not_waiting(&waits, NOW).is_none());
+        assert!(waiting_at(&waits, 1, NOW));
+        assert!(!waiting_at(&waits, 2, NOW), "another level");
+        let mut cases: Vec<(Request, &str)> = Vec::new();
+        let mut r = request();
+        r.status = 2;
+        r.status_title = "Confirmed".into();
+        cases.push((r, "not_waiting"));
+        let mut r = request();
+        r.confirmations_left = 0;
+        cases.push((r, "not_waiting"));
+        let mut r = request();
+        r.invalid_request_reason = 3;
+        cases.push((r, "request_invalid"));
+        let mut r = request();
+        r.expiration_date = NOW;
+        cases.push((r, "expired"));
+        for (r, code) in cases {
+            assert_eq!(not_waiting(&r, NOW).map(|x| x.code), Some(code), "{r:?}");
+            assert!(!waiting_at(&r, 1, NOW), "{code}");
+        }
+    }
+
     #[test]
     fn levels_still_needed_after_this_confirmation() {
         let mut r = request();
@@ -1256,20 +1285,5 @@ mod tests {
         r.required_confirmers_count_level2 = 1;
         r.current_confirmation_level = 2;
         assert!(levels_still_needed(&r, 2).is_empty());
-    }
-
-    #[test]
-    fn identity_matching() {
-        let ids = vec!["bob".to_string(), "Bob.Smith@Example.test".to_string()];
-        assert!(is_same_person("BOB", &ids));
-        assert!(is_same_person("EXAMPLE\\bob", &ids));
-        assert!(is_same_person("bob.smith@example.test", &ids));
-        assert!(
-            is_same_person("bob.smith", &ids),
-            "a bare name matches an address's local part"
-        );
-        assert!(!is_same_person("bobby", &ids));
-        assert!(!is_same_person("", &ids));
-        assert!(!is_same_person("alice", &[]));
     }
 }

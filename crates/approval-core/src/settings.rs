@@ -82,13 +82,43 @@ pub fn load_from_parts(
     file: Option<PathBuf>,
     overrides: &[(String, Vec<String>, String)],
 ) -> Result<Loaded, ConfigError> {
-    let (config, origin) = config::load_from_parts::<Config>(text, file, overrides)?;
+    let (mut config, origin) = config::load_from_parts::<Config>(text, file, overrides)?;
+    pin_mailbox_tenant(&mut config, &origin)?;
     let loaded = Loaded { config, origin };
     loaded
         .config
         .accounts
         .check_separate_levels(&loaded.origin)?;
     Ok(loaded)
+}
+
+/// On Graph the mailbox's own tenant is the one every approver's mail must be stamped with,
+/// unless `sender.tenant_id` says otherwise (another GUID, or `"none"`). A tenant given as a
+/// domain cannot be compared with the stamps' GUID: the GUID is asked for.
+fn pin_mailbox_tenant(config: &mut Config, origin: &config::Origin) -> Result<(), ConfigError> {
+    if config.sender.tenant_id.is_some() {
+        return Ok(());
+    }
+    let Some(g) = config
+        .mailbox
+        .as_ref()
+        .filter(|m| m.kind == crate::mailbox::MailboxKind::Graph)
+        .and_then(|m| m.graph.as_ref())
+    else {
+        return Ok(());
+    };
+    let t = g.tenant_id.trim();
+    if crate::text::is_guid(t) {
+        config.sender.tenant_id = Some(t.to_ascii_lowercase());
+        return Ok(());
+    }
+    Err(origin.error(
+        "sender.tenant_id",
+        format!(
+            "is needed: mailbox.graph.tenant_id is the domain {}, but Exchange Online stamps each mail with the tenant's id (a GUID: Entra admin center, Overview, Tenant ID), which the sender check compares; set sender.tenant_id to it (or \"none\" to rely on sender.auth_sources alone)",
+            crate::text::printable(t)
+        ),
+    ))
 }
 
 impl Loaded {
@@ -346,6 +376,87 @@ password = "env:L1_PW"
             l.pvwa().expect("ok").token_url().as_deref(),
             Some("https://abc1234.id.cyberark.cloud/oauth2/platformtoken")
         );
+    }
+
+    /// A mailbox on Graph pins the sender check to its own tenant unless `sender.tenant_id`
+    /// says otherwise; a tenant given as a domain asks for the GUID, naming the key.
+    #[test]
+    fn a_graph_mailbox_pins_the_sender_check_to_its_tenant() {
+        let graph = |tenant: &str, sender: &str| {
+            format!(
+                "{sender}[mailbox]\nkind = \"graph\"\nmailbox = \"bot@example.com\"\n[mailbox.graph]\ntenant_id = \"{tenant}\"\nclient_id = \"0c1e0000-0000-4000-8000-0000000000bb\"\ncertificate = \"file:/x\"\nprivate_key = \"file:/y\"\n"
+            )
+        };
+        let guid = "5A1F0000-0000-4000-8000-00000000C0DE";
+        let l = load_from_parts(Some(&graph(guid, "")), None, &[]).expect("loads");
+        assert_eq!(
+            l.config.sender.pinned_tenant(),
+            Some("5a1f0000-0000-4000-8000-00000000c0de")
+        );
+        let e = load_from_parts(Some(&graph("contoso.onmicrosoft.com", "")), None, &[])
+            .expect_err("a domain cannot be compared with the stamps");
+        assert_eq!(e.key.as_deref(), Some("sender.tenant_id"), "{e}");
+        let off = graph(
+            "contoso.onmicrosoft.com",
+            "[sender]\ntenant_id = \"none\"\n",
+        );
+        let l = load_from_parts(Some(&off), None, &[]).expect("explicitly off");
+        assert_eq!(l.config.sender.pinned_tenant(), None);
+        // EWS: no pin unless asked for.
+        let ews = "[mailbox]\nurl = \"https://mail.example.com/EWS/Exchange.asmx\"\nusername = \"u\"\npassword = \"env:P\"\nmailbox = \"bot@example.com\"\n";
+        let l = load_from_parts(Some(ews), None, &[]).expect("loads");
+        assert_eq!(l.config.sender.pinned_tenant(), None);
+    }
+
+    /// CyberArk's US government environment (`cyberarkgov.cloud`) is Privilege Cloud like the
+    /// commercial one; the API and the sign-in must be in the same environment, and a mistake
+    /// is hinted in the environment it was made in.
+    #[test]
+    fn the_government_environment_is_privilege_cloud_too() {
+        let pc = "https://acme.privilegecloud.cyberarkgov.cloud";
+        let id = "https://abc1234.id.cyberarkgov.cloud";
+        pvwa_of(pc, "identity", Some(id)).expect("US government Privilege Cloud");
+        for (url, method, identity, key, says) in [
+            (
+                pc,
+                "ldap",
+                None,
+                "pvwa.auth_method",
+                "https://<tenant-id>.id.cyberarkgov.cloud",
+            ),
+            (
+                "https://acme.cyberarkgov.cloud",
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "https://acme.privilegecloud.cyberarkgov.cloud",
+            ),
+            (
+                id,
+                "identity",
+                Some(id),
+                "pvwa.url",
+                "privilegecloud.cyberarkgov.cloud",
+            ),
+            (
+                pc,
+                "identity",
+                Some("https://abc1234.id.cyberark.cloud"),
+                "pvwa.identity_url",
+                "https://<tenant-id>.id.cyberarkgov.cloud",
+            ),
+            (
+                "https://acme.privilegecloud.cyberark.cloud",
+                "identity",
+                Some(id),
+                "pvwa.identity_url",
+                "https://<tenant-id>.id.cyberark.cloud",
+            ),
+        ] {
+            let e = pvwa_of(url, method, identity).expect_err(url);
+            assert_eq!(e.key.as_deref(), Some(key), "{url}: {e}");
+            assert!(e.to_string().contains(says), "{url}: {e}");
+        }
     }
 
     #[test]

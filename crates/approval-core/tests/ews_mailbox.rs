@@ -15,8 +15,10 @@ use approval_core::mailbox::{
     FileSyncState, Mailbox, MailboxConfig, MailboxError, OutgoingMail, WaitOutcome,
 };
 use approval_core::secret::Resolver;
-use ews_soap::schema::{self, Outcome};
+#[path = "../../ews/tests/support/schema.rs"]
+mod schema;
 use pam_sim::{Scenario, Sim, SimOptions};
+use schema::Outcome;
 
 const SCENARIO: &str = r#"
 [ews]

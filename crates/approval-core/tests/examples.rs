@@ -1,8 +1,10 @@
-//! Every shipped example configuration parses, with the same loader the tools use, and the main
-//! example validates section by section.
+//! Every shipped example configuration loads with the same loader the tools use and passes the
+//! check of every section it holds; an unknown key in any section, or a value out of range,
+//! fails with the key named.
 
 use std::path::{Path, PathBuf};
 
+use approval_core::config::ConfigError;
 use approval_core::pvwa::AccountRole;
 use approval_core::settings as config;
 
@@ -29,15 +31,146 @@ fn config_examples() -> Vec<PathBuf> {
     out
 }
 
+/// Load `text` with the tools' loader, then run the check of every section it holds, as the
+/// tool that reads the section does before it connects anywhere. The error names the key.
+fn load_and_validate(text: &str, file: &Path) -> Result<config::Loaded, ConfigError> {
+    let l = config::load_from_parts(Some(text), Some(file.to_path_buf()), &[])?;
+    let c = &l.config;
+    if c.pvwa.is_some() {
+        l.pvwa()?;
+    }
+    for (role, present) in [
+        (AccountRole::Level1, c.accounts.level1.is_some()),
+        (AccountRole::Level2, c.accounts.level2.is_some()),
+        (AccountRole::Lookup, c.accounts.lookup.is_some()),
+    ] {
+        if present {
+            l.account(role)?;
+        }
+    }
+    if let Some(m) = &c.mailbox {
+        m.validate().map_err(|(key, msg)| l.error(&key, msg))?;
+    }
+    if c.directory.is_some() {
+        l.directory()?;
+    }
+    if c.ticketing.is_some() {
+        l.ticketing()?;
+    }
+    if c.remote_access.is_some() {
+        l.remote_access()?;
+    }
+    if let Some(m) = &c.metrics {
+        m.address(&l)?;
+    }
+    c.watcher.validate(&l)?;
+    c.notice.validate(&l)?;
+    c.sender.validate(&l)?;
+    Ok(l)
+}
+
 #[test]
-fn every_shipped_config_example_parses() {
+fn every_shipped_config_example_loads_and_validates() {
     let files = config_examples();
-    assert!(!files.is_empty());
+    assert!(files.len() > 5, "{files:?}");
     for f in &files {
         let text = std::fs::read_to_string(f).expect("read example");
-        if let Err(e) = config::load_from_parts(Some(&text), Some(f.clone()), &[]) {
-            panic!("{e}");
+        if let Err(e) = load_and_validate(&text, f) {
+            panic!("{}: {e}", f.display());
         }
+    }
+}
+
+/// The section headers of a TOML text (`[watcher]`, `[[directory.static]]`), by line index.
+fn section_lines(text: &str) -> Vec<(usize, String)> {
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let t = l.trim();
+            (t.starts_with('[') && t.ends_with(']')).then(|| (i, t.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn an_unknown_key_in_any_section_of_any_example_is_refused() {
+    // A misspelt key must never be ignored silently: in every section of every example, an
+    // added unknown key fails the load and the error names it.
+    let mut checked = 0;
+    for f in &config_examples() {
+        let text = std::fs::read_to_string(f).expect("read example");
+        for (at, header) in section_lines(&text) {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.insert(at + 1, "pamtest_unknown_key = 1");
+            let edited = lines.join("\n");
+            let e = load_and_validate(&edited, f).err().unwrap_or_else(|| {
+                panic!("{}: an unknown key in {header} was accepted", f.display())
+            });
+            assert!(
+                e.to_string().contains("pamtest_unknown_key"),
+                "{}: {header}: {e}",
+                f.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} sections");
+}
+
+#[test]
+fn an_invalid_value_in_an_example_is_refused_naming_its_key() {
+    // Values that parse but are out of range: the loader with validation refuses each, naming
+    // the key, where parsing alone accepted them.
+    let cases = [
+        (
+            "examples/config.d/watcher.toml",
+            "concurrency = 8",
+            "concurrency = 0",
+            "watcher.concurrency",
+        ),
+        (
+            "examples/config.d/watcher.toml",
+            "max_attempts = 5",
+            "max_attempts = 0",
+            "watcher.max_attempts",
+        ),
+        (
+            "examples/config.d/watcher.toml",
+            "poll_secs = 15",
+            "poll_secs = 0",
+            "watcher.poll_secs",
+        ),
+        (
+            "examples/config.d/watcher.toml",
+            "retry_max_secs = 900",
+            "retry_max_secs = 10",
+            "watcher.retry_max_secs",
+        ),
+        (
+            "examples/config.d/watcher.toml",
+            "[ref {marker}]\"",
+            "[ref]\"",
+            "watcher.reason_template",
+        ),
+        (
+            "examples/config.d/metrics.toml",
+            "listen = \"127.0.0.1:9464\"",
+            "listen = \"localhost\"",
+            "metrics.listen",
+        ),
+    ];
+    for (file, from, to, key) in cases {
+        let f = repo().join(file);
+        let text = std::fs::read_to_string(&f).expect("read example");
+        assert!(text.contains(from), "{file} no longer holds {from:?}");
+        load_and_validate(&text, &f).expect("the example as shipped");
+        let bad = text.replacen(from, to, 1);
+        let e = load_and_validate(&bad, &f)
+            .err()
+            .unwrap_or_else(|| panic!("{file}: {to:?} was accepted"));
+        assert_eq!(e.key.as_deref(), Some(key), "{file}: {to:?}: {e}");
+        // Parsing alone accepts it: the validation is what refuses.
+        config::load_from_parts(Some(&bad), Some(f.clone()), &[]).expect("parses");
     }
 }
 

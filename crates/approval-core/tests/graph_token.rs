@@ -78,7 +78,8 @@ impl Env {
             std::fs::read_to_string(self.dir.path().join(format!("app{ext}"))).expect("read")
         };
         ClientAuth::Certificate(
-            CertificateKey::from_pem(&read(".crt"), &read(".key")).expect("key"),
+            CertificateKey::from_pem(&read(".crt"), &read(".key"), chrono::Utc::now().timestamp())
+                .expect("key"),
         )
     }
 
@@ -179,7 +180,12 @@ async fn refusals_name_the_tenant_the_app_and_the_certificate() {
     // A certificate that is not registered on the app.
     let g = pam_sim::graph::generate_certificate("someone else").expect("cert");
     let stranger = ClientAuth::Certificate(
-        CertificateKey::from_pem(&g.certificate_pem, &g.private_key_pem).expect("key"),
+        CertificateKey::from_pem(
+            &g.certificate_pem,
+            &g.private_key_pem,
+            chrono::Utc::now().timestamp(),
+        )
+        .expect("key"),
     );
     let e = env
         .client(TENANT, APP, stranger)
@@ -200,7 +206,12 @@ async fn refusals_name_the_tenant_the_app_and_the_certificate() {
         std::fs::read_to_string(env.dir.path().join(format!("app{ext}"))).expect("read")
     };
     let mixed = ClientAuth::Certificate(
-        CertificateKey::from_pem(&read(".crt"), &g.private_key_pem).expect("key"),
+        CertificateKey::from_pem(
+            &read(".crt"),
+            &g.private_key_pem,
+            chrono::Utc::now().timestamp(),
+        )
+        .expect("key"),
     );
     let e = env
         .client(TENANT, APP, mixed)

@@ -230,8 +230,13 @@ async fn refusals_are_final_answers_with_the_request_readable_afterwards() {
         let e = s.confirm("InfraSafe_2", "x").await.expect_err("expired");
         assert_eq!(e.exit(), Exit::Refused, "{e}");
         assert!(!e.is_transient());
+        // What tells expiry is documented: `ExpirationDate` in the past (pvwa.md §9). The
+        // status a real PVWA shows then is not (ASSUMPTIONS.md P1, P2, P20).
         let r = s.get_request("InfraSafe_2").await?;
-        assert_eq!(r.status_title, "Expired");
+        assert!(
+            r.expiration_date != 0 && r.expiration_date <= chrono::Utc::now().timestamp(),
+            "{r:?}"
+        );
         // not an authorised confirmer of that safe at level 1
         let e = s
             .confirm("OtherSafe_4", "x")
@@ -241,7 +246,13 @@ async fn refusals_are_final_answers_with_the_request_readable_afterwards() {
         // already confirmed
         s.confirm("InfraSafe_5", "x").await?;
         let e = s.confirm("InfraSafe_5", "x").await.expect_err("already");
-        assert_eq!(e.code(), Some("PAMSIM_DONE"));
+        // The error code is the stand-in's (P3: real codes are unpublished); the client
+        // reads a final refusal, and the request says why: no confirmation is left.
+        assert_eq!(e.exit(), Exit::Refused, "{e}");
+        assert!(!e.is_transient());
+        let r = s.get_request("InfraSafe_5").await?;
+        assert_eq!(r.confirmations_left, 0, "{r:?}");
+        assert!(r.confirmers.iter().any(|c| c.acted()), "{r:?}");
         Ok(())
     })
     .await
@@ -253,7 +264,8 @@ async fn refusals_are_final_answers_with_the_request_readable_afterwards() {
         })
         .await
         .expect_err("self");
-    assert_eq!(e.code(), Some("PAMSIM_SELF"));
+    assert_eq!(e.exit(), Exit::Refused, "{e}");
+    assert!(!e.is_transient());
     assert_eq!(
         env.sim.state.pvwa.actions().len(),
         1,
@@ -484,7 +496,9 @@ async fn reject_ends_the_request() {
             .confirm("InfraSafe_5", "x")
             .await
             .expect_err("rejected requests cannot be confirmed");
-        assert_eq!(e.code(), Some("PAMSIM_REJECTED"));
+        assert_eq!(e.exit(), Exit::Refused, "{e}");
+        assert!(!e.is_transient());
+        assert_eq!(s.get_request("InfraSafe_5").await?.confirmations_left, 0);
         Ok(())
     })
     .await

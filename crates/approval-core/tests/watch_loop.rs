@@ -28,12 +28,24 @@ use pam_sim::faults::{FailNext, Faults};
 use tokio_util::sync::CancellationToken;
 use watcher_env::*;
 
-/// The loop's tests stay on the static mode (a supported mode; the pipeline and Graph loop suites
-/// run on the default): they race forwarders of request 7 (alice and bob at once), and in the
-/// static table DB_PAMapprover approves both levels of DBSafe, so any order confirms once per
-/// person. alice's level-2 right in PVWA would make the order matter (use_the_portal when her
-/// mail is first), so the loop's configuration says mail approvers hold no portal right.
-const LOOP_APPROVERS: &str = "static";
+/// The loop's tests run in the default approver mode (`safe-members`: PVWA's safe members, as
+/// a site runs it). They race forwarders of request 7 (alice and bob at once), so PVWA here
+/// lists DB_PAMapprover (alice, bob) for both levels of DBSafe ([`db_approvers_at_both_levels`]): any order
+/// confirms once per person. Both then hold a level-2 right in PVWA, which would make the
+/// first mail `use_the_portal`, so the loop's configuration says mail approvers hold no portal
+/// right.
+const LOOP_APPROVERS: &str = DEFAULT_APPROVERS;
+
+/// The environment of the loop's tests ([`db_approvers_at_both_levels`]), or return (skip)
+/// without slapd.
+macro_rules! loop_env {
+    () => {
+        match start_edited("", db_approvers_at_both_levels).await {
+            Some(e) => e,
+            None => return,
+        }
+    };
+}
 const LOOP_PORTAL: &str = "portal_rights = \"none-held\"";
 
 /// Poll `cond` until it holds or `secs` pass.
@@ -55,7 +67,7 @@ fn confirmed(env: &Env, request: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn streaming_mail_delivered_while_running_is_confirmed_and_filed_then_cancel_returns() {
-    let env = env!();
+    let env = loop_env!();
     // A long listing interval: what arrives within seconds came through the stream.
     let text = config_text(
         &env,
@@ -135,7 +147,7 @@ async fn streaming_mail_delivered_while_running_is_confirmed_and_filed_then_canc
 
 #[tokio::test]
 async fn polling_mode_finds_mail_on_the_next_poll_and_a_second_watcher_is_refused() {
-    let env = env!();
+    let env = loop_env!();
     let text = config_text(
         &env,
         LOOP_APPROVERS,
@@ -176,7 +188,7 @@ async fn polling_mode_finds_mail_on_the_next_poll_and_a_second_watcher_is_refuse
 
 #[tokio::test]
 async fn a_mailbox_outage_is_ridden_out() {
-    let env = env!();
+    let env = loop_env!();
     let text = config_text(
         &env,
         LOOP_APPROVERS,
@@ -335,7 +347,7 @@ fn assert_confirmed_once(env: &Env, mid: &str, who: &str, request: &str, account
 
 #[tokio::test]
 async fn pvwa_503_for_a_while_leaves_the_mail_pending_then_it_is_confirmed_and_answered_once() {
-    let owned = env!();
+    let owned = loop_env!();
     let env = &owned;
     let loaded = fault_config(env, 20);
     let summary = with_loop(&loaded, |p| async move {
@@ -412,7 +424,7 @@ async fn pvwa_503_for_a_while_leaves_the_mail_pending_then_it_is_confirmed_and_a
 
 #[tokio::test]
 async fn pvwa_down_past_max_attempts_refuses_gave_up_with_a_reply_and_the_pam_team_in_copy() {
-    let owned = env!();
+    let owned = loop_env!();
     let env = &owned;
     let loaded = fault_config(env, 3);
     let summary = with_loop(&loaded, |p| async move {
@@ -457,7 +469,7 @@ async fn pvwa_down_past_max_attempts_refuses_gave_up_with_a_reply_and_the_pam_te
 
 #[tokio::test]
 async fn exchange_throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
-    let owned = env!();
+    let owned = loop_env!();
     let env = &owned;
     // Every mailbox call fails on the first ErrorServerBusy (`retries = 0`): the loop, not the
     // client, rides the throttling out.
@@ -612,7 +624,7 @@ async fn exchange_throttling_while_mails_arrive_every_mail_is_handled_exactly_on
 
 #[tokio::test]
 async fn ldap_down_while_running_leaves_the_mail_pending_then_it_is_confirmed_once() {
-    let owned = env!();
+    let owned = loop_env!();
     let env = &owned;
     let slapd = env.slapd.as_ref().expect("slapd");
     let loaded = fault_config(env, 20);

@@ -198,11 +198,13 @@ async fn mail_that_arrived_while_the_watcher_was_down_is_caught_up() {
 
 #[tokio::test]
 async fn throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
-    let env = env!();
-    // Static mode (DB_PAMapprover approves both levels of DBSafe there) with mail approvers
-    // holding no portal right: alice and bob race on request 7, and any order confirms each
-    // level once (on the default mode alice's level-2 right makes the order matter).
-    let loaded = loaded_in(&env, "static", "portal_rights = \"none-held\"");
+    // The default mode, with PVWA listing DB_PAMapprover (alice, bob) for both levels of
+    // DBSafe and mail approvers holding no portal right: alice and bob race on request 7, and
+    // any order confirms each level once.
+    let Some(env) = start_edited("", db_approvers_at_both_levels).await else {
+        return;
+    };
+    let loaded = loaded_in(&env, DEFAULT_APPROVERS, "portal_rights = \"none-held\"");
     let mids: Vec<String> = (0..6).map(|n| format!("t{n}")).collect();
     let summary = with_loop(&loaded, |_p| async {
         // The next calls to Graph are refused with 429 and Retry-After: 1.

@@ -12,3 +12,61 @@ const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Graph;
 const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
 include!("suites/watcher_pipeline.rs");
+
+/// Exchange Online: the sender check is pinned to the mailbox's tenant by default. A mail that
+/// carries a tenant stamp written before Exchange added its own is refused as a forgery, and a
+/// site whose tenant is another one than the mailbox stamps refuses every mail: nothing is
+/// confirmed either way.
+#[tokio::test]
+async fn the_tenant_pin_refuses_a_forged_stamp_and_another_tenant() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let forged = String::from_utf8(mail(
+        "t1",
+        "alice@example.test",
+        "DBSafe",
+        9,
+        "dave@example.test",
+        true,
+    ))
+    .expect("text")
+    .replacen(
+        "MIME-Version:",
+        "X-MS-Exchange-CrossTenant-Id: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\r\nMIME-Version:",
+        1,
+    );
+    let m = deliver(&env, forged.into_bytes());
+    let p = w.process(&m).await.expect("process");
+    assert_eq!(
+        p.reason_code.as_deref(),
+        Some("duplicate_org_header"),
+        "{p:?}"
+    );
+    assert!(confirms(&env).is_empty(), "nothing confirmed");
+    w.close().await;
+
+    // The site pinned to another tenant than the one that stamps the mail.
+    let text = config_text(&env, DEFAULT_APPROVERS, "", "").replace(
+        "[sender]\n",
+        "[sender]\ntenant_id = \"0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0\"\n",
+    );
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let w = approval_core::pipeline::Pipeline::new(&loaded, false)
+        .await
+        .expect("pipeline");
+    let m = deliver(
+        &env,
+        mail(
+            "t2",
+            "alice@example.test",
+            "DBSafe",
+            9,
+            "dave@example.test",
+            true,
+        ),
+    );
+    let p = w.process(&m).await.expect("process");
+    assert_eq!(p.reason_code.as_deref(), Some("foreign_tenant"), "{p:?}");
+    assert!(confirms(&env).is_empty(), "nothing confirmed");
+    w.close().await;
+}

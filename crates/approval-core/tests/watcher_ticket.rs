@@ -3,7 +3,8 @@
 //! `TicketingSystemProperties`. A valid ticket is confirmed; an invalid one is refused
 //! `ticket_invalid`, nothing is confirmed, and the reply names the validation that failed.
 //! Setup as in `watcher_pipeline.rs`: pam-sim over HTTPS and a real slapd
-//! (scripts/ldap/ad-data.ldif: dave approves InfraSafe).
+//! (scripts/ldap/ad-data.ldif: dave approves InfraSafe, as PVWA lists Infra_PAMapprover among its
+//! members: the default approver mode, safe-members).
 
 #[path = "support/slapd.rs"]
 mod slapd;
@@ -45,7 +46,15 @@ members = [
   { name = "PAM_Approvers_L1", type = "group", level1 = true },
   { name = "PAM_Approvers_L2", type = "group", level2 = true },
   { name = "PAM_Readers", type = "group" },
+  { name = "Infra_PAMapprover", type = "group", level1 = true },
 ]
+
+# The directory group of InfraSafe's mail approvers (dave), as the vault's group records show it.
+[[pvwa.groups]]
+name = "Infra_PAMapprover"
+type = "Directory"
+directory = "example.test"
+dn = "CN=Infra PAM Approvers,OU=Groups,DC=example,DC=test"
 
 # alice's request with her open incident.
 [[pvwa.requests]]
@@ -187,11 +196,7 @@ base_dn = "dc=example,dc=test"
 ca_bundle = "{lca}"
 connect_timeout_secs = 3
 timeout_secs = 5
-approvers = "static"
-[[directory.static]]
-group = "Infra_PAMapprover"
-level = 1
-safes = ["InfraSafe"]
+approvers = "safe-members"
 
 [ticketing.servicenow]
 url = "{url}"

@@ -12,9 +12,11 @@ use ews_soap::ops::notifications::{
 };
 use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::SyncFolderItems;
-use ews_soap::schema::{self, Outcome};
+#[path = "support/schema.rs"]
+mod schema;
 use ews_soap::soap::{RequestHeader, envelope};
 use ews_soap::{FolderRef, ItemId, Page};
+use schema::Outcome;
 
 fn all_requests() -> Vec<(String, String)> {
     let inbox = FolderRef::distinguished("inbox", None);
@@ -264,4 +266,65 @@ fn a_broken_request_is_caught_by_the_schema_check() {
             Ok(Outcome::Valid(_)) => panic!("an invalid document validated"),
         }
     }
+}
+
+/// Run this test binary again as a child, running only `probe_missing_schema` with the schema
+/// folder pointing at an empty directory and `PAMTEST_REQUIRE_SERVERS` as given.
+fn probe(require: Option<&str>) -> (bool, String) {
+    let empty = std::env::temp_dir().join(format!("ews-no-schema-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).expect("empty dir");
+    let mut cmd = std::process::Command::new(std::env::current_exe().expect("test binary"));
+    cmd.args([
+        "--exact",
+        "probe_missing_schema",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("EWS_SCHEMA_PROBE", "1")
+    .env(schema::SCHEMA_DIR_VAR, &empty)
+    .env_remove(schema::REQUIRE_VAR);
+    if let Some(v) = require {
+        cmd.env(schema::REQUIRE_VAR, v);
+    }
+    let out = cmd.output().expect("run the probe");
+    let _ = std::fs::remove_dir(&empty);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("PROBE RAN"), "the probe did not run: {text}");
+    (out.status.success(), text)
+}
+
+/// The child side of [`a_missing_schema_fails_when_servers_are_required`]; does nothing unless
+/// started by it.
+#[test]
+fn probe_missing_schema() {
+    if std::env::var_os("EWS_SCHEMA_PROBE").is_none() {
+        return;
+    }
+    eprintln!("PROBE RAN");
+    let doc = all_requests().remove(0).1.into_bytes();
+    match schema::validate(&[("probe".into(), doc)]) {
+        Ok(Outcome::Skipped(why)) => eprintln!("PROBE SKIPPED: {why}"),
+        Ok(Outcome::Valid(n)) => panic!("validated {n} without a schema"),
+        Err(e) => panic!("PROBE FAILED: {e}"),
+    }
+}
+
+#[test]
+fn a_missing_schema_fails_when_servers_are_required() {
+    // In CI (`PAMTEST_REQUIRE_SERVERS` set) a missing schema folder is a failure, never a pass
+    // as "skipped"; on a developer's machine it is a skip that says so.
+    let (ok, text) = probe(Some("1"));
+    assert!(!ok, "a required check passed without its schema: {text}");
+    assert!(
+        text.contains("PROBE FAILED") && text.contains("EWS schema folder not found"),
+        "{text}"
+    );
+    let (ok, text) = probe(None);
+    assert!(ok && text.contains("PROBE SKIPPED"), "{text}");
+    let (ok, text) = probe(Some("0"));
+    assert!(ok && text.contains("PROBE SKIPPED"), "{text}");
 }

@@ -6,9 +6,11 @@ use ews_soap::ops::items::{FindItem, GetItem, MoveItem};
 use ews_soap::ops::notifications::{ConnectionStatus, DocumentSplitter, GetStreamingEvents};
 use ews_soap::ops::rights::{GetDelegate, GetFolderPermissions};
 use ews_soap::ops::sync::{Change, SyncFolderItems};
-use ews_soap::schema::{self, Outcome};
+#[path = "support/schema.rs"]
+mod schema;
 use ews_soap::soap::parse_response;
 use ews_soap::{FolderRef, ItemId};
+use schema::Outcome;
 
 fn env(body: &str) -> String {
     format!(

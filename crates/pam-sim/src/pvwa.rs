@@ -685,7 +685,9 @@ fn request_json(i: &Inner, r: &ReqState, with_confirmers: bool) -> Value {
         "AccessTo": if d.access_to_in_secs != 0 { r.created + 60 + d.access_to_in_secs } else { 0 },
         "Status": r.status,
         "StatusTitle": status_title(r),
-        "InvalidRequestReason": if r.status == STATUS_EXPIRED { 1 } else { 0 },
+        // Its values are unpublished (P20): 0, the one value a public sample shows, also on an
+        // expired request, which is told by `ExpirationDate` alone.
+        "InvalidRequestReason": 0,
         "CurrentConfirmationLevel": r.level,
         "RequiredConfirmersCountLevel2": d.levels[1],
         "TicketingSystemProperties": {"Name": d.ticket_system, "Number": d.ticket, "Status": Value::Null},

@@ -7,8 +7,8 @@
 //! - API: bearer check (401 + `WWW-Authenticate`), role (Viewer/Auditor cannot write), rate
 //!   limit (429 + `Retry-After`), sites/applications/groups from the scenario, invitations and
 //!   vendors in memory, paging with `totalCount`, the three error-body shapes.
-//! - Test control under `/sim/remote_access/`: accept an invitation (creating the vendor),
-//!   reset, read state, change settings.
+//! - Test control under `/sim/remote_access/`: accept an invitation (creating the vendor) or
+//!   make it expire, reset, read state, change settings.
 //!
 //! Every behaviour the reference marks unverified is listed in ASSUMPTIONS.md (Remote Access).
 
@@ -358,10 +358,41 @@ impl RemoteAccessSim {
         })
     }
 
-    /// Accept an invitation: the vendor appears, the invitation goes.
+    /// Accept an invitation (now, by the wall clock): the vendor appears, the invitation goes.
+    /// `None` for an unknown or expired invitation.
     pub fn accept(&self, id: &str) -> Option<Value> {
+        self.accept_at(id, chrono::Utc::now().timestamp_millis())
+            .ok()
+    }
+
+    /// Make an invitation expire (its `expiredAt` one second before `now_ms`), as the tenant's
+    /// invitation lifetime would: it stays listed, cannot be accepted, and still holds its phone
+    /// number against a new invitation (RA-14).
+    pub fn expire(&self, id: &str, now_ms: i64) -> bool {
+        match self.lock().invitations.get_mut(id) {
+            Some(inv) => {
+                inv["expiredAt"] = json!(now_ms - 1000);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Accept an invitation at `now_ms`: the vendor appears, the invitation goes. An expired
+    /// invitation cannot be accepted.
+    pub fn accept_at(&self, id: &str, now_ms: i64) -> Result<Value, AcceptError> {
         let mut i = self.lock();
-        let inv = i.invitations.remove(id)?;
+        let expired = i
+            .invitations
+            .get(id)
+            .ok_or(AcceptError::Unknown)?
+            .get("expiredAt")
+            .and_then(Value::as_i64)
+            .is_some_and(|t| t <= now_ms);
+        if expired {
+            return Err(AcceptError::Expired);
+        }
+        let inv = i.invitations.remove(id).ok_or(AcceptError::Unknown)?;
         let s = |k: &str| inv.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let status = if s("initialStatus") == "RequiresAdminConfirmation" {
             "PendingActivation"
@@ -389,8 +420,15 @@ impl RemoteAccessSim {
         v["applications"] = inv.get("applications").cloned().unwrap_or(Value::Null);
         v["canInvite"] = inv.get("canInvite").cloned().unwrap_or(json!(false));
         i.vendors.insert(vid, v.clone());
-        Some(v)
+        Ok(v)
     }
+}
+
+/// Why an invitation could not be accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcceptError {
+    Unknown,
+    Expired,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1090,11 +1128,27 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
             "/invitations/{id}/accept",
             post(
                 |State(s): State<Arc<Shared>>, Path(id): Path<String>| async move {
-                    match s.sim.accept(&id) {
-                        Some(v) => (StatusCode::CREATED, Json(v)).into_response(),
-                        None => {
+                    match s.sim.accept_at(&id, s.host.clock.now_ms()) {
+                        Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
+                        Err(AcceptError::Unknown) => {
                             (StatusCode::NOT_FOUND, format!("no invitation {id}")).into_response()
                         }
+                        Err(AcceptError::Expired) => {
+                            (StatusCode::GONE, format!("invitation {id} has expired"))
+                                .into_response()
+                        }
+                    }
+                },
+            ),
+        )
+        .route(
+            "/invitations/{id}/expire",
+            post(
+                |State(s): State<Arc<Shared>>, Path(id): Path<String>| async move {
+                    if s.sim.expire(&id, s.host.clock.now_ms()) {
+                        StatusCode::NO_CONTENT.into_response()
+                    } else {
+                        (StatusCode::NOT_FOUND, format!("no invitation {id}")).into_response()
                     }
                 },
             ),

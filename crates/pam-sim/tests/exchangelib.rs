@@ -18,8 +18,10 @@ mod venv;
 
 use std::path::PathBuf;
 
-use ews_soap::schema::{self, Outcome};
+#[path = "../../ews/tests/support/schema.rs"]
+mod schema;
 use pam_sim::{Scenario, Sim, SimOptions};
+use schema::Outcome;
 
 fn eml(n: u32) -> String {
     format!(

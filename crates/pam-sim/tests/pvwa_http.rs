@@ -286,9 +286,15 @@ async fn a_path_the_stand_in_does_not_model_answers_a_json_501() {
     let (status, ctype, v) = env
         .call(reqwest::Method::GET, "Accounts?search=root", &svc, None)
         .await;
+    // P14: not a 404 a client could read as "not found", and it says what it is.
     assert_eq!(status, 501, "{v}");
     assert!(ctype.starts_with("application/json"), "{ctype}");
-    assert_eq!(v["ErrorCode"], "PAMSIM_NOT_MODELLED");
+    assert!(
+        v["ErrorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("pam-sim does not model")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -352,6 +358,6 @@ audit_users = false
     let (status, _, v) = env
         .call(reqwest::Method::GET, "Users?search=lfischer", &clerk, None)
         .await;
+    // The permission is documented; the status is a guess and the code borrowed (U5).
     assert_eq!(status, 403, "{v}");
-    assert_eq!(v["ErrorCode"], "PASWS013E");
 }

@@ -20,6 +20,15 @@ fn main() -> ExitCode {
             }
             return Ok(Exit::Ok);
         }
+        if args.check {
+            let loaded = approval_core::settings::load(args.common.config.as_deref());
+            let loaded = loaded.as_ref().map_err(|e| e.to_string());
+            let report = match loaded {
+                Ok(l) => approval_core::site_check::run_ticketing(l).await,
+                Err(message) => approval_core::site_check::config_failed(&message),
+            };
+            return approval_cli::check_site::report(p, &report);
+        }
         let from_stdin = args.tickets.len() == 1 && args.tickets[0] == "-";
         let ids = approval_core::approve::collect_ids(&args.tickets, std::io::stdin().lock())?;
         if ids.is_empty() {

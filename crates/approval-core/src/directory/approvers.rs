@@ -95,6 +95,32 @@ pub fn from_safe_members(
             });
             continue;
         }
+        if m.member_type.trim().eq_ignore_ascii_case("role") {
+            // A CyberArk Identity role: its holders are known to Identity, not to the vault
+            // or the directory. Only an explicit mapping to a directory group makes them
+            // approvers here; without one, nobody approves through it.
+            match rule.role_group(&m.member_name) {
+                Some(dn) => push_unique(
+                    &mut out.groups,
+                    ApproverGroup {
+                        name: super::config::first_rdn_value(dn).unwrap_or(dn).to_string(),
+                        dn: Some(dn.to_string()),
+                        source: format!(
+                            "PVWA safe member \"{shown}\" (level {level}), a CyberArk Identity role mapped by directory.group_names.roles to the directory group {}",
+                            crate::text::printable(dn)
+                        ),
+                    },
+                ),
+                None => out.skipped.push(Skipped {
+                    member: shown,
+                    reason: "a Role member (a CyberArk Identity role): map it to the directory \
+                             group of its holders with directory.group_names.roles, or give the \
+                             safe that group instead"
+                        .into(),
+                }),
+            }
+            continue;
+        }
         if !m.is_group() {
             out.skipped.push(Skipped {
                 member: shown,
@@ -275,6 +301,46 @@ mod tests {
             },
             ..SafeMember::default()
         }
+    }
+
+    /// A Role member (Privilege Cloud: a CyberArk Identity role) maps only through an explicit
+    /// `directory.group_names.roles` entry, to that group's DN, and says so; an unmapped one is
+    /// skipped naming the key; a Vault group or an LDAP group of the role's name never stands in.
+    #[test]
+    fn a_role_member_maps_only_through_its_configured_group() {
+        let members = vec![
+            member("PAM Approvers L1", "Role", true, false),
+            member("Other Role", "role", true, false),
+        ];
+        let dn = "CN=PAM-Approvers-L1,OU=Groups,DC=corp,DC=example";
+        let rule = GroupNameRule {
+            domains: vec!["corp.example".into()],
+            roles: [("pam approvers l1".to_string(), dn.to_string())].into(),
+            ..GroupNameRule::default()
+        };
+        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
+        assert_eq!(a.groups.len(), 1, "{a:?}");
+        assert_eq!(a.groups[0].dn.as_deref(), Some(dn));
+        assert_eq!(a.groups[0].name, "PAM-Approvers-L1");
+        assert!(
+            a.groups[0].source.contains("directory.group_names.roles"),
+            "{a:?}"
+        );
+        assert_eq!(a.skipped.len(), 1);
+        assert_eq!(a.skipped[0].member, "Other Role");
+        assert!(a.skipped[0].reason.contains("directory.group_names.roles"));
+        // Without any mapping nobody approves through a role.
+        let none = from_safe_members(
+            &members,
+            1,
+            1000,
+            &GroupNameRule::default(),
+            &GroupRecords::new(),
+        );
+        assert!(none.groups.is_empty(), "{none:?}");
+        // Not at a level the role has no right for.
+        let l2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new());
+        assert!(l2.groups.is_empty());
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //!
 //! 1. in mode `safe-members`, read the safe once with [`read_safe_approvers`] (lookup
 //!    account's session, the directory look-up cache in front of the group records);
-//! 2. ask [`approvers_at`] for each level, passing what was read (`None` in mode `static`).
+//! 2. ask [`approvers_at`] for each level, passing what was read (`None` in mode `static`);
+//! 3. or, for "may this sender approve this safe at this level?", ask [`approver_verdict`], which
+//!    is steps 2 and the directory's answer together: the one approver look-up of the watcher
+//!    and of `--check-sender`, so that the two cannot disagree.
 
 use super::approvers::{self, Approvers, GroupRecord, GroupRecords, record_key};
 use super::cache::TtlCache;
 use super::config::{ApproverMode, Settings};
+use super::{Directory, DirectoryError, Verdict};
 use crate::pvwa::{PvwaError, SafeMember, Session};
 
 /// Approver groups from the static table.
@@ -53,6 +57,24 @@ pub fn approvers_at(
             },
         },
     }
+}
+
+/// May `address` approve `safe` at `level` (1 or 2) at `now_unix`: the approver groups under
+/// the configured mode ([`approvers_at`], with `read` from [`read_safe_approvers`] in mode
+/// `safe-members`) and the directory's answer ([`super::authorize`]). The verdict keeps the
+/// approver groups it was given (`approvers`: empty when nobody approves the safe there). A
+/// fault of the directory is an `Err`: no approval.
+pub async fn approver_verdict<D: Directory>(
+    dir: &D,
+    s: &Settings,
+    address: &str,
+    safe: &str,
+    level: u8,
+    read: Option<&SafeApprovers>,
+    now_unix: i64,
+) -> Result<Verdict, DirectoryError> {
+    let groups = approvers_at(s, safe, read, level, now_unix);
+    super::authorize(dir, address, safe, level, groups).await
 }
 
 /// A safe's members as PVWA lists them, and the vault group record of every group member that

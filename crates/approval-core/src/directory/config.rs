@@ -170,6 +170,37 @@ pub struct GroupNameRule {
     /// Map only names that carry one of `domains` (names without a domain part are ignored).
     #[serde(default)]
     pub require_domain: bool,
+    /// Privilege Cloud: safe members of type Role (CyberArk Identity roles), each mapped to
+    /// the DN of the directory group whose members hold that role (`"PAM Approvers L1" =
+    /// "CN=PAM-Approvers-L1,OU=Groups,DC=corp,DC=example"`). A Role member without an entry
+    /// maps to nothing (it is listed as skipped, with this key).
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, String>,
+}
+
+impl GroupNameRule {
+    /// The directory group DN a Role member maps to (role names compare case-insensitively).
+    pub fn role_group(&self, role: &str) -> Option<&str> {
+        let role = role.trim();
+        self.roles
+            .iter()
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case(role))
+            .map(|(_, dn)| dn.as_str())
+    }
+}
+
+/// The value of a DN's first RDN (`CN=PAM-L1,OU=…` → `PAM-L1`), when it reads as a DN.
+pub fn first_rdn_value(dn: &str) -> Option<&str> {
+    let first = dn.split(',').next()?;
+    let (attr, value) = first.split_once('=')?;
+    let ok = !attr.trim().is_empty()
+        && attr
+            .trim()
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !value.trim().is_empty()
+        && dn.contains(',');
+    ok.then(|| value.trim())
 }
 
 /// One row of the static table.
@@ -305,6 +336,23 @@ impl DirectoryConfig {
                     format!(
                         "`{}` is not a domain name (write corp.example or CORP, without @ or \\)",
                         d.escape_debug()
+                    ),
+                ));
+            }
+        }
+        for (role, dn) in &self.group_names.roles {
+            if role.trim().is_empty() || role.chars().any(char::is_control) {
+                return Err(err(
+                    "group_names.roles",
+                    "a role name is empty or holds control characters".into(),
+                ));
+            }
+            if first_rdn_value(dn).is_none() || dn.chars().any(char::is_control) {
+                return Err(err(
+                    &format!("group_names.roles.\"{}\"", role.escape_debug()),
+                    format!(
+                        "`{}` is not a group DN: write the directory group whose members hold the role, e.g. \"CN=PAM-Approvers-L1,OU=Groups,DC=corp,DC=example\"",
+                        dn.escape_debug()
                     ),
                 ));
             }

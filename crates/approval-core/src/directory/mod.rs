@@ -168,36 +168,10 @@ impl DirUser {
         out
     }
 
-    /// Whether a PVWA user name (`RequestorUserName`) is this person: equal, ignoring case, to
-    /// one of the identities, also in the forms `DOMAIN\sam` and `sam@domain`. Generous on
-    /// purpose: a false "same person" refuses an approval, a false "different" would let someone
-    /// approve their own request.
+    /// Whether a PVWA user name (`RequestorUserName`) is this person: the one "same person"
+    /// rule ([`crate::person::same_person`]) against each of [`DirUser::identities`].
     pub fn is_same_person(&self, pvwa_user: &str) -> bool {
-        let u = pvwa_user.trim();
-        if u.is_empty() {
-            return false;
-        }
-        let ids = self.identities();
-        let eq = |a: &str| ids.iter().any(|i| i.eq_ignore_ascii_case(a));
-        if eq(u) {
-            return true;
-        }
-        let bare = match (u.split_once('\\'), u.split_once('@')) {
-            (Some((_, n)), _) => n,
-            (None, Some((n, _))) => n,
-            (None, None) => u,
-        };
-        let local = |s: &Option<String>| {
-            s.as_deref()
-                .map(|v| v.split('@').next().unwrap_or(v).to_string())
-        };
-        [
-            self.sam_account_name.clone(),
-            local(&self.user_principal_name),
-        ]
-        .iter()
-        .flatten()
-        .any(|n| !n.is_empty() && n.eq_ignore_ascii_case(bare))
+        crate::person::is_one_of(pvwa_user, &self.identities())
     }
 
     /// The person key this account shares with the other accounts of its owner:
@@ -341,8 +315,8 @@ pub struct UserView {
 }
 
 impl UserView {
-    /// [`DirUser::is_same_person`] on the identities kept in a verdict.
-    pub fn is_same_person(&self, pvwa_user: &str) -> bool {
+    /// Every name this person goes by (as [`DirUser::identities`]).
+    pub fn identities(&self) -> Vec<String> {
         DirUser {
             dn: self.dn.clone(),
             sam_account_name: self.sam_account_name.clone(),
@@ -353,7 +327,12 @@ impl UserView {
             member_of: Vec::new(),
             person: self.person.clone(),
         }
-        .is_same_person(pvwa_user)
+        .identities()
+    }
+
+    /// [`DirUser::is_same_person`] on the identities kept in a verdict.
+    pub fn is_same_person(&self, pvwa_user: &str) -> bool {
+        crate::person::is_one_of(pvwa_user, &self.identities())
     }
 }
 

@@ -182,8 +182,29 @@ impl MailboxConfig {
             return e("request_timeout_secs", "must be at least 1");
         }
         if self.kind == MailboxKind::Graph {
-            if let Err(m) = crate::tls::check_url(self.graph_url()) {
-                return Err(("mailbox.url".into(), m));
+            let api = match crate::tls::check_url(self.graph_url()) {
+                Ok(u) => u,
+                Err(m) => return Err(("mailbox.url".into(), m)),
+            };
+            let path = api.path().trim_end_matches('/');
+            if !path.eq_ignore_ascii_case("/v1.0") && !path.to_ascii_lowercase().ends_with("/v1.0")
+            {
+                let fix = format!(
+                    "{}{}/v1.0",
+                    api.origin().ascii_serialization(),
+                    if path.eq_ignore_ascii_case("/beta") {
+                        ""
+                    } else {
+                        path
+                    }
+                );
+                return Err((
+                    "mailbox.url".into(),
+                    format!(
+                        "`{}` is not a Graph v1.0 base: the tool speaks Graph v1.0 (not beta), whose base ends in /v1.0: url = \"{fix}\" (or leave url out for {GRAPH_URL})",
+                        self.graph_url()
+                    ),
+                ));
             }
             for (key, set) in [
                 ("username", self.username.is_some()),
@@ -203,9 +224,10 @@ impl MailboxConfig {
                     "the [mailbox.graph] section (tenant_id, client_id and a certificate or client secret) is required with kind = \"graph\"",
                 );
             };
-            return g
-                .validate()
-                .map_err(|(k, m)| (format!("mailbox.graph.{k}"), m));
+            g.validate()
+                .map_err(|(k, m)| (format!("mailbox.graph.{k}"), m))?;
+            return super::graph::config::same_cloud(&g.authority, &api)
+                .map_err(|m| ("mailbox.graph.authority".to_string(), m));
         }
         if self.graph.is_some() {
             return e("graph", "is for kind = \"graph\"; this mailbox is EWS");
@@ -305,6 +327,80 @@ mod tests {
             bad.validate().expect_err("refused").0,
             "mailbox.graph.client_id"
         );
+    }
+
+    /// The Graph base without `/v1.0`, an authority with the tenant appended, and a sign-in
+    /// service of another cloud than the Graph host are refused at load, naming the key and the
+    /// value to write (not a 404 at the first call blamed on another key).
+    #[test]
+    fn graph_addresses_are_checked_at_load_with_the_value_to_write() {
+        let text = include_str!("../../../../examples/config.d/mailbox-graph.toml");
+        let w: Wrapper = toml::from_str(text).expect("example parses");
+        let with = |url: &str, authority: &str| {
+            let mut m = w.mailbox.clone();
+            m.url = url.into();
+            if let Some(g) = m.graph.as_mut() {
+                g.authority = authority.into();
+            }
+            m.validate()
+        };
+        let global = "https://login.microsoftonline.com";
+        for (url, authority) in [
+            ("https://graph.microsoft.com/v1.0", global),
+            ("https://graph.microsoft.com/v1.0/", global),
+            (
+                "https://graph.microsoft.us/v1.0",
+                "https://login.microsoftonline.us",
+            ),
+            (
+                "https://dod-graph.microsoft.us/v1.0",
+                "https://login.microsoftonline.us",
+            ),
+            (
+                "https://microsoftgraph.chinacloudapi.cn/v1.0",
+                "https://login.chinacloudapi.cn/",
+            ),
+            ("https://proxy.example.test/graph/v1.0", global),
+            ("https://127.0.0.1:8443/v1.0", "https://127.0.0.1:8443"),
+        ] {
+            with(url, authority).unwrap_or_else(|e| panic!("{url} {authority}: {e:?}"));
+        }
+        for (url, authority, key, says) in [
+            (
+                "https://graph.microsoft.com",
+                global,
+                "mailbox.url",
+                "url = \"https://graph.microsoft.com/v1.0\"",
+            ),
+            (
+                "https://graph.microsoft.com/beta",
+                global,
+                "mailbox.url",
+                "url = \"https://graph.microsoft.com/v1.0\"",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0",
+                "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47",
+                "mailbox.graph.authority",
+                "authority = \"https://login.microsoftonline.com\"",
+            ),
+            (
+                "https://graph.microsoft.us/v1.0",
+                global,
+                "mailbox.graph.authority",
+                "authority = \"https://login.microsoftonline.us\"",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0",
+                "https://login.chinacloudapi.cn",
+                "mailbox.graph.authority",
+                "authority = \"https://login.microsoftonline.com\"",
+            ),
+        ] {
+            let (k, m) = with(url, authority).expect_err(url);
+            assert_eq!(k, key, "{url} {authority}: {m}");
+            assert!(m.contains(says), "{url} {authority}: {m}");
+        }
     }
 
     #[test]

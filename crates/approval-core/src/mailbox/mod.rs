@@ -366,8 +366,19 @@ impl Classify for MailboxError {
                     "check mailbox.mailbox (the SMTP address) and the account's rights on it"
                 }
                 MailboxError::Busy { .. } => "Exchange is throttling this account; try again later",
+                MailboxError::Unreachable { url, .. } | MailboxError::Timeout { url, .. }
+                    if url.contains("/oauth2/") =>
+                {
+                    return Some(format!(
+                        "the sign-in service {} cannot be reached: check the network path to it (a firewall rule, or a proxy set with HTTPS_PROXY) and mailbox.graph.authority (Graph) or mailbox.oauth.token_url (EWS)",
+                        url::Url::parse(url)
+                            .ok()
+                            .and_then(|u| u.host_str().map(str::to_string))
+                            .unwrap_or_default()
+                    ));
+                }
                 MailboxError::Unreachable { .. } | MailboxError::Timeout { .. } => {
-                    "check the network path to the Exchange server and mailbox.url"
+                    "check the network path to the mail server (a firewall rule, or a proxy set with HTTPS_PROXY) and mailbox.url"
                 }
                 MailboxError::State { .. } => "check the permissions of the watcher's state directory",
                 MailboxError::TokenRefused { hint, .. } | MailboxError::Denied { hint, .. } => hint,
@@ -432,5 +443,27 @@ mod tests {
         ] {
             assert!(!server.is_item_fault(), "{server}");
         }
+    }
+
+    /// A sign-in service that cannot be reached is named as such, with the key that sets it and
+    /// the proxy variable; the mail server's failure names mailbox.url.
+    #[test]
+    fn an_unreachable_sign_in_service_is_not_blamed_on_mailbox_url() {
+        let login = MailboxError::Unreachable {
+            url: "https://login.microsoftonline.com/contoso.example/oauth2/v2.0/token".into(),
+            detail: "connection refused".into(),
+        };
+        let hint = login.hint().expect("a hint");
+        assert!(hint.contains("login.microsoftonline.com"), "{hint}");
+        assert!(hint.contains("mailbox.graph.authority"), "{hint}");
+        assert!(hint.contains("HTTPS_PROXY"), "{hint}");
+        assert!(!hint.contains("mailbox.url"), "{hint}");
+        let server = MailboxError::Timeout {
+            url: "https://graph.microsoft.com/v1.0/users/bot@example.com".into(),
+            op: "a read".into(),
+            secs: 30,
+        };
+        let hint = server.hint().expect("a hint");
+        assert!(hint.contains("mailbox.url"), "{hint}");
     }
 }

@@ -57,6 +57,9 @@ pub enum Reason {
     NotInternal,
     /// `AuthSource` is not one of the configured Exchange servers.
     AuthSourceNotAllowed,
+    /// Exchange Online's tenant stamps (`X-MS-Exchange-CrossTenant-*`) do not name this
+    /// organisation's tenant as the one that authenticated the mail.
+    ForeignTenant,
     /// `Authentication-Results` from a trusted authserv-id reports a failure.
     DmarcFail,
     SpfFail,
@@ -92,6 +95,7 @@ impl Reason {
             Reason::DuplicateOrgHeader => "duplicate_org_header",
             Reason::NotInternal => "not_internal",
             Reason::AuthSourceNotAllowed => "auth_source_not_allowed",
+            Reason::ForeignTenant => "foreign_tenant",
             Reason::DmarcFail => "dmarc_fail",
             Reason::SpfFail => "spf_fail",
             Reason::DkimFail => "dkim_fail",
@@ -129,6 +133,7 @@ impl Reason {
         Reason::DuplicateOrgHeader,
         Reason::NotInternal,
         Reason::AuthSourceNotAllowed,
+        Reason::ForeignTenant,
         Reason::DmarcFail,
         Reason::SpfFail,
         Reason::DkimFail,

@@ -7,21 +7,7 @@
 /// Longest value we keep from a mail field, in characters.
 pub const MAX_VALUE_CHARS: usize = 512;
 
-/// Characters that are invisible or reorder text: removed from values shown or logged.
-pub fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'              // soft hyphen
-            | '\u{034F}'        // combining grapheme joiner
-            | '\u{061C}'        // arabic letter mark
-            | '\u{180E}'        // mongolian vowel separator
-            | '\u{200B}'..='\u{200F}' // zero-width space/joiners, LRM, RLM
-            | '\u{202A}'..='\u{202E}' // bidi embeddings and overrides
-            | '\u{2060}'..='\u{2064}' // word joiner, invisible operators
-            | '\u{2066}'..='\u{2069}' // bidi isolates
-            | '\u{FEFF}'        // BOM / zero-width no-break space
-    )
-}
+pub use crate::text::is_invisible;
 
 /// Spaces that are not ASCII space: treated as one.
 fn is_odd_space(c: char) -> bool {

@@ -72,15 +72,21 @@ impl AuthMethod {
     }
 }
 
+/// CyberArk's published SaaS environments, by root domain: commercial (`cyberark.cloud`) and
+/// US government (`cyberarkgov.cloud`). Privilege Cloud is `<subdomain>.privilegecloud.<root>`,
+/// Identity `<tenant-id>.id.<root>` (reference/privilege-cloud.md §1; the government root as in
+/// CyberArk's own SDK's environment table).
+const CLOUD_ROOTS: [&str; 2] = ["cyberark.cloud", "cyberarkgov.cloud"];
+
 /// Where a configured host sits among CyberArk's SaaS names (reference/privilege-cloud.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum HostShape {
-    /// `<subdomain>.privilegecloud.cyberark.cloud`: the Privilege Cloud PVWA API.
-    PrivilegeCloud,
-    /// `<tenant-id>.id.cyberark.cloud` or `<tenant-id>.my.idaptive.app`: an Identity tenant.
-    Identity,
-    /// Any other `*.cyberark.cloud` (the portal `<subdomain>.cyberark.cloud`, other services).
-    OtherCloud,
+    /// `<subdomain>.privilegecloud.<root>`: the Privilege Cloud PVWA API.
+    PrivilegeCloud(&'static str),
+    /// `<tenant-id>.id.<root>` or `<tenant-id>.my.idaptive.app`: an Identity tenant.
+    Identity(&'static str),
+    /// Any other name under a root (the portal `<subdomain>.<root>`, other services).
+    OtherCloud(&'static str),
     /// Loopback: a local stand-in or a tunnel, taken in either mode.
     Loopback,
     /// Anything else: a self-hosted PVWA.
@@ -99,22 +105,32 @@ fn host_shape(url: &url::Url) -> HostShape {
             .is_some_and(|rest| rest.len() > 1 && rest.ends_with('.'))
     };
     if host == "localhost" {
-        HostShape::Loopback
-    } else if under("privilegecloud.cyberark.cloud") {
-        HostShape::PrivilegeCloud
-    } else if under("id.cyberark.cloud") || under("my.idaptive.app") {
-        HostShape::Identity
-    } else if host == "cyberark.cloud" || under("cyberark.cloud") || under("idaptive.app") {
-        HostShape::OtherCloud
-    } else {
-        HostShape::SelfHosted
+        return HostShape::Loopback;
     }
+    if under("my.idaptive.app") {
+        return HostShape::Identity(CLOUD_ROOTS[0]);
+    }
+    if host == "idaptive.app" || under("idaptive.app") {
+        return HostShape::OtherCloud(CLOUD_ROOTS[0]);
+    }
+    for root in CLOUD_ROOTS {
+        if under(&format!("privilegecloud.{root}")) {
+            return HostShape::PrivilegeCloud(root);
+        }
+        if under(&format!("id.{root}")) {
+            return HostShape::Identity(root);
+        }
+        if host == root || under(root) {
+            return HostShape::OtherCloud(root);
+        }
+    }
+    HostShape::SelfHosted
 }
 
-/// The `<subdomain>` of a `<subdomain>.cyberark.cloud` portal host, for hints.
-fn portal_subdomain(url: &url::Url) -> Option<String> {
+/// The `<subdomain>` of a `<subdomain>.<root>` portal host, for hints.
+fn portal_subdomain(url: &url::Url, root: &str) -> Option<String> {
     let host = url.host_str()?.to_ascii_lowercase();
-    let sub = host.strip_suffix(".cyberark.cloud")?;
+    let sub = host.strip_suffix(&format!(".{root}"))?;
     (!sub.is_empty() && !sub.contains('.')).then(|| sub.to_string())
 }
 
@@ -174,35 +190,36 @@ impl PvwaConfig {
                 ));
             }
             return match shape {
-                HostShape::PrivilegeCloud => Err(origin.error(
+                HostShape::PrivilegeCloud(root) => Err(origin.error(
                     "pvwa.auth_method",
                     format!(
-                        "`{url}` is a Privilege Cloud address, which takes no PVWA logon: set pvwa.auth_method = \"identity\" and pvwa.identity_url to your CyberArk Identity tenant (https://<tenant-id>.id.cyberark.cloud)"
+                        "`{url}` is a Privilege Cloud address, which takes no PVWA logon: set pvwa.auth_method = \"identity\" and pvwa.identity_url to your CyberArk Identity tenant (https://<tenant-id>.id.{root})"
                     ),
                 )),
-                HostShape::Identity | HostShape::OtherCloud => Err(origin.error(
+                HostShape::Identity(root) | HostShape::OtherCloud(root) => Err(origin.error(
                     "pvwa.url",
                     format!(
-                        "`{url}` is a CyberArk cloud address but not a PVWA: a self-hosted PVWA has its own host name; for Privilege Cloud use https://<subdomain>.privilegecloud.cyberark.cloud with pvwa.auth_method = \"identity\""
+                        "`{url}` is a CyberArk cloud address but not a PVWA: a self-hosted PVWA has its own host name; for Privilege Cloud use https://<subdomain>.privilegecloud.{root} with pvwa.auth_method = \"identity\""
                     ),
                 )),
                 HostShape::Loopback | HostShape::SelfHosted => Ok(()),
             };
         }
-        match shape {
-            HostShape::PrivilegeCloud | HostShape::Loopback => {}
-            HostShape::Identity => {
+        let api_root = match shape {
+            HostShape::PrivilegeCloud(root) => Some(root),
+            HostShape::Loopback => None,
+            HostShape::Identity(root) => {
                 return Err(origin.error(
                     "pvwa.url",
                     format!(
-                        "`{url}` is the CyberArk Identity tenant, which belongs in pvwa.identity_url; pvwa.url is the Privilege Cloud API, https://<subdomain>.privilegecloud.cyberark.cloud"
+                        "`{url}` is the CyberArk Identity tenant, which belongs in pvwa.identity_url; pvwa.url is the Privilege Cloud API, https://<subdomain>.privilegecloud.{root}"
                     ),
                 ));
             }
-            HostShape::OtherCloud => {
-                let hint = portal_subdomain(url)
-                    .map(|s| format!("https://{s}.privilegecloud.cyberark.cloud"))
-                    .unwrap_or_else(|| "https://<subdomain>.privilegecloud.cyberark.cloud".into());
+            HostShape::OtherCloud(root) => {
+                let hint = portal_subdomain(url, root)
+                    .map(|s| format!("https://{s}.privilegecloud.{root}"))
+                    .unwrap_or_else(|| format!("https://<subdomain>.privilegecloud.{root}"));
                 return Err(origin.error(
                     "pvwa.url",
                     format!(
@@ -214,11 +231,11 @@ impl PvwaConfig {
                 return Err(origin.error(
                     "pvwa.url",
                     format!(
-                        "`{url}` looks like a self-hosted PVWA, which signs in with pvwa.auth_method = \"ldap\", \"cyberark\" or \"radius\"; Privilege Cloud (auth_method = \"identity\") is reached at https://<subdomain>.privilegecloud.cyberark.cloud"
+                        "`{url}` looks like a self-hosted PVWA, which signs in with pvwa.auth_method = \"ldap\", \"cyberark\" or \"radius\"; Privilege Cloud (auth_method = \"identity\") is reached at https://<subdomain>.privilegecloud.cyberark.cloud (US government: .cyberarkgov.cloud)"
                     ),
                 ));
             }
-        }
+        };
         let Some(raw) = &self.identity_url else {
             return Err(origin.error(
                 "pvwa.identity_url",
@@ -235,14 +252,24 @@ impl PvwaConfig {
             ));
         }
         match host_shape(&id) {
-            HostShape::Identity | HostShape::Loopback => Ok(()),
-            HostShape::PrivilegeCloud => Err(origin.error(
+            HostShape::Identity(root) => match api_root {
+                // The API and the sign-in in two different CyberArk environments never work.
+                Some(api) if api != root => Err(origin.error(
+                    "pvwa.identity_url",
+                    format!(
+                        "`{raw}` is an Identity tenant of the {root} environment, but pvwa.url is in {api}: use the Identity tenant of the same environment (https://<tenant-id>.id.{api})"
+                    ),
+                )),
+                _ => Ok(()),
+            },
+            HostShape::Loopback => Ok(()),
+            HostShape::PrivilegeCloud(_) => Err(origin.error(
                 "pvwa.identity_url",
                 format!(
                     "`{raw}` is the Privilege Cloud API, which belongs in pvwa.url; pvwa.identity_url is the Identity tenant, https://<tenant-id>.id.cyberark.cloud"
                 ),
             )),
-            HostShape::OtherCloud | HostShape::SelfHosted => Err(origin.error(
+            HostShape::OtherCloud(_) | HostShape::SelfHosted => Err(origin.error(
                 "pvwa.identity_url",
                 format!(
                     "`{raw}` is not a CyberArk Identity tenant: use https://<tenant-id>.id.cyberark.cloud (or https://<tenant-id>.my.idaptive.app for an older tenant)"
@@ -268,7 +295,7 @@ impl AccountsConfig {
         let a = self;
         if let (Some(l1), Some(l2)) = (&a.level1, &a.level2)
             && !l1.username.trim().is_empty()
-            && same_account_name(&l1.username, &l2.username)
+            && crate::person::same_person(&l1.username, &l2.username)
         {
             return Err(origin.error(
                 "accounts.level2.username",
@@ -310,18 +337,6 @@ impl AccountsConfig {
         }
         Ok(acc)
     }
-}
-
-/// Whether two configured PVWA user names name one user: case-insensitive, `DOMAIN\` and an
-/// `@domain` suffix ignored (PVWA may know an LDAP user under either form).
-fn same_account_name(a: &str, b: &str) -> bool {
-    let base = |s: &str| {
-        let s = s.trim();
-        let s = s.rsplit_once('\\').map_or(s, |(_, u)| u);
-        let s = s.split_once('@').map_or(s, |(u, _)| u);
-        s.to_lowercase()
-    };
-    base(a) == base(b)
 }
 
 /// Which service account.

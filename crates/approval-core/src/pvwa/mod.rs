@@ -8,12 +8,15 @@
 //!   ([`identity`]). Everything above the sign-in is the same.
 //! - Reads and logon are retried with backoff on transient faults; confirm and reject are never
 //!   repeated once they may have reached the server.
-//! - Logoff happens on every path: use [`Pvwa::with_session`], or call [`Session::logoff`];
-//!   a dropped session logs itself off in the background as a last resort.
+//! - Logoff happens on every path: the tools and the watcher use [`sessions::Sessions`] (a
+//!   session per account role, opened again once after a 401, logged off on close); otherwise
+//!   [`Pvwa::with_session`] or [`Session::logoff`]. A dropped session logs itself off in the
+//!   background as a last resort.
 
 pub mod config;
 mod identity;
 pub mod model;
+pub mod sessions;
 pub mod view;
 
 use std::sync::Arc;
@@ -797,7 +800,9 @@ impl Session {
         self.act(id, reason, "Confirm").await
     }
 
-    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`.
+    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`: the reject call. No tool
+    /// rejects yet (only the pam-sim tests call it); it is kept for rejecting by mail, which
+    /// will send it. Never repeated once sent.
     pub async fn reject(&self, id: &str, reason: &str) -> Result<(), PvwaError> {
         self.act(id, reason, "Reject").await
     }

@@ -80,18 +80,10 @@ pub fn endpoints(
         crate::tls::check_url(s).map_err(|m| setup(key, m))
     };
     let realm = match &cfg.auth_url {
-        Some(u) => {
-            let base = parse("remote_access.auth_url", u)?;
-            let s = base.as_str().trim_end_matches('/').to_string();
-            if base.path().contains("/auth/realms/") {
-                parse("remote_access.auth_url", &s)?
-            } else {
-                parse(
-                    "remote_access.auth_url",
-                    &format!("{s}/{}", token::REALM_PATH),
-                )?
-            }
-        }
+        Some(u) => parse(
+            "remote_access.auth_url",
+            &realm_url(u).map_err(|m| setup("remote_access.auth_url", m))?,
+        )?,
         None => match dc {
             Some(dc) => parse(
                 "remote_access.datacenter",
@@ -133,6 +125,40 @@ pub fn endpoints(
         &format!("{api_base}/{}/", cfg.api_version),
     )?;
     Ok(Endpoints { realm, token, api })
+}
+
+/// The realm URL an `auth_url` names. Accepted: the token service base (`https://auth.<dc>`,
+/// or a proxy's base with a path prefix), Keycloak's base with its `/auth` context path, the
+/// realm URL (`…/auth/realms/serviceaccounts`, the key file's discovery URL), its discovery
+/// document (`…/.well-known/openid-configuration`) and its token URL
+/// (`…/protocol/openid-connect/token`, the "Access token url" of integration guides). Anything
+/// else below `/realms/` is refused: it could only end in a 404 from the token service.
+pub fn realm_url(auth_url: &str) -> Result<String, String> {
+    let url = crate::tls::check_url(auth_url)?;
+    let shown = crate::text::printable(auth_url);
+    let expected = "give the token service base (https://auth.<dc>), the realm URL \
+         (https://auth.<dc>/auth/realms/serviceaccounts) or its token URL \
+         (…/auth/realms/serviceaccounts/protocol/openid-connect/token)";
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{shown}` carries a query or fragment; {expected}"));
+    }
+    let mut base = url.clone();
+    base.set_path("");
+    let origin = base.as_str().trim_end_matches('/').to_string();
+    let path = url.path().trim_end_matches('/');
+    let path = path
+        .strip_suffix(&format!("/{}", token::TOKEN_PATH))
+        .or_else(|| path.strip_suffix("/.well-known/openid-configuration"))
+        .unwrap_or(path);
+    match path.split_once("/realms/") {
+        None if path.ends_with("/auth") => Ok(format!("{origin}{path}/realms/serviceaccounts")),
+        None => Ok(format!("{origin}{path}/{}", token::REALM_PATH)),
+        Some((_, "serviceaccounts")) => Ok(format!("{origin}{path}")),
+        Some((_, rest)) => Err(format!(
+            "`{shown}` does not name the service-account realm (`/realms/{}`); {expected}",
+            crate::text::printable(rest)
+        )),
+    }
 }
 
 /// Whether a call may be repeated after it may have reached the server.
@@ -909,6 +935,57 @@ mod tests {
             "https://127.0.0.1:8443/auth/realms/serviceaccounts"
         );
         assert_eq!(e.api.as_str(), "https://127.0.0.1:8443/v2-edge/");
+    }
+
+    #[test]
+    fn auth_url_may_be_the_token_url_of_the_integration_guides() {
+        let realm = "https://auth.alero.eu/auth/realms/serviceaccounts";
+        let token = format!("{realm}/protocol/openid-connect/token");
+        for given in [
+            "https://auth.alero.eu",
+            "https://auth.alero.eu/",
+            "https://auth.alero.eu/auth",
+            realm,
+            &format!("{realm}/"),
+            &token,
+            &format!("{realm}/.well-known/openid-configuration"),
+        ] {
+            let e = endpoints(
+                &cfg(&format!(
+                    "auth_url = \"{given}\"\napi_url = \"https://api.alero.eu\""
+                )),
+                &key(None),
+            )
+            .expect(given);
+            assert_eq!(e.realm.as_str(), realm, "{given}");
+            assert_eq!(e.token.as_str(), token, "{given}");
+        }
+        // A proxy prefix stays.
+        assert_eq!(
+            realm_url("https://proxy.example/ra-auth/").expect("ok"),
+            "https://proxy.example/ra-auth/auth/realms/serviceaccounts"
+        );
+    }
+
+    #[test]
+    fn an_auth_url_that_can_only_404_is_refused_at_load_naming_the_key() {
+        for bad in [
+            "https://auth.alero.eu/auth/realms/master",
+            "https://auth.alero.eu/auth/realms/serviceaccounts/protocol/openid-connect/auth",
+            "https://auth.alero.eu/auth/realms/serviceaccounts?x=1",
+        ] {
+            let text = format!(
+                "[remote_access]\ntenant_id = \"{}\"\nkey_file = \"env:X\"\nauth_url = \"{bad}\"\n",
+                "a".repeat(32)
+            );
+            let l = crate::settings::load_from_parts(Some(&text), None, &[]).expect("parses");
+            let e = l.remote_access().expect_err(bad);
+            assert_eq!(e.key.as_deref(), Some("remote_access.auth_url"), "{e}");
+            assert!(
+                e.to_string().contains("protocol/openid-connect/token"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,8 @@ use serde_json::Value;
 /// Largest input read from stdin.
 pub const MAX_INPUT_BYTES: usize = 16 * 1024 * 1024;
 
-/// A time: epoch milliseconds, `now`, `YYYY-MM-DD` (UTC midnight) or RFC 3339.
+/// A time: epoch milliseconds, `now`, `YYYY-MM-DD` (a whole day in the configured zone) or
+/// RFC 3339.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum TimeInput {
@@ -22,39 +23,82 @@ pub enum TimeInput {
     Text(String),
 }
 
+/// Which instant of a date-only day a time means: its first (a start of access) or its last (an
+/// end of access, so the vendor keeps the whole of the last day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEdge {
+    Start,
+    End,
+}
+
 impl TimeInput {
-    pub fn to_millis(&self, now_ms: i64) -> Result<i64, String> {
+    pub fn to_millis(
+        &self,
+        now_ms: i64,
+        zone: chrono_tz::Tz,
+        edge: DayEdge,
+    ) -> Result<i64, String> {
         match self {
             TimeInput::Millis(ms) if *ms >= 100_000_000_000 => Ok(*ms),
             TimeInput::Millis(n) => Err(format!(
                 "{n} is not a time in epoch milliseconds (seconds are not accepted)"
             )),
-            TimeInput::Text(s) => parse_time(s, now_ms),
+            TimeInput::Text(s) => parse_time_in(s, now_ms, zone, edge),
         }
     }
 }
 
-/// Parse `now`, `YYYY-MM-DD`, RFC 3339, or a number of epoch milliseconds.
+/// Parse `now`, `YYYY-MM-DD` (midnight UTC), RFC 3339, or a number of epoch milliseconds.
 pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, String> {
+    parse_time_in(s, now_ms, chrono_tz::Tz::UTC, DayEdge::Start)
+}
+
+/// Parse `now`, `YYYY-MM-DD`, RFC 3339, or a number of epoch milliseconds. A date alone is a day
+/// of `zone`: its first millisecond for [`DayEdge::Start`], its last for [`DayEdge::End`].
+pub fn parse_time_in(
+    s: &str,
+    now_ms: i64,
+    zone: chrono_tz::Tz,
+    edge: DayEdge,
+) -> Result<i64, String> {
     let t = s.trim();
     if t.eq_ignore_ascii_case("now") {
         return Ok(now_ms);
     }
     if let Ok(ms) = t.parse::<i64>() {
-        return TimeInput::Millis(ms).to_millis(now_ms);
+        return TimeInput::Millis(ms).to_millis(now_ms, zone, edge);
     }
     if let Ok(d) = chrono::DateTime::parse_from_rfc3339(t) {
         return Ok(d.timestamp_millis());
     }
-    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-        && let Some(dt) = d.and_hms_opt(0, 0, 0)
-    {
-        return Ok(dt.and_utc().timestamp_millis());
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d") {
+        let day = match edge {
+            DayEdge::Start => Some(d),
+            DayEdge::End => d.succ_opt(),
+        };
+        if let Some(ms) = day.and_then(|d| day_start(zone, d)) {
+            return Ok(match edge {
+                DayEdge::Start => ms,
+                DayEdge::End => ms - 1,
+            });
+        }
     }
     Err(format!(
         "`{}` is not a time: use YYYY-MM-DD, RFC 3339 (2026-01-31T18:00:00Z), `now`, or epoch milliseconds",
         crate::text::printable(t)
     ))
+}
+
+/// The first instant of a day in a zone (midnight, or the end of a daylight-saving gap at
+/// midnight), in epoch milliseconds.
+fn day_start(zone: chrono_tz::Tz, day: chrono::NaiveDate) -> Option<i64> {
+    use chrono::TimeZone;
+    (0..=8).find_map(|quarter| {
+        let local = day.and_hms_opt(0, 0, 0)? + chrono::Duration::minutes(15 * quarter);
+        zone.from_local_datetime(&local)
+            .earliest()
+            .map(|t| t.timestamp_millis())
+    })
 }
 
 /// Allowed days and hours (`accessTimeDetails`).
@@ -176,8 +220,19 @@ fn text(field: &str, v: &str, max: usize) -> Result<String, String> {
     if t.chars().count() > max {
         return Err(format!("{field} is longer than {max} characters"));
     }
-    if t.chars().any(char::is_control) {
-        return Err(format!("{field} contains control characters"));
+    // What the mail watcher refuses in a field: text that may display as something other than
+    // what it says. Here it would reach the invitation CyberArk mails to the vendor. A line
+    // separator counts even at an end, where `trim` would have hidden it.
+    let mut hidden = crate::text::hidden_characters(t);
+    if hidden.is_empty() && v.chars().any(crate::text::is_line_separator) {
+        hidden = crate::text::hidden_characters(v);
+    }
+    if !hidden.is_empty() {
+        return Err(format!(
+            "{field} holds control, line-break, invisible or text-direction characters ({}): \
+             they would reach the invitation mail; remove them",
+            hidden.join(" ")
+        ));
     }
     Ok(t.to_string())
 }
@@ -248,8 +303,9 @@ fn hhmm(field: &str, v: &str) -> Result<u32, String> {
 }
 
 impl VendorRequest {
-    /// Check every field; times relative to `now_ms`. The first problem is reported.
-    pub fn validate(&self, now_ms: i64) -> Result<Validated, String> {
+    /// Check every field; times relative to `now_ms`, a date alone read as a whole day of
+    /// `zone`. The first problem is reported.
+    pub fn validate(&self, now_ms: i64, zone: chrono_tz::Tz) -> Result<Validated, String> {
         let first_name = text("first_name", &self.first_name, 100)?;
         let last_name = text("last_name", &self.last_name, 100)?;
         let company = text("company", &self.company, 200)?;
@@ -271,14 +327,14 @@ impl VendorRequest {
         }
         let start = match &self.access_start {
             Some(t) => t
-                .to_millis(now_ms)
+                .to_millis(now_ms, zone, DayEdge::Start)
                 .map_err(|e| format!("access_start: {e}"))?,
             None => now_ms,
         };
         let end = match (&self.access_end, self.access_days) {
             (Some(_), Some(_)) => return Err("give access_end or access_days, not both".into()),
             (Some(t), None) => t
-                .to_millis(now_ms)
+                .to_millis(now_ms, zone, DayEdge::End)
                 .map_err(|e| format!("access_end: {e}"))?,
             (None, Some(d)) if (1..=3650).contains(&d) => start + i64::from(d) * 86_400_000,
             (None, Some(_)) => return Err("access_days must be between 1 and 3650".into()),
@@ -397,13 +453,136 @@ impl VendorRequest {
     }
 }
 
+/// A JSON value read with its first duplicate key, if any (serde_json keeps the last value of a
+/// key given twice; a record with `"email"` twice must be refused, not read as the second).
+struct Checked {
+    value: Value,
+    /// Path of the first key given twice, as `access_time.time_zone` or `applications[1].x`.
+    duplicate: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(CheckedVisitor)
+    }
+}
+
+struct CheckedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CheckedVisitor {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::from(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::String(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Checked, E> {
+        Ok(Checked::plain(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        Checked::deserialize(d)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        let mut items = Vec::new();
+        let mut duplicate = None;
+        while let Some(c) = seq.next_element::<Checked>()? {
+            if duplicate.is_none() {
+                duplicate = c
+                    .duplicate
+                    .map(|p| format!("[{}]{}", items.len(), dotted(&p)));
+            }
+            items.push(c.value);
+        }
+        Ok(Checked {
+            value: Value::Array(items),
+            duplicate,
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        let mut out = serde_json::Map::new();
+        let mut duplicate = None;
+        while let Some(key) = map.next_key::<String>()? {
+            let c: Checked = map.next_value()?;
+            if duplicate.is_none() {
+                if out.contains_key(&key) {
+                    duplicate = Some(key.clone());
+                } else if let Some(p) = c.duplicate {
+                    duplicate = Some(format!("{key}{}", dotted(&p)));
+                }
+            }
+            out.insert(key, c.value);
+        }
+        Ok(Checked {
+            value: Value::Object(out),
+            duplicate,
+        })
+    }
+}
+
+impl Checked {
+    fn plain(value: Value) -> Self {
+        Checked {
+            value,
+            duplicate: None,
+        }
+    }
+
+    /// The record as `T`: refused when not an object or when a key is given twice.
+    fn record<T: DeserializeOwned>(self, line: usize) -> Result<T, String> {
+        if let Some(p) = self.duplicate {
+            return Err(format!(
+                "line {line}: the key `{}` is given twice; a record names each field once",
+                crate::text::printable(&p)
+            ));
+        }
+        match self.value {
+            v @ Value::Object(_) => {
+                serde_json::from_value::<T>(v).map_err(|e| format!("line {line}: {e}"))
+            }
+            _ => Err(format!("line {line}: expected a JSON object")),
+        }
+    }
+}
+
+/// `x` → `.x`, `[1].x` stays.
+fn dotted(path: &str) -> String {
+    if path.starts_with('[') {
+        path.to_string()
+    } else {
+        format!(".{path}")
+    }
+}
+
 /// Records of stdin with their line numbers; a record that cannot be read is an error naming
 /// its line, and the others are still returned.
 pub fn read_records<T: DeserializeOwned>(input: &str) -> Vec<(usize, Result<T, String>)> {
     let line_of = |offset: usize| input[..offset].matches('\n').count() + 1;
     // A sequence of JSON values: one object over several lines, or JSON Lines.
-    let mut values: Vec<(usize, Value)> = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(input).into_iter::<Value>();
+    let mut values: Vec<(usize, Checked)> = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(input).into_iter::<Checked>();
     let mut whole = true;
     loop {
         let before = stream.byte_offset();
@@ -426,15 +605,7 @@ pub fn read_records<T: DeserializeOwned>(input: &str) -> Vec<(usize, Result<T, S
     if whole {
         return values
             .into_iter()
-            .map(|(line, v)| {
-                let r = match v {
-                    Value::Object(_) => {
-                        serde_json::from_value::<T>(v).map_err(|e| format!("line {line}: {e}"))
-                    }
-                    _ => Err(format!("line {line}: expected a JSON object")),
-                };
-                (line, r)
-            })
+            .map(|(line, v)| (line, v.record::<T>(line)))
             .collect();
     }
     input
@@ -446,11 +617,8 @@ pub fn read_records<T: DeserializeOwned>(input: &str) -> Vec<(usize, Result<T, S
         })
         .map(|(n, l)| {
             let line = n + 1;
-            let r = match serde_json::from_str::<Value>(l.trim()) {
-                Ok(v @ Value::Object(_)) => {
-                    serde_json::from_value::<T>(v).map_err(|e| format!("line {line}: {e}"))
-                }
-                Ok(_) => Err(format!("line {line}: expected a JSON object")),
+            let r = match serde_json::from_str::<Checked>(l.trim()) {
+                Ok(v) => v.record::<T>(line),
                 Err(e) => Err(format!(
                     "line {line}: not valid JSON ({})",
                     e.to_string()
@@ -485,7 +653,7 @@ mod tests {
 
     #[test]
     fn a_valid_request_becomes_an_invitation() {
-        let v = req().validate(NOW).expect("valid");
+        let v = req().validate(NOW, chrono_tz::Tz::UTC).expect("valid");
         assert_eq!(v.base.phone_number, "+17035550100");
         assert_eq!(v.base.initial_status, "Activated");
         assert_eq!(v.base.access_start_date, NOW);
@@ -564,9 +732,174 @@ mod tests {
             ),
         ];
         for (r, needle) in cases {
-            let e = r.validate(NOW).expect_err(needle);
+            let e = r.validate(NOW, chrono_tz::Tz::UTC).expect_err(needle);
             assert!(e.contains(needle), "{needle}: {e}");
         }
+    }
+
+    #[test]
+    fn text_that_displays_otherwise_is_refused_in_every_field_naming_it() {
+        for bad in [
+            "\u{202E}", "\u{200B}", "\u{200D}", "\u{00AD}", "\u{2028}", "\u{2066}", "\u{FEFF}",
+        ] {
+            let code = format!("U+{:04X}", u32::from(bad.chars().next().expect("c")));
+            let cases: Vec<(VendorRequest, &str)> = vec![
+                (
+                    VendorRequest {
+                        first_name: format!("Ja{bad}ne"),
+                        ..req()
+                    },
+                    "first_name",
+                ),
+                (
+                    VendorRequest {
+                        last_name: format!("Doe{bad}"),
+                        ..req()
+                    },
+                    "last_name",
+                ),
+                (
+                    VendorRequest {
+                        company: format!("{bad}Acme"),
+                        ..req()
+                    },
+                    "company",
+                ),
+                (
+                    VendorRequest {
+                        email: format!("jane{bad}@acme.example"),
+                        ..req()
+                    },
+                    "email",
+                ),
+                (
+                    VendorRequest {
+                        comments: Some(format!("ok{bad}x")),
+                        ..req()
+                    },
+                    "comments",
+                ),
+                (
+                    VendorRequest {
+                        custom_text: Some(format!("t{bad}")),
+                        ..req()
+                    },
+                    "custom_text",
+                ),
+                (
+                    VendorRequest {
+                        applications: vec![format!("Main DC/Linux{bad} SSH")],
+                        ..req()
+                    },
+                    "applications",
+                ),
+            ];
+            for (r, field) in cases {
+                let e = r.validate(NOW, chrono_tz::Tz::UTC).expect_err(field);
+                assert!(
+                    e.starts_with(field) && e.contains(&code),
+                    "{field} {code}: {e}"
+                );
+            }
+        }
+        // Letters of any script stay welcome.
+        let r = VendorRequest {
+            first_name: "José".into(),
+            last_name: "Müller-Lüdenscheidt".into(),
+            company: "株式会社 Acme".into(),
+            ..req()
+        };
+        assert!(r.validate(NOW, chrono_tz::Tz::UTC).is_ok());
+    }
+
+    #[test]
+    fn a_date_only_end_keeps_the_whole_day_in_the_configured_zone() {
+        let day = |s: &str, zone: chrono_tz::Tz| {
+            VendorRequest {
+                access_days: None,
+                access_end: Some(TimeInput::Text(s.into())),
+                ..req()
+            }
+            .validate(NOW, zone)
+            .map(|v| (v.base.access_start_date, v.base.access_end_date))
+        };
+        // 2026-01-01 itself (NOW is its midnight UTC): the vendor keeps that whole day.
+        assert_eq!(
+            day("2026-01-01", chrono_tz::Tz::UTC),
+            Ok((NOW, NOW + 86_400_000 - 1))
+        );
+        assert_eq!(
+            day("2026-01-31", chrono_tz::Tz::UTC).expect("ok").1,
+            NOW + 31 * 86_400_000 - 1
+        );
+        // In Berlin (UTC+1 in winter) the day ends an hour earlier in UTC.
+        assert_eq!(
+            day("2026-01-31", chrono_tz::Europe::Berlin).expect("ok").1,
+            NOW + 31 * 86_400_000 - 3_600_000 - 1
+        );
+        // A date-only start is the first moment of its day in that zone.
+        let r = VendorRequest {
+            access_start: Some(TimeInput::Text("2026-01-02".into())),
+            ..req()
+        };
+        assert_eq!(
+            r.validate(NOW, chrono_tz::Europe::Berlin)
+                .expect("ok")
+                .base
+                .access_start_date,
+            NOW + 86_400_000 - 3_600_000
+        );
+        // An explicit time is taken as given.
+        assert_eq!(
+            day("2026-01-31T18:00:00Z", chrono_tz::Europe::Berlin)
+                .expect("ok")
+                .1,
+            NOW + 30 * 86_400_000 + 18 * 3_600_000
+        );
+        // The same day as start and end is one whole day.
+        let r = VendorRequest {
+            access_days: None,
+            access_start: Some(TimeInput::Text("2026-01-05".into())),
+            access_end: Some(TimeInput::Text("2026-01-05".into())),
+            ..req()
+        };
+        let v = r.validate(NOW, chrono_tz::Tz::UTC).expect("one day");
+        assert_eq!(
+            v.base.access_end_date - v.base.access_start_date,
+            86_400_000 - 1
+        );
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth_naming_it() {
+        let jane = r#""first_name":"J","last_name":"D","company":"A","phone":"+15555550100""#;
+        let input = format!(
+            "{{{jane},\"email\":\"j@a.example\",\"email\":\"evil@x.example\"}}\n\
+             {{{jane},\"email\":\"j@a.example\",\"access_time\":{{\"time_zone\":\"UTC\",\"time_zone\":\"Asia/Tokyo\"}}}}\n\
+             {{{jane},\"email\":\"j@a.example\",\"emailAddress\":\"k@a.example\"}}\n\
+             {{{jane},\"email\":\"j@a.example\"}}\n"
+        );
+        let r = read_records::<VendorRequest>(&input);
+        assert_eq!(r.len(), 4);
+        let e = r[0].1.as_ref().expect_err("twice");
+        assert!(
+            e.starts_with("line 1:") && e.contains("`email` is given twice"),
+            "{e}"
+        );
+        let e = r[1].1.as_ref().expect_err("nested");
+        assert!(e.contains("`access_time.time_zone` is given twice"), "{e}");
+        // A field under two of its names is refused too (serde's own duplicate check).
+        assert!(r[2].1.is_err(), "{:?}", r[2].1);
+        assert!(r[3].1.is_ok());
+        // Inside a list, and in line mode (a broken line elsewhere).
+        let input = "{\"email\":\"a@x.example\",\"x\":[{\"k\":1,\"k\":2}]}\n{\"email\":\n";
+        let r = read_records::<OffboardRequest>(input);
+        let e = r[0].1.as_ref().expect_err("in a list");
+        assert!(e.contains("`x[0].k` is given twice"), "{e}");
+        let r = read_records::<OffboardRequest>(
+            "{\"email\":\"a@x.example\",\"email\":\"b@x.example\"}\n",
+        );
+        assert!(r[0].1.as_ref().expect_err("offboard").contains("`email`"));
     }
 
     #[test]
@@ -590,7 +923,7 @@ mod tests {
             ..req()
         };
         let d = r
-            .validate(NOW)
+            .validate(NOW, chrono_tz::Tz::UTC)
             .expect("valid")
             .base
             .access_time_details

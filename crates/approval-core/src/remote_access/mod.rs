@@ -47,7 +47,9 @@ pub struct RemoteAccessConfig {
     /// `in.alero.io`, `sg.alero.io`, or the region names `us eu ca au uk in sg`. Default: the one
     /// in the key file's discovery URL.
     pub datacenter: Option<String>,
-    /// Override of the token service base (`https://auth.<dc>`) or the realm URL.
+    /// Override of the token service: its base (`https://auth.<dc>`), the realm URL
+    /// (`…/auth/realms/serviceaccounts`) or the realm's token URL
+    /// (`…/protocol/openid-connect/token`); other paths below `/realms/` are refused at load.
     pub auth_url: Option<String>,
     /// Override of the API base (`https://api.<dc>`).
     pub api_url: Option<String>,
@@ -75,6 +77,10 @@ pub struct RemoteAccessConfig {
     /// Renew the access token this many seconds before it expires.
     #[serde(default = "defaults::token_renew")]
     pub token_renew_secs: u64,
+    /// Time zone of a date given without a time (`access_start`, `access_end`, `--start`,
+    /// `--end`): an IANA name such as `Europe/Berlin`. A date-only start is the first moment of
+    /// that day there, a date-only end its last (the vendor keeps the whole day). Default `UTC`.
+    pub date_time_zone: Option<String>,
 }
 
 mod defaults {
@@ -152,6 +158,20 @@ impl RemoteAccessConfig {
                 crate::tls::check_url(u).map_err(|m| origin.error(key, m))?;
             }
         }
+        if let Some(u) = &self.auth_url {
+            client::realm_url(u).map_err(|m| origin.error("remote_access.auth_url", m))?;
+        }
+        if let Some(z) = &self.date_time_zone
+            && z.parse::<chrono_tz::Tz>().is_err()
+        {
+            return Err(origin.error(
+                "remote_access.date_time_zone",
+                format!(
+                    "`{}` is not a time zone name; use an IANA name such as `UTC` or `Europe/Berlin`",
+                    crate::text::printable(z)
+                ),
+            ));
+        }
         if !api_version_ok(&self.api_version) {
             return Err(origin.error(
                 "remote_access.api_version",
@@ -176,6 +196,16 @@ impl RemoteAccessConfig {
             ));
         }
         Ok(())
+    }
+}
+
+impl RemoteAccessConfig {
+    /// The zone of date-only times (`date_time_zone`, checked at load; UTC when unset).
+    pub fn date_zone(&self) -> chrono_tz::Tz {
+        self.date_time_zone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(chrono_tz::Tz::UTC)
     }
 }
 
@@ -245,6 +275,10 @@ pub enum RemoteAccessError {
     Protocol { what: String, detail: String },
     #[error("{what} may or may not have been carried out: {detail}")]
     OutcomeUnknown { what: String, detail: String },
+    /// The vendor's state stands in the way of what was asked (an account that cannot be
+    /// reactivated as approved), with what to do about it.
+    #[error("{email}: {message}")]
+    VendorState { email: String, message: String },
     #[error("{0}")]
     Input(String),
     #[error("application `{name}`: {message}")]
@@ -265,8 +299,12 @@ impl Classify for RemoteAccessError {
             E::Unreachable { .. } => Exit::Unavailable,
             E::Timeout { .. } | E::OutcomeUnknown { .. } | E::RateLimited { .. } => Exit::TempFail,
             E::TokenRefused { status, .. } if *status >= 500 => Exit::Unavailable,
+            // No token endpoint at that URL: the configuration points elsewhere.
+            E::TokenRefused {
+                status: 404 | 405, ..
+            } => Exit::Config,
             E::TokenRefused { .. } | E::Unauthorized { .. } | E::Forbidden { .. } => Exit::NoPerm,
-            E::NotFound { .. } | E::Conflict { .. } => Exit::Refused,
+            E::NotFound { .. } | E::Conflict { .. } | E::VendorState { .. } => Exit::Refused,
             E::Api { status, .. } if *status >= 500 => Exit::Unavailable,
             E::Api { status: 400, .. } | E::Input(_) | E::Resolve { .. } => Exit::DataErr,
             E::Api { .. } => Exit::Refused,
@@ -290,6 +328,14 @@ impl Classify for RemoteAccessError {
             ),
             E::Unreachable { .. } => Some(
                 "check remote_access.datacenter (or auth_url/api_url) and that this host can reach it"
+                    .into(),
+            ),
+            E::TokenRefused {
+                status: 404 | 405, ..
+            } => Some(
+                "no token service answers at that URL: check remote_access.auth_url (https://auth.<dc>, \
+                 the realm URL …/auth/realms/serviceaccounts, or its token URL \
+                 …/protocol/openid-connect/token) or remote_access.datacenter"
                     .into(),
             ),
             E::TokenRefused { description, .. } => Some(token_hint(description)),
@@ -377,6 +423,11 @@ key_file = "file:/etc/pam-approval/ra.json"
                 "page_size = 500\nkey_file",
                 "remote_access.page_size",
             ),
+            (
+                "key_file",
+                "date_time_zone = \"CET+1\"\nkey_file",
+                "remote_access.date_time_zone",
+            ),
         ] {
             let text = BASE.replacen(needle, replacement, 1);
             let l = load_from_parts(Some(&text), None, &[]).expect("parses");
@@ -406,6 +457,20 @@ key_file = "file:/etc/pam-approval/ra.json"
         let l = load_from_parts(Some(&text), None, &[]).expect("parses");
         let c = l.remote_access().expect("valid");
         assert_eq!(c.datacenter.as_deref(), Some("eu"));
+    }
+
+    #[test]
+    fn a_token_url_that_is_not_there_points_at_auth_url_not_the_key() {
+        use crate::exit::{Classify, Exit};
+        let e = super::RemoteAccessError::TokenRefused {
+            status: 404,
+            error: "Realm does not exist".into(),
+            description: "empty body".into(),
+        };
+        assert_eq!(e.exit(), Exit::Config);
+        let hint = e.hint().expect("hint");
+        assert!(hint.contains("remote_access.auth_url"), "{hint}");
+        assert!(!hint.contains("tenant_id"), "{hint}");
     }
 
     #[test]

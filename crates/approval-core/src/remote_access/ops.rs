@@ -2,10 +2,15 @@
 //!
 //! - **Onboard**: validate, resolve `<site>/<application>` names (once per run), look for an
 //!   invitation (`searchIn=EMAIL`) or a vendor (`searchIn=ALL`, exact `emailAddress`) of the
-//!   same mail address and skip unless forced, then create the invitation.
+//!   same mail address, then make sure the approved vendor ends with a way in:
+//!   - an active (or awaiting confirmation) account, or an invitation still valid: skipped;
+//!   - a deactivated account: reactivated, when what it would restore (applications, access
+//!     end) lies within what was approved; otherwise the record fails naming the account;
+//!   - only expired invitations: revoked, and a new invitation sent;
+//!   - nothing: invited.
 //! - **Offboard**: revoke every outstanding invitation of the address (404 = already gone),
-//!   then deactivate each matching vendor (or delete it when asked). A second run changes
-//!   nothing and says so.
+//!   then deactivate each matching vendor (or delete it, or leave it, when asked). A second run
+//!   changes nothing and says so; an address Remote Access does not know is `not_found`.
 //!
 //! Each record gives one outcome with its own exit class; a batch exits with the worst.
 
@@ -170,7 +175,10 @@ pub fn resolve_app(
 /// Invitations and vendors already there for a mail address.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Existing {
+    /// Every invitation, expired or not.
     pub invitations: Vec<String>,
+    /// Those of `invitations` whose `expiredAt` has passed: the vendor can no longer use them.
+    pub expired_invitations: Vec<String>,
     /// `(id, status)`
     pub vendors: Vec<(String, Option<String>)>,
 }
@@ -179,11 +187,25 @@ impl Existing {
     pub fn is_empty(&self) -> bool {
         self.invitations.is_empty() && self.vendors.is_empty()
     }
+
+    /// Invitations the vendor can still accept (an unknown expiry counts as valid).
+    pub fn valid_invitations(&self) -> Vec<String> {
+        self.invitations
+            .iter()
+            .filter(|i| !self.expired_invitations.contains(i))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Look up a mail address: invitations by `searchIn=EMAIL`, vendors by `searchIn=ALL` (there
-/// is no vendor EMAIL search, P15); both filtered on an exact, case-insensitive match.
-pub async fn existing(ra: &RemoteAccess, email: &str) -> Result<Existing, RemoteAccessError> {
+/// is no vendor EMAIL search, P15); both filtered on an exact, case-insensitive match. An
+/// invitation whose `expiredAt` is at or before `now_ms` is listed as expired too.
+pub async fn existing(
+    ra: &RemoteAccess,
+    email: &str,
+    now_ms: i64,
+) -> Result<Existing, RemoteAccessError> {
     let inv = ra
         .invitations(Some(&Search {
             field: "EMAIL".into(),
@@ -200,11 +222,13 @@ pub async fn existing(ra: &RemoteAccess, email: &str) -> Result<Existing, Remote
         e.as_deref()
             .is_some_and(|e| e.trim().eq_ignore_ascii_case(email))
     };
+    let inv: Vec<_> = inv.into_iter().filter(|i| same(&i.email_address)).collect();
     Ok(Existing {
-        invitations: inv
-            .into_iter()
-            .filter(|i| same(&i.email_address))
-            .filter_map(|i| i.invitation_id)
+        invitations: inv.iter().filter_map(|i| i.invitation_id.clone()).collect(),
+        expired_invitations: inv
+            .iter()
+            .filter(|i| i.expired_at.is_some_and(|t| t <= now_ms))
+            .filter_map(|i| i.invitation_id.clone())
             .collect(),
         vendors: vendors
             .into_iter()
@@ -214,17 +238,29 @@ pub async fn existing(ra: &RemoteAccess, email: &str) -> Result<Existing, Remote
     })
 }
 
+/// A time for messages: `2027-03-31 23:59 UTC`.
+pub fn when(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 /// What happened to one onboarding record.
 #[derive(Debug, Clone, Serialize)]
 pub struct OnboardOutcome {
     /// Line of stdin, when the record came from there.
     pub line: Option<usize>,
     pub email: Option<String>,
-    /// `invited`, `would_invite`, `skipped`, `failed`, `invalid`.
+    /// `invited`, `would_invite`, `reactivated`, `would_reactivate`, `skipped`, `failed`,
+    /// `invalid`.
     pub result: &'static str,
     pub invitation_id: Option<String>,
+    /// The vendor account reactivated (or that would be).
+    pub vendor_id: Option<String>,
     pub reason: Option<String>,
     pub existing_invitations: Vec<String>,
+    /// Expired invitations revoked before inviting anew (or that would be).
+    pub revoked_invitations: Vec<String>,
     pub existing_vendors: Vec<String>,
     /// The body that was (or, in a dry run, would be) sent.
     pub request: Option<NewInvitation>,
@@ -240,8 +276,10 @@ impl OnboardOutcome {
             email,
             result: "failed",
             invitation_id: None,
+            vendor_id: None,
             reason: None,
             existing_invitations: Vec::new(),
+            revoked_invitations: Vec::new(),
             existing_vendors: Vec::new(),
             request: None,
             error: None,
@@ -263,13 +301,27 @@ impl OnboardOutcome {
 }
 
 /// Options of invite/onboard.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct OnboardOptions {
     /// Look for an existing invitation or vendor first (onboard: yes; invite: no).
     pub check_existing: bool,
     /// Invite even when one exists.
     pub force: bool,
     pub dry_run: bool,
+    /// The zone a date-only `access_start`/`access_end` is a day of
+    /// (`remote_access.date_time_zone`).
+    pub zone: chrono_tz::Tz,
+}
+
+impl Default for OnboardOptions {
+    fn default() -> Self {
+        OnboardOptions {
+            check_existing: false,
+            force: false,
+            dry_run: false,
+            zone: chrono_tz::Tz::UTC,
+        }
+    }
 }
 
 /// Onboard one record (`Err` = a record that could not be read, with its message).
@@ -282,7 +334,7 @@ pub async fn onboard_one(
 ) -> OnboardOutcome {
     let email = record.as_ref().ok().map(|r| r.email.trim().to_string());
     let out = OnboardOutcome::new(line, email);
-    let valid: Validated = match record.and_then(|r| r.validate(now_ms)) {
+    let valid: Validated = match record.and_then(|r| r.validate(now_ms, opts.zone)) {
         Ok(v) => v,
         Err(m) => {
             let m = match line {
@@ -292,7 +344,7 @@ pub async fn onboard_one(
             return out.failed(&RemoteAccessError::Input(m));
         }
     };
-    match onboard_valid(catalogue, valid, opts, out.clone()).await {
+    match onboard_valid(catalogue, valid, opts, out.clone(), now_ms).await {
         Ok(o) => o,
         Err(e) => out.failed(&e),
     }
@@ -303,6 +355,7 @@ async fn onboard_valid(
     valid: Validated,
     opts: OnboardOptions,
     mut out: OnboardOutcome,
+    now_ms: i64,
 ) -> Result<OnboardOutcome, RemoteAccessError> {
     let mut body = valid.base;
     out.email = Some(body.email_address.clone());
@@ -311,20 +364,62 @@ async fn onboard_valid(
     if !groups.is_empty() {
         body.provisioning_groups = Some(groups);
     }
+    let mut expired = Vec::new();
     if opts.check_existing {
-        let found = existing(catalogue.ra, &body.email_address).await?;
+        let found = existing(catalogue.ra, &body.email_address, now_ms).await?;
         out.existing_invitations = found.invitations.clone();
         out.existing_vendors = found.vendors.iter().map(|(id, _)| id.clone()).collect();
-        if !found.is_empty() && !opts.force {
-            out.result = "skipped";
-            out.reason = Some(format!(
-                "{} already has {} invitation(s) and {} vendor account(s); use --force to invite anyway",
-                body.email_address,
-                found.invitations.len(),
-                found.vendors.len()
-            ));
-            return Ok(out);
+        expired = found.expired_invitations.clone();
+        if !opts.force {
+            let email = &body.email_address;
+            let deactivated: Vec<&String> = found
+                .vendors
+                .iter()
+                .filter(|(_, s)| s.as_deref() == Some("Deactivated"))
+                .map(|(id, _)| id)
+                .collect();
+            if let Some((id, status)) = found
+                .vendors
+                .iter()
+                .find(|(_, s)| s.as_deref() != Some("Deactivated"))
+            {
+                out.result = "skipped";
+                out.reason = Some(match status.as_deref() {
+                    Some("PendingActivation") => format!(
+                        "{email} already has vendor account {id}, awaiting an administrator's confirmation in the portal; use --force to invite anyway"
+                    ),
+                    other => format!(
+                        "{email} already has vendor account {id} ({}); use --force to invite anyway",
+                        other.unwrap_or("status unknown")
+                    ),
+                });
+                return Ok(out);
+            }
+            if !deactivated.is_empty() {
+                return reactivate(catalogue.ra, &body, &deactivated, opts, out, now_ms).await;
+            }
+            let valid_inv = found.valid_invitations();
+            if let Some(id) = valid_inv.first() {
+                out.result = "skipped";
+                out.reason = Some(format!(
+                    "{email} already has {} invitation(s) still valid ({id}); use --force to invite anyway",
+                    valid_inv.len()
+                ));
+                return Ok(out);
+            }
         }
+    }
+    // An expired invitation is of no use to the vendor and may block a new one for the same
+    // phone number: revoke it first.
+    for id in &expired {
+        if !opts.dry_run {
+            catalogue.ra.revoke_invitation(id).await?;
+            log::info!(
+                "Remote Access: revoked expired invitation {id} of {}",
+                body.email_address
+            );
+        }
+        out.revoked_invitations.push(id.clone());
     }
     if opts.dry_run {
         out.result = "would_invite";
@@ -340,6 +435,121 @@ async fn onboard_valid(
     out.result = "invited";
     out.invitation_id = Some(id);
     out.request = Some(body);
+    Ok(out)
+}
+
+/// A returning vendor whose account was deactivated: reactivate the account (the documented
+/// way back in; whether a new invitation for the same phone is accepted is not), but only when
+/// what it restores lies within what was just approved: its applications among the approved
+/// ones, its access ending in the future and no later than the approved end. Otherwise fail
+/// naming the account and what to do.
+async fn reactivate(
+    ra: &RemoteAccess,
+    body: &NewInvitation,
+    deactivated: &[&String],
+    opts: OnboardOptions,
+    mut out: OnboardOutcome,
+    now_ms: i64,
+) -> Result<OnboardOutcome, RemoteAccessError> {
+    let email = body.email_address.clone();
+    let refuse = |message: String| RemoteAccessError::VendorState {
+        email: email.clone(),
+        message,
+    };
+    let id = match deactivated {
+        [one] => (*one).clone(),
+        many => {
+            return Err(refuse(format!(
+                "{} deactivated vendor accounts have this address ({}); choose one in the portal and \
+                 run `remote-access vendors activate ID`, or delete the others",
+                many.len(),
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    };
+    let v = ra.vendor(&id).await?;
+    let after = format!(
+        "delete it (`remote-access offboard --delete --email {email}`) and onboard again, or \
+         change it in the portal and run `remote-access vendors activate {id}`"
+    );
+    let end = match v.access_end_date {
+        Some(end) if end > 0 => end,
+        _ => {
+            return Err(refuse(format!(
+                "vendor account {id} is deactivated and shows no access end: reactivating it could \
+                 grant more than approved; {after}"
+            )));
+        }
+    };
+    if end <= now_ms {
+        return Err(refuse(format!(
+            "vendor account {id} is deactivated and its access ended {}: reactivating it would \
+             not let the vendor in; {after}",
+            when(end)
+        )));
+    }
+    if end > body.access_end_date {
+        return Err(refuse(format!(
+            "vendor account {id} is deactivated; reactivating it would restore access until {}, \
+             later than approved ({}); {after}",
+            when(end),
+            when(body.access_end_date)
+        )));
+    }
+    let apps: Option<Vec<AppRef>> = v
+        .applications
+        .clone()
+        .and_then(|a| serde_json::from_value(a).ok());
+    let Some(apps) = apps else {
+        return Err(refuse(format!(
+            "vendor account {id} is deactivated and its applications cannot be read: reactivating \
+             it could grant more than approved; {after}"
+        )));
+    };
+    let extra: Vec<String> = apps
+        .iter()
+        .filter(|a| !body.applications.contains(a))
+        .map(|a| format!("{}/{}", a.site_id, a.application_id))
+        .collect();
+    if !extra.is_empty() {
+        return Err(refuse(format!(
+            "vendor account {id} is deactivated; reactivating it would restore application(s) not \
+             approved now ({}); {after}",
+            extra.join(", ")
+        )));
+    }
+    // Fewer applications than approved still lets the vendor in: say which are missing.
+    let missing = body
+        .applications
+        .iter()
+        .filter(|a| !apps.contains(a))
+        .count();
+    let note = if missing > 0 {
+        format!(
+            "; {missing} approved application(s) are not on the account: add them in the portal"
+        )
+    } else {
+        String::new()
+    };
+    out.vendor_id = Some(id.clone());
+    if opts.dry_run {
+        out.result = "would_reactivate";
+        out.reason = Some(format!(
+            "would reactivate vendor account {id} (access until {}){note}",
+            when(end)
+        ));
+        return Ok(out);
+    }
+    ra.set_vendor_status(&id, VendorStatus::Activated).await?;
+    log::info!("Remote Access: reactivated vendor account {id} of {email}");
+    out.result = "reactivated";
+    out.reason = Some(format!(
+        "reactivated vendor account {id} (access until {}){note}",
+        when(end)
+    ));
     Ok(out)
 }
 
@@ -359,7 +569,9 @@ pub struct OffboardAction {
 pub struct OffboardOutcome {
     pub line: Option<usize>,
     pub email: Option<String>,
-    /// `offboarded`, `would_offboard`, `nothing_to_do`, `failed`, `invalid`.
+    /// `offboarded`, `would_offboard`, `nothing_to_do` (already offboarded), `not_found` (no
+    /// invitation and no vendor account has this address: a mistyped address looks like this),
+    /// `failed`, `invalid`.
     pub result: &'static str,
     /// Whether this run changed anything.
     pub changed: bool,
@@ -375,6 +587,8 @@ pub struct OffboardOutcome {
 pub struct OffboardOptions {
     /// Delete the vendor instead of deactivating it (irreversible).
     pub delete: bool,
+    /// Only revoke outstanding invitations; leave the vendor account as it is.
+    pub keep_account: bool,
     pub dry_run: bool,
 }
 
@@ -434,7 +648,7 @@ pub async fn offboard_one(
             detail,
         });
     };
-    let found = match existing(ra, &email).await {
+    let found = match existing(ra, &email, chrono::Utc::now().timestamp_millis()).await {
         Ok(f) => f,
         Err(e) => {
             out.message = format!("could not look up {email}: {e}");
@@ -455,6 +669,9 @@ pub async fn offboard_one(
         note(&mut out, "revoke_invitation", id, r);
     }
     for (id, status) in &found.vendors {
+        if opts.keep_account {
+            continue;
+        }
         if opts.delete {
             let r = if opts.dry_run {
                 Ok("would_do")
@@ -495,6 +712,18 @@ pub async fn offboard_one(
         out.result = "failed";
         out.message = format!("offboarding {email} is incomplete: {e}");
         out.error = Some(ErrorView::of(&e, None));
+    } else if found.is_empty() {
+        // Not "already done": Remote Access has never heard of this address (or it was deleted).
+        // A mistyped leaver must not look like a success.
+        let e = RemoteAccessError::NotFound {
+            what: format!("offboard {email}"),
+            detail: "no invitation and no vendor account has this address; check its spelling"
+                .into(),
+        };
+        out.result = "not_found";
+        out.message = e.to_string();
+        out.error = Some(ErrorView::of(&e, None));
+        out.exit = e.exit();
     } else if would {
         out.result = "would_offboard";
         out.message = format!(
@@ -511,13 +740,22 @@ pub async fn offboard_one(
         log::info!("Remote Access: {}", out.message);
     } else {
         out.result = "nothing_to_do";
-        out.message = if found.is_empty() {
-            format!(
-                "nothing to change: {email} has no outstanding invitation and no vendor account"
-            )
+        out.message = if opts.keep_account {
+            format!("nothing to change: {email} has no outstanding invitation")
         } else {
             format!("nothing to change: {email} is already offboarded")
         };
+    }
+    if opts.keep_account && !found.vendors.is_empty() && out.error.is_none() {
+        out.message.push_str(&format!(
+            " (vendor account(s) {} left as they are: --keep-account)",
+            found
+                .vendors
+                .iter()
+                .map(|(id, _)| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     out
 }

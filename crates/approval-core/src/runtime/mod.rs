@@ -41,7 +41,6 @@ impl Classify for RuntimeError {
 #[derive(Debug)]
 pub struct InstanceLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl InstanceLock {
@@ -63,7 +62,7 @@ impl InstanceLock {
         )
         .map_err(|e| sd(format!("cannot open {}: {e}", path.display())))?;
         match file.try_lock() {
-            Ok(()) => Ok(InstanceLock { _file: file, path }),
+            Ok(()) => Ok(InstanceLock { _file: file }),
             Err(std::fs::TryLockError::WouldBlock) => {
                 Err(RuntimeError::AlreadyRunning(state_dir.to_path_buf()))
             }
@@ -71,10 +70,6 @@ impl InstanceLock {
                 Err(sd(format!("cannot lock {}: {e}", path.display())))
             }
         }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -190,10 +185,15 @@ mod tests {
         let pid = run.join("w.pid");
         std::fs::write(&pid, "1\n").expect("write");
         std::fs::set_permissions(&pid, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let lock = InstanceLock::acquire(&sd).expect("lock");
+        let _lock = InstanceLock::acquire(&sd).expect("lock");
         let _pid = PidFile::write(&pid).expect("pid");
         let new_pid = PidFile::write(&run.join("new/w.pid")).expect("pid in a new directory");
-        for f in [lock.path(), pid.as_path(), run.join("new/w.pid").as_path()] {
+        let lock = sd.join("watcher.lock");
+        for f in [
+            lock.as_path(),
+            pid.as_path(),
+            run.join("new/w.pid").as_path(),
+        ] {
             let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}: {mode:o}", f.display());
         }

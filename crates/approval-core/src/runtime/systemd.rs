@@ -23,11 +23,6 @@ fn send(states: &[NotifyState]) {
     }
 }
 
-/// Whether the process runs under a service manager that listens (`NOTIFY_SOCKET` set).
-pub fn enabled() -> bool {
-    std::env::var_os("NOTIFY_SOCKET").is_some()
-}
-
 /// `READY=1` with a status line.
 pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);

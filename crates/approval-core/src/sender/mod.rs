@@ -25,6 +25,14 @@ use crate::notice::{Reason, Refusal};
 pub const AUTH_AS: &str = "X-MS-Exchange-Organization-AuthAs";
 pub const AUTH_SOURCE: &str = "X-MS-Exchange-Organization-AuthSource";
 pub const AUTH_MECHANISM: &str = "X-MS-Exchange-Organization-AuthMechanism";
+/// Exchange Online's tenant stamps (reference/graph.md §5.2): the tenant that handled the mail,
+/// how it authenticated the submission, and the server that did.
+pub const CROSS_TENANT_ID: &str = "X-MS-Exchange-CrossTenant-Id";
+pub const CROSS_TENANT_AUTH_AS: &str = "X-MS-Exchange-CrossTenant-AuthAs";
+pub const CROSS_TENANT_AUTH_SOURCE: &str = "X-MS-Exchange-CrossTenant-AuthSource";
+
+/// `sender.tenant_id` written to turn the tenant check off.
+pub const NO_TENANT: &str = "none";
 
 /// What to do when `Sender` names another mailbox than `From` (send on behalf of).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -63,6 +71,11 @@ pub struct SenderPolicyConfig {
     pub refuse_failed_methods: Vec<String>,
     /// `Sender` differs from `From`.
     pub from_sender_mismatch: MismatchPolicy,
+    /// Exchange Online: the directory (tenant) id whose stamps a mail must carry (exactly one
+    /// `X-MS-Exchange-CrossTenant-Id` equal to it, `…-CrossTenant-AuthAs: Internal`, one
+    /// `…-CrossTenant-AuthSource`), or `"none"`. Unset: the mailbox's `[mailbox.graph]
+    /// tenant_id` when the mailbox is on Graph (settings fill it in), else no check.
+    pub tenant_id: Option<String>,
 }
 
 impl Default for SenderPolicyConfig {
@@ -79,6 +92,7 @@ impl Default for SenderPolicyConfig {
                 .map(|s| s.to_string())
                 .collect(),
             from_sender_mismatch: MismatchPolicy::Refuse,
+            tenant_id: None,
         }
     }
 }
@@ -95,8 +109,27 @@ fn valid_host_pattern(p: &str) -> bool {
 }
 
 impl SenderPolicyConfig {
+    /// The tenant the mail must be stamped with, when the check is on.
+    pub fn pinned_tenant(&self) -> Option<&str> {
+        self.tenant_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.eq_ignore_ascii_case(NO_TENANT))
+    }
+
     /// Check the section's syntax; errors name the key. (An empty list is valid: it refuses.)
     pub fn validate(&self, origin: &Origin) -> Result<(), ConfigError> {
+        if let Some(t) = self.pinned_tenant()
+            && !crate::text::is_guid(t)
+        {
+            return Err(origin.error(
+                "sender.tenant_id",
+                format!(
+                    "\"{}\" is not a directory (tenant) id: Exchange Online stamps mail with the tenant's GUID (Entra admin center, Overview, Tenant ID), e.g. 72f988bf-86f1-41af-91ab-2d7cd011db47; \"none\" turns the check off",
+                    clean_value(t)
+                ),
+            ));
+        }
         for (key, list) in [
             ("sender.allowed_domains", &self.allowed_domains),
             ("sender.auth_sources", &self.auth_sources),
@@ -172,7 +205,7 @@ pub struct VerifiedSender {
 }
 
 /// The full verdict: the identity, what was checked, and every refusal (the first decides).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Assessment {
     pub address: Option<String>,
     pub name: Option<String>,
@@ -612,6 +645,14 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
         }
     }
 
+    // 4b. Exchange Online: stamped by this organisation's tenant. The organisation headers
+    // above prove Exchange authenticated the submission, but `*.prod.outlook.com` names the
+    // shared servers of every tenant; the tenant stamp names whose it was. Each stamp exactly
+    // once: a copy an outsider wrote before Exchange added its own is a second copy.
+    if let Some(tenant) = cfg.pinned_tenant() {
+        tenant_stamps(headers, tenant, &mut a);
+    }
+
     // 5. The forwarder's domain.
     let mut checked = Vec::new();
     for (addr, _) in [from.as_ref(), identity.as_ref()].into_iter().flatten() {
@@ -651,6 +692,81 @@ pub fn assess(headers: &[HeaderField], cfg: &SenderPolicyConfig) -> Assessment {
     a
 }
 
+/// The tenant stamps of Exchange Online name `tenant` (see `assess`, 4b).
+fn tenant_stamps(headers: &[HeaderField], tenant: &str, a: &mut Assessment) {
+    let refuse = |a: &mut Assessment, reason: Reason, msg: String| {
+        a.refusals.push(Refusal::new(reason, msg));
+    };
+    let mut stamp = |name: &str| -> Option<String> {
+        match values(headers, name).as_slice() {
+            [v] => Some(clean_value(v)),
+            [] => {
+                refuse(
+                    a,
+                    Reason::ForeignTenant,
+                    format!(
+                        "The mail has no {name} header: it was not handled by this organisation's \
+                         Exchange Online tenant (sender.tenant_id)."
+                    ),
+                );
+                None
+            }
+            many => {
+                refuse(
+                    a,
+                    Reason::DuplicateOrgHeader,
+                    format!(
+                        "The header {name} appears {} times: one copy is forged. The mail is \
+                         refused.",
+                        many.len()
+                    ),
+                );
+                None
+            }
+        }
+    };
+    let id = stamp(CROSS_TENANT_ID);
+    let auth_as = stamp(CROSS_TENANT_AUTH_AS);
+    let source = stamp(CROSS_TENANT_AUTH_SOURCE);
+    if let Some(id) = id {
+        if id.trim().eq_ignore_ascii_case(tenant) {
+            a.passed.push(format!(
+                "{CROSS_TENANT_ID} is this organisation's tenant ({tenant})."
+            ));
+        } else {
+            refuse(
+                a,
+                Reason::ForeignTenant,
+                format!(
+                    "{CROSS_TENANT_ID} is {id}, not this organisation's tenant ({tenant}): the \
+                     mail was authenticated by another Exchange Online organisation."
+                ),
+            );
+        }
+    }
+    if let Some(v) = auth_as {
+        if v.trim().eq_ignore_ascii_case("internal") {
+            a.passed.push(format!(
+                "{CROSS_TENANT_AUTH_AS} is Internal: the tenant authenticated the submission."
+            ));
+        } else {
+            refuse(
+                a,
+                Reason::ForeignTenant,
+                format!(
+                    "{CROSS_TENANT_AUTH_AS} is \"{v}\", not Internal: the tenant did not \
+                     authenticate the submission as its own user's."
+                ),
+            );
+        }
+    }
+    if let Some(src) = source {
+        a.passed.push(format!(
+            "{CROSS_TENANT_AUTH_SOURCE} names the server that accepted it ({src})."
+        ));
+    }
+}
+
 /// The headers of a resent block (RFC 5322 3.6.6); any one of them marks a resent mail.
 const RESENT_HEADERS: &[&str] = &[
     "resent-from",
@@ -682,6 +798,7 @@ fn priority(r: Reason) -> u8 {
         Reason::SpfFail | Reason::DkimFail => 4,
         Reason::NotInternal => 5,
         Reason::AuthSourceNotAllowed => 6,
+        Reason::ForeignTenant => 6,
         Reason::FromSenderMismatch => 7,
         Reason::SenderDomainNotAllowed => 8,
         _ => 9,

@@ -391,3 +391,88 @@ fn a_resent_mail_is_refused_whatever_the_mismatch_policy() {
     hs.push(HeaderField::new("X-Resent-From", "x@example.com"));
     verify(&hs, &policy()).expect("not a Resent- header");
 }
+
+/// Exchange Online: with the tenant pinned, a mail must carry exactly one stamp of each kind,
+/// naming this tenant and an internal submission; `*.prod.outlook.com` alone is shared by
+/// every tenant. A copy written into the mail before Exchange stamped it is a second copy.
+#[test]
+fn the_tenant_stamps_tie_a_mail_to_this_organisation() {
+    const OURS: &str = "5a1f0000-0000-4000-8000-00000000c0de";
+    const THEIRS: &str = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+    let pinned = SenderPolicyConfig {
+        tenant_id: Some(OURS.into()),
+        ..policy()
+    };
+    let online = |extra: &[(&str, &str)]| {
+        let mut v = h(&[
+            ("From", "bob@example.com"),
+            (AUTH_SOURCE, "AM6PR04MB5678.eurprd04.prod.outlook.com"),
+            (AUTH_AS, "Internal"),
+        ]);
+        v.extend(h(extra));
+        v
+    };
+    let stamps = |id: &'static str, auth_as: &'static str| {
+        vec![
+            (CROSS_TENANT_ID, id),
+            (CROSS_TENANT_AUTH_AS, auth_as),
+            (
+                CROSS_TENANT_AUTH_SOURCE,
+                "AM6PR04MB5678.eurprd04.prod.outlook.com",
+            ),
+        ]
+    };
+    // Ours, any case of the GUID.
+    let ok = online(&stamps("5A1F0000-0000-4000-8000-00000000C0DE", "Internal"));
+    verify(&ok, &pinned).expect("this tenant's internal mail");
+    let a = assess(&ok, &pinned);
+    assert!(
+        a.passed.iter().any(|p| p.contains(CROSS_TENANT_ID)),
+        "{:?}",
+        a.passed
+    );
+    // Without the pin the same mail passes on auth_sources alone, and so does another
+    // tenant's: the point of the pin.
+    verify(&online(&stamps(THEIRS, "Internal")), &policy()).expect("unpinned");
+    // Another tenant, an anonymous submission, a missing stamp: foreign_tenant.
+    assert_eq!(
+        refusal(&online(&stamps(THEIRS, "Internal")), &pinned),
+        Reason::ForeignTenant
+    );
+    assert_eq!(
+        refusal(&online(&stamps(OURS, "Anonymous")), &pinned),
+        Reason::ForeignTenant
+    );
+    assert_eq!(refusal(&online(&[]), &pinned), Reason::ForeignTenant);
+    let mut no_source = stamps(OURS, "Internal");
+    no_source.pop();
+    assert_eq!(refusal(&online(&no_source), &pinned), Reason::ForeignTenant);
+    // A forged copy above (or below) Exchange's own: two copies, refused.
+    let mut forged = stamps(OURS, "Internal");
+    forged.push((CROSS_TENANT_ID, THEIRS));
+    assert_eq!(
+        refusal(&online(&forged), &pinned),
+        Reason::DuplicateOrgHeader
+    );
+    let mut forged = vec![(CROSS_TENANT_ID, OURS)];
+    forged.extend(stamps(OURS, "Internal"));
+    assert_eq!(
+        refusal(&online(&forged), &pinned),
+        Reason::DuplicateOrgHeader
+    );
+    // "none" turns the check off; anything but a GUID is refused at load.
+    let off = SenderPolicyConfig {
+        tenant_id: Some("None".into()),
+        ..policy()
+    };
+    verify(&online(&[]), &off).expect("check off");
+    let origin = crate::config::Origin::default();
+    for bad in ["contoso.onmicrosoft.com", "5a1f0000", ""] {
+        let cfg = SenderPolicyConfig {
+            tenant_id: Some(bad.into()),
+            ..policy()
+        };
+        let e = cfg.validate(&origin).expect_err(bad);
+        assert_eq!(e.key.as_deref(), Some("sender.tenant_id"), "{e}");
+    }
+}

@@ -106,6 +106,45 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
     r
 }
 
+/// `validate-ticket --check`: the configuration, the ticketing secret references, and the
+/// ticketing section of the site check (sign-in, every configured table or form read, the
+/// bypass-code list). Reads only.
+pub async fn run_ticketing(loaded: &Loaded) -> Report {
+    let mut r = Report::default();
+    r.ok(
+        "config",
+        "load",
+        match &loaded.origin.file {
+            Some(f) => format!("loaded {}", f.display()),
+            None => "loaded from the environment".to_string(),
+        },
+    );
+    let resolver = match Resolver::new(loaded.config.vault.as_ref()) {
+        Ok(res) => Some(res),
+        Err(e) => {
+            r.fail(
+                "secrets",
+                "vault",
+                format!("the Vault client cannot be set up: {e}"),
+                "check the [vault] section",
+            );
+            None
+        }
+    };
+    if let Some(res) = &resolver {
+        let refs: Vec<(String, SecretRef)> = secret_refs(loaded)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("ticketing."))
+            .collect();
+        check_refs(&refs, res, &mut r).await;
+    }
+    ticketing(loaded, resolver.as_ref(), &mut r).await;
+    if let Some(res) = resolver {
+        res.close().await;
+    }
+    r
+}
+
 /// Every secret reference of the configuration, by its key.
 fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
     let c = &loaded.config;
@@ -166,12 +205,16 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
 }
 
 async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {
-    let refs = secret_refs(loaded);
+    check_refs(&secret_refs(loaded), res, r).await;
+}
+
+/// Each reference resolves to a value that is not empty (the value is never shown).
+async fn check_refs(refs: &[(String, SecretRef)], res: &Resolver, r: &mut Report) {
     if refs.is_empty() {
         r.skip("secrets", "references", "no secret reference is configured");
     }
     for (key, sref) in refs {
-        match res.resolve(&sref).await {
+        match res.resolve(sref).await {
             Ok(v) => {
                 use secrecy::ExposeSecret;
                 if v.expose_secret().is_empty() {
@@ -748,8 +791,37 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
             },
         );
     }
+    certificate_end(r);
     rights(cfg, mb.as_ref(), r).await;
     recent_mails(loaded, mb.as_ref(), mails, r).await
+}
+
+/// The end of the certificate the mailbox app signed in with: a warning within
+/// [`EXPIRY_WARNING_DAYS`](crate::mailbox::oauth::EXPIRY_WARNING_DAYS) of it (an expired one
+/// does not load at all, and the sign-in above failed naming it).
+fn certificate_end(r: &mut Report) {
+    use crate::mailbox::oauth::{EXPIRY_WARNING_DAYS, certificate_not_after};
+    let Some(end) = certificate_not_after() else {
+        return;
+    };
+    let days = (end - chrono::Utc::now().timestamp()).div_euclid(86_400);
+    let date = chrono::DateTime::from_timestamp(end, 0)
+        .map(|d| d.format("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    if days < EXPIRY_WARNING_DAYS {
+        r.warn(
+            "mailbox",
+            "certificate",
+            format!("the app's certificate ends on {date}, in {days} day(s)"),
+            "create a new certificate, upload its public part to the app registration, and replace the files mailbox.graph.certificate and private_key point to (picked up at the next sign-in, no restart)",
+        );
+    } else {
+        r.ok(
+            "mailbox",
+            "certificate",
+            format!("the app's certificate is valid until {date} ({days} days)"),
+        );
+    }
 }
 
 /// Why the rights items matter, for their hints.
@@ -983,14 +1055,29 @@ async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
         r.skip("ticketing", "ticketing", "no [ticketing] section");
         return;
     };
-    if let Err(e) = loaded.ticketing() {
-        r.fail(
+    let compiled = match loaded.ticketing() {
+        Ok(c) => c,
+        Err(e) => {
+            r.fail(
+                "ticketing",
+                "configuration",
+                e.to_string(),
+                "fix the key named",
+            );
+            return;
+        }
+    };
+    match compiled.bypass.len() {
+        0 => r.skip(
             "ticketing",
-            "configuration",
-            e.to_string(),
-            "fix the key named",
-        );
-        return;
+            "bypass codes",
+            "no failsafe bypass code is configured (ticketing.bypass_codes)",
+        ),
+        n => r.ok(
+            "ticketing",
+            "bypass codes",
+            format!("{n} bypass code hash(es) load (the codes themselves are never stored)"),
+        ),
     }
     let Some(res) = res else {
         r.skip(
@@ -1027,23 +1114,66 @@ async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
                 continue;
             }
         };
-        match system.lookup(TicketKind::Incident, &probe, &[]).await {
-            Ok(found) => r.ok(
-                "ticketing",
-                name,
-                format!(
-                    "signs in and reads incidents (probe {PROBE_TICKET}: {})",
-                    match found {
-                        Lookup::Found(_) => "found".to_string(),
-                        Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
-                    }
-                ),
-            ),
+        let signed_in = match system.lookup(TicketKind::Incident, &probe, &[]).await {
+            Ok(found) => {
+                r.ok(
+                    "ticketing",
+                    name,
+                    format!(
+                        "signs in and reads incidents (probe {PROBE_TICKET}: {})",
+                        match found {
+                            Lookup::Found(_) => "found".to_string(),
+                            Lookup::NotFound { rows } => format!("not found, {rows} row(s)"),
+                        }
+                    ),
+                );
+                true
+            }
             Err(e) => {
                 let hint = crate::error::classify(&e)
                     .1
                     .unwrap_or_else(|| format!("check {key} and the connection account"));
                 r.fail("ticketing", name, e.to_string(), hint);
+                false
+            }
+        };
+        // Each ticket type of this system: its table or form, read with its requester fields.
+        for t in compiled.types.iter().filter(|t| t.system.key() == name) {
+            let check = format!("type {}", t.name);
+            if !signed_in {
+                r.skip(
+                    "ticketing",
+                    check,
+                    format!("not tried: {name} failed above"),
+                );
+                continue;
+            }
+            let fields: Vec<String> = t
+                .requester
+                .as_ref()
+                .map(|q| q.fields.clone())
+                .unwrap_or_default();
+            match system.lookup(t.kind, &probe, &fields).await {
+                Ok(_) => r.ok(
+                    "ticketing",
+                    check,
+                    format!(
+                        "{} {}s are readable{}",
+                        t.system,
+                        t.kind.key(),
+                        if fields.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with the requester field(s) {}", fields.join(", "))
+                        }
+                    ),
+                ),
+                Err(e) => {
+                    let hint = crate::error::classify(&e).1.unwrap_or_else(|| {
+                        format!("check the type's table or form and requester_fields ({check})")
+                    });
+                    r.fail("ticketing", check, e.to_string(), hint);
+                }
             }
         }
         system.close().await;

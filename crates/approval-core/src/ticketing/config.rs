@@ -343,6 +343,9 @@ pub(crate) fn anchored(p: &str, case_insensitive: bool) -> Result<regex::Regex, 
         .map_err(|e| format!("not a valid regular expression: {e}"))
 }
 
+/// REST paths of ServiceNow (`/api/now/…`) and Remedy (`/api/arsys/…`, `/api/jwt/…`).
+const API_PATHS: [&str; 3] = ["/api/now", "/api/arsys", "/api/jwt"];
+
 fn check_connection(
     origin: &Origin,
     key: &str,
@@ -350,6 +353,25 @@ fn check_connection(
     c: &ConnectionConfig,
 ) -> Result<(), ConfigError> {
     crate::tls::check_url(url).map_err(|m| origin.error(&format!("{key}.url"), m))?;
+    // The vendors' documents call the REST path "the URL of the web services"; the tool adds
+    // every API path itself, so the key takes the server's address alone.
+    if let Ok(u) = url::Url::parse(url) {
+        let path = u.path().to_ascii_lowercase();
+        if let Some(at) = API_PATHS.iter().filter_map(|p| path.find(p)).min() {
+            let mut base = u.clone();
+            base.set_path(&u.path()[..at]);
+            base.set_query(None);
+            return Err(origin.error(
+                &format!("{key}.url"),
+                format!(
+                    "give the server's address without the REST path `{}` (the tool adds the API \
+                     paths itself): url = \"{}\"",
+                    &u.path()[at..],
+                    base.as_str().trim_end_matches('/')
+                ),
+            ));
+        }
+    }
     if c.connect_timeout_secs == 0 {
         return Err(origin.error(&format!("{key}.connect_timeout_secs"), "must be at least 1"));
     }
@@ -670,6 +692,43 @@ check_requester = true
             let e = compile(&text).expect_err(key);
             assert_eq!(e.key.as_deref(), Some(key), "{e}");
         }
+    }
+
+    /// The vendors' documents call the REST path "the URL of the web services"; written so, the
+    /// key is refused at load with the address to write instead (not a 404 at the first
+    /// ticket with a hint about another key).
+    #[test]
+    fn a_rest_path_in_the_url_is_refused_with_the_address_to_write() {
+        for (from, to, key, base) in [
+            (
+                "https://sn.example.test:8443\"",
+                "https://sn.example.test:8443/api/now/table\"",
+                "ticketing.servicenow.url",
+                "url = \"https://sn.example.test:8443\"",
+            ),
+            (
+                "https://sn.example.test:8443\"",
+                "https://sn.example.test:8443/API/now/v2/table/incident?x=1\"",
+                "ticketing.servicenow.url",
+                "url = \"https://sn.example.test:8443\"",
+            ),
+            (
+                "https://remedy.example.test:8443\"",
+                "https://remedy.example.test:8443/api/arsys/v1/entry\"",
+                "ticketing.remedy.url",
+                "url = \"https://remedy.example.test:8443\"",
+            ),
+        ] {
+            let e = compile(&SAMPLE.replace(from, to)).expect_err(to);
+            assert_eq!(e.key.as_deref(), Some(key), "{e}");
+            assert!(e.to_string().contains(base), "{e}");
+        }
+        // A path of the site's own (a reverse proxy) is kept.
+        let ok = SAMPLE.replace(
+            "https://sn.example.test:8443\"",
+            "https://gw.example.test/servicenow\"",
+        );
+        compile(&ok).expect("a proxy path is not an API path");
     }
 
     #[test]

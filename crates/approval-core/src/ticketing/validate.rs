@@ -99,6 +99,25 @@ impl Verdict {
 struct Broken {
     exit: Exit,
     view: ErrorView,
+    /// The ticket whose lookup failed (none when the system could not even be set up): a later
+    /// ticket's error must not read as that ticket's.
+    ticket: Option<String>,
+}
+
+impl Broken {
+    /// The error for `tid`, not asked because the system failed earlier in this run.
+    fn for_later(&self, system: SystemKind, tid: &TicketId) -> Broken {
+        if self.ticket.is_none() || self.ticket.as_deref() == Some(tid.as_str()) {
+            return self.clone();
+        }
+        let mut b = self.clone();
+        b.view.message = format!(
+            "{system} was not asked about {tid}: it failed on an earlier ticket of this run \
+             ({}; see that ticket's error)",
+            self.view.kind
+        );
+        b
+    }
 }
 
 enum Slot {
@@ -120,18 +139,6 @@ impl Validator {
             cfg,
             resolver: Some(resolver),
             systems: BTreeMap::new(),
-        }
-    }
-
-    /// A validator with ready-made systems (tests, or a caller that built them itself).
-    pub fn with_systems(cfg: Compiled, systems: Vec<Box<dyn TicketSystem>>) -> Self {
-        Validator {
-            cfg,
-            resolver: None,
-            systems: systems
-                .into_iter()
-                .map(|s| (s.kind(), Slot::Ready(s)))
-                .collect(),
         }
     }
 
@@ -311,11 +318,12 @@ impl Validator {
             .map(|r| r.fields.clone())
             .unwrap_or_default();
         let looked = match self.systems.get(&t.system) {
-            Some(Slot::Ready(s)) => s
-                .lookup(t.kind, &tid, &fields)
-                .await
-                .map_err(|e| broken(&e)),
-            Some(Slot::Broken(b)) => Err(b.clone()),
+            Some(Slot::Ready(s)) => s.lookup(t.kind, &tid, &fields).await.map_err(|e| {
+                let mut b = broken(&e);
+                b.ticket = Some(tid.to_string());
+                b
+            }),
+            Some(Slot::Broken(b)) => Err(b.for_later(t.system, &tid)),
             None => Err(broken(&TicketingError::Config(
                 crate::config::ConfigError::new("system missing"),
             ))),
@@ -323,7 +331,14 @@ impl Validator {
         let rec = match looked {
             Err(b) => {
                 log::warn!("cannot validate {tid}: {}", b.view.message);
-                self.systems.insert(t.system, Slot::Broken(b.clone()));
+                // The system is not asked again by this validator; a session it opened (a
+                // Remedy login) is ended now, not left to a background task that may never run.
+                if matches!(self.systems.get(&t.system), Some(Slot::Ready(_)))
+                    && let Some(Slot::Ready(old)) =
+                        self.systems.insert(t.system, Slot::Broken(b.clone()))
+                {
+                    old.close().await;
+                }
                 v.checks.push(Check::fail(
                     CheckName::Record,
                     "cannot_validate",
@@ -396,6 +411,7 @@ fn broken(e: &TicketingError) -> Broken {
     Broken {
         exit: e.exit(),
         view: ErrorView::of(e, None),
+        ticket: None,
     }
 }
 

@@ -36,7 +36,7 @@ async fn pipeline_with(env: &Env, approvers: &str, directory_extra: &str) -> Pip
 /// `user` confirms `rid` in the portal (signs in with `password` through the REST API, as the
 /// portal would act for them).
 async fn portal_confirm(env: &Env, user: &str, password: &str, rid: &str, reason: &str) {
-    let loaded = config(env, "static");
+    let loaded = config(env, DEFAULT_APPROVERS);
     let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let s = pvwa
         .logon(user, &secrecy::SecretString::from(password.to_string()))
@@ -75,9 +75,11 @@ fn refused_with(p: &approval_core::pipeline::Processed, code: &str) {
 
 /// The environment with `extra`, and DBSafe as these tests were written for: the tool's
 /// accounts confirm through the vault groups PAM_Approvers_L1/L2, which people share (a portal
-/// confirm by carol, bob or bob.adm lands in the same confirmer entry), and no directory group
-/// is a member, so the forwarders hold no portal right PVWA shows. No group of DBSafe then maps
-/// in safe-members mode: the DBSafe tests run on "static" (TeamSafe's run on safe-members).
+/// confirm by carol, bob or bob.adm lands in the same confirmer entry). The directory group
+/// DB_PAMapprover (alice, bob through DB_Team, bob.adm) approves both levels: in the default
+/// mode (safe-members) it is the mail approvers' group, which also gives them a portal right,
+/// so these tests' watcher says mail approvers hold none ([`vault_groups_pipeline`]) and the
+/// one-person rule alone decides.
 async fn start_vault_groups(extra: &str) -> Option<Env> {
     start_edited(extra, |s| {
         let member = |name: &str, level1: bool, level2: bool| pam_sim::pvwa::MemberDef {
@@ -98,6 +100,7 @@ async fn start_vault_groups(extra: &str) -> Option<Env> {
             member("PAM_Approvers_L1", true, false),
             member("PAM_Approvers_L2", false, true),
             member("PAM_Readers", false, false),
+            member("DB_PAMapprover", true, true),
         ];
         for u in &mut s.pvwa.users {
             let group = match u.name.as_str() {
@@ -110,6 +113,20 @@ async fn start_vault_groups(extra: &str) -> Option<Env> {
         }
     })
     .await
+}
+
+/// The watcher of the [`start_vault_groups`] tests: the default approver mode, `directory_extra`
+/// in `[directory]`, and no portal right held by mail approvers.
+async fn vault_groups_pipeline(env: &Env, directory_extra: &str) -> Pipeline {
+    let loaded = loaded(
+        env,
+        DEFAULT_APPROVERS,
+        directory_extra,
+        "portal_rights = \"none-held\"",
+    );
+    Pipeline::new(&loaded, false)
+        .await
+        .expect("pipeline builds")
 }
 
 const CAROL_IN_THE_LEVEL1_GROUP: &str = r#"
@@ -133,7 +150,7 @@ async fn the_journal_is_the_record_a_replaced_reason_does_not_let_bob_confirm_le
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_in(&env, "static").await;
+    let w = vault_groups_pipeline(&env, "").await;
     let p = w
         .process(&forward(&env, "j1", "bob@example.test", 21))
         .await
@@ -189,7 +206,7 @@ async fn a_retry_re_runs_the_decision_a_portal_confirm_in_between_is_refused() {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_in(&env, "static").await;
+    let w = vault_groups_pipeline(&env, "").await;
     let m = forward(&env, "r1", "bob@example.test", 22);
     // PVWA answers the confirm with 503: the outcome is a fault, the row stays `decided`.
     env.sim.state.faults.set(
@@ -236,7 +253,7 @@ async fn a_retry_without_a_change_in_between_confirms_once() {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_in(&env, "static").await;
+    let w = vault_groups_pipeline(&env, "").await;
     let m = forward(&env, "r2", "alice@example.test", 22);
     env.sim.state.faults.set(
         "pvwa",
@@ -485,7 +502,7 @@ async fn a_second_account_is_the_same_person() {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_with(&env, "static", PERSON).await;
+    let w = vault_groups_pipeline(&env, PERSON).await;
     // bob confirms level 1 by mail; his admin account forwards for level 2.
     let p = w
         .process(&forward(&env, "s1", "bob@example.test", 7))
@@ -542,7 +559,7 @@ async fn a_portal_confirm_by_a_second_account_counts_as_its_owner() {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_with(&env, "static", PERSON).await;
+    let w = vault_groups_pipeline(&env, PERSON).await;
     // bob's admin account confirms in the portal; bob forwards for the second confirmation.
     portal_confirm(&env, "bob.adm", "x", "DBSafe_52", "ok").await;
     let p = w
@@ -566,7 +583,7 @@ async fn a_mail_left_in_seen_by_a_fault_decides_again_from_scratch() {
         Some(e) => e,
         None => return,
     };
-    let w = pipeline_in(&env, "static").await;
+    let w = vault_groups_pipeline(&env, "").await;
     let m = forward(&env, "u1", "bob@example.test", 22);
     // PVWA cannot be read: the mail stays in `seen`.
     env.sim.state.faults.set(

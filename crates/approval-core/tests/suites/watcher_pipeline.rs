@@ -207,27 +207,57 @@ async fn self_approval_is_refused() {
 
 #[tokio::test]
 async fn another_teams_approver_is_refused() {
-    // dave approves InfraSafe only.
-    refused_case(
-        "carol@example.test",
-        9,
-        "dave@example.test",
-        true,
-        "not_an_approver",
-    )
-    .await;
+    // dave is a real approver, of InfraSafe (Infra_PAMapprover): his forward of alice's
+    // InfraSafe request is confirmed. The same dave forwarding lfischer's DBSafe request is
+    // refused: being an approver somewhere is not enough, it must be of the request's safe.
+    let env = env!();
+    let w = pipeline(&env).await;
+    let own_team = deliver(
+        &env,
+        mail(
+            "infra",
+            "dave@example.test",
+            "InfraSafe",
+            11,
+            requester_of(11),
+            true,
+        ),
+    );
+    let p = w.process(&own_team).await.expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1, "dave approves his team's safe");
+    let other = deliver(
+        &env,
+        mail(
+            "db",
+            "dave@example.test",
+            "DBSafe",
+            7,
+            requester_of(7),
+            true,
+        ),
+    );
+    let p = w.process(&other).await.expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("not_an_approver"), "{p:?}");
+    let c = confirms(&env);
+    assert_eq!(c.len(), 1, "nothing confirmed for DBSafe: {c:?}");
+    assert_eq!(c[0].0, "InfraSafe_11", "{c:?}");
+    assert_eq!(folder(&env, "Refused"), vec!["db@corp.example.test"]);
+    w.close().await;
 }
 
 #[tokio::test]
 async fn an_expired_request_is_refused() {
-    // PVWA (and pam-sim) mark an expired request invalid ("Expired"): refused before the
-    // expiry date is even looked at.
+    // Request 10 expired an hour ago: its `ExpirationDate` (documented, pvwa.md §9) is in the
+    // past. What else PVWA shows for it (`Status`, `InvalidRequestReason`) is unpublished
+    // (ASSUMPTIONS.md P1, P20); the decision rests on the date, so the code is `expired`.
     refused_case(
         "alice@example.test",
         10,
         "dave@example.test",
         true,
-        "request_invalid",
+        "expired",
     )
     .await;
 }
@@ -416,7 +446,7 @@ async fn after_a_crash_a_confirm_already_in_pvwa_is_not_repeated() {
     );
     let row = crashed_decided(&env, &w, &m, "crash1", "c0ffee123456").await;
     // The confirm reached PVWA before the crash.
-    let loaded = config(&env, "static");
+    let loaded = config(&env, DEFAULT_APPROVERS);
     let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let s = pvwa
         .logon("svc_pam_level1", &secrecy::SecretString::from("l1-pass"))
@@ -717,8 +747,10 @@ async fn ten_mib_limit_a_mail_just_under_is_confirmed_one_over_is_too_large() {
 
 #[tokio::test]
 async fn an_unauthenticated_mail_is_refused_before_its_notice_is_read() {
-    // Not internal, and no notice at all: the sender check decides (before, the notice reader
-    // ran first on every mail, whoever sent it, and answered `not_a_request_notice`).
+    // Not internal, and no notice at all: the sender check decides. Were the notice read first
+    // (as it once was, on every mail, whoever sent it), this would be `not_a_request_notice`.
+    // Run for real, not dry: the mail is filed in Refused, the claimed sender gets nothing, the
+    // PAM team a report that quotes nothing of it, and PVWA is never signed in to.
     let env = env!();
     let raw = String::from_utf8(mail(
         "u",
@@ -731,16 +763,15 @@ async fn an_unauthenticated_mail_is_refused_before_its_notice_is_read() {
     .expect("utf-8")
     .replace("Request Id:", "Something:")
     .replace("Notification: Password access request", "Lunch");
-    deliver(&env, raw.into_bytes());
-    let dry = Pipeline::new(&config(&env, DEFAULT_APPROVERS), true)
-        .await
-        .expect("dry");
-    let (out, _) = dry.run_once().await.expect("pass");
-    assert_eq!(out.len(), 1);
-    assert_eq!(
-        out[0].reason_code.as_deref(),
-        Some("not_internal"),
-        "{out:?}"
-    );
-    dry.close().await;
+    let m = deliver(&env, raw.into_bytes());
+    let w = pipeline(&env).await;
+    unauthentic_case(&env, &w, &m, "u", "not_internal").await;
+    assert_eq!(w.notices_read(), 0, "the notice reader ran on it");
+    let rows = w.journal().all().expect("journal");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].reason_code.as_deref(), Some("not_internal"), "{rows:?}");
+    assert_eq!(rows[0].request_id, None, "nothing read from its text: {rows:?}");
+    assert_eq!(rows[0].forwarder, None, "the claimed sender is no forwarder: {rows:?}");
+    assert_signed_in_per_role(&env, 0);
+    w.close().await;
 }

@@ -486,7 +486,7 @@ async fn a_confirmers_reason_in_who_acted_is_quoted_and_bounded() {
     let env = env_extra!();
     let w = pipeline(&env).await;
     // pat confirms request 22 in the portal with a reason of several lines, and a long one.
-    let loaded = config(&env, "static");
+    let loaded = config(&env, DEFAULT_APPROVERS);
     let pvwa = approval_core::pvwa::Pvwa::new(loaded.pvwa().expect("pvwa")).expect("client");
     let s = pvwa
         .logon("pat", &secrecy::SecretString::from("pat-pass"))

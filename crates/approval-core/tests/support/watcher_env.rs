@@ -602,3 +602,20 @@ pub fn done(p: &Processed, outcome: &str) {
     assert_eq!(p.outcome.as_deref(), Some(outcome), "{p:?}");
     assert_eq!(p.exit, Exit::Ok, "{p:?}");
 }
+
+/// Edit SCENARIO so that PVWA lists DB_PAMapprover (alice, bob) for level 2 of DBSafe as well:
+/// for the tests that race alice and bob on request 7 in the default mode, where then any
+/// order confirms each level once, one person once ([`start_edited`]).
+pub fn db_approvers_at_both_levels(s: &mut Scenario) {
+    let db = s
+        .pvwa
+        .safes
+        .iter_mut()
+        .find(|x| x.name == "DBSafe")
+        .expect("DBSafe");
+    db.members
+        .iter_mut()
+        .find(|m| m.name == "DB_PAMapprover")
+        .expect("DB_PAMapprover")
+        .level2 = true;
+}

@@ -33,6 +33,37 @@ use crate::host::Hosted;
 
 type Shared = Hosted<GraphSim>;
 
+/// Exchange Online's tenant stamps on a mail it authenticated as internal (see `deliver`).
+fn stamp_tenant(raw: Vec<u8>, tenant: &str) -> Vec<u8> {
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+    };
+    let internal = header("X-MS-Exchange-Organization-AuthAs")
+        .is_some_and(|v| v.eq_ignore_ascii_case("internal"));
+    if !internal {
+        return raw;
+    }
+    let source = header("X-MS-Exchange-Organization-AuthSource")
+        .unwrap_or_else(|| "SIM01PR01MB0001.prod.outlook.com".into());
+    let mut out = format!(
+        "X-MS-Exchange-CrossTenant-Id: {tenant}\r\nX-MS-Exchange-CrossTenant-AuthAs: Internal\r\nX-MS-Exchange-CrossTenant-AuthSource: {source}\r\n"
+    )
+    .into_bytes();
+    out.extend_from_slice(&raw);
+    out
+}
+
 /// Whether a path is the Graph stand-in's: the mail API under `/v1.0/`, `/{tenant}/oauth2/v2.0/…`
 /// or `/{tenant}/v2.0/.well-known/openid-configuration`.
 pub fn serves(path_lower: &str) -> bool {
@@ -270,6 +301,12 @@ impl GraphSim {
 
     /// Deliver a raw message into a folder (default the inbox) as transport does: unread, with
     /// its header block as transport headers. Returns the immutable id.
+    ///
+    /// A mail Exchange authenticated as internal (its header block carries
+    /// `X-MS-Exchange-Organization-AuthAs: Internal`) gets Exchange Online's tenant stamps on
+    /// top: `X-MS-Exchange-CrossTenant-Id` (this tenant), `-AuthAs: Internal`, `-AuthSource`
+    /// (the organisation AuthSource). Stamps already in the submitted MIME are kept below them
+    /// (ASSUMPTIONS.md G15).
     pub fn deliver(
         &self,
         mailbox: &str,
@@ -277,8 +314,9 @@ impl GraphSim {
         raw: Vec<u8>,
         now_ms: i64,
     ) -> Result<String, String> {
-        self.lock()
-            .store
+        let mut i = self.lock();
+        let raw = stamp_tenant(raw, &i.tenant_id);
+        i.store
             .place(mailbox, folder.unwrap_or("inbox"), raw, now_ms, true)
     }
 

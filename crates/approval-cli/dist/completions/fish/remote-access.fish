@@ -34,7 +34,7 @@ complete -c remote-access -n "__fish_remote_access_needs_command" -s V -l versio
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "check" -d 'Get a token and show the endpoints in use (a setup check)'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "applications" -d 'List the applications as `<site>/<application>`, the names `invite` takes'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "invite" -d 'Send one vendor invitation (no check for an existing one: see `onboard`)'
-complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "onboard" -d 'Invite vendors read as JSON from stdin (one object, or JSON Lines), skipping a vendor who already has an invitation or an account unless --force. For identity-system hooks'
+complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "onboard" -d 'Invite vendors read as JSON from stdin (one object, or JSON Lines), for identity-system hooks'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "offboard" -d 'Revoke a vendor\'s outstanding invitations, then deactivate the vendor (or delete it with --delete). Running it twice changes nothing the second time'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "invitations" -d 'Vendor invitations'
 complete -c remote-access -n "__fish_remote_access_needs_command" -f -a "vendors" -d 'Vendors (registered remote users)'
@@ -57,8 +57,8 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l c
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l email -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l phone -d 'International, with + and country code' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l app -d '`<site>/<application>` (repeatable)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l start -d 'Start of access: YYYY-MM-DD, RFC 3339 or `now` (default now)' -r
-complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l end -d 'End of access: YYYY-MM-DD or RFC 3339' -r
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l start -d 'Start of access: YYYY-MM-DD (the start of that day), RFC 3339 or `now` (default now)' -r
+complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l end -d 'End of access: YYYY-MM-DD (the end of that day: the vendor keeps it) or RFC 3339. A date alone is a day of `remote_access.date_time_zone` (default UTC)' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l days -d 'Length of access in days' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l initial-status -d 'Activated or RequiresAdminConfirmation' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l max-invited-vendors -d 'How many vendors the vendor may invite (0 = unlimited)' -r
@@ -84,28 +84,29 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -l j
 complete -c remote-access -n "__fish_remote_access_using_subcommand invite" -s h -l help -d 'Print help'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l force -d 'Invite even when the vendor already has an invitation or an account'
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l force -d 'Invite even when the vendor already has an account or a valid invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l dry-run -d 'Resolve and check everything, send nothing'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
-complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s h -l help -d 'Print help'
+complete -c remote-access -n "__fish_remote_access_using_subcommand onboard" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l email -d 'The vendor\'s mail address (repeatable)' -r
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l delete -d 'Delete the vendor instead of deactivating it (irreversible)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l dry-run
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l keep-account -d 'Only revoke outstanding invitations; leave the vendor account as it is'
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l dry-run -d 'Look everything up and show what would be revoked, deactivated or deleted; change nothing'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
-complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s h -l help -d 'Print help'
+complete -c remote-access -n "__fish_remote_access_using_subcommand offboard" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l config -d 'Config file (default: $APPROVAL_CONFIG, then ~/.config/pam-approval/config.toml, then /etc/pam-approval/config.toml)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l log-file -d 'Write logs to this file instead of stderr (wins over $APPROVAL_LOG_FILE and [log] file)' -r -F
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s v -l verbose -d 'More log output (-v info, -vv debug, -vvv trace); the audit lines are always written'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "list" -d 'List outstanding invitations'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "list" -d 'List invitations; one past its expiry says `expired` (`"expired": true` in JSON)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "show" -d 'Show one invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "revoke" -d 'Revoke invitations (an unknown or already revoked one counts as done)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and not __fish_seen_subcommand_from list show revoke help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -130,7 +131,7 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand invitations;
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s q -l quiet -d 'Less log output (-q errors only, -qq nothing)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -l json -d 'Machine-readable output: JSON (JSON Lines for several results); errors as JSON on stderr'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from revoke" -s h -l help -d 'Print help'
-complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "list" -d 'List outstanding invitations'
+complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "list" -d 'List invitations; one past its expiry says `expired` (`"expired": true` in JSON)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "revoke" -d 'Revoke invitations (an unknown or already revoked one counts as done)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand invitations; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -181,12 +182,12 @@ complete -c remote-access -n "__fish_remote_access_using_subcommand vendors; and
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "check" -d 'Get a token and show the endpoints in use (a setup check)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "applications" -d 'List the applications as `<site>/<application>`, the names `invite` takes'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "invite" -d 'Send one vendor invitation (no check for an existing one: see `onboard`)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "onboard" -d 'Invite vendors read as JSON from stdin (one object, or JSON Lines), skipping a vendor who already has an invitation or an account unless --force. For identity-system hooks'
+complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "onboard" -d 'Invite vendors read as JSON from stdin (one object, or JSON Lines), for identity-system hooks'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "offboard" -d 'Revoke a vendor\'s outstanding invitations, then deactivate the vendor (or delete it with --delete). Running it twice changes nothing the second time'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "invitations" -d 'Vendor invitations'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "vendors" -d 'Vendors (registered remote users)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and not __fish_seen_subcommand_from check applications invite onboard offboard invitations vendors help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c remote-access -n "__fish_remote_access_using_subcommand help; and __fish_seen_subcommand_from invitations" -f -a "list" -d 'List outstanding invitations'
+complete -c remote-access -n "__fish_remote_access_using_subcommand help; and __fish_seen_subcommand_from invitations" -f -a "list" -d 'List invitations; one past its expiry says `expired` (`"expired": true` in JSON)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and __fish_seen_subcommand_from invitations" -f -a "show" -d 'Show one invitation'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and __fish_seen_subcommand_from invitations" -f -a "revoke" -d 'Revoke invitations (an unknown or already revoked one counts as done)'
 complete -c remote-access -n "__fish_remote_access_using_subcommand help; and __fish_seen_subcommand_from vendors" -f -a "list" -d 'List vendors'

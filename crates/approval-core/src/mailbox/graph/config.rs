@@ -41,15 +41,7 @@ fn default_authority() -> String {
     "https://login.microsoftonline.com".into()
 }
 
-/// A GUID in its usual 8-4-4-4-12 form.
-fn is_guid(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 5
-        && parts
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
-}
+use crate::text::is_guid;
 
 impl GraphConfig {
     /// Check the values; errors name the key (under `mailbox.graph.`).
@@ -71,8 +63,19 @@ impl GraphConfig {
                 "must be the application (client) id of the app registration, a GUID",
             );
         }
-        if let Err(m) = crate::tls::check_url(&self.authority) {
-            return Err(("authority".into(), m));
+        let authority = match crate::tls::check_url(&self.authority) {
+            Ok(u) => u,
+            Err(m) => return Err(("authority".into(), m)),
+        };
+        if !matches!(authority.path(), "" | "/") || authority.query().is_some() {
+            return Err((
+                "authority".into(),
+                format!(
+                    "`{}` has a path: give the sign-in service alone, authority = \"{}\"; the tenant is mailbox.graph.tenant_id and the token path is added",
+                    self.authority,
+                    authority.origin().ascii_serialization()
+                ),
+            ));
         }
         match self.auth {
             GraphAuth::Certificate => {
@@ -120,6 +123,52 @@ impl GraphConfig {
             self.authority.trim_end_matches('/'),
             self.tenant_id.trim()
         )
+    }
+}
+
+/// Microsoft's clouds: the Entra sign-in service and the Graph hosts of each (Microsoft's
+/// "national cloud deployments" page: global, US Government L4 and L5, China by 21Vianet).
+const CLOUDS: [(&str, &str, &[&str]); 3] = [
+    (
+        "the global service",
+        "login.microsoftonline.com",
+        &["graph.microsoft.com"],
+    ),
+    (
+        "US Government",
+        "login.microsoftonline.us",
+        &["graph.microsoft.us", "dod-graph.microsoft.us"],
+    ),
+    (
+        "China (21Vianet)",
+        "login.chinacloudapi.cn",
+        &["microsoftgraph.chinacloudapi.cn"],
+    ),
+];
+
+/// A Microsoft sign-in service and a Microsoft Graph host of two different clouds never work
+/// together (the app registration lives in one cloud): refused with the pair that fits. Hosts
+/// Microsoft does not publish (a proxy, the test stand-in) are taken as given.
+pub fn same_cloud(authority: &str, graph: &url::Url) -> Result<(), String> {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(|h| h.to_ascii_lowercase()))
+    };
+    let (Some(login), Some(api)) = (
+        host(authority),
+        graph.host_str().map(str::to_ascii_lowercase),
+    ) else {
+        return Ok(());
+    };
+    let login_cloud = CLOUDS.iter().find(|c| c.1 == login);
+    let api_cloud = CLOUDS.iter().find(|c| c.2.contains(&api.as_str()));
+    match (login_cloud, api_cloud) {
+        (Some(l), Some(a)) if l.0 != a.0 => Err(format!(
+            "`{authority}` signs in to {}, but mailbox.url (`{api}`) is Graph in {}: use authority = \"https://{}\" for that cloud",
+            l.0, a.0, a.1
+        )),
+        _ => Ok(()),
     }
 }
 

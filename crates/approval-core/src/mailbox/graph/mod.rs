@@ -115,6 +115,7 @@ impl GraphMailbox {
             .graph
             .as_ref()
             .ok_or_else(|| MailboxError::Config("mailbox.graph: missing".into()))?;
+        let mut renewal = None;
         let auth = match g.auth {
             GraphAuth::ClientSecret => {
                 let r = g.client_secret.as_ref().ok_or_else(|| {
@@ -128,10 +129,36 @@ impl GraphMailbox {
                         "mailbox.graph.certificate and private_key: missing".into(),
                     ));
                 };
-                let cert = secrets.resolve(c).await?;
-                let key = zeroize::Zeroizing::new(secrets.resolve(k).await?);
-                let ck = CertificateKey::from_pem(cert.expose_secret(), key.expose_secret())
-                    .map_err(|m| MailboxError::Config(format!("mailbox.graph: {m}")))?;
+                let pem = |key: &'static str| {
+                    move |e: crate::secret::SecretError| match &e {
+                        // A PKCS#12 file is binary: say how to get the PEM files instead.
+                        crate::secret::SecretError::Unusable { message, .. }
+                            if message.contains("UTF-8") =>
+                        {
+                            MailboxError::Config(format!(
+                                "mailbox.graph.{key}: {e} (a PKCS#12 file?); {}",
+                                super::oauth::PFX_HINT
+                            ))
+                        }
+                        _ => MailboxError::Secret(e),
+                    }
+                };
+                let cert = secrets.resolve(c).await.map_err(pem("certificate"))?;
+                let key =
+                    zeroize::Zeroizing::new(secrets.resolve(k).await.map_err(pem("private_key"))?);
+                let ck = CertificateKey::from_pem(
+                    cert.expose_secret(),
+                    key.expose_secret(),
+                    chrono::Utc::now().timestamp(),
+                )
+                .map_err(|m| MailboxError::Config(format!("mailbox.graph: {m}")))?;
+                renewal = Some((
+                    super::oauth::CertificateSource {
+                        certificate: c.clone(),
+                        private_key: k.clone(),
+                    },
+                    super::oauth::pair_digest(cert.expose_secret(), key.expose_secret()),
+                ));
                 ClientAuth::Certificate(ck)
             }
         };
@@ -156,6 +183,10 @@ impl GraphMailbox {
             },
             backoff,
         );
+        let tokens = match renewal {
+            Some((source, seen)) => tokens.reread_from(source, seen),
+            None => tokens,
+        };
         let user_url = format!(
             "{base}/users/{}",
             utf8_percent_encode(cfg.mailbox.trim(), SEGMENT)

@@ -98,4 +98,24 @@ impl Pipeline {
             }
         }
     }
+
+    /// Read the request again for the reply (best effort: on a fault the reply says the status
+    /// could not be read rather than show a stale one).
+    pub(super) async fn reread(&self, w: &mut Work<'_>, rid: &str) {
+        match self
+            .pvwa(AccountRole::Lookup, async |s: &Session| {
+                s.get_request(rid).await
+            })
+            .await
+        {
+            Ok(r) => {
+                w.request = Some(r);
+                w.stale = false;
+            }
+            Err(e) => {
+                log::warn!("request {rid} could not be read again for the reply: {e}");
+                w.stale = true;
+            }
+        }
+    }
 }

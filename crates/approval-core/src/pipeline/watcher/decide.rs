@@ -50,15 +50,21 @@ impl Pipeline {
         };
         // Who sent it comes first: an unauthenticated mail is refused before a byte of its
         // body is read (the notice reader is the larger attack surface).
-        let forwarder = match self.authenticate(w.fetched) {
-            Ok(v) => v,
-            Err((code, reason)) => return refuse(&code, reason, None, None),
+        // `screen` is the one reading of a mail before any server (shared with `--explain`):
+        // its two halves in its order, the notice read on the blocking pool (a hostile mail
+        // must not stall the other mails, /metrics or the watchdog).
+        let forwarder = match crate::screen::forwarder(transport(w.fetched), &self.sender) {
+            Ok(f) => f,
+            Err(r) => return refuse(&r.code, r.message, None, r.forwarder),
         };
         w.forwarder = Some(forwarder.clone());
         let exam = w.notice(&self.notice).await.clone();
         let n = match exam.outcome {
             Ok(n) => n,
-            Err(r) => return refuse(r.reason.code(), r.message, None, Some(forwarder)),
+            Err(r) => {
+                let r = crate::screen::MailRefusal::of(r, Some(forwarder));
+                return refuse(&r.code, r.message, None, r.forwarder);
+            }
         };
         // Need to know: whoever does not approve the safe the mail names, at any level, gets
         // the refusal alone; nothing of the request is read from PVWA or quoted to them.
@@ -137,30 +143,31 @@ impl Pipeline {
                         },
                     ),
                 };
-                let groups: Approvers = directory::check::approvers_at(
+                // The one approver look-up, shared with `--check-sender`.
+                let v = directory::check::approver_verdict(
+                    &self.directory,
                     s,
+                    &forwarder,
                     &request.safe_name,
-                    safe_members.as_ref(),
                     level,
+                    safe_members.as_ref(),
                     chrono::Utc::now().timestamp(),
-                );
-                if groups.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers) {
+                )
+                .await
+                .map_err(Fault::of)?;
+                if v.approvers.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers)
+                {
                     return refuse(
                         codes::NO_APPROVER_GROUPS,
-                        no_approver_groups_text(&request.safe_name, Some(level), Some(&groups)),
+                        no_approver_groups_text(
+                            &request.safe_name,
+                            Some(level),
+                            Some(&v.approvers),
+                        ),
                         Some(rid),
                         Some(forwarder),
                     );
                 }
-                let v = directory::authorize(
-                    &self.directory,
-                    &forwarder,
-                    &request.safe_name,
-                    level,
-                    groups,
-                )
-                .await
-                .map_err(Fault::of)?;
                 let mut ids = v
                     .user
                     .as_ref()
@@ -230,7 +237,7 @@ impl Pipeline {
         }
         let ticket = self.ticket(&request).await?;
         let account = self.account(level.unwrap_or(0));
-        let service_accounts: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let service_accounts: Vec<String> = self.sessions.users();
         let tool_acted: Vec<ToolActed> = self
             .journal
             .acted_for(&rid, w.row)
@@ -379,7 +386,7 @@ impl Pipeline {
             },
         };
         let members = &read.members;
-        let ours: Vec<String> = self.creds.values().map(|(u, _)| u.clone()).collect();
+        let ours: Vec<String> = self.sessions.users();
         let mut me: Vec<String> = identities.to_vec();
         me.push(forwarder.to_string());
         let now = chrono::Utc::now().timestamp();
@@ -450,18 +457,23 @@ impl Pipeline {
         let mut any_groups = false;
         let mut skipped = Approvers::default();
         for level in [1u8, 2] {
-            let groups = directory::check::approvers_at(s, claimed, members.as_ref(), level, now);
-            if groups.groups.is_empty() {
-                skipped.skipped.extend(groups.skipped.iter().cloned());
-            } else {
-                any_groups = true;
-            }
-            if groups.groups.is_empty() {
+            // The one approver look-up, shared with `--check-sender`.
+            let v = directory::check::approver_verdict(
+                &self.directory,
+                s,
+                forwarder,
+                claimed,
+                level,
+                members.as_ref(),
+                now,
+            )
+            .await
+            .map_err(Fault::of)?;
+            if v.approvers.groups.is_empty() {
+                skipped.skipped.extend(v.approvers.skipped.iter().cloned());
                 continue;
             }
-            let v = directory::authorize(&self.directory, forwarder, claimed, level, groups)
-                .await
-                .map_err(Fault::of)?;
+            any_groups = true;
             if v.user.is_none() {
                 return Ok((
                     Some((
@@ -669,17 +681,11 @@ impl Pipeline {
     /// folder some other way (CreateItem, drag and drop, an import) has none, and its MIME
     /// header block is whatever its author wrote.
     pub(super) fn authenticate(&self, m: &FetchedMessage) -> Result<String, (String, String)> {
-        let headers = match &m.transport_headers {
-            Some(t) if !t.trim().is_empty() => sender::headers_from_raw(t.as_bytes()),
-            _ => {
-                return Err((
-                    codes::NO_TRANSPORT_HEADERS.into(),
-                    "The mail carries no transport headers from Exchange (it was put into the folder rather than delivered), so its sender cannot be verified.".into(),
-                ));
-            }
-        };
-        sender::verify(&headers, &self.sender)
-            .map(|v| v.address)
-            .map_err(|r| (r.reason.code().to_string(), r.message))
+        crate::screen::forwarder(transport(m), &self.sender).map_err(|r| (r.code, r.message))
     }
+}
+
+/// The transport headers Exchange stamped on delivery, the only headers the sender check reads.
+fn transport(m: &FetchedMessage) -> Option<&[u8]> {
+    m.transport_headers.as_deref().map(str::as_bytes)
 }

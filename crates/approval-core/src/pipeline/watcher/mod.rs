@@ -10,16 +10,16 @@
 //! One file per step of the journal's state machine: [`decide`] (who sent it, may they approve
 //! it now), [`confirm`] (`seen` → `decided` → `confirmed`), [`outcome`] (a `decided` row whose
 //! confirm outcome is unknown), [`reply`] (→ `notified`), [`filing`] (→ `filed`, and second
-//! copies), [`dry_run`], [`sessions`] (the PVWA sessions every step shares), and
-//! [`unreadable`] (a mail that cannot be fetched: counted, then refused and reported). This file holds
-//! the pipeline itself and `process`, which moves a row from step to step.
+//! copies), [`dry_run`], [`report`] (the result and the audit line), [`unreadable`] (a mail
+//! that cannot be fetched: counted, then refused and reported) and [`sessions`] (the PVWA
+//! sessions every step shares). This file holds the pipeline itself and `process`, which moves
+//! a row from step to step; docs/architecture.md maps which step calls which.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use secrecy::SecretString;
 use serde::Serialize;
 
 use super::WatcherConfig;
@@ -37,10 +37,11 @@ use crate::notify::{self, Notifier, Outcome, Values};
 use crate::policy::{
     self, Approver, Decision, Facts, MailClaims, PortalRight, PortalRights, TicketCheck, ToolActed,
 };
+use crate::pvwa::sessions::Sessions;
 use crate::pvwa::{AccountRole, Pvwa, PvwaError, Request, Session};
 use crate::runtime::{Audit, RequestLocks};
 use crate::secret::Resolver;
-use crate::sender::{self, SenderPolicyConfig};
+use crate::sender::SenderPolicyConfig;
 use crate::settings::Loaded;
 use crate::ticketing::{self, Applies, TicketNeed, Validator};
 
@@ -50,6 +51,7 @@ mod dry_run;
 mod filing;
 mod outcome;
 mod reply;
+mod report;
 mod sessions;
 mod unreadable;
 
@@ -72,7 +74,7 @@ pub mod codes {
     pub const UNKNOWN_SENDER: &str = "unknown_sender";
     /// The mail has no transport headers from Exchange (it was not delivered but put into the
     /// folder), so its sender cannot be verified.
-    pub const NO_TRANSPORT_HEADERS: &str = "no_transport_headers";
+    pub const NO_TRANSPORT_HEADERS: &str = crate::screen::NO_TRANSPORT_HEADERS;
     /// No member of the safe maps to a directory group (mode `safe-members`): a configuration
     /// fault, not the approver's; the reply copies the PAM team.
     pub const NO_APPROVER_GROUPS: &str = "no_approver_groups";
@@ -220,9 +222,8 @@ pub struct Pipeline {
     notice: NoticeConfig,
     sender: SenderPolicyConfig,
     directory: LdapDirectory,
-    pvwa: Pvwa,
-    creds: HashMap<AccountRole, (String, SecretString)>,
-    sessions: tokio::sync::Mutex<HashMap<AccountRole, Arc<Session>>>,
+    /// The PVWA sessions of the level and lookup accounts.
+    sessions: Sessions,
     notifier: Notifier,
     locks: RequestLocks,
     /// One call per mail (by its journal key) at a time: two copies of a mail handled at once
@@ -304,9 +305,7 @@ impl Pipeline {
             notice: c.notice.clone(),
             sender: c.sender.clone(),
             directory,
-            pvwa,
-            creds,
-            sessions: tokio::sync::Mutex::new(HashMap::new()),
+            sessions: Sessions::new(pvwa, creds),
             notifier,
             locks: RequestLocks::default(),
             mail_locks: RequestLocks::default(),
@@ -360,13 +359,7 @@ impl Pipeline {
 
     /// Log off every PVWA session and close the directory and ticketing connections.
     pub async fn close(&self) {
-        let sessions: Vec<Arc<Session>> =
-            self.sessions.lock().await.drain().map(|(_, s)| s).collect();
-        for s in sessions {
-            if let Ok(s) = Arc::try_unwrap(s) {
-                s.logoff().await;
-            }
-        }
+        self.sessions.close().await;
         self.directory.close().await;
         if let Some(t) = &self.tickets {
             t.validator.lock().await.close().await;
@@ -527,66 +520,5 @@ impl Pipeline {
             p.reason_code.as_deref(),
         );
         Ok(p)
-    }
-
-    fn result(&self, e: &Entry, w: &Work<'_>, pending: Option<String>, exit: Exit) -> Processed {
-        let confirmers = match (&w.request, e.reason_code.as_deref()) {
-            (Some(r), Some(code)) if codes::no_longer_waiting(code) => {
-                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).confirmed_by
-            }
-            _ => Vec::new(),
-        };
-        Processed {
-            confirmers,
-            row: Some(e.row),
-            message_id: e.message_id.clone(),
-            state: Some(e.state),
-            outcome: e.outcome.clone(),
-            reason_code: e.reason_code.clone(),
-            reason: e.reason.clone(),
-            request_id: e
-                .request_id
-                .clone()
-                .or_else(|| w.request.as_ref().map(|r| r.request_id.clone())),
-            pending,
-            attempts: e.attempts,
-            dry_run: self.dry_run,
-            exit,
-        }
-    }
-
-    fn audit(&self, p: &Processed, w: &Work<'_>) {
-        let n = w.exam.as_ref().and_then(|x| x.outcome.as_ref().ok());
-        Audit {
-            event: if p.pending.is_some() {
-                "mail_pending"
-            } else {
-                "mail_processed"
-            },
-            journal_row: p.row.unwrap_or(0),
-            message_id: p.message_id.clone(),
-            forwarder: w.forwarder.clone(),
-            request_id: p.request_id.clone(),
-            safe: w
-                .request
-                .as_ref()
-                .map(|r| r.safe_name.clone())
-                .or_else(|| n.map(|n| n.safe.clone())),
-            requester: w.request.as_ref().map(|r| r.requestor_user_name.clone()),
-            level: w.level.or_else(|| {
-                w.request
-                    .as_ref()
-                    .and_then(|r| u8::try_from(r.current_confirmation_level).ok())
-            }),
-            account: w.request.as_ref().map(|r| {
-                crate::pvwa::view::RequestView::new(r, chrono::Utc::now().timestamp()).account
-            }),
-            group: w.group.clone(),
-            outcome: p.outcome.clone().unwrap_or_else(|| "pending".into()),
-            reason_code: p.reason_code.clone(),
-            reason: p.reason.clone().or_else(|| p.pending.clone()),
-            dry_run: self.dry_run,
-        }
-        .emit();
     }
 }

@@ -4,26 +4,6 @@
 use super::*;
 
 impl Pipeline {
-    /// Read the request again for the reply (best effort: on a fault the reply says the status
-    /// could not be read rather than show a stale one).
-    pub(super) async fn reread(&self, w: &mut Work<'_>, rid: &str) {
-        match self
-            .pvwa(AccountRole::Lookup, async |s: &Session| {
-                s.get_request(rid).await
-            })
-            .await
-        {
-            Ok(r) => {
-                w.request = Some(r);
-                w.stale = false;
-            }
-            Err(e) => {
-                log::warn!("request {rid} could not be read again for the reply: {e}");
-                w.stale = true;
-            }
-        }
-    }
-
     /// `decided` found at the start of a call: resolve from PVWA's confirmers, never blind.
     pub(super) async fn resolve(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
         let (Some(rid), Some(level), Some(marker)) =
@@ -68,17 +48,10 @@ impl Pipeline {
                 .map_err(Fault::of);
         }
         let account = self.account(level);
-        let we_acted = r.confirmers.iter().filter(|c| c.acted()).any(|c| {
-            policy::is_same_person(&c.name, std::slice::from_ref(&account))
-                || c.members
-                    .iter()
-                    .any(|m| policy::is_same_person(&m.user_name, std::slice::from_ref(&account)))
-        });
+        let we_acted = policy::acted_at_current_level(&r, &account);
         let now = chrono::Utc::now().timestamp();
-        let waiting = r.confirmations_left > 0
-            && r.invalid_request_reason == 0
-            && r.current_confirmation_level == i64::from(level)
-            && (r.expiration_date == 0 || r.expiration_date > now);
+        // The decision's own definition of "still waiting" (Status included).
+        let waiting = policy::waiting_at(&r, level, now);
         if waiting && !we_acted {
             return self.decide_again(w, e, &rid, level).await;
         }

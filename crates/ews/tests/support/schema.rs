@@ -1,9 +1,14 @@
 //! Test support: validate whole EWS SOAP documents against Microsoft's schema with `xmllint`,
-//! many documents per call (compiling the schema takes about 0.3 s).
+//! many documents per call (compiling the schema takes about 0.3 s). It runs a program, so it
+//! lives on the tests' side, not in the I/O-free `ews-soap` crate: the tests of ews-soap,
+//! approval-core and pam-sim include this file (`#[path]`).
 //!
 //! The schema folder is `$PAMTEST_EWS_SCHEMA_DIR`, else `../shared/ews-schema` beside the
-//! repository. When it is absent the check is skipped (and says so); when `xmllint` is missing
-//! the check is skipped too, unless `PAMTEST_REQUIRE_SERVERS=1`, where that is an error.
+//! repository. When it is absent, or `xmllint` is missing, the check is skipped (and says so),
+//! unless `PAMTEST_REQUIRE_SERVERS` is set (as by `scripts/test.sh` and CI), where either is an
+//! error: a required check never passes as "skipped".
+
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,7 +19,7 @@ pub const SCHEMA_DIR_VAR: &str = "PAMTEST_EWS_SCHEMA_DIR";
 /// Set by `scripts/test.sh`: missing tools are failures, not skips.
 pub const REQUIRE_VAR: &str = "PAMTEST_REQUIRE_SERVERS";
 
-const ENVELOPE_XSD: &str = include_str!("../schema/soap-envelope.xsd");
+const ENVELOPE_XSD: &str = include_str!("../../schema/soap-envelope.xsd");
 
 /// The outcome of one validation run.
 #[derive(Debug)]
@@ -25,19 +30,20 @@ pub enum Outcome {
     Skipped(String),
 }
 
-/// The schema folder, if there is one.
+/// The schema folder, if there is one: `$PAMTEST_EWS_SCHEMA_DIR` or `../shared/ews-schema`, and
+/// only when it holds `messages.xsd` (a variable naming an empty folder is "not found").
 pub fn schema_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(SCHEMA_DIR_VAR).filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    // crates/ews -> repository root -> ../shared/ews-schema
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let d = repo.join("../shared/ews-schema");
+    let d = match std::env::var_os(SCHEMA_DIR_VAR).filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        // crates/ews -> repository root -> ../shared/ews-schema
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/ews-schema"),
+    };
     d.join("messages.xsd").is_file().then_some(d)
 }
 
+/// Set and not empty or `0`: the same reading as the tests' slapd and OpenBao helpers.
 fn required() -> bool {
-    std::env::var(REQUIRE_VAR).is_ok_and(|v| v == "1")
+    std::env::var_os(REQUIRE_VAR).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 /// Microsoft's servers (and the EWS Managed API) write `m:Notification` inside
@@ -58,14 +64,19 @@ fn schema_view(doc: &[u8]) -> Vec<u8> {
 /// document and violation.
 pub fn validate(docs: &[(String, Vec<u8>)]) -> Result<Outcome, String> {
     let Some(dir) = schema_dir() else {
-        return Ok(Outcome::Skipped(format!(
+        let msg = format!(
             "EWS schema folder not found (set {SCHEMA_DIR_VAR} or put it at ../shared/ews-schema)"
-        )));
+        );
+        return if required() {
+            Err(format!("{msg} and {REQUIRE_VAR} is set"))
+        } else {
+            Ok(Outcome::Skipped(msg))
+        };
     };
     if Command::new("xmllint").arg("--version").output().is_err() {
         let msg = "xmllint is not installed (Debian package libxml2-utils)".to_string();
         return if required() {
-            Err(msg)
+            Err(format!("{msg} and {REQUIRE_VAR} is set"))
         } else {
             Ok(Outcome::Skipped(msg))
         };
