@@ -9,7 +9,6 @@
 //! found, the errors name every path tried. Unknown keys are refused; every error names the file and
 //! the key, and the environment variable when the value came from one.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -373,28 +372,6 @@ fn stringify_at(value: &mut toml::Value, dotted: &str) -> bool {
     };
     *cur = toml::Value::String(s);
     true
-}
-
-/// Paths of keys present in the set, for tests that check examples cover everything.
-pub fn keys_of(text: &str) -> Result<BTreeSet<String>, toml::de::Error> {
-    fn walk(prefix: &str, t: &toml::Table, out: &mut BTreeSet<String>) {
-        for (k, v) in t {
-            let p = if prefix.is_empty() {
-                k.clone()
-            } else {
-                format!("{prefix}.{k}")
-            };
-            if let toml::Value::Table(sub) = v {
-                walk(&p, sub, out);
-            } else {
-                out.insert(p);
-            }
-        }
-    }
-    let t: toml::Table = toml::from_str(text)?;
-    let mut out = BTreeSet::new();
-    walk("", &t, &mut out);
-    Ok(out)
 }
 
 #[cfg(test)]

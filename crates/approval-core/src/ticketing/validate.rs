@@ -111,10 +111,10 @@ impl Broken {
             return self.clone();
         }
         let mut b = self.clone();
+        let earlier = self.ticket.as_deref().unwrap_or_default();
         b.view.message = format!(
-            "{system} was not asked about {tid}: it failed on an earlier ticket of this run \
-             ({}; see that ticket's error)",
-            self.view.kind
+            "{system} was not asked about {tid}: it failed on an earlier ticket of this run ({})",
+            self.view.message.replace(earlier, "an earlier ticket")
         );
         b
     }

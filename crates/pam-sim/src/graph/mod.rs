@@ -56,11 +56,23 @@ fn stamp_tenant(raw: Vec<u8>, tenant: &str) -> Vec<u8> {
     }
     let source = header("X-MS-Exchange-Organization-AuthSource")
         .unwrap_or_else(|| "SIM01PR01MB0001.prod.outlook.com".into());
-    let mut out = format!(
+    // At the end of the header block, where Exchange writes its own X-MS-Exchange headers
+    // (below the Received lines each hop prepends).
+    let stamps = format!(
         "X-MS-Exchange-CrossTenant-Id: {tenant}\r\nX-MS-Exchange-CrossTenant-AuthAs: Internal\r\nX-MS-Exchange-CrossTenant-AuthSource: {source}\r\n"
-    )
-    .into_bytes();
-    out.extend_from_slice(&raw);
+    );
+    let crlf = raw.get(head_end..head_end + 4) == Some(b"\r\n\r\n".as_slice());
+    let cut = if head_end == raw.len() {
+        raw.len()
+    } else if crlf {
+        head_end + 2
+    } else {
+        head_end + 1
+    };
+    let mut out = Vec::with_capacity(raw.len() + stamps.len());
+    out.extend_from_slice(&raw[..cut]);
+    out.extend_from_slice(stamps.as_bytes());
+    out.extend_from_slice(&raw[cut..]);
     out
 }
 
@@ -303,9 +315,9 @@ impl GraphSim {
     /// its header block as transport headers. Returns the immutable id.
     ///
     /// A mail Exchange authenticated as internal (its header block carries
-    /// `X-MS-Exchange-Organization-AuthAs: Internal`) gets Exchange Online's tenant stamps on
-    /// top: `X-MS-Exchange-CrossTenant-Id` (this tenant), `-AuthAs: Internal`, `-AuthSource`
-    /// (the organisation AuthSource). Stamps already in the submitted MIME are kept below them
+    /// `X-MS-Exchange-Organization-AuthAs: Internal`) gets Exchange Online's tenant stamps at the
+    /// end of its header block: `X-MS-Exchange-CrossTenant-Id` (this tenant), `-AuthAs: Internal`, `-AuthSource`
+    /// (the organisation AuthSource). Stamps already in the submitted MIME are kept above them
     /// (ASSUMPTIONS.md G15).
     pub fn deliver(
         &self,
