@@ -55,27 +55,7 @@ pub fn config_failed(message: &str) -> Report {
 
 /// Run every check against the real systems.
 pub async fn run(loaded: &Loaded, opts: Options) -> Report {
-    let mut r = Report::default();
-    r.ok(
-        "config",
-        "load",
-        match &loaded.origin.file {
-            Some(f) => format!("loaded {}", f.display()),
-            None => "loaded from the environment".to_string(),
-        },
-    );
-    let resolver = match Resolver::new(loaded.config.vault.as_ref()) {
-        Ok(res) => Some(res),
-        Err(e) => {
-            r.fail(
-                "secrets",
-                "vault",
-                format!("the Vault client cannot be set up: {e}"),
-                "check the [vault] section",
-            );
-            None
-        }
-    };
+    let (mut r, resolver) = start(loaded);
     if let Some(res) = &resolver {
         secrets(loaded, res, &mut r).await;
     }
@@ -106,10 +86,9 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
     r
 }
 
-/// `validate-ticket --check`: the configuration, the ticketing secret references, and the
-/// ticketing section of the site check (sign-in, every configured table or form read, the
-/// bypass-code list). Reads only.
-pub async fn run_ticketing(loaded: &Loaded) -> Report {
+/// The report's first item (where the configuration came from) and the secret resolver, or a
+/// failure saying why the Vault client cannot be set up.
+fn start(loaded: &Loaded) -> (Report, Option<Resolver>) {
     let mut r = Report::default();
     r.ok(
         "config",
@@ -131,6 +110,14 @@ pub async fn run_ticketing(loaded: &Loaded) -> Report {
             None
         }
     };
+    (r, resolver)
+}
+
+/// `validate-ticket --check`: the configuration, the ticketing secret references, and the
+/// ticketing section of the site check (sign-in, every configured table or form read, the
+/// bypass-code list). Reads only.
+pub async fn run_ticketing(loaded: &Loaded) -> Report {
+    let (mut r, resolver) = start(loaded);
     if let Some(res) = &resolver {
         let refs: Vec<(String, SecretRef)> = secret_refs(loaded)
             .into_iter()
