@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use approval_core::exit::Exit;
 use approval_core::journal::{Journal, JournalStats};
-use approval_core::pipeline::watch_loop::LAST_MAILBOX_OK;
+use approval_core::pipeline::watch_loop::{LAST_MAILBOX_OK, MAILBOX_CERTIFICATE_END};
 use approval_core::settings::Loaded;
 use serde::Serialize;
 
@@ -51,6 +51,9 @@ pub struct Status {
     pub oldest_pending_secs: Option<u64>,
     pub mailbox_answered_secs_ago: Option<u64>,
     pub last_activity_secs_ago: Option<u64>,
+    /// Days left before the end of the certificate the mailbox app signs in with (Graph), as
+    /// the watcher last recorded it; negative once past.
+    pub certificate_ends_in_days: Option<i64>,
 }
 
 fn ago(now_ms: i64, t: i64) -> u64 {
@@ -70,6 +73,7 @@ fn human(secs: u64) -> String {
 pub fn assess(
     stats: &JournalStats,
     mailbox_ok_ms: Option<i64>,
+    certificate_end: Option<i64>,
     now_ms: i64,
     journal: &str,
     warning: Duration,
@@ -95,7 +99,15 @@ pub fn assess(
         Some(s) if s >= warning.as_secs() => Verdict::Warning,
         Some(_) => Verdict::Ok,
     };
-    let verdict = grade(mailbox, Verdict::Critical).max(grade(oldest, Verdict::Ok));
+    let cert_days = certificate_end.map(|end| (end * 1000 - now_ms).div_euclid(86_400_000));
+    let cert_verdict = match cert_days {
+        Some(d) if d < 0 => Verdict::Critical,
+        Some(d) if d < approval_core::mailbox::oauth::EXPIRY_WARNING_DAYS => Verdict::Warning,
+        _ => Verdict::Ok,
+    };
+    let verdict = grade(mailbox, Verdict::Critical)
+        .max(grade(oldest, Verdict::Ok))
+        .max(cert_verdict);
     let mut problems = Vec::new();
     match mailbox {
         None => problems.push("the mailbox has never answered".to_string()),
@@ -106,6 +118,20 @@ pub fn assess(
     }
     if let Some(s) = oldest.filter(|s| *s >= warning.as_secs()) {
         problems.push(format!("a mail has waited {} unfinished", human(s)));
+    }
+    if let (Some(d), Some(end)) = (cert_days, certificate_end) {
+        let date = chrono::DateTime::from_timestamp(end, 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        match cert_verdict {
+            Verdict::Critical => problems.push(format!(
+                "the mailbox certificate ended on {date}: renew it (docs/graph.md)"
+            )),
+            Verdict::Warning => problems.push(format!(
+                "the mailbox certificate ends in {d} day(s), on {date}: renew it (docs/graph.md)"
+            )),
+            Verdict::Ok => {}
+        }
     }
     let mut summary = format!(
         "{}: {answered} mails answered ({confirmed} confirmed, {refused} refused), {} pending",
@@ -146,6 +172,7 @@ pub fn assess(
         oldest_pending_secs: oldest,
         mailbox_answered_secs_ago: mailbox,
         last_activity_secs_ago: last,
+        certificate_ends_in_days: cert_days,
     }
 }
 
@@ -160,16 +187,28 @@ pub fn run(p: &Printer, loaded: &Loaded, warning: u64, critical: u64) -> anyhow:
         let mailbox = j
             .get_value(LAST_MAILBOX_OK)?
             .and_then(|v| v.trim().parse::<i64>().ok());
+        let certificate = j
+            .get_value(MAILBOX_CERTIFICATE_END)?
+            .and_then(|v| v.trim().parse::<i64>().ok());
         assess(
             &stats,
             mailbox,
+            certificate,
             chrono::Utc::now().timestamp_millis(),
             &shown,
             warning,
             critical,
         )
     } else {
-        let mut s = assess(&JournalStats::default(), None, 0, &shown, warning, critical);
+        let mut s = assess(
+            &JournalStats::default(),
+            None,
+            None,
+            0,
+            &shown,
+            warning,
+            critical,
+        );
         s.summary = format!(
             "CRITICAL: no journal at {shown}: the watcher has not run with this configuration"
         );
@@ -206,7 +245,7 @@ mod tests {
         let now = 10_000_000;
         let w = Duration::from_secs(900);
         let c = Duration::from_secs(3600);
-        let s = assess(&stats(0, None), Some(now - 20_000), now, "j", w, c);
+        let s = assess(&stats(0, None), Some(now - 20_000), None, now, "j", w, c);
         assert_eq!(s.verdict, Verdict::Ok);
         assert!(
             s.summary.starts_with("OK: 5 mails answered (3 confirmed, 2 refused), 0 pending; mailbox answered 20 s ago"),
@@ -217,6 +256,7 @@ mod tests {
         let s = assess(
             &stats(1, Some(now - 1_200_000)),
             Some(now - 1000),
+            None,
             now,
             "j",
             w,
@@ -231,6 +271,7 @@ mod tests {
         let s = assess(
             &stats(1, Some(now - 7_200_000)),
             Some(now - 1000),
+            None,
             now,
             "j",
             w,
@@ -238,18 +279,61 @@ mod tests {
         );
         assert_eq!(s.verdict, Verdict::Critical);
         // The mailbox silent for an hour, or never heard of: CRITICAL.
-        let s = assess(&stats(0, None), Some(now - 3_600_000), now, "j", w, c);
+        let s = assess(&stats(0, None), Some(now - 3_600_000), None, now, "j", w, c);
         assert_eq!(s.verdict, Verdict::Critical);
         assert!(
             s.summary.contains("has not answered for 60 min"),
             "{}",
             s.summary
         );
-        let s = assess(&stats(0, None), None, now, "j", w, c);
+        let s = assess(&stats(0, None), None, None, now, "j", w, c);
         assert_eq!(s.verdict, Verdict::Critical);
         // The journal read is named: a by-hand run on another state directory shows it.
         assert!(s.summary.ends_with(" [journal j]"), "{}", s.summary);
         assert_eq!(Verdict::Critical.exit().code(), 2);
+        // The mailbox certificate: a warning within 30 days of its end, CRITICAL once past.
+        let day = 86_400;
+        let s = assess(
+            &stats(0, None),
+            Some(now - 1000),
+            Some(now / 1000 + 90 * day),
+            now,
+            "j",
+            w,
+            c,
+        );
+        assert_eq!(
+            (s.verdict, s.certificate_ends_in_days),
+            (Verdict::Ok, Some(90)),
+            "{}",
+            s.summary
+        );
+        let s = assess(
+            &stats(0, None),
+            Some(now - 1000),
+            Some(now / 1000 + 10 * day),
+            now,
+            "j",
+            w,
+            c,
+        );
+        assert_eq!(s.verdict, Verdict::Warning, "{}", s.summary);
+        assert!(
+            s.summary.contains("certificate ends in 10 day(s)"),
+            "{}",
+            s.summary
+        );
+        let s = assess(
+            &stats(0, None),
+            Some(now - 1000),
+            Some(now / 1000 - day),
+            now,
+            "j",
+            w,
+            c,
+        );
+        assert_eq!(s.verdict, Verdict::Critical, "{}", s.summary);
+        assert!(s.summary.contains("certificate ended on"), "{}", s.summary);
         assert_eq!(Verdict::Warning.exit().code(), 1);
     }
 }

@@ -70,3 +70,21 @@ async fn the_tenant_pin_refuses_a_forged_stamp_and_another_tenant() {
     assert!(confirms(&env).is_empty(), "nothing confirmed");
     w.close().await;
 }
+
+/// A pass records the end of the app's certificate in the journal, where `--status` reads it
+/// (a warning within 30 days of it, CRITICAL once past).
+#[tokio::test]
+async fn a_pass_records_the_certificate_end_for_status() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    w.run_once().await.expect("a pass");
+    let end = approval_core::mailbox::oauth::certificate_not_after().expect("a certificate");
+    assert!(end > chrono::Utc::now().timestamp(), "{end}");
+    let recorded = w
+        .journal()
+        .get_value(approval_core::pipeline::watch_loop::MAILBOX_CERTIFICATE_END)
+        .expect("journal")
+        .expect("recorded");
+    assert_eq!(recorded, end.to_string());
+    w.close().await;
+}

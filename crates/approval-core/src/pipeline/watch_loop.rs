@@ -30,6 +30,8 @@ pub const SYNC_STATE_FILE: &str = "mailbox.sync";
 
 /// The journal value holding when the mailbox last answered (Unix ms), for `--status`.
 pub const LAST_MAILBOX_OK: &str = "last_mailbox_ok_ms";
+/// Journal key: the end of the mailbox app's certificate (Unix seconds), for `--status`.
+pub const MAILBOX_CERTIFICATE_END: &str = "mailbox_certificate_end";
 
 /// What a watch run did, for the final log line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -157,6 +159,19 @@ pub async fn watch(
     r
 }
 
+/// The end of the certificate the mailbox signs in with (a renewed one included), for
+/// `--status`.
+pub(crate) async fn record_certificate_end(p: &Pipeline) {
+    if let Some(end) = crate::mailbox::oauth::certificate_not_after()
+        && let Err(e) = p
+            .journal_async()
+            .set_value(MAILBOX_CERTIFICATE_END, &end.to_string())
+            .await
+    {
+        log::warn!("journal: cannot record the mailbox certificate's end: {e}");
+    }
+}
+
 /// The mailbox answered: for `/readyz`, the metrics, and (at most every 30 s) `--status`.
 async fn mailbox_answered(p: &Pipeline, persisted: &mut Option<tokio::time::Instant>) {
     p.metrics().mailbox_ok();
@@ -167,6 +182,7 @@ async fn mailbox_answered(p: &Pipeline, persisted: &mut Option<tokio::time::Inst
         if let Err(e) = p.journal_async().set_value(LAST_MAILBOX_OK, &ms).await {
             log::warn!("journal: cannot record the mailbox's last answer: {e}");
         }
+        record_certificate_end(p).await;
     }
 }
 

@@ -393,6 +393,7 @@ impl Pipeline {
             self.journal
                 .set_value(super::watch_loop::LAST_MAILBOX_OK, &ms)
                 .await?;
+            super::watch_loop::record_certificate_end(self).await;
         }
         let refs = self.with_unfinished(refs).await?;
         let mut out = Vec::new();
