@@ -99,7 +99,11 @@ pub fn assess(
         Some(s) if s >= warning.as_secs() => Verdict::Warning,
         Some(_) => Verdict::Ok,
     };
-    let cert_days = certificate_end.map(|end| (end * 1000 - now_ms).div_euclid(86_400_000));
+    let cert_days = certificate_end.map(|end| {
+        end.saturating_mul(1000)
+            .saturating_sub(now_ms)
+            .div_euclid(86_400_000)
+    });
     let cert_verdict = match cert_days {
         Some(d) if d < 0 => Verdict::Critical,
         Some(d) if d < approval_core::mailbox::oauth::EXPIRY_WARNING_DAYS => Verdict::Warning,
