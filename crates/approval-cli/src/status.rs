@@ -48,6 +48,9 @@ pub struct Status {
     pub refused: u64,
     pub pending: u64,
     pub pending_after_a_fault: u64,
+    /// Decided mails whose reply is still owed (held back by the sending pace, or waiting for
+    /// the mailbox).
+    pub replies_owed: u64,
     pub oldest_pending_secs: Option<u64>,
     pub mailbox_answered_secs_ago: Option<u64>,
     pub last_activity_secs_ago: Option<u64>,
@@ -152,6 +155,11 @@ pub fn assess(
             stats.unfinished_with_faults
         ));
     }
+    if stats.replies_owed > 0 {
+        // Decided, the reply not sent yet: held back by the mailbox's sending pace, or waiting
+        // for the mailbox (docs/watcher.md).
+        summary.push_str(&format!("; {} replies owed", stats.replies_owed));
+    }
     if let Some(s) = mailbox {
         summary.push_str(&format!("; mailbox answered {} ago", human(s)));
     }
@@ -173,6 +181,7 @@ pub fn assess(
         refused,
         pending: stats.unfinished,
         pending_after_a_fault: stats.unfinished_with_faults,
+        replies_owed: stats.replies_owed,
         oldest_pending_secs: oldest,
         mailbox_answered_secs_ago: mailbox,
         last_activity_secs_ago: last,
@@ -239,6 +248,7 @@ mod tests {
             ],
             unfinished,
             unfinished_with_faults: unfinished,
+            replies_owed: 0,
             oldest_unfinished_ms: oldest_ms,
             last_update_ms: Some(1_000_000),
         }
