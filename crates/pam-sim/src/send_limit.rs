@@ -46,9 +46,10 @@ impl SendRate {
         }
     }
 
-    /// Set (or lift) the limit; the sends counted so far stay counted.
+    /// Set (or lift) the limit; counting starts anew (sends before it do not count).
     pub fn set(&mut self, limit: Option<SendLimit>) {
         self.limit = limit;
+        self.sent.clear();
     }
 
     /// May `mailbox` send at `now_ms`? `Err(ms)`: refused (counted), the next send may go in
@@ -104,6 +105,13 @@ mod tests {
         assert_eq!(r.refused, 1);
         r.set(None);
         assert_eq!(r.check("bot@x", 1000), Ok(()));
+        // A new limit counts from now.
+        r.record("bot@x", 1000);
+        r.set(Some(SendLimit {
+            messages: 1,
+            window_ms: 1000,
+        }));
+        assert_eq!(r.check("bot@x", 1001), Ok(()));
         assert_eq!(retry_after_secs(700), 1);
         assert_eq!(retry_after_secs(1001), 2);
     }

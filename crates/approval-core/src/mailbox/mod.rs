@@ -156,6 +156,11 @@ pub trait Mailbox: Send + Sync {
     fn send_wait(&self) -> Option<Duration> {
         None
     }
+    /// For a send held back: how long until its turn (`None`: it may go now). Each call takes
+    /// a turn, so held-back sends come back one by one at the pace (`pace::Pacer::turn_at`).
+    fn send_turn(&self) -> Option<Duration> {
+        None
+    }
     /// Whether a mail sent with this `send_key` is in the mailbox (Sent Items, or on its way
     /// there): after a crash between sending and recording it, the server says, not a guess.
     fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>>;

@@ -64,6 +64,8 @@ struct State {
     recipients_sum: u64,
     /// The budget warning has been given and the count has not dropped below it since.
     warned: bool,
+    /// The next turn to hand out to a held-back send ([`Pacer::turn_at`]).
+    next_turn: Option<Instant>,
 }
 
 /// The limiter (pure: every call takes the time, so tests need no clock).
@@ -119,6 +121,23 @@ impl Pacer {
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1)),
         )
+    }
+
+    /// For a send held back at `now`: how long until its turn (`None`: it may go now). Turns
+    /// are handed out a send's share of the window apart (`window / max_sends`), so a queue of
+    /// held-back replies comes back one by one at the pace, not all at once whenever a place
+    /// frees (each return costs a read of the mail from the server).
+    pub fn turn_at(&self, now: Instant) -> Option<Duration> {
+        let mut s = self.lock();
+        let wait = self.wait_locked(&mut s, now)?;
+        let spacing = match self.limits.max_sends {
+            0 => Duration::ZERO,
+            n => self.limits.window / n,
+        };
+        let earliest = now + wait;
+        let turn = s.next_turn.filter(|t| *t > earliest).unwrap_or(earliest);
+        s.next_turn = Some(turn + spacing);
+        Some(turn - now)
     }
 
     /// Take a place for one send at `now`, or say how long to wait.
@@ -294,6 +313,9 @@ impl Mailbox for Paced {
     fn send_wait(&self) -> Option<Duration> {
         self.pacer.wait_at(Instant::now())
     }
+    fn send_turn(&self) -> Option<Duration> {
+        self.pacer.turn_at(Instant::now())
+    }
     fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>> {
         self.inner.was_sent(key)
     }
@@ -385,6 +407,31 @@ mod tests {
             p.wait_at(t0 + Duration::from_secs(8)),
             Some(Duration::from_secs(300))
         );
+    }
+
+    #[test]
+    fn held_back_sends_get_turns_a_share_of_the_window_apart() {
+        let p = pacer(2, 1000, 0);
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        assert_eq!(p.turn_at(t0), None, "a free place: no turn needed");
+        for i in 0..2 {
+            let t = p.reserve_at(ms(i)).expect("within");
+            p.finished_at(t, ms(i), Sent::Done(1));
+        }
+        // Three replies held back at 10 ms: the first when the first place frees (1000 ms),
+        // the next ones 500 ms (1000 / 2) apart, whatever the places say.
+        assert_eq!(p.turn_at(ms(10)), Some(Duration::from_millis(990)));
+        assert_eq!(p.turn_at(ms(10)), Some(Duration::from_millis(1490)));
+        assert_eq!(p.turn_at(ms(20)), Some(Duration::from_millis(1980)));
+        // Asking whether a send may go hands out no turn.
+        assert_eq!(p.wait_at(ms(20)), Some(Duration::from_millis(980)));
+        // Once the queue's turns are past, a new one starts from the next free place.
+        let t = p.reserve_at(ms(1000)).expect("free");
+        p.finished_at(t, ms(1000), Sent::Done(1));
+        let t = p.reserve_at(ms(1001)).expect("free");
+        p.finished_at(t, ms(1001), Sent::Done(1));
+        assert_eq!(p.turn_at(ms(5000)), None);
     }
 
     #[test]

@@ -311,14 +311,12 @@ impl Dispatcher {
                             f.done.insert(r.id.clone());
                         }
                         Ok(done) => {
-                            // A reply owed to the sending pace goes when the pace allows (no
+                            // A reply owed to the sending pace comes back at its turn (no
                             // attempt was counted); other faults back off.
                             let owed =
                                 matches!(done.state, Some(State::Confirmed | State::Refused));
-                            let d = match p.mailbox().send_wait() {
-                                Some(w) if owed => w,
-                                _ => cfg.retry_delay(done.attempts),
-                            };
+                            let turn = if owed { p.mailbox().send_turn() } else { None };
+                            let d = turn.unwrap_or_else(|| cfg.retry_delay(done.attempts));
                             f.retry_at
                                 .insert(r.id.clone(), tokio::time::Instant::now() + d);
                         }
