@@ -253,17 +253,6 @@ async fn throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
     assert!(folder(&env, "inbox").is_empty(), "inbox empty");
 }
 
-/// `n` requests of dave's on DBSafe (numbers from 100), each approvable by alice at level 1.
-fn burst_requests(n: u32) -> String {
-    (100..100 + n)
-        .map(|k| {
-            format!(
-                "[[pvwa.requests]]\nnumber = {k}\nsafe = \"DBSafe\"\nrequester = \"dave\"\nlevels = [1, 0]\n"
-            )
-        })
-        .collect()
-}
-
 /// The watcher on this suite's Graph mailbox with `mailbox_extra` (the pace) in `[mailbox]`.
 fn loaded_paced(env: &Env, mailbox_extra: &str) -> Loaded {
     let text = config_text(
