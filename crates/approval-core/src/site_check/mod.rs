@@ -779,6 +779,7 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
         );
     }
     certificate_end(r);
+    sending_pace(cfg, r);
     rights(cfg, mb.as_ref(), r).await;
     recent_mails(loaded, mb.as_ref(), mails, r).await
 }
@@ -807,6 +808,46 @@ fn certificate_end(r: &mut Report) {
             "mailbox",
             "certificate",
             format!("the app's certificate is valid until {date} ({days} days)"),
+        );
+    }
+}
+
+/// The sending pace against Exchange Online's limit of 30 messages a minute (docs/graph.md,
+/// "Sending limits"): above it, or off, Exchange refuses the excess and the replies wait.
+fn sending_pace(cfg: &crate::mailbox::MailboxConfig, r: &mut Report) {
+    let n = cfg.max_sends();
+    let online = cfg.exchange_online();
+    let fix =
+        "leave mailbox.max_sends_per_minute out (30 on Exchange Online) or set it to 30 or less";
+    if online && n == 0 {
+        r.warn(
+            "mailbox",
+            "sending pace",
+            "not paced (max_sends_per_minute = 0): Exchange Online refuses more than 30 messages a minute, and the replies to a burst wait for it",
+            fix,
+        );
+    } else if online && n > 30 {
+        r.warn(
+            "mailbox",
+            "sending pace",
+            format!(
+                "max_sends_per_minute = {n} is above Exchange Online's 30 messages a minute: Exchange refuses the excess, and those replies wait"
+            ),
+            fix,
+        );
+    } else if n == 0 {
+        r.ok(
+            "mailbox",
+            "sending pace",
+            "not paced (max_sends_per_minute = 0); a send the server refuses for its quota waits and goes later",
+        );
+    } else {
+        r.ok(
+            "mailbox",
+            "sending pace",
+            format!(
+                "at most {n} mails a minute; more wait, owed, and go at the pace (approvals are never held back)"
+            ),
         );
     }
 }
