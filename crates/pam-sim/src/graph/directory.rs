@@ -121,10 +121,9 @@ impl Directory {
             .users
             .iter()
             .map(|u| {
-                let id = u
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| derived_id("user", &u.user_principal_name));
+                let id =
+                    u.id.clone()
+                        .unwrap_or_else(|| derived_id("user", &u.user_principal_name));
                 (id.to_ascii_lowercase(), u.clone())
             })
             .collect();
@@ -132,10 +131,9 @@ impl Directory {
             .groups
             .iter()
             .map(|g| {
-                let id = g
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| derived_id("group", &g.display_name));
+                let id =
+                    g.id.clone()
+                        .unwrap_or_else(|| derived_id("group", &g.display_name));
                 (id.to_ascii_lowercase(), g.clone())
             })
             .collect();
@@ -174,7 +172,11 @@ impl Directory {
     /// Every group a user is in, directly or nested (cycle-safe), in discovery order.
     fn transitive(&self, user: &UserDef) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        let mut todo: Vec<String> = user.member_of.iter().flat_map(|r| self.group_ref(r)).collect();
+        let mut todo: Vec<String> = user
+            .member_of
+            .iter()
+            .flat_map(|r| self.group_ref(r))
+            .collect();
         while let Some(g) = todo.pop() {
             if out.contains(&g) {
                 continue;
@@ -324,13 +326,20 @@ impl Parser {
             .or_else(|| prop.strip_suffix("/ANY"))
         {
             // prop/any(x:x eq 'v')
-            let (Some(Tok::LParen), Some(Tok::Ident(var)), Some(Tok::Ident(op)), Some(Tok::Str(v)), Some(Tok::RParen)) = (
+            let (
+                Some(Tok::LParen),
+                Some(Tok::Ident(var)),
+                Some(Tok::Ident(op)),
+                Some(Tok::Str(v)),
+                Some(Tok::RParen),
+            ) = (
                 self.t.get(self.i).cloned(),
                 self.t.get(self.i + 1).cloned(),
                 self.t.get(self.i + 2).cloned(),
                 self.t.get(self.i + 3).cloned(),
                 self.t.get(self.i + 4).cloned(),
-            ) else {
+            )
+            else {
                 return Err(format!("unsupported lambda on '{coll}'"));
             };
             let ok_var = var
@@ -387,7 +396,10 @@ fn user_json(id: &str, u: &UserDef) -> Map<String, Value> {
     m.insert("displayName".into(), json!(u.display_name));
     m.insert("userPrincipalName".into(), json!(u.user_principal_name));
     m.insert("mail".into(), json!(u.mail));
-    m.insert("mailNickname".into(), json!(u.user_principal_name.split('@').next()));
+    m.insert(
+        "mailNickname".into(),
+        json!(u.user_principal_name.split('@').next()),
+    );
     m.insert("proxyAddresses".into(), json!(u.proxy_addresses));
     m.insert("accountEnabled".into(), json!(u.account_enabled));
     m.insert(
@@ -396,7 +408,14 @@ fn user_json(id: &str, u: &UserDef) -> Map<String, Value> {
     );
     m.insert("employeeId".into(), json!(u.employee_id));
     m.insert("businessPhones".into(), json!([]));
-    for k in ["givenName", "jobTitle", "mobilePhone", "officeLocation", "preferredLanguage", "surname"] {
+    for k in [
+        "givenName",
+        "jobTitle",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "surname",
+    ] {
         m.insert(k.into(), Value::Null);
     }
     m
@@ -452,7 +471,12 @@ const GROUP_FILTERABLE: &[&str] = &[
 ];
 const ADVANCED_PROPERTIES: &[&str] = &["onPremisesSamAccountName"];
 
-fn check_props(e: &Expr, allowed: &[&str], resource: &str, adv: &mut Vec<String>) -> Result<(), String> {
+fn check_props(
+    e: &Expr,
+    allowed: &[&str],
+    resource: &str,
+    adv: &mut Vec<String>,
+) -> Result<(), String> {
     match e {
         Expr::And(a, b) | Expr::Or(a, b) => {
             check_props(a, allowed, resource, adv)?;
@@ -483,7 +507,9 @@ fn check_props(e: &Expr, allowed: &[&str], resource: &str, adv: &mut Vec<String>
 }
 
 fn prop_value<'a>(m: &'a Map<String, Value>, p: &str) -> Option<&'a Value> {
-    m.iter().find(|(k, _)| k.eq_ignore_ascii_case(p)).map(|(_, v)| v)
+    m.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(p))
+        .map(|(_, v)| v)
 }
 
 fn eval(e: &Expr, m: &Map<String, Value>) -> bool {
@@ -501,13 +527,11 @@ fn eval(e: &Expr, m: &Map<String, Value>) -> bool {
             };
             eq != *neg
         }
-        Expr::Any(p, want) => prop_value(m, p)
-            .and_then(Value::as_array)
-            .is_some_and(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .any(|x| x.eq_ignore_ascii_case(want))
-            }),
+        Expr::Any(p, want) => prop_value(m, p).and_then(Value::as_array).is_some_and(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .any(|x| x.eq_ignore_ascii_case(want))
+        }),
     }
 }
 
@@ -598,7 +622,9 @@ pub fn serve(
     let users_ok = holds(roles, USER_ROLES);
     let groups_ok = holds(roles, GROUP_ROLES);
     let first = segs[0].to_ascii_lowercase();
-    let (resource, items, filterable): (&str, Vec<Map<String, Value>>, &[&str]) = match first.as_str() {
+    let (resource, items, filterable): (&str, Vec<Map<String, Value>>, &[&str]) = match first
+        .as_str()
+    {
         "users" if segs.len() == 1 => {
             if !users_ok {
                 return denied();
@@ -612,22 +638,26 @@ pub fn serve(
                 return denied();
             }
             let key = &segs[1];
-            let Some((_, user)) = dir
-                .users
-                .iter()
-                .find(|(id, u)| id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key))
-            else {
+            let Some((_, user)) = dir.users.iter().find(|(id, u)| {
+                id.eq_ignore_ascii_case(key) || u.user_principal_name.eq_ignore_ascii_case(key)
+            }) else {
                 return error(
                     404,
                     "Request_ResourceNotFound",
-                    &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+                    &format!(
+                        "Resource '{key}' does not exist or one of its queried reference-property objects are not present."
+                    ),
                 );
             };
             let cast = match segs.get(3).map(|s| s.to_ascii_lowercase()) {
                 None => false,
                 Some(s) if s == "group" && segs.len() == 4 => true,
                 Some(_) => {
-                    return error(400, "Request_BadRequest", "Unsupported segment in the request path.");
+                    return error(
+                        400,
+                        "Request_BadRequest",
+                        "Unsupported segment in the request path.",
+                    );
                 }
             };
             if cast && !advanced {
@@ -708,7 +738,9 @@ pub fn serve(
         .into_iter()
         .map(|m| {
             let keep = |k: &str| match &select {
-                Some(sel) => k == "id" || k.starts_with('@') || sel.contains(&k.to_ascii_lowercase()),
+                Some(sel) => {
+                    k == "id" || k.starts_with('@') || sel.contains(&k.to_ascii_lowercase())
+                }
                 None => resource != "User" || k.starts_with('@') || USER_DEFAULT.contains(&k),
             };
             Value::Object(m.into_iter().filter(|(k, _)| keep(k)).collect())
