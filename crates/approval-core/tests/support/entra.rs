@@ -120,6 +120,7 @@ on_premises_sam_account_name = "DB_PAMapprover"
 [[groups]]
 display_name = "DB_PAMlevel2"
 mail_nickname = "DB_PAMlevel2"
+on_premises_sam_account_name = "DB_PAMlevel2"
 
 [[groups]]
 display_name = "Infra PAM Approvers"

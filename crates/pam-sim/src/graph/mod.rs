@@ -413,6 +413,15 @@ impl GraphSim {
         i.directory.throttle_retry_after = retry_after_secs;
     }
 
+    /// Replace the directory permissions granted to an app (as an admin granting or revoking
+    /// consent would).
+    pub fn set_directory_roles(&self, client_id: &str, roles: &[&str]) {
+        let mut i = self.lock();
+        for a in i.apps.iter_mut().filter(|a| a.client_id == client_id) {
+            a.directory_roles = roles.iter().map(|r| r.to_string()).collect();
+        }
+    }
+
     /// Directory requests answered so far (any status).
     pub fn directory_calls(&self) -> u64 {
         self.lock().directory.calls
