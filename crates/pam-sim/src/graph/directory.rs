@@ -679,14 +679,16 @@ pub fn serve(
                 .iter()
                 .filter_map(|gid| dir.groups.iter().find(|(id, _)| id == gid))
                 .map(|(id, g)| {
-                    let mut m = if groups_ok {
-                        group_json(id, g)
-                    } else {
-                        // Limited information for objects the app may not read.
-                        let mut m = Map::new();
-                        m.insert("id".into(), json!(id));
-                        m
-                    };
+                    let mut m = group_json(id, g);
+                    if !groups_ok {
+                        // Limited information for objects the app may not read: the id and
+                        // type, every other property null.
+                        for (k, v) in m.iter_mut() {
+                            if k != "id" {
+                                *v = Value::Null;
+                            }
+                        }
+                    }
                     m.insert("@odata.type".into(), json!("#microsoft.graph.group"));
                     m
                 })
