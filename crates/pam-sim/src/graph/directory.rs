@@ -651,7 +651,9 @@ pub fn serve(
             };
             let cast = match segs.get(3).map(|s| s.to_ascii_lowercase()) {
                 None => false,
-                Some(s) if s == "group" && segs.len() == 4 => true,
+                // `microsoft.graph.group` (the prefix is cut by the path reader) or the SDKs'
+                // `graph.group` alias.
+                Some(s) if (s == "group" || s == "graph.group") && segs.len() == 4 => true,
                 Some(_) => {
                     return error(
                         400,
