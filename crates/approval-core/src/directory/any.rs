@@ -17,7 +17,7 @@ use crate::secret::{Resolver, SecretError};
 /// client secret.
 pub enum Credentials {
     Ldap(SecretString),
-    Entra(AppCredential),
+    Entra(Box<AppCredential>),
 }
 
 /// Why the directory's credential could not be read.
@@ -32,9 +32,9 @@ pub enum CredentialError {
 /// Read the credential `s` names.
 pub async fn read_credentials(s: &Settings, r: &Resolver) -> Result<Credentials, CredentialError> {
     match (&s.entra, &s.bind_password) {
-        (Some(e), _) => Ok(Credentials::Entra(
+        (Some(e), _) => Ok(Credentials::Entra(Box::new(
             crate::mailbox::graph::app_credential(&e.app, r, e.app_key).await?,
-        )),
+        ))),
         (None, Some(p)) => Ok(Credentials::Ldap(r.resolve(p).await?)),
         (None, None) => Err(CredentialError::Secret(SecretError::Unusable {
             reference: "directory.bind_password".into(),
@@ -46,8 +46,8 @@ pub async fn read_credentials(s: &Settings, r: &Resolver) -> Result<Credentials,
 /// An LDAP or Entra ID directory.
 #[derive(Debug)]
 pub enum AnyDirectory {
-    Ldap(LdapDirectory),
-    Entra(GraphDirectory),
+    Ldap(Box<LdapDirectory>),
+    Entra(Box<GraphDirectory>),
 }
 
 impl AnyDirectory {
@@ -55,10 +55,10 @@ impl AnyDirectory {
     pub fn new(s: Settings, c: Credentials) -> Result<Self, DirectoryError> {
         match (s.kind, c) {
             (DirectoryKind::Ldap, Credentials::Ldap(pw)) => {
-                Ok(AnyDirectory::Ldap(LdapDirectory::new(s, pw)?))
+                Ok(AnyDirectory::Ldap(Box::new(LdapDirectory::new(s, pw)?)))
             }
             (DirectoryKind::Entra, Credentials::Entra(app)) => {
-                Ok(AnyDirectory::Entra(GraphDirectory::new(s, app)?))
+                Ok(AnyDirectory::Entra(Box::new(GraphDirectory::new(s, *app)?)))
             }
             _ => Err(DirectoryError::Tls(
                 "the directory credential does not fit directory.kind".into(),

@@ -413,9 +413,7 @@ impl DirectoryConfig {
             .unwrap_or("bind_dn");
             return Err(err(
                 missing,
-                format!(
-                    "is required with kind = \"ldap\" (the default); a cloud-only organisation sets directory.kind = \"entra\" (docs/entra-directory.md)"
-                ),
+                "is required with kind = \"ldap\" (the default); a cloud-only organisation sets directory.kind = \"entra\" (docs/entra-directory.md)".to_string(),
             ));
         };
         let starttls = self.starttls.unwrap_or(true);

@@ -454,7 +454,7 @@ impl GraphDirectory {
             aliases,
             display_name: s("displayName"),
             member_of: Vec::new(),
-            person: self.s.person_attribute.as_deref().and_then(|a| s(a)),
+            person: self.s.person_attribute.as_deref().and_then(s),
         })
     }
 
