@@ -135,6 +135,65 @@ async fn the_site_check_covers_the_entra_directory() {
     let i = item(&v, "directory", "approver alice@example.test");
     assert_eq!(i["status"], "ok", "{i}");
 
+    // --check-sender decides as the watcher does, on Entra ID: bob through DB_Team, carol not.
+    let run = |args: &[&str]| {
+        let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+            .arg("--config")
+            .arg(env.dir.path().join("site.toml"))
+            .args(args)
+            .output()
+            .expect("runs");
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run(&[
+        "--check-sender",
+        "bob@example.test",
+        "--safe",
+        "DBSafe",
+        "--level",
+        "1",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.starts_with("MAY APPROVE"), "{out}");
+    assert!(out.contains("nesting resolved by the server"), "{out}");
+    let (code, out) = run(&[
+        "--check-sender",
+        "carol@example.test",
+        "--safe",
+        "DBSafe",
+        "--level",
+        "1",
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("MAY NOT APPROVE"), "{out}");
+    // --explain reads the same configuration.
+    let eml = env.dir.path().join("fw.eml");
+    std::fs::write(
+        &eml,
+        mail(
+            "x1",
+            "bob@example.test",
+            "DBSafe",
+            9,
+            "dave@example.test",
+            true,
+        ),
+    )
+    .expect("eml");
+    let o = Command::new(std::env!("CARGO_BIN_EXE_check-approval-request"))
+        .arg("--config")
+        .arg(env.dir.path().join("site.toml"))
+        .arg("--explain")
+        .arg(&eml)
+        .arg("--json")
+        .output()
+        .expect("runs");
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("explain JSON");
+    assert_eq!(j["request_id"], "DBSafe_9", "{j}");
+
     // By display name (the default) the synced group "Infra PAM Approvers" is not
     // Infra_PAMapprover: its item fails and says where to look.
     let (code, v, out) = check_site(&env, &with(""));
