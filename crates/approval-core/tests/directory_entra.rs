@@ -435,3 +435,23 @@ async fn a_missing_permission_is_named() {
     assert!(matches!(e, DirectoryError::BindRefused { .. }), "{e}");
     assert!(e.to_string().contains("directory.graph"), "{e}");
 }
+
+#[tokio::test]
+async fn a_second_match_on_a_later_page_still_makes_the_address_ambiguous() {
+    // One user a page: frank1 on the first, frank2 (the alias) on the next.
+    let env = start(1).await;
+    let d = env.directory("", &env.cert_app()).await;
+    let e = d
+        .find_user("shared@example.test")
+        .await
+        .expect_err("ambiguous");
+    assert!(
+        matches!(e, DirectoryError::Ambiguous { count: 2, .. }),
+        "{e}"
+    );
+    let u = d
+        .find_user("alice@example.test")
+        .await
+        .expect("one page, one user");
+    assert_eq!(u.sam_account_name.as_deref(), Some("alice"));
+}

@@ -401,24 +401,16 @@ impl GraphDirectory {
         )
     }
 
-    /// The users `filter` finds (one page: `top` at most).
+    /// The users `filter` finds, `top` a page; a server that pages below `top` is followed
+    /// (bounded), so that a second match on a later page is never missed.
     async fn users(
         &self,
         what: &str,
         filter: &str,
         top: u32,
     ) -> Result<Vec<Value>, DirectoryError> {
-        let v = self
-            .get(what, &self.users_url(filter, top), USER_PERMISSION)
-            .await?;
-        v.get("value")
-            .and_then(Value::as_array)
-            .cloned()
-            .ok_or_else(|| DirectoryError::Protocol {
-                server: self.server_name(),
-                what: what.into(),
-                detail: "the answer has no `value` list".into(),
-            })
+        self.get_all(what, self.users_url(filter, top), USER_PERMISSION)
+            .await
     }
 
     fn user_of(&self, v: &Value) -> Option<DirUser> {
