@@ -5,7 +5,7 @@
 
 use crate::directory::check::{SafeApprovers, approver_verdict, read_safe_approvers};
 use crate::directory::config::{ApproverMode, Settings};
-use crate::directory::{LdapDirectory, Verdict};
+use crate::directory::{AnyDirectory, Verdict};
 use crate::error::{Error, Result};
 use crate::pvwa::sessions::Sessions;
 use crate::pvwa::{AccountRole, Pvwa, Session};
@@ -60,7 +60,7 @@ pub async fn check_sender(
     }
     let s = loaded.directory()?;
     let resolver = Resolver::new(loaded.config.vault.as_ref())?;
-    let password = resolver.resolve(&s.bind_password).await;
+    let password = crate::directory::read_credentials(&s, &resolver).await;
     let read = match password {
         Ok(_) => safe_members_for(loaded, &s, &resolver, safe).await,
         Err(_) => Ok(None),
@@ -68,7 +68,7 @@ pub async fn check_sender(
     resolver.close().await;
     let password = password?;
     let read = read?;
-    let dir = LdapDirectory::new(s, password)?;
+    let dir = AnyDirectory::new(s, password)?;
     // The watcher's own approver look-up (`directory::check::approver_verdict`).
     let verdict = approver_verdict(
         &dir,

@@ -126,3 +126,12 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> (Exit, Option<String>)
     }
     (Exit::Software, None)
 }
+
+impl From<crate::directory::any::CredentialError> for Error {
+    fn from(e: crate::directory::any::CredentialError) -> Self {
+        match e {
+            crate::directory::any::CredentialError::Secret(e) => e.into(),
+            crate::directory::any::CredentialError::App(e) => e.into(),
+        }
+    }
+}

@@ -158,12 +158,12 @@ impl Loaded {
             self.error(
                 "directory.url",
                 format!(
-                    "the [directory] section is missing; set directory.url, bind_dn, bind_password and base_dn (or {})",
+                    "the [directory] section is missing; set directory.url, bind_dn, bind_password and base_dn (or {}), or, for Microsoft Entra ID, directory.kind = \"entra\"",
                     crate::env::override_name(&["directory", "url"])
                 ),
             )
         })?;
-        d.settings(&self.origin)
+        d.settings_with(&self.origin, self.config.mailbox.as_ref())
     }
 
     /// `[ticketing]`, checked, or an error naming what is missing.

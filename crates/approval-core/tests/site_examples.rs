@@ -5,13 +5,15 @@
 //!
 //! - on premises (EWS, self-hosted PVWA): examples/config.toml;
 //! - Exchange Online + self-hosted PVWA: examples/sites/exchange-online.toml;
-//! - Exchange Online + Privilege Cloud: examples/sites/exchange-online-privilege-cloud.toml.
+//! - Exchange Online + Privilege Cloud: examples/sites/exchange-online-privilege-cloud.toml;
+//! - cloud-only (Exchange Online, Entra ID, Privilege Cloud): examples/sites/cloud-only.toml.
 
+use approval_core::directory::DirectoryKind;
 use approval_core::mailbox::MailboxKind;
 use approval_core::pvwa::AuthMethod;
 use approval_core::settings::{Loaded, load_from_parts};
 
-const SITES: [(&str, &str); 3] = [
+const SITES: [(&str, &str); 4] = [
     ("on premises", include_str!("../../../examples/config.toml")),
     (
         "Exchange Online",
@@ -20,6 +22,10 @@ const SITES: [(&str, &str); 3] = [
     (
         "Exchange Online + Privilege Cloud",
         include_str!("../../../examples/sites/exchange-online-privilege-cloud.toml"),
+    ),
+    (
+        "cloud-only: Exchange Online + Entra ID + Privilege Cloud",
+        include_str!("../../../examples/sites/cloud-only.toml"),
     ),
 ];
 
@@ -86,6 +92,17 @@ fn each_kind_of_site_has_a_complete_example_that_loads() {
                 );
                 let cloud = name.contains("Privilege Cloud");
                 assert_eq!(pvwa.auth_method == AuthMethod::Identity, cloud, "{name}");
+                // The cloud-only site has no LDAP: Entra ID through the mailbox's app.
+                let d = l.directory().expect("directory");
+                let entra_site = name.starts_with("cloud-only");
+                assert_eq!(d.kind == DirectoryKind::Entra, entra_site, "{name}");
+                if entra_site {
+                    let e = d.entra.as_ref().expect("entra");
+                    assert_eq!(e.app_key, "mailbox.graph");
+                    assert_eq!(e.app.client_id, g.client_id);
+                    assert_eq!(e.graph_url, m.graph_url());
+                    assert!(d.group_names.role_group("PAM Approvers L1").is_some());
+                }
             }
         }
     }

@@ -12,6 +12,8 @@
 // A skipped check says so on the test output.
 #![allow(clippy::print_stderr)]
 
+#[path = "../../approval-core/tests/support/entra.rs"]
+mod entra;
 #[path = "support/venv.rs"]
 mod venv;
 
@@ -129,4 +131,83 @@ async fn msgraph_sdk_runs_the_mailbox_flow_against_the_stand_in() {
         (1, 0),
         "one mail moved there, read"
     );
+}
+
+/// Conformance of the directory: msgraph-sdk at its defaults reads users by filter,
+/// transitiveMemberOf (paged) and groups from the stand-in (tests/msgraph_directory_flow.py),
+/// with the fixture people the Entra backend's tests use (approval-core's support/entra.rs).
+#[tokio::test(flavor = "multi_thread")]
+async fn msgraph_sdk_reads_the_directory_from_the_stand_in() {
+    let required = venv::required();
+    let Some(py) = venv::program("python", "msgraph-sdk directory conformance") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut scenario = Scenario::from_toml(&format!(
+        "[graph]\ntenant_id = \"{TENANT}\"\n[[graph.apps]]\nclient_id = \"{APP}\"\nclient_secret = \"sdk-secret\"\ndirectory_roles = [\"User.Read.All\", \"GroupMember.Read.All\"]\n"
+    ))
+    .expect("scenario");
+    scenario.graph.directory = entra::directory();
+    let sim = Sim::start(
+        scenario,
+        SimOptions {
+            tls_dir: Some(dir.path().join("tls")),
+            ..SimOptions::default()
+        },
+    )
+    .await
+    .expect("pam-sim starts");
+    let ca = sim.ca_cert.clone().expect("https");
+    let http = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(&ca).expect("ca")).expect("pem"),
+        )
+        .build()
+        .expect("client");
+    let t: serde_json::Value = http
+        .post(format!("{}/{TENANT}/oauth2/v2.0/token", sim.url()))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={APP}&client_secret=sdk-secret&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default"
+        ))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    let token = t["access_token"].as_str().expect("access_token");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/msgraph_directory_flow.py");
+    let out = tokio::process::Command::new(&py)
+        .arg(&script)
+        .env("GRAPH_BASE", format!("{}/v1.0", sim.url()))
+        .env("GRAPH_TOKEN", token)
+        .env("GRAPH_CA", &ca)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("SSL_CERT_FILE")
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && stderr.contains("No module named 'msgraph'") && !required {
+        eprintln!("SKIPPED msgraph-sdk directory conformance: msgraph-sdk is not installed");
+        return;
+    }
+    assert!(
+        out.status.success(),
+        "msgraph-sdk directory flow failed:\n{stdout}\n{stderr}"
+    );
+    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the flow's summary");
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(
+        seen["transitive"],
+        serde_json::json!(["DB_PAMapprover", "Deep1", "Deep2", "Deep3", "Deep4"])
+    );
+    assert_eq!(seen["refused_without_advanced"], "Request_UnsupportedQuery");
+    assert!(
+        sim.state.graph.directory_calls() >= 12,
+        "the SDK asked the directory"
+    );
+    eprintln!("msgraph-sdk said: {seen}");
 }

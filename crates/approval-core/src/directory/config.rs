@@ -22,47 +22,49 @@ pub const DEFAULT_GROUP_FILTER: &str = "(objectClass=group)";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryConfig {
-    /// One server: `ldaps://dc1.corp.example` (TLS on connect, port 636) or
-    /// `ldap://dc1.corp.example` (StartTLS, port 389).
+    /// `ldap` (default: LDAP / Active Directory) or `entra` (Microsoft Entra ID through
+    /// Microsoft Graph, for cloud-only organisations; docs/entra-directory.md).
+    #[serde(default)]
+    pub kind: DirectoryKind,
+    /// LDAP: one server, `ldaps://dc1.corp.example` (TLS on connect, port 636) or
+    /// `ldap://dc1.corp.example` (StartTLS, port 389). Entra: Microsoft Graph's API base
+    /// (default: `mailbox.url` when the mailbox is on Graph, else
+    /// `https://graph.microsoft.com/v1.0`).
     pub url: Option<String>,
-    /// Several servers, tried in order when connecting (after `url`).
+    /// Several servers, tried in order when connecting (after `url`). LDAP only.
     #[serde(default)]
     pub urls: Vec<String>,
-    /// The service account's bind name: a DN (any server) or, on AD, `user@domain`.
-    pub bind_dn: String,
-    /// Secret reference for its password (`vault:`, `file:`, `env:`, `cmd:`, `cred:`).
-    pub bind_password: SecretRef,
-    /// Where users are searched (subtree).
-    pub base_dn: String,
-    /// Where approver groups are searched (subtree); `base_dn` when absent.
+    /// The service account's bind name: a DN (any server) or, on AD, `user@domain`. LDAP only.
+    pub bind_dn: Option<String>,
+    /// Secret reference for its password (`vault:`, `file:`, `env:`, `cmd:`, `cred:`). LDAP only.
+    pub bind_password: Option<SecretRef>,
+    /// Where users are searched (subtree). LDAP only.
+    pub base_dn: Option<String>,
+    /// Where approver groups are searched (subtree); `base_dn` when absent. LDAP only.
     pub group_base_dn: Option<String>,
     /// For `ldap://` URLs: upgrade with StartTLS (default true). Turning it off needs
-    /// `allow_plain`.
-    #[serde(default = "yes")]
-    pub starttls: bool,
+    /// `allow_plain`. LDAP only.
+    pub starttls: Option<bool>,
     /// Allow plain, unencrypted LDAP (bind password in clear) — only to a loopback host.
-    #[serde(default)]
-    pub allow_plain: bool,
+    pub allow_plain: Option<bool>,
     /// PEM bundle of the CAs to trust instead of the system store.
     pub ca_bundle: Option<PathBuf>,
     /// Seconds to wait for TCP connect + TLS/StartTLS handshake + bind.
     #[serde(default = "connect_timeout")]
     pub connect_timeout_secs: u64,
-    /// Seconds to wait for one search.
+    /// Seconds to wait for one search (Entra: one Graph request).
     #[serde(default = "op_timeout")]
     pub timeout_secs: u64,
-    /// Nested-group strategy.
-    #[serde(default)]
-    pub membership: Strategy,
-    /// Group nesting levels followed (user -> g1 is one level).
-    #[serde(default = "max_depth")]
-    pub max_depth: u32,
+    /// Nested-group strategy. LDAP only (Entra ID resolves nesting itself).
+    pub membership: Option<Strategy>,
+    /// Group nesting levels followed (user -> g1 is one level). LDAP only.
+    pub max_depth: Option<u32>,
     /// Seconds a user lookup or membership answer is reused (0: no cache).
     #[serde(default)]
     pub cache_ttl_secs: u64,
-    /// User filter template with `{mail}` (escaped before use).
+    /// User filter template with `{mail}` (escaped before use). LDAP only.
     pub user_filter: Option<String>,
-    /// Filter that selects group entries.
+    /// Filter that selects group entries. LDAP only.
     pub group_filter: Option<String>,
     /// Where the approver groups of a safe at a level come from.
     #[serde(default)]
@@ -73,15 +75,49 @@ pub struct DirectoryConfig {
     /// The static table (`approvers = "static"`): `[[directory.static]]`.
     #[serde(default, rename = "static")]
     pub static_rules: Vec<StaticRule>,
-    /// A user attribute that names the person behind an account (e.g. `employeeID`): directory
-    /// users with the same value are one person, so a second account counts as its owner
-    /// (docs/watcher.md, "one person counts once"). Unset: each account is its own person.
+    /// A user attribute that names the person behind an account (e.g. `employeeID`; on Entra
+    /// `employeeId`): directory users with the same value are one person, so a second account
+    /// counts as its owner (docs/watcher.md, "one person counts once"). Unset: each account is
+    /// its own person.
     pub person_attribute: Option<String>,
+    /// Entra only: the app registration, when it is not the Graph mailbox's
+    /// (`[mailbox.graph]`), e.g. on a site whose mailbox is on EWS: `[directory.graph]` with
+    /// the same keys as `[mailbox.graph]`.
+    pub graph: Option<crate::mailbox::graph::GraphConfig>,
 }
 
-fn yes() -> bool {
-    true
+/// Which directory the tool asks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    /// LDAP / Active Directory.
+    #[default]
+    Ldap,
+    /// Microsoft Entra ID through Microsoft Graph (application permissions).
+    Entra,
 }
+
+impl DirectoryKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            DirectoryKind::Ldap => "ldap",
+            DirectoryKind::Entra => "entra",
+        }
+    }
+}
+
+/// `[directory]` with `kind = "entra"`, validated: where Graph is and as which app the tool
+/// signs in.
+#[derive(Debug, Clone)]
+pub struct EntraSettings {
+    /// Graph's API base without a trailing slash: `https://graph.microsoft.com/v1.0`.
+    pub graph_url: String,
+    /// The app registration and its credential (validated).
+    pub app: crate::mailbox::graph::GraphConfig,
+    /// Where `app` comes from, for messages: `mailbox.graph` or `directory.graph`.
+    pub app_key: &'static str,
+}
+
 fn connect_timeout() -> u64 {
     5
 }
@@ -145,14 +181,41 @@ pub enum GroupNameAttribute {
     SamAccountName,
     #[serde(rename = "cn", alias = "CN")]
     Cn,
+    /// Entra ID: the group's display name (default under `kind = "entra"`; not unique in a
+    /// tenant: a name two groups share is not used).
+    #[serde(rename = "displayName", alias = "displayname")]
+    DisplayName,
+    /// Entra ID: the group's mail nickname (unique among mail-enabled groups).
+    #[serde(rename = "mailNickname", alias = "mailnickname")]
+    MailNickname,
+    /// Entra ID, groups synced from AD: the on-premises sAMAccountName.
+    #[serde(
+        rename = "onPremisesSamAccountName",
+        alias = "onpremisessamaccountname"
+    )]
+    OnPremisesSamAccountName,
 }
 
 impl GroupNameAttribute {
+    /// The attribute's name as written in the configuration (LDAP or Graph property).
     pub fn ldap_name(self) -> &'static str {
         match self {
             GroupNameAttribute::SamAccountName => "sAMAccountName",
             GroupNameAttribute::Cn => "cn",
+            GroupNameAttribute::DisplayName => "displayName",
+            GroupNameAttribute::MailNickname => "mailNickname",
+            GroupNameAttribute::OnPremisesSamAccountName => "onPremisesSamAccountName",
         }
+    }
+
+    /// Whether the attribute is a Graph group property (for `kind = "entra"`).
+    pub fn is_entra(self) -> bool {
+        matches!(
+            self,
+            GroupNameAttribute::DisplayName
+                | GroupNameAttribute::MailNickname
+                | GroupNameAttribute::OnPremisesSamAccountName
+        )
     }
 }
 
@@ -160,9 +223,11 @@ impl GroupNameAttribute {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupNameRule {
-    /// The group attribute compared with the name (case-insensitively).
+    /// The group attribute compared with the name (case-insensitively): LDAP `sAMAccountName`
+    /// (default) or `cn`; Entra `displayName` (default), `mailNickname` or
+    /// `onPremisesSamAccountName`. Always set after validation.
     #[serde(default)]
-    pub attribute: GroupNameAttribute,
+    pub attribute: Option<GroupNameAttribute>,
     /// Domains whose `NAME@DOMAIN` / `DOMAIN\NAME` forms are accepted and stripped to `NAME`.
     /// A name that carries another domain is never mapped.
     #[serde(default)]
@@ -179,6 +244,11 @@ pub struct GroupNameRule {
 }
 
 impl GroupNameRule {
+    /// The group attribute names are compared with (LDAP's default when unset).
+    pub fn attribute(&self) -> GroupNameAttribute {
+        self.attribute.unwrap_or_default()
+    }
+
     /// The directory group DN a Role member maps to (role names compare case-insensitively).
     pub fn role_group(&self, role: &str) -> Option<&str> {
         let role = role.trim();
@@ -218,9 +288,14 @@ pub struct StaticRule {
 /// `[directory]` validated: what the LDAP client and the approver mapping run with.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Which directory; under `entra`, [`Settings::entra`] is set and the LDAP fields are empty.
+    pub kind: DirectoryKind,
+    /// `kind = "entra"`: Graph and the app registration.
+    pub entra: Option<EntraSettings>,
     pub urls: Vec<url::Url>,
     pub bind_dn: String,
-    pub bind_password: SecretRef,
+    /// The bind password's reference (LDAP; `None` under `entra`).
+    pub bind_password: Option<SecretRef>,
     pub base_dn: String,
     pub group_base_dn: String,
     pub starttls: bool,
@@ -240,8 +315,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The servers, for messages: `ldaps://dc1:636, ldaps://dc2:636`.
+    /// The servers, for messages: `ldaps://dc1:636, ldaps://dc2:636` (Entra: the Graph base).
     pub fn servers(&self) -> String {
+        if let Some(e) = &self.entra {
+            return e.graph_url.clone();
+        }
         self.urls
             .iter()
             .map(server_name)
@@ -267,10 +345,80 @@ pub fn server_name(url: &url::Url) -> String {
     )
 }
 
+/// The keys only LDAP reads, and whether each is set (refused under `kind = "entra"`).
+fn ldap_keys(c: &DirectoryConfig) -> [(&'static str, bool); 11] {
+    [
+        ("urls", !c.urls.is_empty()),
+        ("bind_dn", c.bind_dn.is_some()),
+        ("bind_password", c.bind_password.is_some()),
+        ("base_dn", c.base_dn.is_some()),
+        ("group_base_dn", c.group_base_dn.is_some()),
+        ("starttls", c.starttls.is_some()),
+        ("allow_plain", c.allow_plain.is_some()),
+        ("membership", c.membership.is_some()),
+        ("max_depth", c.max_depth.is_some()),
+        ("user_filter", c.user_filter.is_some()),
+        ("group_filter", c.group_filter.is_some()),
+    ]
+}
+
 impl DirectoryConfig {
-    /// Validate; `origin` names the file and environment variables in errors.
+    /// Validate; `origin` names the file and environment variables in errors. Under
+    /// `kind = "entra"` without `[directory.graph]` there is no mailbox to borrow the app from:
+    /// use [`DirectoryConfig::settings_with`].
     pub fn settings(&self, origin: &Origin) -> Result<Settings, ConfigError> {
+        self.settings_with(origin, None)
+    }
+
+    /// Validate, with `[mailbox]` (whose Graph app registration `kind = "entra"` uses unless
+    /// `[directory.graph]` names its own).
+    pub fn settings_with(
+        &self,
+        origin: &Origin,
+        mailbox: Option<&crate::mailbox::config::MailboxConfig>,
+    ) -> Result<Settings, ConfigError> {
         let err = |key: &str, msg: String| origin.error(&format!("directory.{key}"), msg);
+        self.common_checks(origin)?;
+        if self.kind == DirectoryKind::Entra {
+            return self.entra_settings(origin, mailbox);
+        }
+        if self.graph.is_some() {
+            return Err(err(
+                "graph",
+                "is for kind = \"entra\" (Microsoft Entra ID); remove it, or set directory.kind = \"entra\"".into(),
+            ));
+        }
+        if let Some(a) = self.group_names.attribute
+            && a.is_entra()
+        {
+            return Err(err(
+                "group_names.attribute",
+                format!(
+                    "`{}` is a Microsoft Graph property, for kind = \"entra\"; with LDAP use sAMAccountName or cn",
+                    a.ldap_name()
+                ),
+            ));
+        }
+        let (Some(bind_dn), Some(bind_password), Some(base_dn)) =
+            (&self.bind_dn, &self.bind_password, &self.base_dn)
+        else {
+            let missing = [
+                ("bind_dn", self.bind_dn.is_none()),
+                ("bind_password", self.bind_password.is_none()),
+                ("base_dn", self.base_dn.is_none()),
+            ]
+            .into_iter()
+            .find(|(_, m)| *m)
+            .map(|(k, _)| k)
+            .unwrap_or("bind_dn");
+            return Err(err(
+                missing,
+                "is required with kind = \"ldap\" (the default); a cloud-only organisation sets directory.kind = \"entra\" (docs/entra-directory.md)".to_string(),
+            ));
+        };
+        let starttls = self.starttls.unwrap_or(true);
+        let allow_plain = self.allow_plain.unwrap_or(false);
+
         let mut raw: Vec<(&str, &String)> = Vec::new();
         if let Some(u) = &self.url {
             raw.push(("url", u));
@@ -284,11 +432,10 @@ impl DirectoryConfig {
         }
         let mut urls = Vec::new();
         for (key, u) in raw {
-            let url =
-                check_ldap_url(u, self.starttls, self.allow_plain).map_err(|m| err(key, m))?;
+            let url = check_ldap_url(u, starttls, allow_plain).map_err(|m| err(key, m))?;
             urls.push(url);
         }
-        for (key, v) in [("bind_dn", &self.bind_dn), ("base_dn", &self.base_dn)] {
+        for (key, v) in [("bind_dn", bind_dn), ("base_dn", base_dn)] {
             if v.trim().is_empty() {
                 return Err(err(key, "must not be empty".into()));
             }
@@ -301,23 +448,9 @@ impl DirectoryConfig {
         {
             return Err(err("group_base_dn", "must be a DN".into()));
         }
-        if self.connect_timeout_secs == 0 || self.connect_timeout_secs > 300 {
-            return Err(err(
-                "connect_timeout_secs",
-                "must be between 1 and 300".into(),
-            ));
-        }
-        if self.timeout_secs == 0 || self.timeout_secs > 300 {
-            return Err(err("timeout_secs", "must be between 1 and 300".into()));
-        }
-        if self.max_depth == 0 || self.max_depth > 64 {
+        let max_depth = self.max_depth.unwrap_or_else(max_depth);
+        if max_depth == 0 || max_depth > 64 {
             return Err(err("max_depth", "must be between 1 and 64".into()));
-        }
-        if self.cache_ttl_secs > 3600 {
-            return Err(err(
-                "cache_ttl_secs",
-                "must be at most 3600 (an hour); a removed approver keeps approving until it expires".into(),
-            ));
         }
         let user_filter = self
             .user_filter
@@ -329,17 +462,6 @@ impl DirectoryConfig {
             .clone()
             .unwrap_or_else(|| DEFAULT_GROUP_FILTER.into());
         check_filter(&group_filter, false).map_err(|m| err("group_filter", m))?;
-        for (i, d) in self.group_names.domains.iter().enumerate() {
-            if d.trim().is_empty() || d.contains(['@', '\\']) || d.chars().any(char::is_control) {
-                return Err(err(
-                    &format!("group_names.domains[{i}]"),
-                    format!(
-                        "`{}` is not a domain name (write corp.example or CORP, without @ or \\)",
-                        d.escape_debug()
-                    ),
-                ));
-            }
-        }
         for (role, dn) in &self.group_names.roles {
             if role.trim().is_empty() || role.chars().any(char::is_control) {
                 return Err(err(
@@ -353,6 +475,65 @@ impl DirectoryConfig {
                     format!(
                         "`{}` is not a group DN: write the directory group whose members hold the role, e.g. \"CN=PAM-Approvers-L1,OU=Groups,DC=corp,DC=example\"",
                         dn.escape_debug()
+                    ),
+                ));
+            }
+        }
+        let mut group_names = self.group_names.clone();
+        group_names.attribute = Some(group_names.attribute());
+        Ok(Settings {
+            kind: DirectoryKind::Ldap,
+            entra: None,
+            urls,
+            bind_dn: bind_dn.clone(),
+            bind_password: Some(bind_password.clone()),
+            base_dn: base_dn.clone(),
+            group_base_dn: self
+                .group_base_dn
+                .clone()
+                .unwrap_or_else(|| base_dn.clone()),
+            starttls,
+            ca_bundle: self.ca_bundle.clone(),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            op_timeout: Duration::from_secs(self.timeout_secs),
+            strategy: self.membership.unwrap_or_default(),
+            max_depth,
+            cache_ttl: Duration::from_secs(self.cache_ttl_secs),
+            user_filter,
+            group_filter,
+            approvers: self.approvers,
+            group_names,
+            static_rules: self.static_rules.clone(),
+            person_attribute: self.person_attribute.clone(),
+        })
+    }
+
+    /// The checks of every kind: timeouts, cache, the name mapping, the static table, the
+    /// person attribute.
+    fn common_checks(&self, origin: &Origin) -> Result<(), ConfigError> {
+        let err = |key: &str, msg: String| origin.error(&format!("directory.{key}"), msg);
+        if self.connect_timeout_secs == 0 || self.connect_timeout_secs > 300 {
+            return Err(err(
+                "connect_timeout_secs",
+                "must be between 1 and 300".into(),
+            ));
+        }
+        if self.timeout_secs == 0 || self.timeout_secs > 300 {
+            return Err(err("timeout_secs", "must be between 1 and 300".into()));
+        }
+        if self.cache_ttl_secs > 3600 {
+            return Err(err(
+                "cache_ttl_secs",
+                "must be at most 3600 (an hour); a removed approver keeps approving until it expires".into(),
+            ));
+        }
+        for (i, d) in self.group_names.domains.iter().enumerate() {
+            if d.trim().is_empty() || d.contains(['@', '\\']) || d.chars().any(char::is_control) {
+                return Err(err(
+                    &format!("group_names.domains[{i}]"),
+                    format!(
+                        "`{}` is not a domain name (write corp.example or CORP, without @ or \\)",
+                        d.escape_debug()
                     ),
                 ));
             }
@@ -395,26 +576,126 @@ impl DirectoryConfig {
                 "approvers = \"static\" needs at least one [[directory.static]] row".into(),
             ));
         }
+        Ok(())
+    }
+
+    /// `kind = "entra"`: no LDAP key, Graph's URL, the app registration (`[directory.graph]`,
+    /// else `[mailbox.graph]` of a Graph mailbox), Graph group properties for the names, and
+    /// roles mapped to group ids or names.
+    fn entra_settings(
+        &self,
+        origin: &Origin,
+        mailbox: Option<&crate::mailbox::config::MailboxConfig>,
+    ) -> Result<Settings, ConfigError> {
+        use crate::mailbox::config::MailboxKind;
+        let err = |key: &str, msg: String| origin.error(&format!("directory.{key}"), msg);
+        for (key, set) in ldap_keys(self) {
+            if set {
+                return Err(err(
+                    key,
+                    "is an LDAP key; kind = \"entra\" reads Microsoft Entra ID through Microsoft Graph: remove it".into(),
+                ));
+            }
+        }
+        let attribute = self
+            .group_names
+            .attribute
+            .unwrap_or(GroupNameAttribute::DisplayName);
+        if !attribute.is_entra() {
+            return Err(err(
+                "group_names.attribute",
+                format!(
+                    "`{}` is an LDAP attribute; with kind = \"entra\" use displayName (default), mailNickname or onPremisesSamAccountName",
+                    attribute.ldap_name()
+                ),
+            ));
+        }
+        for (role, group) in &self.group_names.roles {
+            if role.trim().is_empty() || role.chars().any(char::is_control) {
+                return Err(err(
+                    "group_names.roles",
+                    "a role name is empty or holds control characters".into(),
+                ));
+            }
+            if group.trim().is_empty()
+                || group.chars().any(char::is_control)
+                || first_rdn_value(group).is_some()
+            {
+                return Err(err(
+                    &format!("group_names.roles.\"{}\"", role.escape_debug()),
+                    format!(
+                        "`{}` is not an Entra ID group: write the group's object id (a GUID) or its name as directory.group_names.attribute reads it",
+                        group.escape_debug()
+                    ),
+                ));
+            }
+        }
+        let graph_mailbox = mailbox.filter(|m| m.kind == MailboxKind::Graph);
+        let (app, app_key) = match (&self.graph, graph_mailbox.and_then(|m| m.graph.as_ref())) {
+            (Some(g), _) => (g.clone(), "directory.graph"),
+            (None, Some(g)) => (g.clone(), "mailbox.graph"),
+            (None, None) => {
+                return Err(err(
+                    "graph",
+                    "kind = \"entra\" signs in with an app registration: the mailbox is not on Graph, so give [directory.graph] (tenant_id, client_id and a certificate or client secret, as [mailbox.graph])".into(),
+                ));
+            }
+        };
+        app.validate()
+            .map_err(|(k, m)| origin.error(&format!("{app_key}.{k}"), m))?;
+        let raw_url = match (&self.url, graph_mailbox) {
+            (Some(u), _) => u.trim().to_string(),
+            (None, Some(m)) => m.graph_url().to_string(),
+            (None, None) => crate::mailbox::config::GRAPH_URL.to_string(),
+        };
+        let parsed = crate::tls::check_url(&raw_url).map_err(|m| err("url", m))?;
+        let path = parsed.path().trim_end_matches('/');
+        if !path.ends_with("/v1.0") || parsed.query().is_some() {
+            return Err(err(
+                "url",
+                format!(
+                    "`{raw_url}` is not Microsoft Graph's API base: write it with its version, e.g. https://graph.microsoft.com/v1.0"
+                ),
+            ));
+        }
+        crate::mailbox::graph::config::same_cloud(&app.authority, &parsed)
+            .map_err(|m| err("url", m.replace("mailbox.url", "directory.url")))?;
+        if let Some(a) = &self.person_attribute
+            && !a.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(err(
+                "person_attribute",
+                format!(
+                    "`{}` is not a Microsoft Graph user property (letters and digits, e.g. employeeId)",
+                    a.escape_debug()
+                ),
+            ));
+        }
+        let mut group_names = self.group_names.clone();
+        group_names.attribute = Some(attribute);
         Ok(Settings {
-            urls,
-            bind_dn: self.bind_dn.clone(),
-            bind_password: self.bind_password.clone(),
-            base_dn: self.base_dn.clone(),
-            group_base_dn: self
-                .group_base_dn
-                .clone()
-                .unwrap_or_else(|| self.base_dn.clone()),
-            starttls: self.starttls,
+            kind: DirectoryKind::Entra,
+            entra: Some(EntraSettings {
+                graph_url: raw_url.trim_end_matches('/').to_string(),
+                app,
+                app_key,
+            }),
+            urls: Vec::new(),
+            bind_dn: String::new(),
+            bind_password: None,
+            base_dn: String::new(),
+            group_base_dn: String::new(),
+            starttls: true,
             ca_bundle: self.ca_bundle.clone(),
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             op_timeout: Duration::from_secs(self.timeout_secs),
-            strategy: self.membership,
-            max_depth: self.max_depth,
+            strategy: Strategy::InChain,
+            max_depth: max_depth(),
             cache_ttl: Duration::from_secs(self.cache_ttl_secs),
-            user_filter,
-            group_filter,
+            user_filter: String::new(),
+            group_filter: String::new(),
             approvers: self.approvers,
-            group_names: self.group_names.clone(),
+            group_names,
             static_rules: self.static_rules.clone(),
             person_attribute: self.person_attribute.clone(),
         })
@@ -547,7 +828,12 @@ base_dn = "DC=corp,DC=example"
         let s = settings("").expect("valid");
         assert_eq!(s.strategy, Strategy::Auto);
         assert_eq!(s.approvers, ApproverMode::SafeMembers);
-        assert_eq!(s.group_names.attribute, GroupNameAttribute::SamAccountName);
+        assert_eq!(
+            s.group_names.attribute(),
+            GroupNameAttribute::SamAccountName
+        );
+        assert_eq!(s.kind, DirectoryKind::Ldap);
+        assert!(s.entra.is_none());
         assert_eq!(s.user_filter, DEFAULT_USER_FILTER);
         assert_eq!(s.group_base_dn, "DC=corp,DC=example");
         assert_eq!(s.servers(), "ldaps://dc1.corp.example:636");
@@ -650,7 +936,7 @@ base_dn = "DC=corp,DC=example"
             "[directory.group_names]\nattribute = \"cn\"\ndomains = [\"corp.example\", \"CORP\"]\n",
         )
         .expect("valid");
-        assert_eq!(s.group_names.attribute, GroupNameAttribute::Cn);
+        assert_eq!(s.group_names.attribute(), GroupNameAttribute::Cn);
         let e = settings("[directory.group_names]\ndomains = [\"@corp\"]\n").expect_err("bad");
         assert_eq!(e.key.as_deref(), Some("directory.group_names.domains[0]"));
         let e = settings("[directory.group_names]\nrequire_domain = true\n").expect_err("bad");
@@ -686,6 +972,158 @@ base_dn = "DC=corp,DC=example"
         ] {
             let e = settings(&format!("{k} = {v}\n")).expect_err(k);
             assert_eq!(e.key.as_deref(), Some(format!("directory.{k}").as_str()));
+        }
+    }
+
+    const GRAPH_MAILBOX: &str = r#"
+[mailbox]
+kind = "graph"
+mailbox = "pam-approvals@corp.example"
+[mailbox.graph]
+tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+client_id = "0c1e0000-0000-4000-8000-0000000000bb"
+certificate = "file:/etc/pam-approval/graph.crt"
+private_key = "file:/etc/pam-approval/graph.key"
+"#;
+
+    const EWS_MAILBOX: &str = r#"
+[mailbox]
+url = "https://mail.corp.example/EWS/Exchange.asmx"
+username = "svc"
+password = "env:MB"
+mailbox = "pam-approvals@corp.example"
+"#;
+
+    fn entra(mailbox: &str, directory: &str) -> Result<Settings, ConfigError> {
+        let text = format!("{mailbox}\n[directory]\nkind = \"entra\"\n{directory}");
+        load_from_parts(Some(&text), None, &[])
+            .expect("parses")
+            .directory()
+    }
+
+    #[test]
+    fn entra_borrows_the_graph_mailbox_app_and_url() {
+        let s = entra(GRAPH_MAILBOX, "").expect("valid");
+        assert_eq!(s.kind, DirectoryKind::Entra);
+        let e = s.entra.as_ref().expect("entra");
+        assert_eq!(e.app_key, "mailbox.graph");
+        assert_eq!(e.graph_url, "https://graph.microsoft.com/v1.0");
+        assert_eq!(e.app.client_id, "0c1e0000-0000-4000-8000-0000000000bb");
+        assert_eq!(s.group_names.attribute(), GroupNameAttribute::DisplayName);
+        assert!(s.bind_password.is_none());
+        assert_eq!(s.servers(), "https://graph.microsoft.com/v1.0");
+        // An explicit Graph URL of another cloud than the app's sign-in service is refused.
+        let e = entra(GRAPH_MAILBOX, "url = \"https://graph.microsoft.us/v1.0\"\n")
+            .expect_err("clouds differ");
+        assert_eq!(e.key.as_deref(), Some("directory.url"), "{e}");
+        let e = entra(GRAPH_MAILBOX, "url = \"https://graph.microsoft.com\"\n")
+            .expect_err("no version");
+        assert_eq!(e.key.as_deref(), Some("directory.url"), "{e}");
+        assert!(e.message.contains("/v1.0"), "{e}");
+    }
+
+    #[test]
+    fn entra_on_an_ews_site_needs_its_own_app() {
+        let e = entra(EWS_MAILBOX, "").expect_err("no app");
+        assert_eq!(e.key.as_deref(), Some("directory.graph"), "{e}");
+        let own = "[directory.graph]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"0c1e0000-0000-4000-8000-0000000000cc\"\nauth = \"client_secret\"\nclient_secret = \"env:DIR_SECRET\"\n";
+        let s = entra(EWS_MAILBOX, own).expect("valid");
+        let e = s.entra.as_ref().expect("entra");
+        assert_eq!(e.app_key, "directory.graph");
+        assert_eq!(e.graph_url, "https://graph.microsoft.com/v1.0");
+        // Its keys are checked as [mailbox.graph]'s are, under its own name.
+        let bad = own.replace("0c1e0000-0000-4000-8000-0000000000cc", "my-app");
+        let e = entra(EWS_MAILBOX, &bad).expect_err("client id");
+        assert_eq!(e.key.as_deref(), Some("directory.graph.client_id"), "{e}");
+        let bad = own.replace("client_secret = \"env:DIR_SECRET\"\n", "");
+        let e = entra(EWS_MAILBOX, &bad).expect_err("no secret");
+        assert_eq!(
+            e.key.as_deref(),
+            Some("directory.graph.client_secret"),
+            "{e}"
+        );
+        // [directory.graph] wins over the mailbox's app.
+        let s = entra(GRAPH_MAILBOX, own).expect("valid");
+        assert_eq!(s.entra.expect("entra").app_key, "directory.graph");
+    }
+
+    #[test]
+    fn keys_of_the_other_kind_are_refused_by_name() {
+        for (line, key) in [
+            ("bind_dn = \"cn=x\"", "bind_dn"),
+            ("bind_password = \"env:X\"", "bind_password"),
+            ("base_dn = \"dc=x\"", "base_dn"),
+            ("urls = [\"ldaps://dc1\"]", "urls"),
+            ("group_base_dn = \"ou=g\"", "group_base_dn"),
+            ("starttls = false", "starttls"),
+            ("allow_plain = true", "allow_plain"),
+            ("membership = \"recursive\"", "membership"),
+            ("max_depth = 3", "max_depth"),
+            ("user_filter = \"(mail={mail})\"", "user_filter"),
+            ("group_filter = \"(objectClass=group)\"", "group_filter"),
+            (
+                "[directory.group_names]\nattribute = \"sAMAccountName\"",
+                "group_names.attribute",
+            ),
+            (
+                "[directory.group_names]\nattribute = \"cn\"",
+                "group_names.attribute",
+            ),
+            (
+                "[directory.group_names.roles]\n\"PAM L1\" = \"CN=PAM-L1,OU=Groups,DC=corp,DC=example\"",
+                "group_names.roles.\"PAM L1\"",
+            ),
+            ("person_attribute = \"extension_1-x\"", "person_attribute"),
+        ] {
+            let e = entra(GRAPH_MAILBOX, &format!("{line}\n")).expect_err(line);
+            assert_eq!(
+                e.key.as_deref(),
+                Some(format!("directory.{key}").as_str()),
+                "{line}: {e}"
+            );
+        }
+        // An unknown key is refused by serde, naming it.
+        let text = format!("{GRAPH_MAILBOX}\n[directory]\nkind = \"entra\"\ntenant = \"x\"\n");
+        let e = load_from_parts(Some(&text), None, &[]).expect_err("unknown key");
+        assert!(e.to_string().contains("tenant"), "{e}");
+        // And the other way: Entra keys under LDAP.
+        let e = settings("[directory.graph]\ntenant_id = \"contoso.onmicrosoft.com\"\nclient_id = \"0c1e0000-0000-4000-8000-0000000000cc\"\nauth = \"client_secret\"\nclient_secret = \"env:S\"\n")
+            .expect_err("graph under ldap");
+        assert_eq!(e.key.as_deref(), Some("directory.graph"), "{e}");
+        let e = settings("[directory.group_names]\nattribute = \"displayName\"\n")
+            .expect_err("graph attribute under ldap");
+        assert_eq!(e.key.as_deref(), Some("directory.group_names.attribute"));
+        // LDAP's required keys are named when missing.
+        let text =
+            "[directory]\nurl = \"ldaps://dc1\"\nbind_dn = \"cn=x\"\nbind_password = \"env:X\"\n";
+        let e = load_from_parts(Some(text), None, &[])
+            .expect("parses")
+            .directory()
+            .expect_err("no base_dn");
+        assert_eq!(e.key.as_deref(), Some("directory.base_dn"), "{e}");
+    }
+
+    #[test]
+    fn entra_names_and_roles() {
+        let s = entra(
+            GRAPH_MAILBOX,
+            "person_attribute = \"employeeId\"\ncache_ttl_secs = 60\n[directory.group_names]\nattribute = \"mailNickname\"\n[directory.group_names.roles]\n\"PAM Approvers L1\" = \"6f1c0000-0000-4000-8000-00000000a001\"\n\"PAM Approvers L2\" = \"PAM-Approvers-L2\"\n",
+        )
+        .expect("valid");
+        assert_eq!(s.group_names.attribute(), GroupNameAttribute::MailNickname);
+        assert_eq!(
+            s.group_names.role_group("pam approvers l1"),
+            Some("6f1c0000-0000-4000-8000-00000000a001")
+        );
+        assert_eq!(s.person_attribute.as_deref(), Some("employeeId"));
+        assert_eq!(s.cache_ttl.as_secs(), 60);
+        for a in ["onPremisesSamAccountName", "displayName"] {
+            let s = entra(
+                GRAPH_MAILBOX,
+                &format!("[directory.group_names]\nattribute = \"{a}\"\n"),
+            )
+            .expect(a);
+            assert_eq!(s.group_names.attribute().ldap_name(), a);
         }
     }
 }

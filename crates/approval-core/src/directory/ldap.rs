@@ -589,7 +589,7 @@ impl LdapDirectory {
         &self,
         groups: &[ApproverGroup],
     ) -> Result<Vec<ResolvedGroup>, DirectoryError> {
-        let attr = self.s.group_names.attribute.ldap_name();
+        let attr = self.s.group_names.attribute().ldap_name();
         let mut found: Vec<Entry> = Vec::new();
         for chunk in groups.chunks(NAMES_PER_SEARCH) {
             let alts: String = chunk

@@ -1,16 +1,20 @@
-//! Directory (LDAP / Active Directory): who a mail sender is, which groups they belong to
-//! (nested), and whether one of those groups approves a safe at a level.
+//! Directory (LDAP / Active Directory, or Microsoft Entra ID): who a mail sender is, which
+//! groups they belong to (nested), and whether one of those groups approves a safe at a level.
 //!
 //! - [`Directory`] is the seam the watcher and the by-hand check use; [`ldap::LdapDirectory`]
-//!   implements it on `ldap3` (LDAPS or StartTLS, our rustls trust, reconnect, timeouts, cache).
+//!   implements it on `ldap3` (LDAPS or StartTLS, our rustls trust, reconnect, timeouts, cache),
+//!   [`entra::GraphDirectory`] on Microsoft Graph (`kind = "entra"`), and [`any::AnyDirectory`]
+//!   holds either.
 //! - [`approvers`] turns PVWA's safe members (or the static table) into directory group names.
 //! - [`authorize`] puts them together into a [`Verdict`]. Any error means no approval: the
 //!   caller gets an `Err`, never a verdict that may approve.
 
+pub mod any;
 pub mod approvers;
 pub mod cache;
 pub mod check;
 pub mod config;
+pub mod entra;
 pub mod ldap;
 pub mod names;
 
@@ -18,8 +22,10 @@ use std::future::Future;
 
 use serde::Serialize;
 
+pub use any::{AnyDirectory, Credentials, read_credentials};
 pub use approvers::{ApproverGroup, Approvers};
-pub use config::{DirectoryConfig, Settings, Strategy};
+pub use config::{DirectoryConfig, DirectoryKind, Settings, Strategy};
+pub use entra::GraphDirectory;
 pub use ldap::LdapDirectory;
 
 use crate::exit::{Classify, Exit};

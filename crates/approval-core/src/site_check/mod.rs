@@ -10,11 +10,11 @@ use std::collections::BTreeSet;
 
 use secrecy::SecretString;
 
-use crate::directory::LdapDirectory;
 use crate::directory::approvers::Approvers;
 use crate::directory::cache::TtlCache;
 use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers};
 use crate::directory::config::ApproverMode;
+use crate::directory::{AnyDirectory, LdapDirectory};
 use crate::pvwa::{AccountRole, Pvwa, Session};
 use crate::secret::{Resolver, SecretRef};
 use crate::settings::Loaded;
@@ -146,7 +146,20 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
         }
     }
     if let Some(d) = &c.directory {
-        out.push(("directory.bind_password".into(), d.bind_password.clone()));
+        if let Some(p) = &d.bind_password {
+            out.push(("directory.bind_password".into(), p.clone()));
+        }
+        if let Some(g) = &d.graph {
+            for (k, v) in [
+                ("certificate", &g.certificate),
+                ("private_key", &g.private_key),
+                ("client_secret", &g.client_secret),
+            ] {
+                if let Some(v) = v {
+                    out.push((format!("directory.graph.{k}"), v.clone()));
+                }
+            }
+        }
     }
     if let Some(m) = &c.mailbox {
         if let Some(p) = &m.password {
@@ -989,7 +1002,13 @@ async fn directory(
             return;
         }
     };
-    let pw = match res.resolve(&s.bind_password).await {
+    if s.entra.is_some() {
+        return entra_directory(s, res, found, r).await;
+    }
+    let Some(pw_ref) = s.bind_password.clone() else {
+        return;
+    };
+    let pw = match res.resolve(&pw_ref).await {
         Ok(p) => p,
         Err(e) => {
             r.fail(
@@ -1074,6 +1093,153 @@ async fn directory(
         ),
     }
     dir.close().await;
+}
+
+/// The approver groups of every safe seen, each once.
+fn approver_groups(found: &[(String, u8, Approvers)]) -> Vec<crate::directory::ApproverGroup> {
+    let mut groups: Vec<crate::directory::ApproverGroup> = Vec::new();
+    for (_, _, a) in found {
+        for g in &a.groups {
+            if !groups.iter().any(|x| x.name == g.name && x.dn == g.dn) {
+                groups.push(g.clone());
+            }
+        }
+    }
+    groups
+}
+
+/// `[directory] kind = "entra"`: the app signs in to Graph, may read users and group
+/// memberships, and every approver group seen answers to exactly one Entra ID group.
+async fn entra_directory(
+    s: crate::directory::Settings,
+    res: &Resolver,
+    found: &[(String, u8, Approvers)],
+    r: &mut Report,
+) {
+    use crate::directory::entra::{GROUP_PERMISSION, USER_PERMISSION};
+    let Some(e) = s.entra.clone() else {
+        return;
+    };
+    let cred = match crate::mailbox::graph::app_credential(&e.app, res, e.app_key).await {
+        Ok(c) => c,
+        Err(err) => {
+            r.fail(
+                "directory",
+                "sign-in",
+                format!("the app's credential ({}) does not load: {err}", e.app_key),
+                format!(
+                    "fix {}.certificate / private_key / client_secret",
+                    e.app_key
+                ),
+            );
+            return;
+        }
+    };
+    let dir = match crate::directory::GraphDirectory::new(s, cred) {
+        Ok(d) => d,
+        Err(err) => {
+            r.fail(
+                "directory",
+                "sign-in",
+                err.to_string(),
+                "check directory.ca_bundle",
+            );
+            return;
+        }
+    };
+    match dir.sign_in().await {
+        Ok(()) => r.ok(
+            "directory",
+            "sign-in",
+            format!(
+                "app {} signs in to Microsoft Graph at {} (Entra ID)",
+                dir.app(),
+                e.graph_url
+            ),
+        ),
+        Err(err) => {
+            r.fail(
+                "directory",
+                "sign-in",
+                err.to_string(),
+                format!("check {}.tenant_id, client_id, authority and the credential registered on the app", e.app_key),
+            );
+            return;
+        }
+    }
+    let mut readable = true;
+    for (check, perm, result) in [
+        ("read users", USER_PERMISSION, dir.probe_users().await),
+        (
+            "read group membership",
+            GROUP_PERMISSION,
+            dir.probe_groups().await,
+        ),
+    ] {
+        match result {
+            Ok(()) => r.ok(
+                "directory",
+                check,
+                format!("the app holds {perm} (or more)"),
+            ),
+            Err(err) => {
+                readable = false;
+                r.fail(
+                    "directory",
+                    check,
+                    err.to_string(),
+                    format!("grant the app the Microsoft Graph application permission {perm} and give admin consent"),
+                );
+            }
+        }
+    }
+    if !readable {
+        return;
+    }
+    r.ok(
+        "directory",
+        "membership",
+        format!(
+            "nesting resolved by Entra ID (transitiveMemberOf); groups matched by {} or object id",
+            dir.settings().group_names.attribute().ldap_name()
+        ),
+    );
+    let groups = approver_groups(found);
+    if groups.is_empty() {
+        r.skip(
+            "directory",
+            "approver groups",
+            "no approver group was found to resolve",
+        );
+        return;
+    }
+    match dir.resolve_groups(&groups).await {
+        Ok(resolved) => {
+            for g in resolved {
+                match g.status {
+                    "found" => r.ok("directory", format!("group {}", g.name), format!("maps to the Entra ID group {}", g.dns.join(", "))),
+                    "not_found" => r.fail(
+                        "directory",
+                        format!("group {}", g.name),
+                        format!("no Entra ID group answers to {} ({})", g.name, g.source),
+                        "check directory.group_names (attribute, roles) and the group's name in Entra ID",
+                    ),
+                    _ => r.fail(
+                        "directory",
+                        format!("group {}", g.name),
+                        format!("{} Entra ID groups answer to {}: {}", g.dns.len(), g.name, g.dns.join("; ")),
+                        "rename one of the groups, match by mailNickname (directory.group_names.attribute) or map the name to the group's object id",
+                    ),
+                }
+            }
+        }
+        Err(err) => r.fail(
+            "directory",
+            "approver groups",
+            err.to_string(),
+            format!("the app needs {GROUP_PERMISSION}"),
+        ),
+    }
 }
 
 async fn ticketing(loaded: &Loaded, res: Option<&Resolver>, r: &mut Report) {
@@ -1334,13 +1500,13 @@ async fn approver(
         return;
     }
     let (s, pw) = match loaded.directory() {
-        Ok(s) => match res.resolve(&s.bind_password).await {
+        Ok(s) => match crate::directory::read_credentials(&s, res).await {
             Ok(pw) => (s, pw),
             Err(_) => return,
         },
         Err(_) => return,
     };
-    let Ok(dir) = LdapDirectory::new(s, pw) else {
+    let Ok(dir) = AnyDirectory::new(s, pw) else {
         return;
     };
     let mut refused = Vec::new();

@@ -13,6 +13,7 @@
 //!
 //! Guesses are listed in ASSUMPTIONS.md (Microsoft Graph, G1–G5).
 
+pub mod directory;
 pub mod login;
 pub mod mail;
 pub mod store;
@@ -115,6 +116,9 @@ pub struct GraphScenario {
     /// when set: `{ messages = 30, window_ms = 60000 }` (ASSUMPTIONS.md G30).
     #[serde(default)]
     pub send_limit: Option<crate::send_limit::SendLimit>,
+    /// Entra ID's users and groups (`[graph.directory]`), read by the directory endpoints.
+    #[serde(default)]
+    pub directory: directory::DirectoryDef,
 }
 
 fn default_concurrency() -> u32 {
@@ -143,6 +147,11 @@ pub struct AppDef {
     /// The mailboxes the app may open (RBAC for Applications scope); empty: all of them.
     #[serde(default)]
     pub mailboxes: Vec<String>,
+    /// Microsoft Graph application permissions granted to the app (admin consented) that the
+    /// directory endpoints check, e.g. `["User.Read.All", "GroupMember.Read.All"]`; none by
+    /// default (the mail API is governed by `mailboxes`).
+    #[serde(default)]
+    pub directory_roles: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -195,6 +204,7 @@ struct RegisteredApp {
     secret: Option<String>,
     certificates: Vec<(String, jsonwebtoken::DecodingKey)>,
     mailboxes: Vec<String>,
+    directory_roles: Vec<String>,
 }
 
 #[derive(Default)]
@@ -212,6 +222,7 @@ struct Inner {
     max_concurrent: u32,
     call_latency_ms: u64,
     send_rate: crate::send_limit::SendRate,
+    directory: directory::Directory,
 }
 
 /// Counts of token requests.
@@ -264,6 +275,7 @@ impl GraphSim {
                 secret: a.client_secret.clone(),
                 certificates,
                 mailboxes: a.mailboxes.iter().map(|m| m.to_ascii_lowercase()).collect(),
+                directory_roles: a.directory_roles.clone(),
             });
         }
         let mut st = store::Store::default();
@@ -283,6 +295,7 @@ impl GraphSim {
                 max_concurrent: s.max_concurrent.max(1),
                 call_latency_ms: s.call_latency_ms,
                 send_rate: crate::send_limit::SendRate::new(s.send_limit),
+                directory: directory::Directory::new(&s.directory),
                 ..Inner::default()
             }),
         })
@@ -408,6 +421,35 @@ impl GraphSim {
             .filter(|x| ids.contains(&x.folder))
             .map(|x| x.internet_message_id.clone())
             .collect()
+    }
+
+    /// The next `count` directory requests answer 429 with `Retry-After: retry_after_secs`.
+    pub fn throttle_directory(&self, count: u32, retry_after_secs: u64) {
+        let mut i = self.lock();
+        i.directory.throttle = count;
+        i.directory.throttle_retry_after = retry_after_secs;
+    }
+
+    /// Replace the directory permissions granted to an app (as an admin granting or revoking
+    /// consent would).
+    pub fn set_directory_roles(&self, client_id: &str, roles: &[&str]) {
+        let mut i = self.lock();
+        for a in i.apps.iter_mut().filter(|a| a.client_id == client_id) {
+            a.directory_roles = roles.iter().map(|r| r.to_string()).collect();
+        }
+    }
+
+    /// Directory requests answered so far (any status).
+    pub fn directory_calls(&self) -> u64 {
+        self.lock().directory.calls
+    }
+
+    /// The object id of a directory user (by user principal name) or group (by display name).
+    pub fn directory_id(&self, name: &str) -> Option<String> {
+        let i = self.lock();
+        i.directory
+            .user_id(name)
+            .or_else(|| i.directory.group_id(name))
     }
 
     /// Make every delta token answer 410 (the server lost the sync state).
@@ -627,6 +669,55 @@ async fn mail_api_inner(
     r
 }
 
+/// The directory endpoints (not recorded for the mail API's fidelity check: Mail.yml does not
+/// describe them).
+fn directory_api(
+    state: &Shared,
+    method: &Method,
+    path: &str,
+    segs: Vec<String>,
+    query: &str,
+    headers: &axum::http::HeaderMap,
+) -> Response {
+    let sim = &state.sim;
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or("");
+    if token.is_empty() {
+        return mail::error(401, "InvalidAuthenticationToken", "Access token is empty.");
+    }
+    let Some(app) = sim.token_app(token, state.host.clock.now_ms()) else {
+        return mail::error(
+            401,
+            "InvalidAuthenticationToken",
+            "Lifetime validation failed, the token is expired.",
+        );
+    };
+    if method != Method::GET {
+        return mail::error(
+            405,
+            "Request_BadRequest",
+            "The directory is read-only in pam-sim.",
+        );
+    }
+    let base = state.host.base_url.get().cloned().unwrap_or_default();
+    let q = mail::query(query);
+    let mut i = sim.lock();
+    let roles = i
+        .apps
+        .iter()
+        .find(|a| a.client_id == app)
+        .map(|a| a.directory_roles.clone())
+        .unwrap_or_default();
+    directory::serve(&mut i.directory, &roles, &segs, &q, headers, &base, path)
+}
+
 // ---------------------------------------------------------------- HTTP
 
 pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
@@ -646,6 +737,11 @@ pub async fn handle(state: Arc<Shared>, req: Request) -> Response {
         Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response(),
     };
     if path.to_ascii_lowercase().starts_with("/v1.0/") {
+        if let Some(segs) = mail::segments(&path)
+            && directory::is_directory_path(&segs)
+        {
+            return directory_api(&state, &method, &path, segs, &query, &headers);
+        }
         return mail_api(&state, method, &path, &query, &headers, &body).await;
     }
     let rest = path.trim_start_matches('/');
@@ -758,6 +854,17 @@ async fn admin_import(
 }
 
 #[derive(Deserialize)]
+struct ThrottleDirectory {
+    count: u32,
+    #[serde(default = "one")]
+    retry_after_secs: u64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+#[derive(Deserialize)]
 struct MailboxQuery {
     mailbox: String,
 }
@@ -784,6 +891,15 @@ pub fn admin_routes() -> Router<Arc<Shared>> {
                         Some(f) => Json(json!(f.into_iter().map(|(name, total, unread)| json!({"name": name, "total": total, "unread": unread})).collect::<Vec<_>>())).into_response(),
                         None => StatusCode::NOT_FOUND.into_response(),
                     }
+                },
+            ),
+        )
+        .route(
+            "/directory/throttle",
+            post(
+                |State(s): State<Arc<Shared>>, Json(t): Json<ThrottleDirectory>| async move {
+                    s.sim.throttle_directory(t.count, t.retry_after_secs);
+                    StatusCode::NO_CONTENT
                 },
             ),
         )

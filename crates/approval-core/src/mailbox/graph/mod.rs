@@ -122,53 +122,7 @@ impl GraphMailbox {
             .graph
             .as_ref()
             .ok_or_else(|| MailboxError::Config("mailbox.graph: missing".into()))?;
-        let mut renewal = None;
-        let auth = match g.auth {
-            GraphAuth::ClientSecret => {
-                let r = g.client_secret.as_ref().ok_or_else(|| {
-                    MailboxError::Config("mailbox.graph.client_secret: missing".into())
-                })?;
-                ClientAuth::Secret(secrets.resolve(r).await?)
-            }
-            GraphAuth::Certificate => {
-                let (Some(c), Some(k)) = (&g.certificate, &g.private_key) else {
-                    return Err(MailboxError::Config(
-                        "mailbox.graph.certificate and private_key: missing".into(),
-                    ));
-                };
-                let pem = |key: &'static str| {
-                    move |e: crate::secret::SecretError| match &e {
-                        // A PKCS#12 file is binary: say how to get the PEM files instead.
-                        crate::secret::SecretError::Unusable { message, .. }
-                            if message.contains("UTF-8") =>
-                        {
-                            MailboxError::Config(format!(
-                                "mailbox.graph.{key}: {e} (a PKCS#12 file?); {}",
-                                super::oauth::PFX_HINT
-                            ))
-                        }
-                        _ => MailboxError::Secret(e),
-                    }
-                };
-                let cert = secrets.resolve(c).await.map_err(pem("certificate"))?;
-                let key =
-                    zeroize::Zeroizing::new(secrets.resolve(k).await.map_err(pem("private_key"))?);
-                let ck = CertificateKey::from_pem(
-                    cert.expose_secret(),
-                    key.expose_secret(),
-                    chrono::Utc::now().timestamp(),
-                )
-                .map_err(|m| MailboxError::Config(format!("mailbox.graph: {m}")))?;
-                renewal = Some((
-                    super::oauth::CertificateSource {
-                        certificate: c.clone(),
-                        private_key: k.clone(),
-                    },
-                    super::oauth::pair_digest(cert.expose_secret(), key.expose_secret()),
-                ));
-                ClientAuth::Certificate(ck)
-            }
-        };
+        let AppCredential { auth, renewal } = app_credential(g, secrets, "mailbox.graph").await?;
         let settings = HttpSettings {
             ca_bundle: cfg.ca_bundle.clone(),
             connect_timeout: Duration::from_secs(cfg.connect_timeout_secs),
@@ -180,20 +134,13 @@ impl GraphMailbox {
             .map_err(|e| MailboxError::Config(format!("HTTP client: {e}")))?;
         let backoff = Backoff::new(cfg.retries, cfg.backoff_ms);
         let base = cfg.graph_url().to_string();
-        let tokens = TokenClient::new(
+        let tokens = token_client(
             client.clone(),
-            TokenRequest {
-                token_url: g.token_url(),
-                client_id: g.client_id.trim().to_string(),
-                scope: config::scope_for(&base),
-                auth,
-            },
+            g,
+            &base,
+            AppCredential { auth, renewal },
             backoff,
         );
-        let tokens = match renewal {
-            Some((source, seen)) => tokens.reread_from(source, seen),
-            None => tokens,
-        };
         let user_url = format!(
             "{base}/users/{}",
             utf8_percent_encode(cfg.mailbox.trim(), SEGMENT)
@@ -220,6 +167,95 @@ impl GraphMailbox {
                 delta: Mutex::new(None),
             }),
         })
+    }
+}
+
+/// An app registration's credential, read: what signs token requests, and where a renewed
+/// certificate is read again from.
+pub struct AppCredential {
+    pub auth: ClientAuth,
+    pub renewal: Option<(super::oauth::CertificateSource, [u8; 32])>,
+}
+
+/// Read the credential of the app registration `g` (`key` names its section in errors:
+/// `mailbox.graph` or `directory.graph`). Shared by the Graph mailbox and the Entra directory.
+pub async fn app_credential(
+    g: &GraphConfig,
+    secrets: &Resolver,
+    key: &'static str,
+) -> Result<AppCredential, MailboxError> {
+    let mut renewal = None;
+    let auth = match g.auth {
+        GraphAuth::ClientSecret => {
+            let r = g
+                .client_secret
+                .as_ref()
+                .ok_or_else(|| MailboxError::Config(format!("{key}.client_secret: missing")))?;
+            ClientAuth::Secret(secrets.resolve(r).await?)
+        }
+        GraphAuth::Certificate => {
+            let (Some(c), Some(k)) = (&g.certificate, &g.private_key) else {
+                return Err(MailboxError::Config(format!(
+                    "{key}.certificate and private_key: missing"
+                )));
+            };
+            let pem = |item: &'static str| {
+                move |e: crate::secret::SecretError| match &e {
+                    // A PKCS#12 file is binary: say how to get the PEM files instead.
+                    crate::secret::SecretError::Unusable { message, .. }
+                        if message.contains("UTF-8") =>
+                    {
+                        MailboxError::Config(format!(
+                            "{key}.{item}: {e} (a PKCS#12 file?); {}",
+                            super::oauth::PFX_HINT
+                        ))
+                    }
+                    _ => MailboxError::Secret(e),
+                }
+            };
+            let cert = secrets.resolve(c).await.map_err(pem("certificate"))?;
+            let pkey =
+                zeroize::Zeroizing::new(secrets.resolve(k).await.map_err(pem("private_key"))?);
+            let ck = CertificateKey::from_pem(
+                cert.expose_secret(),
+                pkey.expose_secret(),
+                chrono::Utc::now().timestamp(),
+            )
+            .map_err(|m| MailboxError::Config(format!("{key}: {m}")))?;
+            renewal = Some((
+                super::oauth::CertificateSource {
+                    certificate: c.clone(),
+                    private_key: k.clone(),
+                },
+                super::oauth::pair_digest(cert.expose_secret(), pkey.expose_secret()),
+            ));
+            ClientAuth::Certificate(ck)
+        }
+    };
+    Ok(AppCredential { auth, renewal })
+}
+
+/// The token client of app `g` for the Graph base `graph_url` (scope `{origin}/.default`).
+pub fn token_client(
+    http: reqwest::Client,
+    g: &GraphConfig,
+    graph_url: &str,
+    cred: AppCredential,
+    backoff: Backoff,
+) -> TokenClient {
+    let tokens = TokenClient::new(
+        http,
+        TokenRequest {
+            token_url: g.token_url(),
+            client_id: g.client_id.trim().to_string(),
+            scope: config::scope_for(graph_url),
+            auth: cred.auth,
+        },
+        backoff,
+    );
+    match cred.renewal {
+        Some((source, seen)) => tokens.reread_from(source, seen),
+        None => tokens,
     }
 }
 

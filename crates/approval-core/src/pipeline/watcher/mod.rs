@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::WatcherConfig;
 use crate::directory::approvers::Approvers;
 use crate::directory::config::ApproverMode;
-use crate::directory::{self, Directory, LdapDirectory};
+use crate::directory::{self, AnyDirectory, Directory};
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::journal::{self, AsyncJournal, Begin, Entry, Journal, State};
@@ -244,7 +244,7 @@ pub struct Pipeline {
     cfg: WatcherConfig,
     notice: NoticeConfig,
     sender: SenderPolicyConfig,
-    directory: LdapDirectory,
+    directory: AnyDirectory,
     /// The PVWA sessions of the level and lookup accounts.
     sessions: Sessions,
     notifier: Notifier,
@@ -308,14 +308,14 @@ impl Pipeline {
             ] {
                 creds.insert(role, loaded.credentials(&resolver, role).await?);
             }
-            let dir_pw = resolver.resolve(&dir_settings.bind_password).await?;
+            let dir_pw = directory::read_credentials(&dir_settings, &resolver).await?;
             let mailbox = crate::mailbox::open(mcfg, &resolver).await?;
             Ok::<_, Error>((creds, dir_pw, mailbox))
         }
         .await;
         resolver.close().await;
         let (creds, dir_pw, mailbox) = built?;
-        let directory = LdapDirectory::new(dir_settings, dir_pw)?;
+        let directory = AnyDirectory::new(dir_settings, dir_pw)?;
         let journal = AsyncJournal::new(if dry_run {
             Journal::in_memory()?
         } else {
