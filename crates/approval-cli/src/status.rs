@@ -254,6 +254,24 @@ mod tests {
         }
     }
 
+    /// Replies held back by the sending pace show as owed; their count alone changes no
+    /// verdict (the age of the oldest unfinished mail does).
+    #[test]
+    fn replies_owed_show_in_the_summary_and_the_json() {
+        let now = 10_000_000;
+        let (w, c) = (Duration::from_secs(900), Duration::from_secs(3600));
+        let owed = JournalStats {
+            replies_owed: 12,
+            ..stats(12, Some(now - 60_000))
+        };
+        let s = assess(&owed, Some(now - 1000), None, now, "j", w, c);
+        assert_eq!(s.verdict, Verdict::Ok, "{}", s.summary);
+        assert!(s.summary.contains("; 12 replies owed;"), "{}", s.summary);
+        assert_eq!(s.replies_owed, 12);
+        let s = assess(&stats(0, None), Some(now - 1000), None, now, "j", w, c);
+        assert!(!s.summary.contains("owed"), "{}", s.summary);
+    }
+
     #[test]
     fn the_verdict_follows_the_mailbox_and_the_oldest_pending_mail() {
         let now = 10_000_000;

@@ -915,6 +915,23 @@ mod tests {
         );
     }
 
+    /// A decided mail whose reply has not gone (held back by the sending pace) is owed; once
+    /// notified it is not.
+    #[test]
+    fn replies_owed_are_the_decided_rows_not_yet_notified() {
+        let j = Journal::in_memory().expect("journal");
+        let row = |k: &str| match j.begin(k, None, None).expect("begin") {
+            Begin::New(e) | Begin::Known(e) => e.row,
+        };
+        let (a, _b) = (row("mid:a"), row("mid:b"));
+        j.refused(a, "not_approver", "no", None, None)
+            .expect("refused");
+        let s = j.stats().expect("stats");
+        assert_eq!((s.unfinished, s.replies_owed), (2, 1));
+        j.notified(a).expect("notified");
+        assert_eq!(j.stats().expect("stats").replies_owed, 0);
+    }
+
     #[test]
     fn a_read_only_journal_reads_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
