@@ -829,6 +829,9 @@ fn certificate_end(r: &mut Report) {
 /// "Sending limits"): above it, or off, Exchange refuses the excess and the replies wait.
 fn sending_pace(cfg: &crate::mailbox::MailboxConfig, r: &mut Report) {
     let n = cfg.max_sends();
+    // Sends a minute, whatever window they are counted over (send_window_secs is 60 outside
+    // tests).
+    let per_minute = u64::from(n) * 60 / cfg.send_window_secs.max(1);
     let online = cfg.exchange_online();
     let fix =
         "leave mailbox.max_sends_per_minute out (30 on Exchange Online) or set it to 30 or less";
@@ -839,14 +842,15 @@ fn sending_pace(cfg: &crate::mailbox::MailboxConfig, r: &mut Report) {
             "not paced (max_sends_per_minute = 0): Exchange Online refuses more than 30 messages a minute, and the replies to a burst wait for it",
             fix,
         );
-    } else if online && n > 30 {
+    } else if online && per_minute > 30 {
         r.warn(
             "mailbox",
             "sending pace",
             format!(
-                "max_sends_per_minute = {n} is above Exchange Online's 30 messages a minute: Exchange refuses the excess, and those replies wait"
+                "{n} mails per {} s (max_sends_per_minute, send_window_secs) is above Exchange Online's 30 messages a minute: Exchange refuses the excess, and those replies wait",
+                cfg.send_window_secs
             ),
-            fix,
+            format!("{fix}, with send_window_secs = 60"),
         );
     } else if n == 0 {
         r.ok(

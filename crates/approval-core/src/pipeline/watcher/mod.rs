@@ -135,12 +135,14 @@ impl Fault {
         }
     }
 
-    /// A send that must wait `wait` for the mailbox's pace.
+    /// A send that must wait `wait` for the mailbox's pace (or a delay the server asked for
+    /// after refusing a send).
     pub fn deferred(wait: Duration) -> Fault {
         Fault::of_mailbox(crate::mailbox::MailboxError::SendDeferred {
             wait,
             by_server: false,
-            detail: "mailbox.max_sends_per_minute".into(),
+            detail: "mailbox.max_sends_per_minute, or the server's delay after a refused send"
+                .into(),
         })
     }
 }
