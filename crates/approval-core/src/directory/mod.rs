@@ -18,7 +18,7 @@ use std::future::Future;
 
 use serde::Serialize;
 
-pub use approvers::{ApproverGroup, Approvers};
+pub use approvers::{ApproverGroup, ApproverRole, Approvers, RoleUser};
 pub use config::{DirectoryConfig, Settings, Strategy};
 pub use ldap::LdapDirectory;
 
@@ -210,7 +210,8 @@ pub struct Grant {
     /// False when the server confirmed membership (in-chain) but the intermediate groups could
     /// not be listed.
     pub path_complete: bool,
-    /// The strategy that decided: `in_chain` or `recursive`.
+    /// The strategy that decided: `in_chain` or `recursive`; `auto` for a grant through a
+    /// CyberArk Identity role (no directory walk).
     pub strategy: Strategy,
 }
 
@@ -350,6 +351,58 @@ impl From<&DirUser> for UserView {
     }
 }
 
+impl RoleUser {
+    /// Whether this holder of a CyberArk Identity role is the directory user `user`. Strict,
+    /// because a match grants: the Identity e-mail address or login name equal (any case) to
+    /// one of the user's identities ([`DirUser::identities`]: DN, sAMAccountName, UPN, mail,
+    /// aliases), or a login name without a domain of its own (`alice`, `CORP\alice`) that is
+    /// the user's sAMAccountName under the one same-person rule ([`crate::person`]). Never by
+    /// display name, and never a domain-qualified name by its part before the `@`
+    /// (`alice@cyberark.cloud.12345` is not the directory's `alice`).
+    pub fn is(&self, user: &DirUser) -> bool {
+        let ids = user.identities();
+        let exact = |x: &str| {
+            let x = x.trim();
+            !x.is_empty() && ids.iter().any(|i| i.trim().eq_ignore_ascii_case(x))
+        };
+        if self.email.as_deref().is_some_and(exact) || exact(&self.name) {
+            return true;
+        }
+        !self.name.contains('@')
+            && user
+                .sam_account_name
+                .as_deref()
+                .is_some_and(|sam| crate::person::same_person(&self.name, sam))
+    }
+}
+
+/// The grant of the first role in `roles` that `user` holds ([`RoleUser::is`]).
+fn role_grant(user: &DirUser, roles: &[ApproverRole]) -> Option<Grant> {
+    roles.iter().find_map(|r| {
+        let holder = r.users.iter().find(|u| u.is(user))?;
+        let mut path_names = vec![user.short_name(), holder.name.clone()];
+        path_names.extend(holder.via.iter().rev().cloned());
+        Some(Grant {
+            group: format!(
+                "CyberArk Identity role \"{}\"",
+                crate::text::printable(&r.role)
+            ),
+            source: r.source.clone(),
+            group_dn: format!(
+                "held as CyberArk Identity lists it: {}",
+                crate::text::printable(&holder.via.join(" -> "))
+            ),
+            path: vec![user.dn.clone()],
+            path_names: path_names
+                .iter()
+                .map(|n| crate::text::printable(n))
+                .collect(),
+            path_complete: true,
+            strategy: Strategy::Auto,
+        })
+    })
+}
+
 /// Decide whether `address` may approve `safe` at `level`, given the approver groups. Sender
 /// refusals (unknown, ambiguous, bad address) become a refusing verdict; directory faults are
 /// returned as errors, and mean no approval.
@@ -392,9 +445,40 @@ pub async fn authorize<D: Directory>(
         Err(e) => return Err(e),
     };
     v.user = Some(UserView::from(&user));
+    // CyberArk Identity roles first: their holders are known without asking the directory.
+    if let Some(g) = role_grant(&user, &v.approvers.roles) {
+        v.may_approve = true;
+        v.reason = format!(
+            "{} may approve safe {safe} at level {level} through {} ({})",
+            user.short_name(),
+            g.group,
+            g.path_text()
+        );
+        v.granted_by = Some(g);
+        return Ok(v);
+    }
     if v.approvers.groups.is_empty() {
-        let reason = format!("no group approves safe {safe} at level {level}");
-        return Ok(refuse(v, Refusal::NoApproverGroups, reason));
+        let reason = if v.approvers.roles.is_empty() {
+            format!("no group approves safe {safe} at level {level}")
+        } else {
+            let names: Vec<String> = v
+                .approvers
+                .roles
+                .iter()
+                .map(|r| format!("CyberArk Identity role {}", crate::text::printable(&r.role)))
+                .collect();
+            format!(
+                "{} holds none of the roles that approve safe {safe} at level {level} ({})",
+                user.short_name(),
+                names.join(", ")
+            )
+        };
+        let r = if v.approvers.roles.is_empty() {
+            Refusal::NoApproverGroups
+        } else {
+            Refusal::NotAnApprover
+        };
+        return Ok(refuse(v, r, reason));
     }
     let m = dir.membership(&user, &v.approvers.groups).await?;
     v.groups = m.groups;
@@ -518,6 +602,7 @@ mod tests {
                 source: "static rule 1".into(),
             }],
             skipped: vec![],
+            roles: vec![],
         }
     }
 

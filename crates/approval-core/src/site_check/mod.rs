@@ -13,7 +13,7 @@ use secrecy::SecretString;
 use crate::directory::LdapDirectory;
 use crate::directory::approvers::Approvers;
 use crate::directory::cache::TtlCache;
-use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers};
+use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers, resolve_roles};
 use crate::directory::config::ApproverMode;
 use crate::pvwa::{AccountRole, Pvwa, Session};
 use crate::secret::{Resolver, SecretRef};
@@ -381,6 +381,7 @@ async fn lookup(
         loaded.config.watcher.portal_rights == crate::pipeline::config::PortalRightsCheck::NoneHeld;
     let static_mode = s.approvers != ApproverMode::SafeMembers;
     let cache = TtlCache::new(std::time::Duration::from_secs(300));
+    let role_cache = TtlCache::new(std::time::Duration::from_secs(300));
     for safe in &safes {
         // Read in both approver modes: under portal_rights = "check" the watcher reads them
         // before each confirm that leaves confirmations to go, and refuses the mail when it
@@ -395,9 +396,15 @@ async fn lookup(
                     safe: safe.clone(),
                     members,
                     records: Default::default(),
+                    roles: Default::default(),
                 })
         } else {
-            read_safe_approvers(session, safe, &cache).await
+            match read_safe_approvers(session, safe, &cache).await {
+                Ok(mut m) => resolve_roles(session, &mut m, &s.group_names, &role_cache)
+                    .await
+                    .map(|()| m),
+                Err(e) => Err(e),
+            }
         };
         let read = match read {
             Ok(m) => Some(m),
@@ -409,9 +416,12 @@ async fn lookup(
                 } else {
                     "the watcher refuses mails on its requests portal_rights_unknown (portal_rights = \"check\")"
                 };
-                let fix = if matches!(e, crate::pvwa::PvwaError::NoPermission { .. })
-                    && !static_mode
-                {
+                let fix = if matches!(e, crate::pvwa::PvwaError::Identity { .. }) {
+                    format!(
+                        "{user} reads the Role members' holders in CyberArk Identity (roles_from = \"identity\"): {}",
+                        crate::pvwa::roles::RIGHT_HINT
+                    )
+                } else if matches!(e, crate::pvwa::PvwaError::NoPermission { .. }) && !static_mode {
                     format!(
                         "give {user} the safe member right \"View Safe members\" on {safe} and the vault permission \"Audit users\" (group records)"
                     )
@@ -439,6 +449,9 @@ async fn lookup(
                 (safe.clone(), level, a)
             })
             .collect();
+        if let Some(m) = &read {
+            role_checks(&s, user, m, r);
+        }
         let members = read.map(|r| r.members);
         if let Some(m) = &members {
             service_account_checks(loaded, safe, m, r);
@@ -457,6 +470,85 @@ async fn lookup(
     }
     report_approvers(&out, r);
     out
+}
+
+/// How each Role member of a safe (a CyberArk Identity role) with an authorisation right is
+/// resolved: the explicit `[directory.group_names.roles]` table, CyberArk Identity (and that
+/// the read worked), or not at all.
+fn role_checks(s: &crate::directory::Settings, user: &str, read: &SafeApprovers, r: &mut Report) {
+    use crate::directory::approvers::{RoleRecord, record_key};
+    use crate::directory::config::RolesFrom;
+    let safe = &read.safe;
+    for m in &read.members {
+        let approves = m.permissions.requests_authorization_level1
+            || m.permissions.requests_authorization_level2;
+        if !m.member_type.trim().eq_ignore_ascii_case("role") || !approves {
+            continue;
+        }
+        let role = crate::text::printable(&m.member_name);
+        let check = format!("safe {safe} role {role}");
+        if let Some(dn) = s.group_names.role_group(&m.member_name) {
+            r.ok(
+                "directory",
+                check,
+                format!(
+                    "Role member \"{role}\" resolved by the explicit table [directory.group_names.roles]: the directory group {}",
+                    crate::text::printable(dn)
+                ),
+            );
+            continue;
+        }
+        if s.group_names.roles_from != RolesFrom::Identity {
+            r.skip(
+                "directory",
+                check,
+                format!(
+                    "Role member \"{role}\" is skipped: it is not in [directory.group_names.roles] and roles_from is not \"identity\", so nobody approves through it"
+                ),
+            );
+            continue;
+        }
+        match read.roles.get(&record_key(&m.member_name)) {
+            Some(RoleRecord::Resolved {
+                users,
+                groups,
+                notes,
+                ..
+            }) => {
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not used: {}", notes.join("; "))
+                };
+                r.ok(
+                    "directory",
+                    check,
+                    format!(
+                        "Role member \"{role}\" resolved through CyberArk Identity (read as {user}): {} user(s), {} group(s){notes}",
+                        users.len(),
+                        groups.len()
+                    ),
+                );
+            }
+            Some(RoleRecord::Missing) => r.fail(
+                "directory",
+                check,
+                format!("CyberArk Identity has no role named \"{role}\""),
+                "correct the safe member, or create the role in CyberArk Identity",
+            ),
+            Some(RoleRecord::Unusable(why)) => r.fail(
+                "directory",
+                check,
+                format!("CyberArk Identity role \"{role}\" cannot be used: {why}"),
+                "give the role a unique name and fewer members, or map it with [directory.group_names.roles]",
+            ),
+            None => r.skip(
+                "directory",
+                check,
+                format!("Role member \"{role}\" was not read from CyberArk Identity"),
+            ),
+        }
+    }
 }
 
 fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {

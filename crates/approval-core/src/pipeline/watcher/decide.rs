@@ -595,8 +595,12 @@ impl Pipeline {
         safe: &str,
     ) -> Result<directory::check::SafeApprovers, PvwaError> {
         let cache = self.directory.group_records();
+        let roles = self.directory.role_records();
+        let rule = &self.directory.settings().group_names;
         self.pvwa(AccountRole::Lookup, async |x: &Session| {
-            directory::check::read_safe_approvers(x, safe, cache).await
+            let mut read = directory::check::read_safe_approvers(x, safe, cache).await?;
+            directory::check::resolve_roles(x, &mut read, rule, roles).await?;
+            Ok(read)
         })
         .await
     }
