@@ -765,3 +765,143 @@ mod vault_records {
         assert!(a.groups.is_empty(), "{a:?}");
     }
 }
+
+#[cfg(test)]
+mod identity_roles {
+    use super::*;
+    use crate::pvwa::SafePermissions;
+
+    fn role(name: &str) -> SafeMember {
+        SafeMember {
+            member_name: name.into(),
+            member_type: "Role".into(),
+            permissions: SafePermissions {
+                requests_authorization_level1: true,
+                requests_authorization_level2: false,
+                view_safe_members: false,
+            },
+            ..SafeMember::default()
+        }
+    }
+
+    fn user(name: &str, email: Option<&str>, via: &[&str]) -> RoleUser {
+        RoleUser {
+            name: name.into(),
+            email: email.map(str::to_string),
+            via: via.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// With `roles_from = "identity"` a Role member's users become an approver role and its
+    /// member groups approver groups (only those carrying a listed domain); a role Identity does
+    /// not have, or one not read, is skipped naming the role; the explicit table still wins.
+    #[test]
+    fn roles_resolve_through_identity_and_the_table_wins() {
+        let members = vec![
+            role("PAM Approvers L1"),
+            role("PAM Group Role"),
+            role("Ghost Role"),
+            role("Unread Role"),
+            role("Mapped Role"),
+        ];
+        let rule = GroupNameRule {
+            domains: vec!["example.test".into()],
+            roles: [(
+                "mapped role".to_string(),
+                "CN=Mapped,OU=Groups,DC=example,DC=test".to_string(),
+            )]
+            .into(),
+            roles_from: RolesFrom::Identity,
+            ..GroupNameRule::default()
+        };
+        let mut roles = RoleRecords::new();
+        roles.insert(
+            record_key("PAM Approvers L1"),
+            RoleRecord::Resolved {
+                name: "PAM Approvers L1".into(),
+                users: vec![user(
+                    "alice",
+                    Some("alice@example.test"),
+                    &["PAM Approvers L1"],
+                )],
+                groups: vec![],
+                notes: vec![],
+            },
+        );
+        roles.insert(
+            record_key("PAM Group Role"),
+            RoleRecord::Resolved {
+                name: "PAM Group Role".into(),
+                users: vec![],
+                groups: vec![
+                    RoleGroup {
+                        name: "Infra_PAMapprover@example.test".into(),
+                        via: vec!["PAM Group Role".into()],
+                    },
+                    // A group of Identity's own directory: never a directory group.
+                    RoleGroup {
+                        name: "DB_PAMapprover".into(),
+                        via: vec!["PAM Group Role".into()],
+                    },
+                ],
+                notes: vec![],
+            },
+        );
+        roles.insert(record_key("Ghost Role"), RoleRecord::Missing);
+        // A role mapped by the table is never read; a record for it would not be used.
+        roles.insert(
+            record_key("Mapped Role"),
+            RoleRecord::Resolved {
+                name: "Mapped Role".into(),
+                users: vec![user("mallory", None, &["Mapped Role"])],
+                groups: vec![],
+                notes: vec![],
+            },
+        );
+        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new(), &roles);
+        assert_eq!(a.roles.len(), 1, "{a:?}");
+        assert_eq!(a.roles[0].role, "PAM Approvers L1");
+        assert!(
+            a.roles[0]
+                .source
+                .contains("through CyberArk Identity role \"PAM Approvers L1\""),
+            "{a:?}"
+        );
+        let groups: Vec<(&str, Option<&str>)> = a
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.dn.as_deref()))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                ("Infra_PAMapprover", None),
+                ("Mapped", Some("CN=Mapped,OU=Groups,DC=example,DC=test"))
+            ]
+        );
+        assert!(a.groups[0].source.contains("PAM Group Role"), "{a:?}");
+        let skipped: Vec<(&str, &str)> = a
+            .skipped
+            .iter()
+            .map(|s| (s.member.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert_eq!(skipped[0].0, "PAM Group Role / DB_PAMapprover");
+        assert_eq!(skipped[1].0, "Ghost Role");
+        assert!(skipped[1].1.contains("no role named \"Ghost Role\""));
+        assert_eq!(skipped[2].0, "Unread Role");
+        assert!(skipped[2].1.contains("not read"));
+        // Without roles_from = "identity" the records are not used.
+        let table_only = GroupNameRule {
+            roles_from: RolesFrom::Table,
+            ..rule.clone()
+        };
+        let t = from_safe_members(&members, 1, 1000, &table_only, &GroupRecords::new(), &roles);
+        assert!(t.roles.is_empty(), "{t:?}");
+        assert_eq!(t.groups.len(), 1);
+        assert!(t.skipped.iter().all(|s| s.reason.contains("roles_from")));
+        // Not at a level the role has no right for.
+        let l2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new(), &roles);
+        assert!(l2.roles.is_empty() && l2.groups.is_empty());
+    }
+}

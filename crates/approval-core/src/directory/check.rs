@@ -373,6 +373,7 @@ mod tests {
                 ..SafeMember::default()
             }],
             records,
+            roles: RoleRecords::new(),
         }
     }
 

@@ -655,3 +655,129 @@ mod tests {
         assert!(v.reason.contains("DB_PAMapprover"), "{}", v.reason);
     }
 }
+
+#[cfg(test)]
+mod role_holders {
+    use super::*;
+
+    fn alice() -> DirUser {
+        DirUser {
+            dn: "CN=Alice Approver,OU=Users,DC=corp,DC=example".into(),
+            sam_account_name: Some("alice".into()),
+            user_principal_name: Some("alice.a@corp.example".into()),
+            mail: Some("Alice@Example.test".into()),
+            aliases: vec!["a.approver@example.test".into()],
+            display_name: Some("Alice Approver".into()),
+            member_of: vec![],
+            person: None,
+        }
+    }
+
+    fn holder(name: &str, email: Option<&str>) -> RoleUser {
+        RoleUser {
+            name: name.into(),
+            email: email.map(str::to_string),
+            via: vec!["PAM Approvers L1".into()],
+        }
+    }
+
+    /// A match grants, so it is strict: e-mail or login name equal to one of the user's
+    /// identities, or a domain-less login name that is the sAMAccountName; never a display name
+    /// or the part before the `@` of another domain's name.
+    #[test]
+    fn a_role_holder_is_the_sender_only_by_an_exact_identity() {
+        let a = alice();
+        for (name, email) in [
+            ("someone@cyberark.cloud.1234", Some("alice@example.test")),
+            ("x", Some("A.Approver@example.test")),
+            ("alice.a@corp.example", None),
+            ("ALICE", None),
+            ("CORP\\alice", None),
+            ("CN=Alice Approver,OU=Users,DC=corp,DC=example", None),
+        ] {
+            assert!(holder(name, email).is(&a), "{name} {email:?}");
+        }
+        for (name, email) in [
+            ("alice@cyberark.cloud.1234", None),
+            ("alice@other.example", Some("alice@other.example")),
+            ("Alice Approver", None),
+            ("alic", None),
+            ("", Some("")),
+            ("bob", Some("bob@example.test")),
+        ] {
+            assert!(!holder(name, email).is(&a), "{name} {email:?}");
+        }
+    }
+
+    struct NoGroups;
+
+    impl Directory for NoGroups {
+        fn server(&self) -> String {
+            "ldaps://fixed:636".into()
+        }
+        async fn find_user(&self, _a: &str) -> Result<DirUser, DirectoryError> {
+            Ok(alice())
+        }
+        async fn membership(
+            &self,
+            _u: &DirUser,
+            _g: &[ApproverGroup],
+        ) -> Result<Membership, DirectoryError> {
+            Ok(Membership {
+                grant: None,
+                groups: vec![],
+                strategy: Strategy::Recursive,
+                depth_limited: false,
+            })
+        }
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn authorize_grants_through_a_held_role_and_names_it() {
+        let role = |users| {
+            Approvers {
+            roles: vec![ApproverRole {
+                role: "PAM Approvers L1".into(),
+                source: "PVWA safe member \"PAM Approvers L1\" (level 1), through CyberArk Identity role \"PAM Approvers L1\"".into(),
+                users,
+            }],
+            ..Approvers::default()
+        }
+        };
+        let v = run(authorize(
+            &NoGroups,
+            "alice@example.test",
+            "RoleSafe",
+            1,
+            role(vec![holder("alice", Some("alice@example.test"))]),
+        ))
+        .expect("verdict");
+        assert!(v.may_approve, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("through CyberArk Identity role \"PAM Approvers L1\""),
+            "{}",
+            v.reason
+        );
+        let g = v.granted_by.expect("grant");
+        assert_eq!(g.group, "CyberArk Identity role \"PAM Approvers L1\"");
+        let v = run(authorize(
+            &NoGroups,
+            "alice@example.test",
+            "RoleSafe",
+            1,
+            role(vec![holder("bob", Some("bob@example.test"))]),
+        ))
+        .expect("verdict");
+        assert!(!v.may_approve);
+        assert_eq!(v.refusal, Some(Refusal::NotAnApprover));
+        assert!(v.reason.contains("PAM Approvers L1"), "{}", v.reason);
+    }
+}
