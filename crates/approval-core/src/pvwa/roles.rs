@@ -96,7 +96,7 @@ impl Session {
         );
         let name = check_name(name, &what)?;
         let script = format!(
-            "Select ID, Name from Role WHERE Name = '{}'",
+            "Select ID, Name from Role WHERE Name = '{}' COLLATE NOCASE",
             name.replace('\'', "''")
         );
         let result = self
