@@ -41,6 +41,13 @@ pub struct Approvers {
     pub roles: Vec<ApproverRole>,
 }
 
+impl Approvers {
+    /// Whether nobody approves through these: no approver group and no approver role.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.roles.is_empty()
+    }
+}
+
 /// A CyberArk Identity role that approves the safe at the level, with the users holding it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApproverRole {

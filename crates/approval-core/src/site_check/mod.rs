@@ -565,13 +565,25 @@ fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
         } else {
             format!("; skipped: {}", skipped.join("; "))
         };
-        if groups.is_empty() {
+        let roles: Vec<String> = a
+            .roles
+            .iter()
+            .map(|x| format!("{} ({} user(s))", x.role, x.users.len()))
+            .collect();
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!("; CyberArk Identity roles {}", roles.join(", "))
+        };
+        if groups.is_empty() && a.roles.is_empty() {
             r.skip("pvwa", check, format!("no approver group{skipped}"));
+        } else if groups.is_empty() {
+            r.ok("pvwa", check, format!("no approver group{roles}{skipped}"));
         } else {
             r.ok(
                 "pvwa",
                 check,
-                format!("approver groups {}{skipped}", groups.join(", ")),
+                format!("approver groups {}{roles}{skipped}", groups.join(", ")),
             );
         }
     }
@@ -1372,10 +1384,8 @@ async fn approver(
         );
         return;
     };
-    let candidates: Vec<&(String, u8, Approvers)> = found
-        .iter()
-        .filter(|(_, _, a)| !a.groups.is_empty())
-        .collect();
+    let candidates: Vec<&(String, u8, Approvers)> =
+        found.iter().filter(|(_, _, a)| !a.is_empty()).collect();
     if candidates.is_empty() {
         r.skip(
             "directory",

@@ -155,8 +155,7 @@ impl Pipeline {
                 )
                 .await
                 .map_err(Fault::of)?;
-                if v.approvers.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers)
-                {
+                if v.approvers.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers) {
                     return refuse(
                         codes::NO_APPROVER_GROUPS,
                         no_approver_groups_text(
@@ -407,7 +406,7 @@ impl Pipeline {
                 }
             }
             let groups = read.at(s, n, now);
-            if groups.groups.is_empty() {
+            if groups.is_empty() {
                 continue;
             }
             let v = directory::authorize(&self.directory, forwarder, &request.safe_name, n, groups)
@@ -469,7 +468,7 @@ impl Pipeline {
             )
             .await
             .map_err(Fault::of)?;
-            if v.approvers.groups.is_empty() {
+            if v.approvers.is_empty() {
                 skipped.skipped.extend(v.approvers.skipped.iter().cloned());
                 continue;
             }
