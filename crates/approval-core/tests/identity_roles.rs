@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use approval_core::directory::approvers::{RoleRecord, from_safe_members, record_key};
 use approval_core::directory::cache::TtlCache;
-use approval_core::directory::check::{MAX_ROLE_DEPTH, read_safe_approvers, resolve_roles};
+use approval_core::directory::check::{
+    MAX_ROLE_DEPTH, MAX_ROLES_READ, read_safe_approvers, resolve_roles,
+};
 use approval_core::directory::config::{GroupNameRule, RolesFrom};
 use approval_core::exit::{Classify, Exit};
 use approval_core::pvwa::{Pvwa, PvwaError};
@@ -28,6 +30,17 @@ fn scenario() -> String {
             "[[pvwa.identity.roles]]\nname = \"Deep {n}\"\nmembers = [{{ type = \"User\", name = \"deep{n}\" }}, {{ type = \"Role\", name = \"Deep {}\" }}]\n[[pvwa.users]]\nname = \"deep{n}\"\npassword = \"x\"\nemail = \"deep{n}@example.test\"\n",
             n + 1
         ));
+    }
+    // A role with more nested roles than are read.
+    let wide: Vec<String> = (0..=MAX_ROLES_READ)
+        .map(|n| format!("{{ type = \"Role\", name = \"Wide {n}\" }}"))
+        .collect();
+    deep.push_str(&format!(
+        "[[pvwa.identity.roles]]\nname = \"Wide\"\nmembers = [{}]\n",
+        wide.join(", ")
+    ));
+    for n in 0..=MAX_ROLES_READ {
+        deep.push_str(&format!("[[pvwa.identity.roles]]\nname = \"Wide {n}\"\n"));
     }
     format!(
         r#"
@@ -81,6 +94,7 @@ members = [
   {{ name = "Deep 0", type = "role", level1 = true }},
   {{ name = "O'Brien Role", type = "role", level1 = true }},
   {{ name = "No Such Role", type = "role", level1 = true }},
+  {{ name = "Wide", type = "role", level1 = true }},
   {{ name = "Mapped Role", type = "role", level1 = true }},
   {{ name = "Readers Role", type = "role" }},
 ]
@@ -203,6 +217,12 @@ async fn role_members_resolved_through_identity_with_the_lookup_token() {
         get("O'Brien Role"),
         Some(RoleRecord::Resolved { .. })
     ));
+    // Too many nested roles: unusable, not cut short.
+    assert!(
+        matches!(get("Wide"), Some(RoleRecord::Unusable(ref w)) if w.contains("more than 100 roles")),
+        "{:?}",
+        get("Wide")
+    );
     // A role Identity lacks; the table's role and one without an approval right are not read.
     assert_eq!(get("No Such Role"), Some(RoleRecord::Missing));
     assert_eq!(get("Mapped Role"), None);

@@ -116,6 +116,10 @@ impl SafeApprovers {
 pub const MAX_ROLE_DEPTH: usize = 4;
 /// Most users of one role (with its nested roles) read; a larger role is refused as unusable.
 pub const MAX_ROLE_USERS: usize = 2000;
+/// Most roles read for one Role safe member (itself and nested ones); more is unusable.
+pub const MAX_ROLES_READ: usize = 100;
+/// Most notes kept of members not used.
+const MAX_NOTES: usize = 20;
 
 /// Step 1b, on Privilege Cloud with `[directory.group_names] roles_from = "identity"`: read
 /// from CyberArk Identity, with the session's platform token, the holders of every Role member
@@ -201,6 +205,11 @@ async fn read_role(session: &Session, name: &str) -> Result<RoleRecord, PvwaErro
                     "role \"{shown}\" (in {}) nests deeper than {MAX_ROLE_DEPTH} roles: not followed",
                     via.join(" -> ")
                 )),
+                MemberKind::Role if seen.len() >= MAX_ROLES_READ => {
+                    return Ok(RoleRecord::Unusable(format!(
+                        "more than {MAX_ROLES_READ} roles nest in it"
+                    )));
+                }
                 MemberKind::Role => {
                     seen.push(m.id.to_ascii_lowercase());
                     let mut v = via.clone();
@@ -218,6 +227,7 @@ async fn read_role(session: &Session, name: &str) -> Result<RoleRecord, PvwaErro
                 }
             }
         }
+        notes.truncate(MAX_NOTES);
         if user_ids.len() > MAX_ROLE_USERS {
             return Ok(RoleRecord::Unusable(format!(
                 "more than {MAX_ROLE_USERS} users hold it"
@@ -242,6 +252,7 @@ async fn read_role(session: &Session, name: &str) -> Result<RoleRecord, PvwaErro
             }
         }
     }
+    notes.truncate(MAX_NOTES);
     Ok(RoleRecord::Resolved {
         name: role.name,
         users,
