@@ -355,10 +355,11 @@ impl RoleUser {
     /// Whether this holder of a CyberArk Identity role is the directory user `user`. Strict,
     /// because a match grants: the Identity e-mail address or login name equal (any case) to
     /// one of the user's identities ([`DirUser::identities`]: DN, sAMAccountName, UPN, mail,
-    /// aliases), or a login name without a domain of its own (`alice`, `CORP\alice`) that is
-    /// the user's sAMAccountName under the one same-person rule ([`crate::person`]). Never by
-    /// display name, and never a domain-qualified name by its part before the `@`
-    /// (`alice@cyberark.cloud.12345` is not the directory's `alice`).
+    /// aliases), or a bare login name (`alice`, no `@` or `\`) that is the user's
+    /// sAMAccountName under the one same-person rule ([`crate::person`]). Never by display
+    /// name, and never a domain-qualified name by its bare part (`alice@cyberark.cloud.12345`
+    /// and `OTHER\alice` are not the directory's `alice`): in a match that grants, another
+    /// domain may be another person.
     pub fn is(&self, user: &DirUser) -> bool {
         let ids = user.identities();
         let exact = |x: &str| {
@@ -368,7 +369,7 @@ impl RoleUser {
         if self.email.as_deref().is_some_and(exact) || exact(&self.name) {
             return true;
         }
-        !self.name.contains('@')
+        !self.name.contains(['@', '\\'])
             && user
                 .sam_account_name
                 .as_deref()
@@ -692,13 +693,14 @@ mod role_holders {
             ("x", Some("A.Approver@example.test")),
             ("alice.a@corp.example", None),
             ("ALICE", None),
-            ("CORP\\alice", None),
             ("CN=Alice Approver,OU=Users,DC=corp,DC=example", None),
         ] {
             assert!(holder(name, email).is(&a), "{name} {email:?}");
         }
         for (name, email) in [
             ("alice@cyberark.cloud.1234", None),
+            ("CORP\\alice", None),
+            ("OTHER\\alice", Some("alice@other.example")),
             ("alice@other.example", Some("alice@other.example")),
             ("Alice Approver", None),
             ("alic", None),
