@@ -112,6 +112,68 @@ impl SafeApprovers {
     }
 }
 
+/// How a Role safe member (a CyberArk Identity role) with an authorisation right is resolved
+/// ([`SafeApprovers::role_members`]), for the site check. Names are printable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleResolution {
+    /// By the explicit `[directory.group_names.roles]` table: the group's DN.
+    Table(String),
+    /// Not listed and `roles_from` is not `identity`: nobody approves through it.
+    Skipped,
+    /// Through CyberArk Identity: how many users and groups hold it, members not used.
+    Identity {
+        users: usize,
+        groups: usize,
+        notes: Vec<String>,
+    },
+    /// Identity has no role of this name.
+    Missing,
+    /// Identity's answer cannot be used (several roles of the name, too many members).
+    Unusable(String),
+    /// `roles_from = "identity"`, but the role was not read.
+    NotRead,
+}
+
+impl SafeApprovers {
+    /// Each Role member with an authorisation right at level 1 or 2, as printable name, and how
+    /// it is resolved under `rule`.
+    pub fn role_members(&self, rule: &GroupNameRule) -> Vec<(String, RoleResolution)> {
+        let p = crate::text::printable;
+        self.members
+            .iter()
+            .filter(|m| {
+                m.member_type.trim().eq_ignore_ascii_case("role")
+                    && (m.permissions.requests_authorization_level1
+                        || m.permissions.requests_authorization_level2)
+            })
+            .map(|m| {
+                let how = if let Some(dn) = rule.role_group(&m.member_name) {
+                    RoleResolution::Table(p(dn))
+                } else if rule.roles_from != RolesFrom::Identity {
+                    RoleResolution::Skipped
+                } else {
+                    match self.roles.get(&record_key(&m.member_name)) {
+                        Some(RoleRecord::Resolved {
+                            users,
+                            groups,
+                            notes,
+                            ..
+                        }) => RoleResolution::Identity {
+                            users: users.len(),
+                            groups: groups.len(),
+                            notes: notes.iter().map(|n| p(n)).collect(),
+                        },
+                        Some(RoleRecord::Missing) => RoleResolution::Missing,
+                        Some(RoleRecord::Unusable(why)) => RoleResolution::Unusable(p(why)),
+                        None => RoleResolution::NotRead,
+                    }
+                };
+                (p(&m.member_name), how)
+            })
+            .collect()
+    }
+}
+
 /// Nested roles followed below a Role safe member's role (deeper ones are noted, not used).
 pub const MAX_ROLE_DEPTH: usize = 4;
 /// Most users of one role (with its nested roles) read; a larger role is refused as unusable.

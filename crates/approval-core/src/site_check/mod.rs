@@ -476,45 +476,30 @@ async fn lookup(
 /// resolved: the explicit `[directory.group_names.roles]` table, CyberArk Identity (and that
 /// the read worked), or not at all.
 fn role_checks(s: &crate::directory::Settings, user: &str, read: &SafeApprovers, r: &mut Report) {
-    use crate::directory::approvers::{RoleRecord, record_key};
-    use crate::directory::config::RolesFrom;
+    use crate::directory::check::RoleResolution as How;
     let safe = &read.safe;
-    for m in &read.members {
-        let approves = m.permissions.requests_authorization_level1
-            || m.permissions.requests_authorization_level2;
-        if !m.member_type.trim().eq_ignore_ascii_case("role") || !approves {
-            continue;
-        }
-        let role = crate::text::printable(&m.member_name);
+    for (role, how) in read.role_members(&s.group_names) {
         let check = format!("safe {safe} role {role}");
-        if let Some(dn) = s.group_names.role_group(&m.member_name) {
-            r.ok(
+        match how {
+            How::Table(dn) => r.ok(
                 "directory",
                 check,
                 format!(
-                    "Role member \"{role}\" resolved by the explicit table [directory.group_names.roles]: the directory group {}",
-                    crate::text::printable(dn)
+                    "Role member \"{role}\" resolved by the explicit table [directory.group_names.roles]: the directory group {dn}"
                 ),
-            );
-            continue;
-        }
-        if s.group_names.roles_from != RolesFrom::Identity {
-            r.skip(
+            ),
+            How::Skipped => r.skip(
                 "directory",
                 check,
                 format!(
                     "Role member \"{role}\" is skipped: it is not in [directory.group_names.roles] and roles_from is not \"identity\", so nobody approves through it"
                 ),
-            );
-            continue;
-        }
-        match read.roles.get(&record_key(&m.member_name)) {
-            Some(RoleRecord::Resolved {
+            ),
+            How::Identity {
                 users,
                 groups,
                 notes,
-                ..
-            }) => {
+            } => {
                 let notes = if notes.is_empty() {
                     String::new()
                 } else {
@@ -524,25 +509,23 @@ fn role_checks(s: &crate::directory::Settings, user: &str, read: &SafeApprovers,
                     "directory",
                     check,
                     format!(
-                        "Role member \"{role}\" resolved through CyberArk Identity (read as {user}): {} user(s), {} group(s){notes}",
-                        users.len(),
-                        groups.len()
+                        "Role member \"{role}\" resolved through CyberArk Identity (read as {user}): {users} user(s), {groups} group(s){notes}"
                     ),
                 );
             }
-            Some(RoleRecord::Missing) => r.fail(
+            How::Missing => r.fail(
                 "directory",
                 check,
                 format!("CyberArk Identity has no role named \"{role}\""),
                 "correct the safe member, or create the role in CyberArk Identity",
             ),
-            Some(RoleRecord::Unusable(why)) => r.fail(
+            How::Unusable(why) => r.fail(
                 "directory",
                 check,
                 format!("CyberArk Identity role \"{role}\" cannot be used: {why}"),
                 "give the role a unique name and fewer members, or map it with [directory.group_names.roles]",
             ),
-            None => r.skip(
+            How::NotRead => r.skip(
                 "directory",
                 check,
                 format!("Role member \"{role}\" was not read from CyberArk Identity"),
