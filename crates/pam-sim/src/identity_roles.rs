@@ -163,7 +163,7 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
             }
         }),
     };
-    let rows: Vec<(&str, Value)> = match q.table.as_str() {
+    let all: Vec<(&str, Value)> = match q.table.as_str() {
         "role" => {
             if q.filter
                 .as_ref()
@@ -180,7 +180,7 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
                 .map(|r| {
                     (
                         "Role",
-                        json!({"ID": role_id(r), "_ID": role_id(r), "Name": r.name}),
+                        json!({"ID": role_id(r), "_ID": role_id(r), "Name": r.name, "Description": null}),
                     )
                 })
                 .collect()
@@ -195,13 +195,35 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
                 .map(|(name, email)| {
                     (
                         "User",
-                        json!({"ID": id_of("u", name), "Username": name, "DisplayName": name, "Email": email}),
+                        json!({"ID": id_of("u", name), "Username": name, "DisplayName": name,
+                               "Email": email, "MobileNumber": null, "LastLogin": null}),
                     )
                 })
                 .collect()
         }
         other => return failure(&format!("Query failed: no such table: {other}")),
     };
+    // The columns selected, as SQL answers them (`*`: every column).
+    let mut rows = Vec::new();
+    for (kind, full) in all {
+        let Some(obj) = full.as_object() else {
+            continue;
+        };
+        let row = match &q.columns {
+            None => full.clone(),
+            Some(cols) => {
+                let mut row = serde_json::Map::new();
+                for c in cols {
+                    let Some((k, v)) = obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(c)) else {
+                        return failure(&format!("Query failed: no such column: {c}"));
+                    };
+                    row.insert(k.clone(), v.clone());
+                }
+                Value::Object(row)
+            }
+        };
+        rows.push((kind, row));
+    }
     envelope(true, table(rows), None)
 }
 
@@ -209,6 +231,8 @@ pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
 /// the values compared, whether without regard to case).
 #[derive(Debug)]
 struct Query {
+    /// The columns selected (`None` for `*`).
+    columns: Option<Vec<String>>,
     table: String,
     filter: Option<(String, Vec<String>, bool)>,
 }
@@ -222,6 +246,19 @@ fn parse(script: &str) -> Result<Query, String> {
         return Err("only Select is supported".into());
     }
     let from = lower.find(" from ").ok_or("no FROM")?;
+    let list = s[7..from].trim();
+    let columns = if list == "*" {
+        None
+    } else {
+        let cols: Vec<String> = list.split(',').map(|c| c.trim().to_string()).collect();
+        if cols
+            .iter()
+            .any(|c| c.is_empty() || !c.chars().all(|x| x.is_ascii_alphanumeric() || x == '_'))
+        {
+            return Err("the column list is not plain names".into());
+        }
+        Some(cols)
+    };
     let rest = &s[from + 6..];
     let rest_lower = &lower[from + 6..];
     let table_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -229,6 +266,7 @@ fn parse(script: &str) -> Result<Query, String> {
     let tail = rest[table_end..].trim();
     if tail.is_empty() {
         return Ok(Query {
+            columns,
             table,
             filter: None,
         });
@@ -273,6 +311,7 @@ fn parse(script: &str) -> Result<Query, String> {
         _ => return Err(format!("unexpected text after the condition: {after}")),
     };
     Ok(Query {
+        columns,
         table,
         filter: Some((column, values, nocase)),
     })
@@ -314,7 +353,15 @@ mod tests {
         let q = parse("select ID from User where ID IN ('u-1', 'u-2')").expect("parsed");
         assert_eq!(q.table, "user");
         assert_eq!(q.filter.expect("filter").1, vec!["u-1", "u-2"]);
-        assert!(parse("Select * from Role").expect("all").filter.is_none());
+        let all = parse("Select * from Role").expect("all");
+        assert!(all.filter.is_none() && all.columns.is_none());
+        // As CyberArk's SDK reads a user by ID.
+        let q = parse(
+            "Select ID, Username, DisplayName, Email, MobileNumber, LastLogin from User WHERE ID='u-1'",
+        )
+        .expect("sdk");
+        assert_eq!(q.columns.expect("columns").len(), 6);
+        assert_eq!(q.filter.expect("filter").1, vec!["u-1"]);
         for bad in [
             "Delete from Role",
             "Select ID from Role WHERE Name = 'x' OR 1=1",
