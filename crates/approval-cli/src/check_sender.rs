@@ -85,6 +85,14 @@ pub fn render(v: &Verdict) -> Vec<String> {
                 out.push(format!("  approver: {}; {}", g.name, g.source));
             }
         }
+        for r in &v.approvers.roles {
+            out.push(format!(
+                "  approver: CyberArk Identity role {} ({} user(s)); {}",
+                r.role,
+                r.users.len(),
+                r.source
+            ));
+        }
     }
     for s in &v.approvers.skipped {
         out.push(format!("  skipped:  {}: {}", s.member, s.reason));

@@ -27,11 +27,16 @@ async fn safe_members_for(
             let role = AccountRole::Lookup;
             let creds = loaded.credentials(resolver, role).await?;
             let cache = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
+            let roles = crate::directory::cache::TtlCache::new(std::time::Duration::ZERO);
+            let rule = &s.group_names;
             // The watcher's session helper: a 401 logs on again once, logoff on every path.
             let read = Sessions::new(pvwa, std::collections::HashMap::from([(role, creds)]))
                 .scoped(async |s: &Sessions| {
                     s.run(role, async |session: &Session| {
-                        read_safe_approvers(session, safe, &cache).await
+                        let mut read = read_safe_approvers(session, safe, &cache).await?;
+                        crate::directory::check::resolve_roles(session, &mut read, rule, &roles)
+                            .await?;
+                        Ok(read)
                     })
                     .await
                 })

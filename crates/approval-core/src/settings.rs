@@ -84,12 +84,33 @@ pub fn load_from_parts(
 ) -> Result<Loaded, ConfigError> {
     let (mut config, origin) = config::load_from_parts::<Config>(text, file, overrides)?;
     pin_mailbox_tenant(&mut config, &origin)?;
+    check_roles_from(&config, &origin)?;
     let loaded = Loaded { config, origin };
     loaded
         .config
         .accounts
         .check_separate_levels(&loaded.origin)?;
     Ok(loaded)
+}
+
+/// `directory.group_names.roles_from = "identity"` reads roles at the CyberArk Identity tenant
+/// the accounts sign in at: only on Privilege Cloud.
+fn check_roles_from(config: &Config, origin: &config::Origin) -> Result<(), ConfigError> {
+    let identity = config
+        .directory
+        .as_ref()
+        .is_some_and(|d| d.group_names.roles_from == crate::directory::config::RolesFrom::Identity);
+    let cloud = config
+        .pvwa
+        .as_ref()
+        .is_some_and(|p| p.auth_method == crate::pvwa::AuthMethod::Identity);
+    if identity && config.pvwa.is_some() && !cloud {
+        return Err(origin.error(
+            "directory.group_names.roles_from",
+            "\"identity\" reads CyberArk Identity roles with the accounts' platform tokens, which only Privilege Cloud has (pvwa.auth_method = \"identity\"); on a self-hosted PVWA map each role to a directory group with [directory.group_names.roles]",
+        ));
+    }
+    Ok(())
 }
 
 /// On Graph the mailbox's own tenant is the one every approver's mail must be stamped with,

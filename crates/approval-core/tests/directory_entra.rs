@@ -131,6 +131,7 @@ fn approvers(names: &[&str]) -> Approvers {
     Approvers {
         groups: names.iter().map(|n| group(n)).collect(),
         skipped: vec![],
+        roles: vec![],
     }
 }
 

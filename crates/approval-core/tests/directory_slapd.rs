@@ -58,6 +58,7 @@ fn approvers(names: &[&str]) -> Approvers {
             })
             .collect(),
         skipped: vec![],
+        roles: vec![],
     }
 }
 

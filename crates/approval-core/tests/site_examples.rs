@@ -9,6 +9,7 @@
 //! - cloud-only (Exchange Online, Entra ID, Privilege Cloud): examples/sites/cloud-only.toml.
 
 use approval_core::directory::DirectoryKind;
+use approval_core::directory::config::RolesFrom;
 use approval_core::mailbox::MailboxKind;
 use approval_core::pvwa::AuthMethod;
 use approval_core::settings::{Loaded, load_from_parts};
@@ -101,6 +102,15 @@ fn each_kind_of_site_has_a_complete_example_that_loads() {
                     assert_eq!(e.app_key, "mailbox.graph");
                     assert_eq!(e.app.client_id, g.client_id);
                     assert_eq!(e.graph_url, m.graph_url());
+                }
+                // On Privilege Cloud, Role safe members are read from CyberArk Identity, and
+                // a role the table lists still maps to its group.
+                assert_eq!(
+                    d.group_names.roles_from == RolesFrom::Identity,
+                    cloud,
+                    "{name}"
+                );
+                if cloud {
                     assert!(d.group_names.role_group("PAM Approvers L1").is_some());
                 }
             }
@@ -140,4 +150,22 @@ fn a_misspelt_key_in_a_site_example_is_named() {
         let e = load_from_parts(Some(&bad), None, &[]).expect_err(name);
         assert!(e.to_string().contains("allowed_domain"), "{name}: {e}");
     }
+}
+
+/// `roles_from = "identity"` needs Privilege Cloud's Identity tenant: on a self-hosted PVWA it
+/// is refused at load time, naming the key and the alternative.
+#[test]
+fn roles_from_identity_is_refused_on_a_self_hosted_pvwa() {
+    let (name, text) = SITES[1];
+    assert!(!text.contains("roles_from"), "{name}");
+    let bad = text.replacen(
+        "[directory.group_names]\n",
+        "[directory.group_names]\nroles_from = \"identity\"\n",
+        1,
+    );
+    assert_ne!(bad, text, "{name}: no [directory.group_names]");
+    let e = load_from_parts(Some(&bad), None, &[]).expect_err(name);
+    let e = e.to_string();
+    assert!(e.contains("directory.group_names.roles_from"), "{e}");
+    assert!(e.contains("[directory.group_names.roles]"), "{e}");
 }

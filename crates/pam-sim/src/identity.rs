@@ -8,6 +8,7 @@
 //! CyberArk's SDK reads. Refusals use the OAuth `error`/`error_description` shape. Only served
 //! while the PVWA stand-in plays Privilege Cloud; a self-hosted PVWA has no Identity tenant.
 //! Status codes the public material does not fix: ASSUMPTIONS.md, section Privilege Cloud.
+//! The role reads are in [`crate::identity_roles`].
 
 use std::sync::Arc;
 
@@ -20,9 +21,12 @@ use serde_json::json;
 use crate::host::Hosted;
 use crate::pvwa::{PvwaMode, PvwaSim};
 
-/// Whether a (lowercase) path is the token endpoint.
+/// Whether a (lowercase) path is the token endpoint or a role read.
 pub fn serves(path: &str) -> bool {
-    path.trim_end_matches('/') == "/oauth2/platformtoken"
+    matches!(
+        path.trim_end_matches('/'),
+        "/oauth2/platformtoken" | "/redrock/query" | "/roles/getrolemembers"
+    )
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -34,10 +38,14 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// `POST /oauth2/platformtoken`
+/// `POST /oauth2/platformtoken`, `POST /Redrock/query`, `POST /Roles/GetRoleMembers`
 pub async fn handle(state: Arc<Hosted<PvwaSim>>, req: Request) -> Response {
     if state.sim.mode() != PvwaMode::PrivilegeCloud {
         return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    }
+    let path = req.uri().path().to_ascii_lowercase();
+    if path.trim_end_matches('/') != "/oauth2/platformtoken" {
+        return crate::identity_roles::handle(state, req).await;
     }
     if req.method() != Method::POST {
         return oauth_error(

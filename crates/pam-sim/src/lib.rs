@@ -18,6 +18,7 @@ pub mod faults;
 pub mod graph;
 pub mod host;
 pub mod identity;
+pub mod identity_roles;
 pub mod pvwa;
 pub mod remedy;
 pub mod remote_access;

@@ -87,6 +87,35 @@ pub struct IdentityScenario {
     /// `expires_in` of the tokens issued.
     #[serde(default = "token_lifetime")]
     pub token_lifetime_secs: u64,
+    /// Identity roles (`POST /Roles/GetRoleMembers`, the `Role` table of `POST /Redrock/query`).
+    #[serde(default)]
+    pub roles: Vec<IdentityRoleDef>,
+    /// The service users holding an administrative right that reads roles and users (e.g.
+    /// "Read Only System Administration"); any other caller is refused those reads.
+    #[serde(default)]
+    pub readers: Vec<String>,
+}
+
+/// `[[pvwa.identity.roles]]`: a CyberArk Identity role and its direct members.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRoleDef {
+    pub name: String,
+    /// The role's ID (`_ID`/`ID`); made from the name when not given.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub members: Vec<IdentityRoleMemberDef>,
+}
+
+/// A role member: `type` `User` (a PVWA user of the stand-in, which doubles as the Identity
+/// directory), `Group` (a group name as Identity shows it) or `Role` (another role's name).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRoleMemberDef {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
 }
 
 impl Default for IdentityScenario {
@@ -95,6 +124,8 @@ impl Default for IdentityScenario {
             tenant_id: tenant_id(),
             subdomain: subdomain(),
             token_lifetime_secs: token_lifetime(),
+            roles: Vec::new(),
+            readers: Vec::new(),
         }
     }
 }
@@ -205,7 +236,8 @@ pub struct SafeDef {
 #[serde(deny_unknown_fields)]
 pub struct MemberDef {
     pub name: String,
-    /// `user` or `group`.
+    /// `user`, `group`, or `role` (Privilege Cloud: a CyberArk Identity role, listed with
+    /// `memberType` Role; the PVWA users whose `groups` name it hold it for the portal).
     #[serde(default = "group")]
     pub r#type: String,
     #[serde(default)]
@@ -318,6 +350,10 @@ pub struct SessionStats {
     pub platform_token_refusals: u64,
     /// Privilege Cloud: calls refused for an expired or unknown Bearer token.
     pub platform_token_rejected: u64,
+    /// Identity role reads answered (`Redrock/query`, `Roles/GetRoleMembers`), refused or not.
+    pub identity_reads: u64,
+    /// Identity role reads refused for want of the right (`readers`).
+    pub identity_reads_refused: u64,
     /// Privilege Cloud: calls refused because they carried no `Bearer` (a raw session token).
     pub raw_refused: u64,
 }
@@ -413,6 +449,51 @@ impl PvwaSim {
     /// Every cookie (`name=value`) set at logon, to check that none leaks into logs.
     pub fn issued_cookies(&self) -> Vec<String> {
         self.lock().issued_cookies.clone()
+    }
+
+    /// The Identity stand-in's view for a role read: the caller of a live platform token
+    /// (`Err(false)` without one), whether it may read roles and users (`Err(true)` when not),
+    /// the roles, and the users (name, e-mail). Counts the read.
+    #[allow(clippy::type_complexity)]
+    pub fn identity_read(
+        &self,
+        auth: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(Vec<IdentityRoleDef>, Vec<(String, Option<String>)>), bool> {
+        let mut i = self.lock();
+        let Some(id) = i
+            .identity
+            .clone()
+            .filter(|_| i.mode == PvwaMode::PrivilegeCloud)
+        else {
+            return Err(false);
+        };
+        let token = auth
+            .and_then(|a| a.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim().to_string());
+        let Some(held) = token
+            .and_then(|t| i.platform_tokens.get(&t).cloned())
+            .filter(|t| t.expires_ms > now_ms)
+        else {
+            i.stats.platform_token_rejected += 1;
+            return Err(false);
+        };
+        i.stats.identity_reads += 1;
+        if !id
+            .readers
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&held.user))
+        {
+            i.stats.identity_reads_refused += 1;
+            return Err(true);
+        }
+        let users = i
+            .users
+            .values()
+            .map(|u| (u.name.clone(), u.email.clone()))
+            .collect();
+        Ok((id.roles, users))
     }
 
     /// Which PVWA this is.
@@ -981,7 +1062,11 @@ fn member_json(safe: &SafeDef, n: usize, m: &MemberDef, now: i64) -> Value {
     json!({
         "safeUrlId": safe.name, "safeName": safe.name, "safeNumber": 10,
         "memberId": format!("{}", 200 + n), "memberName": m.name,
-        "memberType": if m.r#type.eq_ignore_ascii_case("user") { "User" } else { "Group" },
+        "memberType": match m.r#type.to_ascii_lowercase().as_str() {
+            "user" => "User",
+            "role" => "Role",
+            _ => "Group",
+        },
         "membershipExpirationDate": m.expires_at,
         "isExpiredMembershipEnable": m.expires_at.is_some_and(|t| t <= now),
         "isPredefinedUser": false, "isReadOnly": false,

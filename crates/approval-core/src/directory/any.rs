@@ -80,6 +80,13 @@ impl AnyDirectory {
         }
     }
 
+    pub fn role_records(&self) -> &TtlCache<super::approvers::RoleRecord> {
+        match self {
+            AnyDirectory::Ldap(d) => d.role_records(),
+            AnyDirectory::Entra(d) => d.role_records(),
+        }
+    }
+
     pub fn clear_cache(&self) {
         match self {
             AnyDirectory::Ldap(d) => d.clear_cache(),

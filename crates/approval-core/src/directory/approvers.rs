@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::config::{GroupNameRule, StaticRule};
+use super::config::{GroupNameRule, RolesFrom, StaticRule};
 use super::names::{map_group_name, safe_matches};
 use crate::pvwa::SafeMember;
 
@@ -35,7 +35,71 @@ pub struct Skipped {
 pub struct Approvers {
     pub groups: Vec<ApproverGroup>,
     pub skipped: Vec<Skipped>,
+    /// CyberArk Identity roles whose users approve (`roles_from = "identity"`); the roles'
+    /// member groups are in `groups`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub roles: Vec<ApproverRole>,
 }
+
+impl Approvers {
+    /// Whether nobody approves through these: no approver group and no approver role.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.roles.is_empty()
+    }
+}
+
+/// A CyberArk Identity role that approves the safe at the level, with the users holding it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApproverRole {
+    /// The role's name as Identity gives it.
+    pub role: String,
+    /// Where the approval right comes from (the safe member and the role).
+    pub source: String,
+    /// The users holding the role, directly or through nested roles.
+    pub users: Vec<RoleUser>,
+}
+
+/// A user holding a CyberArk Identity role, as Identity names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleUser {
+    /// The Identity login name (`alice@corp.example`, `alice@cyberark.cloud.12345`).
+    pub name: String,
+    /// The Identity user's e-mail address, when set.
+    pub email: Option<String>,
+    /// The roles from the safe member's role down to the one the user is a member of.
+    pub via: Vec<String>,
+}
+
+/// A group that is a member of a CyberArk Identity role (directly or through nested roles).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleGroup {
+    /// The group's name as Identity gives it.
+    pub name: String,
+    pub via: Vec<String>,
+}
+
+/// What CyberArk Identity says of a Role safe member (`roles_from = "identity"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RoleRecord {
+    /// The role and its holders.
+    Resolved {
+        /// The role's name as Identity gives it.
+        name: String,
+        users: Vec<RoleUser>,
+        groups: Vec<RoleGroup>,
+        /// Members not followed, and why (nesting too deep, another member type, a user
+        /// without a record).
+        notes: Vec<String>,
+    },
+    /// Identity has no role of this name.
+    Missing,
+    /// Several roles answer to the name, or another reason the role cannot be used.
+    Unusable(String),
+}
+
+/// Role records by safe member name, lower-cased (see [`record_key`]).
+pub type RoleRecords = BTreeMap<String, RoleRecord>;
 
 /// What the vault's group record (`GET /API/UserGroups`) says of a group safe member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,12 +134,18 @@ pub fn record_key(name: &str) -> String {
 /// maps only when its own name carries a domain of `rule.domains` (`NAME@DOMAIN`,
 /// `DOMAIN\NAME`). User members are not approvers here (the right is granted to groups), and
 /// are listed as skipped when they would be.
+///
+/// A Role member (a CyberArk Identity role) maps through `rule.roles` when listed there;
+/// otherwise, with `rule.roles_from = "identity"`, through its Identity record in `roles`
+/// ([`RoleRecord`]): its users become an [`ApproverRole`], its member groups approver groups
+/// when their names carry a domain of `rule.domains`.
 pub fn from_safe_members(
     members: &[SafeMember],
     level: u8,
     now_unix: i64,
     rule: &GroupNameRule,
     records: &GroupRecords,
+    roles: &RoleRecords,
 ) -> Approvers {
     let mut out = Approvers::default();
     for m in members {
@@ -111,11 +181,21 @@ pub fn from_safe_members(
                         ),
                     },
                 ),
+                None if rule.roles_from == RolesFrom::Identity => {
+                    from_role_record(
+                        &mut out,
+                        &shown,
+                        level,
+                        rule,
+                        roles.get(&record_key(&m.member_name)),
+                    );
+                }
                 None => out.skipped.push(Skipped {
                     member: shown,
                     reason: "a Role member (a CyberArk Identity role): map it to the directory \
-                             group of its holders with directory.group_names.roles, or give the \
-                             safe that group instead"
+                             group of its holders with directory.group_names.roles, set \
+                             directory.group_names.roles_from = \"identity\" (Privilege Cloud), \
+                             or give the safe that group instead"
                         .into(),
                 }),
             }
@@ -230,6 +310,94 @@ pub fn from_safe_members(
     out
 }
 
+/// A Role member resolved through CyberArk Identity: its users as an [`ApproverRole`], its
+/// member groups as approver groups (only those whose names carry a domain of `rule.domains`:
+/// a group of Identity's own directory must not stand in for a directory group of the same
+/// name), or the reason it is skipped.
+fn from_role_record(
+    out: &mut Approvers,
+    shown: &str,
+    level: u8,
+    rule: &GroupNameRule,
+    record: Option<&RoleRecord>,
+) {
+    let skip = |out: &mut Approvers, reason: String| {
+        out.skipped.push(Skipped {
+            member: shown.to_string(),
+            reason,
+        })
+    };
+    let (name, users, groups) = match record {
+        Some(RoleRecord::Resolved {
+            name,
+            users,
+            groups,
+            ..
+        }) => (name, users, groups),
+        Some(RoleRecord::Missing) => {
+            return skip(
+                out,
+                format!("CyberArk Identity has no role named \"{shown}\""),
+            );
+        }
+        Some(RoleRecord::Unusable(why)) => {
+            return skip(
+                out,
+                format!("its CyberArk Identity role cannot be used: {why}"),
+            );
+        }
+        None => {
+            return skip(
+                out,
+                "its CyberArk Identity role was not read (roles_from = \"identity\")".into(),
+            );
+        }
+    };
+    let role = crate::text::printable(name);
+    let source = format!(
+        "PVWA safe member \"{shown}\" (level {level}), through CyberArk Identity role \"{role}\""
+    );
+    if users.is_empty() && groups.is_empty() {
+        return skip(
+            out,
+            format!("CyberArk Identity role \"{role}\" has no user or group members"),
+        );
+    }
+    if !users.is_empty() && !out.roles.iter().any(|r| r.role.eq_ignore_ascii_case(name)) {
+        out.roles.push(ApproverRole {
+            role: name.clone(),
+            source: source.clone(),
+            users: users.clone(),
+        });
+    }
+    for g in groups {
+        let gshown = crate::text::printable(&g.name);
+        let mapped = carries_listed_domain(&g.name, rule)
+            .then(|| map_group_name(&g.name, rule))
+            .flatten();
+        match mapped {
+            Some(mapped) => push_unique(
+                &mut out.groups,
+                ApproverGroup {
+                    name: mapped,
+                    dn: None,
+                    source: format!(
+                        "{source}, its member group \"{gshown}\" (via {})",
+                        g.via.join(" -> ")
+                    ),
+                },
+            ),
+            None => out.skipped.push(Skipped {
+                member: format!("{shown} / {gshown}"),
+                reason: "a group member of the CyberArk Identity role whose name carries none of \
+                         directory.group_names.domains (NAME@DOMAIN), so it is not known to be a \
+                         directory group"
+                    .into(),
+            }),
+        }
+    }
+}
+
 /// Mode `static`: every row whose level is `level` and one of whose patterns matches `safe`.
 pub fn from_static(rules: &[StaticRule], safe: &str, level: u8, rule: &GroupNameRule) -> Approvers {
     let mut out = Approvers::default();
@@ -318,7 +486,14 @@ mod tests {
             roles: [("pam approvers l1".to_string(), dn.to_string())].into(),
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
+        let a = from_safe_members(
+            &members,
+            1,
+            1000,
+            &rule,
+            &GroupRecords::new(),
+            &RoleRecords::new(),
+        );
         assert_eq!(a.groups.len(), 1, "{a:?}");
         assert_eq!(a.groups[0].dn.as_deref(), Some(dn));
         assert_eq!(a.groups[0].name, "PAM-Approvers-L1");
@@ -336,10 +511,18 @@ mod tests {
             1000,
             &GroupNameRule::default(),
             &GroupRecords::new(),
+            &RoleRecords::new(),
         );
         assert!(none.groups.is_empty(), "{none:?}");
         // Not at a level the role has no right for.
-        let l2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new());
+        let l2 = from_safe_members(
+            &members,
+            2,
+            1000,
+            &rule,
+            &GroupRecords::new(),
+            &RoleRecords::new(),
+        );
         assert!(l2.groups.is_empty());
     }
 
@@ -359,7 +542,14 @@ mod tests {
             domains: vec!["corp.example".into(), "CORP".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
+        let a = from_safe_members(
+            &members,
+            1,
+            1000,
+            &rule,
+            &GroupRecords::new(),
+            &RoleRecords::new(),
+        );
         let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["DB_PAMapprover"]);
         assert!(a.groups[0].source.contains("DB_PAMapprover@corp.example"));
@@ -368,13 +558,27 @@ mod tests {
             skipped,
             vec!["jdoe", "Foreign@other.example", "Old_Approvers"]
         );
-        let a2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new());
+        let a2 = from_safe_members(
+            &members,
+            2,
+            1000,
+            &rule,
+            &GroupRecords::new(),
+            &RoleRecords::new(),
+        );
         let names: Vec<&str> = a2.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["PAM_L2"]);
         assert!(
-            from_safe_members(&members, 3, 1000, &rule, &GroupRecords::new())
-                .groups
-                .is_empty()
+            from_safe_members(
+                &members,
+                3,
+                1000,
+                &rule,
+                &GroupRecords::new(),
+                &RoleRecords::new()
+            )
+            .groups
+            .is_empty()
         );
     }
 
@@ -443,7 +647,14 @@ mod vault_internal {
             domains: vec!["corp.example".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new());
+        let a = from_safe_members(
+            &members,
+            1,
+            1000,
+            &rule,
+            &GroupRecords::new(),
+            &RoleRecords::new(),
+        );
         let names: Vec<&str> = a.groups.iter().map(|g| g.name.as_str()).collect();
         assert_eq!(names, vec!["DB_PAMapprover"]);
         let skipped: Vec<(&str, bool)> = a
@@ -466,6 +677,7 @@ mod vault_internal {
             1000,
             &GroupNameRule::default(),
             &GroupRecords::new(),
+            &RoleRecords::new(),
         );
         assert!(none.groups.is_empty(), "{none:?}");
         assert!(none.skipped[0].reason.contains("group_names.domains"));
@@ -514,7 +726,7 @@ mod vault_records {
             domains: vec!["corp.example".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule, &records);
+        let a = from_safe_members(&members, 1, 1000, &rule, &records, &RoleRecords::new());
         let got: Vec<(&str, Option<&str>)> = a
             .groups
             .iter()
@@ -556,7 +768,147 @@ mod vault_records {
             domains: vec!["corp.example".into()],
             ..GroupNameRule::default()
         };
-        let a = from_safe_members(&members, 1, 1000, &rule, &records);
+        let a = from_safe_members(&members, 1, 1000, &rule, &records, &RoleRecords::new());
         assert!(a.groups.is_empty(), "{a:?}");
+    }
+}
+
+#[cfg(test)]
+mod identity_roles {
+    use super::*;
+    use crate::pvwa::SafePermissions;
+
+    fn role(name: &str) -> SafeMember {
+        SafeMember {
+            member_name: name.into(),
+            member_type: "Role".into(),
+            permissions: SafePermissions {
+                requests_authorization_level1: true,
+                requests_authorization_level2: false,
+                view_safe_members: false,
+            },
+            ..SafeMember::default()
+        }
+    }
+
+    fn user(name: &str, email: Option<&str>, via: &[&str]) -> RoleUser {
+        RoleUser {
+            name: name.into(),
+            email: email.map(str::to_string),
+            via: via.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// With `roles_from = "identity"` a Role member's users become an approver role and its
+    /// member groups approver groups (only those carrying a listed domain); a role Identity does
+    /// not have, or one not read, is skipped naming the role; the explicit table still wins.
+    #[test]
+    fn roles_resolve_through_identity_and_the_table_wins() {
+        let members = vec![
+            role("PAM Approvers L1"),
+            role("PAM Group Role"),
+            role("Ghost Role"),
+            role("Unread Role"),
+            role("Mapped Role"),
+        ];
+        let rule = GroupNameRule {
+            domains: vec!["example.test".into()],
+            roles: [(
+                "mapped role".to_string(),
+                "CN=Mapped,OU=Groups,DC=example,DC=test".to_string(),
+            )]
+            .into(),
+            roles_from: RolesFrom::Identity,
+            ..GroupNameRule::default()
+        };
+        let mut roles = RoleRecords::new();
+        roles.insert(
+            record_key("PAM Approvers L1"),
+            RoleRecord::Resolved {
+                name: "PAM Approvers L1".into(),
+                users: vec![user(
+                    "alice",
+                    Some("alice@example.test"),
+                    &["PAM Approvers L1"],
+                )],
+                groups: vec![],
+                notes: vec![],
+            },
+        );
+        roles.insert(
+            record_key("PAM Group Role"),
+            RoleRecord::Resolved {
+                name: "PAM Group Role".into(),
+                users: vec![],
+                groups: vec![
+                    RoleGroup {
+                        name: "Infra_PAMapprover@example.test".into(),
+                        via: vec!["PAM Group Role".into()],
+                    },
+                    // A group of Identity's own directory: never a directory group.
+                    RoleGroup {
+                        name: "DB_PAMapprover".into(),
+                        via: vec!["PAM Group Role".into()],
+                    },
+                ],
+                notes: vec![],
+            },
+        );
+        roles.insert(record_key("Ghost Role"), RoleRecord::Missing);
+        // A role mapped by the table is never read; a record for it would not be used.
+        roles.insert(
+            record_key("Mapped Role"),
+            RoleRecord::Resolved {
+                name: "Mapped Role".into(),
+                users: vec![user("mallory", None, &["Mapped Role"])],
+                groups: vec![],
+                notes: vec![],
+            },
+        );
+        let a = from_safe_members(&members, 1, 1000, &rule, &GroupRecords::new(), &roles);
+        assert_eq!(a.roles.len(), 1, "{a:?}");
+        assert_eq!(a.roles[0].role, "PAM Approvers L1");
+        assert!(
+            a.roles[0]
+                .source
+                .contains("through CyberArk Identity role \"PAM Approvers L1\""),
+            "{a:?}"
+        );
+        let groups: Vec<(&str, Option<&str>)> = a
+            .groups
+            .iter()
+            .map(|g| (g.name.as_str(), g.dn.as_deref()))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![
+                ("Infra_PAMapprover", None),
+                ("Mapped", Some("CN=Mapped,OU=Groups,DC=example,DC=test"))
+            ]
+        );
+        assert!(a.groups[0].source.contains("PAM Group Role"), "{a:?}");
+        let skipped: Vec<(&str, &str)> = a
+            .skipped
+            .iter()
+            .map(|s| (s.member.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(skipped.len(), 3, "{skipped:?}");
+        assert_eq!(skipped[0].0, "PAM Group Role / DB_PAMapprover");
+        assert_eq!(skipped[1].0, "Ghost Role");
+        assert!(skipped[1].1.contains("no role named \"Ghost Role\""));
+        assert_eq!(skipped[2].0, "Unread Role");
+        assert!(skipped[2].1.contains("not read"));
+        // Without roles_from = "identity" the records are not used.
+        let table_only = GroupNameRule {
+            roles_from: RolesFrom::Table,
+            ..rule.clone()
+        };
+        let t = from_safe_members(&members, 1, 1000, &table_only, &GroupRecords::new(), &roles);
+        assert!(t.roles.is_empty(), "{t:?}");
+        assert_eq!(t.groups.len(), 1);
+        assert!(t.skipped.iter().all(|s| s.reason.contains("roles_from")));
+        // Not at a level the role has no right for.
+        let l2 = from_safe_members(&members, 2, 1000, &rule, &GroupRecords::new(), &roles);
+        assert!(l2.roles.is_empty() && l2.groups.is_empty());
     }
 }

@@ -11,9 +11,12 @@
 //!    is steps 2 and the directory's answer together: the one approver look-up of the watcher
 //!    and of `--check-sender`, so that the two cannot disagree.
 
-use super::approvers::{self, Approvers, GroupRecord, GroupRecords, record_key};
+use super::approvers::{
+    self, Approvers, GroupRecord, GroupRecords, RoleGroup, RoleRecord, RoleRecords, RoleUser,
+    record_key,
+};
 use super::cache::TtlCache;
-use super::config::{ApproverMode, Settings};
+use super::config::{ApproverMode, GroupNameRule, RolesFrom, Settings};
 use super::{Directory, DirectoryError, Verdict};
 use crate::pvwa::{PvwaError, SafeMember, Session};
 
@@ -46,6 +49,7 @@ pub fn approvers_at(
             Some(r) if r.safe == safe => r.at(s, level, now_unix),
             other => Approvers {
                 groups: Vec::new(),
+                roles: Vec::new(),
                 skipped: vec![approvers::Skipped {
                     member: crate::text::printable(safe),
                     reason: if other.is_some() {
@@ -86,6 +90,9 @@ pub struct SafeApprovers {
     pub safe: String,
     pub members: Vec<SafeMember>,
     pub records: GroupRecords,
+    /// What CyberArk Identity says of the Role members (`roles_from = "identity"`; read by
+    /// [`resolve_roles`]).
+    pub roles: RoleRecords,
 }
 
 impl SafeApprovers {
@@ -100,8 +107,220 @@ impl SafeApprovers {
             now_unix,
             &s.group_names,
             &self.records,
+            &self.roles,
         )
     }
+}
+
+/// How a Role safe member (a CyberArk Identity role) with an authorisation right is resolved
+/// ([`SafeApprovers::role_members`]), for the site check. Names are printable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleResolution {
+    /// By the explicit `[directory.group_names.roles]` table: the group's DN.
+    Table(String),
+    /// Not listed and `roles_from` is not `identity`: nobody approves through it.
+    Skipped,
+    /// Through CyberArk Identity: how many users and groups hold it, members not used.
+    Identity {
+        users: usize,
+        groups: usize,
+        notes: Vec<String>,
+    },
+    /// Identity has no role of this name.
+    Missing,
+    /// Identity's answer cannot be used (several roles of the name, too many members).
+    Unusable(String),
+    /// `roles_from = "identity"`, but the role was not read.
+    NotRead,
+}
+
+impl SafeApprovers {
+    /// Each Role member with an authorisation right at level 1 or 2, as printable name, and how
+    /// it is resolved under `rule`.
+    pub fn role_members(&self, rule: &GroupNameRule) -> Vec<(String, RoleResolution)> {
+        let p = crate::text::printable;
+        self.members
+            .iter()
+            .filter(|m| {
+                m.member_type.trim().eq_ignore_ascii_case("role")
+                    && (m.permissions.requests_authorization_level1
+                        || m.permissions.requests_authorization_level2)
+            })
+            .map(|m| {
+                let how = if let Some(dn) = rule.role_group(&m.member_name) {
+                    RoleResolution::Table(p(dn))
+                } else if rule.roles_from != RolesFrom::Identity {
+                    RoleResolution::Skipped
+                } else {
+                    match self.roles.get(&record_key(&m.member_name)) {
+                        Some(RoleRecord::Resolved {
+                            users,
+                            groups,
+                            notes,
+                            ..
+                        }) => RoleResolution::Identity {
+                            users: users.len(),
+                            groups: groups.len(),
+                            notes: notes.iter().map(|n| p(n)).collect(),
+                        },
+                        Some(RoleRecord::Missing) => RoleResolution::Missing,
+                        Some(RoleRecord::Unusable(why)) => RoleResolution::Unusable(p(why)),
+                        None => RoleResolution::NotRead,
+                    }
+                };
+                (p(&m.member_name), how)
+            })
+            .collect()
+    }
+}
+
+/// Nested roles followed below a Role safe member's role (deeper ones are noted, not used).
+pub const MAX_ROLE_DEPTH: usize = 4;
+/// Most users of one role (with its nested roles) read; a larger role is refused as unusable.
+pub const MAX_ROLE_USERS: usize = 2000;
+/// Most roles read for one Role safe member (itself and nested ones); more is unusable.
+pub const MAX_ROLES_READ: usize = 100;
+/// Most notes kept of members not used.
+const MAX_NOTES: usize = 20;
+
+/// Step 1b, on Privilege Cloud with `[directory.group_names] roles_from = "identity"`: read
+/// from CyberArk Identity, with the session's platform token, the holders of every Role member
+/// of `read` that may confirm at level 1 or 2 and is not mapped by `rule.roles`, into
+/// `read.roles` ([`RoleRecord`]; `cache`, the directory look-up TTL, in front). A role
+/// Identity does not have is [`RoleRecord::Missing`] (its member approves nothing, and says
+/// so); any fault of Identity is an `Err` (no approval; the watcher tries again later).
+pub async fn resolve_roles(
+    session: &Session,
+    read: &mut SafeApprovers,
+    rule: &GroupNameRule,
+    cache: &TtlCache<RoleRecord>,
+) -> Result<(), PvwaError> {
+    if rule.roles_from != RolesFrom::Identity {
+        return Ok(());
+    }
+    for m in &read.members {
+        let approves = m.permissions.requests_authorization_level1
+            || m.permissions.requests_authorization_level2;
+        if !m.member_type.trim().eq_ignore_ascii_case("role")
+            || !approves
+            || rule.role_group(&m.member_name).is_some()
+            || m.member_name.trim().is_empty()
+        {
+            continue;
+        }
+        let key = record_key(&m.member_name);
+        if read.roles.contains_key(&key) {
+            continue;
+        }
+        let record = match cache.get(&key) {
+            Some(r) => r,
+            None => {
+                let r = read_role(session, m.member_name.trim()).await?;
+                cache.put(key.clone(), r.clone());
+                r
+            }
+        };
+        read.roles.insert(key, record);
+    }
+    Ok(())
+}
+
+/// One role's holders: its users (with their e-mail addresses) and groups, through nested
+/// roles down to [`MAX_ROLE_DEPTH`], each role once (a cycle ends there).
+async fn read_role(session: &Session, name: &str) -> Result<RoleRecord, PvwaError> {
+    use crate::pvwa::roles::{MemberKind, USER_BATCH};
+    let found = session.identity_roles_named(name).await?;
+    let role = match found.as_slice() {
+        [] => return Ok(RoleRecord::Missing),
+        [one] => one.clone(),
+        many => {
+            return Ok(RoleRecord::Unusable(format!(
+                "{} CyberArk Identity roles answer to the name",
+                many.len()
+            )));
+        }
+    };
+    let mut seen: Vec<String> = vec![role.id.to_ascii_lowercase()];
+    let mut queue = std::collections::VecDeque::from([(role.clone(), vec![role.name.clone()])]);
+    let mut user_ids: Vec<(String, Vec<String>)> = Vec::new();
+    let mut groups: Vec<RoleGroup> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    while let Some((r, via)) = queue.pop_front() {
+        for m in session.identity_role_members(&r.id, &r.name).await? {
+            let shown = crate::text::printable(&m.name);
+            match m.kind {
+                MemberKind::User => {
+                    if !user_ids.iter().any(|(id, _)| id.eq_ignore_ascii_case(&m.id)) {
+                        user_ids.push((m.id, via.clone()));
+                    }
+                }
+                MemberKind::Group => {
+                    if !groups.iter().any(|g| g.name.eq_ignore_ascii_case(&m.name)) {
+                        groups.push(RoleGroup {
+                            name: m.name,
+                            via: via.clone(),
+                        });
+                    }
+                }
+                MemberKind::Role if seen.contains(&m.id.to_ascii_lowercase()) => {}
+                MemberKind::Role if via.len() > MAX_ROLE_DEPTH => notes.push(format!(
+                    "role \"{shown}\" (in {}) nests deeper than {MAX_ROLE_DEPTH} roles: not followed",
+                    via.join(" -> ")
+                )),
+                MemberKind::Role if seen.len() >= MAX_ROLES_READ => {
+                    return Ok(RoleRecord::Unusable(format!(
+                        "more than {MAX_ROLES_READ} roles nest in it"
+                    )));
+                }
+                MemberKind::Role => {
+                    seen.push(m.id.to_ascii_lowercase());
+                    let mut v = via.clone();
+                    v.push(m.name.clone());
+                    queue.push_back((
+                        crate::pvwa::roles::IdentityRole {
+                            id: m.id,
+                            name: m.name,
+                        },
+                        v,
+                    ));
+                }
+                MemberKind::Other(kind) => {
+                    notes.push(format!("member \"{shown}\" of type {kind}: not used"))
+                }
+            }
+        }
+        notes.truncate(MAX_NOTES);
+        if user_ids.len() > MAX_ROLE_USERS {
+            return Ok(RoleRecord::Unusable(format!(
+                "more than {MAX_ROLE_USERS} users hold it"
+            )));
+        }
+    }
+    let mut users = Vec::new();
+    for batch in user_ids.chunks(USER_BATCH) {
+        let ids: Vec<String> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let found = session.identity_users(&ids).await?;
+        for (id, via) in batch {
+            match found.iter().find(|u| u.id.eq_ignore_ascii_case(id)) {
+                Some(u) => users.push(RoleUser {
+                    name: u.username.clone(),
+                    email: u.email.clone(),
+                    via: via.clone(),
+                }),
+                None => notes.push(format!(
+                    "user {} has no CyberArk Identity user record: not used",
+                    crate::text::printable(id)
+                )),
+            }
+        }
+    }
+    notes.truncate(MAX_NOTES);
+    Ok(RoleRecord::Resolved {
+        name: role.name,
+        users,
+        groups,
+        notes,
+    })
 }
 
 /// Step 1 of the approver groups of a safe (see the module doc; then [`approvers_at`]):
@@ -149,6 +368,7 @@ pub async fn read_safe_approvers(
         safe: safe.to_string(),
         members,
         records,
+        roles: RoleRecords::new(),
     })
 }
 
@@ -226,6 +446,7 @@ mod tests {
                 ..SafeMember::default()
             }],
             records,
+            roles: RoleRecords::new(),
         }
     }
 

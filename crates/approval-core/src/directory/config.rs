@@ -241,6 +241,24 @@ pub struct GroupNameRule {
     /// maps to nothing (it is listed as skipped, with this key).
     #[serde(default)]
     pub roles: std::collections::BTreeMap<String, String>,
+    /// Privilege Cloud: where the holders of a Role member not listed in `roles` come from.
+    /// `"table"` (the default): nowhere, such a role is skipped. `"identity"`: CyberArk
+    /// Identity, read with the lookup account's platform token (the role's users, and its
+    /// member groups mapped like safe members; docs/privilege-cloud.md).
+    #[serde(default)]
+    pub roles_from: RolesFrom,
+}
+
+/// `[directory.group_names] roles_from`: how a Role safe member without an entry in `roles`
+/// is resolved.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RolesFrom {
+    /// Only the explicit `roles` table; other roles approve nothing.
+    #[default]
+    Table,
+    /// The role's members as CyberArk Identity lists them.
+    Identity,
 }
 
 impl GroupNameRule {

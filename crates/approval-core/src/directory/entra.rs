@@ -96,6 +96,7 @@ pub struct GraphDirectory {
     memberships: TtlCache<Membership>,
     groups: TtlCache<ResolvedGroup>,
     group_records: TtlCache<super::approvers::GroupRecord>,
+    role_records: TtlCache<super::approvers::RoleRecord>,
 }
 
 impl std::fmt::Debug for GraphDirectory {
@@ -157,6 +158,7 @@ impl GraphDirectory {
             memberships: TtlCache::new(settings.cache_ttl),
             groups: TtlCache::new(settings.cache_ttl),
             group_records: TtlCache::new(settings.cache_ttl),
+            role_records: TtlCache::new(settings.cache_ttl),
             s: settings,
             e,
             http,
@@ -173,11 +175,17 @@ impl GraphDirectory {
         &self.group_records
     }
 
+    /// The cache of CyberArk Identity role records (as the LDAP directory keeps it).
+    pub fn role_records(&self) -> &TtlCache<super::approvers::RoleRecord> {
+        &self.role_records
+    }
+
     pub fn clear_cache(&self) {
         self.users.clear();
         self.memberships.clear();
         self.groups.clear();
         self.group_records.clear();
+        self.role_records.clear();
     }
 
     /// The app registration's client id and where it is configured, for messages.

@@ -58,6 +58,8 @@ pub struct LdapDirectory {
     users: TtlCache<DirUser>,
     memberships: TtlCache<Membership>,
     group_records: TtlCache<super::approvers::GroupRecord>,
+    /// CyberArk Identity role records (`roles_from = "identity"`).
+    role_records: TtlCache<super::approvers::RoleRecord>,
 }
 
 impl std::fmt::Debug for LdapDirectory {
@@ -151,6 +153,7 @@ impl LdapDirectory {
             users: TtlCache::new(settings.cache_ttl),
             memberships: TtlCache::new(settings.cache_ttl),
             group_records: TtlCache::new(settings.cache_ttl),
+            role_records: TtlCache::new(settings.cache_ttl),
             s: settings,
             password,
             tls,
@@ -168,12 +171,19 @@ impl LdapDirectory {
         self.users.clear();
         self.memberships.clear();
         self.group_records.clear();
+        self.role_records.clear();
     }
 
     /// The cache of vault group records (`directory::check::read_safe_approvers`), with the
     /// directory look-up TTL.
     pub fn group_records(&self) -> &TtlCache<super::approvers::GroupRecord> {
         &self.group_records
+    }
+
+    /// The cache of CyberArk Identity role records (`directory::check::resolve_roles`), with
+    /// the directory look-up TTL.
+    pub fn role_records(&self) -> &TtlCache<super::approvers::RoleRecord> {
+        &self.role_records
     }
 
     /// Unbind and close the connection, if one is open.

@@ -23,7 +23,7 @@ use std::future::Future;
 use serde::Serialize;
 
 pub use any::{AnyDirectory, Credentials, read_credentials};
-pub use approvers::{ApproverGroup, Approvers};
+pub use approvers::{ApproverGroup, ApproverRole, Approvers, RoleUser};
 pub use config::{DirectoryConfig, DirectoryKind, Settings, Strategy};
 pub use entra::GraphDirectory;
 pub use ldap::LdapDirectory;
@@ -216,7 +216,8 @@ pub struct Grant {
     /// False when the server confirmed membership (in-chain) but the intermediate groups could
     /// not be listed.
     pub path_complete: bool,
-    /// The strategy that decided: `in_chain` or `recursive`.
+    /// The strategy that decided: `in_chain` or `recursive`; `auto` for a grant through a
+    /// CyberArk Identity role (no directory walk).
     pub strategy: Strategy,
 }
 
@@ -356,6 +357,59 @@ impl From<&DirUser> for UserView {
     }
 }
 
+impl RoleUser {
+    /// Whether this holder of a CyberArk Identity role is the directory user `user`. Strict,
+    /// because a match grants: the Identity e-mail address or login name equal (any case) to
+    /// one of the user's identities ([`DirUser::identities`]: DN, sAMAccountName, UPN, mail,
+    /// aliases), or a bare login name (`alice`, no `@` or `\`) that is the user's
+    /// sAMAccountName under the one same-person rule ([`crate::person`]). Never by display
+    /// name, and never a domain-qualified name by its bare part (`alice@cyberark.cloud.12345`
+    /// and `OTHER\alice` are not the directory's `alice`): in a match that grants, another
+    /// domain may be another person.
+    pub fn is(&self, user: &DirUser) -> bool {
+        let ids = user.identities();
+        let exact = |x: &str| {
+            let x = x.trim();
+            !x.is_empty() && ids.iter().any(|i| i.trim().eq_ignore_ascii_case(x))
+        };
+        if self.email.as_deref().is_some_and(exact) || exact(&self.name) {
+            return true;
+        }
+        !self.name.contains(['@', '\\'])
+            && user
+                .sam_account_name
+                .as_deref()
+                .is_some_and(|sam| crate::person::same_person(&self.name, sam))
+    }
+}
+
+/// The grant of the first role in `roles` that `user` holds ([`RoleUser::is`]).
+fn role_grant(user: &DirUser, roles: &[ApproverRole]) -> Option<Grant> {
+    roles.iter().find_map(|r| {
+        let holder = r.users.iter().find(|u| u.is(user))?;
+        let mut path_names = vec![user.short_name(), holder.name.clone()];
+        path_names.extend(holder.via.iter().rev().cloned());
+        Some(Grant {
+            group: format!(
+                "CyberArk Identity role \"{}\"",
+                crate::text::printable(&r.role)
+            ),
+            source: r.source.clone(),
+            group_dn: format!(
+                "held as CyberArk Identity lists it: {}",
+                crate::text::printable(&holder.via.join(" -> "))
+            ),
+            path: vec![user.dn.clone()],
+            path_names: path_names
+                .iter()
+                .map(|n| crate::text::printable(n))
+                .collect(),
+            path_complete: true,
+            strategy: Strategy::Auto,
+        })
+    })
+}
+
 /// Decide whether `address` may approve `safe` at `level`, given the approver groups. Sender
 /// refusals (unknown, ambiguous, bad address) become a refusing verdict; directory faults are
 /// returned as errors, and mean no approval.
@@ -398,9 +452,40 @@ pub async fn authorize<D: Directory>(
         Err(e) => return Err(e),
     };
     v.user = Some(UserView::from(&user));
+    // CyberArk Identity roles first: their holders are known without asking the directory.
+    if let Some(g) = role_grant(&user, &v.approvers.roles) {
+        v.may_approve = true;
+        v.reason = format!(
+            "{} may approve safe {safe} at level {level} through {} ({})",
+            user.short_name(),
+            g.group,
+            g.path_text()
+        );
+        v.granted_by = Some(g);
+        return Ok(v);
+    }
     if v.approvers.groups.is_empty() {
-        let reason = format!("no group approves safe {safe} at level {level}");
-        return Ok(refuse(v, Refusal::NoApproverGroups, reason));
+        let reason = if v.approvers.roles.is_empty() {
+            format!("no group approves safe {safe} at level {level}")
+        } else {
+            let names: Vec<String> = v
+                .approvers
+                .roles
+                .iter()
+                .map(|r| format!("CyberArk Identity role {}", crate::text::printable(&r.role)))
+                .collect();
+            format!(
+                "{} holds none of the roles that approve safe {safe} at level {level} ({})",
+                user.short_name(),
+                names.join(", ")
+            )
+        };
+        let r = if v.approvers.roles.is_empty() {
+            Refusal::NoApproverGroups
+        } else {
+            Refusal::NotAnApprover
+        };
+        return Ok(refuse(v, r, reason));
     }
     let m = dir.membership(&user, &v.approvers.groups).await?;
     v.groups = m.groups;
@@ -524,6 +609,7 @@ mod tests {
                 source: "static rule 1".into(),
             }],
             skipped: vec![],
+            roles: vec![],
         }
     }
 
@@ -574,5 +660,132 @@ mod tests {
         let v = run(authorize(&d, "a@x", "DB", 1, approvers())).expect("verdict");
         assert_eq!(v.refusal, Some(Refusal::NotAnApprover));
         assert!(v.reason.contains("DB_PAMapprover"), "{}", v.reason);
+    }
+}
+
+#[cfg(test)]
+mod role_holders {
+    use super::*;
+
+    fn alice() -> DirUser {
+        DirUser {
+            dn: "CN=Alice Approver,OU=Users,DC=corp,DC=example".into(),
+            sam_account_name: Some("alice".into()),
+            user_principal_name: Some("alice.a@corp.example".into()),
+            mail: Some("Alice@Example.test".into()),
+            aliases: vec!["a.approver@example.test".into()],
+            display_name: Some("Alice Approver".into()),
+            member_of: vec![],
+            person: None,
+        }
+    }
+
+    fn holder(name: &str, email: Option<&str>) -> RoleUser {
+        RoleUser {
+            name: name.into(),
+            email: email.map(str::to_string),
+            via: vec!["PAM Approvers L1".into()],
+        }
+    }
+
+    /// A match grants, so it is strict: e-mail or login name equal to one of the user's
+    /// identities, or a domain-less login name that is the sAMAccountName; never a display name
+    /// or the part before the `@` of another domain's name.
+    #[test]
+    fn a_role_holder_is_the_sender_only_by_an_exact_identity() {
+        let a = alice();
+        for (name, email) in [
+            ("someone@cyberark.cloud.1234", Some("alice@example.test")),
+            ("x", Some("A.Approver@example.test")),
+            ("alice.a@corp.example", None),
+            ("ALICE", None),
+            ("CN=Alice Approver,OU=Users,DC=corp,DC=example", None),
+        ] {
+            assert!(holder(name, email).is(&a), "{name} {email:?}");
+        }
+        for (name, email) in [
+            ("alice@cyberark.cloud.1234", None),
+            ("CORP\\alice", None),
+            ("OTHER\\alice", Some("alice@other.example")),
+            ("alice@other.example", Some("alice@other.example")),
+            ("Alice Approver", None),
+            ("alic", None),
+            ("", Some("")),
+            ("bob", Some("bob@example.test")),
+        ] {
+            assert!(!holder(name, email).is(&a), "{name} {email:?}");
+        }
+    }
+
+    struct NoGroups;
+
+    impl Directory for NoGroups {
+        fn server(&self) -> String {
+            "ldaps://fixed:636".into()
+        }
+        async fn find_user(&self, _a: &str) -> Result<DirUser, DirectoryError> {
+            Ok(alice())
+        }
+        async fn membership(
+            &self,
+            _u: &DirUser,
+            _g: &[ApproverGroup],
+        ) -> Result<Membership, DirectoryError> {
+            Ok(Membership {
+                grant: None,
+                groups: vec![],
+                strategy: Strategy::Recursive,
+                depth_limited: false,
+            })
+        }
+    }
+
+    fn run<T>(f: impl Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn authorize_grants_through_a_held_role_and_names_it() {
+        let role = |users| {
+            Approvers {
+            roles: vec![ApproverRole {
+                role: "PAM Approvers L1".into(),
+                source: "PVWA safe member \"PAM Approvers L1\" (level 1), through CyberArk Identity role \"PAM Approvers L1\"".into(),
+                users,
+            }],
+            ..Approvers::default()
+        }
+        };
+        let v = run(authorize(
+            &NoGroups,
+            "alice@example.test",
+            "RoleSafe",
+            1,
+            role(vec![holder("alice", Some("alice@example.test"))]),
+        ))
+        .expect("verdict");
+        assert!(v.may_approve, "{}", v.reason);
+        assert!(
+            v.reason
+                .contains("through CyberArk Identity role \"PAM Approvers L1\""),
+            "{}",
+            v.reason
+        );
+        let g = v.granted_by.expect("grant");
+        assert_eq!(g.group, "CyberArk Identity role \"PAM Approvers L1\"");
+        let v = run(authorize(
+            &NoGroups,
+            "alice@example.test",
+            "RoleSafe",
+            1,
+            role(vec![holder("bob", Some("bob@example.test"))]),
+        ))
+        .expect("verdict");
+        assert!(!v.may_approve);
+        assert_eq!(v.refusal, Some(Refusal::NotAnApprover));
+        assert!(v.reason.contains("PAM Approvers L1"), "{}", v.reason);
     }
 }

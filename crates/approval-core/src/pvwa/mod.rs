@@ -16,6 +16,7 @@
 pub mod config;
 mod identity;
 pub mod model;
+pub mod roles;
 pub mod sessions;
 pub mod view;
 
@@ -89,6 +90,15 @@ pub enum PvwaError {
         permission: &'static str,
         detail: String,
     },
+    /// CyberArk Identity (Privilege Cloud) did not give what a role read asked for: refused
+    /// (`denied`: the service user lacks the right to read roles and users) or answered
+    /// something unusable. Never an approval; the watcher tries the mail again later.
+    #[error("CyberArk Identity answered {what}: {detail}")]
+    Identity {
+        what: String,
+        detail: String,
+        denied: bool,
+    },
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
 }
@@ -116,7 +126,8 @@ impl PvwaError {
             PvwaError::Unreachable { .. }
             | PvwaError::IdentityUnreachable { .. }
             | PvwaError::Timeout { .. }
-            | PvwaError::OutcomeUnknown { .. } => true,
+            | PvwaError::OutcomeUnknown { .. }
+            | PvwaError::Identity { .. } => true,
             PvwaError::Api { status, code, .. } => {
                 http::status_is_transient(*status) || (*status >= 500 && code.is_none())
             }
@@ -155,6 +166,8 @@ impl Classify for PvwaError {
             PvwaError::Protocol { .. } => Exit::Unavailable,
             PvwaError::BadId { .. } => Exit::DataErr,
             PvwaError::NoPermission { .. } => Exit::Config,
+            PvwaError::Identity { denied: true, .. } => Exit::Config,
+            PvwaError::Identity { .. } => Exit::Unavailable,
             PvwaError::Tls(_) => Exit::Config,
         }
     }
@@ -173,6 +186,7 @@ impl Classify for PvwaError {
             PvwaError::IdentityUnreachable { .. } => Some("check pvwa.identity_url and that this host reaches it (proxy, firewall)".into()),
             PvwaError::IdentityEndpoint { .. } => Some("check pvwa.identity_url: the CyberArk Identity tenant, https://<tenant-id>.id.cyberark.cloud (Identity Administration shows the tenant id)".into()),
             PvwaError::SessionInvalid { detail, .. } if detail.contains("Identity token") => Some("the Privilege Cloud API refused a fresh Identity token: check that the service user has a Privilege Cloud role".into()),
+            PvwaError::Identity { denied: true, .. } => Some(roles::RIGHT_HINT.into()),
             PvwaError::OutcomeUnknown { .. } => Some("look at the request with get-inco-req before trying again".into()),
             PvwaError::Api { what, status: 404, .. } if what == "logon" => Some("no PVWA logon at this address: on Privilege Cloud set pvwa.auth_method = \"identity\" and pvwa.identity_url".into()),
             PvwaError::Api { status: 405, .. } => Some("this PVWA version may not support the call (IncomingRequests needs 9.10+)".into()),
@@ -239,6 +253,9 @@ pub struct Pvwa {
     auth: AuthMethod,
     /// Privilege Cloud: `<identity tenant>/oauth2/platformtoken`.
     token_url: Option<String>,
+    /// Privilege Cloud: the Identity tenant, `https://<tenant-id>.id.cyberark.cloud` (no `/`
+    /// at the end), for the role reads ([`roles`]).
+    identity_base: Option<String>,
     /// Told of every sign-in (`logon`, `identity_token`), for metrics.
     on_sign_in: Option<SignInHook>,
     concurrent_session: bool,
@@ -286,10 +303,16 @@ impl Pvwa {
             })?),
             _ => None,
         };
+        let identity_base = token_url.as_ref().and_then(|_| {
+            cfg.identity_url
+                .as_deref()
+                .map(|b| b.trim().trim_end_matches('/').to_string())
+        });
         Ok(Pvwa {
             api,
             auth: cfg.auth_method,
             token_url,
+            identity_base,
             on_sign_in: None,
             concurrent_session: cfg.concurrent_session,
             settings,
@@ -610,7 +633,21 @@ impl Session {
         what: &str,
         idem: Idempotent,
     ) -> Result<(u16, String), PvwaError> {
-        let url = self.pvwa.url(path);
+        self.call_at(self.pvwa.url(path), method, path, body, what, idem)
+            .await
+    }
+
+    /// [`Session::call`] at a full URL (`path` is for the log): the PVWA API, or on Privilege
+    /// Cloud the Identity tenant ([`roles`]), with the same token, retries and body cap.
+    async fn call_at(
+        &self,
+        url: String,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+        idem: Idempotent,
+    ) -> Result<(u16, String), PvwaError> {
         let mut attempt = 0;
         let mut renewed = false;
         loop {

@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use crate::directory::approvers::Approvers;
 use crate::directory::cache::TtlCache;
-use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers};
+use crate::directory::check::{SafeApprovers, approvers_at, read_safe_approvers, resolve_roles};
 use crate::directory::config::ApproverMode;
 use crate::directory::{AnyDirectory, LdapDirectory};
 use crate::pvwa::{AccountRole, Pvwa, Session};
@@ -394,6 +394,7 @@ async fn lookup(
         loaded.config.watcher.portal_rights == crate::pipeline::config::PortalRightsCheck::NoneHeld;
     let static_mode = s.approvers != ApproverMode::SafeMembers;
     let cache = TtlCache::new(std::time::Duration::from_secs(300));
+    let role_cache = TtlCache::new(std::time::Duration::from_secs(300));
     for safe in &safes {
         // Read in both approver modes: under portal_rights = "check" the watcher reads them
         // before each confirm that leaves confirmations to go, and refuses the mail when it
@@ -408,9 +409,15 @@ async fn lookup(
                     safe: safe.clone(),
                     members,
                     records: Default::default(),
+                    roles: Default::default(),
                 })
         } else {
-            read_safe_approvers(session, safe, &cache).await
+            match read_safe_approvers(session, safe, &cache).await {
+                Ok(mut m) => resolve_roles(session, &mut m, &s.group_names, &role_cache)
+                    .await
+                    .map(|()| m),
+                Err(e) => Err(e),
+            }
         };
         let read = match read {
             Ok(m) => Some(m),
@@ -422,9 +429,12 @@ async fn lookup(
                 } else {
                     "the watcher refuses mails on its requests portal_rights_unknown (portal_rights = \"check\")"
                 };
-                let fix = if matches!(e, crate::pvwa::PvwaError::NoPermission { .. })
-                    && !static_mode
-                {
+                let fix = if matches!(e, crate::pvwa::PvwaError::Identity { .. }) {
+                    format!(
+                        "{user} reads the Role members' holders in CyberArk Identity (roles_from = \"identity\"): {}",
+                        crate::pvwa::roles::RIGHT_HINT
+                    )
+                } else if matches!(e, crate::pvwa::PvwaError::NoPermission { .. }) && !static_mode {
                     format!(
                         "give {user} the safe member right \"View Safe members\" on {safe} and the vault permission \"Audit users\" (group records)"
                     )
@@ -452,6 +462,9 @@ async fn lookup(
                 (safe.clone(), level, a)
             })
             .collect();
+        if let Some(m) = &read {
+            role_checks(&s, user, m, r);
+        }
         let members = read.map(|r| r.members);
         if let Some(m) = &members {
             service_account_checks(loaded, safe, m, r);
@@ -472,6 +485,68 @@ async fn lookup(
     out
 }
 
+/// How each Role member of a safe (a CyberArk Identity role) with an authorisation right is
+/// resolved: the explicit `[directory.group_names.roles]` table, CyberArk Identity (and that
+/// the read worked), or not at all.
+fn role_checks(s: &crate::directory::Settings, user: &str, read: &SafeApprovers, r: &mut Report) {
+    use crate::directory::check::RoleResolution as How;
+    let safe = &read.safe;
+    for (role, how) in read.role_members(&s.group_names) {
+        let check = format!("safe {safe} role {role}");
+        match how {
+            How::Table(dn) => r.ok(
+                "directory",
+                check,
+                format!(
+                    "Role member \"{role}\" resolved by the explicit table [directory.group_names.roles]: the directory group {dn}"
+                ),
+            ),
+            How::Skipped => r.skip(
+                "directory",
+                check,
+                format!(
+                    "Role member \"{role}\" is skipped: it is not in [directory.group_names.roles] and roles_from is not \"identity\", so nobody approves through it"
+                ),
+            ),
+            How::Identity {
+                users,
+                groups,
+                notes,
+            } => {
+                let notes = if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not used: {}", notes.join("; "))
+                };
+                r.ok(
+                    "directory",
+                    check,
+                    format!(
+                        "Role member \"{role}\" resolved through CyberArk Identity (read as {user}): {users} user(s), {groups} group(s){notes}"
+                    ),
+                );
+            }
+            How::Missing => r.fail(
+                "directory",
+                check,
+                format!("CyberArk Identity has no role named \"{role}\""),
+                "correct the safe member, or create the role in CyberArk Identity",
+            ),
+            How::Unusable(why) => r.fail(
+                "directory",
+                check,
+                format!("CyberArk Identity role \"{role}\" cannot be used: {why}"),
+                "give the role a unique name and fewer members, or map it with [directory.group_names.roles]",
+            ),
+            How::NotRead => r.skip(
+                "directory",
+                check,
+                format!("Role member \"{role}\" was not read from CyberArk Identity"),
+            ),
+        }
+    }
+}
+
 fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
     for (safe, level, a) in found {
         let check = format!("safe {safe} level {level}");
@@ -486,13 +561,25 @@ fn report_approvers(found: &[(String, u8, Approvers)], r: &mut Report) {
         } else {
             format!("; skipped: {}", skipped.join("; "))
         };
-        if groups.is_empty() {
+        let roles: Vec<String> = a
+            .roles
+            .iter()
+            .map(|x| format!("{} ({} user(s))", x.role, x.users.len()))
+            .collect();
+        let roles = if roles.is_empty() {
+            String::new()
+        } else {
+            format!("; CyberArk Identity roles {}", roles.join(", "))
+        };
+        if groups.is_empty() && a.roles.is_empty() {
             r.skip("pvwa", check, format!("no approver group{skipped}"));
+        } else if groups.is_empty() {
+            r.ok("pvwa", check, format!("no approver group{roles}{skipped}"));
         } else {
             r.ok(
                 "pvwa",
                 check,
-                format!("approver groups {}{skipped}", groups.join(", ")),
+                format!("approver groups {}{roles}{skipped}", groups.join(", ")),
             );
         }
     }
@@ -1491,10 +1578,8 @@ async fn approver(
         );
         return;
     };
-    let candidates: Vec<&(String, u8, Approvers)> = found
-        .iter()
-        .filter(|(_, _, a)| !a.groups.is_empty())
-        .collect();
+    let candidates: Vec<&(String, u8, Approvers)> =
+        found.iter().filter(|(_, _, a)| !a.is_empty()).collect();
     if candidates.is_empty() {
         r.skip(
             "directory",

@@ -155,8 +155,7 @@ impl Pipeline {
                 )
                 .await
                 .map_err(Fault::of)?;
-                if v.approvers.groups.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers)
-                {
+                if v.approvers.is_empty() && matches!(s.approvers, ApproverMode::SafeMembers) {
                     return refuse(
                         codes::NO_APPROVER_GROUPS,
                         no_approver_groups_text(
@@ -407,7 +406,7 @@ impl Pipeline {
                 }
             }
             let groups = read.at(s, n, now);
-            if groups.groups.is_empty() {
+            if groups.is_empty() {
                 continue;
             }
             let v = directory::authorize(&self.directory, forwarder, &request.safe_name, n, groups)
@@ -469,7 +468,7 @@ impl Pipeline {
             )
             .await
             .map_err(Fault::of)?;
-            if v.approvers.groups.is_empty() {
+            if v.approvers.is_empty() {
                 skipped.skipped.extend(v.approvers.skipped.iter().cloned());
                 continue;
             }
@@ -595,8 +594,12 @@ impl Pipeline {
         safe: &str,
     ) -> Result<directory::check::SafeApprovers, PvwaError> {
         let cache = self.directory.group_records();
+        let roles = self.directory.role_records();
+        let rule = &self.directory.settings().group_names;
         self.pvwa(AccountRole::Lookup, async |x: &Session| {
-            directory::check::read_safe_approvers(x, safe, cache).await
+            let mut read = directory::check::read_safe_approvers(x, safe, cache).await?;
+            directory::check::resolve_roles(x, &mut read, rule, roles).await?;
+            Ok(read)
         })
         .await
     }
