@@ -48,6 +48,9 @@ pub struct Status {
     pub refused: u64,
     pub pending: u64,
     pub pending_after_a_fault: u64,
+    /// Decided mails whose reply is still owed (held back by the sending pace, or waiting for
+    /// the mailbox).
+    pub replies_owed: u64,
     pub oldest_pending_secs: Option<u64>,
     pub mailbox_answered_secs_ago: Option<u64>,
     pub last_activity_secs_ago: Option<u64>,
@@ -152,6 +155,11 @@ pub fn assess(
             stats.unfinished_with_faults
         ));
     }
+    if stats.replies_owed > 0 {
+        // Decided, the reply not sent yet: held back by the mailbox's sending pace, or waiting
+        // for the mailbox (docs/watcher.md).
+        summary.push_str(&format!("; {} replies owed", stats.replies_owed));
+    }
     if let Some(s) = mailbox {
         summary.push_str(&format!("; mailbox answered {} ago", human(s)));
     }
@@ -173,6 +181,7 @@ pub fn assess(
         refused,
         pending: stats.unfinished,
         pending_after_a_fault: stats.unfinished_with_faults,
+        replies_owed: stats.replies_owed,
         oldest_pending_secs: oldest,
         mailbox_answered_secs_ago: mailbox,
         last_activity_secs_ago: last,
@@ -239,9 +248,28 @@ mod tests {
             ],
             unfinished,
             unfinished_with_faults: unfinished,
+            replies_owed: 0,
             oldest_unfinished_ms: oldest_ms,
             last_update_ms: Some(1_000_000),
         }
+    }
+
+    /// Replies held back by the sending pace show as owed; their count alone changes no
+    /// verdict (the age of the oldest unfinished mail does).
+    #[test]
+    fn replies_owed_show_in_the_summary_and_the_json() {
+        let now = 10_000_000;
+        let (w, c) = (Duration::from_secs(900), Duration::from_secs(3600));
+        let owed = JournalStats {
+            replies_owed: 12,
+            ..stats(12, Some(now - 60_000))
+        };
+        let s = assess(&owed, Some(now - 1000), None, now, "j", w, c);
+        assert_eq!(s.verdict, Verdict::Ok, "{}", s.summary);
+        assert!(s.summary.contains("; 12 replies owed;"), "{}", s.summary);
+        assert_eq!(s.replies_owed, 12);
+        let s = assess(&stats(0, None), Some(now - 1000), None, now, "j", w, c);
+        assert!(!s.summary.contains("owed"), "{}", s.summary);
     }
 
     #[test]

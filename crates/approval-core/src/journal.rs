@@ -142,6 +142,9 @@ pub struct JournalStats {
     pub unfinished: u64,
     /// Of those, the ones a fault has left pending at least once.
     pub unfinished_with_faults: u64,
+    /// Of those, the ones decided (confirmed or refused) whose reply is still owed: held back
+    /// by the sending pace, or waiting for the mailbox.
+    pub replies_owed: u64,
     /// When the oldest unfinished mail was first read (Unix ms).
     pub oldest_unfinished_ms: Option<i64>,
     /// The last change to any row (Unix ms).
@@ -613,10 +616,10 @@ impl Journal {
         })? {
             finished.push(r?);
         }
-        let (unfinished, oldest, with_faults): (i64, Option<i64>, i64) = c.query_row(
-            "SELECT COUNT(*), MIN(first_seen_ms), COALESCE(SUM(attempts > 0), 0) FROM mail WHERE state != 'filed'",
+        let (unfinished, oldest, with_faults, owed): (i64, Option<i64>, i64, i64) = c.query_row(
+            "SELECT COUNT(*), MIN(first_seen_ms), COALESCE(SUM(attempts > 0), 0), COALESCE(SUM(state IN ('confirmed', 'refused')), 0) FROM mail WHERE state != 'filed'",
             [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
         let last_update_ms: Option<i64> =
             c.query_row("SELECT MAX(updated_ms) FROM mail", [], |r| r.get(0))?;
@@ -624,6 +627,7 @@ impl Journal {
             finished,
             unfinished: unfinished.max(0) as u64,
             unfinished_with_faults: with_faults.max(0) as u64,
+            replies_owed: owed.max(0) as u64,
             oldest_unfinished_ms: oldest,
             last_update_ms,
         })
@@ -909,6 +913,23 @@ mod tests {
             mail_key(Some("a\r\nb"), b"x").starts_with("sha256:"),
             "a header-injected id is not trusted"
         );
+    }
+
+    /// A decided mail whose reply has not gone (held back by the sending pace) is owed; once
+    /// notified it is not.
+    #[test]
+    fn replies_owed_are_the_decided_rows_not_yet_notified() {
+        let j = Journal::in_memory().expect("journal");
+        let row = |k: &str| match j.begin(k, None, None).expect("begin") {
+            Begin::New(e) | Begin::Known(e) => e.row,
+        };
+        let (a, _b) = (row("mid:a"), row("mid:b"));
+        j.refused(a, "not_approver", "no", None, None)
+            .expect("refused");
+        let s = j.stats().expect("stats");
+        assert_eq!((s.unfinished, s.replies_owed), (2, 1));
+        j.notified(a).expect("notified");
+        assert_eq!(j.stats().expect("stats").replies_owed, 0);
     }
 
     #[test]

@@ -83,6 +83,7 @@ pub struct Metrics {
     mails: Family<Labels, Counter>,
     confirms: Family<Labels, Counter>,
     replies: Family<Labels, Counter>,
+    replies_deferred: Counter,
     faults: Family<Labels, Counter>,
     sign_ins: Family<Labels, Counter>,
     mail_to_confirm: Histogram,
@@ -126,6 +127,7 @@ impl Metrics {
             mails: Family::default(),
             confirms: Family::default(),
             replies: Family::default(),
+            replies_deferred: Counter::default(),
             faults: Family::default(),
             sign_ins: Family::default(),
             mail_to_confirm: Histogram::new([
@@ -154,6 +156,11 @@ impl Metrics {
             "replies",
             "Replies sent to forwarders by the mail's outcome, and reports to the PAM team on mails refused without a reply (outcome pam_team_report)",
             m.replies.clone(),
+        );
+        registry.register(
+            "replies_deferred",
+            "Times a reply or report was held back, owed, by the mailbox's sending pace or the server's sending limit (mailbox.max_sends_per_minute)",
+            m.replies_deferred.clone(),
         );
         registry.register(
             "faults",
@@ -226,6 +233,11 @@ impl Metrics {
         self.replies
             .get_or_create(&vec![("outcome", word(outcome))])
             .inc();
+    }
+
+    /// A reply (or report) was held back by the sending pace or the server's limit: still owed.
+    pub fn reply_deferred(&self) {
+        self.replies_deferred.inc();
     }
 
     /// A fault of `service` left a mail pending.

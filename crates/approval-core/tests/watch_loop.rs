@@ -5,8 +5,9 @@
 //! cancelling ends the loop.
 //!
 //! Under faults (streaming, pending mails retried after 1 s then every 2 s): PVWA answering 503
-//! for a while, PVWA down past `max_attempts`, Exchange throttling, the directory down. Each
-//! asserts on PVWA's confirm log, the mail sent, and the folders.
+//! for a while, PVWA down past `max_attempts`, Exchange throttling, the directory down, sends
+//! refused for the mailbox's submission quota. Each asserts on PVWA's confirm log, the mail
+//! sent, and the folders.
 
 #[macro_use]
 #[path = "support/watcher_env.rs"]
@@ -681,4 +682,73 @@ async fn ldap_down_while_running_leaves_the_mail_pending_then_it_is_confirmed_on
     .await;
     assert_eq!(summary.processed, 2, "{summary:?}");
     assert_eq!(summary.pending, 0, "{summary:?}");
+}
+
+/// Exchange refuses `CreateItem` sends beyond its sending rate (`ErrorSubmissionQuotaExceeded`,
+/// a rate lower than the watcher's pace): the refused replies are deferred, not failed (no
+/// attempt counted), and go once the window has passed; every mail is confirmed, and answered
+/// exactly once.
+#[tokio::test]
+async fn sends_refused_for_the_submission_quota_are_deferred_then_delivered_once() {
+    const N: u32 = 12;
+    let Some(env) = start_with(&burst_requests(N)).await else {
+        return;
+    };
+    env.sim
+        .state
+        .ews
+        .set_send_limit(Some(pam_sim::send_limit::SendLimit {
+            messages: 5,
+            window_ms: 2000,
+        }));
+    let text = config_text(
+        &env,
+        LOOP_APPROVERS,
+        "send_window_secs = 2",
+        &format!("poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2\n{LOOP_PORTAL}"),
+    );
+    let loaded = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let env = &env;
+    let summary = with_loop(&loaded, |p| async move {
+        for k in 100..100 + N {
+            forward(env, &format!("q{k}"), "alice@example.test", k);
+        }
+        eventually(30, "every mail answered and filed", || {
+            sent_to(env, "alice@example.test").len() >= N as usize
+                && (100..100 + N).all(|k| has(env, "Processed", &format!("q{k}")))
+        })
+        .await;
+        let text = p.metrics().encode();
+        assert!(
+            text.lines().any(|l| l
+                .strip_prefix("pam_approval_replies_deferred_total ")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .is_some_and(|v| v >= 1.0)),
+            "deferred replies counted"
+        );
+        for k in 100..100 + N {
+            let e = row(&p, &format!("q{k}")).expect("journal row");
+            assert_eq!(e.attempts, 0, "q{k}: a deferral is no failed attempt");
+        }
+    })
+    .await;
+    assert_eq!(summary.processed, u64::from(N), "{summary:?}");
+    assert!(
+        env.sim.state.ews.sends_refused() > 0,
+        "the server refused sends"
+    );
+    let replies = sent_to(env, "alice@example.test");
+    assert_eq!(replies.len(), N as usize, "one reply per mail");
+    for k in 100..100 + N {
+        let id = format!("DBSafe_{k}");
+        assert_eq!(confirmed(env, &id), vec!["svc_pam_level1"], "{id}");
+        assert_eq!(
+            replies
+                .iter()
+                .filter(|r| r.0.split_whitespace().any(|w| w == id))
+                .count(),
+            1,
+            "replies about {id}"
+        );
+    }
 }

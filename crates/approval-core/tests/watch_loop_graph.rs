@@ -2,7 +2,8 @@
 //! real slapd: new mail found by the delta query within seconds, a second watcher refused, the
 //! delta link kept across a restart, a lost delta state (410) and revoked tokens ridden out,
 //! and throttling (429 with `Retry-After`) while mails arrive, with every mail confirmed,
-//! answered and filed exactly once.
+//! answered and filed exactly once; a burst's replies paced within Exchange Online's sending
+//! limit, and sends the server refuses for its quota deferred, then delivered once.
 
 #[macro_use]
 #[path = "support/watcher_env.rs"]
@@ -250,4 +251,160 @@ async fn throttling_while_mails_arrive_every_mail_is_handled_exactly_once() {
         vec!["svc_pam_level1", "svc_pam_level2"]
     );
     assert!(folder(&env, "inbox").is_empty(), "inbox empty");
+}
+
+/// The watcher on this suite's Graph mailbox with `mailbox_extra` (the pace) in `[mailbox]`.
+fn loaded_paced(env: &Env, mailbox_extra: &str) -> Loaded {
+    let text = config_text(
+        env,
+        DEFAULT_APPROVERS,
+        &format!("poll_interval_secs = 1\nmax_back_off_secs = 30\n{mailbox_extra}"),
+        "poll_secs = 60\nretry_first_secs = 1\nretry_max_secs = 2",
+    );
+    approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config")
+}
+
+/// A counter's value in the metrics text (0 when absent).
+fn counter(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// After a burst of `n` mails (alice approving requests 100..), each reply went exactly once.
+fn each_reply_once(env: &Env, n: u32) {
+    let replies = sent_to(env, "alice@example.test");
+    assert_eq!(replies.len(), n as usize, "one reply per mail");
+    for k in 100..100 + n {
+        let id = format!("DBSafe_{k}");
+        let to_this = replies
+            .iter()
+            .filter(|r| r.0.split_whitespace().any(|w| w == id))
+            .count();
+        assert_eq!(to_this, 1, "replies about {id}");
+        assert_eq!(confirmed(env, &id), vec!["svc_pam_level1"], "{id}");
+    }
+    for k in 100..100 + n {
+        assert!(filed(env, &format!("b{k}")), "b{k} filed");
+    }
+}
+
+/// Exchange Online's 30 sends a minute, with the window shortened to 6 s on both sides: a
+/// burst of 40 approvable mails is confirmed at full speed while the replies go at the pace,
+/// so the server never refuses a send, and every reply goes exactly once. (Without the pace,
+/// `max_sends_per_minute = 0`, the server refuses sends here.)
+#[tokio::test]
+async fn a_burst_is_confirmed_at_once_and_its_replies_paced_within_the_sending_limit() {
+    const N: u32 = 40;
+    let Some(env) = start_with(&burst_requests(N)).await else {
+        return;
+    };
+    env.sim
+        .state
+        .graph
+        .set_send_limit(Some(pam_sim::send_limit::SendLimit {
+            messages: 30,
+            window_ms: 6000,
+        }));
+    let loaded = loaded_paced(&env, "max_sends_per_minute = 30\nsend_window_secs = 6");
+    let env = &env;
+    let mut owed_when_confirmed = 0;
+    let mut deferred = 0.0;
+    let t0 = Instant::now();
+    let summary = with_loop(&loaded, |p| {
+        let owed = &mut owed_when_confirmed;
+        let deferred = &mut deferred;
+        async move {
+            for k in 100..100 + N {
+                forward(env, &format!("b{k}"), "alice@example.test", k);
+            }
+            eventually(30, "every request confirmed", || {
+                confirms(env).len() >= N as usize
+            })
+            .await;
+            // The confirmations did not wait for the replies: some are still owed.
+            *owed = N as usize - sent_count(env);
+            eventually(40, "every mail answered and filed", || {
+                sent_count(env) >= N as usize
+                    && (100..100 + N).all(|k| filed(env, &format!("b{k}")))
+            })
+            .await;
+            *deferred = counter(
+                &p.metrics().encode(),
+                "pam_approval_replies_deferred_total ",
+            );
+        }
+    })
+    .await;
+    assert_eq!(summary.processed, u64::from(N), "{summary:?}");
+    each_reply_once(env, N);
+    assert_eq!(
+        env.sim.state.graph.stats().sends_refused,
+        0,
+        "the server never had to refuse a send"
+    );
+    assert!(
+        owed_when_confirmed > 0,
+        "replies still owed when every request was confirmed"
+    );
+    assert!(deferred >= 1.0, "the pace held replies back ({deferred})");
+    // Thirty in the first window, the rest only in the next.
+    assert!(t0.elapsed() >= Duration::from_secs(6), "{:?}", t0.elapsed());
+}
+
+/// The server's limit is lower than the configured pace: the sends it refuses (429,
+/// `ErrorSubmissionQuotaExceeded`, `Retry-After`) are deferred, not failed, and go once the
+/// server allows; every reply goes exactly once, none is lost, and no attempt is counted.
+#[tokio::test]
+async fn sends_the_server_refuses_for_its_quota_are_deferred_then_delivered_once() {
+    const N: u32 = 20;
+    let Some(env) = start_with(&burst_requests(N)).await else {
+        return;
+    };
+    env.sim
+        .state
+        .graph
+        .set_send_limit(Some(pam_sim::send_limit::SendLimit {
+            messages: 8,
+            window_ms: 3000,
+        }));
+    let loaded = loaded_paced(&env, "max_sends_per_minute = 30\nsend_window_secs = 3");
+    let env = &env;
+    let mut deferred = 0.0;
+    let mut faults = String::new();
+    let summary = with_loop(&loaded, |p| {
+        let deferred = &mut deferred;
+        let faults = &mut faults;
+        async move {
+            for k in 100..100 + N {
+                forward(env, &format!("b{k}"), "alice@example.test", k);
+            }
+            eventually(45, "every mail answered and filed", || {
+                sent_count(env) >= N as usize
+                    && (100..100 + N).all(|k| filed(env, &format!("b{k}")))
+            })
+            .await;
+            let text = p.metrics().encode();
+            *deferred = counter(&text, "pam_approval_replies_deferred_total ");
+            *faults = text
+                .lines()
+                .filter(|l| l.starts_with("pam_approval_faults_total{"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            // No attempt was counted against a deferred reply.
+            for row in 1..=i64::from(N) {
+                let e = p.journal().get(row).expect("journal").expect("row");
+                assert_eq!(e.attempts, 0, "journal row {row}: {e:?}");
+            }
+        }
+    })
+    .await;
+    assert_eq!(summary.processed, u64::from(N), "{summary:?}");
+    each_reply_once(env, N);
+    assert!(
+        env.sim.state.graph.stats().sends_refused > 0,
+        "the server refused sends for its quota"
+    );
+    assert!(deferred >= 1.0, "deferred replies counted ({deferred})");
+    assert!(faults.is_empty(), "a deferral is not a fault: {faults}");
 }

@@ -50,6 +50,10 @@ struct Args {
     /// Mails delivered at once for the burst [default: 1000; --quick: 40].
     #[arg(long)]
     burst: Option<usize>,
+    /// Mails delivered at once for the paced Graph burst: pam-sim enforces Exchange Online's
+    /// 30 sends a minute, the watcher its default pace [default: 60; --quick: 40; 0 skips it].
+    #[arg(long)]
+    paced_burst: Option<usize>,
     /// Request ids for the batch-approval comparison [default: 100; --quick: 10].
     #[arg(long)]
     batch: Option<usize>,
@@ -112,6 +116,7 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 struct Plan {
     mails: usize,
     burst: usize,
+    paced_burst: usize,
     batch: usize,
     poll_secs: u64,
     concurrency: usize,
@@ -125,6 +130,7 @@ impl Plan {
         Plan {
             mails: a.mails.unwrap_or(if q { 10 } else { 200 }),
             burst: a.burst.unwrap_or(if q { 40 } else { 1000 }),
+            paced_burst: a.paced_burst.unwrap_or(if q { 40 } else { 60 }),
             batch: a.batch.unwrap_or(if q { 10 } else { 100 }),
             poll_secs: a.poll_secs.unwrap_or(if q { 2 } else { d.poll_secs }),
             concurrency: a.concurrency.unwrap_or(d.concurrency),
@@ -229,10 +235,15 @@ async fn run(a: &Args) -> Result<()> {
         next: std::cell::Cell::new(1000),
     };
     let conc = format!("concurrency = {}", plan.concurrency);
-    let cfg_stream = b.config("streaming", "", &conc)?;
+    // The throughput runs measure the watcher itself: sends unpaced (the paced Graph burst
+    // below measures the sending limit).
+    let cfg_stream = b.config("streaming", UNPACED, &conc)?;
     let cfg_poll = b.config(
         "poll",
-        &format!("streaming = false\npoll_interval_secs = {}", plan.poll_secs),
+        &format!(
+            "{UNPACED}\nstreaming = false\npoll_interval_secs = {}",
+            plan.poll_secs
+        ),
         &format!("{conc}\npoll_secs = {}", plan.poll_secs),
     )?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
@@ -278,7 +289,7 @@ async fn run(a: &Args) -> Result<()> {
     } else {
         // Graph with the product's defaults: delta polled every 2 s, at most 4 calls in
         // flight to the mailbox (pam-sim refuses a fifth with 429), three retries.
-        let cfg_graph = b.config_on(Backend::Graph, "graph", "", &conc)?;
+        let cfg_graph = b.config_on(Backend::Graph, "graph", UNPACED, &conc)?;
         say(&format!(
             "Graph latency, delta polled every 2 s: {} mails",
             plan.mails
@@ -288,6 +299,34 @@ async fn run(a: &Args) -> Result<()> {
             .await?;
         say(&format!("Graph burst: {} mails at once", plan.burst));
         let (gb, _, _) = b.burst(Backend::Graph, &cfg_graph, plan.burst).await?;
+        let throttled = env.sim.state.graph.stats().throttled;
+        // Exchange Online's sending limit on both sides: the server's 30 a minute, the
+        // watcher's default pace (max_sends_per_minute unset).
+        let paced = if plan.paced_burst > 0 {
+            say(&format!(
+                "Graph burst under Exchange Online's sending limit (30 a minute): {} mails at once",
+                plan.paced_burst
+            ));
+            let cfg_paced = b.config_on(Backend::Graph, "graph-paced", "", &conc)?;
+            env.sim
+                .state
+                .graph
+                .set_send_limit(Some(pam_sim::send_limit::SendLimit {
+                    messages: 30,
+                    window_ms: 60_000,
+                }));
+            let refused0 = env.sim.state.graph.stats().sends_refused;
+            let (pb, _, _) = b
+                .burst(Backend::Graph, &cfg_paced, plan.paced_burst)
+                .await?;
+            env.sim.state.graph.set_send_limit(None);
+            Some(report::PacedRun {
+                burst: pb,
+                sends_refused: env.sim.state.graph.stats().sends_refused - refused0,
+            })
+        } else {
+            None
+        };
         Some(report::GraphRun {
             latency: Latency {
                 mode: "graph".into(),
@@ -295,7 +334,8 @@ async fn run(a: &Args) -> Result<()> {
                 summary,
             },
             burst: gb,
-            throttled: env.sim.state.graph.stats().throttled,
+            throttled,
+            paced,
         })
     };
 
@@ -313,6 +353,7 @@ async fn run(a: &Args) -> Result<()> {
             quick: a.quick,
             mails: plan.mails,
             burst: plan.burst,
+            paced_burst: plan.paced_burst,
             batch: plan.batch,
             latency_ms: a.latency_ms,
             seed: a.seed,
@@ -408,6 +449,9 @@ impl Req {
         )
     }
 }
+
+/// `[mailbox]` keys of the throughput runs: sends not paced.
+const UNPACED: &str = "max_sends_per_minute = 0";
 
 impl Bench<'_> {
     /// The watcher tests' configuration plus `mailbox_extra` / `watcher_extra`, in a file.
@@ -632,7 +676,8 @@ impl Bench<'_> {
         let ids: HashSet<&str> = reqs.iter().map(|r| r.id.as_str()).collect();
         let (mut confirmed, mut answered, mut filed) = (None, None, None);
         let mut peak_seen = 0u64;
-        let until = Instant::now() + Duration::from_secs(120 + n as u64 / 2);
+        // (A paced burst drains its replies at the sending limit: two seconds a mail at most.)
+        let until = Instant::now() + Duration::from_secs(120 + n as u64 / 2 + 2 * n as u64);
         while filed.is_none() {
             w.check_alive()?;
             if Instant::now() > until {
@@ -702,6 +747,8 @@ impl Bench<'_> {
                 answered_s: secs(answered),
                 filed_s,
                 mails_per_s: n as f64 / filed_s,
+                confirms_per_s: n as f64 / secs(confirmed),
+                replies_per_min: 60.0 * n as f64 / secs(answered),
                 watcher_cpu_ms_per_mail: cpu,
                 ews_calls_per_mail: calls,
                 graph_calls_per_mail: graph_calls,

@@ -29,6 +29,17 @@ pub struct GraphRun {
     pub burst: Burst,
     /// Calls pam-sim refused for the 4-in-flight limit (the client should keep this at 0).
     pub throttled: u64,
+    /// A burst under Exchange Online's sending limit (30 a minute), when run.
+    pub paced: Option<PacedRun>,
+}
+
+/// A Graph burst with pam-sim enforcing 30 sends a minute and the watcher at its default pace:
+/// confirmations at full speed, replies at the limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct PacedRun {
+    pub burst: Burst,
+    /// Sends pam-sim refused for the limit (the pace should keep this at 0).
+    pub sends_refused: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -49,6 +60,8 @@ pub struct RunOptions {
     pub quick: bool,
     pub mails: usize,
     pub burst: usize,
+    /// Mails of the paced Graph burst (0: not run).
+    pub paced_burst: usize,
     pub batch: usize,
     pub latency_ms: u64,
     pub seed: u64,
@@ -85,6 +98,10 @@ pub struct Burst {
     pub filed_s: f64,
     /// Mails per second, delivery to filed.
     pub mails_per_s: f64,
+    /// Confirmations per second, delivery to the last confirm.
+    pub confirms_per_s: f64,
+    /// Replies per minute, delivery to the last reply sent.
+    pub replies_per_min: f64,
     /// CPU time the watcher used per mail during the burst (user + system).
     pub watcher_cpu_ms_per_mail: Option<f64>,
     /// EWS operations the watcher sent per mail during the burst, by operation (pam-sim's
@@ -328,6 +345,10 @@ pub fn render(r: &Report) -> String {
                 "throughput, mails/s".into(),
                 format!("{:.1}", b.mails_per_s),
             ],
+            vec![
+                "confirm rate, /s; reply rate, /min".into(),
+                format!("{:.1}; {:.0}", b.confirms_per_s, b.replies_per_min),
+            ],
         ];
         out.push_str(&table(&["from the first delivery until", "seconds"], &rows));
         if let Some(c) = b.watcher_cpu_ms_per_mail {
@@ -414,6 +435,10 @@ pub fn render(r: &Report) -> String {
                 format!("{:.1}", b.mails_per_s),
             ],
             vec![
+                "burst confirm rate, /s; reply rate, /min".into(),
+                format!("{:.1}; {:.0}", b.confirms_per_s, b.replies_per_min),
+            ],
+            vec![
                 "Graph calls per mail (burst)".into(),
                 b.graph_calls_per_mail
                     .map(|c| format!("{c:.2}"))
@@ -424,6 +449,25 @@ pub fn render(r: &Report) -> String {
                 g.throttled.to_string(),
             ],
         ];
+        let mut rows = rows;
+        if let Some(p) = &g.paced {
+            let b = &p.burst;
+            rows.push(vec![
+                format!(
+                    "paced burst of {} (server: 30 sends/min): all confirmed / answered, s",
+                    b.mails
+                ),
+                format!("{:.2} / {:.2}", b.confirmed_s, b.answered_s),
+            ]);
+            rows.push(vec![
+                "paced burst confirm rate, /s; reply rate, /min".into(),
+                format!("{:.1}; {:.0}", b.confirms_per_s, b.replies_per_min),
+            ]);
+            rows.push(vec![
+                "sends the server refused for its limit".into(),
+                p.sends_refused.to_string(),
+            ]);
+        }
         out.push_str(&table(&["figure", "value"], &rows));
     }
 
@@ -490,6 +534,7 @@ mod tests {
                 quick: false,
                 mails: 3,
                 burst: 10,
+                paced_burst: 0,
                 batch: 2,
                 latency_ms: 5,
                 seed: 7,
@@ -512,6 +557,8 @@ mod tests {
                 answered_s: 0.07,
                 filed_s: 0.08,
                 mails_per_s: 125.0,
+                confirms_per_s: 130.0,
+                replies_per_min: 7200.0,
                 watcher_cpu_ms_per_mail: Some(4.0),
                 ews_calls_per_mail: None,
                 graph_calls_per_mail: None,

@@ -23,6 +23,7 @@ pub mod pvwa;
 pub mod remedy;
 pub mod remote_access;
 pub mod scenario;
+pub mod send_limit;
 pub mod server;
 pub mod servicenow;
 pub mod tls;

@@ -158,6 +158,15 @@ fn clean_site_changes_nothing(env: &Env, approvers: &str) {
     assert_eq!(i["status"], "skip", "{i}");
     let f = i["finding"].as_str().expect("finding");
     assert!(f.contains("Get-MailboxPermission") && f.contains("AuthAs"), "{i}");
+    // The sending pace by default: Exchange Online's 30 a minute on Graph, 60 on EWS to a
+    // server that is not Exchange Online.
+    let i = item(&v, "mailbox", "sending pace");
+    assert_eq!(i["status"], "ok", "{i}");
+    let pace = match env.backend {
+        Backend::Ews => "at most 60 mails a minute",
+        Backend::Graph => "at most 30 mails a minute",
+    };
+    assert!(i["finding"].as_str().expect("finding").contains(pace), "{i}");
     // Nothing changed: the mail is still unread where it was, nothing confirmed, nothing sent.
     assert_eq!(folder(env, "inbox"), vec!["c1@corp.example.test"]);
     assert!(confirms(env).is_empty(), "{:?}", confirms(env));

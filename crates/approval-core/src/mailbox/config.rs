@@ -76,6 +76,19 @@ pub struct MailboxConfig {
     /// one is never read, and is refused after `watcher.max_attempts`.
     #[serde(default = "defaults::max_mail_mib")]
     pub max_mail_mib: usize,
+    /// The most mails the watcher sends (replies and reports together) per minute; more wait,
+    /// owed, in their journal state. Default 30 (Exchange Online's limit: Graph, and EWS on
+    /// Exchange Online), 60 for EWS on another server; 0: not paced (a server's quota answer
+    /// is still honoured).
+    pub max_sends_per_minute: Option<u32>,
+    /// The period `max_sends_per_minute` counts over, in seconds: 60; another value is for
+    /// tests.
+    #[serde(default = "defaults::send_window")]
+    pub send_window_secs: u64,
+    /// Recipients in 24 hours past which a warning is logged (at 80 %): default 10,000,
+    /// Exchange Online's limit; 0: no warning. Nothing is held back for it.
+    #[serde(default = "defaults::daily_recipients")]
+    pub daily_recipient_budget: u32,
 }
 
 /// `[mailbox.oauth]`
@@ -126,6 +139,12 @@ mod defaults {
     pub fn max_mail_mib() -> usize {
         48
     }
+    pub fn send_window() -> u64 {
+        60
+    }
+    pub fn daily_recipients() -> u32 {
+        10_000
+    }
     pub fn stream_minutes() -> u32 {
         30
     }
@@ -145,6 +164,44 @@ impl MailboxConfig {
             MailboxKind::Graph => 2,
         };
         std::time::Duration::from_secs(self.poll_interval_secs.unwrap_or(default))
+    }
+
+    /// Whether the mailbox is on Exchange Online: Graph, or EWS at one of Exchange Online's
+    /// endpoints (worldwide and national clouds).
+    pub fn exchange_online(&self) -> bool {
+        if self.kind == MailboxKind::Graph {
+            return true;
+        }
+        let host = url::Url::parse(self.url.trim())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
+        [
+            "office365.com",
+            "office365.us",
+            "outlook.office.com",
+            "partner.outlook.cn",
+        ]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    }
+
+    /// Sends a minute: `max_sends_per_minute`, else 30 on Exchange Online and 60 elsewhere.
+    pub fn max_sends(&self) -> u32 {
+        self.max_sends_per_minute
+            .unwrap_or(if self.exchange_online() { 30 } else { 60 })
+    }
+
+    /// The limits of this mailbox's sending ([`super::pace`]).
+    pub fn pace_limits(&self) -> super::pace::PaceLimits {
+        let window = std::time::Duration::from_secs(self.send_window_secs.max(1));
+        super::pace::PaceLimits {
+            max_sends: self.max_sends(),
+            window,
+            daily_recipients: self.daily_recipient_budget,
+            // A server's delay is honoured up to max_back_off_secs, and at least a window.
+            max_server_delay: std::time::Duration::from_secs(self.max_back_off_secs).max(window),
+        }
     }
 
     /// Graph's API base: `mailbox.url`, or the worldwide service.
@@ -173,6 +230,18 @@ impl MailboxConfig {
             return e(
                 "max_mail_mib",
                 "must be between 1 and 150 (Exchange Online's own message size limit)",
+            );
+        }
+        if !(1..=3600).contains(&self.send_window_secs) {
+            return e(
+                "send_window_secs",
+                "must be between 1 and 3600 (60 outside tests)",
+            );
+        }
+        if self.max_sends_per_minute.is_some_and(|n| n > 10_000) {
+            return e(
+                "max_sends_per_minute",
+                "must be at most 10000 (0 turns the pace off)",
             );
         }
         if self.connect_timeout_secs == 0 {

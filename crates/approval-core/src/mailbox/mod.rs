@@ -6,6 +6,8 @@
 //! - [`sync_state`]: where the catch-up position is kept between runs;
 //! - [`send_key`](mod@send_key): the key stored on a sent reply, by which a restarted watcher finds out
 //!   whether it was sent;
+//! - [`pace`]: one limiter per mailbox for every mail sent (`max_sends_per_minute`), and the
+//!   server's quota answers turned into a deferral;
 //! - [`oauth`]: app-only tokens from Entra ID, for the backends that reach Exchange Online;
 //! - [`ews`]: Exchange Web Services (Exchange Server, and Exchange Online until EWS is
 //!   switched off there);
@@ -24,6 +26,7 @@ pub mod config;
 pub mod ews;
 pub mod graph;
 pub mod oauth;
+pub mod pace;
 pub mod send_key;
 pub mod sync_state;
 
@@ -50,10 +53,11 @@ pub async fn open(
     cfg: &MailboxConfig,
     secrets: &crate::secret::Resolver,
 ) -> Result<Arc<dyn Mailbox>, MailboxError> {
-    match cfg.kind {
-        MailboxKind::Ews => Ok(Arc::new(ews::EwsMailbox::new(cfg, secrets).await?)),
-        MailboxKind::Graph => Ok(Arc::new(graph::GraphMailbox::new(cfg, secrets).await?)),
-    }
+    let inner: Arc<dyn Mailbox> = match cfg.kind {
+        MailboxKind::Ews => Arc::new(ews::EwsMailbox::new(cfg, secrets).await?),
+        MailboxKind::Graph => Arc::new(graph::GraphMailbox::new(cfg, secrets).await?),
+    };
+    Ok(Arc::new(pace::Paced::new(inner, cfg.pace_limits())))
 }
 
 /// A message in the mailbox. Ids change when a message is moved; keep the newest.
@@ -145,8 +149,18 @@ pub trait Mailbox: Send + Sync {
         msg: &'a MessageRef,
         folder: &'a str,
     ) -> BoxFuture<'a, Result<MessageRef, MailboxError>>;
-    /// Send a mail and keep a copy in Sent Items.
+    /// Send a mail and keep a copy in Sent Items. A send the pace or the server's quota holds
+    /// back answers [`MailboxError::SendDeferred`] at once (never a wait inside the call).
     fn send<'a>(&'a self, mail: &'a OutgoingMail) -> BoxFuture<'a, Result<(), MailboxError>>;
+    /// How long until a send may go (`None`: now): asked before preparing a reply.
+    fn send_wait(&self) -> Option<Duration> {
+        None
+    }
+    /// For a send held back: how long until its turn (`None`: it may go now). Each call takes
+    /// a turn, so held-back sends come back one by one at the pace (`pace::Pacer::turn_at`).
+    fn send_turn(&self) -> Option<Duration> {
+        None
+    }
     /// Whether a mail sent with this `send_key` is in the mailbox (Sent Items, or on its way
     /// there): after a crash between sending and recording it, the server says, not a guess.
     fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>>;
@@ -255,6 +269,15 @@ pub enum MailboxError {
     /// The answer was larger than its cap (a mail over `mailbox.max_mail_mib`): not read.
     #[error("{op}: {detail}")]
     TooLarge { op: String, detail: String },
+    /// A send held back, not carried out: by the mailbox's pace (`by_server` false) or refused
+    /// by the server for its rate or quota (429, `ErrorSubmissionQuotaExceeded`). Transient:
+    /// the mail is owed and sent once `wait` has passed.
+    #[error("sending deferred for {}s: {}", wait.as_secs_f64().ceil(), if *by_server { format!("the server refused it for its sending limit ({detail})") } else { format!("the sending pace is reached ({detail})") })]
+    SendDeferred {
+        wait: Duration,
+        by_server: bool,
+        detail: String,
+    },
     #[error("{op} may or may not have been carried out: {detail}")]
     OutcomeUnknown { op: String, detail: String },
     #[error("sync state file {}: {detail}", path.display())]
@@ -323,7 +346,16 @@ impl MailboxError {
             MailboxError::Unreachable { .. }
                 | MailboxError::Timeout { .. }
                 | MailboxError::Busy { .. }
+                | MailboxError::SendDeferred { .. }
         )
+    }
+
+    /// The delay of a send held back by the pace or the server's quota.
+    pub fn send_deferred(&self) -> Option<Duration> {
+        match self {
+            MailboxError::SendDeferred { wait, .. } => Some(*wait),
+            _ => None,
+        }
     }
 }
 
@@ -338,6 +370,7 @@ impl Classify for MailboxError {
             | MailboxError::TooLarge { .. } => Exit::Unavailable,
             MailboxError::Timeout { .. }
             | MailboxError::Busy { .. }
+            | MailboxError::SendDeferred { .. }
             | MailboxError::OutcomeUnknown { .. } => Exit::TempFail,
             MailboxError::WrongUrl { .. }
             | MailboxError::NoSuchMailbox { .. }
@@ -366,6 +399,9 @@ impl Classify for MailboxError {
                     "check mailbox.mailbox (the SMTP address) and the account's rights on it"
                 }
                 MailboxError::Busy { .. } => "Exchange is throttling this account; try again later",
+                MailboxError::SendDeferred { by_server: true, .. } => {
+                    "the mailbox's sending limit is reached (Exchange Online: 30 messages a minute, 10,000 recipients a day); the mail is sent once the server allows; set mailbox.max_sends_per_minute at or below the server's limit"
+                }
                 MailboxError::Unreachable { url, .. } | MailboxError::Timeout { url, .. }
                     if url.contains("/oauth2/") =>
                 {

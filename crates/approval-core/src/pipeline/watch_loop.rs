@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::http::Backoff;
+use crate::journal::State;
 use crate::mailbox::{FileSyncState, MailboxError, MessageRef, WaitOutcome};
 use crate::runtime::systemd::{self, Heartbeat};
 use crate::runtime::{InstanceLock, PidFile, RuntimeError};
@@ -309,9 +310,15 @@ impl Dispatcher {
                             }
                             f.done.insert(r.id.clone());
                         }
-                        Ok(p) => {
-                            let at = tokio::time::Instant::now() + cfg.retry_delay(p.attempts);
-                            f.retry_at.insert(r.id.clone(), at);
+                        Ok(done) => {
+                            // A reply owed to the sending pace comes back at its turn (no
+                            // attempt was counted); other faults back off.
+                            let owed =
+                                matches!(done.state, Some(State::Confirmed | State::Refused));
+                            let turn = if owed { p.mailbox().send_turn() } else { None };
+                            let d = turn.unwrap_or_else(|| cfg.retry_delay(done.attempts));
+                            f.retry_at
+                                .insert(r.id.clone(), tokio::time::Instant::now() + d);
                         }
                         // Gone from the folder (filed, or moved by someone): nothing to retry.
                         Err(Error::Mailbox(MailboxError::NotFound { .. })) => {

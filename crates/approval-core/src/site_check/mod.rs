@@ -879,6 +879,7 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
         );
     }
     certificate_end(r);
+    sending_pace(cfg, r);
     rights(cfg, mb.as_ref(), r).await;
     recent_mails(loaded, mb.as_ref(), mails, r).await
 }
@@ -907,6 +908,50 @@ fn certificate_end(r: &mut Report) {
             "mailbox",
             "certificate",
             format!("the app's certificate is valid until {date} ({days} days)"),
+        );
+    }
+}
+
+/// The sending pace against Exchange Online's limit of 30 messages a minute (docs/graph.md,
+/// "Sending limits"): above it, or off, Exchange refuses the excess and the replies wait.
+fn sending_pace(cfg: &crate::mailbox::MailboxConfig, r: &mut Report) {
+    let n = cfg.max_sends();
+    // Sends a minute, whatever window they are counted over (send_window_secs is 60 outside
+    // tests).
+    let per_minute = u64::from(n) * 60 / cfg.send_window_secs.max(1);
+    let online = cfg.exchange_online();
+    let fix =
+        "leave mailbox.max_sends_per_minute out (30 on Exchange Online) or set it to 30 or less";
+    if online && n == 0 {
+        r.warn(
+            "mailbox",
+            "sending pace",
+            "not paced (max_sends_per_minute = 0): Exchange Online refuses more than 30 messages a minute, and the replies to a burst wait for it",
+            fix,
+        );
+    } else if online && per_minute > 30 {
+        r.warn(
+            "mailbox",
+            "sending pace",
+            format!(
+                "{n} mails per {} s (max_sends_per_minute, send_window_secs) is above Exchange Online's 30 messages a minute: Exchange refuses the excess, and those replies wait",
+                cfg.send_window_secs
+            ),
+            format!("{fix}, with send_window_secs = 60"),
+        );
+    } else if n == 0 {
+        r.ok(
+            "mailbox",
+            "sending pace",
+            "not paced (max_sends_per_minute = 0); a send the server refuses for its quota waits and goes later",
+        );
+    } else {
+        r.ok(
+            "mailbox",
+            "sending pace",
+            format!(
+                "at most {n} mails a minute; more wait, owed, and go at the pace (approvals are never held back)"
+            ),
         );
     }
 }

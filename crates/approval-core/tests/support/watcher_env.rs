@@ -486,6 +486,17 @@ pub fn requester_of(number: u32) -> &'static str {
     }
 }
 
+/// `n` requests of dave's on DBSafe (numbers from 100), each approvable by alice at level 1.
+pub fn burst_requests(n: u32) -> String {
+    (100..100 + n)
+        .map(|k| {
+            format!(
+                "[[pvwa.requests]]\nnumber = {k}\nsafe = \"DBSafe\"\nrequester = \"dave\"\nlevels = [1, 0]\n"
+            )
+        })
+        .collect()
+}
+
 /// `from` forwards, from inside the organisation, the notification of SCENARIO's DBSafe request
 /// `number` (Message-ID `<mid@corp.example.test>`), naming its requester ([`requester_of`]).
 pub fn forward(env: &Env, mid: &str, from: &str, number: u32) -> MessageRef {

@@ -104,6 +104,10 @@ pub struct EwsScenario {
     /// Mailboxes whose GetDelegate answers `ErrorAccessDenied`.
     #[serde(default)]
     pub get_delegate_denied: Vec<String>,
+    /// The sending rate per mailbox, enforced on a CreateItem that sends when set
+    /// (ASSUMPTIONS.md G31).
+    #[serde(default)]
+    pub send_limit: Option<crate::send_limit::SendLimit>,
 }
 
 impl Default for EwsScenario {
@@ -117,6 +121,7 @@ impl Default for EwsScenario {
             folder_permissions: vec![],
             delegates: vec![],
             get_delegate_denied: vec![],
+            send_limit: None,
         }
     }
 }
@@ -177,6 +182,7 @@ impl std::fmt::Debug for EwsSim {
 impl EwsSim {
     pub fn new(s: &EwsScenario) -> anyhow::Result<Self> {
         let mut store = Store::default();
+        store.send_rate = crate::send_limit::SendRate::new(s.send_limit);
         for u in &s.users {
             store.add_mailbox(&u.mailbox);
         }
@@ -294,6 +300,16 @@ impl EwsSim {
             });
         }
         Ok(id)
+    }
+
+    /// Set (or lift) the sending rate per mailbox (a test control; the scenario's `send_limit`).
+    pub fn set_send_limit(&self, limit: Option<crate::send_limit::SendLimit>) {
+        self.lock().send_rate.set(limit);
+    }
+
+    /// Sends refused for the sending rate.
+    pub fn sends_refused(&self) -> u64 {
+        self.lock().send_rate.refused
     }
 
     /// Make the next calls answer ErrorServerBusy.

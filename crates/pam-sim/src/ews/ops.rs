@@ -928,6 +928,16 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
                 None,
             ),
         };
+        // Beyond the mailbox's sending rate: refused, nothing sent or saved (ASSUMPTIONS.md
+        // G31).
+        if sending && st.send_rate.check(&mbx_key, ctx.now_ms).is_err() {
+            msgs.push(wire::err(
+                "CreateItem",
+                &EwsErr::new(crate::send_limit::QUOTA_CODE, crate::send_limit::QUOTA_TEXT),
+                "<m:Items/>",
+            ));
+            continue;
+        }
         let from = st
             .mailbox(&mbx_key)
             .map(|m| m.address.clone())
@@ -987,6 +997,7 @@ pub fn create_item(st: &mut Store, ctx: &Ctx, op: Node<'_, '_>) -> OpResult {
             item.props = props.clone();
         }
         if sending {
+            st.send_rate.record(&mbx_key, ctx.now_ms);
             st.sent.push(Sent {
                 props: props.clone(),
                 headers: headers.clone(),

@@ -174,6 +174,8 @@ pub struct Store {
     /// Message-IDs (as in the header, brackets and case ignored) whose GetItem always fails
     /// with `ErrorItemCorrupt` (a test control: a mail that cannot be read, ASSUMPTIONS.md).
     pub unreadable: std::collections::BTreeSet<String>,
+    /// The sending rate per mailbox (`send_limit`).
+    pub send_rate: crate::send_limit::SendRate,
 }
 
 impl Store {

@@ -103,6 +103,11 @@ fn seg_is(s: &str, want: &str) -> bool {
     s.eq_ignore_ascii_case(want)
 }
 
+/// Whether a path segment (as [`segments`] gives it) is the action `want` (`send`, `move`).
+pub fn is_action(s: &str, want: &str) -> bool {
+    seg_is(s, want)
+}
+
 /// Serve one mail call for `mailbox` (already authorised).
 pub fn serve(store: &mut Store, delta_epoch: u64, c: &Call<'_>) -> Response {
     let p = prefer(c.headers);

@@ -112,6 +112,10 @@ pub struct GraphScenario {
     /// Time each mail API call takes, in milliseconds (the benchmark's "per call" latency).
     #[serde(default)]
     pub call_latency_ms: u64,
+    /// Exchange Online's sending rate per mailbox (30 a minute), enforced on a draft's `send`
+    /// when set: `{ messages = 30, window_ms = 60000 }` (ASSUMPTIONS.md G30).
+    #[serde(default)]
+    pub send_limit: Option<crate::send_limit::SendLimit>,
     /// Entra ID's users and groups (`[graph.directory]`), read by the directory endpoints.
     #[serde(default)]
     pub directory: directory::DirectoryDef,
@@ -217,6 +221,7 @@ struct Inner {
     inflight: HashMap<String, u32>,
     max_concurrent: u32,
     call_latency_ms: u64,
+    send_rate: crate::send_limit::SendRate,
     directory: directory::Directory,
 }
 
@@ -231,6 +236,8 @@ pub struct Stats {
     pub calls: std::collections::BTreeMap<String, u64>,
     /// Mail API calls refused with 429 for the concurrency limit.
     pub throttled: u64,
+    /// Sends refused for the sending rate (`send_limit`).
+    pub sends_refused: u64,
 }
 
 #[derive(Default)]
@@ -287,6 +294,7 @@ impl GraphSim {
                 store: st,
                 max_concurrent: s.max_concurrent.max(1),
                 call_latency_ms: s.call_latency_ms,
+                send_rate: crate::send_limit::SendRate::new(s.send_limit),
                 directory: directory::Directory::new(&s.directory),
                 ..Inner::default()
             }),
@@ -298,7 +306,16 @@ impl GraphSim {
     }
 
     pub fn stats(&self) -> Stats {
-        self.lock().stats.clone()
+        let i = self.lock();
+        Stats {
+            sends_refused: i.send_rate.refused,
+            ..i.stats.clone()
+        }
+    }
+
+    /// Set (or lift) the sending rate per mailbox (a test control; the scenario's `send_limit`).
+    pub fn set_send_limit(&self, limit: Option<crate::send_limit::SendLimit>) {
+        self.lock().send_rate.set(limit);
     }
 
     /// The app a bearer token was issued to, while it is valid.
@@ -626,9 +643,30 @@ async fn mail_api_inner(
         now_ms: state.host.clock.now_ms(),
     };
     let mut i = sim.lock();
-    *i.stats.calls.entry(mailbox).or_default() += 1;
+    *i.stats.calls.entry(mailbox.clone()).or_default() += 1;
+    // A draft's send beyond the mailbox's sending rate: refused as Exchange Online refuses it
+    // (ASSUMPTIONS.md G30), nothing sent.
+    let sending =
+        method == Method::POST && call.segs.last().is_some_and(|s| mail::is_action(s, "send"));
+    if sending && let Err(ms) = i.send_rate.check(&mailbox, call.now_ms) {
+        let mut r = mail::error(
+            429,
+            crate::send_limit::QUOTA_CODE,
+            crate::send_limit::QUOTA_TEXT,
+        );
+        if let Ok(v) =
+            axum::http::HeaderValue::from_str(&crate::send_limit::retry_after_secs(ms).to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let epoch = i.delta_epoch;
-    mail::serve(&mut i.store, epoch, &call)
+    let r = mail::serve(&mut i.store, epoch, &call);
+    if sending && r.status() == axum::http::StatusCode::ACCEPTED {
+        i.send_rate.record(&mailbox, call.now_ms);
+    }
+    r
 }
 
 /// The directory endpoints (not recorded for the mail API's fidelity check: Mail.yml does not

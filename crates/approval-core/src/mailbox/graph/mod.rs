@@ -6,7 +6,9 @@
 //! - At most four calls in flight to the mailbox (Exchange Online's per-mailbox limit); a 429 or
 //!   503 waits for `Retry-After` (capped by `max_back_off_secs`), then backs off; a 401 renews
 //!   the token once; a call that may have reached the server is not repeated unless it is
-//!   idempotent (a send becomes "outcome unknown", and the send key settles it).
+//!   idempotent (a send becomes "outcome unknown", and the send key settles it). A send refused
+//!   for the mailbox's sending limit (429, `ErrorSubmissionQuotaExceeded`) is not waited for:
+//!   it answers `SendDeferred` with the server's delay ([`super::pace`]).
 //! - New mail: a delta query on the watched folder (`changeType=created`), polled every
 //!   `poll_interval_secs` (default 2 s); its link is kept in the sync-state file, so a restart
 //!   catches up; a 410 or `syncStateNotFound` starts a new round (the journal drops repeats).
@@ -52,6 +54,11 @@ const MAX_CONCURRENT: usize = 4;
 /// Largest JSON answer read (a page of ids, one message's properties).
 const MAX_ANSWER: http::BodyCap = http::BodyCap::fixed("Microsoft Graph", 4 << 20);
 const IMMUTABLE: &str = "IdType=\"ImmutableId\"";
+/// The call that submits a mail (a draft's `send`): refused for the sending limit, it is
+/// deferred, not repeated after a wait.
+const SEND_OP: &str = "send the reply";
+/// The delay after a refused send whose answer names none (Exchange Online counts a minute).
+const SEND_REFUSED_DELAY: Duration = Duration::from_secs(60);
 
 /// Characters escaped in a path segment (the mailbox address keeps `@` and `.`).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -369,6 +376,19 @@ impl Inner {
                 self.tokens.forget().await;
                 renewed = true;
                 continue;
+            }
+            if op == SEND_OP
+                && (status == StatusCode::TOO_MANY_REQUESTS
+                    || code == super::pace::SUBMISSION_QUOTA_EXCEEDED)
+            {
+                // The send itself refused for the mailbox's rate or quota: not carried out, and
+                // not waited for here; the reply stays owed until the server's delay has passed
+                // (docs/graph.md, "Sending limits").
+                return Err(MailboxError::SendDeferred {
+                    wait: retry_after.unwrap_or(SEND_REFUSED_DELAY),
+                    by_server: true,
+                    detail: format!("HTTP {} {code}: {message}", status.as_u16()),
+                });
             }
             let transient = status == StatusCode::TOO_MANY_REQUESTS
                 || (idempotent && http::status_is_transient(status.as_u16()));
@@ -930,8 +950,7 @@ impl Mailbox for GraphMailbox {
                 "messages/{}/send",
                 utf8_percent_encode(&id, SEGMENT)
             ));
-            i.call("send the reply", Method::POST, &url, None, false)
-                .await?;
+            i.call(SEND_OP, Method::POST, &url, None, false).await?;
             Ok(())
         })
     }

@@ -48,12 +48,14 @@ impl Pipeline {
                 message: format!("journal row {} is decided without its decision", e.row),
                 exit: Exit::Software,
                 service: "",
+                deferred: None,
             });
         };
         let role = AccountRole::for_level(level).ok_or_else(|| Fault {
             message: format!("level {level} has no account"),
             exit: Exit::Software,
             service: "",
+            deferred: None,
         })?;
         let reason: String = self
             .cfg

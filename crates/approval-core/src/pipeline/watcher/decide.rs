@@ -673,6 +673,7 @@ impl Pipeline {
                         message: format!("the ticket could not be validated: {}", v.summary()),
                         exit: Exit::Unavailable,
                         service: "ticketing",
+                        deferred: None,
                     }),
                 }
             }

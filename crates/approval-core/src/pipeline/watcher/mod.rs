@@ -110,6 +110,9 @@ pub struct Fault {
     pub exit: Exit,
     /// The outside service at fault (`pvwa`, `mailbox`, …; empty for none), for metrics.
     pub service: &'static str,
+    /// Not a fault but a mail held back by the mailbox's sending pace or quota, for this long:
+    /// the row keeps its state, no attempt is counted (`mailbox::pace`).
+    pub deferred: Option<Duration>,
 }
 
 impl Fault {
@@ -118,7 +121,29 @@ impl Fault {
             message: e.to_string(),
             exit: e.exit(),
             service: e.service(),
+            deferred: None,
         }
+    }
+
+    /// A mailbox fault; a send held back ([`crate::mailbox::MailboxError::SendDeferred`]) is a
+    /// deferral.
+    pub fn of_mailbox(e: crate::mailbox::MailboxError) -> Fault {
+        let deferred = e.send_deferred();
+        Fault {
+            deferred,
+            ..Fault::of(e)
+        }
+    }
+
+    /// A send that must wait `wait` for the mailbox's pace (or a delay the server asked for
+    /// after refusing a send).
+    pub fn deferred(wait: Duration) -> Fault {
+        Fault::of_mailbox(crate::mailbox::MailboxError::SendDeferred {
+            wait,
+            by_server: false,
+            detail: "mailbox.max_sends_per_minute, or the server's delay after a refused send"
+                .into(),
+        })
     }
 }
 
@@ -472,6 +497,20 @@ impl Pipeline {
             };
             match step {
                 Ok(next) => e = next,
+                Err(f) if f.deferred.is_some() => {
+                    // Owed, not failed: the row keeps its state and its attempts; the watch
+                    // loop comes back once the pace or the server allows (`mailbox::pace`).
+                    log::info!(
+                        "mail {} (journal row {}): reply owed, {}",
+                        mid.as_deref().unwrap_or("?"),
+                        e.row,
+                        f.message
+                    );
+                    self.metrics.reply_deferred();
+                    let p = self.result(&e, &w, Some(f.message.clone()), Exit::Ok);
+                    self.audit(&p, &w);
+                    return Ok(p);
+                }
                 Err(f) => {
                     let n = self.journal.attempt_failed(e.row, &f.message).await?;
                     log::warn!(

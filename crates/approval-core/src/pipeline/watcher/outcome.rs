@@ -13,6 +13,7 @@ impl Pipeline {
                 message: format!("journal row {} is decided without its decision", e.row),
                 exit: Exit::Software,
                 service: "",
+                deferred: None,
             });
         };
         w.forwarder = e.forwarder.clone();

@@ -166,6 +166,10 @@ impl Pipeline {
         {
             self.report_unanswered(e, why).await?;
         } else if self.notifier.enabled() && !self.silent(w, e).await {
+            // Held back by the sending pace: owed, before any work for it (`mailbox::pace`).
+            if let Some(wait) = self.mailbox.send_wait() {
+                return Err(Fault::deferred(wait));
+            }
             if w.request.is_none()
                 && let Some(rid) = e.request_id.clone()
                 && (outcome != Outcome::Refused || e.forwarder.is_some())
@@ -251,7 +255,13 @@ impl Pipeline {
     /// journal before the mail leaves, and the mail carries `key`; when a recorded attempt is
     /// found (a crash or an unknown outcome between sending and recording it), the mailbox is
     /// asked whether the mail was sent before it is sent again.
+    ///
+    /// A send the mailbox's pace or the server's quota holds back is a deferral
+    /// ([`Fault::deferred`]): asked first, so a held-back reply records no attempt.
     pub(super) async fn send_once(&self, reply: notify::Reply, key: String) -> Result<(), Fault> {
+        if let Some(wait) = self.mailbox.send_wait() {
+            return Err(Fault::deferred(wait));
+        }
         let kv = format!("send_attempt:{key}");
         if self
             .journal
@@ -280,7 +290,7 @@ impl Pipeline {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
         };
-        self.mailbox.send(&mail).await.map_err(Fault::of)
+        self.mailbox.send(&mail).await.map_err(Fault::of_mailbox)
     }
 }
 
