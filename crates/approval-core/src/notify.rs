@@ -73,6 +73,8 @@ pub enum CcPolicy {
 pub enum Outcome {
     /// Confirmed in PVWA.
     Approved,
+    /// Rejected in PVWA on the forwarder's word (issue 32).
+    Rejected,
     /// Refused by policy (a final answer about the mail or the request).
     Refused,
     /// The confirm failed, or the mail kept failing: the PAM team should look.
@@ -85,6 +87,7 @@ impl Outcome {
     fn name(self) -> &'static str {
         match self {
             Outcome::Approved => "approved",
+            Outcome::Rejected => "rejected",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Already => "already",
@@ -123,10 +126,14 @@ impl crate::exit::Classify for NotifyError {
 /// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
-const SUBJECTS: [(&str, &str); 4] = [
+const SUBJECTS: [(&str, &str); 5] = [
     (
         "approved",
         "Approved: Dual Control request {request_id} ({safe}, level {level})",
+    ),
+    (
+        "rejected",
+        "Rejected: Dual Control request {request_id} ({safe}, level {level})",
     ),
     ("refused", "Not approved: Dual Control request {request_id}"),
     (
@@ -139,7 +146,11 @@ const SUBJECTS: [(&str, &str); 4] = [
     ),
 ];
 
-const TEXTS: [(&str, &str); 4] = [
+const TEXTS: [(&str, &str); 5] = [
+    (
+        "rejected",
+        "Hello,\n\nyour rejection was recorded in CyberArk: the request is rejected and cannot be used.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Rejected:   {time}\n  As:         {account}, on behalf of {forwarder}\n  Your reason: {reject_reason}\n  Status now: {status}\n\nWho acted on the request and when (from PVWA; names and reasons quoted as typed):\n{confirmers}\n",
+    ),
     (
         "approved",
         "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n\n  Reason (as typed by the requester): {request_reason}\n",
@@ -321,7 +332,7 @@ impl Notifier {
             htmls: BTreeMap::new(),
         };
         if let Some(dir) = &cfg.templates_dir {
-            for outcome in ["approved", "refused", "failed", "already"] {
+            for outcome in ["approved", "rejected", "refused", "failed", "already"] {
                 for (ext, map) in [
                     ("subject", &mut n.subjects),
                     ("txt", &mut n.texts),
@@ -379,7 +390,8 @@ impl Notifier {
     ) -> Result<Reply, NotifyError> {
         let to = vec![check_address(forwarder)?];
         let cc = match (self.cfg.cc_team_on, outcome) {
-            (CcPolicy::Never, _) | (_, Outcome::Approved | Outcome::Already) => vec![],
+            (CcPolicy::Never, _)
+            | (_, Outcome::Approved | Outcome::Rejected | Outcome::Already) => vec![],
             (CcPolicy::Failures, Outcome::Refused) => vec![],
             _ => self.cfg.pam_team.clone(),
         };
