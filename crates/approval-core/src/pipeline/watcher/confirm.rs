@@ -210,3 +210,28 @@ pub(super) fn reject_reason(forwarder: &str, theirs: &str, marker: &str) -> Stri
     let head: String = head.chars().take(room).collect();
     format!("{head}{tail}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::reject_reason;
+
+    #[test]
+    fn the_reject_reason_is_one_bounded_line_with_its_marker() {
+        assert_eq!(
+            reject_reason("bob@example.test", "no ticket", "abc123"),
+            "Rejected on behalf of bob@example.test by mail: no ticket [ref abc123]"
+        );
+        assert_eq!(
+            reject_reason("bob@example.test", "", "abc123"),
+            "Rejected on behalf of bob@example.test by mail [ref abc123]"
+        );
+        let long = reject_reason(&"f".repeat(5000), &"x\ny".repeat(5000), "abc123");
+        assert!(
+            long.chars().count() <= crate::pvwa::MAX_REASON,
+            "{}",
+            long.len()
+        );
+        assert!(long.ends_with(" [ref abc123]"));
+        assert!(!long.contains('\n'));
+    }
+}
