@@ -157,7 +157,17 @@ fn read_text(text: &str, w: &Words) -> Said {
             .map(|(i, _)| i)
             .unwrap_or(after.len());
         let tail = after.get(end..).unwrap_or("");
-        let tail = tail.trim_start_matches(|c: char| !c.is_alphanumeric() && c != '"' && c != '(');
+        // The reason is the rest of the decision's paragraph, or the next paragraph when the
+        // decision word stands alone; later paragraphs (a signature) are not part of it.
+        let mut paragraphs = tail
+            .split("\n\n")
+            .map(|p| p.trim_start_matches(|c: char| !c.is_alphanumeric() && c != '"' && c != '('));
+        let first = paragraphs.next().unwrap_or("");
+        let tail = if first.trim().is_empty() {
+            paragraphs.find(|p| !p.trim().is_empty()).unwrap_or("")
+        } else {
+            first
+        };
         rest = text::clean(tail, MAX_REASON_CHARS);
     }
     let line_starts = text
@@ -205,7 +215,13 @@ fn own_text(r: &Rendered, labels: &LabelSet, displayed: bool) -> String {
             continue;
         }
         let line = if displayed { html::displayed(l) } else { plain };
-        out.push(line.replace('\t', " "));
+        let line = line.replace('\t', " ");
+        // A line of spaces alone (`&nbsp;` paragraphs) separates paragraphs like an empty one.
+        out.push(if line.trim().is_empty() {
+            String::new()
+        } else {
+            line
+        });
     }
     out.join("\n")
 }

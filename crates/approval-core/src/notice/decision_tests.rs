@@ -397,6 +397,26 @@ fn localised_words_and_their_validation() {
 }
 
 #[test]
+fn the_reason_is_the_decisions_paragraph_not_the_signature() {
+    rejects(
+        &outlook_plain("Reject: no ticket\r\n\r\nBob Berger\r\nPAM team"),
+        "no ticket",
+    );
+    rejects(
+        &outlook_plain("Reject\r\n\r\nno ticket for this\r\n\r\nBob"),
+        "no ticket for this",
+    );
+    rejects(
+        &outlook_desktop(
+            "Reject: wrong host\r\n\r\nBob",
+            "<p class=MsoNormal>Reject: wrong host<o:p></o:p></p>\
+             <p class=MsoNormal>&nbsp;<o:p></o:p></p><p class=MsoNormal>Bob<o:p></o:p></p>",
+        ),
+        "wrong host",
+    );
+}
+
+#[test]
 fn the_reason_is_one_bounded_line() {
     let long = format!("reject {}", "x".repeat(5000));
     let d = decide(&outlook_plain(&long)).expect("read");
