@@ -242,6 +242,7 @@ pub fn read(
     renderings: &[Rendered],
     subject: Option<&str>,
     notice_subject: Option<&str>,
+    request_id: &str,
     cfg: &NoticeConfig,
     labels: &LabelSet,
 ) -> Result<DecisionRead, Refusal> {
@@ -271,6 +272,13 @@ pub fn read(
         }
         if let Some(k) = judge(&shown) {
             return Err(unclear(format!("In {}, {k}", r.name)));
+        }
+        // A decision aimed at another request than the one forwarded ("reject InfraSafe_13"
+        // above the notification of InfraSafe_12) is not carried over to this one.
+        if let Some(other) = other_request(&own_text(r, labels, true), request_id) {
+            return Err(unclear(format!(
+                "Your own text names request {other}, but the forwarded notification is request {request_id}; forward each request's own notification"
+            )));
         }
         match &chosen {
             None => chosen = Some((shown, r.name.clone())),
@@ -331,6 +339,19 @@ pub fn read(
             ),
         },
     })
+}
+
+/// A request id (`<Safe>_<number>`) in the text that is not `request_id`.
+fn other_request(text: &str, request_id: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || ",;:()[]<>\"'".contains(c))
+        .map(|t| t.trim_end_matches(['.', '!', '?']))
+        .filter(|t| {
+            t.rsplit_once('_').is_some_and(|(safe, n)| {
+                !safe.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+        .find(|t| !t.eq_ignore_ascii_case(request_id))
+        .map(|t| text::clean(t, 60))
 }
 
 /// Why one rendering's own text is unclear, if it is.

@@ -283,6 +283,23 @@ fn unclear_decisions_are_refused() {
 }
 
 #[test]
+fn a_decision_aimed_at_another_request_is_unclear() {
+    unclear(
+        &outlook_plain("reject InfraSafe_13, not this one"),
+        &["names request InfraSafe_13", "request InfraSafe_12"],
+    );
+    unclear(
+        &outlook_plain("approve DBSafe_7 please"),
+        &["names request DBSafe_7"],
+    );
+    // Its own id is fine.
+    rejects(
+        &outlook_plain("reject InfraSafe_12: no ticket"),
+        "InfraSafe_12: no ticket",
+    );
+}
+
+#[test]
 fn a_word_starting_with_a_reject_word_rejects() {
     rejects(&outlook_plain("Rejection: no ticket"), "no ticket");
     rejects(&outlook_plain("denying, sorry"), "sorry");

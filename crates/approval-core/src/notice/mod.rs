@@ -549,6 +549,7 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
         &own_body,
         exam.envelope.subject.as_deref(),
         subject.as_deref(),
+        &notice.request_id,
         cfg,
         &labels,
     )?;
