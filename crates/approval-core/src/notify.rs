@@ -122,7 +122,9 @@ impl crate::exit::Classify for NotifyError {
     }
 }
 
-/// Values for the placeholders `{name}`. Values from outside should come quoted ([`quote`]);
+/// Values for the placeholders `{name}`. The watcher always sets `verb`, `done` and `noun`
+/// (`approve`/`approved`/`approval`, or for a reject by mail `reject`/`rejected`/`rejection`),
+/// which the built-in refused and failed texts use. Values from outside should come quoted ([`quote`]);
 /// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
@@ -135,10 +137,10 @@ const SUBJECTS: [(&str, &str); 5] = [
         "rejected",
         "Rejected: Dual Control request {request_id} ({safe}, level {level})",
     ),
-    ("refused", "Not approved: Dual Control request {request_id}"),
+    ("refused", "Not {done}: Dual Control request {request_id}"),
     (
         "failed",
-        "Failed to approve: Dual Control request {request_id}",
+        "Failed to {verb}: Dual Control request {request_id}",
     ),
     (
         "already",
@@ -157,11 +159,11 @@ const TEXTS: [(&str, &str); 5] = [
     ),
     (
         "refused",
-        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+        "Hello,\n\nyour forwarded request was NOT {done}.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
     ),
     (
         "failed",
-        "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
+        "Hello,\n\nthe {noun} could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
     ),
     (
         "already",
@@ -389,6 +391,24 @@ impl Notifier {
         values: &Values,
     ) -> Result<Reply, NotifyError> {
         let to = vec![check_address(forwarder)?];
+        // The words of an approval unless the caller says otherwise (a reject by mail).
+        let mut with_words;
+        let values = if ["verb", "done", "noun"]
+            .iter()
+            .all(|k| values.contains_key(k))
+        {
+            values
+        } else {
+            with_words = values.clone();
+            for (k, v) in [
+                ("verb", "approve"),
+                ("done", "approved"),
+                ("noun", "approval"),
+            ] {
+                with_words.entry(k).or_insert_with(|| v.to_string());
+            }
+            &with_words
+        };
         let cc = match (self.cfg.cc_team_on, outcome) {
             (CcPolicy::Never, _)
             | (_, Outcome::Approved | Outcome::Rejected | Outcome::Already) => vec![],

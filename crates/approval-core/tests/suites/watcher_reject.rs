@@ -182,6 +182,14 @@ async fn the_requester_cannot_reject_their_own_request_by_mail() {
     );
     assert!(acts(&env).is_empty(), "nothing sent to PVWA");
     assert_eq!(status(&env, "DBSafe_8"), "Waiting: 1 more user(s) must confirm the request");
+    let replies = sent_to(&env, "alice@example.test");
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].0.starts_with("Not rejected: Dual Control request DBSafe_8"),
+        "{}",
+        replies[0].0
+    );
+    assert!(replies[0].1.contains("was NOT rejected"), "{}", replies[0].1);
     w.close().await;
 }
 
@@ -307,5 +315,47 @@ async fn a_crashed_reject_whose_mail_now_approves_is_not_confirmed() {
     done(&p, "refused");
     assert_eq!(p.reason_code.as_deref(), Some("reject_failed"), "{p:?}");
     assert!(acts(&env).is_empty(), "{:?}", acts(&env));
+    w.close().await;
+}
+
+#[tokio::test]
+async fn a_reject_pvwa_refuses_is_reported_as_failed_with_who_acted() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let m = forward_saying(&env, "rj10", "bob@example.test", 9, "reject: wrong host");
+    env.sim.state.faults.set(
+        "pvwa",
+        pam_sim::faults::Faults {
+            fail: Some(pam_sim::faults::FailNext {
+                status: 500,
+                count: 1,
+                body: Some(
+                    r#"{"ErrorCode":"PASWS999E","ErrorMessage":"The request cannot be rejected."}"#
+                        .into(),
+                ),
+                content_type: Some("application/json".into()),
+                headers: Default::default(),
+            }),
+            path_contains: Some("/reject".into()),
+            ..Default::default()
+        },
+    );
+    let p = w.process(&m).await.expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("reject_failed"), "{p:?}");
+    assert!(rejects(&env).is_empty(), "{:?}", acts(&env));
+    assert!(acts(&env).iter().all(|a| a.2 != "confirm"));
+    let replies = sent_to(&env, "bob@example.test");
+    assert_eq!(replies.len(), 1);
+    assert!(
+        replies[0].0.starts_with("Failed to reject: Dual Control request DBSafe_9"),
+        "{}",
+        replies[0].0
+    );
+    assert!(
+        replies[0].1.contains("the rejection could NOT be completed"),
+        "{}",
+        replies[0].1
+    );
     w.close().await;
 }

@@ -67,6 +67,18 @@ impl Pipeline {
         );
         v.insert("account", self.account(e.level.unwrap_or(0)));
         v.insert("reason", e.reason.clone().unwrap_or_default());
+        // What the forwarder asked for, in the refused and failed texts' words.
+        let rejects = exam
+            .as_ref()
+            .is_some_and(|n| n.decision.decision.is_reject());
+        let (verb, done, noun) = if rejects {
+            ("reject", "rejected", "rejection")
+        } else {
+            ("approve", "approved", "approval")
+        };
+        v.insert("verb", verb.into());
+        v.insert("done", done.into());
+        v.insert("noun", noun.into());
         // The forwarder's reason of a reject, as read from their own text (quoted as data).
         v.insert(
             "reject_reason",
