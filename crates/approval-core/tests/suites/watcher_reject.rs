@@ -359,3 +359,28 @@ async fn a_reject_pvwa_refuses_is_reported_as_failed_with_who_acted() {
     );
     w.close().await;
 }
+
+#[tokio::test]
+async fn a_reject_at_level_2_goes_out_with_the_level_2_account() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    // bob approves level 1 of lfischer's two-level request 7; alice (level 2) rejects it.
+    let p = w
+        .process(&forward(&env, "rj11a", "bob@example.test", 7))
+        .await
+        .expect("process");
+    done(&p, "confirmed");
+    let m = forward_saying(&env, "rj11b", "alice@example.test", 7, "Denied: not this week");
+    let p = w.process(&m).await.expect("process");
+    done(&p, "rejected");
+    let r = rejects(&env);
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!((r[0].0.as_str(), r[0].1.as_str()), ("DBSafe_7", "svc_pam_level2"));
+    assert!(r[0].3.contains("alice@example.test by mail: not this week"), "{}", r[0].3);
+    assert_eq!(status(&env, "DBSafe_7"), "Rejected");
+    let replies = sent_to(&env, "alice@example.test");
+    assert!(replies[0].0.starts_with("Rejected: Dual Control request DBSafe_7 (DBSafe, level 2)"), "{}", replies[0].0);
+    // bob's approval at level 1 and alice's reject are both in "who acted".
+    assert!(replies[0].1.contains("Approved on behalf of bob@example.test"), "{}", replies[0].1);
+    w.close().await;
+}
