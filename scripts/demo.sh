@@ -95,6 +95,9 @@ say "get-inco-req --json InfraSafe_12 | jq '{status_title, confirmed_by: [.confi
 get-inco-req --json InfraSafe_12 | jq '{status_title, confirmed_by: [.confirmed_by[] | {name, members, reason, at: .time.utc}]}'
 echo; echo "# a failed confirm (the request expired) exits 1 and shows the request:"
 run first-level-approve InfraSafe_14
+echo; echo "# rejecting by hand: --reject on the same tools (dry run first, then for real):"
+run first-level-approve --reject --dry-run InfraSafe_13 --on-behalf-of bob@example.test --reason 'no change window'
+run first-level-approve --reject InfraSafe_13 --on-behalf-of bob@example.test --reason 'no change window'
 echo; echo "# a pipeline: everything waiting at level 1, approved in one logon:"
 say "get-inco-req --waiting --level 1 --json | jq -r .request_id | first-level-approve - --reason 'approved in batch'"
 get-inco-req --waiting --level 1 --json | jq -r .request_id | first-level-approve - --reason 'approved in batch'
@@ -154,6 +157,12 @@ run check-approval-request --once
 echo; echo "# the same request, now at level 2, forwarded by alice; and the refusals:"
 deliver examples/demo/mails/0[2-9]-*.eml
 run check-approval-request --once
+echo; echo "# bob rejects dave's DBSafe request 37 by mail: \"Reject: …\" as the first word of his own text"
+echo "# (--explain shows the decision and where it was read; the watcher rejects with the level-1 account):"
+check-approval-request --explain examples/demo/mails/10-reject.eml --json \
+  | jq -c '{actionable, request_id, decision: .decision.decision, word: .decision.word}' || true
+deliver examples/demo/mails/10-*.eml
+run check-approval-request --once
 echo; echo "# a second pass finds nothing new:"
 run check-approval-request --once
 echo; echo "# the watcher's state from its journal, as a Nagios check (exit 0 OK, 1 WARNING, 2 CRITICAL):"
@@ -161,7 +170,7 @@ run check-approval-request --status
 
 echo; echo "# the reply each forwarder got (pam-sim's sent mail):"
 admin "$url2/sim/ews/sent" | jq -r '.[] | "--- to \(.to | join(", "))\(if (.cc | length) > 0 then "  cc \(.cc | join(", "))" else "" end)\nSubject: \(.subject)\n\(.body | gsub("\r"; "") | split("\n") | map(select(length > 0)) | .[0:4] | join("\n"))"'
-echo; echo "# what PVWA (pam-sim) recorded: one confirm per approved level, nothing else:"
+echo; echo "# what PVWA (pam-sim) recorded: one confirm per approved level, one reject, nothing else:"
 admin "$url2/sim/pvwa/actions" | jq -c '.[] | {request_id, level, user, action, reason}'
 echo; echo "# the approval mailbox's folders (every mail filed, none deleted, the inbox empty):"
 admin "$url2/sim/ews/folders" | jq -c '.folders[] | select((.items | length) > 0 and .name != "Sent Items") | {folder: .name, mails: [.items[].message_id]}'
@@ -216,8 +225,8 @@ deliver3() {
 deliver3 examples/demo/mails/01-*.eml
 echo "  (bob's forward delivered to the Graph mailbox)"
 run check-approval-request --once
-deliver3 examples/demo/mails/0[2-9]-*.eml
-echo "  (the eight other forwarded mails delivered)"
+deliver3 examples/demo/mails/0[2-9]-*.eml examples/demo/mails/10-*.eml
+echo "  (the nine other forwarded mails delivered, bob's reject among them)"
 run check-approval-request --once
 echo; echo "# replies sent through Graph (subjects), and the mailbox's folders:"
 admin3 "$url3/sim/graph/sent" | jq -r '.[] | "  to \(.to | join(", ")): \(.subject)"'

@@ -50,6 +50,10 @@ pub struct Explanation {
     pub shape: Option<Shape>,
     pub forward_depth: u32,
     pub notice_refusal: Option<Reason>,
+    /// The forwarder's decision (issue 32): `{"decision":{"action":"approve"|"reject",
+    /// "reason"?},"word","source"}`, read from their own text; null when the notice was
+    /// refused.
+    pub decision: Option<notice::DecisionRead>,
     /// The sender policy accepted the forwarder.
     pub sender_verified: bool,
     /// The identity the sender policy settled on (may differ from `forwarder` by policy).
@@ -90,11 +94,12 @@ pub fn explain(
     let actionable = screened.is_ok();
     if actionable {
         reasons.extend(assessment.passed.iter().cloned());
-        reasons.push(
+        let rejects = notice.is_some_and(|n| n.decision.decision.is_reject());
+        reasons.push(format!(
             "The mail is actionable: the watcher would now check the request with PVWA and the \
-             forwarder's approver groups."
-                .into(),
-        );
+             forwarder's approver groups, and {} it.",
+            if rejects { "reject" } else { "approve" }
+        ));
     }
     // The deciding code is the watcher's: the first refusal of `screen`. A file without any
     // header block has no transport headers to verify: its sender is missing.
@@ -132,6 +137,7 @@ pub fn explain(
         shape: exam.shape,
         forward_depth: exam.forward_depth,
         notice_refusal: notice_refusal.map(|r| r.reason),
+        decision: notice.map(|n| n.decision.clone()),
         sender_verified: sender_ok,
         verified_sender: if sender_ok {
             assessment.address.clone()
@@ -191,6 +197,17 @@ fn human(e: &Explanation) -> String {
         Some(r) => format!("refused ({r})"),
     };
     kv("notice", Some(&notice));
+    let decision = e.decision.as_ref().map(|d| {
+        let what = match &d.decision {
+            notice::Decision::Approve => "approve".to_string(),
+            notice::Decision::Reject { reason } if reason.is_empty() => {
+                "REJECT (no reason given)".to_string()
+            }
+            notice::Decision::Reject { reason } => format!("REJECT, reason \"{reason}\""),
+        };
+        format!("{what}; read from {}", d.source)
+    });
+    kv("decision", decision.as_deref());
     let sender = if e.sender_verified {
         format!(
             "verified {}",

@@ -149,8 +149,35 @@ pub fn approve(r: &ApproveResult) -> String {
             }
             s
         }
+        "rejected" => {
+            let mut s = format!(
+                "rejected {} at level {} as {}",
+                r.request_id, r.level, r.account
+            );
+            if let Some(now) = &r.recorded {
+                s.push_str(&format!(
+                    " (PVWA now: {})",
+                    one_line_title(&now.status_title, now.status)
+                ));
+                if !now.as_expected {
+                    s.push_str(
+                        "\n  note: PVWA still shows the request waiting: check it with get-inco-req",
+                    );
+                }
+            }
+            s
+        }
+        "would_reject" => format!(
+            "would reject {} at level {} as {} with reason \"{}\"",
+            r.request_id, r.level, r.account, r.reason
+        ),
         "wrong_level" => format!(
-            "NOT CONFIRMED {}: {}",
+            "NOT {} {}: {}",
+            if r.action == "reject" {
+                "REJECTED"
+            } else {
+                "CONFIRMED"
+            },
             r.request_id,
             r.error
                 .as_ref()

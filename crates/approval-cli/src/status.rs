@@ -45,6 +45,8 @@ pub struct Status {
     pub journal: String,
     pub answered: u64,
     pub confirmed: u64,
+    /// Rejected by mail (issue 32).
+    pub rejected: u64,
     pub refused: u64,
     pub pending: u64,
     pub pending_after_a_fault: u64,
@@ -91,6 +93,7 @@ pub fn assess(
             .sum()
     };
     let confirmed = count(&|o, _| o == "confirmed");
+    let rejected = count(&|o, _| o == "rejected");
     let refused = count(&|o, _| o == "refused");
     let answered = count(&|_, _| true);
     let oldest = stats.oldest_unfinished_ms.map(|t| ago(now_ms, t));
@@ -140,8 +143,13 @@ pub fn assess(
             Verdict::Ok => {}
         }
     }
+    let rejected_text = if rejected > 0 {
+        format!(", {rejected} rejected")
+    } else {
+        String::new()
+    };
     let mut summary = format!(
-        "{}: {answered} mails answered ({confirmed} confirmed, {refused} refused), {} pending",
+        "{}: {answered} mails answered ({confirmed} confirmed{rejected_text}, {refused} refused), {} pending",
         match verdict {
             Verdict::Ok => "OK",
             Verdict::Warning => "WARNING",
@@ -178,6 +186,7 @@ pub fn assess(
         journal: journal.to_string(),
         answered,
         confirmed,
+        rejected,
         refused,
         pending: stats.unfinished,
         pending_after_a_fault: stats.unfinished_with_faults,

@@ -126,6 +126,34 @@ fn human_output_names_the_verdict_and_the_reason() {
 }
 
 #[test]
+fn the_decision_and_where_it_was_read_are_shown() {
+    let (code, json, _) = explain(
+        &corpus_dir().join("reject-outlook-desktop.eml"),
+        &["--json"],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(json["decision"]["decision"]["action"], "reject", "{json}");
+    assert_eq!(
+        json["decision"]["decision"]["reason"], "no change ticket covers adm_alice tonight.",
+        "{json}"
+    );
+    assert_eq!(json["decision"]["word"], "Reject", "{json}");
+    let (_, _, text) = explain(&corpus_dir().join("reject-outlook-desktop.eml"), &[]);
+    assert!(
+        text.contains("REJECT, reason \"no change ticket covers adm_alice tonight.\"; read from the first word of the forwarder's own text"),
+        "{text}"
+    );
+    assert!(text.contains("and reject it."), "{text}");
+    let (_, json, _) = explain(&corpus_dir().join("outlook-desktop-en.eml"), &["--json"]);
+    assert_eq!(json["decision"]["decision"]["action"], "approve", "{json}");
+    assert!(json["decision"]["word"].is_null(), "{json}");
+    let (code, _, text) = explain(&corpus_dir().join("attack-hidden-reject.eml"), &[]);
+    assert_eq!(code, 1);
+    assert!(text.contains("NOT ACTIONABLE: unclear_decision"), "{text}");
+    assert!(text.contains("hides a decision word"), "{text}");
+}
+
+#[test]
 fn an_unreadable_file_exits_65() {
     let missing = corpus_dir().join("no-such-mail.eml");
     let (code, _, _) = explain(&missing, &[]);

@@ -1,8 +1,8 @@
 //! Exactly once across crashes: a burst of 200 forwarded mails arrives while
 //! `check-approval-request` runs as a service, and the watcher is killed with SIGKILL at random
-//! points and started again, several times. At the end every mail is confirmed or refused
-//! exactly once (pam-sim's confirm log), answered exactly once (the mail pam-sim sent) and filed
-//! (the mailbox folders). pam-sim + a real slapd; the seed is printed and can be replayed with
+//! points and started again, several times; every tenth mail rejects by mail. At the end every
+//! mail is confirmed, rejected or refused exactly once (pam-sim's action log), answered exactly
+//! once (the mail pam-sim sent) and filed (the mailbox folders). pam-sim + a real slapd; the seed is printed and can be replayed with
 //! `PAMTEST_SEED`.
 
 #[macro_use]

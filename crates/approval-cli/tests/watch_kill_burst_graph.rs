@@ -1,8 +1,8 @@
 //! On the Graph mailbox (Exchange Online), the suite of watch_kill_burst.rs: exactly once
 //! across crashes: a burst of 200 forwarded mails arrives while
 //! `check-approval-request` runs as a service, and the watcher is killed with SIGKILL at random
-//! points and started again, several times. At the end every mail is confirmed or refused
-//! exactly once (pam-sim's confirm log), answered exactly once (the mail pam-sim sent) and filed
+//! points and started again, several times; every tenth mail rejects by mail. At the end every
+//! mail is confirmed, rejected or refused exactly once (pam-sim's action log), answered exactly once (the mail pam-sim sent) and filed
 //! (the mailbox folders). pam-sim + a real slapd; the seed is printed and can be replayed with
 //! `PAMTEST_SEED`.
 

@@ -1,6 +1,6 @@
-//! The single-request operations behind `first-level-approve`, `second-level-approve` and
-//! `get-inco-req`: one logon per run for every id, a result per id, and on a failed confirm
-//! the request as PVWA now shows it (who confirmed and when).
+//! The single-request operations behind `first-level-approve`, `second-level-approve` (and
+//! their `--reject`) and `get-inco-req`: one logon per run for every id, a result per id, and on
+//! a failed confirm or reject the request as PVWA now shows it (who acted and when).
 
 use std::collections::HashMap;
 
@@ -54,6 +54,52 @@ pub fn reason_text(
     Ok(text)
 }
 
+/// The reason of a reject by hand (`--reject`): `--reason`, `--on-behalf-of`, both, or a
+/// default naming the tool; the same checks as [`reason_text`].
+pub fn reject_reason_text(
+    reason: Option<&str>,
+    on_behalf_of: Option<&str>,
+    tool: &str,
+) -> Result<String, String> {
+    let approved = reason_text(reason, on_behalf_of, tool)?;
+    let text = match (
+        reason.map(str::trim).filter(|r| !r.is_empty()),
+        on_behalf_of.map(str::trim),
+    ) {
+        (Some(r), Some(e)) => format!("Rejected on behalf of {e}: {r}"),
+        (Some(_), None) => approved,
+        (None, Some(e)) => format!("Rejected on behalf of {e}"),
+        (None, None) => format!("Rejected with {tool}"),
+    };
+    if text.chars().count() > MAX_REASON {
+        return Err(format!("the reason is longer than {MAX_REASON} characters"));
+    }
+    Ok(text)
+}
+
+/// What a batch does to each id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    Confirm,
+    /// `POST …/Reject` (issue 32): the request is rejected at the level it waits at.
+    Reject,
+}
+
+impl Act {
+    fn done(self) -> &'static str {
+        match self {
+            Act::Confirm => "confirmed",
+            Act::Reject => "rejected",
+        }
+    }
+    fn would(self) -> &'static str {
+        match self {
+            Act::Confirm => "would_confirm",
+            Act::Reject => "would_reject",
+        }
+    }
+}
+
 /// Ids from arguments, or from stdin lines when the only argument is `-` (blank lines and
 /// `#` comments skipped). Returns (line number or argument index, id).
 pub fn collect_ids(
@@ -84,9 +130,11 @@ pub fn collect_ids(
 #[derive(Debug, Clone, Serialize)]
 pub struct ApproveResult {
     pub request_id: String,
-    /// `confirmed`, `would_confirm`, `wrong_level` (waiting at the other level: nothing
-    /// sent), `failed`, `invalid`.
+    /// `confirmed`, `would_confirm`, `rejected`, `would_reject` (`--reject`), `wrong_level`
+    /// (waiting at the other level: nothing sent), `failed`, `invalid`.
     pub outcome: &'static str,
+    /// `confirm`, or `reject` (`--reject`).
+    pub action: &'static str,
     pub level: u8,
     pub account: String,
     pub reason: String,
@@ -165,7 +213,7 @@ impl Recorded {
 /// The refusal of a request that waits at another level than the tool's: PVWA records a
 /// confirmation at the request's current level whatever tool sent it, so the level-1 account
 /// (if it is also a level-2 confirmer) would give a level-2 confirmation.
-fn wrong_level(r: &mut ApproveResult, current: i64) {
+fn wrong_level(r: &mut ApproveResult, current: i64, act: Act) {
     r.outcome = "wrong_level";
     r.exit = Exit::DataErr;
     let hint = match current {
@@ -177,8 +225,9 @@ fn wrong_level(r: &mut ApproveResult, current: i64) {
         kind: Exit::DataErr.name(),
         code: Some("wrong_level".into()),
         message: format!(
-            "it waits at confirmation level {current}, not {}: nothing was confirmed",
-            r.level
+            "it waits at confirmation level {current}, not {}: nothing was {}",
+            r.level,
+            act.done()
         ),
         hint: Some(hint),
     });
@@ -210,6 +259,19 @@ pub async fn approve_batch(
     ids: &[(usize, String)],
     reason: &str,
     dry_run: bool,
+    emit: impl FnMut(&ApproveResult),
+) -> crate::error::Result<Exit> {
+    act_batch(loaded, level, ids, reason, dry_run, Act::Confirm, emit).await
+}
+
+/// [`approve_batch`] for either act: confirm, or reject (`first-level-approve --reject`).
+pub async fn act_batch(
+    loaded: &Loaded,
+    level: u8,
+    ids: &[(usize, String)],
+    reason: &str,
+    dry_run: bool,
+    act: Act,
     mut emit: impl FnMut(&ApproveResult),
 ) -> crate::error::Result<Exit> {
     let role = AccountRole::for_level(level)
@@ -224,7 +286,11 @@ pub async fn approve_batch(
             for (_, id) in ids {
                 let mut r = ApproveResult {
                     request_id: id.clone(),
-                    outcome: "confirmed",
+                    outcome: act.done(),
+                    action: match act {
+                        Act::Confirm => "confirm",
+                        Act::Reject => "reject",
+                    },
                     level,
                     account: user.clone(),
                     reason: reason.to_string(),
@@ -246,11 +312,11 @@ pub async fn approve_batch(
                             if req.status == crate::policy::STATUS_WAITING
                                 && req.current_confirmation_level != i64::from(level) =>
                         {
-                            wrong_level(&mut r, req.current_confirmation_level);
+                            wrong_level(&mut r, req.current_confirmation_level, act);
                             r.request = Some(RequestView::new(&req, now));
                         }
                         Ok(req) => {
-                            r.outcome = "would_confirm";
+                            r.outcome = act.would();
                             r.request = Some(RequestView::new(&req, now));
                         }
                         Err(e) => fail(&mut r, &e),
@@ -267,19 +333,33 @@ pub async fn approve_batch(
                             if req.status == crate::policy::STATUS_WAITING
                                 && req.current_confirmation_level != i64::from(level) =>
                         {
-                            wrong_level(&mut r, req.current_confirmation_level);
+                            wrong_level(&mut r, req.current_confirmation_level, act);
                             r.request = Some(RequestView::new(&req, now));
                         }
                         // Not waiting (confirmed, rejected, expired): PVWA refuses the confirm
                         // and says why.
                         Ok(before) => match s
-                            .run(role, async |x: &Session| x.confirm(id, reason).await)
+                            .run(role, async |x: &Session| match act {
+                                Act::Confirm => x.confirm(id, reason).await,
+                                Act::Reject => x.reject(id, reason).await,
+                            })
                             .await
                         {
                             Ok(()) => match s
                                 .run(role, async |x: &Session| x.get_request(id).await)
                                 .await
                             {
+                                Ok(req) if act == Act::Reject => {
+                                    let mut rec = Recorded::of(&before, level, &req);
+                                    // A reject ends the request: it no longer waits.
+                                    rec.as_expected = !rec.waiting();
+                                    log::info!(
+                                        "rejected {id} at level {level} as {user}; PVWA now: \
+                                         status {}",
+                                        rec.status_title
+                                    );
+                                    r.recorded = Some(rec);
+                                }
                                 Ok(req) => {
                                     let rec = Recorded::of(&before, level, &req);
                                     if !rec.as_expected {
@@ -301,8 +381,9 @@ pub async fn approve_batch(
                                     r.recorded = Some(rec);
                                 }
                                 Err(e) => log::warn!(
-                                    "confirmed {id} at level {level} as {user}, but cannot read \
-                                     it again to show what PVWA recorded: {e}"
+                                    "{} {id} at level {level} as {user}, but cannot read \
+                                     it again to show what PVWA recorded: {e}",
+                                    act.done()
                                 ),
                             },
                             Err(e) => {
@@ -445,6 +526,28 @@ pub async fn waiting(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reject_reasons() {
+        assert_eq!(
+            reject_reason_text(None, Some("bob@example.com"), "t").expect("ok"),
+            "Rejected on behalf of bob@example.com"
+        );
+        assert_eq!(
+            reject_reason_text(Some("no ticket"), Some("b@e.c"), "t").expect("ok"),
+            "Rejected on behalf of b@e.c: no ticket"
+        );
+        assert_eq!(
+            reject_reason_text(Some("no ticket"), None, "t").expect("ok"),
+            "no ticket"
+        );
+        assert_eq!(
+            reject_reason_text(None, None, "first-level-approve").expect("ok"),
+            "Rejected with first-level-approve"
+        );
+        assert!(reject_reason_text(Some("two\nlines"), None, "t").is_err());
+        assert!(reject_reason_text(None, Some("not an address"), "t").is_err());
+    }
 
     #[test]
     fn reasons() {

@@ -12,6 +12,11 @@
 //! PVWA reason. After a crash, a row found in `decided` is resolved by reading the request's
 //! confirmers for that marker — never by confirming again. A mail is keyed by its Internet
 //! Message-ID (or a digest of its bytes), so the same forward arriving twice is recognised.
+//!
+//! A reject by mail (issue 32) takes the same path: `decided` records that the decision is a
+//! reject ([`Journal::decided_to_reject`], kept in `kv` as `decision:<row>` in the same
+//! transaction), the reject carries the marker, and `confirmed` with outcome `rejected` means PVWA
+//! holds the reject. A `decided` reject is resolved from PVWA like a confirm, never sent twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -108,7 +113,7 @@ pub struct Entry {
     pub message_id: Option<String>,
     pub mailbox_item: Option<String>,
     pub state: State,
-    /// `confirmed`, `refused`, or null while undecided.
+    /// `confirmed`, `rejected` (PVWA holds a reject by mail), `refused`, or null while undecided.
     pub outcome: Option<String>,
     pub reason_code: Option<String>,
     pub reason: Option<String>,
@@ -228,6 +233,12 @@ CREATE TABLE IF NOT EXISTS kv (
     value  TEXT NOT NULL
 );
 "#;
+
+/// The `kv` name recording that a row's decision is a reject, and its value.
+fn decision_key(row: i64) -> String {
+    format!("decision:{row}")
+}
+const REJECT: &str = "reject";
 
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -463,6 +474,20 @@ impl Journal {
         marker: &str,
         identities: &[String],
     ) -> Result<Entry, JournalError> {
+        self.decided_with(row, request_id, level, forwarder, marker, identities, false)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn decided_with(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+        identities: &[String],
+        reject: bool,
+    ) -> Result<Entry, JournalError> {
         let mut ids: Vec<String> = identities
             .iter()
             .chain(std::iter::once(&forwarder.to_string()))
@@ -489,6 +514,12 @@ impl Journal {
                         params![row, request_id, level, i],
                     )?;
                 }
+                if reject {
+                    tx.execute(
+                        "INSERT INTO kv (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                        params![decision_key(row), REJECT],
+                    )?;
+                }
                 Ok(())
             },
         )
@@ -509,7 +540,7 @@ impl Journal {
             "SELECT m.row, a.level, COALESCE(m.forwarder, ''), a.identity FROM acted_for a \
              JOIN mail m ON m.row = a.row \
              WHERE a.request_id = ?1 AND m.row IS NOT ?2 \
-             AND (m.outcome IS NULL OR m.outcome = 'confirmed' OR m.reason_code = 'gave_up') \
+             AND (m.outcome IS NULL OR m.outcome IN ('confirmed', 'rejected') OR m.reason_code = 'gave_up') \
              ORDER BY m.row, a.identity",
         )?;
         let rows = st.query_map(params![request_id, except_row], |r| {
@@ -534,6 +565,35 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    /// [`Journal::decided_for`] for a reject: the same row, identities and marker, and in the
+    /// same transaction the record that the decision is a reject (`decision:<row>` = `reject`).
+    pub fn decided_to_reject(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+        identities: &[String],
+    ) -> Result<Entry, JournalError> {
+        self.decided_with(row, request_id, level, forwarder, marker, identities, true)
+    }
+
+    /// Whether the decision of `row` is a reject ([`Journal::decided_to_reject`]).
+    pub fn is_reject(&self, row: i64) -> Result<bool, JournalError> {
+        Ok(self.get_value(&decision_key(row))?.as_deref() == Some(REJECT))
+    }
+
+    /// PVWA accepted (or already holds) our reject: `confirmed` with outcome `rejected`.
+    pub fn rejected(&self, row: i64, note: &str) -> Result<Entry, JournalError> {
+        self.advance(
+            row,
+            State::Confirmed,
+            &[("outcome", &"rejected")],
+            Some(note),
+        )
     }
 
     /// PVWA accepted (or already holds) our confirmation.
@@ -751,6 +811,34 @@ impl AsyncJournal {
     ) -> Result<Vec<ActedFor>, JournalError> {
         let rid = request_id.to_owned();
         self.run(move |j| j.acted_for(&rid, except_row)).await
+    }
+
+    pub async fn decided_to_reject(
+        &self,
+        row: i64,
+        request_id: &str,
+        level: u8,
+        forwarder: &str,
+        marker: &str,
+        identities: &[String],
+    ) -> Result<Entry, JournalError> {
+        let (rid, fwd, marker, ids) = (
+            request_id.to_owned(),
+            forwarder.to_owned(),
+            marker.to_owned(),
+            identities.to_vec(),
+        );
+        self.run(move |j| j.decided_to_reject(row, &rid, level, &fwd, &marker, &ids))
+            .await
+    }
+
+    pub async fn is_reject(&self, row: i64) -> Result<bool, JournalError> {
+        self.run(move |j| j.is_reject(row)).await
+    }
+
+    pub async fn rejected(&self, row: i64, note: &str) -> Result<Entry, JournalError> {
+        let note = note.to_owned();
+        self.run(move |j| j.rejected(row, &note)).await
     }
 
     pub async fn confirmed(&self, row: i64, note: &str) -> Result<Entry, JournalError> {

@@ -82,6 +82,7 @@ pub struct Metrics {
     registry: Registry,
     mails: Family<Labels, Counter>,
     confirms: Family<Labels, Counter>,
+    rejects: Family<Labels, Counter>,
     replies: Family<Labels, Counter>,
     replies_deferred: Counter,
     faults: Family<Labels, Counter>,
@@ -126,6 +127,7 @@ impl Metrics {
         let m = Metrics {
             mails: Family::default(),
             confirms: Family::default(),
+            rejects: Family::default(),
             replies: Family::default(),
             replies_deferred: Counter::default(),
             faults: Family::default(),
@@ -144,13 +146,18 @@ impl Metrics {
         };
         registry.register(
             "mails",
-            "Mails finished, by outcome (confirmed, refused, already_processed) and refusal code",
+            "Mails finished, by outcome (confirmed, rejected, refused, already_processed) and refusal code",
             m.mails.clone(),
         );
         registry.register(
             "confirms",
             "Confirmations sent to PVWA, by level",
             m.confirms.clone(),
+        );
+        registry.register(
+            "rejects",
+            "Rejections sent to PVWA by mail (issue 32), by level",
+            m.rejects.clone(),
         );
         registry.register(
             "replies",
@@ -226,6 +233,13 @@ impl Metrics {
             .get_or_create(&vec![("level", level.to_string())])
             .inc();
         self.mail_to_confirm.observe(latency.as_secs_f64());
+    }
+
+    /// PVWA accepted a rejection at `level`.
+    pub fn reject(&self, level: u8) {
+        self.rejects
+            .get_or_create(&vec![("level", level.to_string())])
+            .inc();
     }
 
     /// A reply went to a forwarder about a mail with this outcome.

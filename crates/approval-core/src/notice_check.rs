@@ -481,6 +481,7 @@ mod tests {
             shape: Shape::Inline,
             forward_depth: 1,
             envelope: Envelope::default(),
+            decision: Default::default(),
             shown_values: Default::default(),
         }
     }

@@ -73,6 +73,8 @@ pub enum CcPolicy {
 pub enum Outcome {
     /// Confirmed in PVWA.
     Approved,
+    /// Rejected in PVWA on the forwarder's word (issue 32).
+    Rejected,
     /// Refused by policy (a final answer about the mail or the request).
     Refused,
     /// The confirm failed, or the mail kept failing: the PAM team should look.
@@ -85,6 +87,7 @@ impl Outcome {
     fn name(self) -> &'static str {
         match self {
             Outcome::Approved => "approved",
+            Outcome::Rejected => "rejected",
             Outcome::Refused => "refused",
             Outcome::Failed => "failed",
             Outcome::Already => "already",
@@ -119,19 +122,25 @@ impl crate::exit::Classify for NotifyError {
     }
 }
 
-/// Values for the placeholders `{name}`. Values from outside should come quoted ([`quote`]);
+/// Values for the placeholders `{name}`. The watcher always sets `verb`, `done` and `noun`
+/// (`approve`/`approved`/`approval`, or for a reject by mail `reject`/`rejected`/`rejection`),
+/// which the built-in refused and failed texts use. Values from outside should come quoted ([`quote`]);
 /// `render` puts every value on one bounded line in any case.
 pub type Values = BTreeMap<&'static str, String>;
 
-const SUBJECTS: [(&str, &str); 4] = [
+const SUBJECTS: [(&str, &str); 5] = [
     (
         "approved",
         "Approved: Dual Control request {request_id} ({safe}, level {level})",
     ),
-    ("refused", "Not approved: Dual Control request {request_id}"),
+    (
+        "rejected",
+        "Rejected: Dual Control request {request_id} ({safe}, level {level})",
+    ),
+    ("refused", "Not {done}: Dual Control request {request_id}"),
     (
         "failed",
-        "Failed to approve: Dual Control request {request_id}",
+        "Failed to {verb}: Dual Control request {request_id}",
     ),
     (
         "already",
@@ -139,18 +148,22 @@ const SUBJECTS: [(&str, &str); 4] = [
     ),
 ];
 
-const TEXTS: [(&str, &str); 4] = [
+const TEXTS: [(&str, &str); 5] = [
+    (
+        "rejected",
+        "Hello,\n\nyour rejection was recorded in CyberArk: the request is rejected and cannot be used.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Rejected:   {time}\n  As:         {account}, on behalf of {forwarder}\n  Your reason: {reject_reason}\n  Status now: {status}\n\nWho acted on the request and when (from PVWA; names and reasons quoted as typed):\n{confirmers}\n",
+    ),
     (
         "approved",
         "Hello,\n\nyour approval was recorded in CyberArk.\n\n  Request:    {request_id}\n  Safe:       {safe}\n  Account:    {target_account}\n  Requester:  {requester}\n  Level:      {level}\n  Confirmed:  {time}\n  As:         {account}, on behalf of {forwarder}\n  Status now: {status}\n\n  Reason (as typed by the requester): {request_reason}\n",
     ),
     (
         "refused",
-        "Hello,\n\nyour forwarded request was NOT approved.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
+        "Hello,\n\nyour forwarded request was NOT {done}.\n\n  Why:        {reason}\n{details}{acted}\nReason code: {reason_code}. Nothing was changed in CyberArk.\n",
     ),
     (
         "failed",
-        "Hello,\n\nthe approval could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
+        "Hello,\n\nthe {noun} could NOT be completed; the PAM team has been informed.\n\n  What:       {reason}\n  Request:    {request_id}\n  Safe:       {safe}\n  Requester:  {requester}\n  Level:      {level}\n  Status:     {status}\n  Expires:    {expires}\n\nWho confirmed and when:\n{confirmers}\n\nPlease check the request in the PVWA portal.\n",
     ),
     (
         "already",
@@ -321,7 +334,7 @@ impl Notifier {
             htmls: BTreeMap::new(),
         };
         if let Some(dir) = &cfg.templates_dir {
-            for outcome in ["approved", "refused", "failed", "already"] {
+            for outcome in ["approved", "rejected", "refused", "failed", "already"] {
                 for (ext, map) in [
                     ("subject", &mut n.subjects),
                     ("txt", &mut n.texts),
@@ -378,8 +391,27 @@ impl Notifier {
         values: &Values,
     ) -> Result<Reply, NotifyError> {
         let to = vec![check_address(forwarder)?];
+        // The words of an approval unless the caller says otherwise (a reject by mail).
+        let mut with_words;
+        let values = if ["verb", "done", "noun"]
+            .iter()
+            .all(|k| values.contains_key(k))
+        {
+            values
+        } else {
+            with_words = values.clone();
+            for (k, v) in [
+                ("verb", "approve"),
+                ("done", "approved"),
+                ("noun", "approval"),
+            ] {
+                with_words.entry(k).or_insert_with(|| v.to_string());
+            }
+            &with_words
+        };
         let cc = match (self.cfg.cc_team_on, outcome) {
-            (CcPolicy::Never, _) | (_, Outcome::Approved | Outcome::Already) => vec![],
+            (CcPolicy::Never, _)
+            | (_, Outcome::Approved | Outcome::Rejected | Outcome::Already) => vec![],
             (CcPolicy::Failures, Outcome::Refused) => vec![],
             _ => self.cfg.pam_team.clone(),
         };

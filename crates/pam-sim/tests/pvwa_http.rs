@@ -361,3 +361,85 @@ audit_users = false
     // The permission is documented; the status is a guess and the code borrowed (U5).
     assert_eq!(status, 403, "{v}");
 }
+
+/// A rejected request as the stand-in shows it (ASSUMPTIONS P21): `Status` 3 `Rejected`, no
+/// confirmation left, the rejecter listed with `Action` 3, its reason and `ActionDate`; no longer
+/// among the waiting ones; a later confirm or reject, single or bulk, is refused.
+#[tokio::test]
+async fn a_rejected_request_shows_who_rejected_and_when_and_takes_no_further_act() {
+    let env = start("").await;
+    let (svc, _) = env.logon("svc_l1", "pw-l1").await;
+    let (status, _, _) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/InfraSafe_1/Reject",
+            &svc,
+            Some(json!({"Reason": "Rejected on behalf of bob by mail [ref 1]"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, r) = env
+        .call(
+            reqwest::Method::GET,
+            "IncomingRequests/InfraSafe_1",
+            &svc,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        (r["Status"].as_i64(), r["StatusTitle"].as_str()),
+        (Some(3), Some("Rejected"))
+    );
+    assert_eq!(r["ConfirmationsLeft"], 0);
+    let who = r["Confirmers"]
+        .as_array()
+        .expect("confirmers")
+        .iter()
+        .find(|c| c["ActionDate"].as_i64().unwrap_or(0) != 0)
+        .expect("the rejecter");
+    assert_eq!(who["Action"], 3);
+    assert_eq!(who["Reason"], "Rejected on behalf of bob by mail [ref 1]");
+    assert_eq!(who["Members"][0]["UserName"], "svc_l1");
+    let (_, _, list) = env
+        .call(
+            reqwest::Method::GET,
+            "IncomingRequests?onlywaiting=true&expired=false",
+            &svc,
+            None,
+        )
+        .await;
+    let ids: Vec<&str> = list["IncomingRequests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|x| x["RequestID"].as_str())
+        .collect();
+    assert!(!ids.contains(&"InfraSafe_1"), "{ids:?}");
+    for verb in ["Confirm", "Reject"] {
+        let (status, _, e) = env
+            .call(
+                reqwest::Method::POST,
+                &format!("IncomingRequests/InfraSafe_1/{verb}"),
+                &svc,
+                Some(json!({"Reason": "again"})),
+            )
+            .await;
+        assert_eq!(
+            (status, e["ErrorCode"].as_str()),
+            (500, Some("PAMSIM_REJECTED")),
+            "{e}"
+        );
+    }
+    let (_, _, v) = env
+        .call(
+            reqwest::Method::POST,
+            "IncomingRequests/Reject/Bulk",
+            &svc,
+            Some(json!({"BulkItems": [{"RequestId": "InfraSafe_1", "Reason": "again"}]})),
+        )
+        .await;
+    assert_eq!(v["BulkActionResults"][0]["Success"], false, "{v}");
+    assert_eq!(v["BulkActionResults"][0]["StatusCode"], 500, "{v}");
+    assert_eq!(env.sim.state.pvwa.actions().len(), 1);
+}

@@ -712,3 +712,82 @@ async fn waiting_without_a_level_lists_what_both_confirming_accounts_see() {
         err(&o)
     );
 }
+
+/// Rejecting by hand (issue 32): `--reject` on the approve tools, ids from stdin, `--dry-run`,
+/// `--json`; PVWA records the reject with the level's account and the reason, and a later
+/// confirm or reject fails showing who rejected and when.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reject_by_hand_with_dry_run_json_and_stdin() {
+    let env = start().await;
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &["--reject", "--dry-run", "InfraSafe_12"],
+        "",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    assert!(
+        out(&o).contains(
+            "would reject InfraSafe_12 at level 1 as svc_pam_level1 with reason \"Rejected with first-level-approve\""
+        ),
+        "{}",
+        out(&o)
+    );
+    assert!(env.sim.state.pvwa.actions().is_empty(), "dry run sends nothing");
+    let o = tool(
+        &env,
+        "first-level-approve",
+        &[
+            "--reject",
+            "--json",
+            "--on-behalf-of",
+            "alice@example.com",
+            "--reason",
+            "no change ticket",
+            "-",
+        ],
+        "# to reject\nInfraSafe_12\n",
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}{}", out(&o), err(&o));
+    let v: serde_json::Value = serde_json::from_str(out(&o).trim()).expect("json");
+    assert_eq!(v["outcome"], "rejected", "{v}");
+    assert_eq!(v["action"], "reject", "{v}");
+    assert_eq!(v["recorded"]["status_title"], "Rejected", "{v}");
+    assert_eq!(v["recorded"]["as_expected"], true, "{v}");
+    let acts = env.sim.state.pvwa.actions();
+    assert_eq!(acts.len(), 1, "{acts:?}");
+    assert_eq!(
+        (
+            acts[0].action.as_str(),
+            acts[0].user.as_str(),
+            acts[0].reason.as_str()
+        ),
+        (
+            "reject",
+            "svc_pam_level1",
+            "Rejected on behalf of alice@example.com: no change ticket"
+        )
+    );
+    // A confirm after the reject fails, and shows who rejected it and when.
+    let o = tool(&env, "first-level-approve", &["InfraSafe_12"], "").await;
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let text = out(&o);
+    assert!(text.contains("FAILED InfraSafe_12 at level 1"), "{text}");
+    assert!(text.contains("Status:         Rejected"), "{text}");
+    assert!(
+        text.contains("[svc_pam_level1] rejected at")
+            && text.contains("Rejected on behalf of alice@example.com: no change ticket"),
+        "{text}"
+    );
+    // The level-2 account on a request at level 1: nothing is rejected.
+    let o = tool(&env, "second-level-approve", &["--reject", "DBSafe_7"], "").await;
+    assert_eq!(o.status.code(), Some(65), "{}", out(&o));
+    assert!(
+        out(&o).contains("NOT REJECTED DBSafe_7") && out(&o).contains("nothing was rejected"),
+        "{}",
+        out(&o)
+    );
+    assert_eq!(env.sim.state.pvwa.actions().len(), 1);
+}

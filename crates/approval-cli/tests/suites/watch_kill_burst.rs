@@ -35,6 +35,12 @@ fn is_self_approval(n: u32) -> bool {
     n % 10 == 3
 }
 
+/// Every tenth request (another one) is rejected by mail (issue 32): rejected exactly once,
+/// never confirmed, answered "Rejected:" once.
+fn is_reject(n: u32) -> bool {
+    n % 10 == 7
+}
+
 fn scenario() -> String {
     (FIRST..FIRST + MAILS)
         .map(|n| {
@@ -106,7 +112,7 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
     // started again.
     let mails: Vec<Vec<u8>> = (FIRST..FIRST + MAILS)
         .map(|n| {
-            mail(
+            mail_saying(
                 &format!("burst{n}"),
                 "alice@example.test",
                 "DBSafe",
@@ -117,6 +123,11 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
                     "dave@example.test"
                 },
                 true,
+                if is_reject(n) {
+                    "Reject: not in this burst"
+                } else {
+                    "Please approve."
+                },
             )
         })
         .collect();
@@ -183,6 +194,13 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
         assert_eq!(user, "svc_pam_level1", "{rid}");
         *confirmed.entry(rid).or_default() += 1;
     }
+    let mut rejected: BTreeMap<String, usize> = BTreeMap::new();
+    for a in env.sim.state.pvwa.actions() {
+        if a.action == "reject" {
+            assert_eq!(a.user, "svc_pam_level1", "{}", a.request_id);
+            *rejected.entry(a.request_id).or_default() += 1;
+        }
+    }
     // Answered exactly once, to the forwarder.
     let mut replies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (to, subject) in sent_all(&env) {
@@ -206,6 +224,11 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
             assert_eq!(confirmed.get(&rid), None, "{rid} must not be confirmed");
             assert!(got[0].starts_with("Not approved:"), "{rid}: {got:?}");
             assert!(refused.contains(&mid), "{mid} filed in Refused");
+        } else if is_reject(n) {
+            assert_eq!(confirmed.get(&rid), None, "{rid} must not be confirmed");
+            assert_eq!(rejected.get(&rid), Some(&1), "{rid} rejected exactly once");
+            assert!(got[0].starts_with("Rejected:"), "{rid}: {got:?}");
+            assert!(processed.contains(&mid), "{mid} filed in Processed");
         } else {
             assert_eq!(
                 confirmed.get(&rid),
@@ -217,7 +240,8 @@ async fn sigkill_at_random_points_during_a_burst_loses_nothing_and_repeats_nothi
         }
         assert!(!inbox.contains(&mid), "{mid} left in the inbox");
     }
-    assert_eq!(confirmed.len(), 180);
+    assert_eq!(confirmed.len(), 160);
+    assert_eq!(rejected.len(), 20);
     // The journal agrees: nothing left open, every row filed with its outcome.
     let journal = approval_core::journal::Journal::open(&d.join("state/journal.sqlite"))
         .expect("the journal opens");

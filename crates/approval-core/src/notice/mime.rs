@@ -221,10 +221,41 @@ pub struct Rendered {
     pub text: String,
     /// What the marks stand for.
     pub findings: Vec<String>,
+    /// A rendering of the message's own body (not of an attachment).
+    pub body: bool,
 }
 
 /// Every rendering of one message (attached messages are read on their own).
 pub fn renderings(msg: &Message<'_>) -> Vec<Rendered> {
+    let (mut out, used) = body(msg);
+    // Text and HTML parts the body does not include: attachments and inline parts.
+    for (id, part) in msg.parts.iter().enumerate().take(MAX_PARTS) {
+        if used.contains(&(id as u32)) {
+            continue;
+        }
+        let name = part
+            .attachment_name()
+            .map(clean_value)
+            .map(|n| format!("the attachment \"{n}\""))
+            .unwrap_or_else(|| format!("MIME part {}", id + 1));
+        match &part.body {
+            PartType::Text(t) if !t.trim().is_empty() => out.push(Rendered {
+                name,
+                text: unflow_part(part, t),
+                findings: Vec::new(),
+                body: false,
+            }),
+            PartType::Html(h) if !h.trim().is_empty() => {
+                out.extend(join_html(vec![html::renderings(h)], &name, false));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The body's renderings and the part ids they used.
+fn body(msg: &Message<'_>) -> (Vec<Rendered>, Vec<u32>) {
     let mut out = Vec::new();
     let mut plain = String::new();
     let mut html_parts: Vec<Vec<html::Rendering>> = Vec::new();
@@ -257,37 +288,16 @@ pub fn renderings(msg: &Message<'_>) -> Vec<Rendered> {
             name: "the text/plain part".into(),
             text: plain,
             findings: Vec::new(),
+            body: true,
         });
     }
-    out.extend(join_html(html_parts, "the HTML part"));
-    // Text and HTML parts the body does not include: attachments and inline parts.
-    for (id, part) in msg.parts.iter().enumerate().take(MAX_PARTS) {
-        if used.contains(&(id as u32)) {
-            continue;
-        }
-        let name = part
-            .attachment_name()
-            .map(clean_value)
-            .map(|n| format!("the attachment \"{n}\""))
-            .unwrap_or_else(|| format!("MIME part {}", id + 1));
-        match &part.body {
-            PartType::Text(t) if !t.trim().is_empty() => out.push(Rendered {
-                name,
-                text: unflow_part(part, t),
-                findings: Vec::new(),
-            }),
-            PartType::Html(h) if !h.trim().is_empty() => {
-                out.extend(join_html(vec![html::renderings(h)], &name));
-            }
-            _ => {}
-        }
-    }
-    out
+    out.extend(join_html(html_parts, "the HTML part", true));
+    (out, used)
 }
 
 /// The HTML parts of a body, one text per client (parts joined by a line break, marks
 /// renumbered so each text has one findings table).
-fn join_html(parts: Vec<Vec<html::Rendering>>, name: &str) -> Vec<Rendered> {
+fn join_html(parts: Vec<Vec<html::Rendering>>, name: &str, body: bool) -> Vec<Rendered> {
     if parts.is_empty() {
         return Vec::new();
     }
@@ -322,6 +332,7 @@ fn join_html(parts: Vec<Vec<html::Rendering>>, name: &str) -> Vec<Rendered> {
             name,
             text,
             findings,
+            body,
         });
     }
     out

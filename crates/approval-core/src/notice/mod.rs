@@ -11,6 +11,7 @@
 //! the decision compares them with PVWA (see `sender` for who really sent the mail).
 
 mod css;
+pub mod decision;
 mod fields;
 mod forward;
 pub mod html;
@@ -20,6 +21,7 @@ pub mod text;
 
 use serde::{Deserialize, Serialize};
 
+pub use decision::{Decision, DecisionRead};
 pub use fields::Field;
 pub use mime::Mailbox;
 pub(crate) use mime::header_block;
@@ -61,6 +63,15 @@ pub struct NoticeConfig {
     /// shows, tried after the built-in ones when the watcher compares them with PVWA
     /// (`notice_check`).
     pub date_formats: Vec<String>,
+    /// Words that, as the first word of the forwarder's own text, reject the request (the
+    /// rest of their text is the reason). Whole words, any case; localise by adding words
+    /// (`"ablehnen"`, `"refuser"`). Never empty: a reject word the tool does not know would
+    /// read as an approval.
+    pub reject_words: Vec<String>,
+    /// Words that, as the first word of the forwarder's own text, approve explicitly (no
+    /// decision word approves too). Together with a reject word anywhere in the text they make
+    /// the decision unclear.
+    pub approve_words: Vec<String>,
 }
 
 /// `[notice.labels]`: one list of labels per field (trailing colon optional).
@@ -161,6 +172,8 @@ impl Default for NoticeConfig {
             required: vec![Field::Safe, Field::RequestId, Field::Requester],
             labels: NoticeLabels::default(),
             date_formats: Vec::new(),
+            reject_words: strings(&["reject", "deny", "rejected", "denied"]),
+            approve_words: strings(&["approve", "approved"]),
         }
     }
 }
@@ -221,6 +234,35 @@ impl NoticeConfig {
                     "is not a chrono date format (for example \"%d/%m/%Y %H:%M:%S\")",
                 ));
             }
+        }
+        if self.reject_words.iter().all(|w| w.trim().is_empty()) {
+            return Err(origin.error(
+                "notice.reject_words",
+                "needs at least one word (a reject word the tool does not know would read as an approval)",
+            ));
+        }
+        for (key, list) in [
+            ("notice.reject_words", &self.reject_words),
+            ("notice.approve_words", &self.approve_words),
+        ] {
+            for (i, w) in list.iter().enumerate() {
+                if w.trim().is_empty() || !w.trim().chars().all(char::is_alphanumeric) {
+                    return Err(origin.error(
+                        &format!("{key}[{i}]"),
+                        "must be one word of letters or digits",
+                    ));
+                }
+            }
+        }
+        if let Some(w) = self.reject_words.iter().find(|r| {
+            self.approve_words
+                .iter()
+                .any(|a| a.trim().to_lowercase() == r.trim().to_lowercase())
+        }) {
+            return Err(origin.error(
+                "notice.approve_words",
+                format!("\"{}\" is also a reject word", w.trim()),
+            ));
         }
         for f in [Field::Safe, Field::RequestId] {
             let used = self.id_template.contains(&format!("{{{}}}", f.key()));
@@ -286,6 +328,8 @@ pub struct Notice {
     /// Forwards between the notification and the mailbox (0 = direct).
     pub forward_depth: u32,
     pub envelope: Envelope,
+    /// What the forwarder decided in their own text, and where it was read.
+    pub decision: DecisionRead,
     /// Every value read for each field in the chosen notification (both renderings), in order
     /// of appearance: the watcher compares each with PVWA (`notice_check`), not only the first.
     #[serde(skip)]
@@ -426,6 +470,7 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
     let labels = cfg.labels.set();
     let mut candidates = Vec::new();
     let mut problems = Vec::new();
+    let mut own_body = Vec::new();
     collect(
         &msg,
         &labels,
@@ -433,6 +478,7 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
         0,
         &mut candidates,
         &mut problems,
+        &mut own_body,
     );
     // Every notification anywhere in the mail (attachments, the text around them, deeper
     // quotes, inside another field's value, both renderings) must agree: the request confirmed
@@ -496,7 +542,35 @@ fn read(raw: &[u8], cfg: &NoticeConfig, exam: &mut Examination) -> Result<Notice
 
     check_kind(&cand, cfg)?;
     check_conflicts(&cand.found)?;
-    build(cand, cfg, &exam.envelope)
+    let subject = cand.subject.clone();
+    let mut notice = build(cand, cfg, &exam.envelope)?;
+    // The decision, from the outer message's own body alone (issue 32).
+    let d = decision::read(
+        &own_body,
+        exam.envelope.subject.as_deref(),
+        subject.as_deref(),
+        &notice.request_id,
+        cfg,
+        &labels,
+    )?;
+    exam.notes.push(match &d.decision {
+        Decision::Reject { reason } if reason.is_empty() => format!(
+            "Decision: reject (\"{}\", read from {}), no reason given.",
+            d.word.as_deref().unwrap_or(""),
+            d.source
+        ),
+        Decision::Reject { reason } => format!(
+            "Decision: reject (\"{}\", read from {}), reason \"{reason}\".",
+            d.word.as_deref().unwrap_or(""),
+            d.source
+        ),
+        Decision::Approve => match &d.word {
+            Some(word) => format!("Decision: approve (\"{word}\", read from {}).", d.source),
+            None => format!("Decision: approve ({}).", d.source),
+        },
+    });
+    notice.decision = d;
+    Ok(notice)
 }
 
 fn too_complex() -> Refusal {
@@ -628,11 +702,20 @@ fn collect(
     depth: u32,
     out: &mut Vec<Candidate>,
     problems: &mut Vec<Refusal>,
+    own_body: &mut Vec<mime::Rendered>,
 ) {
     let before = out.len();
     if (depth as usize) < mime::MAX_DEPTH {
         for inner in mime::attached_messages(msg) {
-            collect(inner, labels, required, depth + 1, out, problems);
+            collect(
+                inner,
+                labels,
+                required,
+                depth + 1,
+                out,
+                problems,
+                &mut Vec::new(),
+            );
         }
     }
     if mime::has_tnef(msg) {
@@ -646,7 +729,12 @@ fn collect(
     let attached = out.len() > before;
     let own_subject = mime::header_text(msg, "subject");
     let mut picked: Option<TextFind> = None;
-    for r in mime::renderings(msg) {
+    let rs = mime::renderings(msg);
+    if depth == 0 {
+        // The outer message's own body: where the forwarder's decision is read.
+        own_body.extend(rs.iter().filter(|r| r.body).cloned());
+    }
+    for r in rs {
         let marked = fields::lines_of(&r.text);
         let stripped: Vec<String>;
         let lines: &[String] = if r.text.chars().any(html::is_reserved) {
@@ -1119,6 +1207,7 @@ fn build(cand: Candidate, cfg: &NoticeConfig, env: &Envelope) -> Result<Notice, 
         shape: cand.shape,
         forward_depth: cand.depth,
         envelope: env.clone(),
+        decision: DecisionRead::default(),
         shown_values: found.values.clone(),
     })
 }

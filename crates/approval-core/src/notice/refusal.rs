@@ -37,6 +37,10 @@ pub enum Reason {
     /// A rendering of the mail (text, HTML as a client shows it, a text attachment, a TNEF
     /// part) looks like a notification but cannot be read: what the approver saw is unknown.
     UnreadableRendering,
+    /// The forwarder's own text does not say one decision clearly (a reject word that is not
+    /// the first word, two decisions, a decision word hidden from view or only in the
+    /// subject): neither approved nor rejected.
+    UnclearDecision,
     // The sender.
     /// No `From` header.
     MissingFrom,
@@ -86,6 +90,7 @@ impl Reason {
             Reason::InvalidField => "invalid_field",
             Reason::ConflictingFields => "conflicting_fields",
             Reason::UnreadableRendering => "unreadable_rendering",
+            Reason::UnclearDecision => "unclear_decision",
             Reason::MissingFrom => "missing_from",
             Reason::AmbiguousFrom => "ambiguous_from",
             Reason::InvalidAddress => "invalid_address",
@@ -124,6 +129,7 @@ impl Reason {
         Reason::InvalidField,
         Reason::ConflictingFields,
         Reason::UnreadableRendering,
+        Reason::UnclearDecision,
         Reason::MissingFrom,
         Reason::AmbiguousFrom,
         Reason::InvalidAddress,

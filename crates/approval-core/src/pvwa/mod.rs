@@ -837,9 +837,9 @@ impl Session {
         self.act(id, reason, "Confirm").await
     }
 
-    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`: the reject call. No tool
-    /// rejects yet (only the pam-sim tests call it); it is kept for rejecting by mail, which
-    /// will send it. Never repeated once sent.
+    /// `POST /API/IncomingRequests/{id}/Reject` with `{"Reason": …}`: the reject call, sent by
+    /// the watcher for a reject by mail (issue 32) and by `--reject` of the approve tools. Never
+    /// repeated once sent (the watcher resolves an unknown outcome by reading the request).
     pub async fn reject(&self, id: &str, reason: &str) -> Result<(), PvwaError> {
         self.act(id, reason, "Reject").await
     }

@@ -363,6 +363,27 @@ pub fn mail(
     requester: &str,
     internal: bool,
 ) -> Vec<u8> {
+    mail_saying(
+        mid,
+        from,
+        safe,
+        number,
+        requester,
+        internal,
+        "Please approve.",
+    )
+}
+
+/// [`mail`] with `own` as the forwarder's own text above the forwarded notification.
+pub fn mail_saying(
+    mid: &str,
+    from: &str,
+    safe: &str,
+    number: u32,
+    requester: &str,
+    internal: bool,
+    own: &str,
+) -> Vec<u8> {
     let auth = if internal {
         "X-MS-Exchange-Organization-AuthSource: EX01.corp.example.test\r\n\
 X-MS-Exchange-Organization-AuthAs: Internal\r\n\
@@ -380,7 +401,7 @@ Message-ID: <{mid}@corp.example.test>\r\n\
 {auth}MIME-Version: 1.0\r\n\
 Content-Type: text/plain; charset=\"us-ascii\"\r\n\
 \r\n\
-Please approve.\r\n\
+{own}\r\n\
 \r\n\
 -----Original Message-----\r\n\
 From: CyberArk Vault <vault-notifications@example.test>\r\n\

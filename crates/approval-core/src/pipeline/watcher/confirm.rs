@@ -1,4 +1,5 @@
-//! `seen` to `decided` to `confirmed`: record the decision, then confirm with the level's account.
+//! `seen` to `decided` to `confirmed`: record the decision, then confirm (or, for a reject by
+//! mail, reject) with the level's account.
 
 use super::*;
 
@@ -27,20 +28,36 @@ impl Pipeline {
                 level,
                 forwarder,
                 identities,
+                reject,
             } => {
                 let marker = hex::encode(rand::random::<[u8; 6]>());
-                let e = self
-                    .journal
-                    .decided_for(e.row, &request_id, level, &forwarder, &marker, &identities)
-                    .await
-                    .map_err(Fault::of)?;
+                let e = if reject.is_some() {
+                    self.journal
+                        .decided_to_reject(
+                            e.row,
+                            &request_id,
+                            level,
+                            &forwarder,
+                            &marker,
+                            &identities,
+                        )
+                        .await
+                } else {
+                    self.journal
+                        .decided_for(e.row, &request_id, level, &forwarder, &marker, &identities)
+                        .await
+                }
+                .map_err(Fault::of)?;
                 self.confirm(w, &e).await
             }
         }
     }
 
-    /// Send the confirm of a `decided` row whose absence in PVWA is known.
+    /// Send the confirm (or the reject) of a `decided` row whose absence in PVWA is known.
     pub(super) async fn confirm(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        if self.journal.is_reject(e.row).await.map_err(Fault::of)? {
+            return self.reject(w, e).await;
+        }
         let (Some(rid), Some(level), Some(fw), Some(marker)) =
             (&e.request_id, e.level, &e.forwarder, &e.marker)
         else {
@@ -101,6 +118,66 @@ impl Pipeline {
         }
     }
 
+    /// Send the reject of a `decided` reject row whose absence in PVWA is known, with the
+    /// reason "Rejected on behalf of <forwarder> by mail: <their reason> [ref <marker>]" (one
+    /// bounded line; the forwarder's reason is read from the mail again, the same each time).
+    pub(super) async fn reject(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
+        let (Some(rid), Some(level), Some(fw), Some(marker)) =
+            (&e.request_id, e.level, &e.forwarder, &e.marker)
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+                service: "",
+                deferred: None,
+            });
+        };
+        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
+            message: format!("level {level} has no account"),
+            exit: Exit::Software,
+            service: "",
+            deferred: None,
+        })?;
+        let theirs = match w.notice(&self.notice).await.outcome.as_ref() {
+            Ok(n) => match &n.decision.decision {
+                notice::Decision::Reject { reason } => reason.clone(),
+                notice::Decision::Approve => String::new(),
+            },
+            Err(_) => String::new(),
+        };
+        let reason = reject_reason(fw, &theirs, marker);
+        match self
+            .pvwa(role, async |s: &Session| s.reject(rid, &reason).await)
+            .await
+        {
+            Ok(()) => {
+                let done = self
+                    .journal
+                    .rejected(e.row, &format!("rejected by {}", self.account(level)))
+                    .await
+                    .map_err(Fault::of)?;
+                self.metrics.reject(level);
+                self.reread(w, rid).await;
+                Ok(done)
+            }
+            Err(err) if err.is_transient() => Err(Fault::of(err)),
+            Err(err) => {
+                // A final refusal by PVWA: say who acted on the request and when.
+                self.reread(w, rid).await;
+                self.journal
+                    .refused(
+                        e.row,
+                        codes::REJECT_FAILED,
+                        &format!("PVWA refused the rejection: {err}"),
+                        Some(rid),
+                        Some(fw),
+                    )
+                    .await
+                    .map_err(Fault::of)
+            }
+        }
+    }
+
     /// Read the request again for the reply (best effort: on a fault the reply says the status
     /// could not be read rather than show a stale one).
     pub(super) async fn reread(&self, w: &mut Work<'_>, rid: &str) {
@@ -119,5 +196,46 @@ impl Pipeline {
                 w.stale = true;
             }
         }
+    }
+}
+
+/// The PVWA reason of a reject by mail: "Rejected on behalf of <forwarder> by mail: <their
+/// reason> [ref <marker>]", one line, within PVWA's bound with the marker always kept.
+pub(super) fn reject_reason(forwarder: &str, theirs: &str, marker: &str) -> String {
+    let fw = notify::one_line(forwarder, 254);
+    let theirs = notify::one_line(theirs, crate::notice::decision::MAX_REASON_CHARS);
+    let tail = format!(" [ref {marker}]");
+    let head = if theirs.is_empty() {
+        format!("Rejected on behalf of {fw} by mail")
+    } else {
+        format!("Rejected on behalf of {fw} by mail: {theirs}")
+    };
+    let room = crate::pvwa::MAX_REASON.saturating_sub(tail.chars().count());
+    let head: String = head.chars().take(room).collect();
+    format!("{head}{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::reject_reason;
+
+    #[test]
+    fn the_reject_reason_is_one_bounded_line_with_its_marker() {
+        assert_eq!(
+            reject_reason("bob@example.test", "no ticket", "abc123"),
+            "Rejected on behalf of bob@example.test by mail: no ticket [ref abc123]"
+        );
+        assert_eq!(
+            reject_reason("bob@example.test", "", "abc123"),
+            "Rejected on behalf of bob@example.test by mail [ref abc123]"
+        );
+        let long = reject_reason(&"f".repeat(5000), &"x\ny".repeat(5000), "abc123");
+        assert!(
+            long.chars().count() <= crate::pvwa::MAX_REASON,
+            "{}",
+            long.len()
+        );
+        assert!(long.ends_with(" [ref abc123]"));
+        assert!(!long.contains('\n'));
     }
 }

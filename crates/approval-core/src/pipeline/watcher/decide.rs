@@ -37,9 +37,61 @@ pub(super) fn no_approver_groups_text(
     )
 }
 
+/// A refusal of a mail that rejects (issue 32), in a reject's words: the requester's own
+/// request is theirs to withdraw in the portal (`self_reject`), and nothing was rejected.
+fn as_reject_refusal(
+    code: String,
+    reason: String,
+    request_id: Option<&str>,
+    forwarder: Option<&str>,
+) -> (String, String) {
+    if code == "self_approval" {
+        return (
+            codes::SELF_REJECT.into(),
+            format!(
+                "You ({}) made request {} yourself and cannot reject it by mail; a requester withdraws their own request in the PVWA portal (My requests). Nothing was rejected.",
+                forwarder.unwrap_or("?"),
+                request_id.unwrap_or("?")
+            ),
+        );
+    }
+    let reason = reason
+        .replace("nothing was approved", "nothing was rejected")
+        .replace("Nothing was approved", "Nothing was rejected");
+    (code, reason)
+}
+
 impl Pipeline {
-    /// Gather the facts and decide (no journal, no confirm).
+    /// Gather the facts and decide (no journal, no confirm). A mail whose forwarder rejects
+    /// (issue 32) goes through the same checks; its refusals speak of a reject.
     pub(super) async fn decide(&self, w: &mut Work<'_>) -> Result<Verdict, Fault> {
+        let v = self.decide_mail(w).await?;
+        let rejects = w
+            .exam
+            .as_ref()
+            .and_then(|x| x.outcome.as_ref().ok())
+            .is_some_and(|n| n.decision.decision.is_reject());
+        Ok(match v {
+            Verdict::Refuse {
+                code,
+                reason,
+                request_id,
+                forwarder,
+            } if rejects => {
+                let (code, reason) =
+                    as_reject_refusal(code, reason, request_id.as_deref(), forwarder.as_deref());
+                Verdict::Refuse {
+                    code,
+                    reason,
+                    request_id,
+                    forwarder,
+                }
+            }
+            v => v,
+        })
+    }
+
+    async fn decide_mail(&self, w: &mut Work<'_>) -> Result<Verdict, Fault> {
         let refuse = |code: &str, reason: String, rid: Option<String>, fw: Option<String>| {
             Ok(Verdict::Refuse {
                 code: code.into(),
@@ -65,6 +117,11 @@ impl Pipeline {
                 let r = crate::screen::MailRefusal::of(r, Some(forwarder));
                 return refuse(&r.code, r.message, None, r.forwarder);
             }
+        };
+        // The forwarder's decision, read from their own text (issue 32).
+        let reject = match &n.decision.decision {
+            notice::Decision::Reject { reason } => Some(reason.clone()),
+            notice::Decision::Approve => None,
         };
         // Need to know: whoever does not approve the safe the mail names, at any level, gets
         // the refusal alone; nothing of the request is read from PVWA or quoted to them.
@@ -234,7 +291,12 @@ impl Pipeline {
         if let Approver::Granted { group, .. } = &approver {
             w.group = Some(group.clone());
         }
-        let ticket = self.ticket(&request).await?;
+        // A reject needs no valid ticket (a request without one is what gets rejected).
+        let ticket = if reject.is_some() {
+            TicketCheck::NotRequired
+        } else {
+            self.ticket(&request).await?
+        };
         let account = self.account(level.unwrap_or(0));
         let service_accounts: Vec<String> = self.sessions.users();
         let tool_acted: Vec<ToolActed> = self
@@ -249,8 +311,9 @@ impl Pipeline {
                 identities: a.identities,
             })
             .collect();
+        // Rights kept for later levels matter to an approval only (a reject ends the request).
         let portal = match (&approver, level) {
-            (Approver::Granted { .. }, Some(l)) => {
+            (Approver::Granted { .. }, Some(l)) if reject.is_none() => {
                 self.portal_rights(&request, l, &forwarder, &identities, safe_members)
                     .await?
             }
@@ -318,6 +381,7 @@ impl Pipeline {
                     level,
                     forwarder,
                     identities,
+                    reject,
                 })
             }
         }

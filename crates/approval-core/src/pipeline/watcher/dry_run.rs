@@ -20,8 +20,17 @@ impl Pipeline {
             exit: Exit::Ok,
         };
         match self.decide(w).await {
-            Ok(Verdict::Approve { request_id, .. }) => {
-                p.outcome = Some("would_confirm".into());
+            Ok(Verdict::Approve {
+                request_id, reject, ..
+            }) => {
+                p.outcome = Some(
+                    if reject.is_some() {
+                        "would_reject"
+                    } else {
+                        "would_confirm"
+                    }
+                    .into(),
+                );
                 p.request_id = Some(request_id);
             }
             Ok(Verdict::Refuse {

@@ -29,7 +29,7 @@ impl Pipeline {
     /// `notified`: file the mail (never delete it), then `filed`. The folder is recorded before
     /// the move, so that a mail moved just before an interruption is recognised afterwards.
     pub(super) async fn file(&self, w: &Work<'_>, e: &Entry) -> Result<Entry, Fault> {
-        let folder = if e.outcome.as_deref() == Some("confirmed") {
+        let folder = if matches!(e.outcome.as_deref(), Some("confirmed" | "rejected")) {
             &self.processed_folder
         } else {
             &self.refused_folder
@@ -74,12 +74,20 @@ impl Pipeline {
                     let mut values = self.values(w, &e);
                     values.insert("reason_code", codes::ALREADY_PROCESSED.into());
                     let approved = e.outcome.as_deref() == Some("confirmed");
+                    let rid = e.request_id.as_deref().unwrap_or("(unknown)");
+                    let level = e
+                        .level
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "(unknown)".into());
                     let reason = if approved {
                         format!(
-                            "An earlier copy of this mail (journal row {}) approved request {} at level {} on your behalf; it stays approved.",
+                            "An earlier copy of this mail (journal row {}) approved request {rid} at level {level} on your behalf; it stays approved.",
                             e.row,
-                            e.request_id.as_deref().unwrap_or("(unknown)"),
-                            e.level.map(|l| l.to_string()).unwrap_or_else(|| "(unknown)".into()),
+                        )
+                    } else if e.outcome.as_deref() == Some("rejected") {
+                        format!(
+                            "An earlier copy of this mail (journal row {}) rejected request {rid} at level {level} on your behalf; it stays rejected and nothing more was done.",
+                            e.row,
                         )
                     } else {
                         format!(
@@ -106,7 +114,7 @@ impl Pipeline {
                 }
                 self.journal.set_value(&kv, "replied").await.map_err(Fault::of)?;
             }
-            let folder = if e.outcome.as_deref() == Some("confirmed") {
+            let folder = if matches!(e.outcome.as_deref(), Some("confirmed" | "rejected")) {
                 &self.processed_folder
             } else {
                 &self.refused_folder

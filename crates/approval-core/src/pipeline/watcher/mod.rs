@@ -63,6 +63,11 @@ pub mod codes {
     pub const INVALID_REQUEST_ID: &str = "invalid_request_id";
     /// PVWA refused our confirm, or the request moved on before it could be confirmed.
     pub const CONFIRM_FAILED: &str = "confirm_failed";
+    /// PVWA refused our reject (issue 32), or the request moved on before it could be rejected.
+    pub const REJECT_FAILED: &str = "reject_failed";
+    /// The requester asked to reject their own request by mail: a requester withdraws it in the
+    /// portal.
+    pub const SELF_REJECT: &str = "self_reject";
     /// The mail kept failing on faults; nothing was approved by this mail.
     pub const GAVE_UP: &str = "gave_up";
     /// The mail could not be fetched or read (larger than `mailbox.max_mail_mib`, an answer
@@ -99,6 +104,7 @@ pub mod codes {
                 | "already_confirmed"
                 | "already_confirmed_by_you"
                 | CONFIRM_FAILED
+                | REJECT_FAILED
         )
     }
 }
@@ -154,7 +160,8 @@ pub struct Processed {
     pub message_id: Option<String>,
     /// The row's state after this call (`filed` when done).
     pub state: Option<State>,
-    /// `confirmed`, `refused`, `already_processed`, `would_confirm`/`would_refuse` (dry run).
+    /// `confirmed`, `rejected`, `refused`, `already_processed`, `would_confirm`/`would_reject`/
+    /// `would_refuse` (dry run).
     pub outcome: Option<String>,
     pub reason_code: Option<String>,
     pub reason: Option<String>,
@@ -231,6 +238,9 @@ enum Verdict {
         /// Every identity of the forwarder (all their linked accounts, the person key): what
         /// the journal records as "confirmed for".
         identities: Vec<String>,
+        /// A reject by mail (issue 32): the forwarder's reason (empty when none). The same
+        /// checks passed as for an approval; the level's account rejects instead.
+        reject: Option<String>,
     },
 }
 

@@ -34,10 +34,21 @@ impl Pipeline {
             Err(err) => return Err(Fault::of(err)),
         };
         w.request = Some(r.clone());
+        let reject = self.journal.is_reject(e.row).await.map_err(Fault::of)?;
         let ours = r
             .confirmers
             .iter()
             .any(|c| c.acted() && c.reason.contains(marker.as_str()));
+        if ours && reject {
+            return self
+                .journal
+                .rejected(
+                    e.row,
+                    &format!("found our marker {marker} among those who acted (a reject)"),
+                )
+                .await
+                .map_err(Fault::of);
+        }
         if ours {
             return self
                 .journal
@@ -56,12 +67,17 @@ impl Pipeline {
         if waiting && !we_acted {
             return self.decide_again(w, e, &rid, level).await;
         }
+        let (code, done) = if reject {
+            (codes::REJECT_FAILED, "rejected")
+        } else {
+            (codes::CONFIRM_FAILED, "confirmed")
+        };
         self.journal
             .refused(
                 e.row,
-                codes::CONFIRM_FAILED,
+                code,
                 &format!(
-                    "Request {rid} was not confirmed by this mail: it is no longer waiting for the level-{level} confirmation ({}).",
+                    "Request {rid} was not {done} by this mail: it is no longer waiting for the level-{level} confirmation ({}).",
                     if r.status_title.is_empty() { format!("status {}", r.status) } else { r.status_title.clone() }
                 ),
                 Some(&rid),
@@ -85,14 +101,17 @@ impl Pipeline {
         // `decide` takes the request's lock itself.
         w._guard = None;
         let v = self.decide(w).await?;
+        let was_reject = self.journal.is_reject(e.row).await.map_err(Fault::of)?;
         match v {
             Verdict::Approve {
                 request_id,
                 level: l,
                 forwarder,
+                reject,
                 ..
             } if request_id == rid
                 && l == level
+                && reject.is_some() == was_reject
                 && e.forwarder
                     .as_deref()
                     .is_some_and(|f| f.eq_ignore_ascii_case(&forwarder)) =>
@@ -103,9 +122,9 @@ impl Pipeline {
                 .journal
                 .refused(
                     e.row,
-                    codes::CONFIRM_FAILED,
+                    if was_reject { codes::REJECT_FAILED } else { codes::CONFIRM_FAILED },
                     &format!(
-                        "Request {rid} was not confirmed by this mail: it was decided for level {level}, and deciding again gave another answer (level {l})."
+                        "Request {rid} was not acted on by this mail: it was decided for level {level}, and deciding again gave another answer (level {l})."
                     ),
                     Some(rid),
                     e.forwarder.as_deref(),

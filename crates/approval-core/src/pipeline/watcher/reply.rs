@@ -67,6 +67,28 @@ impl Pipeline {
         );
         v.insert("account", self.account(e.level.unwrap_or(0)));
         v.insert("reason", e.reason.clone().unwrap_or_default());
+        // What the forwarder asked for, in the refused and failed texts' words.
+        let rejects = exam
+            .as_ref()
+            .is_some_and(|n| n.decision.decision.is_reject());
+        let (verb, done, noun) = if rejects {
+            ("reject", "rejected", "rejection")
+        } else {
+            ("approve", "approved", "approval")
+        };
+        v.insert("verb", verb.into());
+        v.insert("done", done.into());
+        v.insert("noun", noun.into());
+        // The forwarder's reason of a reject, as read from their own text (quoted as data).
+        v.insert(
+            "reject_reason",
+            match exam.as_ref().map(|n| &n.decision.decision) {
+                Some(notice::Decision::Reject { reason }) if !reason.is_empty() => {
+                    quoted(reason.clone(), notice::decision::MAX_REASON_CHARS)
+                }
+                _ => "(none given)".into(),
+            },
+        );
         v.insert("reason_code", e.reason_code.clone().unwrap_or_default());
         v.insert(
             "forwarder",
@@ -154,7 +176,10 @@ impl Pipeline {
     pub(super) async fn reply(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
         let outcome = match (e.outcome.as_deref(), e.reason_code.as_deref()) {
             (Some("confirmed"), _) => Outcome::Approved,
-            (_, Some(codes::CONFIRM_FAILED | codes::GAVE_UP)) => Outcome::Failed,
+            (Some("rejected"), _) => Outcome::Rejected,
+            (_, Some(codes::CONFIRM_FAILED | codes::REJECT_FAILED | codes::GAVE_UP)) => {
+                Outcome::Failed
+            }
             (_, Some(c)) if codes::site_fault(c) => Outcome::Failed,
             _ => Outcome::Refused,
         };
@@ -193,6 +218,7 @@ impl Pipeline {
                                 .await?;
                             self.metrics.reply(match outcome {
                                 Outcome::Approved => "approved",
+                                Outcome::Rejected => "rejected",
                                 Outcome::Refused => "refused",
                                 Outcome::Failed => "failed",
                                 Outcome::Already => codes::ALREADY_PROCESSED,
