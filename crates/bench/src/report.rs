@@ -40,6 +40,8 @@ pub struct PacedRun {
     pub burst: Burst,
     /// Sends pam-sim refused for the limit (the pace should keep this at 0).
     pub sends_refused: u64,
+    /// The window both sides counted in, seconds (30 sends a minute either way).
+    pub window_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -454,8 +456,8 @@ pub fn render(r: &Report) -> String {
             let b = &p.burst;
             rows.push(vec![
                 format!(
-                    "paced burst of {} (server: 30 sends/min): all confirmed / answered, s",
-                    b.mails
+                    "paced burst of {} (server: 30 sends/min, counted per {} s): all confirmed / answered, s",
+                    b.mails, p.window_secs
                 ),
                 format!("{:.2} / {:.2}", b.confirmed_s, b.answered_s),
             ]);
