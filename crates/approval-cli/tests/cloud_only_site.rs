@@ -627,10 +627,10 @@ const SECRET_VALUES: [&str; 4] = [
     "BEGIN PRIVATE KEY",
 ];
 
-fn check_site(site: &Site) -> (Option<i32>, serde_json::Value, String) {
+fn check_site(cfg: &Path) -> (Option<i32>, serde_json::Value, String) {
     let o = Command::new(bin())
         .arg("--config")
-        .arg(&site.cfg)
+        .arg(cfg)
         .args(["--check-site", "--json"])
         .env_remove("APPROVAL_CONFIG")
         .output()
@@ -707,7 +707,7 @@ async fn the_cloud_only_example_approves_and_refuses_by_mail_against_pam_sim() {
 
     // ---- The site check, on the same configuration, with alice's forward in the inbox.
     site.forward("l1", "alice@example.com", "CloudDB", 31, "approve");
-    let (code, v, out) = tokio::task::block_in_place(|| check_site(&site));
+    let (code, v, out) = tokio::task::block_in_place(|| check_site(&site.cfg));
     assert_eq!(code, Some(0), "{out}");
     ok_saying(&v, "sign-in", &["mailbox.graph"]);
     ok_saying(&v, "read users", &["User.Read.All"]);
@@ -767,6 +767,25 @@ async fn the_cloud_only_example_approves_and_refuses_by_mail_against_pam_sim() {
         "approver alice@example.com",
         &["CyberArk Identity role \"PAM DB Approvers\""],
     );
+    // The pin on another tenant than the mailbox's fails (every mail would be refused); the pin
+    // turned off on Exchange Online is a warning.
+    let text = std::fs::read_to_string(&site.cfg).expect("config");
+    for (pin, code, status) in [(FOREIGN_TENANT, 2, "fail"), ("none", 1, "warn")] {
+        let other = site.dir.path().join("pinned.toml");
+        let edited = text.replacen(
+            "[sender]\n",
+            &format!("[sender]\ntenant_id = \"{pin}\"\n"),
+            1,
+        );
+        assert_ne!(edited, text);
+        std::fs::write(&other, edited).expect("config");
+        std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let (c, v, out) = tokio::task::block_in_place(|| check_site(&other));
+        assert_eq!(c, Some(code), "{pin}: {out}");
+        let i = item(&v, "tenant pin");
+        assert_eq!(i["status"], status, "{i}");
+        assert!(i["fix"].as_str().expect("fix").contains("tenant_id"), "{i}");
+    }
     assert_eq!(site.acts().len(), 0, "the site check changes nothing");
     assert!(site.sim.state.graph.sent().is_empty(), "and sends nothing");
 
