@@ -561,6 +561,19 @@ impl Site {
             .to_string()
     }
 
+    /// The audit record the watcher logged for the mail `mid` (its last one).
+    fn audit(&self, mid: &str) -> serde_json::Value {
+        let needle = format!("\"message_id\":\"<{mid}@example.com>\"");
+        let log = self.log();
+        let line = log
+            .lines()
+            .filter(|l| l.contains(" audit] ") && l.contains(&needle))
+            .next_back()
+            .unwrap_or_else(|| panic!("no audit record of {mid}:\n{log}"));
+        let json = &line[line.find(" audit] ").expect("audit") + 8..];
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    }
+
     fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log/pam-approval.log")).unwrap_or_default()
     }
@@ -937,12 +950,42 @@ async fn the_cloud_only_example_approves_and_refuses_by_mail_against_pam_sim() {
             .any(|(s, _)| s.starts_with("Rejected: Dual Control request CloudDB_36")),
         "{bob:?}"
     );
-    let log = site.log();
-    assert!(
-        log.contains("foreign_tenant"),
-        "the refusal is logged: {log}"
-    );
-    assert!(log.contains("not_an_approver"), "{log}");
+    // Each decision as the audit log records it: the outcome, the reason, and the group (or
+    // Identity role) that granted.
+    for (mid, outcome, reason, group) in [
+        (
+            "l1",
+            "confirmed",
+            "",
+            "CyberArk Identity role \"PAM DB Approvers\"",
+        ),
+        ("l2", "confirmed", "", "PAM-Approvers-L2"),
+        ("in", "confirmed", "", L1_GROUP_ID),
+        ("gr", "confirmed", "", "PAM DB Team"),
+        ("rj", "rejected", "", "PAM DB Team"),
+        ("na", "refused", "not_an_approver", ""),
+        ("se", "refused", "self_approval", ""),
+        ("ft", "refused", "foreign_tenant", ""),
+    ] {
+        let a = site.audit(mid);
+        assert_eq!(a["outcome"], outcome, "{mid}: {a}");
+        if !reason.is_empty() {
+            assert_eq!(a["reason_code"], reason, "{mid}: {a}");
+        }
+        if !group.is_empty() {
+            let g = a["group"].as_str().unwrap_or_default();
+            assert!(
+                g.contains(group),
+                "{mid}: granted by {g:?}, not {group:?}: {a}"
+            );
+        }
+    }
+    // The foreign tenant's mail: no answer to its sender, one report to the PAM team
+    // ([notify] report_unauthentic) naming the tenant it came from.
+    let team = site.sent_to("pam-team@example.com");
+    assert_eq!(team.len(), 1, "{team:?}");
+    assert!(team[0].0.contains("foreign_tenant"), "{}", team[0].0);
+    assert!(team[0].1.contains(FOREIGN_TENANT), "{}", team[0].1);
 
     // ---- A burst larger than the pace: confirmed at once, replies paced, each once.
     let sends_before = site.sim.state.graph.sent().len();
