@@ -567,8 +567,7 @@ impl Site {
         let log = self.log();
         let line = log
             .lines()
-            .filter(|l| l.contains(" audit] ") && l.contains(&needle))
-            .next_back()
+            .rfind(|l| l.contains(" audit] ") && l.contains(&needle))
             .unwrap_or_else(|| panic!("no audit record of {mid}:\n{log}"));
         let json = &line[line.find(" audit] ").expect("audit") + 8..];
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"))
