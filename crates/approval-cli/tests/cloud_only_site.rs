@@ -749,7 +749,13 @@ async fn the_cloud_only_example_approves_and_refuses_by_mail_against_pam_sim() {
         .expect("id");
     ok_saying(&v, &format!("group {L1_GROUP_ID}"), &[L1_GROUP_ID]);
     ok_saying(&v, "group PAM-Approvers-L2", &[&l2_group]);
-    ok_saying(&v, "group PAM DB Team", &[]);
+    let team_group = site
+        .sim
+        .state
+        .graph
+        .directory_id("PAM DB Team")
+        .expect("id");
+    ok_saying(&v, "group PAM DB Team", &[&team_group]);
     ok_saying(
         &v,
         "tenant pin",
