@@ -291,6 +291,9 @@ async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u
         "self-hosted PVWA"
     };
     let mut found = Vec::new();
+    // The safes of the requests the level accounts may confirm: the lookup account, which
+    // holds no Authorize right (docs/vault-permissions.md), may list none of them itself.
+    let mut confirmable: BTreeSet<String> = BTreeSet::new();
     for role in [
         AccountRole::Level1,
         AccountRole::Level2,
@@ -343,7 +346,9 @@ async fn pvwa(loaded: &Loaded, res: &Resolver, r: &mut Report) -> Vec<(String, u
             format!("{user} signs in to the {mode}"),
         );
         if role == AccountRole::Lookup {
-            found = lookup(loaded, &session, &user, r).await;
+            found = lookup(loaded, &session, &user, &confirmable, r).await;
+        } else if let Ok(list) = session.list_incoming(false, false).await {
+            confirmable.extend(list.into_iter().map(|q| q.safe_name));
         }
         session.logoff().await;
     }
@@ -354,6 +359,7 @@ async fn lookup(
     loaded: &Loaded,
     session: &Session,
     user: &str,
+    confirmable: &BTreeSet<String>,
     r: &mut Report,
 ) -> Vec<(String, u8, Approvers)> {
     let mut safes: BTreeSet<String> = BTreeSet::new();
@@ -363,16 +369,24 @@ async fn lookup(
             for q in &list {
                 safes.insert(q.safe_name.clone());
             }
-            r.ok(
-                "pvwa",
-                "incoming requests",
-                format!(
-                    "{user} reads IncomingRequests: {} request(s) on {} safe(s), status values seen {:?}",
-                    list.len(),
-                    safes.len(),
-                    statuses
-                ),
+            let mut finding = format!(
+                "{user} reads IncomingRequests: {} request(s) on {} safe(s), status values seen {:?}",
+                list.len(),
+                safes.len(),
+                statuses
             );
+            let more: Vec<&str> = confirmable
+                .iter()
+                .filter(|s| !safes.contains(*s))
+                .map(String::as_str)
+                .collect();
+            if !more.is_empty() {
+                finding.push_str(&format!(
+                    "; the level accounts may confirm requests on {} as well",
+                    more.join(", ")
+                ));
+            }
+            r.ok("pvwa", "incoming requests", finding);
         }
         Err(e) => r.fail(
             "pvwa",
@@ -381,6 +395,7 @@ async fn lookup(
             "the lookup account must be an approver (Authorize requests) on the safes it watches",
         ),
     }
+    safes.extend(confirmable.iter().cloned());
     let Ok(s) = loaded.directory() else {
         return Vec::new();
     };
@@ -703,12 +718,18 @@ async fn recent_mails(
                 v.join(" | ")
             }
         };
-        let seen = format!(
+        let mut seen = format!(
             "AuthAs {}, AuthSource {}, Authentication-Results {}",
             header("X-MS-Exchange-Organization-AuthAs"),
             header("X-MS-Exchange-Organization-AuthSource"),
             header("Authentication-Results"),
         );
+        if loaded.config.sender.pinned_tenant().is_some() {
+            seen.push_str(&format!(
+                ", CrossTenant-Id {}",
+                header(crate::sender::CROSS_TENANT_ID)
+            ));
+        }
         let a = crate::sender::assess(&headers, &loaded.config.sender);
         let from = a.address.clone().unwrap_or_else(|| "(no sender)".into());
         match a.verdict() {
@@ -880,6 +901,7 @@ async fn mailbox(loaded: &Loaded, res: &Resolver, mails: usize, r: &mut Report) 
     }
     certificate_end(r);
     sending_pace(cfg, r);
+    tenant_pin(cfg, &loaded.config.sender, r);
     rights(cfg, mb.as_ref(), r).await;
     recent_mails(loaded, mb.as_ref(), mails, r).await
 }
@@ -946,13 +968,70 @@ fn sending_pace(cfg: &crate::mailbox::MailboxConfig, r: &mut Report) {
             "not paced (max_sends_per_minute = 0); a send the server refuses for its quota waits and goes later",
         );
     } else {
+        let pace = if cfg.send_window_secs == 60 {
+            format!("at most {n} mails a minute")
+        } else {
+            format!(
+                "at most {n} mails per {} s ({per_minute} a minute)",
+                cfg.send_window_secs
+            )
+        };
         r.ok(
             "mailbox",
             "sending pace",
-            format!(
-                "at most {n} mails a minute; more wait, owed, and go at the pace (approvals are never held back)"
-            ),
+            format!("{pace}; more wait, owed, and go at the pace (approvals are never held back)"),
         );
+    }
+}
+
+/// The tenant pin (docs/graph.md, "The tenant pin"): on Exchange Online the tenant whose stamps
+/// a mail must carry. Off on Exchange Online is a warning (`*.prod.outlook.com` are every
+/// tenant's servers); a pin that is not the Graph mailbox's own tenant is a failure (that
+/// tenant stamps this organisation's mail, so every mail would be refused `foreign_tenant`).
+fn tenant_pin(
+    cfg: &crate::mailbox::MailboxConfig,
+    sender: &crate::sender::SenderPolicyConfig,
+    r: &mut Report,
+) {
+    let own = cfg
+        .graph
+        .as_ref()
+        .filter(|_| cfg.kind == crate::mailbox::MailboxKind::Graph)
+        .map(|g| g.tenant_id.trim())
+        .filter(|t| crate::text::is_guid(t));
+    match sender.pinned_tenant() {
+        Some(t) => {
+            if let Some(own) = own.filter(|o| !o.eq_ignore_ascii_case(t.trim())) {
+                r.fail(
+                    "mailbox",
+                    "tenant pin",
+                    format!(
+                        "sender.tenant_id {t} is not the mailbox's tenant ({own}, mailbox.graph.tenant_id): Exchange Online stamps this organisation's mail with {own}, so every mail would be refused foreign_tenant"
+                    ),
+                    "leave sender.tenant_id out (it defaults to mailbox.graph.tenant_id) or set it to the mailbox's tenant id",
+                );
+                return;
+            }
+            let whence = if own.is_some() {
+                "sender.tenant_id, by default mailbox.graph.tenant_id"
+            } else {
+                "sender.tenant_id"
+            };
+            r.ok(
+                "mailbox",
+                "tenant pin",
+                format!(
+                    "mail must carry X-MS-Exchange-CrossTenant-Id {t} ({whence}), X-MS-Exchange-CrossTenant-AuthAs Internal and one X-MS-Exchange-CrossTenant-AuthSource; any other is refused foreign_tenant"
+                ),
+            );
+        }
+        None if cfg.exchange_online() => r.warn(
+            "mailbox",
+            "tenant pin",
+            "not pinned (sender.tenant_id = \"none\", or unset on EWS): on Exchange Online sender.auth_sources (*.prod.outlook.com) names servers every tenant shares, so it alone does not tie a mail to this organisation",
+            "set [sender] tenant_id to the tenant's id (a GUID: Entra admin center, Overview; docs/graph.md, The tenant pin)",
+        ),
+        None => {}
     }
 }
 

@@ -362,6 +362,25 @@ impl GraphSim {
             .place(mailbox, folder.unwrap_or("inbox"), raw, now_ms, true)
     }
 
+    /// [`GraphSim::deliver`] as if another Exchange Online tenant, `tenant`, had authenticated
+    /// the submission and its stamps had reached this mailbox with the mail (a test control:
+    /// the "another tenant on the same shared servers" case the tenant pin is for). The mail's
+    /// organisation headers are kept as given; its tenant stamps name `tenant`, not this
+    /// stand-in's (ASSUMPTIONS.md G15).
+    pub fn deliver_from_tenant(
+        &self,
+        mailbox: &str,
+        folder: Option<&str>,
+        raw: Vec<u8>,
+        tenant: &str,
+        now_ms: i64,
+    ) -> Result<String, String> {
+        let raw = stamp_tenant(raw, tenant);
+        self.lock()
+            .store
+            .place(mailbox, folder.unwrap_or("inbox"), raw, now_ms, true)
+    }
+
     /// Put a raw message into a folder as an import or drag and drop does: no transport headers.
     pub fn import(
         &self,
