@@ -33,6 +33,9 @@ pub struct Config {
     pub sender: crate::sender::SenderPolicyConfig,
     /// Directory (LDAP / Active Directory) and approver mapping.
     pub directory: Option<crate::directory::DirectoryConfig>,
+    /// The journal on PostgreSQL (`url`); the SQLite file when absent.
+    #[serde(default)]
+    pub journal: crate::journal::JournalConfig,
     /// The watcher: journal, state directory, loop, replies.
     #[serde(default)]
     pub watcher: crate::pipeline::config::WatcherConfig,
