@@ -99,10 +99,7 @@ impl JournalConfig {
             ));
         }
         config.connect_timeout(Duration::from_secs(connect));
-        if let Some(b) = &self.ca_bundle {
-            crate::tls::read_bundle(b)
-                .map_err(|e| origin.error("journal.ca_bundle", e.to_string()))?;
-        }
+        // The bundle itself is read when connecting (its error names the file).
         Ok(Some(PgTarget {
             url: raw.to_string(),
             config,
@@ -679,26 +676,36 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_key() {
-        let load = |t: &str| crate::settings::load_from_parts(Some(t), None, &[]);
-        let check = |t: &str| {
-            let l = load(t).expect("parses");
-            l.config.journal.target(&l.origin).map(|_| ())
+        // Checked when the configuration is loaded.
+        let err = |t: &str| {
+            crate::settings::load_from_parts(Some(t), None, &[])
+                .err()
+                .expect("refused")
+                .to_string()
         };
-        let e = check("[journal]\nurl = \"postgres://u:pw@h/d\"\n").unwrap_err();
-        assert!(e.to_string().contains("journal.url"), "{e}");
-        let e =
-            check("[journal]\nurl = \"postgres://u@h/d\"\nschema = \"Bad;drop\"\n").unwrap_err();
-        assert!(e.to_string().contains("journal.schema"), "{e}");
-        let e = check("[journal]\npassword = \"env:PGPW\"\n").unwrap_err();
-        assert!(e.to_string().contains("journal.password"), "{e}");
-        // A literal password in journal.password is not a reference: refused at parse time.
-        let e =
-            load("[journal]\nurl = \"postgres://u@h/d\"\npassword = \"hunter2\"\n").unwrap_err();
+        let e = err("[journal]\nurl = \"postgres://u:pw@h/d\"\n");
+        assert!(e.contains("journal.url"), "{e}");
+        let e = err("[journal]\nurl = \"postgres://u@h/d\"\nschema = \"Bad;drop\"\n");
+        assert!(e.contains("journal.schema"), "{e}");
+        let e = err("[journal]\npassword = \"env:PGPW\"\n");
+        assert!(e.contains("journal.password"), "{e}");
+        let e = err("[journal]\nurl = \"postgres://u@h/d\"\nstatement_timeout_secs = 0\n");
+        assert!(e.contains("journal.statement_timeout_secs"), "{e}");
+        // A literal password in journal.password is not a reference: refused, not echoed.
+        let e = err("[journal]\nurl = \"postgres://u@h/d\"\npassword = \"hunter2\"\n");
         assert!(
-            e.to_string().contains("journal.password") && !e.to_string().contains("hunter2"),
+            e.contains("journal.password") && !e.contains("hunter2"),
             "{e}"
         );
-        check("[journal]\nurl = \"postgres://u@h/d\"\npassword = \"env:PGPW\"\n").expect("valid");
-        check("").expect("no [journal]: SQLite");
+        for ok in [
+            "[journal]\nurl = \"postgres://u@h/d\"\npassword = \"env:PGPW\"\n",
+            "",
+        ] {
+            let l = crate::settings::load_from_parts(Some(ok), None, &[]).expect("valid");
+            assert_eq!(
+                l.config.journal.target(&l.origin).expect("valid").is_some(),
+                !ok.is_empty()
+            );
+        }
     }
 }
