@@ -331,8 +331,7 @@ fn the_config_refuses_a_url_with_a_password() {
         None,
         &[],
     )
-    .err()
-    .expect("refused at load")
+    .expect_err("refused at load")
     .to_string();
     assert!(
         e.contains("journal.url") && e.contains("journal.password"),
@@ -347,8 +346,7 @@ fn the_config_refuses_a_url_with_a_password() {
         None,
         &[],
     )
-    .err()
-    .expect("both refused")
+    .expect_err("both refused")
     .to_string();
     assert!(
         e.contains("journal.url") && e.contains("watcher.journal"),

@@ -679,8 +679,7 @@ mod tests {
         // Checked when the configuration is loaded.
         let err = |t: &str| {
             crate::settings::load_from_parts(Some(t), None, &[])
-                .err()
-                .expect("refused")
+                .expect_err("refused")
                 .to_string()
         };
         let e = err("[journal]\nurl = \"postgres://u:pw@h/d\"\n");
