@@ -1,0 +1,133 @@
+//! The watcher end to end with its journal on a real PostgreSQL (`[journal] url`, TLS verified,
+//! the password a secret reference): pam-sim (PVWA + Exchange EWS), a real slapd, and
+//! support/postgres.rs. Mails are confirmed, answered and filed exactly once; the journal's
+//! rows are in the database (not in a SQLite file), survive a restart of the watcher, and a
+//! read-only reader (what `--status` opens) sees the counts.
+
+#[macro_use]
+#[path = "support/watcher_env.rs"]
+mod watcher_env;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
+
+use approval_core::journal::{Journal, State};
+use approval_core::pipeline::Pipeline;
+use watcher_env::*;
+
+fn loaded(env: &Env, pg: &postgres::Postgres) -> approval_core::settings::Loaded {
+    let text = format!(
+        "{}\n[journal]\nurl = \"{}\"\npassword = \"{}\"\nca_bundle = \"{}\"\nschema = \"watch\"\n",
+        config_text(env, DEFAULT_APPROVERS, "", ""),
+        pg.url(),
+        secret(env.dir.path(), "pgpw", postgres::Postgres::PASSWORD),
+        pg.ca.display()
+    );
+    approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config")
+}
+
+#[tokio::test]
+async fn mails_are_confirmed_answered_and_filed_once_with_the_journal_on_postgresql() {
+    let env = env!();
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let l = loaded(&env, &pg);
+    let w = Pipeline::new(&l, false).await.expect("pipeline builds");
+    assert_eq!(w.journal().engine(), "postgresql");
+    // bob approves lfischer's DBSafe request at level 1: confirmed, answered, filed.
+    let raw = mail(
+        "pg1",
+        "bob@example.test",
+        "DBSafe",
+        7,
+        requester_of(7),
+        true,
+    );
+    let m1 = deliver(&env, raw.clone());
+    done(&w.process(&m1).await.expect("process"), "confirmed");
+    // dave is not an approver of DBSafe: refused, answered, filed.
+    let m2 = deliver(
+        &env,
+        mail(
+            "pg2",
+            "dave@example.test",
+            "DBSafe",
+            7,
+            requester_of(7),
+            true,
+        ),
+    );
+    let p = w.process(&m2).await.expect("process");
+    done(&p, "refused");
+    assert_eq!(p.reason_code.as_deref(), Some("not_an_approver"), "{p:?}");
+    w.close().await;
+    drop(w);
+
+    // A restarted watcher (a new connection) finds the same mail known: no second confirm.
+    let w = Pipeline::new(&l, false)
+        .await
+        .expect("pipeline builds again");
+    let again = deliver(&env, raw);
+    let p = w.process(&again).await.expect("process");
+    assert_eq!(p.outcome.as_deref(), Some("already_processed"), "{p:?}");
+    w.close().await;
+    drop(w);
+
+    let c = confirms(&env);
+    assert_eq!(c.len(), 1, "one confirm: {c:?}");
+    assert_eq!(
+        (c[0].0.as_str(), c[0].1.as_str()),
+        ("DBSafe_7", "svc_pam_level1")
+    );
+    assert_eq!(
+        sent_to(&env, "bob@example.test").len(),
+        2,
+        "the reply and the already-processed one"
+    );
+    assert_eq!(sent_to(&env, "dave@example.test").len(), 1, "one refusal");
+    assert_eq!(folder(&env, "Processed").len(), 2);
+    assert_eq!(folder(&env, "Refused").len(), 1);
+    assert!(folder(&env, "inbox").is_empty());
+
+    // The rows live in PostgreSQL, in the configured schema; no SQLite journal was made.
+    assert_eq!(
+        pg.psql("SELECT state, outcome FROM watch.mail ORDER BY row"),
+        "filed|confirmed\nfiled|refused\n"
+    );
+    assert_eq!(
+        pg.psql("SELECT string_agg(state, ',' ORDER BY id) FROM watch.history WHERE row = 1")
+            .trim(),
+        "seen,decided,confirmed,notified,filed"
+    );
+    assert!(!env.dir.path().join("state/journal.sqlite").exists());
+
+    // What --status opens: read only, the same counts.
+    let t = l
+        .config
+        .journal
+        .target(&l.origin)
+        .expect("valid")
+        .expect("postgres");
+    let pw = approval_core::secret::SecretString::from(postgres::Postgres::PASSWORD.to_string());
+    let r = Journal::open_postgres(&t, Some(pw), false).expect("reader");
+    let s = r.stats().expect("stats");
+    assert_eq!(s.unfinished, 0, "{s:?}");
+    assert_eq!(
+        s.finished,
+        vec![
+            ("confirmed".to_string(), String::new(), 1),
+            ("refused".to_string(), "not_an_approver".to_string(), 1)
+        ]
+    );
+    assert!(
+        r.all()
+            .expect("rows")
+            .iter()
+            .all(|e| e.state == State::Filed)
+    );
+}
