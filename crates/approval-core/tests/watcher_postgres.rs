@@ -131,3 +131,55 @@ async fn mails_are_confirmed_answered_and_filed_once_with_the_journal_on_postgre
             .all(|e| e.state == State::Filed)
     );
 }
+
+/// The site check's journal section: connects over verified TLS and reads the schema version;
+/// a CA that did not sign the server's certificate fails, saying so.
+#[tokio::test]
+async fn the_site_check_connects_to_the_journal_and_reads_its_schema_version() {
+    let env = env!();
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let journal_items = |l: &approval_core::settings::Loaded| {
+        let l = l.clone();
+        async move {
+            let opts = approval_core::site_check::Options {
+                mails: 0,
+                approver: None,
+            };
+            let r = approval_core::site_check::run(&l, opts).await;
+            r.section("journal").to_vec()
+        }
+    };
+    let l = loaded(&env, &pg);
+    let items = journal_items(&l).await;
+    let show = format!("{items:?}");
+    assert_eq!(items.len(), 2, "{show}");
+    assert_eq!(items[0].check, "connect", "{show}");
+    assert_eq!(items[0].status.label(), "ok", "{show}");
+    assert!(items[1].finding.contains("not created yet"), "{show}");
+    // The watcher creates it; the check reads version 1 and creates nothing itself.
+    let w = Pipeline::new(&l, false).await.expect("pipeline builds");
+    w.close().await;
+    drop(w);
+    let items = journal_items(&l).await;
+    assert!(items[1].finding.contains("at version 1"), "{items:?}");
+    // Another CA: the connection fails and says it is the certificate.
+    let other = tempfile::tempdir().expect("tempdir");
+    let other_ca = pam_sim::tls::ensure(other.path()).expect("ca").ca_cert;
+    let text = format!(
+        "{}\n[journal]\nurl = \"{}\"\npassword = \"{}\"\nca_bundle = \"{}\"\nschema = \"watch\"\n",
+        config_text(&env, DEFAULT_APPROVERS, "", ""),
+        pg.url(),
+        secret(env.dir.path(), "pgpw", postgres::Postgres::PASSWORD),
+        other_ca.display()
+    );
+    let bad = approval_core::settings::load_from_parts(Some(&text), None, &[]).expect("config");
+    let items = journal_items(&bad).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].status.label(), "FAIL", "{items:?}");
+    assert!(
+        items[0].finding.contains("certificate") || items[0].finding.contains("UnknownIssuer"),
+        "{items:?}"
+    );
+}

@@ -317,7 +317,14 @@ impl PgConn {
             .enable_all()
             .build()
             .map_err(|e| JournalError::Postgres(format!("cannot start its runtime: {e}")))?;
-        let client = open(&rt, target, password.as_ref())?;
+        let client = match open(&rt, target, password.as_ref()) {
+            Ok(c) => c,
+            Err(e) => {
+                // Also from async code (the watcher's start, the site check): never block here.
+                rt.shutdown_background();
+                return Err(e);
+            }
+        };
         let mut c = PgConn {
             rt: Some(rt),
             client,
