@@ -39,6 +39,9 @@ pub enum JournalError {
     /// The PostgreSQL journal: connection, TLS, schema or statement (SQLSTATE and message).
     #[error("journal (PostgreSQL): {0}")]
     Postgres(String),
+    /// The PostgreSQL journal's schema is one this program must not use (newer than it knows).
+    #[error("journal (PostgreSQL): {0}")]
+    Schema(String),
     #[error("journal: row {row} cannot move from {from} to {to}")]
     Transition { row: i64, from: String, to: String },
     /// The blocking task that ran a journal call failed (it panicked, or the runtime stops).
@@ -52,7 +55,7 @@ impl Classify for JournalError {
     }
     fn exit(&self) -> Exit {
         match self {
-            JournalError::Open { .. } => Exit::Config,
+            JournalError::Open { .. } | JournalError::Schema(_) => Exit::Config,
             JournalError::Sql(_) | JournalError::Postgres(_) => Exit::TempFail,
             JournalError::Transition { .. } | JournalError::Worker(_) => Exit::Software,
         }

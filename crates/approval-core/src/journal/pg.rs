@@ -166,21 +166,17 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
             "sslrootcert" => {
                 return Err("sslrootcert is not read from the URL; set journal.ca_bundle".into());
             }
+            // The host, port, user and database come from the URL itself only: a `host=`
+            // parameter could name a Unix socket, where no TLS is spoken.
             "application_name"
             | "connect_timeout"
             | "target_session_attrs"
-            | "options"
             | "keepalives"
-            | "keepalives_idle"
-            | "host"
-            | "port"
-            | "user"
-            | "dbname"
-            | "load_balance_hosts" => {}
+            | "keepalives_idle" => {}
             other => return Err(format!("parameter `{other}` is not supported")),
         }
     }
-    // tokio-postgres reads the URL itself (multi-host lists, percent-decoding); our own
+    // tokio-postgres reads the URL itself (percent-decoding); our own
     // connector always speaks TLS, so the mode is pinned to `require` for it.
     let mut keep = url.clone();
     let pairs: Vec<(String, String)> = url
@@ -199,6 +195,15 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
     if config.get_password().is_some() {
         return Err(format!(
             "`{shown}` carries a password; use journal.password"
+        ));
+    }
+    if config
+        .get_hosts()
+        .iter()
+        .any(|h| !matches!(h, tokio_postgres::config::Host::Tcp(_)))
+    {
+        return Err(format!(
+            "`{shown}` names a Unix socket; the journal connects over TCP with TLS"
         ));
     }
     config.ssl_mode(tokio_postgres::config::SslMode::Require);
@@ -458,7 +463,7 @@ impl PgConn {
 
 fn refuse_newer(v: i64) -> Result<(), JournalError> {
     if v > SCHEMA_VERSION {
-        return Err(JournalError::Postgres(format!(
+        return Err(JournalError::Schema(format!(
             "the journal's schema is version {v}, newer than this program knows ({SCHEMA_VERSION}): a newer pam-approval migrated it; run that version (an older one must not write into tables it does not understand)"
         )));
     }
@@ -674,6 +679,15 @@ mod tests {
                 .unwrap_err()
                 .contains("scheme")
         );
+        // No way around TLS through a Unix socket, nor around the URL's host.
+        for bad in [
+            "postgres://pam@db.example/pam?host=/var/run/postgresql",
+            "postgres://pam@%2Fvar%2Frun%2Fpostgresql/pam",
+            "postgres://pam@db.example/pam?sslrootcert=/tmp/x",
+            "postgres://pam@db.example/pam?options=-csearch_path%3Dx",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
         let c = parse_url("postgres://pam@db.example:5433/pam?sslmode=verify-full").unwrap();
         assert_eq!(c.get_user(), Some("pam"));
         assert_eq!(c.get_dbname(), Some("pam"));
