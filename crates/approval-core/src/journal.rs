@@ -1,4 +1,6 @@
-//! The journal: one SQLite row per mail, a state machine, and the audit trail.
+//! The journal: one row per mail, a state machine, and the audit trail — in a SQLite file (the
+//! default, one host) or in PostgreSQL (`[journal] url`, [`pg`]). Both engines run the same
+//! statements through `Db`; every state change is one transaction in `Journal::write`.
 //!
 //! States move forward only:
 //!
