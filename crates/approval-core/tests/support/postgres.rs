@@ -127,6 +127,8 @@ impl Postgres {
                 .expect("chown");
         }
         let mut pg = pg;
+        // Before the start: a test killed while pg_ctl waits leaves no server behind either.
+        pg.watchdog();
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -157,6 +159,29 @@ impl Postgres {
             );
         }
         skip_or_fail(&format!("pg_ctl start failed: {last}"))
+    }
+
+    /// Stop the server when the test process dies without dropping it (SIGKILL, abort): a
+    /// detached shell polls the process and runs `pg_ctl stop` once it is gone.
+    fn watchdog(&self) {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let prefix = if self.as_postgres {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}'{ctl}' -D '{data}' -m immediate stop",
+            pid = std::process::id(),
+            ctl = pg_ctl.display(),
+            data = self.data().display(),
+        );
+        let _ = Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
     }
 
     fn cmd(&self, tool: &str) -> Command {
