@@ -19,6 +19,8 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   # slapd's package starts a system instance we do not use; the tests run their own.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl stop slapd >/dev/null 2>&1 || true; fi
+  # Likewise PostgreSQL's system cluster: the tests initdb and start their own on free ports.
+  if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl stop postgresql >/dev/null 2>&1 || true; fi
   pkill -x slapd -u 0 2>/dev/null || true
 fi
 

@@ -198,13 +198,46 @@ pub fn assess(
     }
 }
 
-pub fn run(p: &Printer, loaded: &Loaded, warning: u64, critical: u64) -> anyhow::Result<Exit> {
-    let path = loaded.config.watcher.journal_path(loaded)?;
+pub async fn run(
+    p: &Printer,
+    loaded: &Loaded,
+    warning: u64,
+    critical: u64,
+) -> anyhow::Result<Exit> {
     let warning = Duration::from_secs(warning);
     let critical = Duration::from_secs(critical.max(warning.as_secs()));
-    let shown = path.display().to_string();
-    let status = if path.exists() {
-        let j = Journal::open_read_only(&path)?;
+    // The PostgreSQL journal (`[journal] url`): read only, the schema checked, never created.
+    let pg = loaded.config.journal.target(loaded)?;
+    let (journal, shown) = match &pg {
+        Some(t) => {
+            let password = match &t.password {
+                Some(r) => {
+                    let resolver =
+                        approval_core::secret::Resolver::new(loaded.config.vault.as_ref())?;
+                    let pw = resolver.resolve(r).await;
+                    resolver.close().await;
+                    Some(pw?)
+                }
+                None => None,
+            };
+            let j = Journal::open_postgres(t, password, false)?;
+            let shown = j.path().display().to_string();
+            // A database the watcher has not written to yet: like a missing SQLite file.
+            let j = (j.schema_version()? != Some(0)).then_some(j);
+            (j, shown)
+        }
+        None => {
+            let path = loaded.config.watcher.journal_path(loaded)?;
+            let shown = path.display().to_string();
+            let j = if path.exists() {
+                Some(Journal::open_read_only(&path)?)
+            } else {
+                None
+            };
+            (j, shown)
+        }
+    };
+    let status = if let Some(j) = journal {
         let stats = j.stats()?;
         let mailbox = j
             .get_value(LAST_MAILBOX_OK)?

@@ -1,4 +1,6 @@
-//! The journal: one SQLite row per mail, a state machine, and the audit trail.
+//! The journal: one row per mail, a state machine, and the audit trail — in a SQLite file (the
+//! default, one host) or in PostgreSQL (`[journal] url`, [`pg`]). Both engines run the same
+//! statements through `Db`; every state change is one transaction in `Journal::write`.
 //!
 //! States move forward only:
 //!
@@ -21,11 +23,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use sha2::Digest;
 
 use crate::exit::{Classify, Exit};
+
+pub mod pg;
+pub use pg::{JournalConfig, PgTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -33,6 +38,12 @@ pub enum JournalError {
     Open { path: PathBuf, message: String },
     #[error("journal: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The PostgreSQL journal: connection, TLS, schema or statement (SQLSTATE and message).
+    #[error("journal (PostgreSQL): {0}")]
+    Postgres(String),
+    /// The PostgreSQL journal's schema is one this program must not use (newer than it knows).
+    #[error("journal (PostgreSQL): {0}")]
+    Schema(String),
     #[error("journal: row {row} cannot move from {from} to {to}")]
     Transition { row: i64, from: String, to: String },
     /// The blocking task that ran a journal call failed (it panicked, or the runtime stops).
@@ -46,8 +57,8 @@ impl Classify for JournalError {
     }
     fn exit(&self) -> Exit {
         match self {
-            JournalError::Open { .. } => Exit::Config,
-            JournalError::Sql(_) => Exit::TempFail,
+            JournalError::Open { .. } | JournalError::Schema(_) => Exit::Config,
+            JournalError::Sql(_) | JournalError::Postgres(_) => Exit::TempFail,
             JournalError::Transition { .. } | JournalError::Worker(_) => Exit::Software,
         }
     }
@@ -189,7 +200,117 @@ pub enum Begin {
 
 pub struct Journal {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    conn: Mutex<Engine>,
+}
+
+/// Where the rows live: the SQLite file (the default, one host) or PostgreSQL (`[journal]
+/// url`). Every statement goes through [`Db`], written once for both.
+enum Engine {
+    Sqlite(Connection),
+    Postgres(Box<pg::PgConn>),
+}
+
+/// A value crossing the journal's SQL, the same on both engines.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Val {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Val {
+        Val::Int(v)
+    }
+}
+impl From<u8> for Val {
+    fn from(v: u8) -> Val {
+        Val::Int(v.into())
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Val {
+        Val::Text(v.to_owned())
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Val {
+        Val::Text(v.clone())
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Val {
+        v.map_or(Val::Null, Into::into)
+    }
+}
+
+impl Val {
+    fn int(&self) -> Option<i64> {
+        match self {
+            Val::Int(i) => Some(*i),
+            _ => None,
+        }
+    }
+    fn text(&self) -> Option<String> {
+        match self {
+            Val::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// One engine's statements: SQL with `?1`, `?2`… placeholders, the same text on both engines.
+/// Every state change of the journal is a call here, inside [`Journal::write`]: the one place
+/// where a fencing condition (the lease's epoch, issue 33's next step) joins each transaction.
+pub(crate) trait Db {
+    /// Run a statement; the rows it changed.
+    fn exec(&mut self, sql: &str, p: &[Val]) -> Result<u64, JournalError>;
+    /// Run a query; its rows.
+    fn rows(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, JournalError>;
+    /// Whether this is PostgreSQL (for the few statements that differ).
+    fn postgres(&self) -> bool;
+}
+
+struct Lite<'a>(&'a Connection);
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Val::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Val::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        })
+    }
+}
+
+impl Db for Lite<'_> {
+    fn exec(&mut self, sql: &str, p: &[Val]) -> Result<u64, JournalError> {
+        Ok(self.0.execute(sql, rusqlite::params_from_iter(p))? as u64)
+    }
+    fn rows(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, JournalError> {
+        use rusqlite::types::ValueRef;
+        let mut st = self.0.prepare(sql)?;
+        let n = st.column_count();
+        let rows = st.query_map(rusqlite::params_from_iter(p), |r| {
+            (0..n)
+                .map(|i| {
+                    Ok(match r.get_ref(i)? {
+                        ValueRef::Null => Val::Null,
+                        ValueRef::Integer(i) => Val::Int(i),
+                        ValueRef::Real(f) => Val::Int(f as i64),
+                        ValueRef::Text(t) | ValueRef::Blob(t) => {
+                            Val::Text(String::from_utf8_lossy(t).into_owned())
+                        }
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<Val>>>()
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+    fn postgres(&self) -> bool {
+        false
+    }
 }
 
 const SCHEMA: &str = r#"
@@ -244,6 +365,10 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+fn missing() -> JournalError {
+    JournalError::Sql(rusqlite::Error::QueryReturnedNoRows)
+}
+
 impl Journal {
     /// Open (creating) the journal at `path`; the directory is created owner-only.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
@@ -291,7 +416,7 @@ impl Journal {
         private_wal()?;
         Ok(Journal {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Engine::Sqlite(conn)),
         })
     }
 
@@ -312,8 +437,39 @@ impl Journal {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         Ok(Journal {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Engine::Sqlite(conn)),
         })
+    }
+
+    /// Open the journal on PostgreSQL (`[journal] url`), creating or migrating its schema;
+    /// `password` is the resolved `journal.password`. With `writable` false (`--status`, the
+    /// site check) the schema is only checked, never created or changed.
+    pub fn open_postgres(
+        target: &PgTarget,
+        password: Option<crate::secret::SecretString>,
+        writable: bool,
+    ) -> Result<Journal, JournalError> {
+        let c = pg::PgConn::connect(target, password, writable)?;
+        Ok(Journal {
+            path: PathBuf::from(pg::shown_url(&target.url)),
+            conn: Mutex::new(Engine::Postgres(Box::new(c))),
+        })
+    }
+
+    /// The schema version of a PostgreSQL journal (`None` for SQLite; 0 when not created yet).
+    pub fn schema_version(&self) -> Result<Option<i64>, JournalError> {
+        match &*self.lock() {
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(c) => c.check_version().map(Some),
+        }
+    }
+
+    /// Which engine: `sqlite` or `postgresql`.
+    pub fn engine(&self) -> &'static str {
+        match &*self.lock() {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgresql",
+        }
     }
 
     /// An in-memory journal (tests).
@@ -322,16 +478,46 @@ impl Journal {
         conn.execute_batch(SCHEMA)?;
         Ok(Journal {
             path: PathBuf::from(":memory:"),
-            conn: Mutex::new(conn),
+            conn: Mutex::new(Engine::Sqlite(conn)),
         })
     }
 
+    /// The SQLite file, or the PostgreSQL URL (without its query) for a PostgreSQL journal.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Engine> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Run `f` in one write transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: read committed,
+    /// the transitions conditional on the state they leave). Every state change goes through
+    /// here.
+    fn write<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<R, JournalError>,
+    ) -> Result<R, JournalError> {
+        match &mut *self.lock() {
+            Engine::Sqlite(c) => {
+                let tx = write_transaction(c)?;
+                let r = f(&mut Lite(&tx))?;
+                tx.commit()?;
+                Ok(r)
+            }
+            Engine::Postgres(c) => c.transaction(f),
+        }
+    }
+
+    /// Run `f` outside a transaction (reads, single statements).
+    fn read<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Db) -> Result<R, JournalError>,
+    ) -> Result<R, JournalError> {
+        match &mut *self.lock() {
+            Engine::Sqlite(c) => f(&mut Lite(c)),
+            Engine::Postgres(c) => c.plain(f),
+        }
     }
 
     /// Record a mail as seen, or return what is known about it.
@@ -341,52 +527,55 @@ impl Journal {
         message_id: Option<&str>,
         mailbox_item: Option<&str>,
     ) -> Result<Begin, JournalError> {
-        let mut c = self.lock();
-        let tx = write_transaction(&mut c)?;
-        // A row opened for this item when it could not be fetched: the mail is read now, so
-        // the row becomes the mail's own (its attempts kept), unless the mail has a row already.
-        if let Some(item) = mailbox_item
-            && let Some(p) = get_by_key(&tx, &item_key(item))?
-            && p.state == State::Seen
-            && p.key != key
-        {
-            if get_by_key(&tx, key)?.is_some() {
-                tx.execute("DELETE FROM history WHERE row = ?1", params![p.row])?;
-                tx.execute("DELETE FROM mail WHERE row = ?1", params![p.row])?;
-            } else {
-                tx.execute(
-                    "UPDATE mail SET key = ?1, message_id = ?2 WHERE row = ?3",
-                    params![key, message_id, p.row],
-                )?;
-            }
-        }
-        if let Some(e) = get_by_key(&tx, key)? {
-            // The item id changes when a mail is moved; remember the newest one.
+        self.write(|tx| {
+            // A row opened for this item when it could not be fetched: the mail is read now, so
+            // the row becomes the mail's own (its attempts kept), unless the mail has a row
+            // already.
             if let Some(item) = mailbox_item
-                && e.mailbox_item.as_deref() != Some(item)
+                && let Some(p) = get_by_key(tx, &item_key(item))?
+                && p.state == State::Seen
+                && p.key != key
             {
-                tx.execute(
-                    "UPDATE mail SET mailbox_item = ?1 WHERE row = ?2",
-                    params![item, e.row],
-                )?;
+                if get_by_key(tx, key)?.is_some() {
+                    tx.exec("DELETE FROM history WHERE row = ?1", &[p.row.into()])?;
+                    tx.exec("DELETE FROM mail WHERE row = ?1", &[p.row.into()])?;
+                } else {
+                    tx.exec(
+                        "UPDATE mail SET key = ?1, message_id = ?2 WHERE row = ?3",
+                        &[key.into(), message_id.into(), p.row.into()],
+                    )?;
+                }
             }
-            let e = get_by_key(&tx, key)?.unwrap_or(e);
-            tx.commit()?;
-            return Ok(Begin::Known(e));
-        }
-        let now = now_ms();
-        tx.execute(
-            "INSERT INTO mail (key, message_id, mailbox_item, state, first_seen_ms, updated_ms) VALUES (?1, ?2, ?3, 'seen', ?4, ?4)",
-            params![key, message_id, mailbox_item, now],
-        )?;
-        let row = tx.last_insert_rowid();
-        tx.execute(
-            "INSERT INTO history (row, at_ms, state) VALUES (?1, ?2, 'seen')",
-            params![row, now],
-        )?;
-        let e = get_by_key(&tx, key)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        tx.commit()?;
-        Ok(Begin::New(e))
+            if let Some(e) = get_by_key(tx, key)? {
+                // The item id changes when a mail is moved; remember the newest one.
+                if let Some(item) = mailbox_item
+                    && e.mailbox_item.as_deref() != Some(item)
+                {
+                    tx.exec(
+                        "UPDATE mail SET mailbox_item = ?1 WHERE row = ?2",
+                        &[item.into(), e.row.into()],
+                    )?;
+                }
+                let e = get_by_key(tx, key)?.unwrap_or(e);
+                return Ok(Begin::Known(e));
+            }
+            let now = now_ms();
+            let ins = tx.rows(
+                "INSERT INTO mail (key, message_id, mailbox_item, state, first_seen_ms, updated_ms) VALUES (?1, ?2, ?3, 'seen', ?4, ?4) RETURNING row",
+                &[key.into(), message_id.into(), mailbox_item.into(), now.into()],
+            )?;
+            let row = ins
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Val::int)
+                .ok_or_else(missing)?;
+            tx.exec(
+                "INSERT INTO history (row, at_ms, state) VALUES (?1, ?2, 'seen')",
+                &[row.into(), now.into()],
+            )?;
+            let e = get_by_key(tx, key)?.ok_or_else(missing)?;
+            Ok(Begin::New(e))
+        })
     }
 
     /// Move a row to `to`, checking the transition, with the fields that go with it.
@@ -394,7 +583,7 @@ impl Journal {
         &self,
         row: i64,
         to: State,
-        set: &[(&str, &dyn rusqlite::ToSql)],
+        set: &[(&str, Val)],
         note: Option<&str>,
     ) -> Result<Entry, JournalError> {
         self.advance_with(row, to, set, note, |_| Ok(()))
@@ -405,39 +594,49 @@ impl Journal {
         &self,
         row: i64,
         to: State,
-        set: &[(&str, &dyn rusqlite::ToSql)],
+        set: &[(&str, Val)],
         note: Option<&str>,
-        also: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+        also: impl FnOnce(&mut dyn Db) -> Result<(), JournalError>,
     ) -> Result<Entry, JournalError> {
-        let mut c = self.lock();
-        let tx = write_transaction(&mut c)?;
-        let cur = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        if !cur.state.may_become(to) {
-            return Err(JournalError::Transition {
-                row,
-                from: cur.state.as_str().into(),
-                to: to.as_str().into(),
-            });
-        }
-        let now = now_ms();
-        let mut sql = String::from("UPDATE mail SET state = ?1, updated_ms = ?2");
-        let state = to.as_str();
-        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&state, &now];
-        for (i, (col, v)) in set.iter().enumerate() {
-            sql.push_str(&format!(", {col} = ?{}", i + 3));
-            values.push(*v);
-        }
-        sql.push_str(&format!(" WHERE row = ?{}", set.len() + 3));
-        values.push(&row);
-        tx.execute(&sql, values.as_slice())?;
-        tx.execute(
-            "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
-            params![row, now, to.as_str(), note],
-        )?;
-        also(&tx)?;
-        let e = get_by_row(&tx, row)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-        tx.commit()?;
-        Ok(e)
+        self.write(|tx| {
+            let cur = get_by_row(tx, row)?.ok_or_else(missing)?;
+            if !cur.state.may_become(to) {
+                return Err(JournalError::Transition {
+                    row,
+                    from: cur.state.as_str().into(),
+                    to: to.as_str().into(),
+                });
+            }
+            let now = now_ms();
+            let mut sql = String::from("UPDATE mail SET state = ?1, updated_ms = ?2");
+            let mut values: Vec<Val> = vec![to.as_str().into(), now.into()];
+            for (i, (col, v)) in set.iter().enumerate() {
+                sql.push_str(&format!(", {col} = ?{}", i + 3));
+                values.push(v.clone());
+            }
+            // Conditional on the state it leaves: a row another writer moved meanwhile is not
+            // moved again.
+            sql.push_str(&format!(
+                " WHERE row = ?{} AND state = ?{}",
+                set.len() + 3,
+                set.len() + 4
+            ));
+            values.push(row.into());
+            values.push(cur.state.as_str().into());
+            if tx.exec(&sql, &values)? != 1 {
+                return Err(JournalError::Transition {
+                    row,
+                    from: cur.state.as_str().into(),
+                    to: to.as_str().into(),
+                });
+            }
+            tx.exec(
+                "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
+                &[row.into(), now.into(), to.as_str().into(), note.into()],
+            )?;
+            also(tx)?;
+            get_by_row(tx, row)?.ok_or_else(missing)
+        })
     }
 
     /// The decision to confirm, written before the confirm is sent.
@@ -453,10 +652,10 @@ impl Journal {
             row,
             State::Decided,
             &[
-                ("request_id", &request_id),
-                ("level", &level),
-                ("forwarder", &forwarder),
-                ("marker", &marker),
+                ("request_id", request_id.into()),
+                ("level", level.into()),
+                ("forwarder", forwarder.into()),
+                ("marker", marker.into()),
             ],
             None,
         )
@@ -500,24 +699,24 @@ impl Journal {
             row,
             State::Decided,
             &[
-                ("request_id", &request_id),
-                ("level", &level),
-                ("forwarder", &forwarder),
-                ("marker", &marker),
+                ("request_id", request_id.into()),
+                ("level", level.into()),
+                ("forwarder", forwarder.into()),
+                ("marker", marker.into()),
             ],
             None,
             |tx| {
-                tx.execute("DELETE FROM acted_for WHERE row = ?1", params![row])?;
+                tx.exec("DELETE FROM acted_for WHERE row = ?1", &[row.into()])?;
                 for i in &ids {
-                    tx.execute(
+                    tx.exec(
                         "INSERT INTO acted_for (row, request_id, level, identity) VALUES (?1, ?2, ?3, ?4)",
-                        params![row, request_id, level, i],
+                        &[row.into(), request_id.into(), level.into(), i.into()],
                     )?;
                 }
                 if reject {
-                    tx.execute(
+                    tx.exec(
                         "INSERT INTO kv (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-                        params![decision_key(row), REJECT],
+                        &[decision_key(row).as_str().into(), REJECT.into()],
                     )?;
                 }
                 Ok(())
@@ -535,25 +734,23 @@ impl Journal {
         request_id: &str,
         except_row: Option<i64>,
     ) -> Result<Vec<ActedFor>, JournalError> {
-        let c = self.lock();
-        let mut st = c.prepare(
-            "SELECT m.row, a.level, COALESCE(m.forwarder, ''), a.identity FROM acted_for a \
-             JOIN mail m ON m.row = a.row \
-             WHERE a.request_id = ?1 AND m.row IS NOT ?2 \
-             AND (m.outcome IS NULL OR m.outcome IN ('confirmed', 'rejected') OR m.reason_code = 'gave_up') \
-             ORDER BY m.row, a.identity",
-        )?;
-        let rows = st.query_map(params![request_id, except_row], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
+        let rows = self.read(|db| {
+            db.rows(
+                "SELECT m.row, a.level, COALESCE(m.forwarder, ''), a.identity FROM acted_for a \
+                 JOIN mail m ON m.row = a.row \
+                 WHERE a.request_id = ?1 AND m.row <> ?2 \
+                 AND (m.outcome IS NULL OR m.outcome IN ('confirmed', 'rejected') OR m.reason_code = 'gave_up') \
+                 ORDER BY m.row, a.identity",
+                // No row is numbered 0 (both engines count from 1).
+                &[request_id.into(), except_row.unwrap_or(0).into()],
+            )
         })?;
         let mut out: Vec<ActedFor> = Vec::new();
-        for x in rows {
-            let (row, level, forwarder, identity) = x?;
+        for r in rows {
+            let row = r[0].int().ok_or_else(missing)?;
+            let level = r[1].int().unwrap_or(0);
+            let forwarder = r[2].text().unwrap_or_default();
+            let identity = r[3].text().unwrap_or_default();
             match out.last_mut() {
                 Some(a) if a.row == row => a.identities.push(identity),
                 _ => out.push(ActedFor {
@@ -591,7 +788,7 @@ impl Journal {
         self.advance(
             row,
             State::Confirmed,
-            &[("outcome", &"rejected")],
+            &[("outcome", "rejected".into())],
             Some(note),
         )
     }
@@ -601,7 +798,7 @@ impl Journal {
         self.advance(
             row,
             State::Confirmed,
-            &[("outcome", &"confirmed")],
+            &[("outcome", "confirmed".into())],
             Some(note),
         )
     }
@@ -619,11 +816,11 @@ impl Journal {
             row,
             State::Refused,
             &[
-                ("outcome", &"refused"),
-                ("reason_code", &code),
-                ("reason", &reason),
-                ("request_id", &request_id),
-                ("forwarder", &forwarder),
+                ("outcome", "refused".into()),
+                ("reason_code", code.into()),
+                ("reason", reason.into()),
+                ("request_id", request_id.into()),
+                ("forwarder", forwarder.into()),
             ],
             Some(code),
         )
@@ -639,108 +836,132 @@ impl Journal {
 
     /// Count a failed attempt (a transient fault); returns the new count.
     pub fn attempt_failed(&self, row: i64, error: &str) -> Result<u32, JournalError> {
-        let c = self.lock();
         let cut: String = error.chars().take(500).collect();
-        c.execute("UPDATE mail SET attempts = attempts + 1, last_error = ?1, updated_ms = ?2 WHERE row = ?3", params![cut, now_ms(), row])?;
-        Ok(c.query_row(
-            "SELECT attempts FROM mail WHERE row = ?1",
-            params![row],
-            |r| r.get::<_, u32>(0),
-        )?)
+        let rows = self.write(|tx| {
+            tx.rows(
+                "UPDATE mail SET attempts = attempts + 1, last_error = ?1, updated_ms = ?2 WHERE row = ?3 RETURNING attempts",
+                &[cut.as_str().into(), now_ms().into(), row.into()],
+            )
+        })?;
+        let n = rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Val::int)
+            .ok_or_else(missing)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
     }
 
     /// Rows not yet filed (work to finish after a restart), oldest first.
     pub fn unfinished(&self) -> Result<Vec<Entry>, JournalError> {
-        let c = self.lock();
-        let mut st = c.prepare(&format!(
-            "SELECT {COLS} FROM mail WHERE state != 'filed' ORDER BY row"
-        ))?;
-        let rows = st.query_map([], entry)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.entries(
+            &format!("SELECT {COLS} FROM mail WHERE state != 'filed' ORDER BY row"),
+            &[],
+        )
+    }
+
+    fn entries(&self, sql: &str, p: &[Val]) -> Result<Vec<Entry>, JournalError> {
+        self.read(|db| db.rows(sql, p))?
+            .iter()
+            .map(|r| entry(r))
+            .collect()
     }
 
     /// Counts for monitoring: finished mails by outcome, unfinished ones, the oldest unfinished
     /// and the last change.
     pub fn stats(&self) -> Result<JournalStats, JournalError> {
-        let c = self.lock();
-        let mut st = c.prepare(
-            "SELECT COALESCE(outcome, ''), COALESCE(reason_code, ''), COUNT(*) FROM mail WHERE state = 'filed' GROUP BY 1, 2",
-        )?;
-        let mut finished = Vec::new();
-        for r in st.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?.max(0) as u64,
-            ))
-        })? {
-            finished.push(r?);
-        }
-        let (unfinished, oldest, with_faults, owed): (i64, Option<i64>, i64, i64) = c.query_row(
-            "SELECT COUNT(*), MIN(first_seen_ms), COALESCE(SUM(attempts > 0), 0), COALESCE(SUM(state IN ('confirmed', 'refused')), 0) FROM mail WHERE state != 'filed'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
-        let last_update_ms: Option<i64> =
-            c.query_row("SELECT MAX(updated_ms) FROM mail", [], |r| r.get(0))?;
+        let (finished, agg, last) = self.read(|db| {
+            let finished = db.rows(
+                "SELECT COALESCE(outcome, ''), COALESCE(reason_code, ''), COUNT(*) FROM mail WHERE state = 'filed' GROUP BY 1, 2 ORDER BY 1, 2",
+                &[],
+            )?;
+            let agg = db.rows(
+                "SELECT COUNT(*), MIN(first_seen_ms), \
+                 COALESCE(SUM(CASE WHEN attempts > 0 THEN 1 ELSE 0 END), 0), \
+                 COALESCE(SUM(CASE WHEN state IN ('confirmed', 'refused') THEN 1 ELSE 0 END), 0) \
+                 FROM mail WHERE state != 'filed'",
+                &[],
+            )?;
+            let last = db.rows("SELECT MAX(updated_ms) FROM mail", &[])?;
+            Ok((finished, agg, last))
+        })?;
+        let count = |v: Option<&Val>| v.and_then(Val::int).unwrap_or(0).max(0) as u64;
+        let agg = agg.first().cloned().unwrap_or_default();
         Ok(JournalStats {
-            finished,
-            unfinished: unfinished.max(0) as u64,
-            unfinished_with_faults: with_faults.max(0) as u64,
-            replies_owed: owed.max(0) as u64,
-            oldest_unfinished_ms: oldest,
-            last_update_ms,
+            finished: finished
+                .iter()
+                .map(|r| {
+                    (
+                        r[0].text().unwrap_or_default(),
+                        r[1].text().unwrap_or_default(),
+                        count(r.get(2)),
+                    )
+                })
+                .collect(),
+            unfinished: count(agg.first()),
+            unfinished_with_faults: count(agg.get(2)),
+            replies_owed: count(agg.get(3)),
+            oldest_unfinished_ms: agg.get(1).and_then(Val::int),
+            last_update_ms: last.first().and_then(|r| r.first()).and_then(Val::int),
         })
     }
 
     /// The unfinished row whose mail was last seen as mailbox item `item`.
     pub fn unfinished_by_item(&self, item: &str) -> Result<Option<Entry>, JournalError> {
-        let c = self.lock();
-        let mut st = c.prepare(&format!(
-            "SELECT {COLS} FROM mail WHERE mailbox_item = ?1 AND state != 'filed' ORDER BY row DESC LIMIT 1"
-        ))?;
-        let mut rows = st.query_map(params![item], entry)?;
-        Ok(rows.next().transpose()?)
+        Ok(self
+            .entries(
+                &format!(
+                    "SELECT {COLS} FROM mail WHERE mailbox_item = ?1 AND state != 'filed' ORDER BY row DESC LIMIT 1"
+                ),
+                &[item.into()],
+            )?
+            .into_iter()
+            .next())
     }
 
     pub fn get(&self, row: i64) -> Result<Option<Entry>, JournalError> {
-        get_by_row(&self.lock(), row)
+        self.read(|db| get_by_row(db, row))
     }
 
     /// Every row (audit export), oldest first.
     pub fn all(&self) -> Result<Vec<Entry>, JournalError> {
-        let c = self.lock();
-        let mut st = c.prepare(&format!("SELECT {COLS} FROM mail ORDER BY row"))?;
-        let rows = st.query_map([], entry)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        self.entries(&format!("SELECT {COLS} FROM mail ORDER BY row"), &[])
     }
 
     /// The states a row went through, with times.
     pub fn history(&self, row: i64) -> Result<Vec<(i64, String, Option<String>)>, JournalError> {
-        let c = self.lock();
-        let mut st =
-            c.prepare("SELECT at_ms, state, note FROM history WHERE row = ?1 ORDER BY rowid")?;
-        let rows = st
-            .query_map(params![row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        let rows = self.read(|db| {
+            let order = if db.postgres() { "id" } else { "rowid" };
+            db.rows(
+                &format!("SELECT at_ms, state, note FROM history WHERE row = ?1 ORDER BY {order}"),
+                &[row.into()],
+            )
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r[0].int().unwrap_or(0),
+                    r[1].text().unwrap_or_default(),
+                    r[2].text(),
+                )
+            })
+            .collect())
     }
 
     /// A small persistent value (sync state of the mailbox, etc.).
     pub fn get_value(&self, name: &str) -> Result<Option<String>, JournalError> {
-        Ok(self
-            .lock()
-            .query_row("SELECT value FROM kv WHERE name = ?1", params![name], |r| {
-                r.get(0)
-            })
-            .optional()?)
+        let rows =
+            self.read(|db| db.rows("SELECT value FROM kv WHERE name = ?1", &[name.into()]))?;
+        Ok(rows.first().and_then(|r| r.first()).and_then(Val::text))
     }
 
     pub fn set_value(&self, name: &str, value: &str) -> Result<(), JournalError> {
-        self.lock().execute(
-            "INSERT INTO kv (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            params![name, value],
-        )?;
+        self.write(|tx| {
+            tx.exec(
+                "INSERT INTO kv (name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                &[name.into(), value.into()],
+            )
+        })?;
         Ok(())
     }
 }
@@ -919,46 +1140,55 @@ fn write_transaction(c: &mut Connection) -> rusqlite::Result<rusqlite::Transacti
 
 const COLS: &str = "row, key, message_id, mailbox_item, state, outcome, reason_code, reason, request_id, level, forwarder, marker, attempts, last_error, first_seen_ms, updated_ms";
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Entry> {
-    let state: String = r.get(4)?;
+fn entry(r: &[Val]) -> Result<Entry, JournalError> {
+    let bad = |i: usize| {
+        JournalError::Sql(rusqlite::Error::InvalidColumnType(
+            i,
+            format!("{:?}", r.get(i)),
+            rusqlite::types::Type::Null,
+        ))
+    };
+    let int = |i: usize| r.get(i).and_then(Val::int).ok_or_else(|| bad(i));
+    let text = |i: usize| r.get(i).and_then(Val::text);
+    let state = text(4).unwrap_or_default();
     Ok(Entry {
-        row: r.get(0)?,
-        key: r.get(1)?,
-        message_id: r.get(2)?,
-        mailbox_item: r.get(3)?,
-        state: State::parse(&state).ok_or_else(|| {
-            rusqlite::Error::InvalidColumnType(4, state.clone(), rusqlite::types::Type::Text)
-        })?,
-        outcome: r.get(5)?,
-        reason_code: r.get(6)?,
-        reason: r.get(7)?,
-        request_id: r.get(8)?,
-        level: r.get(9)?,
-        forwarder: r.get(10)?,
-        marker: r.get(11)?,
-        attempts: r.get(12)?,
-        last_error: r.get(13)?,
-        first_seen_ms: r.get(14)?,
-        updated_ms: r.get(15)?,
+        row: int(0)?,
+        key: text(1).ok_or_else(|| bad(1))?,
+        message_id: text(2),
+        mailbox_item: text(3),
+        state: State::parse(&state).ok_or_else(|| bad(4))?,
+        outcome: text(5),
+        reason_code: text(6),
+        reason: text(7),
+        request_id: text(8),
+        level: r
+            .get(9)
+            .and_then(Val::int)
+            .map(|l| u8::try_from(l).map_err(|_| bad(9)))
+            .transpose()?,
+        forwarder: text(10),
+        marker: text(11),
+        attempts: u32::try_from(int(12)?).map_err(|_| bad(12))?,
+        last_error: text(13),
+        first_seen_ms: int(14)?,
+        updated_ms: int(15)?,
     })
 }
 
-fn get_by_key(c: &Connection, key: &str) -> Result<Option<Entry>, JournalError> {
-    Ok(c.query_row(
+fn get_by_key(db: &mut dyn Db, key: &str) -> Result<Option<Entry>, JournalError> {
+    let rows = db.rows(
         &format!("SELECT {COLS} FROM mail WHERE key = ?1"),
-        params![key],
-        entry,
-    )
-    .optional()?)
+        &[key.into()],
+    )?;
+    rows.first().map(|r| entry(r)).transpose()
 }
 
-fn get_by_row(c: &Connection, row: i64) -> Result<Option<Entry>, JournalError> {
-    Ok(c.query_row(
+fn get_by_row(db: &mut dyn Db, row: i64) -> Result<Option<Entry>, JournalError> {
+    let rows = db.rows(
         &format!("SELECT {COLS} FROM mail WHERE row = ?1"),
-        params![row],
-        entry,
-    )
-    .optional()?)
+        &[row.into()],
+    )?;
+    rows.first().map(|r| entry(r)).transpose()
 }
 
 #[cfg(test)]

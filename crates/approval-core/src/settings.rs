@@ -33,6 +33,9 @@ pub struct Config {
     pub sender: crate::sender::SenderPolicyConfig,
     /// Directory (LDAP / Active Directory) and approver mapping.
     pub directory: Option<crate::directory::DirectoryConfig>,
+    /// The journal on PostgreSQL (`url`); the SQLite file when absent.
+    #[serde(default)]
+    pub journal: crate::journal::JournalConfig,
     /// The watcher: journal, state directory, loop, replies.
     #[serde(default)]
     pub watcher: crate::pipeline::config::WatcherConfig,
@@ -85,12 +88,24 @@ pub fn load_from_parts(
     let (mut config, origin) = config::load_from_parts::<Config>(text, file, overrides)?;
     pin_mailbox_tenant(&mut config, &origin)?;
     check_roles_from(&config, &origin)?;
+    check_journal(&config, &origin)?;
     let loaded = Loaded { config, origin };
     loaded
         .config
         .accounts
         .check_separate_levels(&loaded.origin)?;
     Ok(loaded)
+}
+
+/// `[journal]` checked at load time (its errors name the key); one journal only.
+fn check_journal(config: &Config, origin: &config::Origin) -> Result<(), ConfigError> {
+    if config.journal.target(origin)?.is_some() && config.watcher.journal.is_some() {
+        return Err(origin.error(
+            "journal.url",
+            "and watcher.journal are both set: the journal is either the SQLite file (watcher.journal) or PostgreSQL (journal.url); remove one",
+        ));
+    }
+    Ok(())
 }
 
 /// `directory.group_names.roles_from = "identity"` reads roles at the CyberArk Identity tenant

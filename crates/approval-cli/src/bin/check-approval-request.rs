@@ -35,7 +35,8 @@ fn main() -> ExitCode {
         }
         let loaded = approval_core::settings::load(args.common.config.as_deref())?;
         if args.status {
-            return approval_cli::status::run(p, &loaded, args.warning_secs, args.critical_secs);
+            return approval_cli::status::run(p, &loaded, args.warning_secs, args.critical_secs)
+                .await;
         }
         if args.check_mailbox {
             return approval_cli::check_mailbox::run(p, &loaded).await;

@@ -21,13 +21,42 @@ use crate::error::{Error, Result};
 use crate::exit::{Classify, Exit};
 use crate::http::Backoff;
 use crate::journal::State;
-use crate::mailbox::{FileSyncState, MailboxError, MessageRef, WaitOutcome};
+use crate::mailbox::{FileSyncState, MailboxError, MessageRef, SyncStateStore, WaitOutcome};
 use crate::runtime::systemd::{self, Heartbeat};
 use crate::runtime::{InstanceLock, PidFile, RuntimeError};
 use crate::settings::Loaded;
 
 /// Name of the catch-up position file in the state directory.
 pub const SYNC_STATE_FILE: &str = "mailbox.sync";
+/// The `kv` name of the same position in a PostgreSQL journal.
+pub const SYNC_STATE_KV: &str = "mailbox.sync";
+
+/// The catch-up position in the journal's `kv` (PostgreSQL). A short statement, bounded by the
+/// session's statement timeout; run in place like the file store's write.
+struct JournalSyncState<'a>(&'a crate::journal::Journal);
+
+impl SyncStateStore for JournalSyncState<'_> {
+    fn load(&self) -> std::result::Result<Option<String>, MailboxError> {
+        self.0
+            .get_value(SYNC_STATE_KV)
+            .map(|v| v.filter(|s| !s.trim().is_empty()))
+            .map_err(|e| self.error(e))
+    }
+    fn save(&self, state: &str) -> std::result::Result<(), MailboxError> {
+        self.0
+            .set_value(SYNC_STATE_KV, state)
+            .map_err(|e| self.error(e))
+    }
+}
+
+impl JournalSyncState<'_> {
+    fn error(&self, e: crate::journal::JournalError) -> MailboxError {
+        MailboxError::State {
+            path: std::path::PathBuf::from(format!("journal kv {SYNC_STATE_KV}")),
+            detail: e.to_string(),
+        }
+    }
+}
 
 /// The journal value holding when the mailbox last answered (Unix ms), for `--status`.
 pub const LAST_MAILBOX_OK: &str = "last_mailbox_ok_ms";
@@ -429,9 +458,22 @@ impl Dispatcher {
 /// (with `catch_up`, also what was created since the stored sync position).
 async fn pending_refs(p: &Pipeline, catch_up: bool) -> Result<Vec<MessageRef>> {
     let mut refs = p.mailbox().list_new().await?;
-    if catch_up && let Some(dir) = p.state_dir() {
-        let store = FileSyncState::new(dir.join(SYNC_STATE_FILE));
-        match p.mailbox().catch_up(&store).await {
+    // With the journal on PostgreSQL the position lives in its `kv` table, beside the rows it
+    // belongs to; with SQLite, in a file of the state directory.
+    let (file, kv);
+    let store: Option<&dyn SyncStateStore> = if !catch_up {
+        None
+    } else if p.journal().engine() == "postgresql" {
+        kv = JournalSyncState(p.journal());
+        Some(&kv)
+    } else if let Some(dir) = p.state_dir() {
+        file = FileSyncState::new(dir.join(SYNC_STATE_FILE));
+        Some(&file)
+    } else {
+        None
+    };
+    if let Some(store) = store {
+        match p.mailbox().catch_up(store).await {
             Ok(more) => {
                 for m in more {
                     if !refs.iter().any(|r| r.id == m.id) {

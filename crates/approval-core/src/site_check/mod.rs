@@ -60,6 +60,9 @@ pub async fn run(loaded: &Loaded, opts: Options) -> Report {
         secrets(loaded, res, &mut r).await;
     }
     files(loaded, &mut r);
+    if let Some(res) = &resolver {
+        journal(loaded, res, &mut r).await;
+    }
     let safes = if let Some(res) = &resolver {
         pvwa(loaded, res, &mut r).await
     } else {
@@ -201,7 +204,87 @@ fn secret_refs(loaded: &Loaded) -> Vec<(String, SecretRef)> {
     if let Some(ra) = &c.remote_access {
         out.push(("remote_access.key_file".into(), ra.key_file.clone()));
     }
+    if let Some(p) = &c.journal.password {
+        out.push(("journal.password".into(), p.clone()));
+    }
     out
+}
+
+/// The journal on PostgreSQL (`[journal] url`): connect over verified TLS, sign in, read the
+/// schema's version. Reads only (nothing is created); no section for the SQLite journal.
+async fn journal(loaded: &Loaded, res: &Resolver, r: &mut Report) {
+    use crate::journal::pg::SCHEMA_VERSION;
+    let target = match loaded.config.journal.target(loaded) {
+        Ok(Some(t)) => t,
+        Ok(None) => return,
+        Err(e) => {
+            r.fail("journal", "config", e.to_string(), "correct [journal]");
+            return;
+        }
+    };
+    let password = match &target.password {
+        Some(p) => match res.resolve(p).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                r.fail(
+                    "journal",
+                    "password",
+                    format!("{p} does not resolve: {e}"),
+                    "see the secrets section",
+                );
+                return;
+            }
+        },
+        None => None,
+    };
+    let shown = crate::journal::pg::shown_url(&target.url);
+    let j = match crate::journal::Journal::open_postgres(&target, password, false) {
+        Ok(j) => j,
+        Err(e) => {
+            r.fail(
+                "journal",
+                "connect",
+                e.to_string(),
+                "check journal.url, journal.password and journal.ca_bundle (the CA that signs the database server's certificate), and that the server accepts this host over TLS",
+            );
+            return;
+        }
+    };
+    r.ok(
+        "journal",
+        "connect",
+        format!("signed in to {shown} over TLS, the server's certificate and name verified"),
+    );
+    match j.schema_version() {
+        Ok(Some(0)) => r.ok(
+            "journal",
+            "schema",
+            format!(
+                "schema {} not created yet: the watcher creates it (version {SCHEMA_VERSION}) on its first start; the account needs CREATE on the database, or create the schema beforehand owned by it",
+                target.schema
+            ),
+        ),
+        Ok(Some(v)) if v == SCHEMA_VERSION => r.ok(
+            "journal",
+            "schema",
+            format!("schema {} at version {v}, this program's", target.schema),
+        ),
+        Ok(Some(v)) => r.ok(
+            "journal",
+            "schema",
+            format!(
+                "schema {} at version {v}: the watcher migrates it to {SCHEMA_VERSION} on start",
+                target.schema
+            ),
+        ),
+        Ok(None) => {}
+        Err(e) => r.fail(
+            "journal",
+            "schema",
+            e.to_string(),
+            "run the pam-approval version that migrated the schema, or a newer one",
+        ),
+    }
 }
 
 async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {

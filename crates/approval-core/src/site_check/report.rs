@@ -42,7 +42,7 @@ pub struct Item {
 }
 
 /// The sections, in report order.
-pub const SECTIONS: [&str; 8] = [
+pub const SECTIONS: [&str; 9] = [
     "config",
     "secrets",
     "files",
@@ -51,6 +51,8 @@ pub const SECTIONS: [&str; 8] = [
     "directory",
     "ticketing",
     "remote_access",
+    // Last, so that the earlier sections keep their places in the JSON.
+    "journal",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -310,6 +310,7 @@ impl Pipeline {
             }
             None => None,
         };
+        let pg = c.journal.target(loaded)?;
         let resolver = Resolver::new(c.vault.as_ref())?;
         let built = async {
             let mut creds = HashMap::new();
@@ -322,16 +323,24 @@ impl Pipeline {
             }
             let dir_pw = directory::read_credentials(&dir_settings, &resolver).await?;
             let mailbox = crate::mailbox::open(mcfg, &resolver).await?;
-            Ok::<_, Error>((creds, dir_pw, mailbox))
+            // The PostgreSQL journal's password (`journal.password`), when one is configured.
+            let journal_pw = match (&pg, dry_run) {
+                (Some(t), false) => match &t.password {
+                    Some(r) => Some(resolver.resolve(r).await?),
+                    None => None,
+                },
+                _ => None,
+            };
+            Ok::<_, Error>((creds, dir_pw, mailbox, journal_pw))
         }
         .await;
         resolver.close().await;
-        let (creds, dir_pw, mailbox) = built?;
+        let (creds, dir_pw, mailbox, journal_pw) = built?;
         let directory = AnyDirectory::new(dir_settings, dir_pw)?;
-        let journal = AsyncJournal::new(if dry_run {
-            Journal::in_memory()?
-        } else {
-            Journal::open(&c.watcher.journal_path(loaded)?)?
+        let journal = AsyncJournal::new(match (dry_run, &pg) {
+            (true, _) => Journal::in_memory()?,
+            (false, Some(t)) => Journal::open_postgres(t, journal_pw, true)?,
+            (false, None) => Journal::open(&c.watcher.journal_path(loaded)?)?,
         });
         Ok(Pipeline {
             mailbox,

@@ -1,0 +1,16 @@
+//! The watcher end to end with its journal on a real PostgreSQL on the EWS mailbox (Exchange
+//! Server): the suite is suites/watcher_postgres.rs, shared with watcher_postgres_graph.rs
+//! (Exchange Online).
+
+#[macro_use]
+#[path = "support/watcher_env.rs"]
+mod watcher_env;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+/// The mailbox backend of this suite (support/watcher_env.rs).
+const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
+/// The PVWA of this suite (support/watcher_env.rs).
+const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
+
+include!("suites/watcher_postgres.rs");
