@@ -531,15 +531,9 @@ impl GraphDirectory {
     /// The enabled users whose account name is `name` (`DOMAIN\` stripped): the user principal
     /// name or the on-premises sAMAccountName.
     pub async fn accounts_named(&self, name: &str) -> Result<Vec<DirUser>, DirectoryError> {
-        let name = name.trim();
-        let name = name
-            .rsplit_once('\\')
-            .map(|(_, n)| n)
-            .unwrap_or(name)
-            .trim();
-        if name.is_empty() || name.chars().any(char::is_control) {
+        let Some(name) = super::names::account_name(name) else {
             return Ok(Vec::new());
-        }
+        };
         let v = odata_literal(name);
         let filter = format!(
             "accountEnabled eq true and (userPrincipalName eq '{v}' or onPremisesSamAccountName eq '{v}')"

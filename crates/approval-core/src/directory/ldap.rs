@@ -572,15 +572,9 @@ impl LdapDirectory {
     /// request's `RequestorUserName`): `sAMAccountName` or `userPrincipalName`, `DOMAIN\`
     /// stripped. Empty when none; two at most are read (more than one names nobody).
     pub async fn accounts_named(&self, name: &str) -> Result<Vec<DirUser>, DirectoryError> {
-        let name = name.trim();
-        let name = name
-            .rsplit_once('\\')
-            .map(|(_, n)| n)
-            .unwrap_or(name)
-            .trim();
-        if name.is_empty() || name.chars().any(char::is_control) {
+        let Some(name) = super::names::account_name(name) else {
             return Ok(Vec::new());
-        }
+        };
         let v = ldap_escape(name);
         let filter = format!(
             "(&(objectClass=user)(|(sAMAccountName={v})(userPrincipalName={v}))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))"

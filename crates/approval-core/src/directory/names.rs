@@ -98,6 +98,18 @@ pub fn map_group_name(name: &str, rule: &GroupNameRule) -> Option<String> {
     }
 }
 
+/// The account name a PVWA user name (a request's `RequestorUserName`) looks up in the
+/// directory: `DOMAIN\` stripped, trimmed; `None` when empty or holding control characters.
+pub fn account_name(name: &str) -> Option<&str> {
+    let name = name.trim();
+    let name = name
+        .rsplit_once('\\')
+        .map(|(_, n)| n)
+        .unwrap_or(name)
+        .trim();
+    (!name.is_empty() && !name.chars().any(char::is_control)).then_some(name)
+}
+
 /// Case-insensitive glob: `*` any run of characters, `?` exactly one.
 pub fn safe_matches(pattern: &str, safe: &str) -> bool {
     let p: Vec<char> = pattern
@@ -152,6 +164,19 @@ pub fn check_address(address: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn account_names_drop_the_domain_and_refuse_blank_or_control() {
+        assert_eq!(account_name(" CORP\\alice "), Some("alice"));
+        assert_eq!(
+            account_name("alice@corp.example"),
+            Some("alice@corp.example")
+        );
+        assert_eq!(account_name("a\\b\\carol"), Some("carol"));
+        for bad in ["", "  ", "CORP\\", "al\nice", "x\\\u{7}"] {
+            assert_eq!(account_name(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn dns_compare_case_and_space_insensitively() {
