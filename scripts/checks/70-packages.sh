@@ -22,6 +22,8 @@ deb=$(ls "$pkg_dir"/pam-approval_*.deb)
 rpm_file=$(ls "$pkg_dir"/pam-approval-*.rpm)
 tools="check-approval-request first-level-approve second-level-approve get-inco-req validate-ticket remote-access"
 fail() { echo "packages: $*"; exit 1; }
+# (Under pipefail a `| grep -q` fails when grep exits at its first match while the writer still
+# writes: the writer dies of SIGPIPE. Pipelines here let grep read everything.)
 
 # --- the .deb: contents
 list=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $6}')
@@ -38,7 +40,7 @@ for f in ./usr/lib/systemd/system/pam-approval.service ./usr/lib/systemd/system/
 done
 grep -qE "^-rw-r----- (root/root|0/0) \./etc/pam-approval/config.toml$" <<<"$list" || fail ".deb: config.toml is not 0640"
 if grep -qE "pam-sim|pam-bench" <<<"$list"; then fail ".deb holds the simulator or the benchmark"; fi
-dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx /etc/pam-approval/config.toml \
+dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -x /etc/pam-approval/config.toml >/dev/null \
   || fail "config.toml is not a conffile"
 
 # --- the .deb: installed, used, reinstalled, removed
@@ -50,9 +52,9 @@ trap cleanup_pkg EXIT
 "${sudo_cmd[@]}" dpkg -i "$deb" >/dev/null
 for t in $tools; do
   [[ "$(command -v "$t")" == "/usr/bin/$t" ]] || fail "$t is not /usr/bin/$t after install"
-  "/usr/bin/$t" --version | grep -q "^$t " || fail "$t --version"
+  "/usr/bin/$t" --version | grep "^$t " >/dev/null || fail "$t --version"
 done
-MANWIDTH=100 man check-approval-request 2>/dev/null | grep -q "Watch the approval mailbox" \
+MANWIDTH=100 man check-approval-request 2>/dev/null | grep "Watch the approval mailbox" >/dev/null \
   || fail "man check-approval-request does not show the page"
 man -w remote-access-invite >/dev/null 2>&1 || fail "no man page for remote-access-invite"
 getent passwd pamapproval >/dev/null || fail "no pamapproval user"
@@ -88,7 +90,8 @@ if grep -qE "pam-sim|pam-bench" <<<"$rlist"; then fail ".rpm holds the simulator
 modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm_file" 2>/dev/null)
 grep -qx -- "-rw-r----- root:pamapproval /etc/pam-approval/config.toml" <<<"$modes" || { grep config.toml <<<"$modes"; fail ".rpm: config.toml is not 0640 root:pamapproval"; }
 grep -qx -- "-rwxr-xr-x root:root /usr/bin/check-approval-request" <<<"$modes" || fail ".rpm: the watcher is not 0755 root:root"
-rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" 2>/dev/null | grep -qx "cn /etc/pam-approval/config.toml" \
-  || fail ".rpm: config.toml is not %config(noreplace)"
-rpm -qp --scripts "$rpm_file" 2>/dev/null | grep -q "useradd --system" || fail ".rpm does not create the service user"
+flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" 2>&1) || fail ".rpm: reading its file flags failed: $flags"
+grep -qx "cn /etc/pam-approval/config.toml" <<<"$flags" \
+  || { grep config.toml <<<"$flags"; fail ".rpm: config.toml is not %config(noreplace)"; }
+rpm -qp --scripts "$rpm_file" 2>/dev/null | grep "useradd --system" >/dev/null || fail ".rpm does not create the service user"
 echo "packages: $(basename "$deb") installed, checked and removed; $(basename "$rpm_file") holds $(wc -l <<<"$rlist") files, checked"
