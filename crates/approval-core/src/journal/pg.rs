@@ -785,7 +785,7 @@ mod tests {
         let c = parse_url("postgres://pam@[::1]:5433/pam?sslmode=verify-full").expect("ipv6");
         assert_eq!(c.get_ports(), [5433]);
         assert!(
-            matches!(&c.get_hosts()[..], [tokio_postgres::config::Host::Tcp(h)] if h == "::1"),
+            matches!(c.get_hosts(), [tokio_postgres::config::Host::Tcp(h)] if h == "::1"),
             "{:?}",
             c.get_hosts()
         );
