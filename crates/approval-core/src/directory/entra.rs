@@ -10,8 +10,9 @@
 //!   not used.
 //! - Membership is the user's `transitiveMemberOf` cast to groups (Entra resolves nesting; the
 //!   path between user and group is not known, so a grant says "nesting resolved by the
-//!   server"), read page by page through `@odata.nextLink` (bounded, and only on Graph's own
-//!   origin: the token never goes elsewhere).
+//!   server"), read page by page through `@odata.nextLink` (bounded in pages and objects, only
+//!   on Graph's own origin and the same resource, never a page twice: the token never goes
+//!   elsewhere and a hostile answer cannot loop).
 //! - Every query is sent with the advanced query parameters (`ConsistencyLevel: eventual`,
 //!   `$count=true`): Graph requires them for the cast on `transitiveMemberOf` and for
 //!   `onPremisesSamAccountName`, and accepts them everywhere else.
@@ -47,12 +48,40 @@ pub const GROUP_PERMISSION: &str = "GroupMember.Read.All";
 /// Pages of `transitiveMemberOf` read at most (999 groups each): more is an error, never a
 /// partial answer.
 const MAX_PAGES: usize = 20;
+/// Objects read at most over all pages of one collection (a page holds at most 999).
+const MAX_OBJECTS: usize = MAX_PAGES * 999;
 /// The largest answer read.
 const MAX_BODY: http::BodyCap = http::BodyCap::fixed("Microsoft Graph directory", 8 << 20);
 /// Attempts of one request on 429 / 5xx (the first included).
 const ATTEMPTS: u32 = 3;
 /// Longest `Retry-After` waited for within one lookup; longer is reported as a fault.
 const MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// The next page of a collection read from `first`, checked before the token goes with it:
+/// a URL on the same scheme, host and port, for the same resource (the same path, ASCII case
+/// aside: only the query, Graph's `$skiptoken`, moves on), with no user part and no fragment,
+/// and not a page already read (a link that repeats would loop). `Err` says why not.
+fn next_page(
+    first: &url::Url,
+    link: &Value,
+    seen: &mut HashSet<String>,
+) -> Result<String, &'static str> {
+    let link = link.as_str().ok_or("is not a string")?;
+    let u = url::Url::parse(link).map_err(|_| "is not a URL")?;
+    if u.origin() != first.origin() || u.scheme() != first.scheme() {
+        return Err("points away from Microsoft Graph");
+    }
+    if !u.username().is_empty() || u.password().is_some() || u.fragment().is_some() {
+        return Err("carries a user part or a fragment");
+    }
+    if !u.path().eq_ignore_ascii_case(first.path()) {
+        return Err("points at another resource of Microsoft Graph");
+    }
+    if !seen.insert(u.as_str().to_string()) {
+        return Err("repeats a page already read");
+    }
+    Ok(u.to_string())
+}
 
 /// An OData string literal's content: single quotes doubled (`O'Brien` → `O''Brien`).
 pub fn odata_literal(s: &str) -> String {
@@ -352,17 +381,18 @@ impl GraphDirectory {
         }
     }
 
-    /// Every object of a collection, following `@odata.nextLink` (at most [`MAX_PAGES`], and
-    /// only links on Graph's own origin).
+    /// Every object of a collection, following `@odata.nextLink` (at most [`MAX_PAGES`] pages
+    /// and [`MAX_OBJECTS`] objects, and only links [`next_page`] accepts: the same origin and
+    /// resource, never a page twice).
     async fn get_all(
         &self,
         what: &str,
         first: String,
         permission: &str,
     ) -> Result<Vec<Value>, DirectoryError> {
-        let origin = url::Url::parse(&self.e.graph_url)
-            .map(|u| u.origin())
+        let first_url = url::Url::parse(&first)
             .map_err(|err| DirectoryError::Tls(format!("directory.url: {err}")))?;
+        let mut seen: HashSet<String> = HashSet::from([first_url.as_str().to_string()]);
         let mut out = Vec::new();
         let mut next = Some(first);
         let mut pages = 0;
@@ -383,18 +413,23 @@ impl GraphDirectory {
                     detail: "the answer has no `value` list".into(),
                 }
             })?;
+            if out.len() + items.len() > MAX_OBJECTS {
+                return Err(DirectoryError::Protocol {
+                    server: self.server_name(),
+                    what: what.into(),
+                    detail: format!("more than {MAX_OBJECTS} objects; the answer is not used"),
+                });
+            }
             out.extend(items.iter().cloned());
-            if let Some(link) = v.get("@odata.nextLink").and_then(Value::as_str) {
-                let same = url::Url::parse(link).is_ok_and(|u| u.origin() == origin);
-                if !same {
-                    return Err(DirectoryError::Protocol {
+            if let Some(link) = v.get("@odata.nextLink").filter(|l| !l.is_null()) {
+                let link = next_page(&first_url, link, &mut seen).map_err(|why| {
+                    DirectoryError::Protocol {
                         server: self.server_name(),
                         what: what.into(),
-                        detail: "the next page link points away from Microsoft Graph; not followed"
-                            .into(),
-                    });
-                }
-                next = Some(link.to_string());
+                        detail: format!("the next page link {why}; not followed"),
+                    }
+                })?;
+                next = Some(link);
             }
         }
         Ok(out)
@@ -753,6 +788,80 @@ mod tests {
         // between its delimiters.
         let inner = odata_literal("a'b''c'''");
         assert_eq!(inner.matches('\'').count(), 12);
+    }
+
+    /// A hostile or buggy `@odata.nextLink` is never followed: another host, scheme or port,
+    /// another resource on Graph, a user part, a fragment, a repeated page, not a string.
+    #[test]
+    fn only_a_next_page_of_the_same_collection_is_followed() {
+        let first = url::Url::parse(
+            "https://graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$top=999",
+        )
+        .expect("url");
+        let mut seen = HashSet::from([first.as_str().to_string()]);
+        let ok = "https://graph.microsoft.com/v1.0/users/0F1E/transitiveMemberOf/microsoft.graph.group?$top=999&$skiptoken=a";
+        assert_eq!(
+            next_page(&first, &Value::from(ok), &mut seen).as_deref(),
+            Ok(ok)
+        );
+        for (link, why) in [
+            (ok, "repeats"),
+            (first.as_str(), "repeats"),
+            (
+                "https://graph.microsoft.com:443/v1.0/users/0F1E/transitiveMemberOf/microsoft.graph.group?$top=999&$skiptoken=a",
+                "repeats",
+            ),
+            (
+                "https://graph.microsoft.com.evil.example/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "away",
+            ),
+            (
+                "http://graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "away",
+            ),
+            (
+                "https://graph.microsoft.com:8443/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "away",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0/me/messages?$skiptoken=b",
+                "another resource",
+            ),
+            (
+                "https://graph.microsoft.com/beta/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "another resource",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group/../../../groups?$skiptoken=b",
+                "another resource",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf?$skiptoken=b",
+                "another resource",
+            ),
+            (
+                "https://x:y@graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "user part",
+            ),
+            (
+                "https://graph.microsoft.com/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b#x",
+                "fragment",
+            ),
+            (
+                "/v1.0/users/0f1e/transitiveMemberOf/microsoft.graph.group?$skiptoken=b",
+                "not a URL",
+            ),
+        ] {
+            let got = next_page(&first, &Value::from(link), &mut seen);
+            assert!(
+                got.as_ref().is_err_and(|e| e.contains(why)),
+                "{link}: {got:?}"
+            );
+        }
+        assert_eq!(
+            next_page(&first, &Value::from(7), &mut seen),
+            Err("is not a string")
+        );
     }
 
     #[test]

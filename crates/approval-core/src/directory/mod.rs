@@ -359,27 +359,50 @@ impl From<&DirUser> for UserView {
 
 impl RoleUser {
     /// Whether this holder of a CyberArk Identity role is the directory user `user`. Strict,
-    /// because a match grants: the Identity e-mail address or login name equal (any case) to
-    /// one of the user's identities ([`DirUser::identities`]: DN, sAMAccountName, UPN, mail,
-    /// aliases), or a bare login name (`alice`, no `@` or `\`) that is the user's
-    /// sAMAccountName under the one same-person rule ([`crate::person`]). Never by display
-    /// name, and never a domain-qualified name by its bare part (`alice@cyberark.cloud.12345`
-    /// and `OTHER\alice` are not the directory's `alice`): in a match that grants, another
-    /// domain may be another person.
+    /// because a match grants (fail closed: a name that might be someone else is not a match):
+    /// - the Identity e-mail address (it must hold an `@`) equal to the user's mail, one of
+    ///   their aliases or their UPN;
+    /// - the Identity login name with an `@` equal to the user's UPN, mail or an alias; a login
+    ///   name equal to the user's DN;
+    /// - a bare login name (no `@`, no `\`) equal to the user's sAMAccountName.
+    ///
+    /// Equal means whole, ignoring ASCII case only: no Unicode case folding (the Kelvin sign
+    /// `\u{212A}` is not `k`), no trimming or normalising of either side beyond surrounding
+    /// ASCII blanks, never by display name, never a part of a name, never a domain-qualified
+    /// name by its bare part (`alice@cyberark.cloud.12345`, `alice@evil.example` and
+    /// `OTHER\alice` are not the directory's `alice`), never an empty field.
     pub fn is(&self, user: &DirUser) -> bool {
-        let ids = user.identities();
-        let exact = |x: &str| {
-            let x = x.trim();
-            !x.is_empty() && ids.iter().any(|i| i.trim().eq_ignore_ascii_case(x))
-        };
-        if self.email.as_deref().is_some_and(exact) || exact(&self.name) {
+        fn same(a: &str, b: &str) -> bool {
+            let (a, b) = (
+                a.trim_matches(|c: char| c.is_ascii_whitespace()),
+                b.trim_matches(|c: char| c.is_ascii_whitespace()),
+            );
+            !a.is_empty() && a.eq_ignore_ascii_case(b)
+        }
+        let addresses: Vec<&str> = user
+            .user_principal_name
+            .iter()
+            .chain(user.mail.iter())
+            .chain(user.aliases.iter())
+            .map(String::as_str)
+            .filter(|a| a.contains('@'))
+            .collect();
+        let by_address = |x: &str| x.contains('@') && addresses.iter().any(|a| same(x, a));
+        if self.email.as_deref().is_some_and(by_address) {
             return true;
         }
-        !self.name.contains(['@', '\\'])
+        let name = self.name.as_str();
+        if name.contains('@') {
+            return by_address(name);
+        }
+        if same(name, &user.dn) {
+            return true;
+        }
+        !name.contains('\\')
             && user
                 .sam_account_name
                 .as_deref()
-                .is_some_and(|sam| crate::person::same_person(&self.name, sam))
+                .is_some_and(|sam| !sam.contains(['@', '\\']) && same(name, sam))
     }
 }
 
@@ -715,6 +738,57 @@ mod role_holders {
         ] {
             assert!(!holder(name, email).is(&a), "{name} {email:?}");
         }
+    }
+
+    /// Read as an attacker: every near miss of a holder's name or e-mail is no match.
+    #[test]
+    fn a_role_holder_near_the_sender_is_not_the_sender() {
+        let a = alice();
+        for (name, email) in [
+            // The e-mail field is an address: a bare name or a DN there is no match (the old
+            // rule matched the sAMAccountName and the DN through it).
+            ("x", Some("alice")),
+            ("x", Some("CN=Alice Approver,OU=Users,DC=corp,DC=example")),
+            ("x", Some("Alice Approver")),
+            // Another domain, a longer or shorter domain, a trailing dot, a partial name.
+            ("alice.a@evil.example", None),
+            ("x", Some("alice@evil.example")),
+            ("alice.a@corp.example.evil", None),
+            ("alice.a@example", None),
+            ("x", Some("alice@example.test.")),
+            ("alice@corp.example", None),
+            ("alice.a", None),
+            ("lice", None),
+            ("alice2", None),
+            // Empty and blank fields.
+            ("", None),
+            ("   ", Some("   ")),
+            ("@", Some("@")),
+            // Invisible or lookalike characters.
+            ("alice\u{200B}", None),
+            ("x", Some("alice@example\u{2024}test")),
+            ("\u{0430}lice", None),
+            // A bare name is the sAMAccountName only, never matched against a domain form.
+            ("CORP\\alice", Some("x@other.example")),
+        ] {
+            assert!(!holder(name, email).is(&a), "{name:?} {email:?}");
+        }
+        // The same account's UPN in the e-mail field is the same account.
+        assert!(holder("x", Some("ALICE.A@corp.example")).is(&a));
+        // Unicode case folding is not applied: the Kelvin sign lower-cases to `k`, but a
+        // holder named with it is not the directory's `kim` (the old rule matched it).
+        let kim = DirUser {
+            sam_account_name: Some("kim".into()),
+            dn: "CN=Kim,OU=Users,DC=corp,DC=example".into(),
+            user_principal_name: Some("kim@corp.example".into()),
+            mail: Some("kim@example.test".into()),
+            aliases: vec![],
+            ..alice()
+        };
+        assert!(holder("KIM", None).is(&kim));
+        assert!(!holder("\u{212A}im", None).is(&kim));
+        assert!(!holder("x", Some("\u{212A}im@example.test")).is(&kim));
+        assert!(!holder("\u{212A}im@corp.example", None).is(&kim));
     }
 
     struct NoGroups;

@@ -149,12 +149,22 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
             "`{shown}` names no database: postgres://USER@HOST:PORT/DATABASE"
         ));
     }
+    // Every pair is checked, a repeated one too (tokio-postgres would take the last one:
+    // `sslmode=verify-full&sslmode=disable` is refused here for its second pair). Names are
+    // compared as written after percent-decoding, case and all, as tokio-postgres reads them
+    // (`SSLMODE` is no parameter of its and is refused as unknown).
     for (k, v) in url.query_pairs() {
         match &*k {
             "sslmode" if matches!(&*v, "verify-full" | "require" | "verify-ca") => {}
             "sslmode" => {
+                // The value is named only when it is a mode (a mistyped secret is not echoed).
+                let v = if matches!(&*v, "disable" | "allow" | "prefer") {
+                    format!("sslmode={v}")
+                } else {
+                    "this sslmode value".to_string()
+                };
                 return Err(format!(
-                    "sslmode={v} is not accepted: the journal always uses TLS and verifies the server's certificate and name (sslmode=verify-full)"
+                    "{v} is not accepted: the journal always uses TLS and verifies the server's certificate and name (sslmode=verify-full)"
                 ));
             }
             "password" => {
@@ -173,7 +183,20 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
             | "target_session_attrs"
             | "keepalives"
             | "keepalives_idle" => {}
-            other => return Err(format!("parameter `{other}` is not supported")),
+            // `host`/`hostaddr` (a socket or another host), `sslcert`/`sslkey`,
+            // `sslnegotiation`, `channel_binding`, `options`, `user`, `dbname`, `port`, …
+            other => {
+                // The name is echoed when it looks like one (a stray secret is not).
+                let named = other.len() <= 32
+                    && other
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                return Err(if named {
+                    format!("parameter `{other}` is not supported")
+                } else {
+                    "holds a query parameter that is not supported".to_string()
+                });
+            }
         }
     }
     // tokio-postgres reads the URL itself (percent-decoding); our own
@@ -693,6 +716,88 @@ mod tests {
         assert_eq!(c.get_dbname(), Some("pam"));
         assert_eq!(c.get_ports(), [5433]);
         assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+    }
+
+    /// Read as an attacker or a misconfigurer: every way to turn TLS off, reach a socket or
+    /// another host, or slip a password in is refused, and no refusal echoes the secret.
+    #[test]
+    fn refusals_hold_against_encodings_repeats_and_odd_parameters() {
+        for bad in [
+            // Another case, percent-encoded name or value, a repeat where the last one
+            // (tokio-postgres's pick) disables TLS, an empty value.
+            "postgres://pam@db.example/pam?SSLMODE=disable",
+            "postgres://pam@db.example/pam?SslMode=Disable",
+            "postgres://pam@db.example/pam?sslmode=Disable",
+            "postgres://pam@db.example/pam?ssl%6Dode=disable",
+            "postgres://pam@db.example/pam?sslmode=%64isable",
+            "postgres://pam@db.example/pam?sslmode=verify-full&sslmode=disable",
+            "postgres://pam@db.example/pam?sslmode=disable&sslmode=verify-full",
+            "postgres://pam@db.example/pam?sslmode=",
+            "postgres://pam@db.example/pam?sslmode=verify-full%00",
+            // Another host or a socket through the query.
+            "postgres://pam@db.example/pam?host=evil.example",
+            "postgres://pam@db.example/pam?ho%73t=/tmp",
+            "postgres://pam@db.example/pam?hostaddr=203.0.113.9",
+            "postgres://pam@db.example/pam?port=1",
+            "postgres://pam@db.example/pam?user=postgres",
+            "postgres://pam@db.example/pam?dbname=postgres",
+            // TLS client keys, negotiation and channel binding are not taken from the URL.
+            "postgres://pam@db.example/pam?sslcert=/tmp/c.pem",
+            "postgres://pam@db.example/pam?sslkey=/tmp/k.pem",
+            "postgres://pam@db.example/pam?sslnegotiation=direct",
+            "postgres://pam@db.example/pam?channel_binding=disable",
+            // A socket as the host, percent-encoded.
+            "postgres://pam@%2Ftmp/pam",
+        ] {
+            let e = parse_url(bad).expect_err(bad);
+            assert!(!e.is_empty(), "{bad}");
+        }
+        // Passwords, however spelled, are refused and never echoed.
+        for (bad, secret) in [
+            ("postgres://pam:S3cret@db.example/pam", "S3cret"),
+            ("postgres://pam%40corp:S3cret@db.example/pam", "S3cret"),
+            ("postgres://pam:S3cr%40t@db.example/pam", "S3cr"),
+            ("postgres://pam:S3cret@x@db.example/pam", "S3cret"),
+            (
+                "postgres://pam:S3cret%40db.example@other.example/pam",
+                "S3cret",
+            ),
+            ("postgres://pam@db.example/pam?password=S3cret", "S3cret"),
+            ("postgres://pam@db.example/pam?pass%77ord=S3cret", "S3cret"),
+            ("postgres://pam:S3cret@[::1]:5432/pam", "S3cret"),
+            // A secret pasted as a parameter name or an sslmode value is not echoed either.
+            ("postgres://pam@db.example/pam?S3cret%21%23", "S3cret"),
+            ("postgres://pam@db.example/pam?sslmode=S3cret", "S3cret"),
+        ] {
+            let e = parse_url(bad).expect_err(bad);
+            assert!(!e.contains(secret), "{bad}: {e}");
+        }
+        // Through the configuration, the refusal names journal.url.
+        let e = crate::settings::load_from_parts(
+            Some("[journal]\nurl = \"postgres://u@h/d?sslmode=verify-full&sslmode=disable\"\n"),
+            None,
+            &[],
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(e.contains("journal.url") && e.contains("sslmode"), "{e}");
+        // An IPv6 host is a TCP host, and the mode stays pinned.
+        let c = parse_url("postgres://pam@[::1]:5433/pam?sslmode=verify-full").expect("ipv6");
+        assert_eq!(c.get_ports(), [5433]);
+        assert!(
+            matches!(c.get_hosts(), [tokio_postgres::config::Host::Tcp(h)] if h == "::1"),
+            "{:?}",
+            c.get_hosts()
+        );
+        assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        // A repeated verifying mode is fine, and pinned.
+        let c = parse_url("postgres://pam@db.example/pam?sslmode=require&sslmode=verify-full")
+            .expect("repeat");
+        assert_eq!(c.get_ssl_mode(), tokio_postgres::config::SslMode::Require);
+        // A user name with an encoded `@` is a user name, not a password.
+        let c = parse_url("postgres://pam%40corp@db.example/pam").expect("user");
+        assert_eq!(c.get_user(), Some("pam@corp"));
+        assert!(c.get_password().is_none());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!
 //! The rule, for the forwarder (docs/approvers-guide.md):
 //! - the first word of their text is a reject word (`notice.reject_words`, default `reject`,
-//!   `deny`, `rejected`, `denied`): reject, the rest of their text is the reason;
+//!   `deny` and their listed inflections): reject, the rest of their text is the reason;
 //! - the first word is an approve word (`notice.approve_words`): approve;
 //! - no decision word first: approve, as before rejecting by mail existed.
 //!
@@ -15,8 +15,10 @@
 //! the reason, "not approved by the CAB", is the reason's), a decision word hidden from
 //! view by markup or shown differently by the mail's renderings (text/plain, HTML as most
 //! clients show it, HTML as Outlook shows it), or a reject word in the subject the forwarder
-//! typed while their text does not reject. Words are compared without regard to case; an
-//! approve word whole, a reject word also as the start of a longer word (`rejection`).
+//! typed while their text does not reject. Words are compared whole and without regard to case
+//! (a name such as "Denys" is no reject word); inflections count when listed, as the defaults
+//! list them (`rejection`, `denying`). A first word that joins a decision word to another by a
+//! hyphen (`deny-list`) is unclear too.
 
 use serde::Serialize;
 
@@ -74,6 +76,10 @@ impl Default for DecisionRead {
 enum Kind {
     Approve,
     Reject,
+    /// A hyphenated word with a decision word as one of its parts (`deny-list`,
+    /// `reject-no`): no decision word itself, but as the first word unclear rather than
+    /// guessed either way.
+    Joined,
 }
 
 struct Words {
@@ -95,23 +101,35 @@ impl Words {
         }
     }
 
-    /// A reject word, or a word that starts with one (`rejecting`, `rejection`, `denying`:
-    /// read as rejecting rather than overlooked); an approve word matches whole.
+    /// A word's kind: a configured word matches **whole** (any case), never as the start of a
+    /// longer word: "Denys" and "Rejectable" are no reject words. Inflections (`rejection`,
+    /// `denying`) count only when listed (the defaults list them).
     fn kind(&self, word: &str) -> Option<Kind> {
-        let w = word.to_lowercase();
-        if self.reject.iter().any(|r| w.starts_with(r.as_str())) {
-            Some(Kind::Reject)
-        } else if self.approve.contains(&w) {
-            Some(Kind::Approve)
-        } else {
-            None
+        let whole = |w: &str| {
+            let w = w.to_lowercase();
+            if self.reject.contains(&w) {
+                Some(Kind::Reject)
+            } else if self.approve.contains(&w) {
+                Some(Kind::Approve)
+            } else {
+                None
+            }
+        };
+        match whole(word) {
+            Some(k) => Some(k),
+            None if word.contains('-') && word.split('-').any(|p| whole(p).is_some()) => {
+                Some(Kind::Joined)
+            }
+            None => None,
         }
     }
 }
 
-/// The words of a text: runs of letters and digits.
+/// The words of a text: runs of letters and digits, a hyphen inside a word kept (`deny-list`
+/// is one word); any other character (blank, `:`, `,`, `.`, `!`, a dash) ends a word.
 fn words(s: &str) -> impl Iterator<Item = &str> {
-    s.split(|c: char| !c.is_alphanumeric())
+    s.split(|c: char| !c.is_alphanumeric() && c != '-')
+        .map(|w| w.trim_matches('-'))
         .filter(|w| !w.is_empty())
 }
 
@@ -331,6 +349,11 @@ pub fn read(
             word: Some(word),
             source: where_,
         },
+        Some((Kind::Joined, _)) => {
+            return Err(unclear(
+                "Your own text starts with a word joined to a decision word by a hyphen".into(),
+            ));
+        }
         None => DecisionRead {
             decision: Decision::Approve,
             word: None,
@@ -357,8 +380,12 @@ fn other_request(text: &str, request_id: &str) -> Option<String> {
 /// Why one rendering's own text is unclear, if it is.
 fn judge(s: &Said) -> Option<&'static str> {
     let rejects = s.all.iter().filter(|k| **k == Kind::Reject).count();
-    let approves = s.all.len() - rejects;
+    let approves = s.all.iter().filter(|k| **k == Kind::Approve).count();
     match s.first.as_ref().map(|f| f.0) {
+        // "Deny-list …", "Reject-no ticket": neither read as a reject nor as an approval.
+        Some(Kind::Joined) => Some(
+            "your own text starts with a word joined to a decision word by a hyphen (write the decision word on its own)",
+        ),
         // An approve word inside the reason ("not approved by the CAB") is the reason's;
         // one that starts a line of its own is a second decision.
         Some(Kind::Reject) if approves > 0 && s.line_starts.contains(&Kind::Approve) => Some(

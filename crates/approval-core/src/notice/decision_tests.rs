@@ -300,9 +300,48 @@ fn a_decision_aimed_at_another_request_is_unclear() {
 }
 
 #[test]
-fn a_word_starting_with_a_reject_word_rejects() {
+fn listed_inflections_of_the_reject_words_reject() {
     rejects(&outlook_plain("Rejection: no ticket"), "no ticket");
     rejects(&outlook_plain("denying, sorry"), "sorry");
+    rejects(&outlook_plain("DENIED! no ticket"), "no ticket");
+    rejects(&outlook_plain("Rejects. no ticket"), "no ticket");
+    // A dash other than a hyphen ends the word.
+    rejects(&outlook_plain("Reject\u{2014}no ticket"), "no ticket");
+    // "Denial of access…" starts with a listed word (the noun, as "rejection" is): it rejects.
+    rejects(
+        &outlook_plain("Denial of access: no ticket"),
+        "of access: no ticket",
+    );
+}
+
+/// A decision word matches whole: a name or a longer word that merely starts with a reject
+/// word is no reject word (the old rule read "Denys, please approve" as a reject).
+#[test]
+fn a_word_that_only_starts_with_a_decision_word_is_none() {
+    approves(&outlook_plain("Denys, please approve"));
+    approves(&outlook_plain("Denys"));
+    approves(&outlook_plain("Denys\r\n\r\nDenys Petrenko\r\nPAM team"));
+    approves(&outlook_plain("Rejectable? No, fine by me"));
+    approves(&outlook_plain("Denise here: go ahead"));
+    // A name later in the text is no reject word that is "not the first word" either.
+    approves(&outlook_plain("Fine by me, ask Denys for the ticket"));
+    approves(&outlook_plain("Approved. Denys knows"));
+    // An approve word matches whole too: "Approvers" is no approve word, so a reject stays one.
+    rejects(
+        &outlook_plain("Reject\r\nApprovers: please check the ticket"),
+        "Approvers: please check the ticket",
+    );
+    // "Deny-list": a decision word joined by a hyphen is neither decision, and first it is
+    // unclear rather than guessed; later in the text it is no reject word.
+    unclear(&outlook_plain("Deny-list entry, fine"), &["hyphen"]);
+    unclear(&outlook_plain("Reject-no ticket"), &["hyphen"]);
+    approves(&outlook_plain("Fine, the host is on the deny-list anyway"));
+    // The subject: a name there is no reject word either.
+    approves(&html_only(
+        "Denys FW: Notification: Password access request",
+        "<div>fine</div>",
+        OWA_HEADER,
+    ));
 }
 
 #[test]

@@ -64,9 +64,10 @@ pub struct NoticeConfig {
     /// (`notice_check`).
     pub date_formats: Vec<String>,
     /// Words that, as the first word of the forwarder's own text, reject the request (the
-    /// rest of their text is the reason). Whole words, any case; localise by adding words
-    /// (`"ablehnen"`, `"refuser"`). Never empty: a reject word the tool does not know would
-    /// read as an approval.
+    /// rest of their text is the reason). Whole words, any case, never a word's start ("Denys"
+    /// is not "deny"): list each inflection ([`DEFAULT_REJECT_WORDS`]); localise by adding
+    /// words (`"ablehnen"`, `"abgelehnt"`, `"refuser"`). Never empty: a reject word the tool
+    /// does not know would read as an approval.
     pub reject_words: Vec<String>,
     /// Words that, as the first word of the forwarder's own text, approve explicitly (no
     /// decision word approves too). Together with a reject word anywhere in the text they make
@@ -142,6 +143,24 @@ pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Highest accepted `max_bytes`.
 pub const MAX_MAX_BYTES: u64 = 25 * 1024 * 1024;
 
+/// The default `notice.reject_words`: each word matches whole, so its inflections are listed.
+/// "denial" is here as "rejection" is: a forwarder who starts with either means no.
+pub const DEFAULT_REJECT_WORDS: &[&str] = &[
+    "reject",
+    "rejects",
+    "rejected",
+    "rejecting",
+    "rejection",
+    "deny",
+    "denies",
+    "denied",
+    "denying",
+    "denial",
+];
+
+/// The default `notice.approve_words` (whole words, inflections listed).
+pub const DEFAULT_APPROVE_WORDS: &[&str] = &["approve", "approves", "approved", "approving"];
+
 impl Default for NoticeConfig {
     fn default() -> Self {
         NoticeConfig {
@@ -172,8 +191,8 @@ impl Default for NoticeConfig {
             required: vec![Field::Safe, Field::RequestId, Field::Requester],
             labels: NoticeLabels::default(),
             date_formats: Vec::new(),
-            reject_words: strings(&["reject", "deny", "rejected", "denied"]),
-            approve_words: strings(&["approve", "approved"]),
+            reject_words: strings(DEFAULT_REJECT_WORDS),
+            approve_words: strings(DEFAULT_APPROVE_WORDS),
         }
     }
 }

@@ -149,6 +149,26 @@ async fn a_decision_word_only_in_the_forwarded_part_is_no_decision() {
     w.close().await;
 }
 
+/// A decision word matches whole: a forwarder's note that starts with a name beginning with a
+/// reject word ("Denys") approves; nothing is rejected.
+#[tokio::test]
+async fn a_note_starting_with_a_name_like_a_reject_word_approves() {
+    let env = env!();
+    let w = pipeline(&env).await;
+    let m = forward_saying(
+        &env,
+        "rj3b",
+        "bob@example.test",
+        9,
+        "Denys, please approve\r\n\r\nBob",
+    );
+    let p = w.process(&m).await.expect("process");
+    done(&p, "confirmed");
+    assert!(rejects(&env).is_empty(), "{:?}", rejects(&env));
+    assert_eq!(confirms(&env).len(), 1);
+    w.close().await;
+}
+
 #[tokio::test]
 async fn an_unclear_decision_is_neither_approved_nor_rejected() {
     let env = env!();

@@ -58,86 +58,28 @@ impl Pipeline {
         if self.journal.is_reject(e.row).await.map_err(Fault::of)? {
             return self.reject(w, e).await;
         }
-        let (Some(rid), Some(level), Some(fw), Some(marker)) =
-            (&e.request_id, e.level, &e.forwarder, &e.marker)
-        else {
-            return Err(Fault {
-                message: format!("journal row {} is decided without its decision", e.row),
-                exit: Exit::Software,
-                service: "",
-                deferred: None,
-            });
-        };
-        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
-            message: format!("level {level} has no account"),
-            exit: Exit::Software,
-            service: "",
-            deferred: None,
-        })?;
+        let d = Decided::of(e)?;
         let reason: String = self
             .cfg
             .reason_template
-            .replace("{forwarder}", &notify::one_line(fw, 254))
-            .replace("{marker}", marker)
+            .replace("{forwarder}", &notify::one_line(d.forwarder, 254))
+            .replace("{marker}", d.marker)
             .chars()
             .take(crate::pvwa::MAX_REASON)
             .collect();
-        match self
-            .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
-            .await
-        {
-            Ok(()) => {
-                let done = self
-                    .journal
-                    .confirmed(e.row, &format!("confirmed by {}", self.account(level)))
-                    .await
-                    .map_err(Fault::of)?;
-                let waited = chrono::Utc::now().timestamp_millis() - e.first_seen_ms;
-                self.metrics
-                    .confirm(level, Duration::from_millis(waited.max(0) as u64));
-                // The reply names the request as PVWA shows it after the confirm (its status
-                // has moved on), not as it was read before.
-                self.reread(w, rid).await;
-                Ok(done)
-            }
-            Err(err) if err.is_transient() => Err(Fault::of(err)),
-            Err(err) => {
-                // A final refusal by PVWA: say who confirmed and when.
-                self.reread(w, rid).await;
-                self.journal
-                    .refused(
-                        e.row,
-                        codes::CONFIRM_FAILED,
-                        &format!("PVWA refused the confirmation: {err}"),
-                        Some(rid),
-                        Some(fw),
-                    )
-                    .await
-                    .map_err(Fault::of)
-            }
-        }
+        let sent = self
+            .pvwa(d.role, async |s: &Session| {
+                s.confirm(d.request_id, &reason).await
+            })
+            .await;
+        self.settle(w, e, &d, Act::Confirm, sent).await
     }
 
     /// Send the reject of a `decided` reject row whose absence in PVWA is known, with the
     /// reason "Rejected on behalf of <forwarder> by mail: <their reason> [ref <marker>]" (one
     /// bounded line; the forwarder's reason is read from the mail again, the same each time).
     pub(super) async fn reject(&self, w: &mut Work<'_>, e: &Entry) -> Result<Entry, Fault> {
-        let (Some(rid), Some(level), Some(fw), Some(marker)) =
-            (&e.request_id, e.level, &e.forwarder, &e.marker)
-        else {
-            return Err(Fault {
-                message: format!("journal row {} is decided without its decision", e.row),
-                exit: Exit::Software,
-                service: "",
-                deferred: None,
-            });
-        };
-        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
-            message: format!("level {level} has no account"),
-            exit: Exit::Software,
-            service: "",
-            deferred: None,
-        })?;
+        let d = Decided::of(e)?;
         let theirs = match w.notice(&self.notice).await.outcome.as_ref() {
             Ok(n) => match &n.decision.decision {
                 notice::Decision::Reject { reason } => reason.clone(),
@@ -145,32 +87,71 @@ impl Pipeline {
             },
             Err(_) => String::new(),
         };
-        let reason = reject_reason(fw, &theirs, marker);
-        match self
-            .pvwa(role, async |s: &Session| s.reject(rid, &reason).await)
-            .await
-        {
+        let reason = reject_reason(d.forwarder, &theirs, d.marker);
+        let sent = self
+            .pvwa(d.role, async |s: &Session| {
+                s.reject(d.request_id, &reason).await
+            })
+            .await;
+        self.settle(w, e, &d, Act::Reject, sent).await
+    }
+
+    /// The outcome of a confirm or a reject sent to PVWA, one rule for both: done, the row
+    /// records who acted and the request is read again for the reply; a transient fault is
+    /// retried later (the row stays `decided`); a final refusal by PVWA is recorded as refused
+    /// (`confirm_failed` / `reject_failed`) after reading the request again, so that the
+    /// reply says who acted on it and when.
+    async fn settle(
+        &self,
+        w: &mut Work<'_>,
+        e: &Entry,
+        d: &Decided<'_>,
+        act: Act,
+        sent: Result<(), crate::pvwa::PvwaError>,
+    ) -> Result<Entry, Fault> {
+        match sent {
             Ok(()) => {
-                let done = self
-                    .journal
-                    .rejected(e.row, &format!("rejected by {}", self.account(level)))
-                    .await
-                    .map_err(Fault::of)?;
-                self.metrics.reject(level);
-                self.reread(w, rid).await;
+                let by = self.account(d.level);
+                let done = match act {
+                    Act::Confirm => {
+                        self.journal
+                            .confirmed(e.row, &format!("confirmed by {by}"))
+                            .await
+                    }
+                    Act::Reject => {
+                        self.journal
+                            .rejected(e.row, &format!("rejected by {by}"))
+                            .await
+                    }
+                }
+                .map_err(Fault::of)?;
+                match act {
+                    Act::Confirm => {
+                        let waited = chrono::Utc::now().timestamp_millis() - e.first_seen_ms;
+                        self.metrics
+                            .confirm(d.level, Duration::from_millis(waited.max(0) as u64));
+                    }
+                    Act::Reject => self.metrics.reject(d.level),
+                }
+                // The reply names the request as PVWA shows it after the act (its status has
+                // moved on), not as it was read before.
+                self.reread(w, d.request_id).await;
                 Ok(done)
             }
             Err(err) if err.is_transient() => Err(Fault::of(err)),
             Err(err) => {
-                // A final refusal by PVWA: say who acted on the request and when.
-                self.reread(w, rid).await;
+                self.reread(w, d.request_id).await;
+                let (code, what) = match act {
+                    Act::Confirm => (codes::CONFIRM_FAILED, "confirmation"),
+                    Act::Reject => (codes::REJECT_FAILED, "rejection"),
+                };
                 self.journal
                     .refused(
                         e.row,
-                        codes::REJECT_FAILED,
-                        &format!("PVWA refused the rejection: {err}"),
-                        Some(rid),
-                        Some(fw),
+                        code,
+                        &format!("PVWA refused the {what}: {err}"),
+                        Some(d.request_id),
+                        Some(d.forwarder),
                     )
                     .await
                     .map_err(Fault::of)
@@ -196,6 +177,50 @@ impl Pipeline {
                 w.stale = true;
             }
         }
+    }
+}
+
+/// Which act a `decided` row sends.
+#[derive(Clone, Copy)]
+enum Act {
+    Confirm,
+    Reject,
+}
+
+/// The decision a `decided` row holds, and the account role of its level.
+struct Decided<'a> {
+    request_id: &'a str,
+    level: u8,
+    forwarder: &'a str,
+    marker: &'a str,
+    role: AccountRole,
+}
+
+impl<'a> Decided<'a> {
+    fn of(e: &'a Entry) -> Result<Decided<'a>, Fault> {
+        let (Some(request_id), Some(level), Some(forwarder), Some(marker)) =
+            (&e.request_id, e.level, &e.forwarder, &e.marker)
+        else {
+            return Err(Fault {
+                message: format!("journal row {} is decided without its decision", e.row),
+                exit: Exit::Software,
+                service: "",
+                deferred: None,
+            });
+        };
+        let role = AccountRole::for_level(level).ok_or_else(|| Fault {
+            message: format!("level {level} has no account"),
+            exit: Exit::Software,
+            service: "",
+            deferred: None,
+        })?;
+        Ok(Decided {
+            request_id,
+            level,
+            forwarder,
+            marker,
+            role,
+        })
     }
 }
 
