@@ -58,6 +58,13 @@ impl std::fmt::Display for Demotion {
     }
 }
 
+/// A lock wait or statement cancelled by its timeout (SQLSTATE 55P03, 57014).
+fn busy(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED)
+}
+
 /// The standby's poll interval.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -138,25 +145,36 @@ impl Holder {
         let ttl = self.lease.ttl;
         let bound = ttl;
         let step = async {
-            let c = self.client().await?;
+            let c = self.client().await.map_err(|e| (false, e))?;
             let sent = boot_clock();
-            let taken = lease::sql::acquire(c, &name, &holder, ttl.as_secs_f64())
-                .await
-                .map_err(|e| crate::journal::pg::describe(&e))?;
+            let taken = match lease::sql::acquire(c, &name, &holder, ttl.as_secs_f64()).await {
+                Ok(t) => t,
+                // The row is locked by the holder's fenced write in progress (or one its
+                // paused process left open, until the server ends it): not a lost database.
+                Err(e) if busy(&e) => return Err((true, crate::journal::pg::describe(&e))),
+                Err(e) => return Err((false, crate::journal::pg::describe(&e))),
+            };
             if let Some(t) = taken {
                 return Ok((Some(t), sent, None));
             }
             let who = lease::sql::holder(c, &name)
                 .await
-                .map_err(|e| crate::journal::pg::describe(&e))?;
-            Ok::<_, String>((None, sent, who))
+                .map_err(|e| (false, crate::journal::pg::describe(&e)))?;
+            Ok::<_, (bool, String)>((None, sent, who))
         };
-        let r = tokio::time::timeout(bound, step)
-            .await
-            .unwrap_or_else(|_| Err("the journal database did not answer in time".to_string()));
+        let r = tokio::time::timeout(bound, step).await.unwrap_or_else(|_| {
+            Err((
+                false,
+                "the journal database did not answer in time".to_string(),
+            ))
+        });
         let (taken, sent, who) = match r {
             Ok(x) => x,
-            Err(e) => {
+            Err((true, e)) => {
+                log::debug!("the lease row is busy ({e}); standing by");
+                return Ok(None);
+            }
+            Err((false, e)) => {
                 self.client = None;
                 return Err(e);
             }
