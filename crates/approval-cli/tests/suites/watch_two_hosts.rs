@@ -240,6 +240,19 @@ async fn one_host_acts_and_the_other_takes_over_after_a_sigkill() {
     assert_eq!(j["ha"]["epoch"], 2, "{j}");
     assert_eq!(j["ha"]["failovers"], 1, "{j}");
     assert!(j["ha"]["last_failover"].as_str().is_some(), "{j}");
+    // `--once` beside a live active host does nothing, and says so.
+    let before = (confirms(&env).len(), sent_count(&env));
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&a.cfg)
+        .args(["--once", "-v"])
+        .env_remove("APPROVAL_CONFIG")
+        .output()
+        .expect("--once");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("another host (hostb) is active; nothing done"), "{err}");
+    assert_eq!((confirms(&env).len(), sent_count(&env)), before);
     // A clean stop releases the lease.
     signal(&cb, "-TERM");
     assert_eq!(cb.wait().expect("wait").code(), Some(0));

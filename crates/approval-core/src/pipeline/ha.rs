@@ -24,6 +24,7 @@ use crate::exit::Exit;
 use crate::journal::lease::{self, Lease, boot_clock};
 use crate::journal::{JournalError, PgTarget};
 use crate::metrics::Metrics;
+use crate::runtime::systemd::{self, Heartbeat};
 use crate::secret::SecretString;
 
 /// Why this process stopped being the active host.
@@ -78,6 +79,9 @@ pub struct Holder {
     /// The active host last logged by this standby.
     shown_active: Option<String>,
     database_lost: bool,
+    /// Signs of life for systemd's watchdog while standing by (the watch loop feeds it while
+    /// active).
+    heartbeat: Heartbeat,
 }
 
 impl Holder {
@@ -112,6 +116,7 @@ impl Holder {
             client: None,
             shown_active: None,
             database_lost: false,
+            heartbeat: Heartbeat::default(),
         }
     }
 
@@ -197,10 +202,12 @@ impl Holder {
             self.metrics.ha_lease_age(*age);
         }
         if active != self.shown_active {
-            match &active {
-                Some(h) => log::info!("standing by: the active host is {h}"),
-                None => log::info!("standing by: no active host at the moment"),
-            }
+            let line = match &active {
+                Some(h) => format!("standing by: the active host is {h}"),
+                None => "standing by: no active host at the moment".to_string(),
+            };
+            log::info!("{line}");
+            systemd::status(&line);
             self.shown_active = active.clone();
         }
         self.metrics.ha_standby(active);
@@ -215,6 +222,7 @@ impl Holder {
             if shutdown.is_cancelled() {
                 return None;
             }
+            self.heartbeat.beat();
             self.metrics.ha_fenced_writes(self.lease.fenced_writes());
             match self.try_take().await {
                 Ok(Some(t)) => return Some(t),
@@ -274,6 +282,7 @@ impl Holder {
                 _ = tokio::time::sleep(until) => {}
                 _ = changes.changed() => continue,
             }
+            self.heartbeat.beat();
             self.metrics.ha_fenced_writes(self.lease.fenced_writes());
             // Taken before the renewal is sent: the server's expiry is computed later.
             let sent = boot_clock();
@@ -340,9 +349,25 @@ pub async fn supervise(p: Arc<Pipeline>, shutdown: CancellationToken) -> Result<
         h.lease().host,
         h.lease().ttl.as_secs()
     );
+    // Under systemd (Type=notify): a standby is up, and alive, too.
+    systemd::ready("standing by for the lease of the active host");
+    let watchdog = systemd::watchdog_interval()
+        .map(|iv| tokio::spawn(systemd::feed_watchdog(iv, h.heartbeat.clone())));
+    let r = alternate(&p, &mut h, &shutdown).await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    r
+}
+
+async fn alternate(
+    p: &Arc<Pipeline>,
+    h: &mut Holder,
+    shutdown: &CancellationToken,
+) -> Result<WatchSummary> {
     let mut total = WatchSummary::default();
     loop {
-        let Some((epoch, how)) = h.stand_by(&shutdown).await else {
+        let Some((epoch, how)) = h.stand_by(shutdown).await else {
             return Ok(total);
         };
         log::info!("took the lease (epoch {epoch}, {how}): acting on the mailbox");
