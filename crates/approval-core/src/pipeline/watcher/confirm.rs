@@ -67,6 +67,7 @@ impl Pipeline {
             .chars()
             .take(crate::pvwa::MAX_REASON)
             .collect();
+        self.gate("the PVWA confirm")?;
         let sent = self
             .pvwa(d.role, async |s: &Session| {
                 s.confirm(d.request_id, &reason).await
@@ -88,6 +89,7 @@ impl Pipeline {
             Err(_) => String::new(),
         };
         let reason = reject_reason(d.forwarder, &theirs, d.marker);
+        self.gate("the PVWA reject")?;
         let sent = self
             .pvwa(d.role, async |s: &Session| {
                 s.reject(d.request_id, &reason).await
