@@ -380,7 +380,8 @@ fn hostile_html_of_several_mib_is_read_in_linear_time() {
     let started = std::time::Instant::now();
     let _ = parse(&raw, &cfg);
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // Only separates linear (seconds, even debug on a loaded machine) from quadratic (hours).
+    assert!(took < std::time::Duration::from_secs(300), "took {took:?}");
 }
 
 #[test]
@@ -527,7 +528,8 @@ fn many_distinct_findings_and_selectors_stay_linear() {
     let started = std::time::Instant::now();
     let _ = parse(&raw, &cfg);
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    // Only separates linear (seconds, even debug on a loaded machine) from quadratic (hours).
+    assert!(took < std::time::Duration::from_secs(300), "took {took:?}");
 }
 
 #[test]

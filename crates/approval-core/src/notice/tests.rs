@@ -453,8 +453,9 @@ fn reading_is_linear_forty_thousand_distinct_ids_are_refused_quickly() {
     let started = std::time::Instant::now();
     assert_eq!(reason(&raw, &cfg), Reason::ConflictingFields);
     let took = started.elapsed();
+    // Only separates linear from quadratic; figures are the benchmark's job.
     assert!(
-        took < std::time::Duration::from_secs(30),
+        took < std::time::Duration::from_secs(300),
         "40,000 ids took {took:?}"
     );
 }
