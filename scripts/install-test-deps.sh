@@ -21,6 +21,8 @@ if ((${#missing[@]})); then
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl stop slapd >/dev/null 2>&1 || true; fi
   # Likewise PostgreSQL's system cluster: the tests initdb and start their own on free ports.
   if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl stop postgresql >/dev/null 2>&1 || true; fi
+  # And the Prometheus server of the package that brings promtool: only promtool is used.
+  if command -v systemctl >/dev/null 2>&1; then "${sudo_cmd[@]}" systemctl stop prometheus >/dev/null 2>&1 || true; fi
   pkill -x slapd -u 0 2>/dev/null || true
 fi
 

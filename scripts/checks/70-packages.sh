@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The packages (scripts/package.sh) as an administrator gets them: the .deb is built, installed
 # on this machine, looked at (the tools run, `man check-approval-request` shows the page, the
-# installed unit passes `systemd-analyze verify`, the service user exists, the configuration is
+# installed unit passes `systemd-analyze verify`, the monitoring files are in place (the alert
+# rules pass `promtool check rules`), the service user exists, the configuration is
 # 0640 root:pamapproval and survives a reinstall with the administrator's edit), then removed;
 # the .rpm is built and its file list, modes, owners and scriptlets are checked.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 sudo_cmd=()
 [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-for tool in dpkg-deb rpm man systemd-analyze; do
+for tool in dpkg-deb rpm man systemd-analyze promtool; do
   command -v "$tool" >/dev/null || { echo "$tool is required (scripts/deps/apt.txt)"; exit 1; }
 done
 out=$(mktemp -d)
@@ -34,9 +35,13 @@ for t in $tools; do
   grep -q "./usr/share/zsh/vendor-completions/_$t$" <<<"$list" || fail ".deb lacks the zsh completion of $t"
   grep -q "./usr/share/fish/vendor_completions.d/$t.fish$" <<<"$list" || fail ".deb lacks the fish completion of $t"
 done
+monitoring="/usr/share/pam-approval/monitoring/pam-approval.rules.yml /usr/share/pam-approval/monitoring/pam-approval.dashboard.json"
 for f in ./usr/lib/systemd/system/pam-approval.service ./usr/lib/systemd/system/pam-approval-once.timer \
-  ./etc/logrotate.d/pam-approval ./usr/lib/pam-approval/check_approval_request.sh; do
+  ./etc/logrotate.d/pam-approval ./usr/lib/pam-approval/check_approval_request.sh ./usr/share/doc/pam-approval/docs/monitoring.md; do
   grep -q " $f$" <<<"$list" || fail ".deb lacks $f"
+done
+for f in $monitoring; do
+  grep -qE "^-rw-r--r-- (root/root|0/0) \.$f$" <<<"$list" || fail ".deb lacks $f (0644)"
 done
 grep -qE "^-rw-r----- (root/root|0/0) \./etc/pam-approval/config.toml$" <<<"$list" || fail ".deb: config.toml is not 0640"
 if grep -qE "pam-sim|pam-bench" <<<"$list"; then fail ".deb holds the simulator or the benchmark"; fi
@@ -57,6 +62,11 @@ done
 MANWIDTH=100 man check-approval-request 2>/dev/null | grep "Watch the approval mailbox" >/dev/null \
   || fail "man check-approval-request does not show the page"
 man -w remote-access-invite >/dev/null 2>&1 || fail "no man page for remote-access-invite"
+# The monitoring files as installed: the rules load in Prometheus, the dashboard is the one shipped.
+out_rules=$(promtool check rules /usr/share/pam-approval/monitoring/pam-approval.rules.yml 2>&1) \
+  || { echo "$out_rules"; fail "the installed alert rules fail promtool check rules"; }
+cmp -s /usr/share/pam-approval/monitoring/pam-approval.dashboard.json examples/monitoring/pam-approval.dashboard.json \
+  || fail "the installed dashboard is not examples/monitoring/pam-approval.dashboard.json"
 getent passwd pamapproval >/dev/null || fail "no pamapproval user"
 [[ "$(stat -c '%a %U:%G' /etc/pam-approval/config.toml)" == "640 root:pamapproval" ]] \
   || fail "config.toml is $(stat -c '%a %U:%G' /etc/pam-approval/config.toml), not 640 root:pamapproval"
@@ -83,13 +93,16 @@ for t in $tools; do
   grep -qx "/usr/share/man/man1/$t.1" <<<"$rlist" || fail ".rpm lacks the man page of $t"
   grep -qx "/usr/share/bash-completion/completions/$t" <<<"$rlist" || fail ".rpm lacks the bash completion of $t"
 done
-for f in /usr/lib/systemd/system/pam-approval.service /etc/logrotate.d/pam-approval /etc/pam-approval/config.toml; do
+for f in /usr/lib/systemd/system/pam-approval.service /etc/logrotate.d/pam-approval /etc/pam-approval/config.toml $monitoring; do
   grep -qx "$f" <<<"$rlist" || fail ".rpm lacks $f"
 done
 if grep -qE "pam-sim|pam-bench" <<<"$rlist"; then fail ".rpm holds the simulator or the benchmark"; fi
 modes=$(rpm -qp --qf '[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]' "$rpm_file" 2>/dev/null)
 grep -qx -- "-rw-r----- root:pamapproval /etc/pam-approval/config.toml" <<<"$modes" || { grep config.toml <<<"$modes"; fail ".rpm: config.toml is not 0640 root:pamapproval"; }
 grep -qx -- "-rwxr-xr-x root:root /usr/bin/check-approval-request" <<<"$modes" || fail ".rpm: the watcher is not 0755 root:root"
+for f in $monitoring; do
+  grep -qx -- "-rw-r--r-- root:root $f" <<<"$modes" || fail ".rpm: $f is not 0644 root:root"
+done
 flags=$(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm_file" 2>&1) || fail ".rpm: reading its file flags failed: $flags"
 grep -qx "cn /etc/pam-approval/config.toml" <<<"$flags" \
   || { grep config.toml <<<"$flags"; fail ".rpm: config.toml is not %config(noreplace)"; }

@@ -236,3 +236,68 @@ fn a_typo_in_an_example_would_be_caught() {
     let e = config::load_from_parts(Some(&text), Some(f), &[]).expect_err("refused");
     assert_eq!(e.key.as_deref(), Some("pvwa.request_timeout_sec"));
 }
+
+/// The shipped alert rules and dashboard (examples/monitoring/) may name only the metrics of
+/// scripts/checks/monitoring/metric-names.txt (scripts/checks/80-monitoring.sh checks that).
+/// Here the list meets the code: every metric the watcher exports is listed, and every one
+/// listed as `code` is exported, by that name.
+#[test]
+fn the_monitoring_list_of_metric_names_is_what_the_watcher_exports() {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    let list = std::fs::read_to_string(repo().join("scripts/checks/monitoring/metric-names.txt"))
+        .expect("scripts/checks/monitoring/metric-names.txt");
+    let mut listed = BTreeSet::new();
+    let mut histograms = BTreeSet::new();
+    let mut from_code = BTreeSet::new();
+    for line in list.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(
+            f.len(),
+            3,
+            "metric-names.txt: {line:?} is not `name type source`"
+        );
+        listed.insert(f[0].to_string());
+        if f[1] == "histogram" {
+            histograms.insert(f[0].to_string());
+        }
+        if f[2] == "code" {
+            from_code.insert(f[0].to_string());
+        }
+    }
+    // Every series of every metric present: labelled families appear with their first value.
+    let m = approval_core::metrics::Metrics::new();
+    m.mail("confirmed", None);
+    m.confirm(1, Duration::from_secs(2));
+    m.reject(2);
+    m.reply("approved");
+    m.reply_deferred();
+    m.fault("pvwa");
+    m.sign_in("pvwa", "logon");
+    m.mailbox_ok();
+    m.pvwa_ok();
+    m.set_pending(1, Some(Duration::from_secs(5)));
+    let text = m.encode();
+    let mut exported = BTreeSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| histograms.contains(*b)))
+            .unwrap_or(name);
+        exported.insert(base.to_string());
+    }
+    let unlisted: Vec<_> = exported.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "exported but not in metric-names.txt (add them, and to the dashboard): {unlisted:?}"
+    );
+    let missing: Vec<_> = from_code.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "listed as `code` in metric-names.txt but not exported (the rules and dashboard name them): {missing:?}"
+    );
+}
