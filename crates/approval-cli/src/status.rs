@@ -59,6 +59,63 @@ pub struct Status {
     /// Days left before the end of the certificate the mailbox app signs in with (Graph), as
     /// the watcher last recorded it; negative once past.
     pub certificate_ends_in_days: Option<i64>,
+    /// Two or more hosts on a PostgreSQL journal: the lease of the active host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ha: Option<HaStatus>,
+}
+
+/// The lease of the active host, as the journal's database holds it.
+#[derive(Debug, Serialize, PartialEq)]
+pub struct HaStatus {
+    /// The host holding a live lease; null when none does.
+    pub active_host: Option<String>,
+    pub epoch: i64,
+    /// Seconds since the holder last renewed the lease (null: never taken).
+    pub lease_age_secs: Option<f64>,
+    /// Takeovers of an expired lease.
+    pub failovers: u64,
+    /// When the last failover happened (RFC 3339, UTC).
+    pub last_failover: Option<String>,
+    /// One line for people.
+    #[serde(skip)]
+    pub line: String,
+}
+
+/// The `active host: …` line of `--status`.
+pub fn ha_status(i: &approval_core::journal::LeaseInfo) -> HaStatus {
+    let host = approval_core::journal::lease::host_of(&i.holder).to_string();
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    let last = i.last_failover_ms.and_then(|ms| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    });
+    let head = if i.live() {
+        format!(
+            "active host: {host} (epoch {}, lease renewed {:.1} s ago)",
+            i.epoch,
+            secs(i.renewed_ms_ago.unwrap_or(0))
+        )
+    } else if i.holder.is_empty() {
+        "active host: none (no host has taken the lease yet)".to_string()
+    } else {
+        format!(
+            "active host: none (lease {} {:.0} s ago)",
+            if i.released { "released" } else { "expired" },
+            secs(i.expired_ms_ago.unwrap_or(0).max(0))
+        )
+    };
+    let tail = match (&last, i.failovers) {
+        (Some(t), n) => format!("; {n} failover{}, last {t}", if n == 1 { "" } else { "s" }),
+        (None, n) => format!("; {n} failovers"),
+    };
+    HaStatus {
+        active_host: i.live().then_some(host),
+        epoch: i.epoch,
+        lease_age_secs: i.renewed_ms_ago.map(secs),
+        failovers: i.failovers,
+        last_failover: last,
+        line: format!("{head}{tail}"),
+    }
 }
 
 fn ago(now_ms: i64, t: i64) -> u64 {
@@ -195,6 +252,7 @@ pub fn assess(
         mailbox_answered_secs_ago: mailbox,
         last_activity_secs_ago: last,
         certificate_ends_in_days: cert_days,
+        ha: None,
     }
 }
 
@@ -245,7 +303,7 @@ pub async fn run(
         let certificate = j
             .get_value(MAILBOX_CERTIFICATE_END)?
             .and_then(|v| v.trim().parse::<i64>().ok());
-        assess(
+        let mut s = assess(
             &stats,
             mailbox,
             certificate,
@@ -253,7 +311,9 @@ pub async fn run(
             &shown,
             warning,
             critical,
-        )
+        );
+        s.ha = j.lease_info()?.as_ref().map(ha_status);
+        s
     } else {
         let mut s = assess(
             &JournalStats::default(),
@@ -273,6 +333,9 @@ pub async fn run(
         p.json_line(&status)?;
     } else {
         p.line(&status.summary)?;
+        if let Some(ha) = &status.ha {
+            p.line(&ha.line)?;
+        }
     }
     Ok(status.verdict.exit())
 }

@@ -40,9 +40,12 @@ pub async fn run(
         _ => None,
     };
     let w = Pipeline::new(loaded, dry_run).await?;
-    let result = w.run_once().await;
+    // On a PostgreSQL journal the pass runs under the lease (another active host: nothing done).
+    let result = approval_core::pipeline::ha::once(&w).await;
     w.close().await;
-    let (out, exit) = result?;
+    let Some((out, exit)) = result? else {
+        return Ok(Exit::Ok);
+    };
     for r in &out {
         if p.json() {
             p.json_line(r)?;

@@ -29,7 +29,9 @@ use sha2::Digest;
 
 use crate::exit::{Classify, Exit};
 
+pub mod lease;
 pub mod pg;
+pub use lease::{Lease, LeaseInfo};
 pub use pg::{JournalConfig, PgTarget};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,16 +51,32 @@ pub enum JournalError {
     /// The blocking task that ran a journal call failed (it panicked, or the runtime stops).
     #[error("journal: the call did not complete: {0}")]
     Worker(String),
+    /// A write refused because this process does not hold the lease of the active host (or no
+    /// longer: another host took over). Not a fault to retry here: it means stop acting.
+    #[error("journal: write refused, not the active host: {0}")]
+    Fenced(String),
+}
+
+impl JournalError {
+    /// Whether this is a write refused by the lease ([`JournalError::Fenced`]).
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, JournalError::Fenced(_))
+    }
 }
 
 impl Classify for JournalError {
     fn service(&self) -> &'static str {
-        "journal"
+        match self {
+            JournalError::Fenced(_) => lease::NOT_ACTIVE,
+            _ => "journal",
+        }
     }
     fn exit(&self) -> Exit {
         match self {
             JournalError::Open { .. } | JournalError::Schema(_) => Exit::Config,
-            JournalError::Sql(_) | JournalError::Postgres(_) => Exit::TempFail,
+            JournalError::Sql(_) | JournalError::Postgres(_) | JournalError::Fenced(_) => {
+                Exit::TempFail
+            }
             JournalError::Transition { .. } | JournalError::Worker(_) => Exit::Software,
         }
     }
@@ -201,6 +219,9 @@ pub enum Begin {
 pub struct Journal {
     path: PathBuf,
     conn: Mutex<Engine>,
+    /// PostgreSQL with two or more hosts: the lease every write is fenced with
+    /// ([`Journal::attach_lease`]). Unset: writes are not fenced (SQLite; one host).
+    lease: std::sync::OnceLock<std::sync::Arc<Lease>>,
 }
 
 /// Where the rows live: the SQLite file (the default, one host) or PostgreSQL (`[journal]
@@ -269,6 +290,11 @@ pub(crate) trait Db {
     fn rows(&mut self, sql: &str, p: &[Val]) -> Result<Vec<Vec<Val>>, JournalError>;
     /// Whether this is PostgreSQL (for the few statements that differ).
     fn postgres(&self) -> bool;
+    /// The lease epoch this transaction was fenced with (PostgreSQL with a lease): recorded
+    /// on each mail row it moves.
+    fn epoch(&self) -> Option<i64> {
+        None
+    }
 }
 
 struct Lite<'a>(&'a Connection);
@@ -417,6 +443,7 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             conn: Mutex::new(Engine::Sqlite(conn)),
+            lease: Default::default(),
         })
     }
 
@@ -438,6 +465,7 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             conn: Mutex::new(Engine::Sqlite(conn)),
+            lease: Default::default(),
         })
     }
 
@@ -453,6 +481,7 @@ impl Journal {
         Ok(Journal {
             path: PathBuf::from(pg::shown_url(&target.url)),
             conn: Mutex::new(Engine::Postgres(Box::new(c))),
+            lease: Default::default(),
         })
     }
 
@@ -479,6 +508,7 @@ impl Journal {
         Ok(Journal {
             path: PathBuf::from(":memory:"),
             conn: Mutex::new(Engine::Sqlite(conn)),
+            lease: Default::default(),
         })
     }
 
@@ -505,7 +535,60 @@ impl Journal {
                 tx.commit()?;
                 Ok(r)
             }
-            Engine::Postgres(c) => c.transaction(f),
+            Engine::Postgres(c) => {
+                let Some(lease) = self.lease.get() else {
+                    return c.transaction(None, f);
+                };
+                // Not held (standby, demoted, or its local deadline passed): nothing written.
+                let Some(fence) = lease.fence() else {
+                    lease.refused_write();
+                    return Err(JournalError::Fenced(
+                        "this process does not hold the lease".into(),
+                    ));
+                };
+                let r = c.transaction(Some(&fence), f);
+                if matches!(&r, Err(JournalError::Fenced(_))) {
+                    lease.refused_write();
+                }
+                r
+            }
+        }
+    }
+
+    /// Fence every later write with `lease` (PostgreSQL, two or more hosts): a write is made
+    /// only while this process holds it, checked in the write's own transaction. Once only.
+    pub fn attach_lease(&self, lease: std::sync::Arc<Lease>) {
+        let _ = self.lease.set(lease);
+    }
+
+    /// The lease attached to this journal, if any.
+    pub fn lease(&self) -> Option<&std::sync::Arc<Lease>> {
+        self.lease.get()
+    }
+
+    /// The epoch that last moved `row` (PostgreSQL; `None` on SQLite, or a row moved without a
+    /// lease).
+    pub fn row_epoch(&self, row: i64) -> Result<Option<i64>, JournalError> {
+        self.read(|db| {
+            if !db.postgres() {
+                return Ok(None);
+            }
+            let r = db.rows("SELECT epoch FROM mail WHERE row = ?1", &[row.into()])?;
+            Ok(r.first().and_then(|r| r.first()).and_then(Val::int))
+        })
+    }
+
+    /// The lease of the active host as the database holds it, and the takeovers counted
+    /// (PostgreSQL at schema 2 or later; `None` otherwise).
+    pub fn lease_info(&self) -> Result<Option<LeaseInfo>, JournalError> {
+        match &mut *self.lock() {
+            Engine::Sqlite(_) => Ok(None),
+            Engine::Postgres(c) => {
+                if c.check_version()? < 2 {
+                    return Ok(None);
+                }
+                c.plain(|db| lease::read_info(db, lease::LEASE_NAME))
+            }
         }
     }
 
@@ -569,6 +652,12 @@ impl Journal {
                 .and_then(|r| r.first())
                 .and_then(Val::int)
                 .ok_or_else(missing)?;
+            if let Some(epoch) = tx.epoch() {
+                tx.exec(
+                    "UPDATE mail SET epoch = ?1 WHERE row = ?2",
+                    &[epoch.into(), row.into()],
+                )?;
+            }
             tx.exec(
                 "INSERT INTO history (row, at_ms, state) VALUES (?1, ?2, 'seen')",
                 &[row.into(), now.into()],
@@ -610,16 +699,18 @@ impl Journal {
             let now = now_ms();
             let mut sql = String::from("UPDATE mail SET state = ?1, updated_ms = ?2");
             let mut values: Vec<Val> = vec![to.as_str().into(), now.into()];
-            for (i, (col, v)) in set.iter().enumerate() {
+            let epoch = tx.epoch().map(|e| ("epoch", Val::Int(e)));
+            for (i, (col, v)) in set.iter().chain(epoch.iter()).enumerate() {
                 sql.push_str(&format!(", {col} = ?{}", i + 3));
                 values.push(v.clone());
             }
+            let set_len = set.len() + usize::from(epoch.is_some());
             // Conditional on the state it leaves: a row another writer moved meanwhile is not
             // moved again.
             sql.push_str(&format!(
                 " WHERE row = ?{} AND state = ?{}",
-                set.len() + 3,
-                set.len() + 4
+                set_len + 3,
+                set_len + 4
             ));
             values.push(row.into());
             values.push(cur.state.as_str().into());

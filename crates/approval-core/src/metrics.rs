@@ -96,6 +96,31 @@ pub struct Metrics {
     health: Mutex<Health>,
     /// Mailbox tokens already counted (the mailbox keeps its own process-wide count).
     mailbox_tokens_seen: AtomicU64,
+    /// Two or more hosts on a PostgreSQL journal: the lease (absent on SQLite).
+    ha: Option<HaMetrics>,
+}
+
+/// The lease's metrics (`pam_approval_ha_*`), exported by a watcher whose journal is PostgreSQL.
+struct HaMetrics {
+    active: Gauge,
+    epoch: Gauge,
+    lease_age: Gauge<f64, AtomicU64>,
+    takeovers: Family<Labels, Counter>,
+    demotions: Family<Labels, Counter>,
+    fenced_writes: Counter,
+    database_up: Gauge,
+    role: Mutex<HaRole>,
+}
+
+/// What `/readyz` says of a watcher on a PostgreSQL journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaRole {
+    /// Holds the lease and acts on the mailbox.
+    Active,
+    /// Stands by; the active host's name, when one is live.
+    Standby(Option<String>),
+    /// The journal's database does not answer: not acting.
+    DatabaseLost,
 }
 
 #[derive(Default)]
@@ -123,6 +148,11 @@ fn unix_now() -> f64 {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::with_ha(false)
+    }
+
+    /// The metrics of a watcher; with `ha` (a PostgreSQL journal) also the lease's.
+    pub fn with_ha(ha: bool) -> Self {
         let mut registry = Registry::with_prefix("pam_approval");
         let m = Metrics {
             mails: Family::default(),
@@ -143,7 +173,55 @@ impl Metrics {
             health: Mutex::default(),
             mailbox_tokens_seen: AtomicU64::new(0),
             registry: Registry::default(),
+            ha: ha.then(|| HaMetrics {
+                active: Gauge::default(),
+                epoch: Gauge::default(),
+                lease_age: Gauge::default(),
+                takeovers: Family::default(),
+                demotions: Family::default(),
+                fenced_writes: Counter::default(),
+                database_up: Gauge::default(),
+                role: Mutex::new(HaRole::Standby(None)),
+            }),
         };
+        if let Some(h) = &m.ha {
+            registry.register(
+                "ha_active",
+                "1 while this process holds the lease and acts on the mailbox, else 0",
+                h.active.clone(),
+            );
+            registry.register(
+                "ha_epoch",
+                "The lease epoch this process holds (0 while standing by)",
+                h.epoch.clone(),
+            );
+            registry.register_with_unit(
+                "ha_lease_age",
+                "Seconds since the lease was last renewed by its holder, as last read from the database (stale above journal.lease_secs)",
+                Unit::Seconds,
+                h.lease_age.clone(),
+            );
+            registry.register(
+                "ha_takeovers",
+                "Times this process became the active host, by what it found: vacant, expired (a failover), released",
+                h.takeovers.clone(),
+            );
+            registry.register(
+                "ha_demotions",
+                "Times this process stopped being the active host, by reason: lease_lost, database_lost, fenced, shutdown",
+                h.demotions.clone(),
+            );
+            registry.register(
+                "ha_fenced_writes",
+                "Journal writes refused because this process no longer held the lease",
+                h.fenced_writes.clone(),
+            );
+            registry.register(
+                "ha_database_up",
+                "1 if the last statement to the journal database succeeded",
+                h.database_up.clone(),
+            );
+        }
         registry.register(
             "mails",
             "Mails finished, by outcome (confirmed, rejected, refused, already_processed) and refusal code",
@@ -292,12 +370,102 @@ impl Metrics {
             .set(oldest.map(|d| d.as_secs_f64()).unwrap_or(0.0));
     }
 
+    /// This process took the lease at `epoch`, finding it `from` (vacant, expired, released).
+    pub fn ha_took(&self, epoch: i64, from: &str) {
+        if let Some(h) = &self.ha {
+            h.takeovers.get_or_create(&vec![("from", word(from))]).inc();
+            h.active.set(1);
+            h.epoch.set(epoch);
+            h.lease_age.set(0.0);
+            h.database_up.set(1);
+            *lock(&h.role) = HaRole::Active;
+        }
+    }
+
+    /// The lease was renewed (by this process, or as a standby read it): its age.
+    pub fn ha_lease_age(&self, secs: f64) {
+        if let Some(h) = &self.ha {
+            h.lease_age.set(secs.max(0.0));
+            h.database_up.set(1);
+        }
+    }
+
+    /// This process stopped being the active host (`lease_lost`, `database_lost`, `fenced`,
+    /// `shutdown`).
+    pub fn ha_demoted(&self, reason: &str) {
+        if let Some(h) = &self.ha {
+            h.demotions
+                .get_or_create(&vec![("reason", word(reason))])
+                .inc();
+            h.active.set(0);
+            h.epoch.set(0);
+        }
+    }
+
+    /// Standing by; `active` the live active host's name, if any.
+    pub fn ha_standby(&self, active: Option<String>) {
+        if let Some(h) = &self.ha {
+            h.active.set(0);
+            h.epoch.set(0);
+            h.database_up.set(1);
+            *lock(&h.role) = HaRole::Standby(active);
+        }
+    }
+
+    /// The journal's database did not answer: not acting.
+    pub fn ha_database_lost(&self) {
+        if let Some(h) = &self.ha {
+            h.database_up.set(0);
+            h.active.set(0);
+            h.epoch.set(0);
+            *lock(&h.role) = HaRole::DatabaseLost;
+        }
+    }
+
+    /// The journal's count of fenced writes so far.
+    pub fn ha_fenced_writes(&self, total: u64) {
+        if let Some(h) = &self.ha {
+            let seen = h.fenced_writes.get();
+            if total > seen {
+                h.fenced_writes.inc_by(total - seen);
+            }
+        }
+    }
+
+    /// What `/readyz` says of the lease (`None` without one).
+    pub fn ha_role(&self) -> Option<HaRole> {
+        self.ha.as_ref().map(|h| lock(&h.role).clone())
+    }
+
     fn health(&self) -> std::sync::MutexGuard<'_, Health> {
         self.health.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Whether the watcher is ready, and one line per check.
+    /// Whether the watcher is ready, and one line per check. On a PostgreSQL journal: a
+    /// standby is ready ("standby (active: HOST)"), the active host says "active" before its
+    /// checks, and a host whose database does not answer is not ready.
     pub fn readiness(&self, within: Duration) -> (bool, String) {
+        let head = match self.ha_role() {
+            None => String::new(),
+            Some(HaRole::DatabaseLost) => {
+                return (false, "journal database unreachable: not acting\n".into());
+            }
+            Some(HaRole::Standby(active)) => {
+                return (
+                    true,
+                    format!(
+                        "standby (active: {})\n",
+                        active.as_deref().unwrap_or("none")
+                    ),
+                );
+            }
+            Some(HaRole::Active) => "active\n".to_string(),
+        };
+        let (ok, text) = self.checks(within);
+        (ok, format!("{head}{text}"))
+    }
+
+    fn checks(&self, within: Duration) -> (bool, String) {
         let h = self.health();
         let now = Instant::now();
         let age = |t: Option<Instant>| t.map(|t| now.duration_since(t));
@@ -353,6 +521,10 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the task is dropped.
@@ -429,6 +601,56 @@ mod tests {
         assert!(text.contains(r#"pam_approval_faults_total{service="pvwa"} 1"#));
         assert!(!text.contains("example.com"), "{text}");
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn on_postgresql_ready_says_active_or_standby_and_fails_without_the_database() {
+        let w = Duration::from_secs(60);
+        let m = Metrics::with_ha(true);
+        assert_eq!(
+            m.readiness(w),
+            (true, "standby (active: none)\n".to_string())
+        );
+        m.ha_standby(Some("web02".into()));
+        assert_eq!(
+            m.readiness(w),
+            (true, "standby (active: web02)\n".to_string())
+        );
+        m.ha_took(3, "expired");
+        m.mailbox_ok();
+        let (ok, text) = m.readiness(w);
+        assert!(ok && text.starts_with("active\nmailbox: ok"), "{text}");
+        let text = m.encode();
+        for line in [
+            "pam_approval_ha_active 1",
+            "pam_approval_ha_epoch 3",
+            r#"pam_approval_ha_takeovers_total{from="expired"} 1"#,
+            "pam_approval_ha_database_up 1",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        m.ha_demoted("database_lost");
+        m.ha_database_lost();
+        m.ha_fenced_writes(2);
+        assert_eq!(
+            m.readiness(w),
+            (
+                false,
+                "journal database unreachable: not acting\n".to_string()
+            )
+        );
+        let text = m.encode();
+        for line in [
+            "pam_approval_ha_active 0",
+            "pam_approval_ha_epoch 0",
+            r#"pam_approval_ha_demotions_total{reason="database_lost"} 1"#,
+            "pam_approval_ha_fenced_writes_total 2",
+            "pam_approval_ha_database_up 0",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
+        // SQLite: none of them.
+        assert!(!Metrics::new().encode().contains("pam_approval_ha_"));
     }
 
     #[test]

@@ -241,16 +241,32 @@ fn the_schema_is_created_migrated_once_and_a_newer_one_refused() {
     );
     drop(r);
     let j = Journal::open_postgres(&t, pw(), true).expect("creates");
-    assert_eq!(j.schema_version().expect("journal call"), Some(1));
+    assert_eq!(j.schema_version().expect("journal call"), Some(2));
     drop(j);
     // Opening again migrates nothing.
     let j = Journal::open_postgres(&t, pw(), true).expect("reopens");
-    assert_eq!(j.schema_version().expect("journal call"), Some(1));
+    assert_eq!(j.schema_version().expect("journal call"), Some(2));
     drop(j);
     assert_eq!(
         pg.psql("SELECT count(*) FROM mig.schema_version").trim(),
-        "1"
+        "2"
     );
+    // A journal of version 1 (step 1: one host) is brought to version 2: the lease, its
+    // history, the epoch per mail row; its rows kept.
+    pg.psql(
+        "DROP TABLE mig.lease; DROP TABLE mig.lease_history; ALTER TABLE mig.mail DROP COLUMN epoch; \
+         DELETE FROM mig.schema_version WHERE version = 2; \
+         INSERT INTO mig.mail (key, state, first_seen_ms, updated_ms) VALUES ('mid:v1@t', 'seen', 1, 1)",
+    );
+    let j = Journal::open_postgres(&t, pw(), true).expect("migrates");
+    assert_eq!(j.schema_version().expect("journal call"), Some(2));
+    assert_eq!(j.all().expect("journal call").len(), 1);
+    let info = j.lease_info().expect("journal call").expect("a lease row");
+    assert_eq!(
+        (info.holder.as_str(), info.epoch, info.failovers),
+        ("", 0, 0)
+    );
+    drop(j);
     // A newer program migrated it: this one refuses to write, and to read.
     pg.psql("INSERT INTO mig.schema_version VALUES (99, 0)");
     for writable in [true, false] {

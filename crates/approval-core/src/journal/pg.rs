@@ -41,7 +41,16 @@ pub struct JournalConfig {
     pub connect_timeout_secs: Option<u64>,
     /// Seconds one statement may run before the server cancels it. Default 10.
     pub statement_timeout_secs: Option<u64>,
+    /// Two or more watcher hosts: the length of the active host's lease, in seconds (3..=120,
+    /// default 10). Renewed every fifth of it; a standby takes over once it has expired.
+    pub lease_secs: Option<u64>,
+    /// The name this host shows as the lease's holder (`--status`, `/readyz`, the logs);
+    /// default the system's host name.
+    pub host_name: Option<String>,
 }
+
+/// `journal.lease_secs` when not set.
+pub const DEFAULT_LEASE_SECS: u64 = 10;
 
 pub const DEFAULT_SCHEMA: &str = "pam_approval";
 
@@ -55,6 +64,17 @@ pub struct PgTarget {
     pub ca_bundle: Option<PathBuf>,
     pub schema: String,
     pub statement_timeout: Duration,
+    /// `journal.lease_secs`.
+    pub lease: Duration,
+    /// `journal.host_name` (or the system's).
+    pub host_name: String,
+}
+
+/// The system's host name (its first label kept whole), `localhost` when it cannot be read.
+fn system_host_name() -> String {
+    let u = rustix::system::uname();
+    let n = u.nodename().to_string_lossy().trim().replace(':', "_");
+    if n.is_empty() { "localhost".into() } else { n }
 }
 
 impl JournalConfig {
@@ -68,6 +88,8 @@ impl JournalConfig {
                 ("journal.password", self.password.is_some()),
                 ("journal.ca_bundle", self.ca_bundle.is_some()),
                 ("journal.schema", self.schema.is_some()),
+                ("journal.lease_secs", self.lease_secs.is_some()),
+                ("journal.host_name", self.host_name.is_some()),
             ] {
                 if set {
                     return Err(origin.error(
@@ -99,6 +121,27 @@ impl JournalConfig {
             ));
         }
         config.connect_timeout(Duration::from_secs(connect));
+        let lease = self.lease_secs.unwrap_or(DEFAULT_LEASE_SECS);
+        if !(3..=120).contains(&lease) {
+            return Err(origin.error("journal.lease_secs", "must be between 3 and 120"));
+        }
+        let host_name = match &self.host_name {
+            Some(h) => {
+                let h = h.trim();
+                if h.is_empty()
+                    || h.len() > 100
+                    || h.contains(':')
+                    || h.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(origin.error(
+                        "journal.host_name",
+                        "must be a host name: 1 to 100 characters, no spaces, control characters or `:`",
+                    ));
+                }
+                h.to_string()
+            }
+            None => system_host_name(),
+        };
         // The bundle itself is read when connecting (its error names the file).
         Ok(Some(PgTarget {
             url: raw.to_string(),
@@ -107,6 +150,8 @@ impl JournalConfig {
             ca_bundle: self.ca_bundle.clone(),
             schema,
             statement_timeout: Duration::from_secs(statement),
+            lease: Duration::from_secs(lease),
+            host_name,
         }))
     }
 }
@@ -219,9 +264,11 @@ fn redact(url: &url::Url) -> String {
 }
 
 /// The schema versions this program knows: `MIGRATIONS[i]` takes the schema from version `i`
-/// to `i + 1`. Version 2 (the next session) adds the lease row (`lease(name, holder, epoch,
-/// expires_at)`) and an `epoch` per mail row, for two hosts with fencing.
-const MIGRATIONS: &[&str] = &[r#"
+/// to `i + 1`. Version 2 adds the lease of the active host (`lease`, one row named
+/// [`super::lease::LEASE_NAME`]), the record of every takeover (`lease_history`), and the
+/// epoch that last moved each mail row (`mail.epoch`), for two or more hosts with fencing.
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE mail (
     row            BIGSERIAL PRIMARY KEY,
     key            TEXT NOT NULL UNIQUE,
@@ -261,7 +308,30 @@ CREATE TABLE kv (
     name   TEXT PRIMARY KEY,
     value  TEXT NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE lease (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    expires_at  TIMESTAMPTZ NOT NULL,
+    renewed_at  TIMESTAMPTZ NOT NULL,
+    released    BOOLEAN NOT NULL DEFAULT false
+);
+INSERT INTO lease (name, holder, epoch, expires_at, renewed_at)
+    VALUES ('watcher', '', 0, '-infinity', '-infinity');
+CREATE TABLE lease_history (
+    name        TEXT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    holder      TEXT NOT NULL,
+    taken_at    TIMESTAMPTZ NOT NULL,
+    taken_from  TEXT NOT NULL,
+    how         TEXT NOT NULL,
+    PRIMARY KEY (name, epoch)
+);
+ALTER TABLE mail ADD COLUMN epoch BIGINT;
+"#,
+];
 
 /// The newest schema version this program knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -427,15 +497,35 @@ impl PgConn {
         .map_or(Ok(()), refuse_newer)
     }
 
-    /// A transaction for `f` (opening the connection again first when it was lost).
+    /// A transaction for `f` (opening the connection again first when it was lost). With a
+    /// `fence`, the transaction first locks the lease row `FOR SHARE` with this process's
+    /// holder id and epoch, and stops with [`JournalError::Fenced`] when that row is no longer
+    /// there: another host took the lease over. `FOR SHARE` (not `FOR KEY SHARE`) conflicts
+    /// with the takeover's `UPDATE`, so every fenced write is ordered either before the
+    /// takeover (the new host sees it) or after it (and is refused).
     pub(crate) fn transaction<R>(
         &mut self,
+        fence: Option<&super::lease::Fence>,
         f: impl FnOnce(&mut dyn Db) -> Result<R, JournalError>,
     ) -> Result<R, JournalError> {
         self.reconnect_if_closed()?;
         let client = &mut self.client;
         let tx = futures_executor::block_on(client.transaction()).map_err(pg_err)?;
-        let mut db = PgTx(&tx);
+        if let Some(fence) = fence {
+            let held = futures_executor::block_on(tx.query(
+                super::lease::FENCE_SQL,
+                &[&fence.name, &fence.holder, &fence.epoch],
+            ))
+            .map_err(pg_err)?;
+            if held.is_empty() {
+                // Dropped unfinished: rolled back.
+                return Err(JournalError::Fenced(format!(
+                    "the lease is no longer held by this process (epoch {}): another host took over",
+                    fence.epoch
+                )));
+            }
+        }
+        let mut db = PgTx(&tx, fence.map(|f| f.epoch));
         let r = f(&mut db)?;
         futures_executor::block_on(tx.commit()).map_err(pg_err)?;
         Ok(r)
@@ -499,6 +589,49 @@ fn open(
             describe(&e)
         ))
     })
+}
+
+/// A connection of its own for the lease (never the journal's, never pooled), driven by the
+/// caller's runtime: its statements are awaited with a deadline, and a connection that does not
+/// answer is dropped. Statements and lock waits are bounded by `statement`.
+pub async fn connect_lease(
+    target: &PgTarget,
+    password: Option<&crate::secret::SecretString>,
+    statement: Duration,
+) -> Result<tokio_postgres::Client, JournalError> {
+    use secrecy::ExposeSecret;
+    let tls = crate::tls::client_config(target.ca_bundle.as_deref())
+        .map_err(|e| JournalError::Postgres(e.to_string()))?;
+    let tls = tokio_postgres_rustls::MakeRustlsConnect::new(tls);
+    let mut config = target.config.clone();
+    config.application_name("pam-approval-lease");
+    if let Some(p) = password {
+        config.password(p.expose_secret().as_bytes());
+    }
+    let fail = |e: tokio_postgres::Error| {
+        JournalError::Postgres(format!(
+            "cannot connect to {}: {}",
+            crate::text::printable(&redact_str(&target.url)),
+            describe(&e)
+        ))
+    };
+    let (client, conn) = config.connect(tls).await.map_err(fail)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            log::debug!("lease: PostgreSQL connection ended: {}", describe(&e));
+        }
+    });
+    let ms = statement.as_millis().max(1);
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
+             SET idle_in_transaction_session_timeout = {}; SET search_path TO {}",
+            ms * 2,
+            target.schema
+        ))
+        .await
+        .map_err(pg_err)?;
+    Ok(client)
 }
 
 /// The URL as shown in `--status` and errors: no password (none is accepted anyway), no query.
@@ -600,7 +733,7 @@ fn to_rows(rows: Vec<tokio_postgres::Row>) -> Result<Vec<Vec<Val>>, JournalError
         .collect()
 }
 
-struct PgTx<'a, 'b>(&'a tokio_postgres::Transaction<'b>);
+struct PgTx<'a, 'b>(&'a tokio_postgres::Transaction<'b>, Option<i64>);
 struct PgPlain<'a>(&'a tokio_postgres::Client);
 
 impl Db for PgTx<'_, '_> {
@@ -614,6 +747,9 @@ impl Db for PgTx<'_, '_> {
     }
     fn postgres(&self) -> bool {
         true
+    }
+    fn epoch(&self) -> Option<i64> {
+        self.1
     }
 }
 
@@ -711,6 +847,45 @@ mod tests {
         assert!(e.contains("journal.password"), "{e}");
         let e = err("[journal]\nurl = \"postgres://u@h/d\"\nstatement_timeout_secs = 0\n");
         assert!(e.contains("journal.statement_timeout_secs"), "{e}");
+        for bad in ["lease_secs = 2", "lease_secs = 121"] {
+            let e = err(&format!("[journal]\nurl = \"postgres://u@h/d\"\n{bad}\n"));
+            assert!(e.contains("journal.lease_secs"), "{e}");
+        }
+        for bad in ["\"a b\"", "\"\"", "\"web:01\""] {
+            let e = err(&format!(
+                "[journal]\nurl = \"postgres://u@h/d\"\nhost_name = {bad}\n"
+            ));
+            assert!(e.contains("journal.host_name"), "{e}");
+        }
+        let e = err("[journal]\nlease_secs = 10\n");
+        assert!(e.contains("journal.lease_secs"), "{e}");
+        let l = crate::settings::load_from_parts(
+            Some("[journal]\nurl = \"postgres://u@h/d\"\nlease_secs = 3\nhost_name = \"web01\"\n"),
+            None,
+            &[],
+        )
+        .expect("valid");
+        let t = l
+            .config
+            .journal
+            .target(&l.origin)
+            .expect("valid")
+            .expect("pg");
+        assert_eq!((t.lease.as_secs(), t.host_name.as_str()), (3, "web01"));
+        let l = crate::settings::load_from_parts(
+            Some("[journal]\nurl = \"postgres://u@h/d\"\n"),
+            None,
+            &[],
+        )
+        .expect("valid");
+        let t = l
+            .config
+            .journal
+            .target(&l.origin)
+            .expect("valid")
+            .expect("pg");
+        assert_eq!(t.lease.as_secs(), DEFAULT_LEASE_SECS);
+        assert!(!t.host_name.is_empty() && !t.host_name.contains(':'));
         // A literal password in journal.password is not a reference: refused, not echoed.
         let e = err("[journal]\nurl = \"postgres://u@h/d\"\npassword = \"hunter2\"\n");
         assert!(

@@ -166,6 +166,11 @@ pub trait Mailbox: Send + Sync {
     fn was_sent<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, MailboxError>>;
     /// Wait up to `max` for new mail (streaming notifications, or polling as fallback).
     fn wait_for_new(&self, max: Duration) -> BoxFuture<'_, Result<WaitOutcome, MailboxError>>;
+    /// Stop watching for new mail: drop a streaming subscription and its connection (a host
+    /// that is no longer the active one). The next [`Mailbox::wait_for_new`] starts again.
+    fn stop_watching(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
     /// Messages created in the watched folder since the stored sync state (all current ones on
     /// the first run); saves the new state after each page.
     fn catch_up<'a>(

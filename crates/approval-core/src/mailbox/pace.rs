@@ -322,6 +322,9 @@ impl Mailbox for Paced {
     fn wait_for_new(&self, max: Duration) -> BoxFuture<'_, Result<WaitOutcome, MailboxError>> {
         self.inner.wait_for_new(max)
     }
+    fn stop_watching(&self) -> BoxFuture<'_, ()> {
+        self.inner.stop_watching()
+    }
     fn catch_up<'a>(
         &'a self,
         state: &'a dyn SyncStateStore,

@@ -7,6 +7,7 @@
 //! `refused_folder`: one place for them, where the rest of the mailbox is configured.
 
 pub mod config;
+pub mod ha;
 pub mod watch_loop;
 pub mod watcher;
 

@@ -181,7 +181,12 @@ pub async fn watch(
         }
         None => None,
     };
-    let r = run(p.clone(), shutdown).await;
+    let r = if p.postgres().is_some() {
+        // Two or more hosts may share the journal: act only while holding the lease.
+        super::ha::supervise(p.clone(), shutdown).await
+    } else {
+        run(p.clone(), shutdown).await
+    };
     if let Some(s) = server {
         s.abort();
     }
@@ -345,7 +350,10 @@ impl Dispatcher {
                             let owed =
                                 matches!(done.state, Some(State::Confirmed | State::Refused));
                             let turn = if owed { p.mailbox().send_turn() } else { None };
-                            let d = turn.unwrap_or_else(|| cfg.retry_delay(done.attempts));
+                            let d = done
+                                .retry_in
+                                .or(turn)
+                                .unwrap_or_else(|| cfg.retry_delay(done.attempts));
                             f.retry_at
                                 .insert(r.id.clone(), tokio::time::Instant::now() + d);
                         }
@@ -409,6 +417,8 @@ impl Dispatcher {
                 self.summary.failed += 1;
             }
             Ok(None) => {}
+            // Abandoned on losing the lease.
+            Err(e) if e.is_cancelled() => {}
             Err(e) => {
                 log::error!("a mail task ended abnormally: {e}");
                 self.summary.failed += 1;
@@ -672,7 +682,18 @@ async fn run_local(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> Resu
             }
         }
     };
-    if shutdown.is_cancelled() {
+    let demoted = pipeline.lease().is_some_and(|l| l.view().epoch.is_none());
+    if demoted {
+        // No longer the active host: nothing more is done here, at once (what was under way
+        // is the next active host's to read back).
+        if !d.tasks.is_empty() {
+            log::info!(
+                "not the active host any more: {} mail(s) in flight abandoned to the active host",
+                d.tasks.len()
+            );
+        }
+        d.tasks.abort_all();
+    } else if shutdown.is_cancelled() {
         log::info!(
             "shutdown requested: waiting for {} mail(s) in flight",
             d.tasks.len()

@@ -285,6 +285,45 @@ async fn journal(loaded: &Loaded, res: &Resolver, r: &mut Report) {
             "run the pam-approval version that migrated the schema, or a newer one",
         ),
     }
+    // Two or more hosts: who holds the lease of the active host, and how fresh it is.
+    match j.lease_info() {
+        Ok(Some(i)) if i.live() => r.ok(
+            "journal",
+            "lease",
+            format!(
+                "active host: {} (epoch {}, lease renewed {:.1} s ago; this host: {})",
+                crate::journal::lease::host_of(&i.holder),
+                i.epoch,
+                i.renewed_ms_ago.unwrap_or(0) as f64 / 1000.0,
+                target.host_name
+            ),
+        ),
+        Ok(Some(i)) if i.holder.is_empty() => r.ok(
+            "journal",
+            "lease",
+            format!(
+                "no host has taken the lease yet (this host: {})",
+                target.host_name
+            ),
+        ),
+        Ok(Some(i)) => r.ok(
+            "journal",
+            "lease",
+            format!(
+                "no active host: the lease of {} {} {:.0} s ago (a running watcher takes it within a second)",
+                crate::journal::lease::host_of(&i.holder),
+                if i.released { "was released" } else { "expired" },
+                i.expired_ms_ago.unwrap_or(0).max(0) as f64 / 1000.0
+            ),
+        ),
+        Ok(None) => {}
+        Err(e) => r.fail(
+            "journal",
+            "lease",
+            e.to_string(),
+            "check the journal database",
+        ),
+    }
 }
 
 async fn secrets(loaded: &Loaded, res: &Resolver, r: &mut Report) {

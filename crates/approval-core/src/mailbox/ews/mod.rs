@@ -799,6 +799,14 @@ impl Mailbox for EwsMailbox {
     fn wait_for_new(&self, max: Duration) -> BoxFuture<'_, Result<WaitOutcome, MailboxError>> {
         Box::pin(self.wait(max))
     }
+    fn stop_watching(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            // The subscription is left to expire on the server: no call after a demotion.
+            if let Some(s) = self.streamer.lock().await.take() {
+                s.task.abort();
+            }
+        })
+    }
     fn catch_up<'a>(
         &'a self,
         state: &'a dyn SyncStateStore,

@@ -82,6 +82,7 @@ impl Pipeline {
             .chars()
             .take(crate::pvwa::MAX_REASON)
             .collect();
+        self.gate("the PVWA confirm")?;
         match self
             .pvwa(role, async |s: &Session| s.confirm(rid, &reason).await)
             .await
@@ -146,6 +147,7 @@ impl Pipeline {
             Err(_) => String::new(),
         };
         let reason = reject_reason(fw, &theirs, marker);
+        self.gate("the PVWA reject")?;
         match self
             .pvwa(role, async |s: &Session| s.reject(rid, &reason).await)
             .await

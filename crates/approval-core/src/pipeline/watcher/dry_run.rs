@@ -18,6 +18,7 @@ impl Pipeline {
             attempts: 0,
             dry_run: true,
             exit: Exit::Ok,
+            retry_in: None,
         };
         match self.decide(w).await {
             Ok(Verdict::Approve {

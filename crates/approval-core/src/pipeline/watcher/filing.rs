@@ -38,6 +38,7 @@ impl Pipeline {
             .set_value(&format!("filing:{}", e.row), folder)
             .await
             .map_err(Fault::of)?;
+        self.gate("the mail's move")?;
         self.file_as_read(&w.fetched.reference, folder)
             .await
             .map_err(Fault::of)?;
@@ -119,6 +120,7 @@ impl Pipeline {
             } else {
                 &self.refused_folder
             };
+            self.gate("the mail's move")?;
             self.file_as_read(&w.fetched.reference, folder)
                 .await
                 .map_err(Fault::of)?;

@@ -177,6 +177,9 @@ pub struct Processed {
     /// Exit class: `ok` unless the mail was left pending by a fault.
     #[serde(skip)]
     pub exit: Exit,
+    /// Left for later without a fault (the lock-delay after a takeover): try again after this.
+    #[serde(skip)]
+    pub retry_in: Option<Duration>,
 }
 
 /// What is learned about one mail during one call.
@@ -276,6 +279,11 @@ pub struct Pipeline {
     notice_reads: AtomicU64,
     /// PVWA refused the lookup account the vault's user records (no "Audit users"): said once.
     vault_users_refused: AtomicBool,
+    /// The PostgreSQL journal's target and password (for the lease's own connection).
+    pg: Option<(journal::PgTarget, Option<crate::secret::SecretString>)>,
+    /// The lock-delay after a takeover: the longest HTTP call (PVWA's or the mailbox's
+    /// request timeout) plus 5 s.
+    lock_delay: Duration,
 }
 
 impl Pipeline {
@@ -293,7 +301,15 @@ impl Pipeline {
             )
         })?;
         let dir_settings = loaded.directory()?;
-        let metrics = Arc::new(Metrics::new());
+        let pg = c.journal.target(loaded)?;
+        let metrics = Arc::new(Metrics::with_ha(pg.is_some() && !dry_run));
+        let lock_delay = Duration::from_secs(
+            loaded
+                .pvwa()?
+                .request_timeout_secs
+                .max(mcfg.request_timeout_secs)
+                + 5,
+        );
         let mut pvwa = Pvwa::new(loaded.pvwa()?)?;
         let counts = metrics.clone();
         pvwa.on_sign_in(Arc::new(move |kind| counts.sign_in("pvwa", kind)));
@@ -310,7 +326,6 @@ impl Pipeline {
             }
             None => None,
         };
-        let pg = c.journal.target(loaded)?;
         let resolver = Resolver::new(c.vault.as_ref())?;
         let built = async {
             let mut creds = HashMap::new();
@@ -337,6 +352,15 @@ impl Pipeline {
         resolver.close().await;
         let (creds, dir_pw, mailbox, journal_pw) = built?;
         let directory = AnyDirectory::new(dir_settings, dir_pw)?;
+        let copy = |pw: &Option<crate::secret::SecretString>| {
+            use secrecy::ExposeSecret;
+            pw.as_ref()
+                .map(|p| crate::secret::SecretString::from(p.expose_secret().to_owned()))
+        };
+        let lease_pg = match (&pg, dry_run) {
+            (Some(t), false) => Some((t.clone(), copy(&journal_pw))),
+            _ => None,
+        };
         let journal = AsyncJournal::new(match (dry_run, &pg) {
             (true, _) => Journal::in_memory()?,
             (false, Some(t)) => Journal::open_postgres(t, journal_pw, true)?,
@@ -365,7 +389,50 @@ impl Pipeline {
             metrics,
             notice_reads: AtomicU64::new(0),
             vault_users_refused: AtomicBool::new(false),
+            pg: lease_pg,
+            lock_delay,
         })
+    }
+
+    /// The PostgreSQL journal's target and password (none on SQLite or in a dry run): two or
+    /// more hosts may share it, one acting at a time under the lease (`pipeline::ha`).
+    pub fn postgres(&self) -> Option<&(journal::PgTarget, Option<crate::secret::SecretString>)> {
+        self.pg.as_ref()
+    }
+
+    /// Act under `lease` from now on: every journal write fenced with it, every call to PVWA
+    /// or the mailbox gated on it.
+    pub fn attach_lease(&self, lease: Arc<journal::Lease>) {
+        self.journal().attach_lease(lease);
+    }
+
+    /// The lease this pipeline acts under, if any.
+    pub fn lease(&self) -> Option<&Arc<journal::Lease>> {
+        self.journal().lease()
+    }
+
+    /// After a takeover, a row an older epoch left where an outside call may still be on its way
+    /// (`decided`: a confirm; `confirmed`/`refused`: a reply; `notified`: a move) is resolved
+    /// (read back) only once the lock-delay has passed since the takeover: the time left, or
+    /// `None` when it may go on now.
+    async fn lock_delay_left(&self, e: &Entry) -> Result<Option<Duration>> {
+        let Some(l) = self.lease() else {
+            return Ok(None);
+        };
+        if e.state == State::Seen || e.state == State::Filed {
+            return Ok(None);
+        }
+        let v = l.view();
+        let Some(mine) = v.epoch else {
+            return Ok(None);
+        };
+        let left = (v.took_at + self.lock_delay).saturating_sub(journal::lease::boot_clock());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        let row = e.row;
+        let theirs = self.journal.run(move |j| j.row_epoch(row)).await?;
+        Ok(theirs.is_none_or(|t| t < mine).then_some(left))
     }
 
     /// How many mails' bodies the notice reader has read so far.
@@ -506,6 +573,23 @@ impl Pipeline {
             Begin::Known(e) | Begin::New(e) => e,
         };
         w.row = Some(e.row);
+        if let Some(left) = self.lock_delay_left(&e).await? {
+            log::info!(
+                "mail {} (journal row {}): left in state {} by the previous active host; resolved {:.0} s from now, once anything it had sent has landed",
+                mid.as_deref().unwrap_or("?"),
+                e.row,
+                e.state.as_str(),
+                left.as_secs_f64().ceil()
+            );
+            let mut p = self.result(
+                &e,
+                &w,
+                Some("waiting for the lock-delay after a takeover".into()),
+                Exit::Ok,
+            );
+            p.retry_in = Some(left);
+            return Ok(p);
+        }
         loop {
             let step = match e.state {
                 State::Seen => self.seen(&mut w, &e).await,
@@ -528,6 +612,19 @@ impl Pipeline {
                     self.metrics.reply_deferred();
                     let p = self.result(&e, &w, Some(f.message.clone()), Exit::Ok);
                     self.audit(&p, &w);
+                    return Ok(p);
+                }
+                Err(f) if f.service == journal::lease::NOT_ACTIVE => {
+                    // Not a fault: this host is not (or no longer) the active host. Nothing
+                    // counted; the mail stays for the active host.
+                    log::info!(
+                        "mail {} (journal row {}) left in state {} for the active host: {}",
+                        mid.as_deref().unwrap_or("?"),
+                        e.row,
+                        e.state.as_str(),
+                        f.message
+                    );
+                    let p = self.result(&e, &w, Some(f.message.clone()), Exit::TempFail);
                     return Ok(p);
                 }
                 Err(f) => {

@@ -316,6 +316,7 @@ impl Pipeline {
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
         };
+        self.gate("the mail's send")?;
         self.mailbox.send(&mail).await.map_err(Fault::of_mailbox)
     }
 }

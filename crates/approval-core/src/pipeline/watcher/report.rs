@@ -33,6 +33,7 @@ impl Pipeline {
             attempts: e.attempts,
             dry_run: self.dry_run,
             exit,
+            retry_in: None,
         }
     }
 

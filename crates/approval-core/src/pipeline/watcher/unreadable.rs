@@ -82,6 +82,7 @@ impl Pipeline {
             attempts: e.attempts,
             dry_run: false,
             exit: pending.as_ref().map(|f| f.exit).unwrap_or(Exit::Ok),
+            retry_in: None,
         };
         Audit {
             event: if p.pending.is_some() {
