@@ -19,6 +19,8 @@ pub struct Report {
     pub hostile: Vec<crate::hostile::HostileRead>,
     /// The same watcher on Exchange Online (Graph), when run.
     pub graph: Option<GraphRun>,
+    /// Two watcher hosts with the journal on PostgreSQL (issue 33), when run.
+    pub ha: Option<crate::ha::HaRun>,
     pub goals: Vec<Goal>,
 }
 
@@ -208,6 +210,28 @@ pub fn goals(r: &Report) -> Vec<Goal> {
             value: format!("{:.1} mails/s", gr.burst.mails_per_s),
             met: gr.burst.mails_per_s >= 50.0,
         });
+    }
+    if let Some(h) = &r.ha {
+        // Within 1.5x of the SQLite streaming run (issue 33).
+        for (name, sq, pg) in [
+            ("p50", p50, h.latency.summary.p50_ms),
+            ("p99", p99, h.latency.summary.p99_ms),
+        ] {
+            g.push(Goal {
+                figure: format!("PostgreSQL latency {name} (2 hosts)"),
+                goal: format!("<= 1.5x SQLite ({} ms)", ms(1.5 * sq)),
+                value: format!("{pg:.0} ms ({:.2}x)", pg / sq),
+                met: pg <= 1.5 * sq,
+            });
+        }
+        if let Some(f) = &h.failover {
+            g.push(Goal {
+                figure: format!("failover p99 (lease_secs {})", f.lease_secs),
+                goal: "<= 15 s".into(),
+                value: format!("{:.1} s", f.p99_s),
+                met: f.p99_s <= 15.0,
+            });
+        }
     }
     g.push(Goal {
         figure: "watcher peak RSS".into(),
@@ -473,6 +497,53 @@ pub fn render(r: &Report) -> String {
         out.push_str(&table(&["figure", "value"], &rows));
     }
 
+    if let Some(h) = &r.ha {
+        out.push_str(&format!(
+            "\nTwo hosts, journal on PostgreSQL {} (loopback, TLS): an active host and a standby\n",
+            h.server
+        ));
+        let s = &h.latency.summary;
+        let b = &h.burst;
+        let mut rows = vec![
+            vec![
+                format!(
+                    "latency p50 / p95 / p99 / max, ms ({} mails, streaming)",
+                    s.n
+                ),
+                format!(
+                    "{} / {} / {} / {}",
+                    ms(s.p50_ms),
+                    ms(s.p95_ms),
+                    ms(s.p99_ms),
+                    ms(s.max_ms)
+                ),
+            ],
+            vec![
+                format!("burst of {}: all confirmed / answered / filed, s", b.mails),
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    b.confirmed_s, b.answered_s, b.filed_s
+                ),
+            ],
+            vec![
+                "burst throughput, mails/s".into(),
+                format!("{:.1}", b.mails_per_s),
+            ],
+        ];
+        match (&h.failover, &h.failover_skipped) {
+            (Some(f), _) => rows.push(vec![
+                format!(
+                    "failover (SIGKILL of the active host -> next confirm), {} runs, lease_secs {}: p50 / p99 / max, s",
+                    f.runs, f.lease_secs
+                ),
+                format!("{:.1} / {:.1} / {:.1}", f.p50_s, f.p99_s, f.max_s),
+            ]),
+            (None, Some(why)) => rows.push(vec!["failover".into(), why.clone()]),
+            (None, None) => {}
+        }
+        out.push_str(&table(&["figure", "value"], &rows));
+    }
+
     out.push_str("\nGoals (reported, not asserted)\n");
     let rows: Vec<Vec<String>> = r
         .goals
@@ -581,6 +652,7 @@ mod tests {
                 outcome: "conflicting_fields".into(),
             }],
             graph: None,
+            ha: None,
             goals: vec![],
         }
     }

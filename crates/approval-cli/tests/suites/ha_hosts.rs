@@ -90,10 +90,25 @@ impl Host {
             .env_remove("APPROVAL_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.log.with_extension("stderr"))
+                    .expect("stderr file"),
+            )
             .spawn()
             .expect("start the watcher");
         self.child = Some(child);
+    }
+
+    /// As systemd's `Restart=always` does (examples/systemd/pam-approval.service): when the
+    /// watcher has ended on its own, start it again; its exit code, if it had ended.
+    fn restart_if_ended(&mut self) -> Option<i32> {
+        let st = self.child.as_mut()?.try_wait().expect("try_wait")?;
+        self.child = None;
+        self.start();
+        Some(st.code().unwrap_or(-1))
     }
 
     fn signal(&self, sig: &str) {
@@ -112,7 +127,8 @@ impl Host {
         }
     }
 
-    /// `/readyz`'s body, or "" when the watcher does not answer.
+    /// The first line of `/readyz` ("active", "standby (active: HOST)", …), or "" when the
+    /// watcher does not answer.
     fn readyz(&self) -> String {
         let Ok(mut s) = std::net::TcpStream::connect_timeout(
             &([127, 0, 0, 1], self.port).into(),
@@ -125,12 +141,16 @@ impl Host {
         let mut out = String::new();
         let _ = s.read_to_string(&mut out);
         out.split_once("\r\n\r\n")
-            .map(|(_, b)| b.trim().to_string())
+            .and_then(|(_, b)| b.lines().next())
+            .map(|l| l.trim().to_string())
             .unwrap_or_default()
     }
 
+    /// The last lines of its log, then of its stderr.
     fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default()
+            + "\n--- stderr ---\n"
+            + &std::fs::read_to_string(self.log.with_extension("stderr")).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -17,6 +17,9 @@ const HOSTS: usize = 3;
 
 #[derive(Debug, Clone, Copy)]
 enum Fault {
+    /// SIGKILL of the active host (a random one when none says so), started again after.
+    KillActive,
+    /// SIGKILL of a random host, started again after.
     Kill,
     Pause,
     Terminate,
@@ -54,9 +57,14 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
         }
     });
 
-    // The faults, in a random order with random gaps, while the mails arrive and are handled.
+    // The faults, in a random order with random gaps, while the mails arrive and are handled:
+    // from the first confirm on (the hosts' start-up is not what is tested here).
+    let until = Instant::now() + Duration::from_secs(60);
+    while confirms(&env).is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let mut faults = vec![
-        Fault::Kill,
+        Fault::KillActive,
         Fault::Kill,
         Fault::Pause,
         Fault::Terminate,
@@ -67,17 +75,39 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
         faults.swap(i, rng.pick(i + 1));
     }
     let mut journal_of_faults = Vec::new();
+    // Hosts that ended on their own, started again as systemd would: (when, host, exit code).
+    let mut ended: Vec<String> = Vec::new();
+    let mut supervise = |hosts: &mut Vec<Host>, ended: &mut Vec<String>| {
+        for h in hosts.iter_mut() {
+            if let Some(code) = h.restart_if_ended() {
+                let last = h.log_tail(3).replace('\n', " | ");
+                ended.push(format!(
+                    "{:.1}s {} exited {code}: {last}",
+                    t0.elapsed().as_secs_f64(),
+                    h.name
+                ));
+            }
+        }
+    };
     for f in faults {
         tokio::time::sleep(Duration::from_millis(rng.between(500, 2500))).await;
+        supervise(&mut hosts, &mut ended);
         let at = t0.elapsed().as_secs_f64();
         let progress = (confirms(&env).len(), sent_count(&env), filed(&env));
         match f {
-            Fault::Kill => {
-                let i = rng.pick(HOSTS);
+            Fault::Kill | Fault::KillActive => {
+                let active = matches!(f, Fault::KillActive)
+                    .then(|| hosts.iter().position(|h| h.readyz() == "active"))
+                    .flatten();
+                let i = active.unwrap_or_else(|| rng.pick(HOSTS));
                 hosts[i].sigkill();
                 tokio::time::sleep(Duration::from_millis(rng.between(200, 1500))).await;
                 hosts[i].start();
-                journal_of_faults.push(format!("{at:.1}s SIGKILL {} {progress:?}", hosts[i].name));
+                journal_of_faults.push(format!(
+                    "{at:.1}s SIGKILL {} ({}) {progress:?}",
+                    hosts[i].name,
+                    if active.is_some() { "active" } else { "random" }
+                ));
             }
             Fault::Pause => {
                 // The active host if one says so (/readyz), else a random one.
@@ -115,6 +145,7 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
     let until = Instant::now() + Duration::from_secs(240);
     loop {
         let (f, s) = (filed(&env), sent_count(&env));
+        supervise(&mut hosts, &mut ended);
         if f >= mails as usize && s >= mails as usize && open_rows(&pg) == Some(0) {
             break;
         }
@@ -132,6 +163,8 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
     }
     // Let anything still in flight (a host resumed late, a standby's read-back) show itself.
     tokio::time::sleep(Duration::from_secs(2 * LEASE_SECS)).await;
+    supervise(&mut hosts, &mut ended);
+    println!("hosts that ended on their own and were started again: {ended:#?}");
     for h in &mut hosts {
         h.signal("-CONT");
         h.signal("-TERM");
@@ -139,7 +172,13 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
     for h in &mut hosts {
         if let Some(mut c) = h.child.take() {
             let st = c.wait().expect("wait");
-            assert_eq!(st.code(), Some(0), "{} stops on SIGTERM", h.name);
+            assert_eq!(
+                st.code(),
+                Some(0),
+                "{} stops on SIGTERM (seed {seed}); its log ends:\n{}",
+                h.name,
+                h.log_tail(30)
+            );
         }
     }
     println!("done in {:.1} s", t0.elapsed().as_secs_f64());
