@@ -22,6 +22,7 @@ include!("suites/ha_hosts.rs");
 const MAILS: u32 = 60;
 
 /// Poll `cond` every 100 ms; panic naming `what` (and the hosts' logs) after `secs`.
+#[allow(clippy::print_stderr)]
 async fn wait(hosts: &[Host], secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(secs);
     while !cond() {

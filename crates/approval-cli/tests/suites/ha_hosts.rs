@@ -104,6 +104,7 @@ impl Host {
 
     /// As systemd's `Restart=always` does (examples/systemd/pam-approval.service): when the
     /// watcher has ended on its own, start it again; its exit code, if it had ended.
+    #[allow(dead_code)]
     fn restart_if_ended(&mut self) -> Option<i32> {
         let st = self.child.as_mut()?.try_wait().expect("try_wait")?;
         self.child = None;
@@ -169,6 +170,7 @@ fn open_rows(pg: &postgres::Postgres) -> Option<usize> {
 }
 
 /// The run's seed: `PAMTEST_SEED`, else from the clock; printed so a failure can be replayed.
+#[allow(clippy::print_stdout)]
 fn seed() -> u64 {
     let seed = std::env::var("PAMTEST_SEED")
         .ok()
@@ -252,6 +254,7 @@ fn forwarded(n: u32) -> Vec<u8> {
 /// What every two-host run must show at its end, for the requests FIRST..FIRST+mails: no
 /// request confirmed or rejected twice (pam-sim's log of every call, carried out or refused),
 /// each mail answered exactly once and filed, and every confirm in the shared audit trail.
+#[allow(clippy::print_stdout)]
 fn assert_exactly_once(env: &Env, pg: &postgres::Postgres, hosts: &[Host], mails: u32, seed: u64) {
     // PVWA: every confirm/reject call, carried out or refused, at most once per request.
     let mut attempts: BTreeMap<(String, String), usize> = BTreeMap::new();

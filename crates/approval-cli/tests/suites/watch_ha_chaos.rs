@@ -77,7 +77,7 @@ async fn three_hosts_under_kills_pauses_and_a_database_restart_act_exactly_once(
     let mut journal_of_faults = Vec::new();
     // Hosts that ended on their own, started again as systemd would: (when, host, exit code).
     let mut ended: Vec<String> = Vec::new();
-    let mut supervise = |hosts: &mut Vec<Host>, ended: &mut Vec<String>| {
+    let supervise = |hosts: &mut Vec<Host>, ended: &mut Vec<String>| {
         for h in hosts.iter_mut() {
             if let Some(code) = h.restart_if_ended() {
                 let last = h.log_tail(3).replace('\n', " | ");
