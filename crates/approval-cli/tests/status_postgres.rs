@@ -95,6 +95,20 @@ async fn status_reads_the_postgresql_journal_the_watcher_wrote() {
         "{out}"
     );
     assert!(out.contains("[journal postgres://pam@127.0.0.1:"), "{out}");
+    // The pass took the lease of the active host and released it.
+    assert!(
+        out.contains("\nactive host: none (lease released ") && out.contains("; 0 failovers"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["--status", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(j["ha"]["active_host"], serde_json::Value::Null, "{j}");
+    assert_eq!(
+        (j["ha"]["epoch"].as_i64(), j["ha"]["failovers"].as_u64()),
+        (Some(1), Some(0)),
+        "{j}"
+    );
     // The password is nowhere in what the tool printed.
     assert!(
         !out.contains(postgres::Postgres::PASSWORD) && !err.contains(postgres::Postgres::PASSWORD)

@@ -35,7 +35,6 @@ fn free_port() -> u16 {
 
 /// One host: its configuration (its own state directory and metrics port, the shared journal).
 struct Host {
-    name: &'static str,
     cfg: PathBuf,
     log: PathBuf,
     port: u16,
@@ -66,7 +65,6 @@ fn host(env: &Env, pg: &postgres::Postgres, name: &'static str) -> Host {
     )
     .expect("config");
     Host {
-        name,
         cfg,
         log: d.join(format!("watcher-{name}.log")),
         port,
@@ -123,6 +121,9 @@ async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
 
 /// The host holding the lease, as the database says.
 fn holder(pg: &postgres::Postgres) -> String {
+    if pg.psql("SELECT to_regclass('pam_approval.lease') IS NOT NULL").trim() != "t" {
+        return String::new();
+    }
     pg.psql("SELECT holder FROM pam_approval.lease WHERE name = 'watcher' AND expires_at > now()")
         .trim()
         .to_string()
@@ -239,6 +240,19 @@ async fn one_host_acts_and_the_other_takes_over_after_a_sigkill() {
     assert_eq!(j["ha"]["epoch"], 2, "{j}");
     assert_eq!(j["ha"]["failovers"], 1, "{j}");
     assert!(j["ha"]["last_failover"].as_str().is_some(), "{j}");
+    // `--once` beside a live active host does nothing, and says so.
+    let before = (confirms(&env).len(), sent_count(&env));
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&a.cfg)
+        .args(["--once", "-v"])
+        .env_remove("APPROVAL_CONFIG")
+        .output()
+        .expect("--once");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("another host (hostb) is active; nothing done"), "{err}");
+    assert_eq!((confirms(&env).len(), sent_count(&env)), before);
     // A clean stop releases the lease.
     signal(&cb, "-TERM");
     assert_eq!(cb.wait().expect("wait").code(), Some(0));
@@ -302,6 +316,17 @@ async fn a_paused_active_host_resumed_after_a_takeover_sends_nothing() {
     assert_eq!(sent_all(&env), before.1, "A sent after resuming");
     exactly_once(&env, N);
     assert!(log_of(&b).contains("took the lease (epoch 2, expired)"), "{}", log_of(&b));
+    // What each side saw (for the record: which of A's mails were in flight).
+    for (who, h) in [("A", &a), ("B", &b)] {
+        for l in log_of(h).lines().filter(|l| {
+            l.contains("lease")
+                || l.contains("for the active host")
+                || l.contains("abandoned")
+                || l.contains("not acting")
+        }) {
+            println!("{who}: {l}");
+        }
+    }
     let (_, t) = get(a.port, "/readyz").expect("readyz");
     assert!(t.contains("standby (active: hostb)"), "{t}");
     for c in [&mut ca, &mut cb] {

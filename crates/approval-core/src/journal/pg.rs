@@ -418,11 +418,13 @@ impl PgConn {
     fn prepare_session(&mut self) -> Result<(), JournalError> {
         let schema = self.target.schema.clone();
         let ms = self.target.statement_timeout.as_millis();
+        // A transaction left idle (its process paused mid-way) is ended by the server within
+        // the lease's length: its `FOR SHARE` on the lease row would hold back a takeover.
+        let idle = (ms * 2).min(self.target.lease.as_millis()).max(1);
         // The schema is a checked identifier (JournalConfig::target); the numbers are ours.
         let set = format!(
             "SET statement_timeout = {ms}; SET lock_timeout = {ms}; \
-             SET idle_in_transaction_session_timeout = {}; SET search_path TO {schema}",
-            ms * 2
+             SET idle_in_transaction_session_timeout = {idle}; SET search_path TO {schema}"
         );
         self.block(|c| async move { c.batch_execute(&set).await })?;
         if self.writable {

@@ -24,6 +24,7 @@ use crate::exit::Exit;
 use crate::journal::lease::{self, Lease, boot_clock};
 use crate::journal::{JournalError, PgTarget};
 use crate::metrics::Metrics;
+use crate::runtime::systemd::{self, Heartbeat};
 use crate::secret::SecretString;
 
 /// Why this process stopped being the active host.
@@ -58,6 +59,13 @@ impl std::fmt::Display for Demotion {
     }
 }
 
+/// A lock wait or statement cancelled by its timeout (SQLSTATE 55P03, 57014).
+fn busy(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code()
+        .is_some_and(|c| *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED)
+}
+
 /// The standby's poll interval.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -71,6 +79,9 @@ pub struct Holder {
     /// The active host last logged by this standby.
     shown_active: Option<String>,
     database_lost: bool,
+    /// Signs of life for systemd's watchdog while standing by (the watch loop feeds it while
+    /// active).
+    heartbeat: Heartbeat,
 }
 
 impl Holder {
@@ -105,6 +116,7 @@ impl Holder {
             client: None,
             shown_active: None,
             database_lost: false,
+            heartbeat: Heartbeat::default(),
         }
     }
 
@@ -138,25 +150,36 @@ impl Holder {
         let ttl = self.lease.ttl;
         let bound = ttl;
         let step = async {
-            let c = self.client().await?;
+            let c = self.client().await.map_err(|e| (false, e))?;
             let sent = boot_clock();
-            let taken = lease::sql::acquire(c, &name, &holder, ttl.as_secs_f64())
-                .await
-                .map_err(|e| crate::journal::pg::describe(&e))?;
+            let taken = match lease::sql::acquire(c, &name, &holder, ttl.as_secs_f64()).await {
+                Ok(t) => t,
+                // The row is locked by the holder's fenced write in progress (or one its
+                // paused process left open, until the server ends it): not a lost database.
+                Err(e) if busy(&e) => return Err((true, crate::journal::pg::describe(&e))),
+                Err(e) => return Err((false, crate::journal::pg::describe(&e))),
+            };
             if let Some(t) = taken {
                 return Ok((Some(t), sent, None));
             }
             let who = lease::sql::holder(c, &name)
                 .await
-                .map_err(|e| crate::journal::pg::describe(&e))?;
-            Ok::<_, String>((None, sent, who))
+                .map_err(|e| (false, crate::journal::pg::describe(&e)))?;
+            Ok::<_, (bool, String)>((None, sent, who))
         };
-        let r = tokio::time::timeout(bound, step)
-            .await
-            .unwrap_or_else(|_| Err("the journal database did not answer in time".to_string()));
+        let r = tokio::time::timeout(bound, step).await.unwrap_or_else(|_| {
+            Err((
+                false,
+                "the journal database did not answer in time".to_string(),
+            ))
+        });
         let (taken, sent, who) = match r {
             Ok(x) => x,
-            Err(e) => {
+            Err((true, e)) => {
+                log::debug!("the lease row is busy ({e}); standing by");
+                return Ok(None);
+            }
+            Err((false, e)) => {
                 self.client = None;
                 return Err(e);
             }
@@ -179,10 +202,12 @@ impl Holder {
             self.metrics.ha_lease_age(*age);
         }
         if active != self.shown_active {
-            match &active {
-                Some(h) => log::info!("standing by: the active host is {h}"),
-                None => log::info!("standing by: no active host at the moment"),
-            }
+            let line = match &active {
+                Some(h) => format!("standing by: the active host is {h}"),
+                None => "standing by: no active host at the moment".to_string(),
+            };
+            log::info!("{line}");
+            systemd::status(&line);
             self.shown_active = active.clone();
         }
         self.metrics.ha_standby(active);
@@ -197,6 +222,7 @@ impl Holder {
             if shutdown.is_cancelled() {
                 return None;
             }
+            self.heartbeat.beat();
             self.metrics.ha_fenced_writes(self.lease.fenced_writes());
             match self.try_take().await {
                 Ok(Some(t)) => return Some(t),
@@ -256,6 +282,7 @@ impl Holder {
                 _ = tokio::time::sleep(until) => {}
                 _ = changes.changed() => continue,
             }
+            self.heartbeat.beat();
             self.metrics.ha_fenced_writes(self.lease.fenced_writes());
             // Taken before the renewal is sent: the server's expiry is computed later.
             let sent = boot_clock();
@@ -322,9 +349,25 @@ pub async fn supervise(p: Arc<Pipeline>, shutdown: CancellationToken) -> Result<
         h.lease().host,
         h.lease().ttl.as_secs()
     );
+    // Under systemd (Type=notify): a standby is up, and alive, too.
+    systemd::ready("standing by for the lease of the active host");
+    let watchdog = systemd::watchdog_interval()
+        .map(|iv| tokio::spawn(systemd::feed_watchdog(iv, h.heartbeat.clone())));
+    let r = alternate(&p, &mut h, &shutdown).await;
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    r
+}
+
+async fn alternate(
+    p: &Arc<Pipeline>,
+    h: &mut Holder,
+    shutdown: &CancellationToken,
+) -> Result<WatchSummary> {
     let mut total = WatchSummary::default();
     loop {
-        let Some((epoch, how)) = h.stand_by(&shutdown).await else {
+        let Some((epoch, how)) = h.stand_by(shutdown).await else {
             return Ok(total);
         };
         log::info!("took the lease (epoch {epoch}, {how}): acting on the mailbox");

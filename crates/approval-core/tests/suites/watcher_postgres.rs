@@ -149,12 +149,29 @@ async fn the_site_check_connects_to_the_journal_and_reads_its_schema_version() {
     assert_eq!(items[0].check, "connect", "{show}");
     assert_eq!(items[0].status.label(), "ok", "{show}");
     assert!(items[1].finding.contains("not created yet"), "{show}");
-    // The watcher creates it; the check reads version 1 and creates nothing itself.
+    // The watcher creates it; the check reads version 2 and creates nothing itself; it reports
+    // the lease of the active host (none yet, then the one taking it).
     let w = Pipeline::new(&l, false).await.expect("pipeline builds");
+    let items = journal_items(&l).await;
+    assert!(items[1].finding.contains("at version 2"), "{items:?}");
+    assert_eq!(items[2].check, "lease", "{items:?}");
+    assert!(
+        items[2].finding.starts_with("no host has taken the lease yet"),
+        "{items:?}"
+    );
+    let mut h = approval_core::pipeline::ha::Holder::for_pipeline(&w).expect("on PostgreSQL");
+    assert!(matches!(h.try_take().await, Ok(Some((1, _)))));
+    let items = journal_items(&l).await;
+    let host = &l.config.journal.target(&l).expect("valid").expect("pg").host_name;
+    assert!(
+        items[2]
+            .finding
+            .starts_with(&format!("active host: {host} (epoch 1, lease renewed ")),
+        "{items:?}"
+    );
+    h.release(1).await;
     w.close().await;
     drop(w);
-    let items = journal_items(&l).await;
-    assert!(items[1].finding.contains("at version 1"), "{items:?}");
     // Another CA: the connection fails and says it is the certificate.
     let other = tempfile::tempdir().expect("tempdir");
     let other_ca = pam_sim::tls::ensure(other.path()).expect("ca").ca_cert;
@@ -224,4 +241,76 @@ async fn the_watch_loop_keeps_its_catch_up_position_in_the_postgresql_journal() 
         !env.dir.path().join("state/mailbox.sync").exists(),
         "and not in the state directory"
     );
+}
+
+/// Two or more hosts (issue 33): under the lease, the confirm starts only with at least 40 % of
+/// the lease left (else the mail waits for the active host, no attempt counted); a row an
+/// older epoch left `decided` is resolved by the next active host only after the lock-delay,
+/// then by reading PVWA back, and confirmed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_lease_a_call_needs_enough_lease_left_and_an_older_epochs_row_waits() {
+    use approval_core::journal::lease::boot_clock;
+    use approval_core::pipeline::ha::Holder;
+    use std::time::Duration;
+    let env = env!();
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let l = loaded(&env, &pg);
+    let w = Pipeline::new(&l, false).await.expect("pipeline builds");
+    let mut h = Holder::for_pipeline(&w).expect("on PostgreSQL");
+    let Ok(Some((epoch, how))) = h.try_take().await else {
+        panic!("the lease is taken")
+    };
+    assert_eq!((epoch, how.as_str()), (1, "vacant"));
+    let lease = h.lease().clone();
+    assert_eq!(lease.ttl, Duration::from_secs(10));
+    // 3.5 s of the 10 s lease left: journal writes still pass the fence, calls do not start.
+    lease.took(epoch, boot_clock().saturating_sub(Duration::from_millis(6_500)));
+    let m = deliver(
+        &env,
+        mail(
+            "lease1",
+            "bob@example.test",
+            "DBSafe",
+            7,
+            requester_of(7),
+            true,
+        ),
+    );
+    let p = w.process(&m).await.expect("process");
+    assert_eq!(p.state, Some(State::Decided), "{p:?}");
+    assert!(
+        p.pending.as_deref().is_some_and(|t| t.contains("the PVWA confirm not started")),
+        "{p:?}"
+    );
+    assert_eq!(p.attempts, 0, "no attempt counted: {p:?}");
+    assert!(confirms(&env).is_empty(), "no confirm without enough lease");
+    // This host stops; another takes the lease over (epoch 2).
+    h.release(epoch).await;
+    w.close().await;
+    drop(w);
+    let w2 = Pipeline::new(&l, false).await.expect("pipeline builds");
+    let mut h2 = Holder::for_pipeline(&w2).expect("on PostgreSQL");
+    let Ok(Some((epoch2, how))) = h2.try_take().await else {
+        panic!("taken over")
+    };
+    assert_eq!((epoch2, how.as_str()), (2, "released"));
+    // Within the lock-delay the row the older epoch left `decided` waits.
+    let p = w2.process(&m).await.expect("process");
+    assert_eq!(p.state, Some(State::Decided), "{p:?}");
+    assert!(p.retry_in.is_some_and(|d| d > Duration::ZERO), "{p:?}");
+    assert!(confirms(&env).is_empty(), "nothing done within the lock-delay");
+    // Once the lock-delay (PVWA's or the mailbox's timeout + 5 s) has passed since the
+    // takeover: read back (no marker in PVWA), decided again, confirmed once, answered, filed.
+    let lease2 = h2.lease().clone();
+    lease2.took(epoch2, boot_clock().saturating_sub(Duration::from_secs(60)));
+    lease2.renewed(epoch2, boot_clock());
+    let p = w2.process(&m).await.expect("process");
+    done(&p, "confirmed");
+    assert_eq!(confirms(&env).len(), 1);
+    let j = w2.journal();
+    assert_eq!(j.row_epoch(p.row.expect("row")).expect("journal"), Some(2));
+    h2.release(epoch2).await;
+    w2.close().await;
 }

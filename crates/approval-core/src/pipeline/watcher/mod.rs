@@ -624,6 +624,7 @@ impl Pipeline {
                         e.state.as_str(),
                         f.message
                     );
+                    let e = self.journal.get(e.row).await.ok().flatten().unwrap_or(e);
                     let p = self.result(&e, &w, Some(f.message.clone()), Exit::TempFail);
                     return Ok(p);
                 }
