@@ -7,12 +7,9 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
-use serde::Serialize;
-
 use crate::postgres::Postgres;
 use crate::proc::Watcher;
-use crate::stats;
+use anyhow::{Result, bail};
 
 /// A PostgreSQL journal for one run: its own schema, so runs do not share rows or sync state.
 #[derive(Clone, Copy)]
@@ -99,45 +96,6 @@ impl Host {
     pub fn is_standby(&self) -> bool {
         self.w.is_some() && readyz(self.port).starts_with("standby")
     }
-}
-
-/// Failover times: SIGKILL of the active host until the next mail (delivered right after the
-/// kill) is confirmed by the other host.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failover {
-    pub runs: usize,
-    pub lease_secs: u64,
-    pub p50_s: f64,
-    pub p99_s: f64,
-    pub max_s: f64,
-    pub samples_s: Vec<f64>,
-}
-
-impl Failover {
-    pub fn of(samples_ms: &[f64], lease_secs: u64) -> Failover {
-        let s = stats::summarize(samples_ms);
-        Failover {
-            runs: s.n,
-            lease_secs,
-            p50_s: s.p50_ms / 1000.0,
-            p99_s: s.p99_ms / 1000.0,
-            max_s: s.max_ms / 1000.0,
-            samples_s: samples_ms.iter().map(|m| m / 1000.0).collect(),
-        }
-    }
-}
-
-/// The PostgreSQL runs, when made.
-#[derive(Debug, Clone, Serialize)]
-pub struct HaRun {
-    /// The PostgreSQL server (`postgres --version`).
-    pub server: String,
-    /// Latency with an active host and a standby, streaming (as the SQLite streaming run).
-    pub latency: crate::report::Latency,
-    pub burst: crate::report::Burst,
-    /// Absent in --quick or with --failovers 0 (`failover_skipped` says why).
-    pub failover: Option<Failover>,
-    pub failover_skipped: Option<String>,
 }
 
 /// Poll `cond` every 50 ms until it holds; fail after `limit`.

@@ -547,7 +547,7 @@ impl Bench<'_> {
         lease_secs: u64,
         conc: &str,
         rng: &mut rand::rngs::StdRng,
-    ) -> Result<Option<ha::HaRun>> {
+    ) -> Result<Option<report::HaRun>> {
         say("PostgreSQL: starting a throw-away server on loopback");
         let Some(pg) = postgres::Postgres::start() else {
             say("PostgreSQL runs skipped: PostgreSQL is not installed (Debian package postgresql)");
@@ -632,7 +632,7 @@ impl Bench<'_> {
                 None,
             )
         };
-        Ok(Some(ha::HaRun {
+        Ok(Some(report::HaRun {
             server,
             latency: Latency {
                 mode: "postgres".into(),
@@ -654,7 +654,7 @@ impl Bench<'_> {
         pw: &str,
         runs: usize,
         lease_secs: u64,
-    ) -> Result<ha::Failover> {
+    ) -> Result<report::Failover> {
         let mut hosts = Vec::new();
         for n in ["a", "b"] {
             let port = ha::free_port();
@@ -740,7 +740,7 @@ impl Bench<'_> {
                 stop(w)?;
             }
         }
-        Ok(ha::Failover::of(&samples, lease_secs))
+        Ok(report::Failover::of(&samples, lease_secs))
     }
 
     /// The watcher tests' configuration plus `mailbox_extra` / `watcher_extra`, in a file.

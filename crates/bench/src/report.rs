@@ -20,7 +20,7 @@ pub struct Report {
     /// The same watcher on Exchange Online (Graph), when run.
     pub graph: Option<GraphRun>,
     /// Two watcher hosts with the journal on PostgreSQL (issue 33), when run.
-    pub ha: Option<crate::ha::HaRun>,
+    pub ha: Option<HaRun>,
     pub goals: Vec<Goal>,
 }
 
@@ -142,6 +142,45 @@ pub struct Batch {
     pub stdin: BatchRun,
     /// One `first-level-approve ID` per id.
     pub separate: BatchRun,
+}
+
+/// Failover times: SIGKILL of the active host until the next mail (delivered right after the
+/// kill) is confirmed by the other host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    pub runs: usize,
+    pub lease_secs: u64,
+    pub p50_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+    pub samples_s: Vec<f64>,
+}
+
+impl Failover {
+    pub fn of(samples_ms: &[f64], lease_secs: u64) -> Failover {
+        let s = crate::stats::summarize(samples_ms);
+        Failover {
+            runs: s.n,
+            lease_secs,
+            p50_s: s.p50_ms / 1000.0,
+            p99_s: s.p99_ms / 1000.0,
+            max_s: s.max_ms / 1000.0,
+            samples_s: samples_ms.iter().map(|m| m / 1000.0).collect(),
+        }
+    }
+}
+
+/// The PostgreSQL runs, when made.
+#[derive(Debug, Clone, Serialize)]
+pub struct HaRun {
+    /// The PostgreSQL server (`postgres --version`).
+    pub server: String,
+    /// Latency with an active host and a standby, streaming (as the SQLite streaming run).
+    pub latency: Latency,
+    pub burst: Burst,
+    /// Absent in --quick or with --failovers 0 (`failover_skipped` says why).
+    pub failover: Option<Failover>,
+    pub failover_skipped: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
