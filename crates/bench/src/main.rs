@@ -16,6 +16,10 @@ const SUITE_BACKEND: watcher_env::Backend = watcher_env::Backend::Ews;
 /// The PVWA the benchmark runs against (support/watcher_env.rs).
 const SUITE_PVWA: pam_sim::pvwa::PvwaMode = pam_sim::pvwa::PvwaMode::SelfHosted;
 
+#[path = "../../approval-core/tests/support/postgres.rs"]
+mod postgres;
+
+mod ha;
 mod hostile;
 mod proc;
 mod report;
@@ -100,6 +104,16 @@ struct Args {
     /// Only time the notice reader on hostile 10 MiB mails (no servers needed).
     #[arg(long)]
     hostile_only: bool,
+    /// Skip the PostgreSQL runs (two hosts: latency, burst, failover).
+    #[arg(long)]
+    no_postgres: bool,
+    /// Failovers to time: SIGKILL of the active host until the next mail is confirmed by the
+    /// standby [default: 10; --quick: 0, as each waits for the lease to expire].
+    #[arg(long)]
+    failovers: Option<usize>,
+    /// `[journal] lease_secs` of the PostgreSQL runs (the product's default is 10).
+    #[arg(long, default_value_t = 10)]
+    lease_secs: u64,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -124,6 +138,7 @@ struct Plan {
     poll_secs: u64,
     concurrency: usize,
     startup_runs: usize,
+    failovers: usize,
 }
 
 impl Plan {
@@ -139,6 +154,7 @@ impl Plan {
             poll_secs: a.poll_secs.unwrap_or(if q { 2 } else { d.poll_secs }),
             concurrency: a.concurrency.unwrap_or(d.concurrency),
             startup_runs: a.startup_runs.unwrap_or(if q { 5 } else { 21 }),
+            failovers: a.failovers.unwrap_or(if q { 0 } else { 10 }),
         }
     }
 }
@@ -265,7 +281,14 @@ async fn run(a: &Args) -> Result<()> {
         mode: "streaming".into(),
         poll_secs: None,
         summary: b
-            .latency(Run::Streaming, &cfg_stream, plan.mails, gaps, &mut rng)
+            .latency(
+                Run::Streaming,
+                &cfg_stream,
+                plan.mails,
+                gaps,
+                &mut rng,
+                Journal::Sqlite,
+            )
             .await?,
     });
     if !a.no_poll {
@@ -277,7 +300,14 @@ async fn run(a: &Args) -> Result<()> {
             mode: "poll".into(),
             poll_secs: Some(plan.poll_secs),
             summary: b
-                .latency(Run::Poll, &cfg_poll, plan.mails, gaps, &mut rng)
+                .latency(
+                    Run::Poll,
+                    &cfg_poll,
+                    plan.mails,
+                    gaps,
+                    &mut rng,
+                    Journal::Sqlite,
+                )
                 .await?,
         });
     }
@@ -286,7 +316,9 @@ async fn run(a: &Args) -> Result<()> {
         "burst: {} mails at once, streaming watcher running",
         plan.burst
     ));
-    let (burst, peak, idle) = b.burst(Backend::Ews, &cfg_stream, plan.burst).await?;
+    let (burst, peak, idle) = b
+        .burst(Backend::Ews, &cfg_stream, plan.burst, Journal::Sqlite)
+        .await?;
 
     let graph = if a.no_graph {
         None
@@ -299,10 +331,19 @@ async fn run(a: &Args) -> Result<()> {
             plan.mails
         ));
         let summary = b
-            .latency(Run::Graph, &cfg_graph, plan.mails, gaps, &mut rng)
+            .latency(
+                Run::Graph,
+                &cfg_graph,
+                plan.mails,
+                gaps,
+                &mut rng,
+                Journal::Sqlite,
+            )
             .await?;
         say(&format!("Graph burst: {} mails at once", plan.burst));
-        let (gb, _, _) = b.burst(Backend::Graph, &cfg_graph, plan.burst).await?;
+        let (gb, _, _) = b
+            .burst(Backend::Graph, &cfg_graph, plan.burst, Journal::Sqlite)
+            .await?;
         let throttled = env.sim.state.graph.stats().throttled;
         // Exchange Online's sending limit on both sides: the server's 30 a minute, the
         // watcher's default pace (max_sends_per_minute unset).
@@ -332,7 +373,12 @@ async fn run(a: &Args) -> Result<()> {
                 }));
             let refused0 = env.sim.state.graph.stats().sends_refused;
             let (pb, _, _) = b
-                .burst(Backend::Graph, &cfg_paced, plan.paced_burst)
+                .burst(
+                    Backend::Graph,
+                    &cfg_paced,
+                    plan.paced_burst,
+                    Journal::Sqlite,
+                )
                 .await?;
             env.sim.state.graph.set_send_limit(None);
             Some(report::PacedRun {
@@ -353,6 +399,13 @@ async fn run(a: &Args) -> Result<()> {
             throttled,
             paced,
         })
+    };
+
+    let ha = if a.no_postgres {
+        say("PostgreSQL runs skipped (--no-postgres)");
+        None
+    } else {
+        b.postgres(&plan, a.lease_secs, &conc, &mut rng).await?
     };
 
     say(&format!("batch approvals: {} ids", plan.batch));
@@ -390,6 +443,7 @@ async fn run(a: &Args) -> Result<()> {
         batch: Some(batch),
         hostile,
         graph,
+        ha,
         goals: vec![],
     };
     report.goals = report::goals(&report);
@@ -432,6 +486,19 @@ impl Run {
     }
 }
 
+/// Where a run's journal lives: the SQLite file in the watcher's state directory, or a
+/// PostgreSQL schema shared with a standby host (`standby`: its configuration; `port`: its
+/// `/readyz`).
+#[derive(Clone, Copy)]
+enum Journal<'a> {
+    Sqlite,
+    Pg {
+        db: ha::PgJournal<'a>,
+        standby: &'a Path,
+        port: u16,
+    },
+}
+
 /// One benchmark run's shared pieces.
 struct Bench<'a> {
     env: &'a Env,
@@ -470,6 +537,212 @@ impl Req {
 const UNPACED: &str = "max_sends_per_minute = 0";
 
 impl Bench<'_> {
+    /// The PostgreSQL runs: a throw-away server on loopback (the tests' starter,
+    /// approval-core/tests/support/postgres.rs), latency and a burst with an active host and a
+    /// standby, and the failover times. `None` (with the reason printed) when PostgreSQL is
+    /// not installed.
+    async fn postgres(
+        &self,
+        plan: &Plan,
+        lease_secs: u64,
+        conc: &str,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<Option<report::HaRun>> {
+        say("PostgreSQL: starting a throw-away server on loopback");
+        let Some(pg) = postgres::Postgres::start() else {
+            say("PostgreSQL runs skipped: PostgreSQL is not installed (Debian package postgresql)");
+            return Ok(None);
+        };
+        let server = pg.psql("SHOW server_version").trim().to_string();
+        let pw = watcher_env::secret(self.work, "pgpw", postgres::Postgres::PASSWORD);
+        // Two configurations on one schema: the active host (started first) and the standby.
+        let pair = |name: &str, schema: &'static str| -> Result<(PathBuf, PathBuf, u16)> {
+            let db = ha::PgJournal { pg: &pg, schema };
+            let base = watcher_env::config_text_on(self.env, Backend::Ews, "static", UNPACED, conc);
+            let (pa, pb) = (ha::free_port(), ha::free_port());
+            let a = self.work.join(format!("{name}.toml"));
+            let b = self.work.join(format!("{name}-standby.toml"));
+            std::fs::write(
+                &a,
+                format!("{base}{}", db.config(&pw, "bench-a", lease_secs, pa)),
+            )?;
+            std::fs::write(
+                &b,
+                format!("{base}{}", db.config(&pw, "bench-b", lease_secs, pb)),
+            )?;
+            Ok((a, b, pb))
+        };
+        let (cfg, standby, port) = pair("postgres", "bench_latency")?;
+        say(&format!(
+            "PostgreSQL {server}, two hosts (active + standby), streaming: latency, {} mails",
+            plan.mails
+        ));
+        let summary = self
+            .latency(
+                Run::Streaming,
+                &cfg,
+                plan.mails,
+                (50, 300),
+                rng,
+                Journal::Pg {
+                    db: ha::PgJournal {
+                        pg: &pg,
+                        schema: "bench_latency",
+                    },
+                    standby: &standby,
+                    port,
+                },
+            )
+            .await?;
+        let (cfg, standby, port) = pair("postgres-burst", "bench_burst")?;
+        say(&format!(
+            "PostgreSQL, two hosts: burst, {} mails at once",
+            plan.burst
+        ));
+        let (burst, _, _) = self
+            .burst(
+                Backend::Ews,
+                &cfg,
+                plan.burst,
+                Journal::Pg {
+                    db: ha::PgJournal {
+                        pg: &pg,
+                        schema: "bench_burst",
+                    },
+                    standby: &standby,
+                    port,
+                },
+            )
+            .await?;
+        let (failover, failover_skipped) = if plan.failovers == 0 {
+            let why = "failover not timed: --quick or --failovers 0 (each run waits for the lease to expire)";
+            say(why);
+            (None, Some(why.to_string()))
+        } else {
+            say(&format!(
+                "PostgreSQL, two hosts: failover x {} (SIGKILL of the active host, lease_secs = {lease_secs})",
+                plan.failovers
+            ));
+            let db = ha::PgJournal {
+                pg: &pg,
+                schema: "bench_failover",
+            };
+            (
+                Some(self.failover(db, &pw, plan.failovers, lease_secs).await?),
+                None,
+            )
+        };
+        Ok(Some(report::HaRun {
+            server,
+            latency: Latency {
+                mode: "postgres".into(),
+                poll_secs: None,
+                summary,
+            },
+            burst,
+            failover,
+            failover_skipped,
+        }))
+    }
+
+    /// `runs` failovers: kill (SIGKILL) whichever host is active, deliver a mail at once, and
+    /// time until PVWA sees its confirm (by the other host); the killed host is started again
+    /// as the standby before the next run.
+    async fn failover(
+        &self,
+        db: ha::PgJournal<'_>,
+        pw: &str,
+        runs: usize,
+        lease_secs: u64,
+    ) -> Result<report::Failover> {
+        let mut hosts = Vec::new();
+        for n in ["a", "b"] {
+            let port = ha::free_port();
+            let cfg = self.work.join(format!("failover-{n}.toml"));
+            let base = watcher_env::config_text_on(self.env, Backend::Ews, "static", UNPACED, "");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "{base}{}",
+                    db.config(pw, &format!("bench-{n}"), lease_secs, port)
+                ),
+            )?;
+            hosts.push(ha::Host {
+                cfg,
+                state: self.work.join(format!("state-failover-{n}")),
+                log: self.work.join(format!("failover-{n}.log")),
+                port,
+                w: None,
+            });
+        }
+        let bin = &self.bins.watcher;
+        hosts[0].start(bin, self.verbose)?;
+        let limit = Duration::from_secs(60);
+        ha::wait_for("the first host is active and caught up", limit, || {
+            hosts[0].is_active() && db.caught_up()
+        })
+        .await?;
+        hosts[1].start(bin, self.verbose)?;
+        ha::wait_for("the second host is the standby", limit, || {
+            hosts[1].is_standby()
+        })
+        .await?;
+        let reqs = self.requests(runs + 1)?;
+        let confirmed_at = |r: &Req| -> Option<i64> {
+            let ids: HashSet<&str> = [r.id.as_str()].into();
+            self.confirms(&ids)
+                .get(&r.id)
+                .and_then(|v| v.first().map(|c| c.0))
+        };
+        // One mail through the first active host, so that it is fully up.
+        self.deliver(Backend::Ews, reqs[0].mail())?;
+        ha::wait_for("the first mail confirmed", limit, || {
+            confirmed_at(&reqs[0]).is_some()
+        })
+        .await?;
+        let mut samples = Vec::with_capacity(runs);
+        for r in &reqs[1..] {
+            let Some(a) = hosts.iter().position(ha::Host::is_active) else {
+                bail!("no host says it is active (/readyz)");
+            };
+            let killed_at = self.env.sim.state.clock.now_ms();
+            if let Some(w) = hosts[a].w.take() {
+                w.kill();
+            }
+            self.deliver(Backend::Ews, r.mail())?;
+            let within = Duration::from_secs(3 * lease_secs + 60);
+            ha::wait_for("the mail after the kill confirmed", within, || {
+                confirmed_at(r).is_some()
+            })
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{e}; logs {}, {}",
+                    hosts[0].log.display(),
+                    hosts[1].log.display()
+                )
+            })?;
+            let at = confirmed_at(r).unwrap_or(killed_at);
+            samples.push((at - killed_at) as f64);
+            hosts[a].start(bin, self.verbose)?;
+            ha::wait_for("the killed host back as the standby", limit, || {
+                hosts[a].is_standby()
+            })
+            .await?;
+        }
+        ha::wait_for("every mail of the failover run filed", limit, || {
+            self.filed(Backend::Ews, &reqs) == reqs.len()
+        })
+        .await?;
+        self.check_exactly_once(&reqs)?;
+        for h in &mut hosts {
+            if let Some(w) = h.w.take() {
+                stop(w)?;
+            }
+        }
+        Ok(report::Failover::of(&samples, lease_secs))
+    }
+
     /// The watcher tests' configuration plus `mailbox_extra` / `watcher_extra`, in a file.
     fn config(&self, name: &str, mailbox_extra: &str, watcher_extra: &str) -> Result<PathBuf> {
         self.config_on(Backend::Ews, name, mailbox_extra, watcher_extra)
@@ -602,8 +875,16 @@ impl Bench<'_> {
     }
 
     /// Start a watcher on its own state directory and wait until it is ready for mail: the
-    /// start-up catch-up is done and (streaming) its subscription exists.
-    async fn watcher(&self, name: &str, cfg: &Path, streaming: bool) -> Result<Watcher> {
+    /// start-up catch-up is done and (streaming) its subscription exists. On PostgreSQL a
+    /// standby host (its own state directory, the same database) is started once the first
+    /// is active.
+    async fn watcher(
+        &self,
+        name: &str,
+        cfg: &Path,
+        streaming: bool,
+        journal: Journal<'_>,
+    ) -> Result<(Watcher, Option<Watcher>)> {
         let subs = self.env.sim.state.ews.subscription_count();
         let mut w = Watcher::start(
             &self.bins.watcher,
@@ -617,12 +898,38 @@ impl Bench<'_> {
             "the watcher is ready",
             Duration::from_secs(30),
             &mut w,
-            |w| Ok(w.caught_up() && (!streaming || ews.subscription_count() > subs)),
+            |w| {
+                let caught_up = match journal {
+                    Journal::Sqlite => w.caught_up(),
+                    Journal::Pg { db, .. } => db.caught_up(),
+                };
+                Ok(caught_up && (!streaming || ews.subscription_count() > subs))
+            },
         )
         .await?;
+        let standby = match journal {
+            Journal::Sqlite => None,
+            Journal::Pg { standby, port, .. } => {
+                let mut s = Watcher::start(
+                    &self.bins.watcher,
+                    standby,
+                    &self.work.join(format!("state-{name}-standby")),
+                    &self.work.join(format!("{name}-standby.log")),
+                    self.verbose,
+                )?;
+                wait_until(
+                    "the second host is the standby",
+                    Duration::from_secs(30),
+                    &mut s,
+                    |_| Ok(ha::readyz(port).starts_with("standby")),
+                )
+                .await?;
+                Some(s)
+            }
+        };
         // Let the notification stream connect (GetStreamingEvents follows Subscribe).
         tokio::time::sleep(Duration::from_millis(300)).await;
-        Ok(w)
+        Ok((w, standby))
     }
 
     /// `n` mails, one at a time with random gaps; delivery -> confirm per mail.
@@ -633,11 +940,17 @@ impl Bench<'_> {
         n: usize,
         gaps: (u64, u64),
         rng: &mut rand::rngs::StdRng,
+        journal: Journal<'_>,
     ) -> Result<stats::Summary> {
         let (backend, name, streaming) = run.parts();
+        let name = if matches!(journal, Journal::Pg { .. }) {
+            "postgres"
+        } else {
+            name
+        };
         let reqs = self.requests(n)?;
         let mails: Vec<Vec<u8>> = reqs.iter().map(Req::mail).collect();
-        let mut w = self.watcher(name, cfg, streaming).await?;
+        let (mut w, standby) = self.watcher(name, cfg, streaming, journal).await?;
         let mut delivered = Vec::with_capacity(n);
         for (r, raw) in reqs.iter().zip(mails) {
             delivered.push((r.id.clone(), self.deliver(backend, raw)?));
@@ -657,6 +970,9 @@ impl Bench<'_> {
         .await?;
         let at = self.check_exactly_once(&reqs)?;
         stop(w)?;
+        if let Some(s) = standby {
+            stop(s)?;
+        }
         let samples: Vec<f64> = delivered
             .iter()
             .map(|(id, t)| (at[id] - t) as f64)
@@ -670,12 +986,17 @@ impl Bench<'_> {
         backend: Backend,
         cfg: &Path,
         n: usize,
+        journal: Journal<'_>,
     ) -> Result<(Burst, Option<u64>, Option<u64>)> {
         let reqs = self.requests(n)?;
         let mails: Vec<Vec<u8>> = reqs.iter().map(Req::mail).collect();
         let streaming = backend == Backend::Ews;
-        let name = if streaming { "burst" } else { "graph-burst" };
-        let mut w = self.watcher(name, cfg, streaming).await?;
+        let name = match (streaming, journal) {
+            (_, Journal::Pg { .. }) => "postgres-burst",
+            (true, _) => "burst",
+            (false, _) => "graph-burst",
+        };
+        let (mut w, standby) = self.watcher(name, cfg, streaming, journal).await?;
         let idle = w.memory_kib().0;
         let sent0 = self.sent(backend).len();
         let ops0 = self.ews_ops();
@@ -747,6 +1068,9 @@ impl Bench<'_> {
             });
         self.check_exactly_once(&reqs)?;
         stop(w)?;
+        if let Some(s) = standby {
+            stop(s)?;
+        }
         let secs = |t: Option<i64>| t.map(|t| (t - t0) as f64 / 1000.0).unwrap_or(f64::NAN);
         let filed_s = secs(filed);
         Ok((

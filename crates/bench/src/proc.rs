@@ -98,6 +98,14 @@ impl Watcher {
         stat_cpu_ticks(&s).map(|t| t as f64 * 1000.0 / clock_ticks() as f64)
     }
 
+    /// SIGKILL (a crash), and reap it.
+    pub fn kill(mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// SIGTERM, then wait (it finishes the mails in flight); the exit status.
     pub fn stop(mut self, timeout: Duration) -> Result<ExitStatus> {
         let Some(mut child) = self.child.take() else {

@@ -19,6 +19,8 @@ pub struct Report {
     pub hostile: Vec<crate::hostile::HostileRead>,
     /// The same watcher on Exchange Online (Graph), when run.
     pub graph: Option<GraphRun>,
+    /// Two watcher hosts with the journal on PostgreSQL (issue 33), when run.
+    pub ha: Option<HaRun>,
     pub goals: Vec<Goal>,
 }
 
@@ -142,6 +144,45 @@ pub struct Batch {
     pub separate: BatchRun,
 }
 
+/// Failover times: SIGKILL of the active host until the next mail (delivered right after the
+/// kill) is confirmed by the other host.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failover {
+    pub runs: usize,
+    pub lease_secs: u64,
+    pub p50_s: f64,
+    pub p99_s: f64,
+    pub max_s: f64,
+    pub samples_s: Vec<f64>,
+}
+
+impl Failover {
+    pub fn of(samples_ms: &[f64], lease_secs: u64) -> Failover {
+        let s = crate::stats::summarize(samples_ms);
+        Failover {
+            runs: s.n,
+            lease_secs,
+            p50_s: s.p50_ms / 1000.0,
+            p99_s: s.p99_ms / 1000.0,
+            max_s: s.max_ms / 1000.0,
+            samples_s: samples_ms.iter().map(|m| m / 1000.0).collect(),
+        }
+    }
+}
+
+/// The PostgreSQL runs, when made.
+#[derive(Debug, Clone, Serialize)]
+pub struct HaRun {
+    /// The PostgreSQL server (`postgres --version`).
+    pub server: String,
+    /// Latency with an active host and a standby, streaming (as the SQLite streaming run).
+    pub latency: Latency,
+    pub burst: Burst,
+    /// Absent in --quick or with --failovers 0 (`failover_skipped` says why).
+    pub failover: Option<Failover>,
+    pub failover_skipped: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Goal {
     pub figure: String,
@@ -208,6 +249,28 @@ pub fn goals(r: &Report) -> Vec<Goal> {
             value: format!("{:.1} mails/s", gr.burst.mails_per_s),
             met: gr.burst.mails_per_s >= 50.0,
         });
+    }
+    if let Some(h) = &r.ha {
+        // Within 1.5x of the SQLite streaming run (issue 33).
+        for (name, sq, pg) in [
+            ("p50", p50, h.latency.summary.p50_ms),
+            ("p99", p99, h.latency.summary.p99_ms),
+        ] {
+            g.push(Goal {
+                figure: format!("PostgreSQL latency {name} (2 hosts)"),
+                goal: format!("<= 1.5x SQLite ({} ms)", ms(1.5 * sq)),
+                value: format!("{pg:.0} ms ({:.2}x)", pg / sq),
+                met: pg <= 1.5 * sq,
+            });
+        }
+        if let Some(f) = &h.failover {
+            g.push(Goal {
+                figure: format!("failover p99 (lease_secs {})", f.lease_secs),
+                goal: "<= 15 s".into(),
+                value: format!("{:.1} s", f.p99_s),
+                met: f.p99_s <= 15.0,
+            });
+        }
     }
     g.push(Goal {
         figure: "watcher peak RSS".into(),
@@ -473,6 +536,53 @@ pub fn render(r: &Report) -> String {
         out.push_str(&table(&["figure", "value"], &rows));
     }
 
+    if let Some(h) = &r.ha {
+        out.push_str(&format!(
+            "\nTwo hosts, journal on PostgreSQL {} (loopback, TLS): an active host and a standby\n",
+            h.server
+        ));
+        let s = &h.latency.summary;
+        let b = &h.burst;
+        let mut rows = vec![
+            vec![
+                format!(
+                    "latency p50 / p95 / p99 / max, ms ({} mails, streaming)",
+                    s.n
+                ),
+                format!(
+                    "{} / {} / {} / {}",
+                    ms(s.p50_ms),
+                    ms(s.p95_ms),
+                    ms(s.p99_ms),
+                    ms(s.max_ms)
+                ),
+            ],
+            vec![
+                format!("burst of {}: all confirmed / answered / filed, s", b.mails),
+                format!(
+                    "{:.2} / {:.2} / {:.2}",
+                    b.confirmed_s, b.answered_s, b.filed_s
+                ),
+            ],
+            vec![
+                "burst throughput, mails/s".into(),
+                format!("{:.1}", b.mails_per_s),
+            ],
+        ];
+        match (&h.failover, &h.failover_skipped) {
+            (Some(f), _) => rows.push(vec![
+                format!(
+                    "failover (SIGKILL of the active host -> next confirm), {} runs, lease_secs {}: p50 / p99 / max, s",
+                    f.runs, f.lease_secs
+                ),
+                format!("{:.1} / {:.1} / {:.1}", f.p50_s, f.p99_s, f.max_s),
+            ]),
+            (None, Some(why)) => rows.push(vec!["failover".into(), why.clone()]),
+            (None, None) => {}
+        }
+        out.push_str(&table(&["figure", "value"], &rows));
+    }
+
     out.push_str("\nGoals (reported, not asserted)\n");
     let rows: Vec<Vec<String>> = r
         .goals
@@ -581,6 +691,7 @@ mod tests {
                 outcome: "conflicting_fields".into(),
             }],
             graph: None,
+            ha: None,
             goals: vec![],
         }
     }

@@ -382,6 +382,9 @@ struct Inner {
     sessions: HashMap<String, SessionInfo>,
     stats: SessionStats,
     actions: Vec<ActionRecord>,
+    /// Every confirm/reject call a signed-in user made, carried out or refused (`action` is
+    /// "confirm" or "reject"; tests count repeats across watcher hosts).
+    attempts: Vec<ActionRecord>,
     issued_tokens: Vec<String>,
     /// Every `Set-Cookie` value (name=value) sent at logon.
     issued_cookies: Vec<String>,
@@ -433,6 +436,12 @@ impl PvwaSim {
     /// Every confirm/reject carried out, in order.
     pub fn actions(&self) -> Vec<ActionRecord> {
         self.lock().actions.clone()
+    }
+
+    /// Every confirm/reject call made by a signed-in user, in order, whether PVWA carried it
+    /// out or refused it (already confirmed, already responded, …).
+    pub fn attempts(&self) -> Vec<ActionRecord> {
+        self.lock().attempts.clone()
     }
 
     /// The request `id` as `GET /IncomingRequests/{id}` returns it (tests build mails from it).
@@ -1246,6 +1255,15 @@ fn act(
     now_ms: i64,
 ) -> Response {
     i.refresh(now);
+    let level_now = i.requests.get(id).map_or(0, |r| r.level);
+    i.attempts.push(ActionRecord {
+        time_ms: now_ms,
+        request_id: id.to_string(),
+        user: user.to_string(),
+        action: if confirm { "confirm" } else { "reject" }.into(),
+        reason: reason.to_string(),
+        level: level_now,
+    });
     let Some(r) = i.requests.get(id).filter(|r| !r.deleted).cloned() else {
         return not_found(id);
     };

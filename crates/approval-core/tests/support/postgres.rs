@@ -199,6 +199,15 @@ impl Postgres {
 
     /// Run SQL as the superuser over the Unix socket (setup and fault injection).
     pub fn psql(&self, sql: &str) -> String {
+        match self.try_psql(sql) {
+            Ok(out) => out,
+            Err(e) => panic!("psql {sql}: {e}"),
+        }
+    }
+
+    /// [`Postgres::psql`], the error (psql's stderr) returned instead of panicking: for polls
+    /// that may meet a restarting server or a schema not created yet.
+    pub fn try_psql(&self, sql: &str) -> Result<String, String> {
         let psql = self.bin.join("psql");
         let mut c = if self.as_postgres {
             let mut c = Command::new("runuser");
@@ -218,13 +227,43 @@ impl Postgres {
             })
             .args(["-v", "ON_ERROR_STOP=1", "-At", "-c", sql])
             .output()
-            .expect("run psql");
+            .map_err(|e| format!("cannot run psql: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Restart the server (fast shutdown: every session is ended, as in a database failover),
+    /// on the same port with the same options; returns once it accepts connections again.
+    pub fn restart(&self) {
+        let out = self
+            .cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.data())
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-m", "fast", "-w", "-t", "60", "restart"])
+            .output()
+            .expect("run pg_ctl restart");
         assert!(
             out.status.success(),
-            "psql {sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "pg_ctl restart: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// End every client session on the `pam` database but psql's own (`pg_terminate_backend`);
+    /// returns how many were ended.
+    pub fn terminate_sessions(&self) -> usize {
+        self.psql(
+            "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = 'pam' AND pid <> pg_backend_pid() AND backend_type = 'client backend') t",
+        )
+        .trim()
+        .parse()
+        .unwrap_or(0)
     }
 
     /// `postgres://pam@127.0.0.1:PORT/pam` (the password goes in `journal.password`).
