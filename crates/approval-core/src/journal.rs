@@ -658,10 +658,7 @@ impl Journal {
                     &[epoch.into(), row.into()],
                 )?;
             }
-            tx.exec(
-                "INSERT INTO history (row, at_ms, state) VALUES (?1, ?2, 'seen')",
-                &[row.into(), now.into()],
-            )?;
+            history(tx, row, now, State::Seen, None)?;
             let e = get_by_key(tx, key)?.ok_or_else(missing)?;
             Ok(Begin::New(e))
         })
@@ -721,10 +718,7 @@ impl Journal {
                     to: to.as_str().into(),
                 });
             }
-            tx.exec(
-                "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
-                &[row.into(), now.into(), to.as_str().into(), note.into()],
-            )?;
+            history(tx, row, now, to, note)?;
             also(tx)?;
             get_by_row(tx, row)?.ok_or_else(missing)
         })
@@ -1225,6 +1219,27 @@ fn owned(s: Option<&str>) -> Option<String> {
 /// A transaction that takes the write lock first (`BEGIN IMMEDIATE`): while another process
 /// writes, it waits in the busy handler (the 10 s busy timeout). A deferred transaction that
 /// reads first and writes then would fail at once with "database is locked" instead.
+/// The audit trail's row of one state change; under a lease (PostgreSQL, two or more hosts)
+/// with the epoch that made it, which `lease_history` maps to the host.
+fn history(
+    tx: &mut dyn Db,
+    row: i64,
+    now: i64,
+    state: State,
+    note: Option<&str>,
+) -> Result<(), JournalError> {
+    let mut values: Vec<Val> = vec![row.into(), now.into(), state.as_str().into(), note.into()];
+    let sql = match tx.epoch() {
+        Some(epoch) => {
+            values.push(epoch.into());
+            "INSERT INTO history (row, at_ms, state, note, epoch) VALUES (?1, ?2, ?3, ?4, ?5)"
+        }
+        None => "INSERT INTO history (row, at_ms, state, note) VALUES (?1, ?2, ?3, ?4)",
+    };
+    tx.exec(sql, &values)?;
+    Ok(())
+}
+
 fn write_transaction(c: &mut Connection) -> rusqlite::Result<rusqlite::Transaction<'_>> {
     c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
 }

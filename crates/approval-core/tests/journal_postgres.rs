@@ -255,6 +255,7 @@ fn the_schema_is_created_migrated_once_and_a_newer_one_refused() {
     // history, the epoch per mail row; its rows kept.
     pg.psql(
         "DROP TABLE mig.lease; DROP TABLE mig.lease_history; ALTER TABLE mig.mail DROP COLUMN epoch; \
+         ALTER TABLE mig.history DROP COLUMN epoch; \
          DELETE FROM mig.schema_version WHERE version = 2; \
          INSERT INTO mig.mail (key, state, first_seen_ms, updated_ms) VALUES ('mid:v1@t', 'seen', 1, 1)",
     );

@@ -137,6 +137,12 @@ async fn the_lease_is_taken_only_when_free_and_a_stale_holder_writes_nothing() {
     assert_eq!(d.state, State::Decided);
     assert_eq!(epoch_of(&pg, "ls", "mid:a@t"), "decided|2");
     assert_eq!(b.j.row_epoch(row.row).expect("journal"), Some(2));
+    // The audit trail names the epoch of each change: A saw it, B decided it.
+    let trail = pg.psql(
+        "SELECT string_agg(h.state || ':' || COALESCE(h.epoch::text, '-'), ',' ORDER BY h.id) \
+         FROM ls.history h JOIN ls.mail m ON m.row = h.row WHERE m.key = 'mid:a@t'",
+    );
+    assert_eq!(trail.trim(), "seen:1,decided:2");
     // A clean stop releases it: taken at once (epoch 3), not counted as a failover.
     assert!(
         sql::release(&b.c, lease::LEASE_NAME, &b.lease.holder, 2)

@@ -329,17 +329,10 @@ fn assert_exactly_once(env: &Env, pg: &postgres::Postgres, hosts: &[Host], mails
 
     // The shared audit trail: each confirm's marker names one journal row for that request,
     // filed with outcome confirmed, with one `confirmed` history row, and the epoch that wrote
-    // it (the history row's own when the schema records one, else the row's last) names one of
-    // the hosts in the record of takeovers (`lease_history`).
+    // it (the history row's own) names one of the hosts in the record of takeovers
+    // (`lease_history`).
     let names: BTreeSet<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let per_row_epoch = pg
-        .psql(
-            "SELECT count(*) FROM information_schema.columns \
-             WHERE table_schema = 'pam_approval' AND table_name = 'history' AND column_name = 'epoch'",
-        )
-        .trim()
-        == "1";
-    let epoch = if per_row_epoch { "h.epoch" } else { "m.epoch" };
+    let epoch = "h.epoch";
     let trail = pg.psql(&format!(
         "SELECT m.marker, m.request_id, m.state, m.outcome, {epoch}, l.holder \
          FROM pam_approval.mail m JOIN pam_approval.history h ON h.row = m.row \
@@ -378,13 +371,8 @@ fn assert_exactly_once(env: &Env, pg: &postgres::Postgres, hosts: &[Host], mails
         epochs.insert(r[4].clone());
     }
     println!(
-        "audit trail: {} confirms under {} epochs ({} recorded per history row)",
+        "audit trail: {} confirms under {} epochs (the epoch of each history row)",
         confirmed.len(),
         epochs.len(),
-        if per_row_epoch {
-            "epoch"
-        } else {
-            "no epoch; the row's last"
-        }
     );
 }

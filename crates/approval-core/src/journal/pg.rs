@@ -289,7 +289,8 @@ fn redact(url: &url::Url) -> String {
 /// The schema versions this program knows: `MIGRATIONS[i]` takes the schema from version `i`
 /// to `i + 1`. Version 2 adds the lease of the active host (`lease`, one row named
 /// [`super::lease::LEASE_NAME`]), the record of every takeover (`lease_history`), and the
-/// epoch that last moved each mail row (`mail.epoch`), for two or more hosts with fencing.
+/// epoch that last moved each mail row (`mail.epoch`) and the epoch of each state change
+/// (`history.epoch`: which host did what), for two or more hosts with fencing.
 const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE mail (
@@ -353,6 +354,7 @@ CREATE TABLE lease_history (
     PRIMARY KEY (name, epoch)
 );
 ALTER TABLE mail ADD COLUMN epoch BIGINT;
+ALTER TABLE history ADD COLUMN epoch BIGINT;
 "#,
 ];
 
