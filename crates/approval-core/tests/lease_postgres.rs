@@ -283,3 +283,51 @@ async fn a_holder_whose_database_stops_answering_stops_acting_at_its_deadline() 
     assert!(!ready);
     assert_eq!(said, "journal database unreachable: not acting\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_that_fails_is_tried_again_and_the_holder_keeps_its_epoch() {
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let t = target(&pg, "rt");
+    let j = Journal::open_postgres(&t, pw(), true).expect("opens");
+    let l = Lease::new("web01", Duration::from_secs(3));
+    j.attach_lease(l.clone());
+    let metrics = Arc::new(Metrics::with_ha(true));
+    let mut h = Holder::new(l.clone(), t.clone(), pw(), metrics.clone());
+    let Ok(Some((epoch, _))) = h.try_take().await else {
+        panic!("taken")
+    };
+    let keeping = tokio::spawn(async move { h.keep(epoch).await });
+    // Another session holds the lease row past the lease connection's lock and statement
+    // timeouts (1.2 s at a 3 s lease): the renewals in that time fail with an error, not a
+    // silence. Well within the local deadline the row is free again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pg = Arc::new(pg);
+    let blocker = {
+        let pg = pg.clone();
+        tokio::task::spawn_blocking(move || {
+            pg.psql("BEGIN; SELECT 1 FROM rt.lease FOR SHARE; SELECT pg_sleep(1.5); COMMIT;")
+        })
+    };
+    blocker.await.expect("the blocking session ran");
+    // Two lease lengths later the holder still holds the lease at the same epoch.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert!(
+        !keeping.is_finished(),
+        "demoted after a failed renewal: {:?}",
+        keeping.await
+    );
+    assert_eq!(l.view().epoch, Some(epoch));
+    assert!(l.may_act(Duration::from_millis(1200)).is_ok());
+    let row = pg.psql(
+        "SELECT epoch || '|' || holder || '|' || (now() - renewed_at < interval '2 seconds') FROM rt.lease",
+    );
+    assert_eq!(row.trim(), format!("{epoch}|{}|true", l.holder));
+    // The journal still writes under the same epoch; nothing was counted as a demotion.
+    j.set_value("x", "y").expect("written under the lease");
+    let text = metrics.encode();
+    assert!(text.contains("pam_approval_ha_active 1"), "{text}");
+    assert!(!text.contains("pam_approval_ha_demotions_total{"), "{text}");
+    keeping.abort();
+}

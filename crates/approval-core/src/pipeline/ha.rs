@@ -1,8 +1,9 @@
 //! Two or more watcher hosts on one PostgreSQL journal (issue 33, docs/high-availability.md):
 //! the process starts as a standby, asks for the lease every second, and only while it holds
 //! the lease drives the mailbox (`watch_loop::run`). It renews the lease every fifth of its
-//! length on a connection of its own; when a renewal fails, finds the lease taken, or its local
-//! deadline passes (a pause, a slow database), it stops acting at once — the watch loop is
+//! length on a connection of its own; a renewal that fails is tried again on a new connection
+//! until the local deadline. When a renewal finds the lease taken, or the local deadline
+//! passes without one (a pause, a database gone), it stops acting at once — the watch loop is
 //! cancelled and its mails in flight abandoned — logs `lost the lease (…): not acting; standing
 //! by`, and stands by again. On a clean stop it releases the lease, so a standby takes over at
 //! its next poll.
@@ -32,7 +33,8 @@ use crate::secret::SecretString;
 pub enum Demotion {
     /// Another host holds the lease, or the local deadline passed without a renewal.
     LeaseLost(String),
-    /// The journal's database did not answer a renewal.
+    /// No renewal succeeded before the local deadline: the journal's database did not answer,
+    /// or every attempt failed.
     DatabaseLost(String),
     /// A journal write was refused by the fence.
     Fenced,
@@ -270,14 +272,21 @@ impl Holder {
     async fn renewing(&mut self, epoch: i64) -> Demotion {
         let mut changes = self.lease.subscribe();
         let every = self.lease.ttl / 5;
+        // After a failed renewal (a dropped connection, a server restarting, our own fenced
+        // write holding the row past the statement timeout): again on a new connection this
+        // often, until the local deadline. The gate stops outside calls well before that.
+        let retry = (self.lease.ttl / 20).max(Duration::from_millis(100));
         let (name, holder) = (self.lease.name.clone(), self.lease.holder.clone());
         let ttl = self.lease.ttl.as_secs_f64();
+        // The last failure since the last renewal that succeeded, and how many there were.
+        let mut failed: Option<(String, u32)> = None;
         loop {
             if self.lease.view().epoch != Some(epoch) {
                 return Demotion::Fenced;
             }
             let deadline = self.lease.view().deadline;
-            let until = deadline.saturating_sub(boot_clock()).min(every);
+            let wait = if failed.is_some() { retry } else { every };
+            let until = deadline.saturating_sub(boot_clock()).min(wait);
             tokio::select! {
                 _ = tokio::time::sleep(until) => {}
                 _ = changes.changed() => continue,
@@ -288,9 +297,14 @@ impl Holder {
             let sent = boot_clock();
             let left = deadline.saturating_sub(sent);
             if left.is_zero() {
-                return Demotion::LeaseLost(
-                    "its local deadline passed before a renewal succeeded".into(),
-                );
+                return match failed {
+                    Some((e, n)) => Demotion::DatabaseLost(format!(
+                        "no renewal succeeded before the lease's local deadline ({n} failed, the last: {e})"
+                    )),
+                    None => Demotion::LeaseLost(
+                        "its local deadline passed before a renewal succeeded".into(),
+                    ),
+                };
             }
             let renew = async {
                 let c = self.client().await?;
@@ -304,13 +318,29 @@ impl Holder {
                         "no answer to the renewal before the lease's local deadline".into(),
                     );
                 }
-                Ok(Err(e)) => return Demotion::DatabaseLost(e),
+                Ok(Err(e)) => {
+                    // A connection that failed once is not used again.
+                    self.client = None;
+                    let n = failed.as_ref().map_or(1, |(_, n)| n + 1);
+                    if n == 1 {
+                        log::warn!(
+                            "the lease could not be renewed ({e}); trying again until its local deadline in {:.1} s",
+                            left.as_secs_f64()
+                        );
+                    }
+                    failed = Some((e, n));
+                }
                 Ok(Ok(false)) => {
                     return Demotion::LeaseLost("another host holds the lease".into());
                 }
                 Ok(Ok(true)) => {
                     self.lease.renewed(epoch, sent);
                     self.metrics.ha_lease_age(0.0);
+                    if let Some((_, n)) = failed.take() {
+                        log::info!(
+                            "lease renewed again (epoch {epoch}) after {n} failed attempt(s)"
+                        );
+                    }
                 }
             }
         }
