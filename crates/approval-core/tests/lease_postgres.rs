@@ -66,6 +66,25 @@ impl Host {
     }
 }
 
+/// A journal in `schema` (migrated) whose holder, with a 3 s lease, took the vacant lease:
+/// the journal, the lease, the metrics, the holder and its epoch.
+async fn active(
+    pg: &postgres::Postgres,
+    schema: &str,
+) -> (Journal, Arc<Lease>, Arc<Metrics>, Holder, i64) {
+    let t = target(pg, schema);
+    let j = Journal::open_postgres(&t, pw(), true).expect("opens");
+    let l = Lease::new("web01", Duration::from_secs(3));
+    j.attach_lease(l.clone());
+    let metrics = Arc::new(Metrics::with_ha(true));
+    let mut h = Holder::new(l.clone(), t, pw(), metrics.clone());
+    let Ok(Some((epoch, how))) = h.try_take().await else {
+        panic!("taken")
+    };
+    assert_eq!(how, "vacant");
+    (j, l, metrics, h, epoch)
+}
+
 fn epoch_of(pg: &postgres::Postgres, schema: &str, key: &str) -> String {
     pg.psql(&format!(
         "SELECT state || '|' || COALESCE(epoch::text, '-') FROM {schema}.mail WHERE key = '{key}'"
@@ -239,17 +258,8 @@ async fn a_holder_whose_database_stops_answering_stops_acting_at_its_deadline() 
     let Some(pg) = postgres::Postgres::start() else {
         return;
     };
-    let t = target(&pg, "ld");
-    // The schema exists (the journal migrates it).
-    let j = Journal::open_postgres(&t, pw(), true).expect("opens");
-    let l = Lease::new("web01", Duration::from_secs(3));
-    j.attach_lease(l.clone());
-    let metrics = Arc::new(Metrics::with_ha(true));
-    let mut h = Holder::new(l.clone(), t.clone(), pw(), metrics.clone());
-    let Ok(Some((epoch, how))) = h.try_take().await else {
-        panic!("taken")
-    };
-    assert_eq!((epoch, how.as_str()), (1, "vacant"));
+    let (j, l, metrics, mut h, epoch) = active(&pg, "ld").await;
+    assert_eq!(epoch, 1);
     assert!(l.may_act(Duration::from_millis(1200)).is_ok());
     // The lease connection's server process stops answering (SIGSTOP): no error, no answer.
     let pid = pg
@@ -289,15 +299,7 @@ async fn a_renewal_that_fails_is_tried_again_and_the_holder_keeps_its_epoch() {
     let Some(pg) = postgres::Postgres::start() else {
         return;
     };
-    let t = target(&pg, "rt");
-    let j = Journal::open_postgres(&t, pw(), true).expect("opens");
-    let l = Lease::new("web01", Duration::from_secs(3));
-    j.attach_lease(l.clone());
-    let metrics = Arc::new(Metrics::with_ha(true));
-    let mut h = Holder::new(l.clone(), t.clone(), pw(), metrics.clone());
-    let Ok(Some((epoch, _))) = h.try_take().await else {
-        panic!("taken")
-    };
+    let (j, l, metrics, mut h, epoch) = active(&pg, "rt").await;
     let keeping = tokio::spawn(async move { h.keep(epoch).await });
     // Another session holds the lease row past the lease connection's lock and statement
     // timeouts (1.2 s at a 3 s lease): the renewals in that time fail with an error, not a
