@@ -301,18 +301,22 @@ async fn a_renewal_that_fails_is_tried_again_and_the_holder_keeps_its_epoch() {
     };
     let (j, l, metrics, mut h, epoch) = active(&pg, "rt").await;
     let keeping = tokio::spawn(async move { h.keep(epoch).await });
-    // Another session holds the lease row past the lease connection's lock and statement
-    // timeouts (1.2 s at a 3 s lease): the renewals in that time fail with an error, not a
-    // silence. Well within the local deadline the row is free again.
+    // For 1.2 s (two renewal periods of a 3 s lease) the lease table is not there under its
+    // name: every renewal in that time fails at once with an error ("relation does not
+    // exist"), whatever the timing, and none succeeds. Then it is back, well within the local
+    // deadline (at most 0.6 s + 1.2 s after the last renewal, of 3 s).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pg = Arc::new(pg);
-    let blocker = {
+    let away = {
         let pg = pg.clone();
         tokio::task::spawn_blocking(move || {
-            pg.psql("BEGIN; SELECT 1 FROM rt.lease FOR SHARE; SELECT pg_sleep(1.5); COMMIT;")
+            // Two psql runs: one would make it a single transaction, invisible to the holder.
+            pg.psql("ALTER TABLE rt.lease RENAME TO lease_away");
+            std::thread::sleep(Duration::from_millis(1200));
+            pg.psql("ALTER TABLE rt.lease_away RENAME TO lease");
         })
     };
-    blocker.await.expect("the blocking session ran");
+    away.await.expect("the table was renamed and back");
     // Two lease lengths later the holder still holds the lease at the same epoch.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert!(
